@@ -1,0 +1,534 @@
+//! Reading the TOML text into a [`SyncConfig`], collecting every problem with its key
+//! path instead of stopping at the first (which is all serde's derive can do).
+
+use std::collections::BTreeMap;
+
+use toml::{Table, Value};
+
+use super::*;
+
+/// The problems found so far.
+#[derive(Default)]
+struct Problems(Vec<ConfigError>);
+
+impl Problems {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ConfigError::new(path, message));
+    }
+}
+
+/// One TOML table being read: remembers which keys were asked for, so that whatever is
+/// left is reported as unknown.
+struct Node<'a> {
+    path: String,
+    table: &'a Table,
+    asked: Vec<&'static str>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Integer(_) => "an integer",
+        Value::Float(_) => "a number",
+        Value::Boolean(_) => "a boolean",
+        Value::Datetime(_) => "a date-time",
+        Value::Array(_) => "an array",
+        Value::Table(_) => "a table",
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+impl<'a> Node<'a> {
+    fn new(path: String, table: &'a Table) -> Self {
+        Node {
+            path,
+            table,
+            asked: Vec::new(),
+        }
+    }
+
+    fn at(&self, key: &str) -> String {
+        join(&self.path, key)
+    }
+
+    fn get(&mut self, key: &'static str) -> Option<&'a Value> {
+        self.asked.push(key);
+        self.table.get(key)
+    }
+
+    fn bool(&mut self, key: &'static str, default: bool, p: &mut Problems) -> bool {
+        match self.get(key) {
+            None => default,
+            Some(Value::Boolean(b)) => *b,
+            Some(other) => {
+                p.push(self.at(key), format!("expected true or false, got {}", type_name(other)));
+                default
+            }
+        }
+    }
+
+    fn string(&mut self, key: &'static str, p: &mut Problems) -> Option<String> {
+        match self.get(key)? {
+            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Value::String(_) => {
+                p.push(self.at(key), "expected a non-empty string");
+                None
+            }
+            other => {
+                p.push(self.at(key), format!("expected a string, got {}", type_name(other)));
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, key: &'static str, what: &str, p: &mut Problems) -> Option<String> {
+        if self.table.contains_key(key) {
+            self.string(key, p)
+        } else {
+            self.asked.push(key);
+            p.push(self.at(key), format!("missing: expected {what}"));
+            None
+        }
+    }
+
+    fn choice<T: Choice>(&mut self, key: &'static str, default: T, p: &mut Problems) -> T {
+        self.optional_choice(key, p).unwrap_or(default)
+    }
+
+    /// A named value, `None` when absent or not one of the names (reported).
+    fn optional_choice<T: Choice>(&mut self, key: &'static str, p: &mut Problems) -> Option<T> {
+        let found = match self.get(key)? {
+            Value::String(s) => T::from_name(s.trim()).ok_or_else(|| format!("\"{s}\"")),
+            other => Err(type_name(other).to_owned()),
+        };
+        found
+            .map_err(|got| p.push(self.at(key), format!("expected one of {}, got {got}", T::expected())))
+            .ok()
+    }
+
+    fn table(&mut self, key: &'static str, p: &mut Problems) -> Option<Node<'a>> {
+        match self.get(key)? {
+            Value::Table(t) => Some(Node::new(self.at(key), t)),
+            other => {
+                p.push(self.at(key), format!("expected a table, got {}", type_name(other)));
+                None
+            }
+        }
+    }
+
+    /// An array of tables (`[[contacts.fields]]`).
+    fn tables(&mut self, key: &'static str, p: &mut Problems) -> Vec<Node<'a>> {
+        let path = self.at(key);
+        match self.get(key) {
+            None => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| match item {
+                    Value::Table(t) => Some(Node::new(format!("{path}[{i}]"), t)),
+                    other => {
+                        p.push(format!("{path}[{i}]"), format!("expected a table, got {}", type_name(other)));
+                        None
+                    }
+                })
+                .collect(),
+            Some(other) => {
+                p.push(path, format!("expected an array of tables, got {}", type_name(other)));
+                Vec::new()
+            }
+        }
+    }
+
+    /// A table of string values (`value_map = { NEW = "Open" }`).
+    fn string_map(&mut self, key: &'static str, p: &mut Problems) -> Option<BTreeMap<String, String>> {
+        let node = self.table(key, p)?;
+        let mut map = BTreeMap::new();
+        for (k, v) in node.table {
+            match v {
+                Value::String(s) => {
+                    map.insert(k.trim().to_owned(), s.trim().to_owned());
+                }
+                other => p.push(
+                    join(&node.path, k),
+                    format!("expected a string, got {}", type_name(other)),
+                ),
+            }
+        }
+        // Every key of a map is data, none is unknown: `node` is not finished.
+        Some(map)
+    }
+
+    fn string_list(&mut self, key: &'static str, p: &mut Problems) -> Option<Vec<String>> {
+        let path = self.at(key);
+        match self.get(key)? {
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| match v {
+                        Value::String(s) => Some(s.trim().to_owned()),
+                        other => {
+                            p.push(format!("{path}[{i}]"), format!("expected a string, got {}", type_name(other)));
+                            None
+                        }
+                    })
+                    .collect(),
+            ),
+            other => {
+                p.push(path, format!("expected an array of strings, got {}", type_name(other)));
+                None
+            }
+        }
+    }
+
+    /// Reports every key nobody asked for.
+    fn finish(self, p: &mut Problems) {
+        for key in self.table.keys() {
+            if !self.asked.contains(&key.as_str()) {
+                let mut known = self.asked.clone();
+                known.sort_unstable();
+                known.dedup();
+                p.push(
+                    join(&self.path, key),
+                    format!("unknown key; expected one of: {}", known.join(", ")),
+                );
+            }
+        }
+    }
+}
+
+/// Parses the TOML text. Problems of shape (unknown keys, wrong types, unknown names)
+/// are collected here; cross-field rules are in `validate`.
+pub(super) fn parse(text: &str) -> Result<SyncConfig, ConfigErrors> {
+    let table: Table = toml::from_str(text).map_err(|e| {
+        let span = e.span().map(|s| line_of(text, s.start));
+        let path = span.map(|l| format!("line {l}")).unwrap_or_else(|| "(file)".into());
+        ConfigErrors(vec![ConfigError::new(path, format!("not valid TOML: {}", e.message()))])
+    })?;
+    let mut p = Problems::default();
+    let mut root = Node::new(String::new(), &table);
+    let config = read_root(&mut root, &mut p);
+    root.finish(&mut p);
+    if p.0.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors(p.0))
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+fn read_root(root: &mut Node<'_>, p: &mut Problems) -> SyncConfig {
+    let paused = root.bool("paused", false, p);
+    let contacts = section(root, "contacts", p, read_contacts);
+    let companies = section(root, "companies", p, read_companies);
+    let deals = section(root, "deals", p, read_deals);
+    let tickets = section(root, "tickets", p, |n, p| TicketSettings {
+        enabled: n.bool("enabled", false, p),
+        fields: read_fields(n, false, p),
+    });
+    let activities = section(root, "activities", p, read_activities);
+    let owners = section(root, "owners", p, read_owners);
+    let custom_objects = root
+        .tables("custom_objects", p)
+        .into_iter()
+        .map(|mut n| {
+            let pair = read_custom(&mut n, p);
+            n.finish(p);
+            pair
+        })
+        .collect();
+    SyncConfig {
+        paused,
+        contacts,
+        companies,
+        deals,
+        tickets,
+        activities,
+        owners,
+        custom_objects,
+    }
+}
+
+/// Reads an optional section; an absent one reads as an empty table (all defaults).
+fn section<T>(
+    root: &mut Node<'_>,
+    key: &'static str,
+    p: &mut Problems,
+    read: impl FnOnce(&mut Node<'_>, &mut Problems) -> T,
+) -> T {
+    let empty = Table::new();
+    let mut node = root
+        .table(key, p)
+        .unwrap_or_else(|| Node::new(key.to_owned(), &empty));
+    let value = read(&mut node, p);
+    node.finish(p);
+    value
+}
+
+fn read_contacts(n: &mut Node<'_>, p: &mut Problems) -> ContactSettings {
+    let enabled = n.bool("enabled", true, p);
+    let create_salesforce_as = n.choice("create_salesforce_as", PersonObject::Lead, p);
+    let on_salesforce_update = n.choice("on_salesforce_update", SalesforceUpdateRule::CreateOrUpdate, p);
+    let on_salesforce_delete = n.choice("on_salesforce_delete", SalesforceDeleteRule::DoNothing, p);
+    let inclusion = read_inclusion(n, p);
+    let lifecycle_from_opportunities = match n.table("lifecycle_from_opportunities", p) {
+        Some(mut t) => {
+            let rule = LifecycleRule {
+                enabled: t.bool("enabled", false, p),
+                propagate_to_company: t.bool("propagate_to_company", false, p),
+            };
+            t.finish(p);
+            rule
+        }
+        None => LifecycleRule::default(),
+    };
+    let default_geo = StateCountryRule {
+        salesforce_picklists: PicklistMode::Disabled,
+        hubspot_values: HubSpotGeoMode::AsIs,
+    };
+    let state_country = match n.table("state_country", p) {
+        Some(mut t) => {
+            let rule = StateCountryRule {
+                salesforce_picklists: t.choice("salesforce_picklists", default_geo.salesforce_picklists, p),
+                hubspot_values: t.choice("hubspot_values", default_geo.hubspot_values, p),
+            };
+            t.finish(p);
+            rule
+        }
+        None => default_geo,
+    };
+    ContactSettings {
+        enabled,
+        create_salesforce_as,
+        on_salesforce_update,
+        on_salesforce_delete,
+        inclusion,
+        lifecycle_from_opportunities,
+        state_country,
+        fields: read_fields(n, true, p),
+    }
+}
+
+fn read_inclusion(n: &mut Node<'_>, p: &mut Problems) -> Inclusion {
+    let Some(mut t) = n.table("inclusion", p) else {
+        return Inclusion::Everything;
+    };
+    let list = t.string("list_id", p);
+    let conditions: Vec<InclusionCondition> = t
+        .tables("filters", p)
+        .into_iter()
+        .filter_map(|mut c| {
+            let property = c.required_string("property", "a HubSpot contact property name", p);
+            let operator = c.choice("operator", FilterOperator::Eq, p);
+            let values = c.string_list("values", p).unwrap_or_default();
+            let needs_values = !matches!(
+                operator,
+                FilterOperator::HasProperty | FilterOperator::NotHasProperty
+            );
+            if needs_values && values.is_empty() {
+                p.push(c.at("values"), format!("operator \"{operator}\" needs at least one value"));
+            }
+            c.finish(p);
+            Some(InclusionCondition {
+                property: property?,
+                operator,
+                values,
+            })
+        })
+        .collect();
+    let path = t.path.clone();
+    t.finish(p);
+    match (list, conditions.is_empty()) {
+        (Some(_), false) => {
+            p.push(path, "give either list_id or filters, not both");
+            Inclusion::Everything
+        }
+        (Some(id), true) => Inclusion::List(id),
+        (None, false) => Inclusion::Filter(conditions),
+        (None, true) => Inclusion::Everything,
+    }
+}
+
+fn read_companies(n: &mut Node<'_>, p: &mut Problems) -> CompanySettings {
+    CompanySettings {
+        enabled: n.bool("enabled", true, p),
+        dedup_key: n.choice("dedup_key", CompanyDedupKey::Domain, p),
+        fields: read_fields(n, false, p),
+    }
+}
+
+fn read_deals(n: &mut Node<'_>, p: &mut Problems) -> DealSettings {
+    let enabled = n.bool("enabled", true, p);
+    let mut pipelines = BTreeMap::new();
+    if let Some(t) = n.table("pipelines", p) {
+        let ids: Vec<String> = t.table.keys().cloned().collect();
+        for id in ids {
+            let path = join(&t.path, &id);
+            match t.table.get(&id) {
+                Some(Value::Table(pt)) => {
+                    let mut node = Node::new(path, pt);
+                    let map = StageMap {
+                        to_salesforce: node.string_map("to_salesforce", p).unwrap_or_default(),
+                        to_hubspot: node.string_map("to_hubspot", p).unwrap_or_default(),
+                    };
+                    node.finish(p);
+                    pipelines.insert(id, map);
+                }
+                Some(other) => p.push(path, format!("expected a table, got {}", type_name(other))),
+                None => {}
+            }
+        }
+        // Every key of `pipelines` is a pipeline id: `t` is not finished.
+    }
+    DealSettings {
+        enabled,
+        pipelines,
+        default_pipeline: n.string("default_pipeline", p).unwrap_or_else(|| "default".into()),
+        fields: read_fields(n, false, p),
+    }
+}
+
+fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
+    let enabled = n.bool("enabled", false, p);
+    let path = n.at("types");
+    let types = n
+        .string_list("types", p)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let t = ActivityType::from_name(&name);
+            if t.is_none() {
+                p.push(
+                    format!("{path}[{i}]"),
+                    format!("expected one of {}, got \"{name}\"", ActivityType::expected()),
+                );
+            }
+            t
+        })
+        .collect();
+    ActivitySettings { enabled, types }
+}
+
+fn read_owners(n: &mut Node<'_>, p: &mut Problems) -> OwnerSettings {
+    OwnerSettings {
+        enabled: n.bool("enabled", true, p),
+        overrides: n.string_map("overrides", p).unwrap_or_default(),
+    }
+}
+
+fn read_custom(n: &mut Node<'_>, p: &mut Problems) -> CustomObjectPair {
+    let name = n.required_string("name", "a name for this pair", p).unwrap_or_default();
+    let hubspot_object = n
+        .required_string("hubspot_object", "a HubSpot object type id (2-1234567) or name (p_machines)", p)
+        .unwrap_or_default();
+    let salesforce_object = n
+        .required_string("salesforce_object", "a Salesforce custom object (Machine__c)", p)
+        .unwrap_or_default();
+    let enabled = n.bool("enabled", true, p);
+    let match_on = n.table("match_on", p).and_then(|mut t| {
+        let hs = t.required_string("hubspot", "the HubSpot property that identifies a record", p);
+        let sf = t.required_string("salesforce", "the Salesforce field that identifies a record", p);
+        t.finish(p);
+        Some((hs?, sf?))
+    });
+    CustomObjectPair {
+        name,
+        hubspot_object,
+        salesforce_object,
+        enabled,
+        match_on,
+        fields: read_fields(n, false, p),
+    }
+}
+
+fn read_fields(n: &mut Node<'_>, per_object_allowed: bool, p: &mut Problems) -> Vec<FieldMapping> {
+    n.tables("fields", p)
+        .into_iter()
+        .filter_map(|mut f| {
+            let m = read_field(&mut f, per_object_allowed, p);
+            f.finish(p);
+            m
+        })
+        .collect()
+}
+
+fn read_field(f: &mut Node<'_>, per_object_allowed: bool, p: &mut Problems) -> Option<FieldMapping> {
+    let hubspot = f.required_string("hubspot", "a HubSpot property name", p);
+    let salesforce = match f.get("salesforce") {
+        None => {
+            p.push(f.at("salesforce"), "missing: expected a Salesforce field name");
+            None
+        }
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(SalesforceField::Same(s.trim().to_owned())),
+        Some(Value::Table(_)) if per_object_allowed => {
+            let mut t = f.table("salesforce", p)?;
+            let lead = t.string("lead", p);
+            let contact = t.string("contact", p);
+            if lead.is_none() && contact.is_none() {
+                p.push(t.path.clone(), "expected a field for lead, contact or both");
+            }
+            t.finish(p);
+            Some(SalesforceField::PerObject { lead, contact })
+        }
+        Some(Value::Table(_)) => {
+            p.push(
+                f.at("salesforce"),
+                "a field per Salesforce object ({ lead = ..., contact = ... }) is for contacts only; expected a field name",
+            );
+            None
+        }
+        Some(other) => {
+            p.push(f.at("salesforce"), format!("expected a Salesforce field name, got {}", type_name(other)));
+            None
+        }
+    };
+    let direction = f.choice("direction", Direction::PreferSalesforce, p);
+    let unless_blank = f.bool("unless_blank", false, p);
+    let to_salesforce = f.string_map("value_map", p);
+    let to_hubspot = f.string_map("value_map_to_hubspot", p);
+    let value_map = match (to_salesforce, to_hubspot) {
+        (None, None) => None,
+        (to_sf, to_hs) => {
+            let to_salesforce = to_sf.unwrap_or_default();
+            // Without an explicit reverse map, the forward map read backwards; that only
+            // works when no two HubSpot values share a Salesforce value.
+            let to_hubspot = to_hs.unwrap_or_else(|| {
+                let mut back = BTreeMap::new();
+                for (h, s) in &to_salesforce {
+                    if let Some(first) = back.insert(s.clone(), h.clone()) {
+                        if direction.allows_flow_from(Side::Salesforce) {
+                            p.push(
+                                f.at("value_map"),
+                                format!(
+                                    "\"{first}\" and \"{h}\" both map to \"{s}\", so \"{s}\" cannot be mapped back; add value_map_to_hubspot"
+                                ),
+                            );
+                        }
+                    }
+                }
+                back
+            });
+            Some(ValueMap { to_salesforce, to_hubspot })
+        }
+    };
+    let transform = f.optional_choice("transform", p);
+    Some(FieldMapping {
+        hubspot: hubspot?,
+        salesforce: salesforce?,
+        direction,
+        unless_blank,
+        value_map,
+        transform,
+    })
+}

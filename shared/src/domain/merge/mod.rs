@@ -1,0 +1,520 @@
+//! The three-way merge of one linked record pair: for every mapped field, compare each
+//! side's current value with the value both sides last agreed on, and decide what moves
+//! where, and why.
+//!
+//! - A field changed on one side only moves to the other, if its direction allows.
+//! - Changed on both sides is a conflict: `always_*` decides regardless; otherwise the
+//!   most recent change wins (ties go to the preferred side, Salesforce for `two_way`).
+//! - With no last-synced value (first sync, or a field newly added to the mapping) the
+//!   preferred side wins (`two_way`: the most recent); a blank is not a value there, so
+//!   the filled side fills it whatever the preference.
+//! - A side that already holds the value gets no write: our own writes, read back,
+//!   change nothing, which is what ends echo loops.
+//! - Values are compared normalized ([`crate::domain::value`]), so `"1.0"` vs `1` or a
+//!   re-ordered multi-select is no change.
+//! - A write the target would refuse (formula or read-only field, value outside a
+//!   picklist, too long, lifecycle stage backwards, owner or value with no counterpart)
+//!   is held back with its reason; the rest of the record still syncs.
+
+mod rules;
+mod translate;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+pub use rules::{FieldRule, MergeRules, OwnerDirectory, RulesError, Translation};
+pub use translate::Untranslatable;
+
+use super::config::Direction;
+use super::lifecycle;
+use super::value::{Canon, FieldType, infer_type, normalize};
+use super::{Millis, Side};
+use translate::{RecordPair, same_meaning, translate};
+
+/// One side's current record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Property / field values as the CRM returned them.
+    pub values: Map<String, Value>,
+    /// When the record last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modified_at: Option<Millis>,
+    /// When each field last changed, where the CRM says (HubSpot's property history).
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub field_modified_at: HashMap<String, Millis>,
+}
+
+impl Snapshot {
+    fn changed_at(&self, field: &str) -> Option<Millis> {
+        self.field_modified_at
+            .get(field)
+            .copied()
+            .or(self.modified_at)
+    }
+
+    fn raw(&self, field: &str) -> &Value {
+        self.values.get(field).unwrap_or(&Value::Null)
+    }
+}
+
+/// The values both sides last agreed on, per mapped field, keyed by HubSpot property.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LastSynced {
+    pub fields: BTreeMap<String, SyncedField>,
+}
+
+/// One field's last agreed values, in each side's own wire form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncedField {
+    pub hubspot: Value,
+    pub salesforce: Value,
+}
+
+/// What happens to one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    None,
+    WriteHubspot,
+    WriteSalesforce,
+}
+
+/// Why a field is written, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Both sides already hold the same value.
+    InSync,
+    /// Neither side changed since the last sync.
+    Unchanged,
+    ChangedInHubspot,
+    ChangedInSalesforce,
+    /// First sync: one side was blank and the other filled it.
+    FirstSyncFillsBlank,
+    /// First sync, both filled: the direction's preferred side won.
+    FirstSyncPreferred,
+    /// First sync of a `two_way` field, both filled: the most recent value won.
+    FirstSyncMostRecent,
+    /// Changed on both sides: the most recent change won.
+    ConflictMostRecent,
+    /// Changed on both sides at the same (or an unknown) time: the preferred side won.
+    ConflictPreferred,
+    /// `always_*`: the source side overwrites the other whatever changed.
+    AlwaysSource,
+    /// `direction = "none"`.
+    Direction,
+    /// A blank would have overwritten a filled value (`unless_blank`).
+    BlankProtected,
+    /// The target is a formula field: never written.
+    FormulaField,
+    /// The target is read-only for the integration.
+    ReadOnlyField,
+    /// Only a Salesforce formula field changed: that alone never triggers a sync.
+    FormulaChangeAlone,
+    /// The value is not an allowed value of the target's picklist.
+    NotInPicklist,
+    /// The value has no entry in the value map or stage map.
+    ValueNotMapped,
+    /// The owner has no counterpart with the same email.
+    OwnerNotMatched,
+    /// A state needs a country to match Salesforce's picklist.
+    StateNeedsCountry,
+    /// A value does not parse as the field's type.
+    TypeMismatch,
+    /// The value is longer than the target field allows.
+    WouldTruncate,
+    /// The lifecycle stage would move backwards.
+    LifecycleBackwards,
+    /// The mapping has no field on this Salesforce object.
+    NotMappedForObject,
+}
+
+impl Reason {
+    /// A data-quality issue: the write was held back because the target would refuse
+    /// it or lose part of it.
+    pub fn is_data_quality(self) -> bool {
+        matches!(
+            self,
+            Reason::NotInPicklist
+                | Reason::ValueNotMapped
+                | Reason::OwnerNotMatched
+                | Reason::StateNeedsCountry
+                | Reason::TypeMismatch
+                | Reason::WouldTruncate
+        )
+    }
+}
+
+/// The decision for one mapped field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldOutcome<'c> {
+    pub hubspot: &'c str,
+    pub salesforce: Option<&'c str>,
+    pub direction: Direction,
+    pub action: Action,
+    pub reason: Reason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The result of merging one record pair.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MergePlan<'c> {
+    pub hubspot_writes: Map<String, Value>,
+    pub salesforce_writes: Map<String, Value>,
+    /// What to store as the pair's last-synced values once the writes succeeded.
+    pub last_synced: LastSynced,
+    pub fields: Vec<FieldOutcome<'c>>,
+}
+
+impl MergePlan<'_> {
+    pub fn writes_nothing(&self) -> bool {
+        self.hubspot_writes.is_empty() && self.salesforce_writes.is_empty()
+    }
+}
+
+/// Merges one record pair. `last_synced` is `None` on the pair's first sync.
+pub fn merge_fields<'c>(
+    rules: &'c MergeRules<'c>,
+    hubspot: &'c Snapshot,
+    salesforce: &'c Snapshot,
+    last_synced: Option<&LastSynced>,
+) -> MergePlan<'c> {
+    let pair = RecordPair {
+        rules,
+        hubspot,
+        salesforce,
+    };
+    let mut plan = MergePlan {
+        hubspot_writes: Map::new(),
+        salesforce_writes: Map::new(),
+        last_synced: LastSynced::default(),
+        fields: Vec::with_capacity(rules.fields.len()),
+    };
+    // Writes of Salesforce formula values held until some other field moves.
+    let mut held: Vec<(usize, Pending)> = Vec::new();
+    for rule in &rules.fields {
+        let last = last_synced.and_then(|l| l.fields.get(rule.hubspot));
+        let decision = decide(rule, &pair, last);
+        let index = plan.fields.len();
+        plan.fields.push(FieldOutcome {
+            hubspot: rule.hubspot,
+            salesforce: rule.salesforce,
+            direction: rule.direction,
+            action: Action::None,
+            reason: decision.reason,
+            detail: decision.detail,
+        });
+        match decision.result {
+            Outcome::Keep => {
+                if let Some(last) = last {
+                    plan.last_synced
+                        .fields
+                        .insert(rule.hubspot.to_owned(), last.clone());
+                }
+            }
+            Outcome::Agreed(synced) => {
+                plan.last_synced
+                    .fields
+                    .insert(rule.hubspot.to_owned(), synced);
+            }
+            Outcome::Write(pending) if pending.formula_only => {
+                if let Some(last) = last {
+                    plan.last_synced
+                        .fields
+                        .insert(rule.hubspot.to_owned(), last.clone());
+                }
+                held.push((index, pending));
+            }
+            Outcome::Write(pending) => pending.apply(index, &mut plan),
+        }
+    }
+    if !plan.writes_nothing() {
+        for (index, pending) in held {
+            pending.apply(index, &mut plan);
+        }
+    }
+    plan
+}
+
+/// A write decided for one field.
+struct Pending {
+    target: Side,
+    field: String,
+    value: Value,
+    synced: SyncedField,
+    /// Only a Salesforce formula value changed.
+    formula_only: bool,
+    reason: Reason,
+}
+
+impl Pending {
+    fn apply(self, index: usize, plan: &mut MergePlan<'_>) {
+        let writes = match self.target {
+            Side::HubSpot => &mut plan.hubspot_writes,
+            Side::Salesforce => &mut plan.salesforce_writes,
+        };
+        writes.insert(self.field, self.value);
+        let outcome = &mut plan.fields[index];
+        outcome.action = match self.target {
+            Side::HubSpot => Action::WriteHubspot,
+            Side::Salesforce => Action::WriteSalesforce,
+        };
+        outcome.reason = self.reason;
+        plan.last_synced
+            .fields
+            .insert(outcome.hubspot.to_owned(), self.synced);
+    }
+}
+
+enum Outcome {
+    /// Nothing written; the previous last-synced value (if any) stays.
+    Keep,
+    /// Both sides agree: record these as last synced.
+    Agreed(SyncedField),
+    Write(Pending),
+}
+
+struct Decision {
+    result: Outcome,
+    reason: Reason,
+    detail: Option<String>,
+}
+
+impl Decision {
+    fn keep(reason: Reason, detail: Option<String>) -> Self {
+        Decision {
+            result: Outcome::Keep,
+            reason,
+            detail,
+        }
+    }
+}
+
+/// The comparison type of a field: the Salesforce side's declared type (its values are
+/// typed), else HubSpot's, else what the Salesforce value looks like.
+fn comparison_type(rule: &FieldRule<'_>, hs_raw: &Value, sf_raw: &Value) -> FieldType {
+    rule.declared_type(Side::Salesforce)
+        .or_else(|| rule.declared_type(Side::HubSpot))
+        .unwrap_or_else(|| {
+            if sf_raw.is_null() {
+                infer_type(hs_raw)
+            } else {
+                infer_type(sf_raw)
+            }
+        })
+}
+
+fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedField>) -> Decision {
+    let Some(sf_field) = rule.salesforce else {
+        return Decision::keep(
+            Reason::NotMappedForObject,
+            Some(format!("no {} field is mapped", pair.rules.salesforce_object)),
+        );
+    };
+    if rule.direction == Direction::None {
+        return Decision::keep(Reason::Direction, Some("direction is \"none\"".into()));
+    }
+    let hs_raw = pair.hubspot.raw(rule.hubspot);
+    let sf_raw = pair.salesforce.raw(sf_field);
+    let ty = comparison_type(rule, hs_raw, sf_raw);
+    let hv = match normalize(hs_raw, ty) {
+        Ok(v) => v,
+        Err(e) => return Decision::keep(Reason::TypeMismatch, Some(format!("HubSpot value {e}"))),
+    };
+    let sv = match normalize(sf_raw, ty) {
+        Ok(v) => v,
+        Err(e) => return Decision::keep(Reason::TypeMismatch, Some(format!("Salesforce value {e}"))),
+    };
+
+    let hv_for_sf = translate(rule, Side::HubSpot, &hv, pair);
+    let sv_for_hs = translate(rule, Side::Salesforce, &sv, pair);
+    let in_sync = matches!(&hv_for_sf, Ok(v) if *v == sv)
+        || matches!(&sv_for_hs, Ok(v) if *v == hv)
+        || same_meaning(rule, &hv, &sv, pair);
+    if in_sync {
+        return Decision {
+            result: Outcome::Agreed(SyncedField {
+                hubspot: hs_raw.clone(),
+                salesforce: sf_raw.clone(),
+            }),
+            reason: Reason::InSync,
+            detail: None,
+        };
+    }
+
+    let Some((source, reason)) = choose_source(rule, pair, last, &hv, &sv, ty) else {
+        return Decision::keep(Reason::Unchanged, None);
+    };
+    let (value, translated) = match source {
+        Side::HubSpot => (&hv, hv_for_sf),
+        Side::Salesforce => (&sv, sv_for_hs),
+    };
+    let target = source.other();
+    let target_field = match target {
+        Side::HubSpot => rule.hubspot,
+        Side::Salesforce => sf_field,
+    };
+    let target_current = match target {
+        Side::HubSpot => &hv,
+        Side::Salesforce => &sv,
+    };
+
+    if rule.unless_blank && value.is_blank() && !target_current.is_blank() {
+        return Decision::keep(
+            Reason::BlankProtected,
+            Some(format!("a blank {source} value does not overwrite {target}'s")),
+        );
+    }
+    let target_meta = rule.meta(target);
+    if let Some(meta) = target_meta {
+        if meta.formula {
+            return Decision::keep(Reason::FormulaField, Some(format!("{target} {target_field} is a formula field")));
+        }
+        if meta.read_only {
+            return Decision::keep(
+                Reason::ReadOnlyField,
+                Some(format!("{target} {target_field} is read-only for the integration")),
+            );
+        }
+    }
+    let translated = match translated {
+        Ok(v) => v,
+        Err(u) => return untranslatable(u),
+    };
+    let target_type = rule.declared_type(target).unwrap_or(ty);
+    let rendered = translated.render(target, target_type);
+    if let Some(meta) = target_meta {
+        let text = translated.text();
+        let refused = match &translated {
+            Canon::Set(items) => items.iter().find(|i| meta.refuses_value(i)).map(|i| i.to_string()),
+            Canon::Blank => None,
+            _ => meta.refuses_value(&text).then(|| text.to_string()),
+        };
+        if let Some(value) = refused {
+            return Decision::keep(
+                Reason::NotInPicklist,
+                Some(format!("\"{value}\" is not an allowed value of {target} {target_field}")),
+            );
+        }
+        if let Some(max) = meta.length {
+            let len = text.chars().count();
+            if len > max {
+                return Decision::keep(
+                    Reason::WouldTruncate,
+                    Some(format!("{len} characters; {target} {target_field} holds {max}")),
+                );
+            }
+        }
+    }
+    if target == Side::HubSpot
+        && rule.hubspot == lifecycle::PROPERTY
+        && !lifecycle::may_move(&hv.text(), &translated.text())
+    {
+        return Decision::keep(
+            Reason::LifecycleBackwards,
+            Some(format!(
+                "lifecycle stage moves forward only: \"{}\" -> \"{}\" refused",
+                hv.text(),
+                translated.text()
+            )),
+        );
+    }
+    let source_is_formula = source == Side::Salesforce
+        && rule.meta(Side::Salesforce).is_some_and(|m| m.formula)
+        && last.is_some();
+    let synced = match target {
+        Side::HubSpot => SyncedField {
+            hubspot: rendered.clone(),
+            salesforce: sf_raw.clone(),
+        },
+        Side::Salesforce => SyncedField {
+            hubspot: hs_raw.clone(),
+            salesforce: rendered.clone(),
+        },
+    };
+    Decision {
+        result: Outcome::Write(Pending {
+            target,
+            field: target_field.to_owned(),
+            value: rendered,
+            synced,
+            formula_only: source_is_formula,
+            reason,
+        }),
+        reason: if source_is_formula {
+            Reason::FormulaChangeAlone
+        } else {
+            reason
+        },
+        detail: None,
+    }
+}
+
+fn untranslatable(u: Untranslatable) -> Decision {
+    let (reason, detail) = match u {
+        Untranslatable::NotMapped(d) => (Reason::ValueNotMapped, d),
+        Untranslatable::OwnerNotMatched(d) => (Reason::OwnerNotMatched, d),
+        Untranslatable::UnknownPlace(d) => (Reason::NotInPicklist, d),
+        Untranslatable::StateNeedsCountry(d) => (Reason::StateNeedsCountry, d),
+    };
+    Decision::keep(reason, Some(detail))
+}
+
+/// Which side's value moves, and why; `None` when nothing should move.
+fn choose_source(
+    rule: &FieldRule<'_>,
+    pair: &RecordPair<'_>,
+    last: Option<&SyncedField>,
+    hv: &Canon<'_>,
+    sv: &Canon<'_>,
+    ty: FieldType,
+) -> Option<(Side, Reason)> {
+    match rule.direction {
+        Direction::AlwaysSalesforce => return Some((Side::Salesforce, Reason::AlwaysSource)),
+        Direction::AlwaysHubSpot => return Some((Side::HubSpot, Reason::AlwaysSource)),
+        Direction::None => return None,
+        Direction::PreferSalesforce | Direction::PreferHubSpot | Direction::TwoWay => {}
+    }
+    let preferred = rule.direction.preferred();
+    let newer = || {
+        let hs_at = pair.hubspot.changed_at(rule.hubspot);
+        let sf_at = rule.salesforce.and_then(|f| pair.salesforce.changed_at(f));
+        match (hs_at, sf_at) {
+            (Some(h), Some(s)) if h > s => Some(Side::HubSpot),
+            (Some(h), Some(s)) if s > h => Some(Side::Salesforce),
+            _ => None,
+        }
+    };
+    let Some(last) = last else {
+        // First sync of this field.
+        return Some(if hv.is_blank() {
+            (Side::Salesforce, Reason::FirstSyncFillsBlank)
+        } else if sv.is_blank() {
+            (Side::HubSpot, Reason::FirstSyncFillsBlank)
+        } else if rule.direction == Direction::TwoWay {
+            (newer().unwrap_or(preferred), Reason::FirstSyncMostRecent)
+        } else {
+            (preferred, Reason::FirstSyncPreferred)
+        });
+    };
+    // A last-synced value that no longer parses (the field's type changed) counts as
+    // a change, so the pair is reconciled rather than left stuck.
+    let changed = |raw: &Value, now: &Canon<'_>| normalize(raw, ty).map_or(true, |l| l != *now);
+    let hs_changed = changed(&last.hubspot, hv);
+    let sf_changed = changed(&last.salesforce, sv);
+    match (hs_changed, sf_changed) {
+        (false, false) => None,
+        (true, false) => Some((Side::HubSpot, Reason::ChangedInHubspot)),
+        (false, true) => Some((Side::Salesforce, Reason::ChangedInSalesforce)),
+        (true, true) => Some(match newer() {
+            Some(side) => (side, Reason::ConflictMostRecent),
+            None => (preferred, Reason::ConflictPreferred),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;

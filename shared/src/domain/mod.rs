@@ -1,0 +1,50 @@
+//! The sync domain: what to sync and how two records are reconciled, as pure functions
+//! over plain data.
+
+pub mod config;
+pub mod dedup;
+pub mod explain;
+pub mod geo;
+pub mod lifecycle;
+pub mod merge;
+pub mod metadata;
+pub mod value;
+
+use serde::{Deserialize, Serialize};
+
+/// One of the two CRMs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    HubSpot,
+    Salesforce,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::HubSpot => Side::Salesforce,
+            Side::Salesforce => Side::HubSpot,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::HubSpot => "hubspot",
+            Side::Salesforce => "salesforce",
+        }
+    }
+}
+
+impl std::fmt::Display for Side {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Side::HubSpot => "HubSpot",
+            Side::Salesforce => "Salesforce",
+        })
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC: the one time unit of the domain (HubSpot
+/// reports epoch milliseconds; Salesforce's ISO date-times convert losslessly).
+pub type Millis = i64;

@@ -1,0 +1,8 @@
+//! crmsync's common crate: everything the Lambda functions, the local runner and the CLI
+//! share.
+//!
+//! `domain` is the pure heart (configuration, field types, the three-way merge, dedup
+//! keys, lifecycle and geography rules): no AWS, no HTTP, no clock, so it is tested in
+//! milliseconds. Ports, adapters and the pipeline are built around it.
+
+pub mod domain;
