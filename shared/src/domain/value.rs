@@ -422,7 +422,8 @@ mod tests {
 
     #[test]
     fn a_value_of_the_wrong_type_is_a_mismatch_not_a_blank() {
-        let e = normalize(&json!("N/A"), FieldType::Number);
+        let raw = json!("N/A");
+        let e = normalize(&raw, FieldType::Number);
         assert_eq!(
             e.err(),
             Some(TypeMismatch {

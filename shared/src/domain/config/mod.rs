@@ -235,6 +235,8 @@ pub struct ValueMap {
 /// One mapped field of an object pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldMapping {
+    /// Its position in the file's `fields` array, for key paths in messages.
+    pub index: usize,
     pub hubspot: String,
     pub salesforce: SalesforceField,
     pub direction: Direction,
@@ -431,8 +433,8 @@ impl SyncConfig {
         text: &str,
         capabilities: &Capabilities,
     ) -> Result<ValidatedConfig, ConfigErrors> {
-        let config = read::parse(text)?;
-        let errors = validate::validate(&config, capabilities);
+        let (config, mut errors) = read::parse(text)?;
+        errors.extend(validate::validate(&config, capabilities));
         if errors.is_empty() {
             Ok(ValidatedConfig(config))
         } else {

@@ -204,9 +204,11 @@ impl<'a> Node<'a> {
     }
 }
 
-/// Parses the TOML text. Problems of shape (unknown keys, wrong types, unknown names)
-/// are collected here; cross-field rules are in `validate`.
-pub(super) fn parse(text: &str) -> Result<SyncConfig, ConfigErrors> {
+/// Parses the TOML text into a configuration and the problems of shape found in it
+/// (unknown keys, wrong types, unknown names); a part with a problem is left out, so
+/// the cross-key rules of `validate` can still run on the rest. Only text that is not
+/// TOML at all is an error here.
+pub(super) fn parse(text: &str) -> Result<(SyncConfig, Vec<ConfigError>), ConfigErrors> {
     let table: Table = toml::from_str(text).map_err(|e| {
         let span = e.span().map(|s| line_of(text, s.start));
         let path = span.map(|l| format!("line {l}")).unwrap_or_else(|| "(file)".into());
@@ -216,11 +218,7 @@ pub(super) fn parse(text: &str) -> Result<SyncConfig, ConfigErrors> {
     let mut root = Node::new(String::new(), &table);
     let config = read_root(&mut root, &mut p);
     root.finish(&mut p);
-    if p.0.is_empty() {
-        Ok(config)
-    } else {
-        Err(ConfigErrors(p.0))
-    }
+    Ok((config, p.0))
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -455,15 +453,21 @@ fn read_custom(n: &mut Node<'_>, p: &mut Problems) -> CustomObjectPair {
 fn read_fields(n: &mut Node<'_>, per_object_allowed: bool, p: &mut Problems) -> Vec<FieldMapping> {
     n.tables("fields", p)
         .into_iter()
-        .filter_map(|mut f| {
-            let m = read_field(&mut f, per_object_allowed, p);
+        .enumerate()
+        .filter_map(|(index, mut f)| {
+            let m = read_field(&mut f, index, per_object_allowed, p);
             f.finish(p);
             m
         })
         .collect()
 }
 
-fn read_field(f: &mut Node<'_>, per_object_allowed: bool, p: &mut Problems) -> Option<FieldMapping> {
+fn read_field(
+    f: &mut Node<'_>,
+    index: usize,
+    per_object_allowed: bool,
+    p: &mut Problems,
+) -> Option<FieldMapping> {
     let hubspot = f.required_string("hubspot", "a HubSpot property name", p);
     let salesforce = match f.get("salesforce") {
         None => {
@@ -524,6 +528,7 @@ fn read_field(f: &mut Node<'_>, per_object_allowed: bool, p: &mut Problems) -> O
     };
     let transform = f.optional_choice("transform", p);
     Some(FieldMapping {
+        index,
         hubspot: hubspot?,
         salesforce: salesforce?,
         direction,

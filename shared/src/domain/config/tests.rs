@@ -1,0 +1,215 @@
+//! Reading and validating configurations: defaults, the example, and every problem at
+//! once with its key path.
+
+use std::collections::HashMap;
+
+use super::*;
+use crate::domain::metadata::{FieldMeta, ObjectMeta};
+use crate::domain::value::FieldType;
+
+fn problems(text: &str) -> Vec<String> {
+    match SyncConfig::from_toml(text) {
+        Ok(_) => Vec::new(),
+        Err(ConfigErrors(errors)) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn has(problems: &[String], needle: &str) -> bool {
+    problems.iter().any(|p| p.contains(needle))
+}
+
+#[test]
+fn the_builtin_default_is_valid_and_mirrors_hubspots_defaults() {
+    let c = SyncConfig::builtin();
+    assert!(c.contacts.enabled && c.companies.enabled && c.deals.enabled);
+    assert!(!c.tickets.enabled && !c.activities.enabled);
+    assert_eq!(c.contacts.create_salesforce_as, PersonObject::Lead);
+    let hs: Vec<&str> = c.contacts.fields.iter().map(|f| f.hubspot.as_str()).collect();
+    for p in ["email", "firstname", "lastname", "phone", "jobtitle", "company", "address", "city", "state", "zip", "country"] {
+        assert!(hs.contains(&p), "{p}");
+    }
+    let company = c.contacts.fields.iter().find(|f| f.hubspot == "company");
+    assert_eq!(company.and_then(|f| f.salesforce.on("Lead")), Some("Company"));
+    assert_eq!(company.and_then(|f| f.salesforce.on("Contact")), None);
+    assert_eq!(c.deals.pipelines["default"].to_salesforce["closedwon"], "Closed Won");
+}
+
+#[test]
+fn the_example_is_valid_and_enables_every_pair() {
+    let c = match SyncConfig::from_toml(EXAMPLE_TOML) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(c.pairs().iter().all(|p| p.enabled()));
+    assert!(c.activities.enabled && c.activities.types.len() == 5);
+    assert!(!c.custom_objects.is_empty());
+    assert!(c.contacts.lifecycle_from_opportunities.enabled);
+    assert!(matches!(c.contacts.inclusion, Inclusion::Filter(_)));
+}
+
+#[test]
+fn an_empty_file_is_the_all_defaults_configuration_but_deals_need_a_stage_map() {
+    let p = problems("");
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(has(&p, "deals.fields: no field maps deal stages"));
+    assert!(problems("[deals]\nenabled = false\n").is_empty());
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_its_key_path() {
+    let broken = r#"
+colour = "blue"
+[contacts]
+create_salesforce_as = "account"
+[[contacts.fields]]
+hubspot = "phone"
+salesforce = "Phone"
+direction = "prefer_sf"
+[[contacts.fields]]
+hubspot = "email"
+salesforce = "Email"
+unless_blank = "yes"
+[deals]
+[[deals.fields]]
+hubspot = "dealstage"
+salesforce = "StageName"
+transform = "deal_stage"
+[deals.pipelines.default.to_salesforce]
+appointmentscheduled = "Prospecting"
+closedwon = "Closed Won"
+[deals.pipelines.default.to_hubspot]
+"Prospecting" = "appointmentscheduled"
+"#;
+    let p = problems(broken);
+    assert!(has(&p, "colour: unknown key; expected one of"), "{p:#?}");
+    assert!(has(&p, "contacts.create_salesforce_as: expected one of \"lead\" or \"contact\", got \"account\""), "{p:#?}");
+    assert!(
+        has(&p, "contacts.fields[0].direction: expected one of \"prefer_salesforce\", \"always_salesforce\", \"prefer_hubspot\", \"always_hubspot\", \"two_way\" or \"none\", got \"prefer_sf\""),
+        "{p:#?}"
+    );
+    assert!(has(&p, "contacts.fields[1].unless_blank: expected true or false, got a string"), "{p:#?}");
+    assert!(has(&p, "deals.pipelines.default.to_salesforce: HubSpot stage \"qualifiedtobuy\" of the default pipeline has no Salesforce stage"), "{p:#?}");
+    assert!(has(&p, "deals.pipelines.default.to_hubspot: Salesforce stage \"Closed Won\" has no HubSpot stage"), "{p:#?}");
+}
+
+#[test]
+fn duplicates_misplaced_transforms_and_bad_custom_objects_are_refused() {
+    let p = problems(
+        r#"
+[deals]
+enabled = false
+[companies]
+[[companies.fields]]
+hubspot = "name"
+salesforce = "Name"
+[[companies.fields]]
+hubspot = "name"
+salesforce = "Name"
+[[companies.fields]]
+hubspot = "stage"
+salesforce = { lead = "Status" }
+[[companies.fields]]
+hubspot = "x"
+salesforce = "X__c"
+transform = "deal_stage"
+[[custom_objects]]
+name = "contacts"
+hubspot_object = "Machines!"
+salesforce_object = "Machine"
+"#,
+    );
+    assert!(has(&p, "companies.fields[1].hubspot: \"name\" is already mapped by companies.fields[0]"), "{p:#?}");
+    assert!(has(&p, "companies.fields[2].salesforce: a field per Salesforce object"), "{p:#?}");
+    assert!(has(&p, "companies.fields[3].transform: transform \"deal_stage\" does not apply to companies"), "{p:#?}");
+    assert!(has(&p, "custom_objects[0].name: \"contacts\" is the name of a standard pair"), "{p:#?}");
+    assert!(has(&p, "custom_objects[0].hubspot_object: expected an object type id"), "{p:#?}");
+    assert!(has(&p, "custom_objects[0].salesforce_object: expected a custom object API name ending in __c"), "{p:#?}");
+}
+
+#[test]
+fn a_value_map_that_cannot_be_read_backwards_needs_an_explicit_reverse() {
+    let text = r#"
+[deals]
+enabled = false
+[[companies.fields]]
+hubspot = "tier"
+salesforce = "Tier__c"
+value_map = { gold = "Top", platinum = "Top" }
+"#;
+    assert!(has(&problems(text), "companies.fields[0].value_map: \"gold\" and \"platinum\" both map to \"Top\""));
+    let one_way = text.replace("value_map =", "direction = \"always_hubspot\"\nvalue_map =");
+    assert!(problems(&one_way).is_empty());
+}
+
+#[test]
+fn a_setting_the_engine_does_not_implement_is_refused_not_ignored() {
+    let narrow = Capabilities {
+        supported: vec![Feature::Contacts, Feature::Companies],
+    };
+    let result = SyncConfig::from_toml_with(EXAMPLE_TOML, &narrow);
+    let Err(ConfigErrors(errors)) = result else {
+        panic!("the example enables deals, which this capability set lacks");
+    };
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    for path in ["deals.enabled", "tickets.enabled", "activities.enabled", "custom_objects", "contacts.lifecycle_from_opportunities.enabled"] {
+        assert!(paths.contains(&path), "{path} not refused: {paths:?}");
+    }
+    assert!(errors.iter().all(|e| e.message.contains("not implemented")));
+}
+
+#[test]
+fn metadata_catches_missing_fields_and_incompatible_types() {
+    let config = SyncConfig::builtin();
+    let mut hubspot = HashMap::new();
+    let mut contacts = ObjectMeta::new();
+    for p in ["email", "firstname", "lastname", "jobtitle", "company", "address", "city", "state", "zip", "country", "hubspot_owner_id"] {
+        contacts.insert(p.into(), FieldMeta::of_type(FieldType::Text));
+    }
+    contacts.insert("phone".into(), FieldMeta::of_type(FieldType::Text));
+    hubspot.insert("contacts".to_owned(), contacts);
+    let mut lead = ObjectMeta::new();
+    for f in ["Email", "FirstName", "LastName", "Title", "Company", "Street", "City", "State", "PostalCode", "Country", "OwnerId"] {
+        lead.insert(f.into(), FieldMeta::of_type(FieldType::Text));
+    }
+    lead.insert("Phone".into(), FieldMeta::of_type(FieldType::Number));
+    let mut salesforce = HashMap::new();
+    salesforce.insert("Lead".to_owned(), lead);
+    let errors: Vec<String> = validate_against_metadata(&config, &hubspot, &salesforce)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        has(&errors, "contacts.fields[3]: a text property mapped to a number field (Lead.Phone)"),
+        "{errors:#?}"
+    );
+    assert!(errors.iter().all(|e| !e.contains("Lead has no field")), "{errors:#?}");
+
+    salesforce.get_mut("Lead").map(|l| l.remove("Title"));
+    let errors: Vec<String> = validate_against_metadata(&config, &hubspot, &salesforce)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(has(&errors, "contacts.fields[4].salesforce: Salesforce Lead has no field \"Title\""), "{errors:#?}");
+}
+
+#[test]
+fn an_inclusion_filter_admits_only_matching_contacts() {
+    let c = match SyncConfig::from_toml(EXAMPLE_TOML) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let props = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    let admits = |v| c.contacts.inclusion.admits(&props(v));
+    assert_eq!(admits(serde_json::json!({"lifecyclestage": "customer", "email": "a@acme.com"})), Some(true));
+    assert_eq!(admits(serde_json::json!({"lifecyclestage": "subscriber", "email": "a@acme.com"})), Some(false));
+    assert_eq!(admits(serde_json::json!({"lifecyclestage": "customer", "email": "qa@TEST.com"})), Some(false));
+    assert_eq!(Inclusion::Everything.admits(&props(serde_json::json!({}))), Some(true));
+    assert_eq!(Inclusion::List("7".into()).admits(&props(serde_json::json!({}))), None);
+}
+
+#[test]
+fn malformed_toml_names_the_line() {
+    let p = problems("[contacts]\nenabled = tru\n");
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("line 2: not valid TOML"), "{p:?}");
+}

@@ -149,16 +149,16 @@ fn check_fields(c: &SyncConfig, pair: Pair<'_>, errors: &mut Vec<ConfigError>) {
     let base = pair.path(c);
     let mut hubspot_seen = HashMap::new();
     let mut salesforce_seen = HashMap::new();
-    for (i, f) in pair.fields().iter().enumerate() {
-        let path = format!("{base}.fields[{i}]");
-        if let Some(first) = hubspot_seen.insert(f.hubspot.as_str(), i) {
+    for f in pair.fields() {
+        let path = format!("{base}.fields[{}]", f.index);
+        if let Some(first) = hubspot_seen.insert(f.hubspot.as_str(), f.index) {
             errors.push(ConfigError::new(
                 format!("{path}.hubspot"),
                 format!("\"{}\" is already mapped by {base}.fields[{first}]", f.hubspot),
             ));
         }
         for (object, field) in f.salesforce.all() {
-            if let Some(first) = salesforce_seen.insert((object, field), i) {
+            if let Some(first) = salesforce_seen.insert((object, field), f.index) {
                 errors.push(ConfigError::new(
                     format!("{path}.salesforce"),
                     format!("\"{field}\" is already mapped by {base}.fields[{first}]"),
@@ -319,8 +319,8 @@ pub fn validate_against_metadata(
     for pair in c.pairs().into_iter().filter(|p| p.enabled()) {
         let base = pair.path(c);
         let hs_meta = hubspot.get(pair.hubspot_object());
-        for (i, f) in pair.fields().iter().enumerate() {
-            let path = format!("{base}.fields[{i}]");
+        for f in pair.fields() {
+            let path = format!("{base}.fields[{}]", f.index);
             let hs_field = match hs_meta {
                 Some(meta) => match meta.get(&f.hubspot) {
                     Some(m) => Some(m),

@@ -178,8 +178,8 @@ impl MergePlan<'_> {
 /// Merges one record pair. `last_synced` is `None` on the pair's first sync.
 pub fn merge_fields<'c>(
     rules: &'c MergeRules<'c>,
-    hubspot: &'c Snapshot,
-    salesforce: &'c Snapshot,
+    hubspot: &Snapshot,
+    salesforce: &Snapshot,
     last_synced: Option<&LastSynced>,
 ) -> MergePlan<'c> {
     let pair = RecordPair {
@@ -263,6 +263,7 @@ impl Pending {
             Side::Salesforce => Action::WriteSalesforce,
         };
         outcome.reason = self.reason;
+        outcome.detail = None;
         plan.last_synced
             .fields
             .insert(outcome.hubspot.to_owned(), self.synced);
@@ -449,7 +450,9 @@ fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedF
         } else {
             reason
         },
-        detail: None,
+        detail: source_is_formula.then(|| {
+            format!("only the formula field {sf_field} changed; it syncs with the record's next change")
+        }),
     }
 }
 
