@@ -36,19 +36,30 @@ pub fn run() -> Result<(), CliError> {
     let config = SyncConfig::builtin();
     for (title, json) in SCENARIOS {
         let out = explain(json, &config)?;
-        println!("== {title} ({} / {})", out["pair"], out["salesforce_object"]);
+        println!(
+            "== {title} ({} / {})",
+            out["pair"], out["salesforce_object"]
+        );
         print_writes("HubSpot", &out["hubspot_writes"]);
         print_writes("Salesforce", &out["salesforce_writes"]);
         for field in out["fields"].as_array().into_iter().flatten() {
             let reason = field["reason"].as_str().unwrap_or_default();
             if field["action"] == "none" && !matches!(reason, "in_sync" | "not_mapped_for_object") {
-                let detail = field["detail"].as_str().map(|d| format!(": {d}")).unwrap_or_default();
-                println!("  held   {:<18} {reason}{detail}", field["hubspot"].as_str().unwrap_or_default());
+                let detail = field["detail"]
+                    .as_str()
+                    .map(|d| format!(": {d}"))
+                    .unwrap_or_default();
+                println!(
+                    "  held   {:<18} {reason}{detail}",
+                    field["hubspot"].as_str().unwrap_or_default()
+                );
             }
         }
         println!();
     }
-    println!("Run `crmsync explain FILE` on any of tests/fixtures/explain/*.json for every field's decision.");
+    println!(
+        "Run `crmsync explain FILE` on any of tests/fixtures/explain/*.json for every field's decision."
+    );
     Ok(())
 }
 

@@ -17,7 +17,11 @@ use crmsync_shared::domain::metadata::ObjectMeta;
 use serde::Deserialize;
 
 #[derive(Parser)]
-#[command(name = "crmsync", version, about = "Two-way HubSpot <-> Salesforce sync")]
+#[command(
+    name = "crmsync",
+    version,
+    about = "Two-way HubSpot <-> Salesforce sync"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -40,10 +40,10 @@ pub fn domain_key(raw: &str) -> Option<String> {
     if let Some(i) = s.rfind('@') {
         s = &s[i + 1..];
     }
-    if let Some(i) = s.rfind(':') {
-        if s[i + 1..].bytes().all(|b| b.is_ascii_digit()) {
-            s = &s[..i];
-        }
+    if let Some((host, port)) = s.rsplit_once(':')
+        && port.bytes().all(|b| b.is_ascii_digit())
+    {
+        s = host;
     }
     let host = s.trim_end_matches('.').to_lowercase();
     let host = host.strip_prefix("www.").map(str::to_owned).unwrap_or(host);
@@ -57,8 +57,20 @@ pub fn domain_key(raw: &str) -> Option<String> {
 }
 
 const LEGAL_FORMS: [&str; 14] = [
-    "inc", "incorporated", "llc", "ltd", "limited", "corp", "corporation", "co", "gmbh",
-    "ag", "sa", "sas", "bv", "plc",
+    "inc",
+    "incorporated",
+    "llc",
+    "ltd",
+    "limited",
+    "corp",
+    "corporation",
+    "co",
+    "gmbh",
+    "ag",
+    "sa",
+    "sas",
+    "bv",
+    "plc",
 ];
 
 /// The company name dedup key.
@@ -81,7 +93,10 @@ mod tests {
 
     #[test]
     fn emails_are_trimmed_and_lowercased_only() {
-        assert_eq!(email_key("  Ana.Silva+crm@Example.COM "), Some("ana.silva+crm@example.com".into()));
+        assert_eq!(
+            email_key("  Ana.Silva+crm@Example.COM "),
+            Some("ana.silva+crm@example.com".into())
+        );
         assert_eq!(email_key("no-at-sign"), None);
         assert_eq!(email_key("a@b"), None);
         assert_eq!(email_key("a@@b.com"), None);
@@ -102,7 +117,10 @@ mod tests {
         ] {
             assert_eq!(domain_key(raw), Some("acme.com".into()), "{raw}");
         }
-        assert_eq!(domain_key("shop.acme.co.uk"), Some("shop.acme.co.uk".into()));
+        assert_eq!(
+            domain_key("shop.acme.co.uk"),
+            Some("shop.acme.co.uk".into())
+        );
         assert_eq!(domain_key("localhost"), None);
         assert_eq!(domain_key("not a domain"), None);
         assert_eq!(domain_key(""), None);
@@ -111,7 +129,10 @@ mod tests {
     #[test]
     fn company_names_drop_punctuation_and_one_legal_form() {
         assert_eq!(company_name_key("Acme, Inc."), Some("acme".into()));
-        assert_eq!(company_name_key("  ACME   Widgets  GmbH "), Some("acme widgets".into()));
+        assert_eq!(
+            company_name_key("  ACME   Widgets  GmbH "),
+            Some("acme widgets".into())
+        );
         assert_eq!(company_name_key("Inc"), Some("inc".into()));
         assert_eq!(company_name_key(" -- "), None);
     }

@@ -16,15 +16,13 @@
 //! Times are epoch milliseconds or ISO 8601. `last_synced` absent or null means the
 //! pair's first sync.
 
-use std::collections::{BTreeMap, HashMap};
-
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 use super::config::ValidatedConfig;
 use super::merge::{
-    LastSynced, MergePlan, MergeRules, OwnerDirectory, RulesError, Snapshot, SyncedField,
-    merge_fields,
+    FieldOutcome, LastSynced, MergeRules, OwnerDirectory, RulesError, Snapshot, merge_fields,
 };
 use super::metadata::PairMeta;
 use super::value::parse_datetime_millis;
@@ -41,7 +39,7 @@ pub struct ExplainInput {
     pub hubspot: SideInput,
     pub salesforce: SideInput,
     #[serde(default)]
-    pub last_synced: Option<BTreeMap<String, SyncedField>>,
+    pub last_synced: Option<LastSynced>,
     #[serde(default)]
     pub metadata: PairMeta,
     #[serde(default)]
@@ -56,7 +54,7 @@ pub struct SideInput {
     #[serde(default, deserialize_with = "opt_time")]
     pub modified_at: Option<Millis>,
     #[serde(default, deserialize_with = "time_map")]
-    pub field_modified_at: HashMap<String, Millis>,
+    pub field_modified_at: FxHashMap<String, Millis>,
 }
 
 /// An owner known on both sides; either id may be absent.
@@ -82,14 +80,16 @@ fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Millis>, D::Error>
     let v = Option::<Value>::deserialize(d)?;
     match v {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => parse_time(&v)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom(format!("expected epoch milliseconds or an ISO 8601 time, got {v}"))),
+        Some(v) => parse_time(&v).map(Some).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected epoch milliseconds or an ISO 8601 time, got {v}"
+            ))
+        }),
     }
 }
 
-fn time_map<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<String, Millis>, D::Error> {
-    let raw = HashMap::<String, Value>::deserialize(d)?;
+fn time_map<'de, D: Deserializer<'de>>(d: D) -> Result<FxHashMap<String, Millis>, D::Error> {
+    let raw = Map::<String, Value>::deserialize(d)?;
     raw.into_iter()
         .map(|(k, v)| match parse_time(&v) {
             Some(t) => Ok((k, t)),
@@ -103,7 +103,7 @@ fn time_map<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<String, Millis>, 
 impl From<SideInput> for Snapshot {
     fn from(s: SideInput) -> Self {
         Snapshot {
-            values: s.values,
+            values: s.values.into_iter().collect(),
             modified_at: s.modified_at,
             field_modified_at: s.field_modified_at,
         }
@@ -118,14 +118,17 @@ pub enum ExplainError {
     Rules(#[from] RulesError),
 }
 
-/// The printed answer: the writes for each side and every field's decision.
+/// The printed answer: the writes for each side, the new last-synced values and
+/// every field's decision.
 #[derive(Debug, Serialize)]
 struct Explanation<'c> {
     pair: &'c str,
     salesforce_object: &'c str,
     first_sync: bool,
-    #[serde(flatten)]
-    plan: MergePlan<'c>,
+    hubspot_writes: &'c Map<String, Value>,
+    salesforce_writes: &'c Map<String, Value>,
+    last_synced: LastSynced,
+    fields: &'c [FieldOutcome<'c>],
 }
 
 /// Merges the record pair described by `json` under `config` and returns the
@@ -160,13 +163,16 @@ pub fn explain(json: &str, config: &ValidatedConfig) -> Result<Value, ExplainErr
     let rules = MergeRules::new(config, &input.pair, object, &input.metadata, &owners)?;
     let hubspot = Snapshot::from(input.hubspot.clone());
     let salesforce = Snapshot::from(input.salesforce.clone());
-    let last_synced = input.last_synced.clone().map(|fields| LastSynced { fields });
+    let last_synced = input.last_synced.clone();
     let plan = merge_fields(&rules, &hubspot, &salesforce, last_synced.as_ref());
     let explanation = Explanation {
         pair: rules.pair,
         salesforce_object: rules.salesforce_object,
         first_sync: last_synced.is_none(),
-        plan,
+        hubspot_writes: &plan.hubspot_writes,
+        salesforce_writes: &plan.salesforce_writes,
+        last_synced: plan.next_last_synced(last_synced.as_ref()),
+        fields: &plan.fields,
     };
     Ok(serde_json::to_value(&explanation)?)
 }

@@ -109,7 +109,13 @@ mod tests {
 
     #[test]
     fn countries_by_code_name_and_alias() {
-        for text in ["US", "usa", "United States of America", " united states ", "USA"] {
+        for text in [
+            "US",
+            "usa",
+            "United States of America",
+            " united states ",
+            "USA",
+        ] {
             assert_eq!(country_code(text), Some("US"), "{text}");
         }
         assert_eq!(country_code("Germany"), Some("DE"));

@@ -102,8 +102,14 @@ mod tests {
     #[test]
     fn opportunities_move_contacts_forward_only() {
         use OpportunityState::*;
-        assert_eq!(stage_from_opportunities(Some("lead"), &[Open]), Some("opportunity"));
-        assert_eq!(stage_from_opportunities(Some("lead"), &[Lost, Won]), Some("customer"));
+        assert_eq!(
+            stage_from_opportunities(Some("lead"), &[Open]),
+            Some("opportunity")
+        );
+        assert_eq!(
+            stage_from_opportunities(Some("lead"), &[Lost, Won]),
+            Some("customer")
+        );
         assert_eq!(stage_from_opportunities(Some("customer"), &[Open]), None);
         assert_eq!(stage_from_opportunities(Some("opportunity"), &[Open]), None);
         assert_eq!(stage_from_opportunities(None, &[Lost]), None);

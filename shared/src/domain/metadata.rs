@@ -73,8 +73,8 @@ pub struct PairMeta {
 /// built-in mappings use, so that a merge without fetched metadata still compares
 /// numbers as numbers and dates as dates.
 pub fn well_known_type(side: super::Side, object: &str, field: &str) -> Option<FieldType> {
-    use FieldType::*;
     use super::Side;
+    use FieldType::*;
     let ty = match (side, object, field) {
         (Side::HubSpot, _, "email") => Email,
         (Side::HubSpot, _, "annualrevenue" | "numberofemployees" | "amount") => Number,

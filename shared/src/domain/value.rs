@@ -121,7 +121,7 @@ impl Canon<'_> {
             Canon::Text(s) | Canon::Email(s) => Cow::Borrowed(s),
             Canon::Number(d) => Cow::Owned(d.to_string()),
             Canon::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
-            Canon::Date(d) => Cow::Owned(d.format("%Y-%m-%d").to_string()),
+            Canon::Date(d) => Cow::Owned(format_date(*d)),
             Canon::DateTime(ms) => Cow::Owned(iso_millis(*ms)),
             Canon::Set(items) => Cow::Owned(items.join(";")),
         }
@@ -136,7 +136,9 @@ impl Canon<'_> {
             Canon::Bool(b) => Canon::Bool(b),
             Canon::Date(d) => Canon::Date(d),
             Canon::DateTime(t) => Canon::DateTime(t),
-            Canon::Set(v) => Canon::Set(v.into_iter().map(|s| Cow::Owned(s.into_owned())).collect()),
+            Canon::Set(v) => {
+                Canon::Set(v.into_iter().map(|s| Cow::Owned(s.into_owned())).collect())
+            }
         }
     }
 
@@ -160,9 +162,9 @@ impl Canon<'_> {
                 .and_hms_opt(0, 0, 0)
                 .map(|t| iso_millis(t.and_utc().timestamp_millis()))
                 .unwrap_or_default(),
-            (Canon::DateTime(ms), FieldType::Date) => date_of_millis(*ms)
-                .map(|d| d.format("%Y-%m-%d").to_string())
-                .unwrap_or_default(),
+            (Canon::DateTime(ms), FieldType::Date) => {
+                date_of_millis(*ms).map(format_date).unwrap_or_default()
+            }
             (other, _) => other.text().into_owned(),
         }
     }
@@ -178,10 +180,10 @@ impl Canon<'_> {
 }
 
 fn decimal_to_json(d: Decimal) -> Value {
-    if d.fract().is_zero() {
-        if let Some(i) = d.to_i64() {
-            return Value::from(i);
-        }
+    if d.fract().is_zero()
+        && let Some(i) = d.to_i64()
+    {
+        return Value::from(i);
     }
     d.to_f64()
         .and_then(serde_json::Number::from_f64)
@@ -213,6 +215,20 @@ pub fn normalize(raw: &Value, ty: FieldType) -> Result<Canon<'_>, TypeMismatch> 
     let text: Cow<'_, str> = match raw {
         Value::Null => return Ok(Canon::Blank),
         Value::String(s) => Cow::Borrowed(s.trim()),
+        Value::Number(n) if ty == FieldType::Number => {
+            // Integers skip the text round trip: most Salesforce numbers are whole.
+            if let Some(i) = n.as_i64() {
+                return Ok(Canon::Number(Decimal::from(i)));
+            }
+            if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
+                // Shortest round-trip text, without a heap allocation.
+                let mut buf = ryu::Buffer::new();
+                return parse_decimal(buf.format_finite(f))
+                    .map(|d| Canon::Number(d.normalize()))
+                    .ok_or_else(|| mismatch(&n.to_string(), ty));
+            }
+            Cow::Owned(n.to_string())
+        }
         Value::Number(n) => Cow::Owned(n.to_string()),
         Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Value::Array(_) | Value::Object(_) => {
@@ -291,10 +307,55 @@ fn parse_decimal(s: &str) -> Option<Decimal> {
 /// Dates arrive as `YYYY-MM-DD`, as an ISO date-time (its UTC date counts), or as epoch
 /// milliseconds (HubSpot's older form).
 fn parse_date(s: &str) -> Option<NaiveDate> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return Some(d);
+    parse_iso_date(s).or_else(|| parse_datetime_millis(s).and_then(date_of_millis))
+}
+
+/// `YYYY-MM-DD`, by hand: chrono's format-string parser costs more than the rest of a
+/// field's merge, and dates are compared four times per field.
+fn parse_iso_date(s: &str) -> Option<NaiveDate> {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
     }
-    parse_datetime_millis(s).and_then(date_of_millis)
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
+}
+
+/// `YYYY-MM-DD`, by hand for the same reason.
+fn format_date(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        return d.format("%Y-%m-%d").to_string();
+    }
+    let y = y as u32;
+    let digits = [
+        y / 1000,
+        y / 100 % 10,
+        y / 10 % 10,
+        y % 10,
+        10,
+        m / 10,
+        m % 10,
+        10,
+        day / 10,
+        day % 10,
+    ];
+    digits
+        .iter()
+        .map(|&n| {
+            if n == 10 {
+                '-'
+            } else {
+                char::from(b'0' + n as u8)
+            }
+        })
+        .collect()
 }
 
 /// Date-times arrive as RFC 3339 (`Z` or `+00:00`), Salesforce's `+0000` form, or epoch
@@ -310,8 +371,7 @@ pub fn parse_datetime_millis(s: &str) -> Option<i64> {
         return Some(t.timestamp_millis());
     }
     // A bare date where a date-time is expected: midnight UTC.
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
+    parse_iso_date(s)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
         .map(|t| t.and_utc().timestamp_millis())
 }
@@ -410,14 +470,23 @@ mod tests {
         assert_eq!(n.render(Side::HubSpot, FieldType::Number), json!("1200.5"));
         let i = canon(json!(42.0), FieldType::Number);
         assert_eq!(i.render(Side::Salesforce, FieldType::Number), json!(42));
-        assert_eq!(Canon::Blank.render(Side::Salesforce, FieldType::Text), json!(null));
-        assert_eq!(Canon::Blank.render(Side::HubSpot, FieldType::Text), json!(""));
+        assert_eq!(
+            Canon::Blank.render(Side::Salesforce, FieldType::Text),
+            json!(null)
+        );
+        assert_eq!(
+            Canon::Blank.render(Side::HubSpot, FieldType::Text),
+            json!("")
+        );
         let d = canon(json!("2024-01-15"), FieldType::Date);
         assert_eq!(
             d.render(Side::HubSpot, FieldType::DateTime),
             json!("2024-01-15T00:00:00.000Z")
         );
-        assert_eq!(d.render(Side::Salesforce, FieldType::Date), json!("2024-01-15"));
+        assert_eq!(
+            d.render(Side::Salesforce, FieldType::Date),
+            json!("2024-01-15")
+        );
     }
 
     #[test]

@@ -13,7 +13,10 @@ pub trait Choice: Sized + Copy + 'static {
 
     /// `"a", "b" or "c"`, for error messages.
     fn expected() -> String {
-        let names: Vec<String> = Self::CHOICES.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+        let names: Vec<String> = Self::CHOICES
+            .iter()
+            .map(|(n, _)| format!("\"{n}\""))
+            .collect();
         match names.split_last() {
             Some((last, [])) => last.clone(),
             Some((last, rest)) => format!("{} or {last}", rest.join(", ")),

@@ -68,7 +68,10 @@ impl<'a> Node<'a> {
             None => default,
             Some(Value::Boolean(b)) => *b,
             Some(other) => {
-                p.push(self.at(key), format!("expected true or false, got {}", type_name(other)));
+                p.push(
+                    self.at(key),
+                    format!("expected true or false, got {}", type_name(other)),
+                );
                 default
             }
         }
@@ -82,13 +85,21 @@ impl<'a> Node<'a> {
                 None
             }
             other => {
-                p.push(self.at(key), format!("expected a string, got {}", type_name(other)));
+                p.push(
+                    self.at(key),
+                    format!("expected a string, got {}", type_name(other)),
+                );
                 None
             }
         }
     }
 
-    fn required_string(&mut self, key: &'static str, what: &str, p: &mut Problems) -> Option<String> {
+    fn required_string(
+        &mut self,
+        key: &'static str,
+        what: &str,
+        p: &mut Problems,
+    ) -> Option<String> {
         if self.table.contains_key(key) {
             self.string(key, p)
         } else {
@@ -109,7 +120,12 @@ impl<'a> Node<'a> {
             other => Err(type_name(other).to_owned()),
         };
         found
-            .map_err(|got| p.push(self.at(key), format!("expected one of {}, got {got}", T::expected())))
+            .map_err(|got| {
+                p.push(
+                    self.at(key),
+                    format!("expected one of {}, got {got}", T::expected()),
+                )
+            })
             .ok()
     }
 
@@ -117,7 +133,10 @@ impl<'a> Node<'a> {
         match self.get(key)? {
             Value::Table(t) => Some(Node::new(self.at(key), t)),
             other => {
-                p.push(self.at(key), format!("expected a table, got {}", type_name(other)));
+                p.push(
+                    self.at(key),
+                    format!("expected a table, got {}", type_name(other)),
+                );
                 None
             }
         }
@@ -134,20 +153,30 @@ impl<'a> Node<'a> {
                 .filter_map(|(i, item)| match item {
                     Value::Table(t) => Some(Node::new(format!("{path}[{i}]"), t)),
                     other => {
-                        p.push(format!("{path}[{i}]"), format!("expected a table, got {}", type_name(other)));
+                        p.push(
+                            format!("{path}[{i}]"),
+                            format!("expected a table, got {}", type_name(other)),
+                        );
                         None
                     }
                 })
                 .collect(),
             Some(other) => {
-                p.push(path, format!("expected an array of tables, got {}", type_name(other)));
+                p.push(
+                    path,
+                    format!("expected an array of tables, got {}", type_name(other)),
+                );
                 Vec::new()
             }
         }
     }
 
     /// A table of string values (`value_map = { NEW = "Open" }`).
-    fn string_map(&mut self, key: &'static str, p: &mut Problems) -> Option<BTreeMap<String, String>> {
+    fn string_map(
+        &mut self,
+        key: &'static str,
+        p: &mut Problems,
+    ) -> Option<BTreeMap<String, String>> {
         let node = self.table(key, p)?;
         let mut map = BTreeMap::new();
         for (k, v) in node.table {
@@ -175,14 +204,20 @@ impl<'a> Node<'a> {
                     .filter_map(|(i, v)| match v {
                         Value::String(s) => Some(s.trim().to_owned()),
                         other => {
-                            p.push(format!("{path}[{i}]"), format!("expected a string, got {}", type_name(other)));
+                            p.push(
+                                format!("{path}[{i}]"),
+                                format!("expected a string, got {}", type_name(other)),
+                            );
                             None
                         }
                     })
                     .collect(),
             ),
             other => {
-                p.push(path, format!("expected an array of strings, got {}", type_name(other)));
+                p.push(
+                    path,
+                    format!("expected an array of strings, got {}", type_name(other)),
+                );
                 None
             }
         }
@@ -211,8 +246,13 @@ impl<'a> Node<'a> {
 pub(super) fn parse(text: &str) -> Result<(SyncConfig, Vec<ConfigError>), ConfigErrors> {
     let table: Table = toml::from_str(text).map_err(|e| {
         let span = e.span().map(|s| line_of(text, s.start));
-        let path = span.map(|l| format!("line {l}")).unwrap_or_else(|| "(file)".into());
-        ConfigErrors(vec![ConfigError::new(path, format!("not valid TOML: {}", e.message()))])
+        let path = span
+            .map(|l| format!("line {l}"))
+            .unwrap_or_else(|| "(file)".into());
+        ConfigErrors(vec![ConfigError::new(
+            path,
+            format!("not valid TOML: {}", e.message()),
+        )])
     })?;
     let mut p = Problems::default();
     let mut root = Node::new(String::new(), &table);
@@ -276,7 +316,11 @@ fn section<T>(
 fn read_contacts(n: &mut Node<'_>, p: &mut Problems) -> ContactSettings {
     let enabled = n.bool("enabled", true, p);
     let create_salesforce_as = n.choice("create_salesforce_as", PersonObject::Lead, p);
-    let on_salesforce_update = n.choice("on_salesforce_update", SalesforceUpdateRule::CreateOrUpdate, p);
+    let on_salesforce_update = n.choice(
+        "on_salesforce_update",
+        SalesforceUpdateRule::CreateOrUpdate,
+        p,
+    );
     let on_salesforce_delete = n.choice("on_salesforce_delete", SalesforceDeleteRule::DoNothing, p);
     let inclusion = read_inclusion(n, p);
     let lifecycle_from_opportunities = match n.table("lifecycle_from_opportunities", p) {
@@ -297,7 +341,11 @@ fn read_contacts(n: &mut Node<'_>, p: &mut Problems) -> ContactSettings {
     let state_country = match n.table("state_country", p) {
         Some(mut t) => {
             let rule = StateCountryRule {
-                salesforce_picklists: t.choice("salesforce_picklists", default_geo.salesforce_picklists, p),
+                salesforce_picklists: t.choice(
+                    "salesforce_picklists",
+                    default_geo.salesforce_picklists,
+                    p,
+                ),
                 hubspot_values: t.choice("hubspot_values", default_geo.hubspot_values, p),
             };
             t.finish(p);
@@ -334,7 +382,10 @@ fn read_inclusion(n: &mut Node<'_>, p: &mut Problems) -> Inclusion {
                 FilterOperator::HasProperty | FilterOperator::NotHasProperty
             );
             if needs_values && values.is_empty() {
-                p.push(c.at("values"), format!("operator \"{operator}\" needs at least one value"));
+                p.push(
+                    c.at("values"),
+                    format!("operator \"{operator}\" needs at least one value"),
+                );
             }
             c.finish(p);
             Some(InclusionCondition {
@@ -391,7 +442,9 @@ fn read_deals(n: &mut Node<'_>, p: &mut Problems) -> DealSettings {
     DealSettings {
         enabled,
         pipelines,
-        default_pipeline: n.string("default_pipeline", p).unwrap_or_else(|| "default".into()),
+        default_pipeline: n
+            .string("default_pipeline", p)
+            .unwrap_or_else(|| "default".into()),
         fields: read_fields(n, false, p),
     }
 }
@@ -409,7 +462,10 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
             if t.is_none() {
                 p.push(
                     format!("{path}[{i}]"),
-                    format!("expected one of {}, got \"{name}\"", ActivityType::expected()),
+                    format!(
+                        "expected one of {}, got \"{name}\"",
+                        ActivityType::expected()
+                    ),
                 );
             }
             t
@@ -426,17 +482,35 @@ fn read_owners(n: &mut Node<'_>, p: &mut Problems) -> OwnerSettings {
 }
 
 fn read_custom(n: &mut Node<'_>, p: &mut Problems) -> CustomObjectPair {
-    let name = n.required_string("name", "a name for this pair", p).unwrap_or_default();
+    let name = n
+        .required_string("name", "a name for this pair", p)
+        .unwrap_or_default();
     let hubspot_object = n
-        .required_string("hubspot_object", "a HubSpot object type id (2-1234567) or name (p_machines)", p)
+        .required_string(
+            "hubspot_object",
+            "a HubSpot object type id (2-1234567) or name (p_machines)",
+            p,
+        )
         .unwrap_or_default();
     let salesforce_object = n
-        .required_string("salesforce_object", "a Salesforce custom object (Machine__c)", p)
+        .required_string(
+            "salesforce_object",
+            "a Salesforce custom object (Machine__c)",
+            p,
+        )
         .unwrap_or_default();
     let enabled = n.bool("enabled", true, p);
     let match_on = n.table("match_on", p).and_then(|mut t| {
-        let hs = t.required_string("hubspot", "the HubSpot property that identifies a record", p);
-        let sf = t.required_string("salesforce", "the Salesforce field that identifies a record", p);
+        let hs = t.required_string(
+            "hubspot",
+            "the HubSpot property that identifies a record",
+            p,
+        );
+        let sf = t.required_string(
+            "salesforce",
+            "the Salesforce field that identifies a record",
+            p,
+        );
         t.finish(p);
         Some((hs?, sf?))
     });
@@ -471,10 +545,15 @@ fn read_field(
     let hubspot = f.required_string("hubspot", "a HubSpot property name", p);
     let salesforce = match f.get("salesforce") {
         None => {
-            p.push(f.at("salesforce"), "missing: expected a Salesforce field name");
+            p.push(
+                f.at("salesforce"),
+                "missing: expected a Salesforce field name",
+            );
             None
         }
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(SalesforceField::Same(s.trim().to_owned())),
+        Some(Value::String(s)) if !s.trim().is_empty() => {
+            Some(SalesforceField::Same(s.trim().to_owned()))
+        }
         Some(Value::Table(_)) if per_object_allowed => {
             let mut t = f.table("salesforce", p)?;
             let lead = t.string("lead", p);
@@ -493,7 +572,10 @@ fn read_field(
             None
         }
         Some(other) => {
-            p.push(f.at("salesforce"), format!("expected a Salesforce field name, got {}", type_name(other)));
+            p.push(
+                f.at("salesforce"),
+                format!("expected a Salesforce field name, got {}", type_name(other)),
+            );
             None
         }
     };
@@ -510,20 +592,22 @@ fn read_field(
             let to_hubspot = to_hs.unwrap_or_else(|| {
                 let mut back = BTreeMap::new();
                 for (h, s) in &to_salesforce {
-                    if let Some(first) = back.insert(s.clone(), h.clone()) {
-                        if direction.allows_flow_from(Side::Salesforce) {
-                            p.push(
-                                f.at("value_map"),
-                                format!(
-                                    "\"{first}\" and \"{h}\" both map to \"{s}\", so \"{s}\" cannot be mapped back; add value_map_to_hubspot"
-                                ),
-                            );
-                        }
+                    let previous = back.insert(s.clone(), h.clone());
+                    if let (Some(first), true) = (previous, direction.allows_flow_from(Side::Salesforce)) {
+                        p.push(
+                            f.at("value_map"),
+                            format!(
+                                "\"{first}\" and \"{h}\" both map to \"{s}\", so \"{s}\" cannot be mapped back; add value_map_to_hubspot"
+                            ),
+                        );
                     }
                 }
                 back
             });
-            Some(ValueMap { to_salesforce, to_hubspot })
+            Some(ValueMap {
+                to_salesforce,
+                to_hubspot,
+            })
         }
     };
     let transform = f.optional_choice("transform", p);

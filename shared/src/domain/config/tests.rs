@@ -24,14 +24,37 @@ fn the_builtin_default_is_valid_and_mirrors_hubspots_defaults() {
     assert!(c.contacts.enabled && c.companies.enabled && c.deals.enabled);
     assert!(!c.tickets.enabled && !c.activities.enabled);
     assert_eq!(c.contacts.create_salesforce_as, PersonObject::Lead);
-    let hs: Vec<&str> = c.contacts.fields.iter().map(|f| f.hubspot.as_str()).collect();
-    for p in ["email", "firstname", "lastname", "phone", "jobtitle", "company", "address", "city", "state", "zip", "country"] {
+    let hs: Vec<&str> = c
+        .contacts
+        .fields
+        .iter()
+        .map(|f| f.hubspot.as_str())
+        .collect();
+    for p in [
+        "email",
+        "firstname",
+        "lastname",
+        "phone",
+        "jobtitle",
+        "company",
+        "address",
+        "city",
+        "state",
+        "zip",
+        "country",
+    ] {
         assert!(hs.contains(&p), "{p}");
     }
     let company = c.contacts.fields.iter().find(|f| f.hubspot == "company");
-    assert_eq!(company.and_then(|f| f.salesforce.on("Lead")), Some("Company"));
+    assert_eq!(
+        company.and_then(|f| f.salesforce.on("Lead")),
+        Some("Company")
+    );
     assert_eq!(company.and_then(|f| f.salesforce.on("Contact")), None);
-    assert_eq!(c.deals.pipelines["default"].to_salesforce["closedwon"], "Closed Won");
+    assert_eq!(
+        c.deals.pipelines["default"].to_salesforce["closedwon"],
+        "Closed Won"
+    );
 }
 
 #[test]
@@ -82,14 +105,41 @@ closedwon = "Closed Won"
 "#;
     let p = problems(broken);
     assert!(has(&p, "colour: unknown key; expected one of"), "{p:#?}");
-    assert!(has(&p, "contacts.create_salesforce_as: expected one of \"lead\" or \"contact\", got \"account\""), "{p:#?}");
     assert!(
-        has(&p, "contacts.fields[0].direction: expected one of \"prefer_salesforce\", \"always_salesforce\", \"prefer_hubspot\", \"always_hubspot\", \"two_way\" or \"none\", got \"prefer_sf\""),
+        has(
+            &p,
+            "contacts.create_salesforce_as: expected one of \"lead\" or \"contact\", got \"account\""
+        ),
         "{p:#?}"
     );
-    assert!(has(&p, "contacts.fields[1].unless_blank: expected true or false, got a string"), "{p:#?}");
-    assert!(has(&p, "deals.pipelines.default.to_salesforce: HubSpot stage \"qualifiedtobuy\" of the default pipeline has no Salesforce stage"), "{p:#?}");
-    assert!(has(&p, "deals.pipelines.default.to_hubspot: Salesforce stage \"Closed Won\" has no HubSpot stage"), "{p:#?}");
+    assert!(
+        has(
+            &p,
+            "contacts.fields[0].direction: expected one of \"prefer_salesforce\", \"always_salesforce\", \"prefer_hubspot\", \"always_hubspot\", \"two_way\" or \"none\", got \"prefer_sf\""
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "contacts.fields[1].unless_blank: expected true or false, got a string"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "deals.pipelines.default.to_salesforce: HubSpot stage \"qualifiedtobuy\" of the default pipeline has no Salesforce stage"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "deals.pipelines.default.to_hubspot: Salesforce stage \"Closed Won\" has no HubSpot stage"
+        ),
+        "{p:#?}"
+    );
 }
 
 #[test]
@@ -118,12 +168,48 @@ hubspot_object = "Machines!"
 salesforce_object = "Machine"
 "#,
     );
-    assert!(has(&p, "companies.fields[1].hubspot: \"name\" is already mapped by companies.fields[0]"), "{p:#?}");
-    assert!(has(&p, "companies.fields[2].salesforce: a field per Salesforce object"), "{p:#?}");
-    assert!(has(&p, "companies.fields[3].transform: transform \"deal_stage\" does not apply to companies"), "{p:#?}");
-    assert!(has(&p, "custom_objects[0].name: \"contacts\" is the name of a standard pair"), "{p:#?}");
-    assert!(has(&p, "custom_objects[0].hubspot_object: expected an object type id"), "{p:#?}");
-    assert!(has(&p, "custom_objects[0].salesforce_object: expected a custom object API name ending in __c"), "{p:#?}");
+    assert!(
+        has(
+            &p,
+            "companies.fields[1].hubspot: \"name\" is already mapped by companies.fields[0]"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "companies.fields[2].salesforce: a field per Salesforce object"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "companies.fields[3].transform: transform \"deal_stage\" does not apply to companies"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "custom_objects[0].name: \"contacts\" is the name of a standard pair"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "custom_objects[0].hubspot_object: expected an object type id"
+        ),
+        "{p:#?}"
+    );
+    assert!(
+        has(
+            &p,
+            "custom_objects[0].salesforce_object: expected a custom object API name ending in __c"
+        ),
+        "{p:#?}"
+    );
 }
 
 #[test]
@@ -136,7 +222,10 @@ hubspot = "tier"
 salesforce = "Tier__c"
 value_map = { gold = "Top", platinum = "Top" }
 "#;
-    assert!(has(&problems(text), "companies.fields[0].value_map: \"gold\" and \"platinum\" both map to \"Top\""));
+    assert!(has(
+        &problems(text),
+        "companies.fields[0].value_map: \"gold\" and \"platinum\" both map to \"Top\""
+    ));
     let one_way = text.replace("value_map =", "direction = \"always_hubspot\"\nvalue_map =");
     assert!(problems(&one_way).is_empty());
 }
@@ -151,7 +240,13 @@ fn a_setting_the_engine_does_not_implement_is_refused_not_ignored() {
         panic!("the example enables deals, which this capability set lacks");
     };
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-    for path in ["deals.enabled", "tickets.enabled", "activities.enabled", "custom_objects", "contacts.lifecycle_from_opportunities.enabled"] {
+    for path in [
+        "deals.enabled",
+        "tickets.enabled",
+        "activities.enabled",
+        "custom_objects",
+        "contacts.lifecycle_from_opportunities.enabled",
+    ] {
         assert!(paths.contains(&path), "{path} not refused: {paths:?}");
     }
     assert!(errors.iter().all(|e| e.message.contains("not implemented")));
@@ -162,13 +257,37 @@ fn metadata_catches_missing_fields_and_incompatible_types() {
     let config = SyncConfig::builtin();
     let mut hubspot = HashMap::new();
     let mut contacts = ObjectMeta::new();
-    for p in ["email", "firstname", "lastname", "jobtitle", "company", "address", "city", "state", "zip", "country", "hubspot_owner_id"] {
+    for p in [
+        "email",
+        "firstname",
+        "lastname",
+        "jobtitle",
+        "company",
+        "address",
+        "city",
+        "state",
+        "zip",
+        "country",
+        "hubspot_owner_id",
+    ] {
         contacts.insert(p.into(), FieldMeta::of_type(FieldType::Text));
     }
     contacts.insert("phone".into(), FieldMeta::of_type(FieldType::Text));
     hubspot.insert("contacts".to_owned(), contacts);
     let mut lead = ObjectMeta::new();
-    for f in ["Email", "FirstName", "LastName", "Title", "Company", "Street", "City", "State", "PostalCode", "Country", "OwnerId"] {
+    for f in [
+        "Email",
+        "FirstName",
+        "LastName",
+        "Title",
+        "Company",
+        "Street",
+        "City",
+        "State",
+        "PostalCode",
+        "Country",
+        "OwnerId",
+    ] {
         lead.insert(f.into(), FieldMeta::of_type(FieldType::Text));
     }
     lead.insert("Phone".into(), FieldMeta::of_type(FieldType::Number));
@@ -179,17 +298,29 @@ fn metadata_catches_missing_fields_and_incompatible_types() {
         .map(ToString::to_string)
         .collect();
     assert!(
-        has(&errors, "contacts.fields[3]: a text property mapped to a number field (Lead.Phone)"),
+        has(
+            &errors,
+            "contacts.fields[3]: a text property mapped to a number field (Lead.Phone)"
+        ),
         "{errors:#?}"
     );
-    assert!(errors.iter().all(|e| !e.contains("Lead has no field")), "{errors:#?}");
+    assert!(
+        errors.iter().all(|e| !e.contains("Lead has no field")),
+        "{errors:#?}"
+    );
 
     salesforce.get_mut("Lead").map(|l| l.remove("Title"));
     let errors: Vec<String> = validate_against_metadata(&config, &hubspot, &salesforce)
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert!(has(&errors, "contacts.fields[4].salesforce: Salesforce Lead has no field \"Title\""), "{errors:#?}");
+    assert!(
+        has(
+            &errors,
+            "contacts.fields[4].salesforce: Salesforce Lead has no field \"Title\""
+        ),
+        "{errors:#?}"
+    );
 }
 
 #[test]
@@ -200,11 +331,26 @@ fn an_inclusion_filter_admits_only_matching_contacts() {
     };
     let props = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
     let admits = |v| c.contacts.inclusion.admits(&props(v));
-    assert_eq!(admits(serde_json::json!({"lifecyclestage": "customer", "email": "a@acme.com"})), Some(true));
-    assert_eq!(admits(serde_json::json!({"lifecyclestage": "subscriber", "email": "a@acme.com"})), Some(false));
-    assert_eq!(admits(serde_json::json!({"lifecyclestage": "customer", "email": "qa@TEST.com"})), Some(false));
-    assert_eq!(Inclusion::Everything.admits(&props(serde_json::json!({}))), Some(true));
-    assert_eq!(Inclusion::List("7".into()).admits(&props(serde_json::json!({}))), None);
+    assert_eq!(
+        admits(serde_json::json!({"lifecyclestage": "customer", "email": "a@acme.com"})),
+        Some(true)
+    );
+    assert_eq!(
+        admits(serde_json::json!({"lifecyclestage": "subscriber", "email": "a@acme.com"})),
+        Some(false)
+    );
+    assert_eq!(
+        admits(serde_json::json!({"lifecyclestage": "customer", "email": "qa@TEST.com"})),
+        Some(false)
+    );
+    assert_eq!(
+        Inclusion::Everything.admits(&props(serde_json::json!({}))),
+        Some(true)
+    );
+    assert_eq!(
+        Inclusion::List("7".into()).admits(&props(serde_json::json!({}))),
+        None
+    );
 }
 
 #[test]

@@ -77,7 +77,11 @@ fn features_used(c: &SyncConfig) -> Vec<(Feature, String)> {
     on(c.companies.enabled, Feature::Companies, "companies.enabled");
     on(c.deals.enabled, Feature::Deals, "deals.enabled");
     on(c.tickets.enabled, Feature::Tickets, "tickets.enabled");
-    on(c.activities.enabled, Feature::Activities, "activities.enabled");
+    on(
+        c.activities.enabled,
+        Feature::Activities,
+        "activities.enabled",
+    );
     on(
         c.custom_objects.iter().any(|o| o.enabled),
         Feature::CustomObjects,
@@ -117,7 +121,9 @@ pub(super) fn validate(c: &SyncConfig, capabilities: &Capabilities) -> Vec<Confi
         if !capabilities.supported.contains(&feature) {
             errors.push(ConfigError::new(
                 path,
-                format!("{feature:?} is not implemented by this version of crmsync yet; switch it off"),
+                format!(
+                    "{feature:?} is not implemented by this version of crmsync yet; switch it off"
+                ),
             ));
         }
     }
@@ -129,13 +135,17 @@ pub(super) fn validate(c: &SyncConfig, capabilities: &Capabilities) -> Vec<Confi
     if c.activities.enabled && c.activities.types.is_empty() {
         errors.push(ConfigError::new(
             "activities.types",
-            format!("activity sync is enabled but no type is: expected some of {}", ActivityType::expected()),
+            format!(
+                "activity sync is enabled but no type is: expected some of {}",
+                ActivityType::expected()
+            ),
         ));
     }
-    let uses_owner = c
-        .pairs()
-        .iter()
-        .any(|p| p.fields().iter().any(|f| f.transform == Some(Transform::Owner)));
+    let uses_owner = c.pairs().iter().any(|p| {
+        p.fields()
+            .iter()
+            .any(|f| f.transform == Some(Transform::Owner))
+    });
     if uses_owner && !c.owners.enabled && c.owners.overrides.is_empty() {
         errors.push(ConfigError::new(
             "owners.enabled",
@@ -154,7 +164,10 @@ fn check_fields(c: &SyncConfig, pair: Pair<'_>, errors: &mut Vec<ConfigError>) {
         if let Some(first) = hubspot_seen.insert(f.hubspot.as_str(), f.index) {
             errors.push(ConfigError::new(
                 format!("{path}.hubspot"),
-                format!("\"{}\" is already mapped by {base}.fields[{first}]", f.hubspot),
+                format!(
+                    "\"{}\" is already mapped by {base}.fields[{first}]",
+                    f.hubspot
+                ),
             ));
         }
         for (object, field) in f.salesforce.all() {
@@ -214,7 +227,10 @@ fn check_deals(d: &DealSettings, errors: &mut Vec<ConfigError>) {
     if !d.pipelines.contains_key(&d.default_pipeline) {
         errors.push(ConfigError::new(
             "deals.default_pipeline",
-            format!("pipeline \"{}\" has no stage map in deals.pipelines", d.default_pipeline),
+            format!(
+                "pipeline \"{}\" has no stage map in deals.pipelines",
+                d.default_pipeline
+            ),
         ));
     }
     for (id, map) in &d.pipelines {
@@ -264,7 +280,10 @@ fn check_custom_objects(c: &SyncConfig, errors: &mut Vec<ConfigError>) {
         if let Some(first) = names.insert(o.name.as_str(), i) {
             errors.push(ConfigError::new(
                 format!("{path}.name"),
-                format!("\"{}\" is already the name of custom_objects[{first}]", o.name),
+                format!(
+                    "\"{}\" is already the name of custom_objects[{first}]",
+                    o.name
+                ),
             ));
         }
         if !is_hubspot_object_type(&o.hubspot_object) {
@@ -327,7 +346,11 @@ pub fn validate_against_metadata(
                     None => {
                         errors.push(ConfigError::new(
                             format!("{path}.hubspot"),
-                            format!("HubSpot {} have no property \"{}\"", pair.hubspot_object(), f.hubspot),
+                            format!(
+                                "HubSpot {} have no property \"{}\"",
+                                pair.hubspot_object(),
+                                f.hubspot
+                            ),
                         ));
                         None
                     }
@@ -381,10 +404,11 @@ pub fn validate_against_metadata(
                         }
                     }
                 }
-                if f.transform == Some(Transform::DealStage) && sf_field.ty == FieldType::Enum {
-                    if let Some(values) = &sf_field.picklist {
-                        check_sf_stages(&c.deals, values, &mut errors);
-                    }
+                let stages = sf_field.picklist.as_ref().filter(|_| {
+                    f.transform == Some(Transform::DealStage) && sf_field.ty == FieldType::Enum
+                });
+                if let Some(values) = stages {
+                    check_sf_stages(&c.deals, values, &mut errors);
                 }
             }
         }

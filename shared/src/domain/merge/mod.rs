@@ -19,7 +19,7 @@
 mod rules;
 mod translate;
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -33,20 +33,35 @@ use super::value::{Canon, FieldType, infer_type, normalize};
 use super::{Millis, Side};
 use translate::{RecordPair, same_meaning, translate};
 
+/// Field values by name, as a CRM returned them. Hashed with FxHash: a merge looks up
+/// every mapped field on both sides, and SipHash alone would cost more than the merge.
+pub type FieldValues = FxHashMap<String, Value>;
+
 /// One side's current record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Property / field values as the CRM returned them.
-    pub values: Map<String, Value>,
+    pub values: FieldValues,
     /// When the record last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modified_at: Option<Millis>,
     /// When each field last changed, where the CRM says (HubSpot's property history).
-    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
-    pub field_modified_at: HashMap<String, Millis>,
+    #[serde(default, skip_serializing_if = "FxHashMap::is_empty")]
+    pub field_modified_at: FxHashMap<String, Millis>,
 }
 
 impl Snapshot {
+    pub fn new(
+        values: impl IntoIterator<Item = (String, Value)>,
+        modified_at: Option<Millis>,
+    ) -> Self {
+        Snapshot {
+            values: values.into_iter().collect(),
+            modified_at,
+            field_modified_at: FxHashMap::default(),
+        }
+    }
+
     fn changed_at(&self, field: &str) -> Option<Millis> {
         self.field_modified_at
             .get(field)
@@ -60,9 +75,84 @@ impl Snapshot {
 }
 
 /// The values both sides last agreed on, per mapped field, keyed by HubSpot property.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+///
+/// Serialized as a JSON object. Entries stay in mapping order, so the merge finds each
+/// field's entry at its own position without a lookup (and falls back to a search when
+/// the mapping changed since).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LastSynced {
-    pub fields: BTreeMap<String, SyncedField>,
+    entries: Vec<(String, SyncedField)>,
+}
+
+impl LastSynced {
+    /// The entry of `property`, looked for first at position `hint`.
+    pub fn get_at(&self, hint: usize, property: &str) -> Option<&SyncedField> {
+        match self.entries.get(hint) {
+            Some((k, v)) if k == property => Some(v),
+            _ => self.get(property),
+        }
+    }
+
+    pub fn get(&self, property: &str) -> Option<&SyncedField> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == property)
+            .map(|(_, v)| v)
+    }
+
+    /// Sets the entry of `property`, replacing an earlier one.
+    pub fn insert(&mut self, property: String, value: SyncedField) {
+        match self.entries.iter_mut().find(|(k, _)| *k == property) {
+            Some(entry) => entry.1 = value,
+            None => self.entries.push((property, value)),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SyncedField)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends an entry; the merge visits each mapped property once, in order.
+    fn push(&mut self, property: &str, value: SyncedField) {
+        self.entries.push((property.to_owned(), value));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl FromIterator<(String, SyncedField)> for LastSynced {
+    fn from_iter<I: IntoIterator<Item = (String, SyncedField)>>(iter: I) -> Self {
+        let mut last = LastSynced::default();
+        for (k, v) in iter {
+            last.insert(k, v);
+        }
+        last
+    }
+}
+
+impl Serialize for LastSynced {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.entries.iter().map(|(k, v)| (k, v)))
+    }
+}
+
+impl<'de> Deserialize<'de> for LastSynced {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = Map::<String, Value>::deserialize(d)?;
+        map.into_iter()
+            .map(|(k, v)| {
+                serde_json::from_value(v)
+                    .map(|v| (k, v))
+                    .map_err(serde::de::Error::custom)
+            })
+            .collect()
+    }
 }
 
 /// One field's last agreed values, in each side's own wire form.
@@ -164,14 +254,35 @@ pub struct FieldOutcome<'c> {
 pub struct MergePlan<'c> {
     pub hubspot_writes: Map<String, Value>,
     pub salesforce_writes: Map<String, Value>,
-    /// What to store as the pair's last-synced values once the writes succeeded.
-    pub last_synced: LastSynced,
+    /// Last-synced entries that differ from the ones merged against. Usually few or
+    /// none, so an echo costs no state write either (see [`MergePlan::next_last_synced`]).
+    pub last_synced_changes: Vec<(&'c str, SyncedField)>,
     pub fields: Vec<FieldOutcome<'c>>,
 }
 
 impl MergePlan<'_> {
     pub fn writes_nothing(&self) -> bool {
         self.hubspot_writes.is_empty() && self.salesforce_writes.is_empty()
+    }
+
+    /// The pair's new last-synced values, to store once the writes succeeded: the ones
+    /// merged against, with this merge's changes, for the mapped fields only (a field
+    /// dropped from the mapping and added back later merges as on a first sync).
+    pub fn next_last_synced(&self, previous: Option<&LastSynced>) -> LastSynced {
+        let mut next = LastSynced::default();
+        for (position, outcome) in self.fields.iter().enumerate() {
+            let changed = self
+                .last_synced_changes
+                .iter()
+                .find(|(k, _)| *k == outcome.hubspot)
+                .map(|(_, v)| v);
+            let entry =
+                changed.or_else(|| previous.and_then(|p| p.get_at(position, outcome.hubspot)));
+            if let Some(entry) = entry {
+                next.push(outcome.hubspot, entry.clone());
+            }
+        }
+        next
     }
 }
 
@@ -190,13 +301,13 @@ pub fn merge_fields<'c>(
     let mut plan = MergePlan {
         hubspot_writes: Map::new(),
         salesforce_writes: Map::new(),
-        last_synced: LastSynced::default(),
+        last_synced_changes: Vec::new(),
         fields: Vec::with_capacity(rules.fields.len()),
     };
     // Writes of Salesforce formula values held until some other field moves.
-    let mut held: Vec<(usize, Pending)> = Vec::new();
-    for rule in &rules.fields {
-        let last = last_synced.and_then(|l| l.fields.get(rule.hubspot));
+    let mut held: Vec<(usize, Box<Pending>)> = Vec::new();
+    for (position, rule) in rules.fields.iter().enumerate() {
+        let last = last_synced.and_then(|l| l.get_at(position, rule.hubspot));
         let decision = decide(rule, &pair, last);
         let index = plan.fields.len();
         plan.fields.push(FieldOutcome {
@@ -208,26 +319,22 @@ pub fn merge_fields<'c>(
             detail: decision.detail,
         });
         match decision.result {
-            Outcome::Keep => {
-                if let Some(last) = last {
-                    plan.last_synced
-                        .fields
-                        .insert(rule.hubspot.to_owned(), last.clone());
+            Outcome::Keep => {}
+            Outcome::Agreed {
+                hubspot,
+                salesforce,
+            } => {
+                let same =
+                    last.is_some_and(|l| l.hubspot == *hubspot && l.salesforce == *salesforce);
+                if !same {
+                    let synced = SyncedField {
+                        hubspot: hubspot.clone(),
+                        salesforce: salesforce.clone(),
+                    };
+                    plan.last_synced_changes.push((rule.hubspot, synced));
                 }
             }
-            Outcome::Agreed(synced) => {
-                plan.last_synced
-                    .fields
-                    .insert(rule.hubspot.to_owned(), synced);
-            }
-            Outcome::Write(pending) if pending.formula_only => {
-                if let Some(last) = last {
-                    plan.last_synced
-                        .fields
-                        .insert(rule.hubspot.to_owned(), last.clone());
-                }
-                held.push((index, pending));
-            }
+            Outcome::Write(pending) if pending.formula_only => held.push((index, pending)),
             Outcome::Write(pending) => pending.apply(index, &mut plan),
         }
     }
@@ -264,27 +371,29 @@ impl Pending {
         };
         outcome.reason = self.reason;
         outcome.detail = None;
-        plan.last_synced
-            .fields
-            .insert(outcome.hubspot.to_owned(), self.synced);
+        plan.last_synced_changes
+            .push((outcome.hubspot, self.synced));
     }
 }
 
-enum Outcome {
+enum Outcome<'v> {
     /// Nothing written; the previous last-synced value (if any) stays.
     Keep,
-    /// Both sides agree: record these as last synced.
-    Agreed(SyncedField),
-    Write(Pending),
+    /// Both sides agree on these raw values: they are the new last-synced ones.
+    Agreed {
+        hubspot: &'v Value,
+        salesforce: &'v Value,
+    },
+    Write(Box<Pending>),
 }
 
-struct Decision {
-    result: Outcome,
+struct Decision<'v> {
+    result: Outcome<'v>,
     reason: Reason,
     detail: Option<String>,
 }
 
-impl Decision {
+impl Decision<'_> {
     fn keep(reason: Reason, detail: Option<String>) -> Self {
         Decision {
             result: Outcome::Keep,
@@ -308,11 +417,18 @@ fn comparison_type(rule: &FieldRule<'_>, hs_raw: &Value, sf_raw: &Value) -> Fiel
         })
 }
 
-fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedField>) -> Decision {
+fn decide<'c>(
+    rule: &FieldRule<'c>,
+    pair: &RecordPair<'c>,
+    last: Option<&SyncedField>,
+) -> Decision<'c> {
     let Some(sf_field) = rule.salesforce else {
         return Decision::keep(
             Reason::NotMappedForObject,
-            Some(format!("no {} field is mapped", pair.rules.salesforce_object)),
+            Some(format!(
+                "no {} field is mapped",
+                pair.rules.salesforce_object
+            )),
         );
     };
     if rule.direction == Direction::None {
@@ -327,7 +443,9 @@ fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedF
     };
     let sv = match normalize(sf_raw, ty) {
         Ok(v) => v,
-        Err(e) => return Decision::keep(Reason::TypeMismatch, Some(format!("Salesforce value {e}"))),
+        Err(e) => {
+            return Decision::keep(Reason::TypeMismatch, Some(format!("Salesforce value {e}")));
+        }
     };
 
     let hv_for_sf = translate(rule, Side::HubSpot, &hv, pair);
@@ -337,10 +455,10 @@ fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedF
         || same_meaning(rule, &hv, &sv, pair);
     if in_sync {
         return Decision {
-            result: Outcome::Agreed(SyncedField {
-                hubspot: hs_raw.clone(),
-                salesforce: sf_raw.clone(),
-            }),
+            result: Outcome::Agreed {
+                hubspot: hs_raw,
+                salesforce: sf_raw,
+            },
             reason: Reason::InSync,
             detail: None,
         };
@@ -366,18 +484,25 @@ fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedF
     if rule.unless_blank && value.is_blank() && !target_current.is_blank() {
         return Decision::keep(
             Reason::BlankProtected,
-            Some(format!("a blank {source} value does not overwrite {target}'s")),
+            Some(format!(
+                "a blank {source} value does not overwrite {target}'s"
+            )),
         );
     }
     let target_meta = rule.meta(target);
     if let Some(meta) = target_meta {
         if meta.formula {
-            return Decision::keep(Reason::FormulaField, Some(format!("{target} {target_field} is a formula field")));
+            return Decision::keep(
+                Reason::FormulaField,
+                Some(format!("{target} {target_field} is a formula field")),
+            );
         }
         if meta.read_only {
             return Decision::keep(
                 Reason::ReadOnlyField,
-                Some(format!("{target} {target_field} is read-only for the integration")),
+                Some(format!(
+                    "{target} {target_field} is read-only for the integration"
+                )),
             );
         }
     }
@@ -387,17 +512,22 @@ fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedF
     };
     let target_type = rule.declared_type(target).unwrap_or(ty);
     let rendered = translated.render(target, target_type);
-    if let Some(meta) = target_meta {
+    if let Some(meta) = target_meta.filter(|m| m.picklist.is_some() || m.length.is_some()) {
         let text = translated.text();
         let refused = match &translated {
-            Canon::Set(items) => items.iter().find(|i| meta.refuses_value(i)).map(|i| i.to_string()),
+            Canon::Set(items) => items
+                .iter()
+                .find(|i| meta.refuses_value(i))
+                .map(|i| i.to_string()),
             Canon::Blank => None,
             _ => meta.refuses_value(&text).then(|| text.to_string()),
         };
         if let Some(value) = refused {
             return Decision::keep(
                 Reason::NotInPicklist,
-                Some(format!("\"{value}\" is not an allowed value of {target} {target_field}")),
+                Some(format!(
+                    "\"{value}\" is not an allowed value of {target} {target_field}"
+                )),
             );
         }
         if let Some(max) = meta.length {
@@ -405,7 +535,9 @@ fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedF
             if len > max {
                 return Decision::keep(
                     Reason::WouldTruncate,
-                    Some(format!("{len} characters; {target} {target_field} holds {max}")),
+                    Some(format!(
+                        "{len} characters; {target} {target_field} holds {max}"
+                    )),
                 );
             }
         }
@@ -437,26 +569,28 @@ fn decide<'c>(rule: &FieldRule<'c>, pair: &RecordPair<'c>, last: Option<&SyncedF
         },
     };
     Decision {
-        result: Outcome::Write(Pending {
+        result: Outcome::Write(Box::new(Pending {
             target,
             field: target_field.to_owned(),
             value: rendered,
             synced,
             formula_only: source_is_formula,
             reason,
-        }),
+        })),
         reason: if source_is_formula {
             Reason::FormulaChangeAlone
         } else {
             reason
         },
         detail: source_is_formula.then(|| {
-            format!("only the formula field {sf_field} changed; it syncs with the record's next change")
+            format!(
+                "only the formula field {sf_field} changed; it syncs with the record's next change"
+            )
         }),
     }
 }
 
-fn untranslatable(u: Untranslatable) -> Decision {
+fn untranslatable(u: Untranslatable) -> Decision<'static> {
     let (reason, detail) = match u {
         Untranslatable::NotMapped(d) => (Reason::ValueNotMapped, d),
         Untranslatable::OwnerNotMatched(d) => (Reason::OwnerNotMatched, d),
@@ -505,9 +639,16 @@ fn choose_source(
     };
     // A last-synced value that no longer parses (the field's type changed) counts as
     // a change, so the pair is reconciled rather than left stuck.
-    let changed = |raw: &Value, now: &Canon<'_>| normalize(raw, ty).map_or(true, |l| l != *now);
-    let hs_changed = changed(&last.hubspot, hv);
-    let sf_changed = changed(&last.salesforce, sv);
+    let changed = |was: &Value, raw: &Value, now: &Canon<'_>| {
+        was != raw && normalize(was, ty).map_or(true, |l| l != *now)
+    };
+    let hs_changed = changed(&last.hubspot, pair.hubspot.raw(rule.hubspot), hv);
+    let sf_changed = changed(
+        &last.salesforce,
+        rule.salesforce
+            .map_or(&Value::Null, |f| pair.salesforce.raw(f)),
+        sv,
+    );
     match (hs_changed, sf_changed) {
         (false, false) => None,
         (true, false) => Some((Side::HubSpot, Reason::ChangedInHubspot)),

@@ -5,8 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::Side;
 use crate::domain::config::{
-    Direction, FieldMapping, Pair, StageMap, StateCountryRule, Transform, ValidatedConfig,
-    ValueMap,
+    Direction, FieldMapping, Pair, StageMap, StateCountryRule, Transform, ValidatedConfig, ValueMap,
 };
 use crate::domain::dedup::email_key;
 use crate::domain::metadata::{FieldMeta, PairMeta, well_known_type};
@@ -122,9 +121,13 @@ pub struct MergeRules<'c> {
 /// A pair or Salesforce object the configuration does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {
-    #[error("no object pair \"{0}\" in the configuration (expected contacts, companies, deals, tickets or a custom object's name)")]
+    #[error(
+        "no object pair \"{0}\" in the configuration (expected contacts, companies, deals, tickets or a custom object's name)"
+    )]
     UnknownPair(String),
-    #[error("pair \"{pair}\" does not sync with Salesforce object \"{object}\" (expected {expected})")]
+    #[error(
+        "pair \"{pair}\" does not sync with Salesforce object \"{object}\" (expected {expected})"
+    )]
     UnknownObject {
         pair: String,
         object: String,
@@ -176,10 +179,11 @@ impl<'c> MergeRules<'c> {
 
     /// The mapping with a given transform (the record's country, for a state).
     pub fn field_with(&self, transform: Transform) -> Option<&FieldRule<'c>> {
-        self.fields.iter().find(|f| match (&f.translation, transform) {
-            (Translation::Country, Transform::Country) => true,
-            (Translation::State, Transform::State) => true,
-            _ => false,
+        self.fields.iter().find(|f| {
+            matches!(
+                (&f.translation, transform),
+                (Translation::Country, Transform::Country) | (Translation::State, Transform::State)
+            )
         })
     }
 }

@@ -20,32 +20,28 @@ fn config(fields: &str) -> ValidatedConfig {
 }
 
 fn field(hs: &str, sf: &str, direction: &str, extra: &str) -> String {
-    format!("[[companies.fields]]\nhubspot = \"{hs}\"\nsalesforce = \"{sf}\"\ndirection = \"{direction}\"\n{extra}\n")
+    format!(
+        "[[companies.fields]]\nhubspot = \"{hs}\"\nsalesforce = \"{sf}\"\ndirection = \"{direction}\"\n{extra}\n"
+    )
 }
 
 fn snap(values: Value, at: i64) -> Snapshot {
-    Snapshot {
-        values: values.as_object().cloned().unwrap_or_default(),
-        modified_at: Some(at),
-        field_modified_at: HashMap::new(),
-    }
+    Snapshot::new(values.as_object().cloned().unwrap_or_default(), Some(at))
 }
 
 fn last(pairs: &[(&str, Value, Value)]) -> LastSynced {
-    LastSynced {
-        fields: pairs
-            .iter()
-            .map(|(k, h, s)| {
-                (
-                    (*k).to_owned(),
-                    SyncedField {
-                        hubspot: h.clone(),
-                        salesforce: s.clone(),
-                    },
-                )
-            })
-            .collect(),
-    }
+    pairs
+        .iter()
+        .map(|(k, h, s)| {
+            (
+                (*k).to_owned(),
+                SyncedField {
+                    hubspot: h.clone(),
+                    salesforce: s.clone(),
+                },
+            )
+        })
+        .collect()
 }
 
 struct Case {
@@ -74,8 +70,19 @@ impl Case {
     }
 
     /// Runs the merge and returns (HubSpot writes, Salesforce writes, reasons by HubSpot property).
-    fn merge(&self, hs: &Snapshot, sf: &Snapshot, last: Option<&LastSynced>) -> (Value, Value, Vec<(String, Reason)>) {
-        let rules = match MergeRules::new(&self.config, "companies", "Account", &self.meta, &self.owners) {
+    fn merge(
+        &self,
+        hs: &Snapshot,
+        sf: &Snapshot,
+        last: Option<&LastSynced>,
+    ) -> (Value, Value, Vec<(String, Reason)>) {
+        let rules = match MergeRules::new(
+            &self.config,
+            "companies",
+            "Account",
+            &self.meta,
+            &self.owners,
+        ) {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         };
@@ -83,7 +90,10 @@ impl Case {
         (
             Value::Object(plan.hubspot_writes.clone()),
             Value::Object(plan.salesforce_writes.clone()),
-            plan.fields.iter().map(|f| (f.hubspot.to_owned(), f.reason)).collect(),
+            plan.fields
+                .iter()
+                .map(|f| (f.hubspot.to_owned(), f.reason))
+                .collect(),
         )
     }
 }
@@ -99,7 +109,11 @@ fn reason_of(reasons: &[(String, Reason)], hs: &str) -> Reason {
 #[test]
 fn prefer_salesforce_first_sync_salesforce_wins() {
     let case = Case::new(&field("name", "Name", "prefer_salesforce", ""));
-    let (hs, sf, r) = case.merge(&snap(json!({"name": "Acme"}), 20), &snap(json!({"Name": "ACME Corp"}), 10), None);
+    let (hs, sf, r) = case.merge(
+        &snap(json!({"name": "Acme"}), 20),
+        &snap(json!({"Name": "ACME Corp"}), 10),
+        None,
+    );
     assert_eq!(hs, json!({"name": "ACME Corp"}));
     assert_eq!(sf, json!({}));
     assert_eq!(reason_of(&r, "name"), Reason::FirstSyncPreferred);
@@ -108,7 +122,11 @@ fn prefer_salesforce_first_sync_salesforce_wins() {
 #[test]
 fn prefer_hubspot_first_sync_hubspot_wins() {
     let case = Case::new(&field("name", "Name", "prefer_hubspot", ""));
-    let (hs, sf, _) = case.merge(&snap(json!({"name": "Acme"}), 10), &snap(json!({"Name": "ACME Corp"}), 20), None);
+    let (hs, sf, _) = case.merge(
+        &snap(json!({"name": "Acme"}), 10),
+        &snap(json!({"Name": "ACME Corp"}), 20),
+        None,
+    );
     assert_eq!(hs, json!({}));
     assert_eq!(sf, json!({"Name": "Acme"}));
 }
@@ -116,7 +134,11 @@ fn prefer_hubspot_first_sync_hubspot_wins() {
 #[test]
 fn two_way_first_sync_most_recent_wins() {
     let case = Case::new(&field("name", "Name", "two_way", ""));
-    let (hs, sf, r) = case.merge(&snap(json!({"name": "Acme"}), 30), &snap(json!({"Name": "ACME Corp"}), 20), None);
+    let (hs, sf, r) = case.merge(
+        &snap(json!({"name": "Acme"}), 30),
+        &snap(json!({"Name": "ACME Corp"}), 20),
+        None,
+    );
     assert_eq!((hs, sf), (json!({}), json!({"Name": "Acme"})));
     assert_eq!(reason_of(&r, "name"), Reason::FirstSyncMostRecent);
 }
@@ -124,7 +146,11 @@ fn two_way_first_sync_most_recent_wins() {
 #[test]
 fn first_sync_blank_is_filled_whatever_the_preference() {
     let case = Case::new(&field("name", "Name", "prefer_salesforce", ""));
-    let (hs, sf, r) = case.merge(&snap(json!({"name": "Acme"}), 10), &snap(json!({"Name": null}), 20), None);
+    let (hs, sf, r) = case.merge(
+        &snap(json!({"name": "Acme"}), 10),
+        &snap(json!({"Name": null}), 20),
+        None,
+    );
     assert_eq!((hs, sf), (json!({}), json!({"Name": "Acme"})));
     assert_eq!(reason_of(&r, "name"), Reason::FirstSyncFillsBlank);
 }
@@ -133,11 +159,19 @@ fn first_sync_blank_is_filled_whatever_the_preference() {
 fn a_change_on_one_side_moves_to_the_other() {
     let case = Case::new(&field("name", "Name", "prefer_salesforce", ""));
     let l = last(&[("name", json!("Acme"), json!("Acme"))]);
-    let (hs, sf, r) = case.merge(&snap(json!({"name": "Acme Ltd"}), 10), &snap(json!({"Name": "Acme"}), 20), Some(&l));
+    let (hs, sf, r) = case.merge(
+        &snap(json!({"name": "Acme Ltd"}), 10),
+        &snap(json!({"Name": "Acme"}), 20),
+        Some(&l),
+    );
     assert_eq!((hs, sf), (json!({}), json!({"Name": "Acme Ltd"})));
     assert_eq!(reason_of(&r, "name"), Reason::ChangedInHubspot);
 
-    let (hs, sf, r) = case.merge(&snap(json!({"name": "Acme"}), 30), &snap(json!({"Name": "Acme SA"}), 20), Some(&l));
+    let (hs, sf, r) = case.merge(
+        &snap(json!({"name": "Acme"}), 30),
+        &snap(json!({"Name": "Acme SA"}), 20),
+        Some(&l),
+    );
     assert_eq!((hs, sf), (json!({"name": "Acme SA"}), json!({})));
     assert_eq!(reason_of(&r, "name"), Reason::ChangedInSalesforce);
 }
@@ -158,7 +192,11 @@ fn a_conflict_goes_to_the_most_recent_change_by_field_time() {
 fn a_conflict_at_the_same_time_goes_to_the_preferred_side() {
     let case = Case::new(&field("name", "Name", "prefer_hubspot", ""));
     let l = last(&[("name", json!("Acme"), json!("Acme"))]);
-    let (hw, sw, r) = case.merge(&snap(json!({"name": "Acme HS"}), 50), &snap(json!({"Name": "Acme SF"}), 50), Some(&l));
+    let (hw, sw, r) = case.merge(
+        &snap(json!({"name": "Acme HS"}), 50),
+        &snap(json!({"Name": "Acme SF"}), 50),
+        Some(&l),
+    );
     assert_eq!((hw, sw), (json!({}), json!({"Name": "Acme HS"})));
     assert_eq!(reason_of(&r, "name"), Reason::ConflictPreferred);
 }
@@ -167,7 +205,11 @@ fn a_conflict_at_the_same_time_goes_to_the_preferred_side() {
 fn always_salesforce_overwrites_hubspot_edits_and_never_writes_salesforce() {
     let case = Case::new(&field("name", "Name", "always_salesforce", ""));
     let l = last(&[("name", json!("Acme"), json!("Acme"))]);
-    let (hw, sw, r) = case.merge(&snap(json!({"name": "Edited"}), 99), &snap(json!({"Name": "Acme"}), 1), Some(&l));
+    let (hw, sw, r) = case.merge(
+        &snap(json!({"name": "Edited"}), 99),
+        &snap(json!({"Name": "Acme"}), 1),
+        Some(&l),
+    );
     assert_eq!((hw, sw), (json!({"name": "Acme"}), json!({})));
     assert_eq!(reason_of(&r, "name"), Reason::AlwaysSource);
 }
@@ -175,14 +217,22 @@ fn always_salesforce_overwrites_hubspot_edits_and_never_writes_salesforce() {
 #[test]
 fn always_hubspot_mirrors_it() {
     let case = Case::new(&field("name", "Name", "always_hubspot", ""));
-    let (hw, sw, _) = case.merge(&snap(json!({"name": "Acme"}), 1), &snap(json!({"Name": "Other"}), 99), None);
+    let (hw, sw, _) = case.merge(
+        &snap(json!({"name": "Acme"}), 1),
+        &snap(json!({"Name": "Other"}), 99),
+        None,
+    );
     assert_eq!((hw, sw), (json!({}), json!({"Name": "Acme"})));
 }
 
 #[test]
 fn direction_none_writes_nothing() {
     let case = Case::new(&field("name", "Name", "none", ""));
-    let (hw, sw, r) = case.merge(&snap(json!({"name": "Acme"}), 1), &snap(json!({"Name": "Other"}), 99), None);
+    let (hw, sw, r) = case.merge(
+        &snap(json!({"name": "Acme"}), 1),
+        &snap(json!({"Name": "Other"}), 99),
+        None,
+    );
     assert_eq!((hw, sw), (json!({}), json!({})));
     assert_eq!(reason_of(&r, "name"), Reason::Direction);
 }
@@ -191,12 +241,20 @@ fn direction_none_writes_nothing() {
 fn unless_blank_keeps_a_filled_value_and_without_it_blanks_propagate() {
     let l = last(&[("phone", json!("555"), json!("555"))]);
     let protected = Case::new(&field("phone", "Phone", "two_way", "unless_blank = true"));
-    let (hw, sw, r) = protected.merge(&snap(json!({"phone": ""}), 9), &snap(json!({"Phone": "555"}), 1), Some(&l));
+    let (hw, sw, r) = protected.merge(
+        &snap(json!({"phone": ""}), 9),
+        &snap(json!({"Phone": "555"}), 1),
+        Some(&l),
+    );
     assert_eq!((hw, sw), (json!({}), json!({})));
     assert_eq!(reason_of(&r, "phone"), Reason::BlankProtected);
 
     let plain = Case::new(&field("phone", "Phone", "two_way", ""));
-    let (hw, sw, _) = plain.merge(&snap(json!({"phone": ""}), 9), &snap(json!({"Phone": "555"}), 1), Some(&l));
+    let (hw, sw, _) = plain.merge(
+        &snap(json!({"phone": ""}), 9),
+        &snap(json!({"Phone": "555"}), 1),
+        Some(&l),
+    );
     assert_eq!((hw, sw), (json!({}), json!({"Phone": null})));
 }
 
@@ -205,18 +263,33 @@ fn our_own_write_read_back_writes_nothing() {
     let case = Case::new(&field("name", "Name", "two_way", ""));
     let l = last(&[("name", json!("Acme"), json!("Acme"))]);
     let hs = snap(json!({"name": "Acme Ltd"}), 10);
-    let rules = MergeRules::new(&case.config, "companies", "Account", &case.meta, &case.owners).unwrap_or_else(|e| panic!("{e}"));
+    let rules = MergeRules::new(
+        &case.config,
+        "companies",
+        "Account",
+        &case.meta,
+        &case.owners,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let plan = merge_fields(&rules, &hs, &snap(json!({"Name": "Acme"}), 5), Some(&l));
     // The echo: Salesforce now holds what we wrote, and reports it as a change.
     let sf_after = snap(json!({"Name": "Acme Ltd"}), 11);
-    let again = merge_fields(&rules, &hs, &sf_after, Some(&plan.last_synced));
+    let again = merge_fields(
+        &rules,
+        &hs,
+        &sf_after,
+        Some(&plan.next_last_synced(Some(&l))),
+    );
     assert!(again.writes_nothing());
     assert_eq!(again.fields[0].reason, Reason::InSync);
 }
 
 #[test]
 fn a_field_newly_added_to_the_mapping_merges_as_on_a_first_sync() {
-    let case = Case::new(&(field("name", "Name", "two_way", "") + &field("industry", "Industry", "prefer_salesforce", "")));
+    let case = Case::new(
+        &(field("name", "Name", "two_way", "")
+            + &field("industry", "Industry", "prefer_salesforce", "")),
+    );
     let l = last(&[("name", json!("Acme"), json!("Acme"))]);
     let (hw, _, r) = case.merge(
         &snap(json!({"name": "Acme", "industry": "Software"}), 10),
@@ -236,8 +309,14 @@ fn spelling_differences_are_not_changes() {
     )
     .hs_meta("tags", FieldMeta::of_type(FieldType::MultiEnum));
     let (hw, sw, _) = case.merge(
-        &snap(json!({"numberofemployees": "120.0", "tags": "b;a", "domain": "acme.com"}), 10),
-        &snap(json!({"NumberOfEmployees": 120, "Tags__c": "a;b", "Website": "https://www.Acme.com/"}), 5),
+        &snap(
+            json!({"numberofemployees": "120.0", "tags": "b;a", "domain": "acme.com"}),
+            10,
+        ),
+        &snap(
+            json!({"NumberOfEmployees": 120, "Tags__c": "a;b", "Website": "https://www.Acme.com/"}),
+            5,
+        ),
         None,
     );
     assert_eq!((hw, sw), (json!({}), json!({})));
@@ -245,10 +324,28 @@ fn spelling_differences_are_not_changes() {
 
 #[test]
 fn formula_and_read_only_targets_are_never_written() {
-    let case = Case::new(&(field("annualrevenue", "AnnualRevenue", "prefer_hubspot", "") + &field("rating", "Rating", "prefer_hubspot", "")))
-        .sf_meta("AnnualRevenue", FieldMeta { formula: true, ..FieldMeta::of_type(FieldType::Number) })
-        .sf_meta("Rating", FieldMeta { read_only: true, ..FieldMeta::of_type(FieldType::Text) });
-    let l = last(&[("annualrevenue", json!("1"), json!(1)), ("rating", json!("Hot"), json!("Hot"))]);
+    let case = Case::new(
+        &(field("annualrevenue", "AnnualRevenue", "prefer_hubspot", "")
+            + &field("rating", "Rating", "prefer_hubspot", "")),
+    )
+    .sf_meta(
+        "AnnualRevenue",
+        FieldMeta {
+            formula: true,
+            ..FieldMeta::of_type(FieldType::Number)
+        },
+    )
+    .sf_meta(
+        "Rating",
+        FieldMeta {
+            read_only: true,
+            ..FieldMeta::of_type(FieldType::Text)
+        },
+    );
+    let l = last(&[
+        ("annualrevenue", json!("1"), json!(1)),
+        ("rating", json!("Hot"), json!("Hot")),
+    ]);
     let (hw, sw, r) = case.merge(
         &snap(json!({"annualrevenue": "2", "rating": "Cold"}), 10),
         &snap(json!({"AnnualRevenue": 1, "Rating": "Hot"}), 5),
@@ -261,15 +358,36 @@ fn formula_and_read_only_targets_are_never_written() {
 
 #[test]
 fn a_formula_change_alone_never_triggers_but_rides_along_with_a_real_change() {
-    let case = Case::new(&(field("score", "Score__c", "prefer_salesforce", "") + &field("name", "Name", "two_way", "")))
-        .sf_meta("Score__c", FieldMeta { formula: true, read_only: true, ..FieldMeta::of_type(FieldType::Number) });
-    let l = last(&[("score", json!("1"), json!(1)), ("name", json!("Acme"), json!("Acme"))]);
+    let case = Case::new(
+        &(field("score", "Score__c", "prefer_salesforce", "")
+            + &field("name", "Name", "two_way", "")),
+    )
+    .sf_meta(
+        "Score__c",
+        FieldMeta {
+            formula: true,
+            read_only: true,
+            ..FieldMeta::of_type(FieldType::Number)
+        },
+    );
+    let l = last(&[
+        ("score", json!("1"), json!(1)),
+        ("name", json!("Acme"), json!("Acme")),
+    ]);
     let hs = snap(json!({"score": "1", "name": "Acme"}), 1);
-    let (hw, sw, r) = case.merge(&hs, &snap(json!({"Score__c": 2, "Name": "Acme"}), 5), Some(&l));
+    let (hw, sw, r) = case.merge(
+        &hs,
+        &snap(json!({"Score__c": 2, "Name": "Acme"}), 5),
+        Some(&l),
+    );
     assert_eq!((hw, sw), (json!({}), json!({})));
     assert_eq!(reason_of(&r, "score"), Reason::FormulaChangeAlone);
 
-    let (hw, _, r) = case.merge(&hs, &snap(json!({"Score__c": 2, "Name": "Acme SA"}), 5), Some(&l));
+    let (hw, _, r) = case.merge(
+        &hs,
+        &snap(json!({"Score__c": 2, "Name": "Acme SA"}), 5),
+        Some(&l),
+    );
     assert_eq!(hw, json!({"score": "2", "name": "Acme SA"}));
     assert_eq!(reason_of(&r, "score"), Reason::ChangedInSalesforce);
 }
@@ -278,14 +396,26 @@ fn a_formula_change_alone_never_triggers_but_rides_along_with_a_real_change() {
 fn values_a_picklist_refuses_or_a_map_lacks_are_held_back() {
     let case = Case::new(
         &(field("industry", "Industry", "prefer_hubspot", "")
-            + &field("tier", "Tier__c", "prefer_hubspot", "value_map = { gold = \"Gold\", silver = \"Silver\" }")),
+            + &field(
+                "tier",
+                "Tier__c",
+                "prefer_hubspot",
+                "value_map = { gold = \"Gold\", silver = \"Silver\" }",
+            )),
     )
     .sf_meta(
         "Industry",
-        FieldMeta { picklist: Some(vec!["Technology".into()]), restricted: true, ..FieldMeta::of_type(FieldType::Enum) },
+        FieldMeta {
+            picklist: Some(vec!["Technology".into()]),
+            restricted: true,
+            ..FieldMeta::of_type(FieldType::Enum)
+        },
     );
     let (hw, sw, r) = case.merge(
-        &snap(json!({"industry": "COMPUTER_SOFTWARE", "tier": "bronze"}), 10),
+        &snap(
+            json!({"industry": "COMPUTER_SOFTWARE", "tier": "bronze"}),
+            10,
+        ),
         &snap(json!({"Industry": "Technology", "Tier__c": "Gold"}), 5),
         None,
     );
@@ -294,49 +424,100 @@ fn values_a_picklist_refuses_or_a_map_lacks_are_held_back() {
     assert_eq!(reason_of(&r, "tier"), Reason::ValueNotMapped);
     assert!(Reason::NotInPicklist.is_data_quality());
 
-    let (_, sw, _) = case.merge(&snap(json!({"tier": "silver"}), 10), &snap(json!({"Tier__c": "Gold"}), 5), None);
+    let (_, sw, _) = case.merge(
+        &snap(json!({"tier": "silver"}), 10),
+        &snap(json!({"Tier__c": "Gold"}), 5),
+        None,
+    );
     assert_eq!(sw, json!({"Tier__c": "Silver"}));
 }
 
 #[test]
 fn values_longer_than_the_target_are_held_back() {
-    let case = Case::new(&field("name", "Name", "prefer_hubspot", ""))
-        .sf_meta("Name", FieldMeta { length: Some(5), ..FieldMeta::of_type(FieldType::Text) });
-    let (_, sw, r) = case.merge(&snap(json!({"name": "Acme Holdings"}), 10), &snap(json!({"Name": "Acme"}), 5), None);
+    let case = Case::new(&field("name", "Name", "prefer_hubspot", "")).sf_meta(
+        "Name",
+        FieldMeta {
+            length: Some(5),
+            ..FieldMeta::of_type(FieldType::Text)
+        },
+    );
+    let (_, sw, r) = case.merge(
+        &snap(json!({"name": "Acme Holdings"}), 10),
+        &snap(json!({"Name": "Acme"}), 5),
+        None,
+    );
     assert_eq!(sw, json!({}));
     assert_eq!(reason_of(&r, "name"), Reason::WouldTruncate);
 }
 
 #[test]
 fn a_value_of_the_wrong_type_is_a_data_quality_issue() {
-    let case = Case::new(&field("numberofemployees", "NumberOfEmployees", "two_way", ""));
-    let (hw, sw, r) = case.merge(&snap(json!({"numberofemployees": "about 50"}), 10), &snap(json!({"NumberOfEmployees": 40}), 5), None);
+    let case = Case::new(&field(
+        "numberofemployees",
+        "NumberOfEmployees",
+        "two_way",
+        "",
+    ));
+    let (hw, sw, r) = case.merge(
+        &snap(json!({"numberofemployees": "about 50"}), 10),
+        &snap(json!({"NumberOfEmployees": 40}), 5),
+        None,
+    );
     assert_eq!((hw, sw), (json!({}), json!({})));
     assert_eq!(reason_of(&r, "numberofemployees"), Reason::TypeMismatch);
 }
 
 #[test]
 fn lifecycle_stage_never_moves_backwards() {
-    let case = Case::new(&field("lifecyclestage", "Stage__c", "prefer_salesforce", ""));
+    let case = Case::new(&field(
+        "lifecyclestage",
+        "Stage__c",
+        "prefer_salesforce",
+        "",
+    ));
     let l = last(&[("lifecyclestage", json!("lead"), json!("lead"))]);
-    let (hw, _, r) = case.merge(&snap(json!({"lifecyclestage": "customer"}), 1), &snap(json!({"Stage__c": "opportunity"}), 9), Some(&l));
+    let (hw, _, r) = case.merge(
+        &snap(json!({"lifecyclestage": "customer"}), 1),
+        &snap(json!({"Stage__c": "opportunity"}), 9),
+        Some(&l),
+    );
     assert_eq!(hw, json!({}));
     assert_eq!(reason_of(&r, "lifecyclestage"), Reason::LifecycleBackwards);
-    let (hw, _, _) = case.merge(&snap(json!({"lifecyclestage": "lead"}), 1), &snap(json!({"Stage__c": "customer"}), 9), Some(&l));
+    let (hw, _, _) = case.merge(
+        &snap(json!({"lifecyclestage": "lead"}), 1),
+        &snap(json!({"Stage__c": "customer"}), 9),
+        Some(&l),
+    );
     assert_eq!(hw, json!({"lifecyclestage": "customer"}));
 }
 
 #[test]
 fn owners_translate_by_email_and_an_unmatched_one_is_held() {
-    let mut case = Case::new(&field("hubspot_owner_id", "OwnerId", "prefer_salesforce", "transform = \"owner\""));
+    let mut case = Case::new(&field(
+        "hubspot_owner_id",
+        "OwnerId",
+        "prefer_salesforce",
+        "transform = \"owner\"",
+    ));
     case.owners = OwnerDirectory::match_by_email(
         &[("101".into(), "Rep@Acme.com".into())],
-        &[("005A".into(), "rep@acme.com".into()), ("005B".into(), "other@acme.com".into())],
+        &[
+            ("005A".into(), "rep@acme.com".into()),
+            ("005B".into(), "other@acme.com".into()),
+        ],
         &Default::default(),
     );
-    let (hw, _, _) = case.merge(&snap(json!({"hubspot_owner_id": ""}), 1), &snap(json!({"OwnerId": "005A"}), 9), None);
+    let (hw, _, _) = case.merge(
+        &snap(json!({"hubspot_owner_id": ""}), 1),
+        &snap(json!({"OwnerId": "005A"}), 9),
+        None,
+    );
     assert_eq!(hw, json!({"hubspot_owner_id": "101"}));
-    let (_, _, r) = case.merge(&snap(json!({"hubspot_owner_id": "101"}), 1), &snap(json!({"OwnerId": "005B"}), 9), None);
+    let (_, _, r) = case.merge(
+        &snap(json!({"hubspot_owner_id": "101"}), 1),
+        &snap(json!({"OwnerId": "005B"}), 9),
+        None,
+    );
     assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerNotMatched);
 }
 
@@ -345,7 +526,11 @@ fn types_from_metadata_render_each_side_correctly() {
     let case = Case::new(&field("founded", "Founded__c", "prefer_salesforce", ""))
         .hs_meta("founded", FieldMeta::of_type(FieldType::DateTime))
         .sf_meta("Founded__c", FieldMeta::of_type(FieldType::Date));
-    let (hw, _, _) = case.merge(&snap(json!({"founded": ""}), 1), &snap(json!({"Founded__c": "2001-02-03"}), 9), None);
+    let (hw, _, _) = case.merge(
+        &snap(json!({"founded": ""}), 1),
+        &snap(json!({"Founded__c": "2001-02-03"}), 9),
+        None,
+    );
     assert_eq!(hw, json!({"founded": "2001-02-03T00:00:00.000Z"}));
     let (hw, sw, _) = case.merge(
         &snap(json!({"founded": "981158400000"}), 1),
@@ -369,8 +554,18 @@ fn contact_rules_case(state_country: &str) -> ValidatedConfig {
 fn lead_and_contact_fields_differ_and_a_lead_only_mapping_skips_contacts() {
     let config = contact_rules_case("");
     let owners = OwnerDirectory::default();
-    let rules = MergeRules::new(&config, "contacts", "Contact", &PairMeta::default(), &owners).unwrap_or_else(|e| panic!("{e}"));
-    let hs = snap(json!({"company": "Acme", "state": "California", "country": "United States"}), 9);
+    let rules = MergeRules::new(
+        &config,
+        "contacts",
+        "Contact",
+        &PairMeta::default(),
+        &owners,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let hs = snap(
+        json!({"company": "Acme", "state": "California", "country": "United States"}),
+        9,
+    );
     let plan = merge_fields(&rules, &hs, &snap(json!({}), 1), None);
     assert_eq!(plan.fields[0].reason, Reason::NotMappedForObject);
     // Code fields take codes whatever the mode.
@@ -386,8 +581,14 @@ fn free_text_places_become_salesforce_picklist_values_and_a_state_needs_a_countr
         "[contacts.state_country]\nsalesforce_picklists = \"enabled\"\nhubspot_values = \"match_salesforce_defaults\"",
     );
     let owners = OwnerDirectory::default();
-    let rules = MergeRules::new(&config, "contacts", "Lead", &PairMeta::default(), &owners).unwrap_or_else(|e| panic!("{e}"));
-    let plan = merge_fields(&rules, &snap(json!({"state": "ca", "country": "usa"}), 9), &snap(json!({}), 1), None);
+    let rules = MergeRules::new(&config, "contacts", "Lead", &PairMeta::default(), &owners)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = merge_fields(
+        &rules,
+        &snap(json!({"state": "ca", "country": "usa"}), 9),
+        &snap(json!({}), 1),
+        None,
+    );
     assert_eq!(
         Value::Object(plan.salesforce_writes),
         json!({"State": "California", "Country": "United States"})
@@ -396,11 +597,19 @@ fn free_text_places_become_salesforce_picklist_values_and_a_state_needs_a_countr
     let plan = merge_fields(
         &rules,
         &snap(json!({"state": "ca", "country": "usa"}), 9),
-        &snap(json!({"State": "California", "Country": "United States"}), 1),
+        &snap(
+            json!({"State": "California", "Country": "United States"}),
+            1,
+        ),
         None,
     );
     assert!(plan.writes_nothing());
-    let plan = merge_fields(&rules, &snap(json!({"state": "Ontario"}), 9), &snap(json!({}), 1), None);
+    let plan = merge_fields(
+        &rules,
+        &snap(json!({"state": "Ontario"}), 9),
+        &snap(json!({}), 1),
+        None,
+    );
     assert_eq!(plan.fields[1].reason, Reason::StateNeedsCountry);
 }
 
@@ -408,27 +617,61 @@ fn free_text_places_become_salesforce_picklist_values_and_a_state_needs_a_countr
 fn deal_stages_translate_through_the_pipeline_stage_map() {
     let config = SyncConfig::builtin();
     let owners = OwnerDirectory::default();
-    let rules = MergeRules::new(&config, "deals", "Opportunity", &PairMeta::default(), &owners).unwrap_or_else(|e| panic!("{e}"));
+    let rules = MergeRules::new(
+        &config,
+        "deals",
+        "Opportunity",
+        &PairMeta::default(),
+        &owners,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let plan = merge_fields(
         &rules,
-        &snap(json!({"dealname": "Big", "dealstage": "contractsent", "pipeline": "default"}), 9),
+        &snap(
+            json!({"dealname": "Big", "dealstage": "contractsent", "pipeline": "default"}),
+            9,
+        ),
         &snap(json!({"Name": "Big", "StageName": "Prospecting"}), 1),
         None,
     );
-    assert_eq!(Value::Object(plan.salesforce_writes), json!({"StageName": "Negotiation/Review"}));
+    assert_eq!(
+        Value::Object(plan.salesforce_writes),
+        json!({"StageName": "Negotiation/Review"})
+    );
     let plan = merge_fields(
         &rules,
-        &snap(json!({"dealname": "Big", "dealstage": "appointmentscheduled"}), 1),
+        &snap(
+            json!({"dealname": "Big", "dealstage": "appointmentscheduled"}),
+            1,
+        ),
         &snap(json!({"Name": "Big", "StageName": "Needs Analysis"}), 9),
         None,
     );
-    assert_eq!(Value::Object(plan.hubspot_writes), json!({"dealstage": "qualifiedtobuy"}));
+    assert_eq!(
+        Value::Object(plan.hubspot_writes),
+        json!({"dealstage": "qualifiedtobuy"})
+    );
 }
 
 // ---- Properties ----------------------------------------------------------------------
 
-const DIRECTIONS: [&str; 5] = ["prefer_salesforce", "prefer_hubspot", "two_way", "always_salesforce", "always_hubspot"];
-const STAGES: [&str; 8] = ["", "other", "subscriber", "lead", "marketingqualifiedlead", "opportunity", "customer", "evangelist"];
+const DIRECTIONS: [&str; 5] = [
+    "prefer_salesforce",
+    "prefer_hubspot",
+    "two_way",
+    "always_salesforce",
+    "always_hubspot",
+];
+const STAGES: [&str; 8] = [
+    "",
+    "other",
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+];
 
 #[derive(Debug, Clone)]
 struct FieldCase {
@@ -444,24 +687,36 @@ struct FieldCase {
 
 fn field_case(values: &'static [&'static str]) -> impl Strategy<Value = FieldCase> {
     let v = prop::sample::select(values);
-    (0..DIRECTIONS.len(), any::<bool>(), v.clone(), v.clone(), prop::option::of(v), 0i64..4, 0i64..4).prop_map(
-        |(direction, unless_blank, hs, sf, last, hs_at, sf_at)| FieldCase {
-            direction,
-            unless_blank,
-            hs: hs.to_owned(),
-            sf: sf.to_owned(),
-            last: last.map(str::to_owned),
-            hs_at,
-            sf_at,
-        },
+    (
+        0..DIRECTIONS.len(),
+        any::<bool>(),
+        v.clone(),
+        v.clone(),
+        prop::option::of(v),
+        0i64..4,
+        0i64..4,
     )
+        .prop_map(
+            |(direction, unless_blank, hs, sf, last, hs_at, sf_at)| FieldCase {
+                direction,
+                unless_blank,
+                hs: hs.to_owned(),
+                sf: sf.to_owned(),
+                last: last.map(str::to_owned),
+                hs_at,
+                sf_at,
+            },
+        )
 }
 
 const TEXTS: [&str; 5] = ["", "a", "b", "c", " a "];
 
 /// Builds the config and both snapshots for a set of generated fields (`f0`..`fN` on
 /// HubSpot, `F0__c`.. on Salesforce; the last field is the lifecycle stage).
-fn build(cases: &[FieldCase], lifecycle: &FieldCase) -> (ValidatedConfig, Snapshot, Snapshot, LastSynced) {
+fn build(
+    cases: &[FieldCase],
+    lifecycle: &FieldCase,
+) -> (ValidatedConfig, Snapshot, Snapshot, LastSynced) {
     let mut toml = String::new();
     let mut hs = Snapshot::default();
     let mut sf = Snapshot::default();
@@ -473,14 +728,24 @@ fn build(cases: &[FieldCase], lifecycle: &FieldCase) -> (ValidatedConfig, Snapsh
         } else {
             (format!("f{i}"), format!("F{i}__c"))
         };
-        let extra = if c.unless_blank { "unless_blank = true" } else { "" };
+        let extra = if c.unless_blank {
+            "unless_blank = true"
+        } else {
+            ""
+        };
         toml += &field(&hp, &sfield, DIRECTIONS[c.direction], extra);
         hs.values.insert(hp.clone(), json!(c.hs));
         sf.values.insert(sfield.clone(), json!(c.sf));
         hs.field_modified_at.insert(hp.clone(), c.hs_at);
         sf.field_modified_at.insert(sfield, c.sf_at);
         if let Some(l) = &c.last {
-            last.fields.insert(hp, SyncedField { hubspot: json!(l), salesforce: json!(l) });
+            last.insert(
+                hp,
+                SyncedField {
+                    hubspot: json!(l),
+                    salesforce: json!(l),
+                },
+            );
         }
     }
     (config(&toml), hs, sf, last)
@@ -512,7 +777,7 @@ proptest! {
         let rules = MergeRules::new(&config, "companies", "Account", &PairMeta::default(), &owners).unwrap_or_else(|e| panic!("{e}"));
         let last = (!first_sync).then_some(last);
         let plan = merge_fields(&rules, &hs, &sf, last.as_ref());
-        let synced = plan.last_synced.clone();
+        let synced = plan.next_last_synced(last.as_ref());
         let first = plan.clone();
         apply(&first, &mut hs, &mut sf);
         let again = merge_fields(&rules, &hs, &sf, Some(&synced));

@@ -135,7 +135,10 @@ fn map_each<'a>(
     };
     match value {
         Canon::Set(items) => {
-            let mut mapped = items.iter().map(|i| one(i)).collect::<Result<Vec<_>, _>>()?;
+            let mut mapped = items
+                .iter()
+                .map(|i| one(i))
+                .collect::<Result<Vec<_>, _>>()?;
             mapped.sort();
             mapped.dedup();
             Ok(Canon::Set(mapped))
@@ -154,7 +157,9 @@ fn translate_country<'a>(
     match from {
         Side::HubSpot if pair.converts_places() || is_code_field(rule) => {
             let code = geo::country_code(&text).ok_or_else(|| {
-                Untranslatable::UnknownPlace(format!("\"{text}\" is not a country Salesforce knows"))
+                Untranslatable::UnknownPlace(format!(
+                    "\"{text}\" is not a country Salesforce knows"
+                ))
             })?;
             let out = if is_code_field(rule) {
                 code
@@ -206,12 +211,22 @@ fn translate_state<'a>(
 /// Whether two values name the same place or company domain (`usa` and `United
 /// States`; `acme.com` and `https://www.acme.com/`), so that spelling alone never
 /// causes a write.
-pub fn same_meaning(rule: &FieldRule<'_>, hubspot: &Canon<'_>, salesforce: &Canon<'_>, pair: &RecordPair<'_>) -> bool {
-    let (h, s) = (hubspot.text(), salesforce.text());
+pub fn same_meaning(
+    rule: &FieldRule<'_>,
+    hubspot: &Canon<'_>,
+    salesforce: &Canon<'_>,
+    pair: &RecordPair<'_>,
+) -> bool {
+    let texts = || (hubspot.text(), salesforce.text());
     if rule.hubspot == "domain" {
         // HubSpot's company domain against Salesforce's Website, which holds a URL.
+        let (h, s) = texts();
         return matches!((domain_key(&h), domain_key(&s)), (Some(a), Some(b)) if a == b);
     }
+    let (h, s) = match rule.translation {
+        Translation::Country | Translation::State => texts(),
+        _ => return false,
+    };
     match rule.translation {
         Translation::Country => matches!(
             (geo::country_code(&h), geo::country_code(&s)),
