@@ -1,6 +1,7 @@
 //! The sync domain: what to sync and how two records are reconciled, as pure functions
 //! over plain data.
 
+pub mod activity;
 pub mod config;
 pub mod dedup;
 pub mod explain;

@@ -1,0 +1,328 @@
+//! HubSpot engagements (calls, emails, meetings, notes, tasks) as Salesforce tasks.
+//!
+//! Activities flow one way, HubSpot -> Salesforce, for the types the configuration
+//! enables. Each engagement becomes one Task, linked to the Salesforce lead/contact
+//! (`WhoId`) and, where known, the account or opportunity (`WhatId`). Texts are cut to
+//! the Task's field lengths here, so a long email body never fails the record with
+//! STRING_TOO_LONG; the cut is reported.
+
+use serde_json::{Map, Value};
+
+use super::config::ActivityType;
+use super::value::{FieldType, normalize};
+
+/// `Task.Subject` holds 255 characters.
+pub const SUBJECT_MAX: usize = 255;
+/// `Task.Description` (Comments) holds 32,000 characters.
+pub const DESCRIPTION_MAX: usize = 32_000;
+
+/// The HubSpot object type of an engagement type (`calls`, `emails`...).
+pub fn hubspot_object(kind: ActivityType) -> &'static str {
+    match kind {
+        ActivityType::Email => "emails",
+        ActivityType::Meeting => "meetings",
+        ActivityType::Call => "calls",
+        ActivityType::Note => "notes",
+        ActivityType::Task => "tasks",
+    }
+}
+
+/// Where the task hangs in Salesforce.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskLinks {
+    /// The linked lead or contact.
+    pub who_id: Option<String>,
+    /// The linked account or opportunity.
+    pub what_id: Option<String>,
+    /// The Salesforce user who owns it.
+    pub owner_id: Option<String>,
+}
+
+/// A Salesforce Task built from one engagement, and what had to be cut to fit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskPlan {
+    pub fields: Map<String, Value>,
+    /// Fields whose text was cut to the Task's limit.
+    pub truncated: Vec<&'static str>,
+}
+
+/// The HubSpot properties each engagement type reads (to request them, nothing more).
+pub fn properties(kind: ActivityType) -> &'static [&'static str] {
+    match kind {
+        ActivityType::Call => &[
+            "hs_timestamp",
+            "hs_call_title",
+            "hs_call_body",
+            "hs_call_duration",
+            "hs_call_direction",
+            "hs_call_status",
+        ],
+        ActivityType::Email => &[
+            "hs_timestamp",
+            "hs_email_subject",
+            "hs_email_text",
+            "hs_email_direction",
+        ],
+        ActivityType::Meeting => &[
+            "hs_timestamp",
+            "hs_meeting_title",
+            "hs_meeting_body",
+            "hs_meeting_start_time",
+            "hs_meeting_outcome",
+        ],
+        ActivityType::Note => &["hs_timestamp", "hs_note_body"],
+        ActivityType::Task => &[
+            "hs_timestamp",
+            "hs_task_subject",
+            "hs_task_body",
+            "hs_task_status",
+            "hs_task_priority",
+        ],
+    }
+}
+
+fn text<'a>(props: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    props
+        .get(key)
+        .and_then(Value::as_str)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+fn cut(s: &str, max: usize) -> (String, bool) {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => (s[..i].to_owned(), true),
+        None => (s.to_owned(), false),
+    }
+}
+
+/// The HTML HubSpot keeps in bodies, reduced to text: tags dropped, the common
+/// entities decoded, `<br>` and `</p>` as line breaks.
+fn plain_text(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('>') else {
+            out.push_str(&rest[start..]);
+            rest = "";
+            break;
+        };
+        let tag = rest[start + 1..start + end].trim().to_ascii_lowercase();
+        if tag.starts_with("br") || tag == "/p" || tag == "/div" || tag == "/li" {
+            out.push('\n');
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
+}
+
+/// The Salesforce Task for one HubSpot engagement.
+pub fn task_from_engagement(
+    kind: ActivityType,
+    props: &Map<String, Value>,
+    links: &TaskLinks,
+) -> TaskPlan {
+    let (subject, body, task_type, subtype) = match kind {
+        ActivityType::Call => (
+            text(props, "hs_call_title").unwrap_or("Call"),
+            text(props, "hs_call_body"),
+            "Call",
+            "Call",
+        ),
+        ActivityType::Email => (
+            text(props, "hs_email_subject").unwrap_or("Email"),
+            text(props, "hs_email_text"),
+            "Email",
+            "Email",
+        ),
+        ActivityType::Meeting => (
+            text(props, "hs_meeting_title").unwrap_or("Meeting"),
+            text(props, "hs_meeting_body"),
+            "Meeting",
+            "Task",
+        ),
+        ActivityType::Note => ("Note", text(props, "hs_note_body"), "Other", "Task"),
+        ActivityType::Task => (
+            text(props, "hs_task_subject").unwrap_or("Task"),
+            text(props, "hs_task_body"),
+            "Other",
+            "Task",
+        ),
+    };
+    let mut fields = Map::new();
+    let mut truncated = Vec::new();
+    let (subject, was_cut) = cut(subject, SUBJECT_MAX);
+    if was_cut {
+        truncated.push("Subject");
+    }
+    fields.insert("Subject".into(), Value::String(subject));
+    if let Some(body) = body {
+        let (description, was_cut) = cut(&plain_text(body), DESCRIPTION_MAX);
+        if was_cut {
+            truncated.push("Description");
+        }
+        fields.insert("Description".into(), Value::String(description));
+    }
+    fields.insert("Type".into(), Value::String(task_type.into()));
+    fields.insert("TaskSubtype".into(), Value::String(subtype.into()));
+    let when = kind_time(kind, props);
+    if let Some(date) = when {
+        fields.insert("ActivityDate".into(), Value::String(date));
+    }
+    let (status, priority) = match kind {
+        ActivityType::Task => (
+            match text(props, "hs_task_status") {
+                Some("COMPLETED") => "Completed",
+                Some("IN_PROGRESS") => "In Progress",
+                Some("WAITING") => "Waiting on someone else",
+                Some("DEFERRED") => "Deferred",
+                _ => "Not Started",
+            },
+            match text(props, "hs_task_priority") {
+                Some("HIGH") => "High",
+                Some("LOW") => "Low",
+                _ => "Normal",
+            },
+        ),
+        // A logged call, email, meeting or note already happened.
+        _ => ("Completed", "Normal"),
+    };
+    fields.insert("Status".into(), Value::String(status.into()));
+    fields.insert("Priority".into(), Value::String(priority.into()));
+    if kind == ActivityType::Call {
+        if let Some(ms) = text(props, "hs_call_duration").and_then(|d| d.parse::<u64>().ok()) {
+            fields.insert("CallDurationInSeconds".into(), Value::from(ms / 1000));
+        }
+        let call_type = match text(props, "hs_call_direction") {
+            Some("INBOUND") => Some("Inbound"),
+            Some("OUTBOUND") => Some("Outbound"),
+            _ => None,
+        };
+        if let Some(t) = call_type {
+            fields.insert("CallType".into(), Value::String(t.into()));
+        }
+    }
+    for (key, id) in [
+        ("WhoId", &links.who_id),
+        ("WhatId", &links.what_id),
+        ("OwnerId", &links.owner_id),
+    ] {
+        if let Some(id) = id {
+            fields.insert(key.into(), Value::String(id.clone()));
+        }
+    }
+    TaskPlan { fields, truncated }
+}
+
+/// The task's date: a meeting's start, otherwise the engagement's timestamp.
+fn kind_time(kind: ActivityType, props: &Map<String, Value>) -> Option<String> {
+    let key = match kind {
+        ActivityType::Meeting if props.contains_key("hs_meeting_start_time") => {
+            "hs_meeting_start_time"
+        }
+        _ => "hs_timestamp",
+    };
+    let raw = props.get(key)?;
+    normalize(raw, FieldType::Date)
+        .ok()
+        .filter(|c| !c.is_blank())
+        .map(|c| c.text().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn props(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_logged_call_becomes_a_completed_call_task() {
+        let links = TaskLinks {
+            who_id: Some("003A".into()),
+            what_id: Some("001B".into()),
+            owner_id: None,
+        };
+        let plan = task_from_engagement(
+            ActivityType::Call,
+            &props(json!({
+                "hs_call_title": "Discovery call",
+                "hs_call_body": "<p>Talked budget &amp; timing</p><br>Next: demo",
+                "hs_timestamp": "2024-05-03T15:30:00.000Z",
+                "hs_call_duration": "125000",
+                "hs_call_direction": "OUTBOUND"
+            })),
+            &links,
+        );
+        assert_eq!(
+            Value::Object(plan.fields),
+            json!({
+                "Subject": "Discovery call",
+                "Description": "Talked budget & timing\n\nNext: demo",
+                "Type": "Call",
+                "TaskSubtype": "Call",
+                "ActivityDate": "2024-05-03",
+                "Status": "Completed",
+                "Priority": "Normal",
+                "CallDurationInSeconds": 125,
+                "CallType": "Outbound",
+                "WhoId": "003A",
+                "WhatId": "001B"
+            })
+        );
+        assert!(plan.truncated.is_empty());
+    }
+
+    #[test]
+    fn a_hubspot_task_keeps_its_status_and_priority() {
+        let plan = task_from_engagement(
+            ActivityType::Task,
+            &props(
+                json!({"hs_task_subject": "Send contract", "hs_task_status": "NOT_STARTED", "hs_task_priority": "HIGH", "hs_timestamp": "1714752000000"}),
+            ),
+            &TaskLinks::default(),
+        );
+        assert_eq!(plan.fields["Status"], "Not Started");
+        assert_eq!(plan.fields["Priority"], "High");
+        assert_eq!(plan.fields["ActivityDate"], "2024-05-03");
+    }
+
+    #[test]
+    fn long_texts_are_cut_to_the_task_limits_and_reported() {
+        let long = "x".repeat(SUBJECT_MAX + 10);
+        let plan = task_from_engagement(
+            ActivityType::Email,
+            &props(
+                json!({"hs_email_subject": long, "hs_email_text": "y".repeat(DESCRIPTION_MAX + 1)}),
+            ),
+            &TaskLinks::default(),
+        );
+        assert_eq!(plan.truncated, vec!["Subject", "Description"]);
+        assert_eq!(
+            plan.fields["Subject"].as_str().map(str::len),
+            Some(SUBJECT_MAX)
+        );
+    }
+
+    #[test]
+    fn a_note_without_a_title_is_called_note() {
+        let plan = task_from_engagement(
+            ActivityType::Note,
+            &props(json!({"hs_note_body": "hi"})),
+            &TaskLinks::default(),
+        );
+        assert_eq!(plan.fields["Subject"], "Note");
+        assert_eq!(plan.fields["Type"], "Other");
+    }
+}
