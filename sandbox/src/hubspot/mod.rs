@@ -1,0 +1,226 @@
+//! The simulated HubSpot portal: CRM v3 objects, batch calls, search, merges, with
+//! HubSpot's auth, limits and error bodies, plus a control API under `/_sandbox/` that
+//! acts as a human user, injects faults, reads counters and moves the clock.
+//!
+//! Who calls: the first configured token is the integration (rate-limited, counted,
+//! its writes attributed to the app); every other token and the control API act as a
+//! person in the HubSpot UI.
+
+mod api;
+mod control;
+pub mod error;
+pub mod limits;
+pub mod schema;
+mod search_request;
+mod seed;
+pub mod store;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+use crate::clock::Clock;
+use error::HsError;
+use limits::{Limiter, RateLimits};
+use store::{Portal, Source, UI_USER_ID};
+
+/// How a portal is set up.
+#[derive(Debug, Clone)]
+pub struct HubSpotSettings {
+    /// Accepted Bearer tokens; the first is the integration's.
+    pub tokens: Vec<String>,
+    /// `None`: no rate limits (benchmarks only).
+    pub limits: Option<RateLimits>,
+    /// How long a write takes to show in search (milliseconds).
+    pub search_lag_ms: i64,
+    /// Added to every response, to stand in for the network.
+    pub latency_ms: u64,
+}
+
+impl Default for HubSpotSettings {
+    fn default() -> Self {
+        HubSpotSettings {
+            tokens: vec!["hubspot-integration-token".into()],
+            limits: Some(RateLimits::default()),
+            search_lag_ms: 2_000,
+            latency_ms: 0,
+        }
+    }
+}
+
+/// Who made a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Integration,
+    Human,
+}
+
+impl Caller {
+    pub fn source(self) -> Source {
+        match self {
+            Caller::Integration => Source::Integration,
+            Caller::Human => Source::User(UI_USER_ID),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Caller::Integration => "integration",
+            Caller::Human => "human",
+        }
+    }
+}
+
+/// A fault the next integration call meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status (429 gets HubSpot's rate-limit body, 5xx an error body).
+    Status(u16),
+    /// Answer after this many extra milliseconds.
+    Delay(u64),
+}
+
+/// Calls per caller and endpoint (`POST /crm/v3/objects/contacts/batch/read`).
+pub type Counters = BTreeMap<String, BTreeMap<String, u64>>;
+
+#[derive(Debug)]
+pub struct HubSpot {
+    pub portal: Mutex<Portal>,
+    pub clock: Clock,
+    pub settings: Mutex<HubSpotSettings>,
+    limiter: Mutex<Limiter>,
+    counters: Mutex<Counters>,
+    faults: Mutex<VecDeque<Fault>>,
+}
+
+/// Locks a mutex, recovering the data if a panicking thread poisoned it: the sandbox
+/// keeps serving rather than failing every later call.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl HubSpot {
+    pub fn new(settings: HubSpotSettings, clock: Clock) -> Arc<Self> {
+        Arc::new(HubSpot {
+            portal: Mutex::new(Portal::new(settings.search_lag_ms)),
+            clock,
+            settings: Mutex::new(settings),
+            limiter: Mutex::new(Limiter::default()),
+            counters: Mutex::new(Counters::new()),
+            faults: Mutex::new(VecDeque::new()),
+        })
+    }
+
+    pub fn counters(&self) -> Counters {
+        lock(&self.counters).clone()
+    }
+
+    /// Total calls a caller made.
+    pub fn calls(&self, caller: Caller) -> u64 {
+        lock(&self.counters)
+            .get(caller.label())
+            .map(|m| m.values().sum())
+            .unwrap_or(0)
+    }
+
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.faults).extend(faults);
+    }
+}
+
+/// The portal's HTTP routes.
+pub fn router(state: Arc<HubSpot>) -> Router {
+    let api = api::routes().layer(middleware::from_fn_with_state(state.clone(), gate));
+    Router::new()
+        .merge(api)
+        .nest("/_sandbox/hubspot", control::routes())
+        .with_state(state)
+}
+
+/// `/crm/v3/objects/contacts/123` -> `/crm/v3/objects/contacts/{id}`, for counters.
+fn endpoint_key(method: &Method, path: &str) -> String {
+    let shape: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!("{method} {}", shape.join("/"))
+}
+
+/// Every API call passes here: authentication, counting, rate limits, injected faults
+/// and the simulated network latency.
+async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) -> Response {
+    let (tokens, limits, latency) = {
+        let s = lock(&hs.settings);
+        (s.tokens.clone(), s.limits, s.latency_ms)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    let bearer = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let caller = match bearer.and_then(|t| tokens.iter().position(|k| k == t)) {
+        Some(0) => Caller::Integration,
+        Some(_) => Caller::Human,
+        None => return HsError::unauthenticated().into_response(),
+    };
+    let path = request.uri().path().to_owned();
+    *lock(&hs.counters)
+        .entry(caller.label().to_owned())
+        .or_default()
+        .entry(endpoint_key(request.method(), &path))
+        .or_default() += 1;
+    let mut headers = Vec::new();
+    if caller == Caller::Integration {
+        let fault = lock(&hs.faults).pop_front();
+        if let Some(fault) = fault {
+            match fault {
+                Fault::Status(429) => {
+                    return HsError::rate_limited(
+                        "TEN_SECONDLY_ROLLING",
+                        "You have reached your ten_secondly_rolling limit.",
+                    )
+                    .into_response();
+                }
+                Fault::Status(code) => {
+                    let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+                    return HsError::server_error(status).into_response();
+                }
+                Fault::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            }
+        }
+        if let Some(limits) = limits {
+            let search = path.ends_with("/search");
+            let admitted = lock(&hs.limiter).admit(&limits, hs.clock.now_ms(), search);
+            match admitted {
+                Ok(h) => headers = h,
+                Err(e) => return e.into_response(),
+            }
+        }
+    }
+    request.extensions_mut().insert(caller);
+    let mut response = next.run(request).await;
+    for (name, value) in headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
+
+pub use seed::seed as seed_portal;

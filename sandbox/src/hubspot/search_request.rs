@@ -1,0 +1,284 @@
+//! A search request (`PublicObjectSearchRequest`): parsed and checked against HubSpot's
+//! limits, then evaluated against the search index's view of each record.
+
+use std::cmp::Ordering;
+
+use serde_json::Value;
+
+use super::api::SEARCH_LIMITS;
+use super::error::HsError;
+use super::store::{Objects, PropType, Props, Record, parse_time_ms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Eq,
+    Neq,
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+    Between,
+    In,
+    NotIn,
+    HasProperty,
+    NotHasProperty,
+    ContainsToken,
+    NotContainsToken,
+}
+
+#[derive(Debug, Clone)]
+struct Filter {
+    property: String,
+    op: Op,
+    value: Option<String>,
+    high: Option<String>,
+    values: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchRequest {
+    groups: Vec<Vec<Filter>>,
+    sort: Option<(String, bool)>,
+    query: Option<String>,
+    pub properties: Option<Vec<String>>,
+    pub limit: usize,
+    pub after: usize,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl SearchRequest {
+    pub fn parse(v: &Value) -> Result<Self, HsError> {
+        let (limit_max, results_max, groups_max, per_group_max, filters_max) = SEARCH_LIMITS;
+        let groups_json = v.get("filterGroups").and_then(Value::as_array).cloned().unwrap_or_default();
+        if groups_json.len() > groups_max {
+            return Err(HsError::validation(format!(
+                "Too many filter groups: {} (the maximum is {groups_max})",
+                groups_json.len()
+            )));
+        }
+        let mut groups = Vec::new();
+        let mut total = 0;
+        for g in &groups_json {
+            let filters = g.get("filters").and_then(Value::as_array).cloned().unwrap_or_default();
+            if filters.len() > per_group_max {
+                return Err(HsError::validation(format!(
+                    "Too many filters in a group: {} (the maximum is {per_group_max})",
+                    filters.len()
+                )));
+            }
+            total += filters.len();
+            groups.push(filters.iter().map(parse_filter).collect::<Result<Vec<_>, _>>()?);
+        }
+        if total > filters_max {
+            return Err(HsError::validation(format!(
+                "Too many filters: {total} (the maximum is {filters_max} across all groups)"
+            )));
+        }
+        let sorts = v.get("sorts").and_then(Value::as_array).cloned().unwrap_or_default();
+        if sorts.len() > 1 {
+            return Err(HsError::validation("Only one sort is supported"));
+        }
+        let sort = sorts.first().map(|s| match s {
+            Value::String(p) => (p.trim_start_matches('-').to_owned(), !p.starts_with('-')),
+            other => (
+                other.get("propertyName").and_then(Value::as_str).unwrap_or("hs_object_id").to_owned(),
+                other.get("direction").and_then(Value::as_str) != Some("DESCENDING"),
+            ),
+        });
+        let query = v.get("query").and_then(Value::as_str).map(str::to_owned);
+        if query.as_ref().is_some_and(|q| q.len() > 3_000) {
+            return Err(HsError::validation("query must be at most 3000 characters"));
+        }
+        let limit = match v.get("limit") {
+            None | Some(Value::Null) => 10,
+            Some(l) => l
+                .as_u64()
+                .or_else(|| l.as_str().and_then(|s| s.parse().ok()))
+                .ok_or_else(|| HsError::validation("limit must be a number"))? as usize,
+        };
+        if limit > limit_max {
+            return Err(HsError::validation(format!(
+                "limit must be at most {limit_max}, got {limit}"
+            )));
+        }
+        let after = match v.get("after") {
+            None | Some(Value::Null) => 0,
+            Some(a) => text(a)
+                .and_then(|s| s.parse::<usize>().ok())
+                .ok_or_else(|| HsError::validation("after must be a paging offset"))?,
+        };
+        if after >= results_max || after + limit > results_max {
+            return Err(HsError::validation(format!(
+                "Paging past {results_max} results is not supported: after {after} + limit {limit}"
+            ))
+            .with("subCategory", Value::String("SEARCH_RESULTS_LIMIT_EXCEEDED".into())));
+        }
+        let properties = v.get("properties").and_then(Value::as_array).map(|a| {
+            a.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+        });
+        Ok(SearchRequest {
+            groups,
+            sort,
+            query,
+            properties,
+            limit,
+            after,
+        })
+    }
+
+    /// Whether a record (as the index sees it) matches: any group, every filter in it.
+    pub fn matches(&self, objects: &Objects, record: &Record, props: &Props) -> bool {
+        if let Some(q) = &self.query {
+            let q = q.to_lowercase();
+            let hit = props.values().any(|v| v.to_lowercase().contains(&q));
+            if !q.is_empty() && !hit {
+                return false;
+            }
+        }
+        self.groups.is_empty()
+            || self
+                .groups
+                .iter()
+                .any(|g| g.iter().all(|f| f.matches(objects, record, props)))
+    }
+
+    pub fn sort(&self, objects: &Objects, items: &mut [(&Record, &Props)]) {
+        let Some((prop, ascending)) = &self.sort else {
+            items.sort_by_key(|(r, _)| r.id);
+            return;
+        };
+        let ty = objects.properties.get(prop.as_str()).map(|d| d.ty);
+        items.sort_by(|(ra, pa), (rb, pb)| {
+            let a = objects.value(ra, pa, prop);
+            let b = objects.value(rb, pb, prop);
+            let ord = match (a, b) {
+                (Some(a), Some(b)) => compare(ty, &a, &b),
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (None, None) => Ordering::Equal,
+            };
+            let ord = if *ascending { ord } else { ord.reverse() };
+            ord.then(ra.id.cmp(&rb.id))
+        });
+    }
+}
+
+fn parse_filter(f: &Value) -> Result<Filter, HsError> {
+    let property = f
+        .get("propertyName")
+        .and_then(Value::as_str)
+        .ok_or_else(|| HsError::validation("A filter needs a propertyName"))?
+        .to_owned();
+    let op = match f.get("operator").and_then(Value::as_str).unwrap_or("EQ") {
+        "EQ" => Op::Eq,
+        "NEQ" => Op::Neq,
+        "LT" => Op::Lt,
+        "LTE" => Op::Lte,
+        "GT" => Op::Gt,
+        "GTE" => Op::Gte,
+        "BETWEEN" => Op::Between,
+        "IN" => Op::In,
+        "NOT_IN" => Op::NotIn,
+        "HAS_PROPERTY" => Op::HasProperty,
+        "NOT_HAS_PROPERTY" => Op::NotHasProperty,
+        "CONTAINS_TOKEN" => Op::ContainsToken,
+        "NOT_CONTAINS_TOKEN" => Op::NotContainsToken,
+        other => return Err(HsError::validation(format!("Unknown operator {other}"))),
+    };
+    let value = f.get("value").and_then(text);
+    let high = f.get("highValue").and_then(text);
+    let values: Vec<String> = f
+        .get("values")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(text).collect())
+        .unwrap_or_default();
+    let needs_value = matches!(op, Op::Eq | Op::Neq | Op::Lt | Op::Lte | Op::Gt | Op::Gte | Op::ContainsToken | Op::NotContainsToken);
+    if needs_value && value.is_none() {
+        return Err(HsError::validation(format!("Operator needs a value for {property}")));
+    }
+    if op == Op::Between && (value.is_none() || high.is_none()) {
+        return Err(HsError::validation(format!("BETWEEN needs value and highValue for {property}")));
+    }
+    if matches!(op, Op::In | Op::NotIn) && values.is_empty() {
+        return Err(HsError::validation(format!("IN and NOT_IN need values for {property}")));
+    }
+    Ok(Filter {
+        property,
+        op,
+        value,
+        high,
+        values,
+    })
+}
+
+/// Compares two values as the property's type: numbers and times by value, text without
+/// regard to case (enumerations exactly).
+fn compare(ty: Option<PropType>, a: &str, b: &str) -> Ordering {
+    match ty {
+        Some(PropType::Number) => match (a.parse::<f64>(), b.parse::<f64>()) {
+            (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+            _ => a.cmp(b),
+        },
+        Some(PropType::Date | PropType::DateTime) => match (parse_time_ms(a), parse_time_ms(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => a.cmp(b),
+        },
+        Some(PropType::Enumeration) => a.cmp(b),
+        _ => a.to_lowercase().cmp(&b.to_lowercase()),
+    }
+}
+
+fn token_match(haystack: &str, pattern: &str) -> bool {
+    let pattern = pattern.to_lowercase();
+    let tokens = haystack
+        .to_lowercase()
+        .split(|c: char| !c.is_alphanumeric() && c != '@' && c != '.' && c != '-' && c != '_')
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let whole = haystack.to_lowercase();
+    let matches = |t: &str| match (pattern.strip_prefix('*'), pattern.strip_suffix('*')) {
+        (Some(rest), _) if rest.ends_with('*') => t.contains(rest.trim_end_matches('*')),
+        (Some(rest), _) => t.ends_with(rest),
+        (None, Some(rest)) => t.starts_with(rest),
+        (None, None) => t == pattern,
+    };
+    matches(&whole) || tokens.iter().any(|t| matches(t))
+}
+
+impl Filter {
+    fn matches(&self, objects: &Objects, record: &Record, props: &Props) -> bool {
+        let ty = objects.properties.get(self.property.as_str()).map(|d| d.ty);
+        let actual = objects.value(record, props, &self.property);
+        let Some(actual) = actual.filter(|a| !a.is_empty()) else {
+            return matches!(self.op, Op::NotHasProperty | Op::Neq | Op::NotIn | Op::NotContainsToken);
+        };
+        let cmp = |v: &str| compare(ty, &actual, v);
+        let value = self.value.as_deref().unwrap_or_default();
+        match self.op {
+            Op::Eq => cmp(value) == Ordering::Equal,
+            Op::Neq => cmp(value) != Ordering::Equal,
+            Op::Lt => cmp(value) == Ordering::Less,
+            Op::Lte => cmp(value) != Ordering::Greater,
+            Op::Gt => cmp(value) == Ordering::Greater,
+            Op::Gte => cmp(value) != Ordering::Less,
+            Op::Between => {
+                cmp(value) != Ordering::Less
+                    && cmp(self.high.as_deref().unwrap_or_default()) != Ordering::Greater
+            }
+            Op::In => self.values.iter().any(|v| cmp(v) == Ordering::Equal),
+            Op::NotIn => !self.values.iter().any(|v| cmp(v) == Ordering::Equal),
+            Op::HasProperty => true,
+            Op::NotHasProperty => false,
+            Op::ContainsToken => token_match(&actual, value),
+            Op::NotContainsToken => !token_match(&actual, value),
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! Loading the shared seed world into the portal: owners, then the HubSpot side of every
+//! company, contact and deal.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use super::error::HsError;
+use super::schema::DEAL_STAGES;
+use super::store::{Portal, Source};
+use crate::seed::World;
+
+/// HubSpot owner ids start here; owner `i` of the world is `OWNER_BASE + i`.
+pub const OWNER_BASE: u64 = 70_000_001;
+
+fn checked(pairs: Vec<(&str, String)>) -> Vec<(Arc<str>, String)> {
+    pairs.into_iter().map(|(k, v)| (Arc::from(k), v)).collect()
+}
+
+/// Seeds the portal; returns how many records of each type it created.
+pub fn seed(portal: &mut Portal, world: &World, now: i64) -> Result<Value, HsError> {
+    portal.owners = world
+        .owners
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            json!({
+                "id": (OWNER_BASE + i as u64).to_string(),
+                "email": o.email,
+                "firstName": o.first_name,
+                "lastName": o.last_name,
+                "userId": 9_000 + i,
+                "type": "PERSON",
+                "archived": false,
+            })
+        })
+        .collect();
+    let owner = |i: usize| (OWNER_BASE + i as u64).to_string();
+    let mut companies = 0;
+    for c in world.companies.iter().filter(|c| c.presence.in_hubspot()) {
+        let props = checked(vec![
+            ("name", c.name.clone()),
+            ("domain", c.domain.clone()),
+            ("industry", c.industry.to_owned()),
+            ("numberofemployees", c.employees.to_string()),
+            ("annualrevenue", c.annual_revenue.to_string()),
+            ("hubspot_owner_id", owner(c.owner)),
+        ]);
+        portal.create_checked("companies", props, now, Source::Import)?;
+        companies += 1;
+    }
+    let mut contacts = 0;
+    for p in world.people.iter().filter(|p| p.presence.in_hubspot()) {
+        let mut props = vec![
+            ("firstname", p.first_name.clone()),
+            ("lastname", p.last_name.clone()),
+            ("phone", p.phone.clone()),
+            ("jobtitle", p.job_title.clone()),
+            ("company", world.companies[p.company].name.clone()),
+            ("lifecyclestage", p.lifecycle_stage.to_owned()),
+            ("hubspot_owner_id", owner(p.owner)),
+        ];
+        if let Some(email) = &p.email {
+            props.push(("email", email.clone()));
+        }
+        portal.create_checked("contacts", checked(props), now, Source::Import)?;
+        contacts += 1;
+    }
+    let mut deals = 0;
+    for d in world.deals.iter().filter(|d| d.presence.in_hubspot()) {
+        let props = checked(vec![
+            ("dealname", d.name.clone()),
+            ("amount", d.amount.to_string()),
+            ("closedate", crate::clock::iso(d.close_date_ms)),
+            ("pipeline", "default".into()),
+            ("dealstage", DEAL_STAGES[d.stage % DEAL_STAGES.len()].to_owned()),
+            ("hubspot_owner_id", owner(d.owner)),
+        ]);
+        portal.create_checked("deals", props, now, Source::Import)?;
+        deals += 1;
+    }
+    portal.index_all();
+    Ok(json!({"contacts": contacts, "companies": companies, "deals": deals}))
+}

@@ -1,0 +1,69 @@
+//! crmsync's CRM sandboxes: local, stateful servers that speak HubSpot's (and, later,
+//! Salesforce's) HTTP APIs with their limits, paging, errors and lag, so the engine,
+//! its tests, the demo and the benchmarks never need the real services.
+//!
+//! A library first: tests start a sandbox in-process on a free loopback port
+//! ([`HubSpotSandbox::spawn`]); the `crmsync-sandbox` binary serves the same thing.
+//! This crate shares no code with the engine's CRM clients: each side is written from
+//! the CRMs' documentation on its own, so a misreading in one is caught by the other.
+
+pub mod clock;
+pub mod hubspot;
+pub mod seed;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+pub use clock::Clock;
+pub use hubspot::{HubSpot, HubSpotSettings};
+
+/// A HubSpot sandbox running on a loopback port.
+#[derive(Debug, Clone)]
+pub struct HubSpotSandbox {
+    pub addr: SocketAddr,
+    pub state: Arc<HubSpot>,
+}
+
+impl HubSpotSandbox {
+    /// Binds `127.0.0.1:0` and serves a new portal in the background (seeded when a
+    /// spec is given).
+    pub async fn spawn(
+        settings: HubSpotSettings,
+        clock: Clock,
+        seed: Option<seed::SeedSpec>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(listener, settings, clock, seed).await
+    }
+
+    /// Serves a new portal on an already bound listener.
+    pub async fn serve(
+        listener: TcpListener,
+        settings: HubSpotSettings,
+        clock: Clock,
+        seed: Option<seed::SeedSpec>,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let state = HubSpot::new(settings, clock);
+        if let Some(spec) = seed {
+            let now = state.clock.now_ms();
+            let world = seed::generate(spec);
+            let mut portal = hubspot::lock(&state.portal);
+            hubspot::seed_portal(&mut portal, &world, now)
+                .map_err(|e| std::io::Error::other(e.body.to_string()))?;
+        }
+        let app = hubspot::router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("hubspot sandbox stopped: {e}");
+            }
+        });
+        Ok(HubSpotSandbox { addr, state })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
