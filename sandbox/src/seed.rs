@@ -12,25 +12,93 @@ use rand_chacha::ChaCha8Rng;
 
 const FIRST: [&str; 40] = [
     "Ana", "Ben", "Carla", "David", "Elif", "Farid", "Grace", "Hugo", "Ines", "Jonas", "Kemal",
-    "Lena", "Marco", "Nadia", "Omar", "Paula", "Quentin", "Rosa", "Sven", "Tara", "Umar",
-    "Vera", "Wei", "Ximena", "Yusuf", "Zoe", "Aiko", "Bruno", "Chloe", "Diego", "Emma", "Felix",
-    "Giulia", "Hana", "Ivan", "Julia", "Kai", "Lucia", "Mateo", "Nora",
+    "Lena", "Marco", "Nadia", "Omar", "Paula", "Quentin", "Rosa", "Sven", "Tara", "Umar", "Vera",
+    "Wei", "Ximena", "Yusuf", "Zoe", "Aiko", "Bruno", "Chloe", "Diego", "Emma", "Felix", "Giulia",
+    "Hana", "Ivan", "Julia", "Kai", "Lucia", "Mateo", "Nora",
 ];
 const LAST: [&str; 40] = [
-    "Silva", "Novak", "Okafor", "Schmidt", "Yilmaz", "Haddad", "Kim", "Moreau", "Costa",
-    "Berg", "Demir", "Fischer", "Rossi", "Khan", "Farouk", "Lopez", "Martin", "Garcia",
-    "Larsen", "Singh", "Ali", "Petrova", "Chen", "Ruiz", "Aydin", "Walker", "Tanaka",
-    "Almeida", "Dubois", "Herrera", "Johnson", "Weber", "Bianchi", "Sato", "Ivanov", "Meyer",
-    "Navarro", "Romero", "Lindqvist", "OBrien",
+    "Silva",
+    "Novak",
+    "Okafor",
+    "Schmidt",
+    "Yilmaz",
+    "Haddad",
+    "Kim",
+    "Moreau",
+    "Costa",
+    "Berg",
+    "Demir",
+    "Fischer",
+    "Rossi",
+    "Khan",
+    "Farouk",
+    "Lopez",
+    "Martin",
+    "Garcia",
+    "Larsen",
+    "Singh",
+    "Ali",
+    "Petrova",
+    "Chen",
+    "Ruiz",
+    "Aydin",
+    "Walker",
+    "Tanaka",
+    "Almeida",
+    "Dubois",
+    "Herrera",
+    "Johnson",
+    "Weber",
+    "Bianchi",
+    "Sato",
+    "Ivanov",
+    "Meyer",
+    "Navarro",
+    "Romero",
+    "Lindqvist",
+    "OBrien",
 ];
 const WORDS: [&str; 30] = [
-    "Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Soylent",
-    "Tyrell", "Cyberdyne", "Wonka", "Oscorp", "Aperture", "Gringotts", "Monarch", "Pied",
-    "Dunder", "Sterling", "Prestige", "Nakatomi", "Massive", "Vehement", "Blue", "Nimbus",
-    "Zenith", "Orbit", "Quantum", "Lumen", "Vertex",
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Tyrell",
+    "Cyberdyne",
+    "Wonka",
+    "Oscorp",
+    "Aperture",
+    "Gringotts",
+    "Monarch",
+    "Pied",
+    "Dunder",
+    "Sterling",
+    "Prestige",
+    "Nakatomi",
+    "Massive",
+    "Vehement",
+    "Blue",
+    "Nimbus",
+    "Zenith",
+    "Orbit",
+    "Quantum",
+    "Lumen",
+    "Vertex",
 ];
 const SUFFIX: [&str; 8] = [
-    "Labs", "Systems", "Group", "Works", "Analytics", "Logistics", "Foods", "Energy",
+    "Labs",
+    "Systems",
+    "Group",
+    "Works",
+    "Analytics",
+    "Logistics",
+    "Foods",
+    "Energy",
 ];
 const TLDS: [&str; 5] = ["com", "io", "co", "net", "de"];
 const TITLES: [&str; 8] = [
@@ -151,7 +219,7 @@ fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
 fn presence(rng: &mut ChaCha8Rng, overlap: f64, i: usize) -> Presence {
     if rng.random_bool(overlap.clamp(0.0, 1.0)) {
         Presence::Both
-    } else if i % 2 == 0 {
+    } else if i.is_multiple_of(2) {
         Presence::HubSpotOnly
     } else {
         Presence::SalesforceOnly
@@ -165,7 +233,11 @@ pub fn generate(spec: SeedSpec) -> World {
         .map(|i| {
             let first = FIRST[(i * 7 + 3) % FIRST.len()].to_owned();
             let last = LAST[(i * 11 + 5) % LAST.len()].to_owned();
-            let email = format!("{}.{}@crmsync-demo.com", first.to_lowercase(), last.to_lowercase());
+            let email = format!(
+                "{}.{}@crmsync-demo.com",
+                first.to_lowercase(),
+                last.to_lowercase()
+            );
             Owner {
                 first_name: first,
                 last_name: last,
@@ -207,7 +279,11 @@ pub fn generate(spec: SeedSpec) -> World {
             );
             let email = (!(presence == Presence::HubSpotOnly && i % 50 == 0)).then_some(email);
             let job_title = if i % 40 == 39 {
-                format!("{} and {}", pick(&mut rng, &TITLES), "Interim Regional Coordinator ".repeat(5))
+                format!(
+                    "{} and {}",
+                    pick(&mut rng, &TITLES),
+                    "Interim Regional Coordinator ".repeat(5)
+                )
             } else {
                 pick(&mut rng, &TITLES).to_owned()
             };
@@ -219,7 +295,15 @@ pub fn generate(spec: SeedSpec) -> World {
                 job_title,
                 company,
                 owner: rng.random_range(0..owners.len()),
-                lifecycle_stage: pick(&mut rng, &["subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead"]),
+                lifecycle_stage: pick(
+                    &mut rng,
+                    &[
+                        "subscriber",
+                        "lead",
+                        "marketingqualifiedlead",
+                        "salesqualifiedlead",
+                    ],
+                ),
                 presence,
             }
         })
@@ -230,7 +314,8 @@ pub fn generate(spec: SeedSpec) -> World {
             Deal {
                 name: format!("{} renewal {i}", companies[company].name),
                 amount: rng.random_range(1..500) * 1000,
-                close_date_ms: 1_735_689_600_000 + i64::from(rng.random_range(0..365u32)) * 86_400_000,
+                close_date_ms: 1_735_689_600_000
+                    + i64::from(rng.random_range(0..365u32)) * 86_400_000,
                 stage: rng.random_range(0..7),
                 company,
                 contact: rng.random_range(0..people.len().max(1)),
@@ -253,9 +338,21 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_world() {
-        let a = generate(SeedSpec { seed: 7, records: 200, overlap: 0.5 });
-        let b = generate(SeedSpec { seed: 7, records: 200, overlap: 0.5 });
-        let c = generate(SeedSpec { seed: 8, records: 200, overlap: 0.5 });
+        let a = generate(SeedSpec {
+            seed: 7,
+            records: 200,
+            overlap: 0.5,
+        });
+        let b = generate(SeedSpec {
+            seed: 7,
+            records: 200,
+            overlap: 0.5,
+        });
+        let c = generate(SeedSpec {
+            seed: 8,
+            records: 200,
+            overlap: 0.5,
+        });
         let emails = |w: &World| w.people.iter().map(|p| p.email.clone()).collect::<Vec<_>>();
         assert_eq!(emails(&a), emails(&b));
         assert_ne!(emails(&a), emails(&c));
@@ -263,12 +360,24 @@ mod tests {
 
     #[test]
     fn about_the_overlap_share_is_on_both_sides_and_some_have_known_problems() {
-        let w = generate(SeedSpec { seed: 1, records: 1000, overlap: 0.5 });
-        let both = w.people.iter().filter(|p| p.presence == Presence::Both).count();
+        let w = generate(SeedSpec {
+            seed: 1,
+            records: 1000,
+            overlap: 0.5,
+        });
+        let both = w
+            .people
+            .iter()
+            .filter(|p| p.presence == Presence::Both)
+            .count();
         assert!((400..600).contains(&both), "{both}");
         assert!(w.people.iter().any(|p| p.email.is_none()));
         assert!(w.people.iter().any(|p| p.job_title.len() > 128));
-        assert!(w.people.iter().any(|p| p.presence == Presence::SalesforceOnly));
+        assert!(
+            w.people
+                .iter()
+                .any(|p| p.presence == Presence::SalesforceOnly)
+        );
         let mut emails: Vec<_> = w.people.iter().filter_map(|p| p.email.clone()).collect();
         let n = emails.len();
         emails.sort();

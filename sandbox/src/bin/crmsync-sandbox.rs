@@ -8,7 +8,10 @@ use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
 
 #[derive(Parser)]
-#[command(name = "crmsync-sandbox", about = "Local HubSpot (and Salesforce) sandboxes for crmsync")]
+#[command(
+    name = "crmsync-sandbox",
+    about = "Local HubSpot (and Salesforce) sandboxes for crmsync"
+)]
 struct Args {
     /// Where the HubSpot sandbox listens (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -59,7 +62,10 @@ async fn main() -> std::process::ExitCode {
     let listener = match tokio::net::TcpListener::bind(args.hubspot_addr).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("crmsync-sandbox: cannot listen on {}: {e}", args.hubspot_addr);
+            eprintln!(
+                "crmsync-sandbox: cannot listen on {}: {e}",
+                args.hubspot_addr
+            );
             return std::process::ExitCode::from(2);
         }
     };
@@ -68,13 +74,14 @@ async fn main() -> std::process::ExitCode {
         records: args.records,
         overlap: args.overlap,
     };
-    let hubspot = match HubSpotSandbox::serve(listener, settings, Clock::running(), Some(seed)).await {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("crmsync-sandbox: {e}");
-            return std::process::ExitCode::from(2);
-        }
-    };
+    let hubspot =
+        match HubSpotSandbox::serve(listener, settings, Clock::running(), Some(seed)).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("crmsync-sandbox: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        };
     println!("hubspot {}", hubspot.url());
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;

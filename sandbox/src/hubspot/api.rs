@@ -34,11 +34,26 @@ pub fn routes() -> Router<Arc<HubSpot>> {
             get(read).patch(update).delete(archive),
         )
         .route("/crm/v3/objects/{object_type}/batch/read", post(batch_read))
-        .route("/crm/v3/objects/{object_type}/batch/create", post(batch_create))
-        .route("/crm/v3/objects/{object_type}/batch/update", post(batch_update))
-        .route("/crm/v3/objects/{object_type}/batch/upsert", post(batch_upsert))
-        .route("/crm/v3/objects/{object_type}/batch/archive", post(batch_archive))
-        .route("/crm/v3/objects/{object_type}/search", post(super::api::search))
+        .route(
+            "/crm/v3/objects/{object_type}/batch/create",
+            post(batch_create),
+        )
+        .route(
+            "/crm/v3/objects/{object_type}/batch/update",
+            post(batch_update),
+        )
+        .route(
+            "/crm/v3/objects/{object_type}/batch/upsert",
+            post(batch_upsert),
+        )
+        .route(
+            "/crm/v3/objects/{object_type}/batch/archive",
+            post(batch_archive),
+        )
+        .route(
+            "/crm/v3/objects/{object_type}/search",
+            post(super::api::search),
+        )
         .route("/crm/v3/objects/{object_type}/merge", post(merge))
 }
 
@@ -46,7 +61,8 @@ type Reply = Result<Response, HsError>;
 
 /// Parses a JSON body the way HubSpot reports bad ones: a 400 VALIDATION_ERROR.
 pub fn body(bytes: &Bytes) -> Result<Value, HsError> {
-    serde_json::from_slice(bytes).map_err(|e| HsError::validation(format!("Invalid input JSON: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| HsError::validation(format!("Invalid input JSON: {e}")))
 }
 
 /// Query parameters; repeated keys and comma-separated lists both collect.
@@ -62,7 +78,10 @@ impl Params {
     }
 
     pub fn one(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn list(&self, key: &str) -> Option<Vec<String>> {
@@ -78,7 +97,8 @@ impl Params {
     }
 
     fn flag(&self, key: &str) -> bool {
-        self.one(key).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        self.one(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
     fn read_spec(&self) -> ReadSpec {
@@ -116,7 +136,7 @@ fn inputs(v: &Value, max: usize) -> Result<Vec<Value>, HsError> {
     Ok(inputs.clone())
 }
 
-fn live<'a>(objects: &'a Objects, id: u64) -> Option<&'a Record> {
+fn live(objects: &Objects, id: u64) -> Option<&Record> {
     objects
         .records
         .get(&objects.resolve(id))
@@ -162,8 +182,13 @@ async fn list(
         .filter(|r| r.archived_ms.is_some() == archived)
         .take(limit + 1)
         .collect();
-    let next = (page.len() > limit).then(|| page.pop().map(|r| r.id)).flatten();
-    let results: Vec<Value> = page.iter().map(|r| portal.render(objects, r, &spec)).collect();
+    let next = (page.len() > limit)
+        .then(|| page.pop().map(|r| r.id))
+        .flatten();
+    let results: Vec<Value> = page
+        .iter()
+        .map(|r| portal.render(objects, r, &spec))
+        .collect();
     let mut out = json!({ "results": results });
     if let Some(next) = next {
         out["paging"] = json!({"next": {
@@ -187,10 +212,20 @@ async fn create(
     let objects = portal.objects(&object_type)?;
     let record = live(objects, id).ok_or_else(|| HsError::not_found(&objects.kind.upper, id))?;
     let spec = ReadSpec {
-        properties: Some(props_of(&input).keys().cloned().chain(default_names(objects)).collect()),
+        properties: Some(
+            props_of(&input)
+                .keys()
+                .cloned()
+                .chain(default_names(objects))
+                .collect(),
+        ),
         with_history: Vec::new(),
     };
-    Ok((StatusCode::CREATED, Json(portal.render(objects, record, &spec))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(portal.render(objects, record, &spec)),
+    )
+        .into_response())
 }
 
 fn default_names(objects: &Objects) -> Vec<String> {
@@ -240,7 +275,13 @@ async fn update(
     let objects = portal.objects(&object_type)?;
     let record = live(objects, target).ok_or_else(|| HsError::not_found(&upper, target))?;
     let spec = ReadSpec {
-        properties: Some(props.keys().cloned().chain(default_names(objects)).collect()),
+        properties: Some(
+            props
+                .keys()
+                .cloned()
+                .chain(default_names(objects))
+                .collect(),
+        ),
         with_history: Vec::new(),
     };
     Ok(Json(portal.render(objects, record, &spec)).into_response())
@@ -261,7 +302,13 @@ async fn archive(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn batch_reply(results: Vec<Value>, errors: Vec<Value>, started: i64, completed: i64, ok: StatusCode) -> Response {
+fn batch_reply(
+    results: Vec<Value>,
+    errors: Vec<Value>,
+    started: i64,
+    completed: i64,
+    ok: StatusCode,
+) -> Response {
     let mut out = json!({
         "status": "COMPLETE",
         "results": results,
@@ -290,7 +337,11 @@ async fn batch_read(
         properties: str_list(&input, "properties"),
         with_history: str_list(&input, "propertiesWithHistory").unwrap_or_default(),
     };
-    let max = if spec.with_history.is_empty() { BATCH_MAX } else { BATCH_WITH_HISTORY_MAX };
+    let max = if spec.with_history.is_empty() {
+        BATCH_MAX
+    } else {
+        BATCH_WITH_HISTORY_MAX
+    };
     let inputs = inputs(&input, max)?;
     let id_property = input.get("idProperty").and_then(Value::as_str);
     let now = hs.clock.now_ms();
@@ -300,7 +351,10 @@ async fn batch_read(
     let mut missing = Vec::new();
     for i in &inputs {
         let key = i.get("id").and_then(Value::as_str).unwrap_or_default();
-        match objects.find(key, id_property).and_then(|id| live(objects, id)) {
+        match objects
+            .find(key, id_property)
+            .and_then(|id| live(objects, id))
+        {
             Some(r) => results.push(portal.render(objects, r, &spec)),
             None => missing.push(key.to_owned()),
         }
@@ -317,7 +371,13 @@ async fn batch_read(
             json!({"ids": missing}),
         )]
     };
-    Ok(batch_reply(results, errors, now, hs.clock.now_ms(), StatusCode::OK))
+    Ok(batch_reply(
+        results,
+        errors,
+        now,
+        hs.clock.now_ms(),
+        StatusCode::OK,
+    ))
 }
 
 async fn batch_create(
@@ -340,13 +400,19 @@ async fn batch_create(
     // otherwise the first conflict fails the whole batch, and nothing is written.
     let traced: Option<Vec<String>> = inputs
         .iter()
-        .map(|i| i.get("objectWriteTraceId").and_then(Value::as_str).map(str::to_owned))
+        .map(|i| {
+            i.get("objectWriteTraceId")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
         .collect();
     if traced.is_none() {
         let mut seen = std::collections::HashMap::new();
         for (n, c) in checked.iter().enumerate() {
             for (name, value) in c {
-                let Some(index) = objects.unique.get(name) else { continue };
+                let Some(index) = objects.unique.get(name) else {
+                    continue;
+                };
                 if value.is_empty() {
                     continue;
                 }
@@ -367,7 +433,11 @@ async fn batch_create(
         match portal.create_checked(&object_type, c, now, caller.source()) {
             Ok(id) => ids.push((n, id)),
             Err(e) => {
-                let trace = traced.as_ref().and_then(|t| t.get(n)).cloned().unwrap_or_default();
+                let trace = traced
+                    .as_ref()
+                    .and_then(|t| t.get(n))
+                    .cloned()
+                    .unwrap_or_default();
                 errors.push(batch_error(
                     e.body["category"].as_str().unwrap_or("CONFLICT"),
                     e.body["message"].as_str().unwrap_or_default().to_owned(),
@@ -382,7 +452,13 @@ async fn batch_create(
         .filter_map(|(n, id)| {
             let record = live(objects, *id)?;
             let spec = ReadSpec {
-                properties: Some(props_of(&inputs[*n]).keys().cloned().chain(default_names(objects)).collect()),
+                properties: Some(
+                    props_of(&inputs[*n])
+                        .keys()
+                        .cloned()
+                        .chain(default_names(objects))
+                        .collect(),
+                ),
                 with_history: Vec::new(),
             };
             let mut v = portal.render(objects, record, &spec);
@@ -392,7 +468,13 @@ async fn batch_create(
             Some(v)
         })
         .collect();
-    Ok(batch_reply(results, errors, now, hs.clock.now_ms(), StatusCode::CREATED))
+    Ok(batch_reply(
+        results,
+        errors,
+        now,
+        hs.clock.now_ms(),
+        StatusCode::CREATED,
+    ))
 }
 
 async fn batch_update(
@@ -417,7 +499,10 @@ async fn batch_update(
         let key = i.get("id").and_then(Value::as_str).unwrap_or_default();
         let id_property = i.get("idProperty").and_then(Value::as_str);
         let objects = portal.objects(&object_type)?;
-        let Some(id) = objects.find(key, id_property).filter(|id| live(objects, *id).is_some()) else {
+        let Some(id) = objects
+            .find(key, id_property)
+            .filter(|id| live(objects, *id).is_some())
+        else {
             missing.push(key.to_owned());
             continue;
         };
@@ -445,13 +530,25 @@ async fn batch_update(
         .iter()
         .filter_map(|(id, props)| {
             let spec = ReadSpec {
-                properties: Some(props.keys().cloned().chain(default_names(objects)).collect()),
+                properties: Some(
+                    props
+                        .keys()
+                        .cloned()
+                        .chain(default_names(objects))
+                        .collect(),
+                ),
                 with_history: Vec::new(),
             };
             live(objects, *id).map(|r| portal.render(objects, r, &spec))
         })
         .collect();
-    Ok(batch_reply(results, errors, now, hs.clock.now_ms(), StatusCode::OK))
+    Ok(batch_reply(
+        results,
+        errors,
+        now,
+        hs.clock.now_ms(),
+        StatusCode::OK,
+    ))
 }
 
 async fn batch_upsert(
@@ -467,8 +564,15 @@ async fn batch_upsert(
     let objects = portal.objects(&object_type)?;
     let mut plan = Vec::new();
     for i in &inputs {
-        let key = i.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-        let id_property = i.get("idProperty").and_then(Value::as_str).unwrap_or("hs_object_id");
+        let key = i
+            .get("id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let id_property = i
+            .get("idProperty")
+            .and_then(Value::as_str)
+            .unwrap_or("hs_object_id");
         if id_property != "hs_object_id" && !objects.unique.contains_key(id_property) {
             return Err(HsError::validation(format!(
                 "{id_property} is not a unique property of {}; upsert needs one",
@@ -477,10 +581,14 @@ async fn batch_upsert(
         }
         let mut props = props_of(i);
         if id_property != "hs_object_id" {
-            props.entry(id_property.to_owned()).or_insert(Value::String(key.clone()));
+            props
+                .entry(id_property.to_owned())
+                .or_insert(Value::String(key.clone()));
         }
         let checked = objects.check_write(&props)?;
-        let existing = objects.find(&key, Some(id_property)).filter(|id| live(objects, *id).is_some());
+        let existing = objects
+            .find(&key, Some(id_property))
+            .filter(|id| live(objects, *id).is_some());
         plan.push((existing, checked, props));
     }
     let mut results = Vec::new();
@@ -490,12 +598,21 @@ async fn batch_upsert(
                 portal.update_checked(&object_type, id, checked, now, caller.source())?;
                 (id, false)
             }
-            None => (portal.create_checked(&object_type, checked, now, caller.source())?, true),
+            None => (
+                portal.create_checked(&object_type, checked, now, caller.source())?,
+                true,
+            ),
         };
         let objects = portal.objects(&object_type)?;
         if let Some(r) = live(objects, id) {
             let spec = ReadSpec {
-                properties: Some(props.keys().cloned().chain(default_names(objects)).collect()),
+                properties: Some(
+                    props
+                        .keys()
+                        .cloned()
+                        .chain(default_names(objects))
+                        .collect(),
+                ),
                 with_history: Vec::new(),
             };
             let mut v = portal.render(objects, r, &spec);
@@ -503,7 +620,13 @@ async fn batch_upsert(
             results.push(v);
         }
     }
-    Ok(batch_reply(results, Vec::new(), now, hs.clock.now_ms(), StatusCode::OK))
+    Ok(batch_reply(
+        results,
+        Vec::new(),
+        now,
+        hs.clock.now_ms(),
+        StatusCode::OK,
+    ))
 }
 
 async fn batch_archive(
@@ -516,7 +639,11 @@ async fn batch_archive(
     let now = hs.clock.now_ms();
     let mut portal = lock(&hs.portal);
     for i in &inputs {
-        if let Some(id) = i.get("id").and_then(Value::as_str).and_then(|s| s.parse::<u64>().ok()) {
+        if let Some(id) = i
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<u64>().ok())
+        {
             portal.archive(&object_type, id, now)?;
         }
     }
@@ -542,9 +669,15 @@ async fn merge(
     let mut portal = lock(&hs.portal);
     let new_id = portal.merge(&object_type, primary, other, now, caller.source())?;
     let objects = portal.objects(&object_type)?;
-    let record = live(objects, new_id).ok_or_else(|| HsError::not_found(&objects.kind.upper, new_id))?;
+    let record =
+        live(objects, new_id).ok_or_else(|| HsError::not_found(&objects.kind.upper, new_id))?;
     let spec = ReadSpec {
-        properties: Some(default_names(objects).into_iter().chain(["hs_merged_object_ids".to_owned()]).collect()),
+        properties: Some(
+            default_names(objects)
+                .into_iter()
+                .chain(["hs_merged_object_ids".to_owned()])
+                .collect(),
+        ),
         with_history: Vec::new(),
     };
     Ok(Json(portal.render(objects, record, &spec)).into_response())

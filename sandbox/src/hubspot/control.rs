@@ -38,7 +38,10 @@ pub fn routes() -> Router<Arc<HubSpot>> {
 type Reply = Result<Response, HsError>;
 
 fn props(v: &Value) -> Map<String, Value> {
-    v.get("properties").and_then(Value::as_object).cloned().unwrap_or_default()
+    v.get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Every property of a record, archived ones included, for assertions.
@@ -59,7 +62,11 @@ fn full(hs: &HubSpot, object_type: &str, id: u64) -> Result<Value, HsError> {
 }
 
 async fn seed(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
-    let v = if bytes.is_empty() { json!({}) } else { body(&bytes)? };
+    let v = if bytes.is_empty() {
+        json!({})
+    } else {
+        body(&bytes)?
+    };
     let spec = SeedSpec {
         seed: v.get("seed").and_then(Value::as_u64).unwrap_or(1),
         records: v.get("records").and_then(Value::as_u64).unwrap_or(100) as usize,
@@ -70,7 +77,11 @@ async fn seed(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
     Ok(Json(counts).into_response())
 }
 
-async fn create(State(hs): State<Arc<HubSpot>>, Path(object_type): Path<String>, bytes: Bytes) -> Reply {
+async fn create(
+    State(hs): State<Arc<HubSpot>>,
+    Path(object_type): Path<String>,
+    bytes: Bytes,
+) -> Reply {
     let v = body(&bytes)?;
     let now = hs.clock.now_ms();
     let id = lock(&hs.portal).create(&object_type, &props(&v), now, HUMAN)?;
@@ -88,13 +99,20 @@ async fn update(
     Ok(Json(full(&hs, &object_type, id)?).into_response())
 }
 
-async fn archive(State(hs): State<Arc<HubSpot>>, Path((object_type, id)): Path<(String, u64)>) -> Reply {
+async fn archive(
+    State(hs): State<Arc<HubSpot>>,
+    Path((object_type, id)): Path<(String, u64)>,
+) -> Reply {
     let now = hs.clock.now_ms();
     lock(&hs.portal).archive(&object_type, id, now)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn merge(State(hs): State<Arc<HubSpot>>, Path(object_type): Path<String>, bytes: Bytes) -> Reply {
+async fn merge(
+    State(hs): State<Arc<HubSpot>>,
+    Path(object_type): Path<String>,
+    bytes: Bytes,
+) -> Reply {
     let v = body(&bytes)?;
     let id = |k: &str| {
         v.get(k)
@@ -102,14 +120,25 @@ async fn merge(State(hs): State<Arc<HubSpot>>, Path(object_type): Path<String>, 
             .ok_or_else(|| HsError::validation(format!("{k} must be a record id")))
     };
     let now = hs.clock.now_ms();
-    let new_id = lock(&hs.portal).merge(&object_type, id("primaryObjectId")?, id("objectIdToMerge")?, now, HUMAN)?;
+    let new_id = lock(&hs.portal).merge(
+        &object_type,
+        id("primaryObjectId")?,
+        id("objectIdToMerge")?,
+        now,
+        HUMAN,
+    )?;
     Ok(Json(full(&hs, &object_type, new_id)?).into_response())
 }
 
 async fn dump(State(hs): State<Arc<HubSpot>>, Path(object_type): Path<String>) -> Reply {
     let ids: Vec<u64> = {
         let portal = lock(&hs.portal);
-        portal.objects(&object_type)?.records.keys().copied().collect()
+        portal
+            .objects(&object_type)?
+            .records
+            .keys()
+            .copied()
+            .collect()
     };
     let records = ids
         .into_iter()
@@ -123,13 +152,24 @@ async fn dump(State(hs): State<Arc<HubSpot>>, Path(object_type): Path<String>) -
 async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
     let v = body(&bytes)?;
     let repeat = v.get("repeat").and_then(Value::as_u64).unwrap_or(1) as usize;
-    let list = v.get("faults").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = v
+        .get("faults")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let mut parsed = Vec::new();
     for f in &list {
-        let fault = match (f.get("status").and_then(Value::as_u64), f.get("delay_ms").and_then(Value::as_u64)) {
+        let fault = match (
+            f.get("status").and_then(Value::as_u64),
+            f.get("delay_ms").and_then(Value::as_u64),
+        ) {
             (Some(s), _) => Fault::Status(s as u16),
             (None, Some(ms)) => Fault::Delay(ms),
-            _ => return Err(HsError::validation("a fault is {\"status\": N} or {\"delay_ms\": N}")),
+            _ => {
+                return Err(HsError::validation(
+                    "a fault is {\"status\": N} or {\"delay_ms\": N}",
+                ));
+            }
         };
         parsed.push(fault);
     }
@@ -168,9 +208,18 @@ async fn settings(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
         lock(&hs.settings).limits = match l {
             Value::Null => None,
             l => Some(RateLimits {
-                per_ten_seconds: l.get("per_ten_seconds").and_then(Value::as_u64).map_or(defaults.per_ten_seconds, |n| n as u32),
-                daily: l.get("daily").and_then(Value::as_u64).unwrap_or(defaults.daily),
-                search_per_second: l.get("search_per_second").and_then(Value::as_u64).map_or(defaults.search_per_second, |n| n as u32),
+                per_ten_seconds: l
+                    .get("per_ten_seconds")
+                    .and_then(Value::as_u64)
+                    .map_or(defaults.per_ten_seconds, |n| n as u32),
+                daily: l
+                    .get("daily")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(defaults.daily),
+                search_per_second: l
+                    .get("search_per_second")
+                    .and_then(Value::as_u64)
+                    .map_or(defaults.search_per_second, |n| n as u32),
             }),
         };
     }

@@ -43,7 +43,12 @@ pub type LimitHeaders = Vec<(&'static str, String)>;
 
 impl Limiter {
     /// Admits one call at `now`, or answers the 429 HubSpot would.
-    pub fn admit(&mut self, limits: &RateLimits, now: i64, search: bool) -> Result<LimitHeaders, HsError> {
+    pub fn admit(
+        &mut self,
+        limits: &RateLimits,
+        now: i64,
+        search: bool,
+    ) -> Result<LimitHeaders, HsError> {
         while self.calls.front().is_some_and(|t| *t <= now - TEN_SECONDS) {
             self.calls.pop_front();
         }
@@ -61,11 +66,19 @@ impl Limiter {
                     "x-hubspot-ratelimit-daily-remaining",
                     limits.daily.saturating_sub(today).to_string(),
                 ),
-                ("x-hubspot-ratelimit-interval-milliseconds", TEN_SECONDS.to_string()),
-                ("x-hubspot-ratelimit-max", limits.per_ten_seconds.to_string()),
+                (
+                    "x-hubspot-ratelimit-interval-milliseconds",
+                    TEN_SECONDS.to_string(),
+                ),
+                (
+                    "x-hubspot-ratelimit-max",
+                    limits.per_ten_seconds.to_string(),
+                ),
                 (
                     "x-hubspot-ratelimit-remaining",
-                    (limits.per_ten_seconds as usize).saturating_sub(calls).to_string(),
+                    (limits.per_ten_seconds as usize)
+                        .saturating_sub(calls)
+                        .to_string(),
                 ),
             ]
         };
@@ -73,7 +86,8 @@ impl Limiter {
             let mut e = HsError::rate_limited("DAILY", "You have reached your daily limit.");
             e.headers = headers(self.calls.len(), self.today);
             let midnight = (self.day + 1) * DAY;
-            e.headers.push(("retry-after", ((midnight - now) / 1000 + 1).to_string()));
+            e.headers
+                .push(("retry-after", ((midnight - now) / 1000 + 1).to_string()));
             return Err(e);
         }
         if self.calls.len() >= limits.per_ten_seconds as usize {
@@ -83,7 +97,10 @@ impl Limiter {
             );
             e.headers = headers(self.calls.len(), self.today);
             let oldest = self.calls.front().copied().unwrap_or(now);
-            e.headers.push(("retry-after", ((oldest + TEN_SECONDS - now) / 1000 + 1).to_string()));
+            e.headers.push((
+                "retry-after",
+                ((oldest + TEN_SECONDS - now) / 1000 + 1).to_string(),
+            ));
             return Err(e);
         }
         if search && self.searches.len() >= limits.search_per_second as usize {
@@ -121,7 +138,10 @@ mod tests {
         assert!(l.admit(&limits, 11_001, true).is_ok());
         assert!(l.admit(&limits, 11_002, true).is_ok());
         let e = l.admit(&limits, 11_003, true).err();
-        assert_eq!(e.map(|e| e.body["policyName"].clone()), Some("SECONDLY".into()));
+        assert_eq!(
+            e.map(|e| e.body["policyName"].clone()),
+            Some("SECONDLY".into())
+        );
     }
 
     #[test]
@@ -135,7 +155,10 @@ mod tests {
         assert!(l.admit(&limits, 0, false).is_ok());
         assert!(l.admit(&limits, 20_000, false).is_ok());
         let e = l.admit(&limits, 40_000, false).err();
-        assert_eq!(e.map(|e| e.body["policyName"].clone()), Some("DAILY".into()));
+        assert_eq!(
+            e.map(|e| e.body["policyName"].clone()),
+            Some("DAILY".into())
+        );
         assert!(l.admit(&limits, DAY + 1, false).is_ok());
     }
 }

@@ -172,7 +172,10 @@ async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) 
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let caller = match bearer.and_then(|t| tokens.iter().position(|k| k == t)) {
         Some(0) => Caller::Integration,

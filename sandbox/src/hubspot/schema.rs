@@ -92,7 +92,15 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
         enumeration("lifecyclestage", &LIFECYCLE_STAGES),
         owner(),
     ]);
-    let mut companies = text(&["name", "domain", "city", "state", "country", "phone", "salesforceaccountid"]);
+    let mut companies = text(&[
+        "name",
+        "domain",
+        "city",
+        "state",
+        "country",
+        "phone",
+        "salesforceaccountid",
+    ]);
     companies.extend([
         enumeration(
             "industry",
@@ -135,13 +143,25 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
     calls.push(prop("hs_call_duration", PropType::Number));
     calls.push(enumeration("hs_call_direction", &["INBOUND", "OUTBOUND"]));
     let mut emails = engagement(&["hs_email_subject", "hs_email_text"]);
-    emails.push(enumeration("hs_email_direction", &["EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"]));
+    emails.push(enumeration(
+        "hs_email_direction",
+        &["EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"],
+    ));
     let mut meetings = engagement(&["hs_meeting_title", "hs_meeting_body", "hs_meeting_outcome"]);
     meetings.push(prop("hs_meeting_start_time", PropType::DateTime));
     meetings.push(prop("hs_meeting_end_time", PropType::DateTime));
     let notes = engagement(&["hs_note_body"]);
     let mut tasks = engagement(&["hs_task_subject", "hs_task_body"]);
-    tasks.push(enumeration("hs_task_status", &["NOT_STARTED", "IN_PROGRESS", "WAITING", "COMPLETED", "DEFERRED"]));
+    tasks.push(enumeration(
+        "hs_task_status",
+        &[
+            "NOT_STARTED",
+            "IN_PROGRESS",
+            "WAITING",
+            "COMPLETED",
+            "DEFERRED",
+        ],
+    ));
     tasks.push(enumeration("hs_task_priority", &["LOW", "MEDIUM", "HIGH"]));
     let mut machines = text(&["model", "salesforcemachineid"]);
     let mut serial = prop("serial_number", PropType::String);
@@ -154,7 +174,14 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
                 "contacts",
                 "0-1",
                 "CONTACT",
-                &["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
+                &[
+                    "createdate",
+                    "email",
+                    "firstname",
+                    "hs_object_id",
+                    "lastmodifieddate",
+                    "lastname",
+                ],
             ),
             contacts,
         ),
@@ -163,7 +190,13 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
                 "companies",
                 "0-2",
                 "COMPANY",
-                &["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
+                &[
+                    "createdate",
+                    "domain",
+                    "hs_lastmodifieddate",
+                    "hs_object_id",
+                    "name",
+                ],
             ),
             companies,
         ),
@@ -172,18 +205,35 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
                 "deals",
                 "0-3",
                 "DEAL",
-                &["amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate", "hs_object_id", "pipeline"],
+                &[
+                    "amount",
+                    "closedate",
+                    "createdate",
+                    "dealname",
+                    "dealstage",
+                    "hs_lastmodifieddate",
+                    "hs_object_id",
+                    "pipeline",
+                ],
             ),
             deals,
         ),
         (kind("tickets", "0-5", "TICKET", &OBJECT_DEFAULTS), tickets),
         (kind("calls", "0-48", "CALL", &OBJECT_DEFAULTS), calls),
         (kind("emails", "0-49", "EMAIL", &OBJECT_DEFAULTS), emails),
-        (kind("meetings", "0-47", "MEETING", &OBJECT_DEFAULTS), meetings),
+        (
+            kind("meetings", "0-47", "MEETING", &OBJECT_DEFAULTS),
+            meetings,
+        ),
         (kind("notes", "0-46", "NOTE", &OBJECT_DEFAULTS), notes),
         (kind("tasks", "0-27", "TASK", &OBJECT_DEFAULTS), tasks),
         (
-            kind(CUSTOM_OBJECT.0, CUSTOM_OBJECT.1, "P_MACHINES", &OBJECT_DEFAULTS),
+            kind(
+                CUSTOM_OBJECT.0,
+                CUSTOM_OBJECT.1,
+                "P_MACHINES",
+                &OBJECT_DEFAULTS,
+            ),
             machines,
         ),
     ]

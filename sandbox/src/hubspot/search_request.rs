@@ -57,7 +57,11 @@ fn text(v: &Value) -> Option<String> {
 impl SearchRequest {
     pub fn parse(v: &Value) -> Result<Self, HsError> {
         let (limit_max, results_max, groups_max, per_group_max, filters_max) = SEARCH_LIMITS;
-        let groups_json = v.get("filterGroups").and_then(Value::as_array).cloned().unwrap_or_default();
+        let groups_json = v
+            .get("filterGroups")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if groups_json.len() > groups_max {
             return Err(HsError::validation(format!(
                 "Too many filter groups: {} (the maximum is {groups_max})",
@@ -67,7 +71,11 @@ impl SearchRequest {
         let mut groups = Vec::new();
         let mut total = 0;
         for g in &groups_json {
-            let filters = g.get("filters").and_then(Value::as_array).cloned().unwrap_or_default();
+            let filters = g
+                .get("filters")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             if filters.len() > per_group_max {
                 return Err(HsError::validation(format!(
                     "Too many filters in a group: {} (the maximum is {per_group_max})",
@@ -75,21 +83,34 @@ impl SearchRequest {
                 )));
             }
             total += filters.len();
-            groups.push(filters.iter().map(parse_filter).collect::<Result<Vec<_>, _>>()?);
+            groups.push(
+                filters
+                    .iter()
+                    .map(parse_filter)
+                    .collect::<Result<Vec<_>, _>>()?,
+            );
         }
         if total > filters_max {
             return Err(HsError::validation(format!(
                 "Too many filters: {total} (the maximum is {filters_max} across all groups)"
             )));
         }
-        let sorts = v.get("sorts").and_then(Value::as_array).cloned().unwrap_or_default();
+        let sorts = v
+            .get("sorts")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         if sorts.len() > 1 {
             return Err(HsError::validation("Only one sort is supported"));
         }
         let sort = sorts.first().map(|s| match s {
             Value::String(p) => (p.trim_start_matches('-').to_owned(), !p.starts_with('-')),
             other => (
-                other.get("propertyName").and_then(Value::as_str).unwrap_or("hs_object_id").to_owned(),
+                other
+                    .get("propertyName")
+                    .and_then(Value::as_str)
+                    .unwrap_or("hs_object_id")
+                    .to_owned(),
                 other.get("direction").and_then(Value::as_str) != Some("DESCENDING"),
             ),
         });
@@ -102,7 +123,8 @@ impl SearchRequest {
             Some(l) => l
                 .as_u64()
                 .or_else(|| l.as_str().and_then(|s| s.parse().ok()))
-                .ok_or_else(|| HsError::validation("limit must be a number"))? as usize,
+                .ok_or_else(|| HsError::validation("limit must be a number"))?
+                as usize,
         };
         if limit > limit_max {
             return Err(HsError::validation(format!(
@@ -119,10 +141,16 @@ impl SearchRequest {
             return Err(HsError::validation(format!(
                 "Paging past {results_max} results is not supported: after {after} + limit {limit}"
             ))
-            .with("subCategory", Value::String("SEARCH_RESULTS_LIMIT_EXCEEDED".into())));
+            .with(
+                "subCategory",
+                Value::String("SEARCH_RESULTS_LIMIT_EXCEEDED".into()),
+            ));
         }
         let properties = v.get("properties").and_then(Value::as_array).map(|a| {
-            a.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
         });
         Ok(SearchRequest {
             groups,
@@ -200,15 +228,31 @@ fn parse_filter(f: &Value) -> Result<Filter, HsError> {
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(text).collect())
         .unwrap_or_default();
-    let needs_value = matches!(op, Op::Eq | Op::Neq | Op::Lt | Op::Lte | Op::Gt | Op::Gte | Op::ContainsToken | Op::NotContainsToken);
+    let needs_value = matches!(
+        op,
+        Op::Eq
+            | Op::Neq
+            | Op::Lt
+            | Op::Lte
+            | Op::Gt
+            | Op::Gte
+            | Op::ContainsToken
+            | Op::NotContainsToken
+    );
     if needs_value && value.is_none() {
-        return Err(HsError::validation(format!("Operator needs a value for {property}")));
+        return Err(HsError::validation(format!(
+            "Operator needs a value for {property}"
+        )));
     }
     if op == Op::Between && (value.is_none() || high.is_none()) {
-        return Err(HsError::validation(format!("BETWEEN needs value and highValue for {property}")));
+        return Err(HsError::validation(format!(
+            "BETWEEN needs value and highValue for {property}"
+        )));
     }
     if matches!(op, Op::In | Op::NotIn) && values.is_empty() {
-        return Err(HsError::validation(format!("IN and NOT_IN need values for {property}")));
+        return Err(HsError::validation(format!(
+            "IN and NOT_IN need values for {property}"
+        )));
     }
     Ok(Filter {
         property,
@@ -258,7 +302,10 @@ impl Filter {
         let ty = objects.properties.get(self.property.as_str()).map(|d| d.ty);
         let actual = objects.value(record, props, &self.property);
         let Some(actual) = actual.filter(|a| !a.is_empty()) else {
-            return matches!(self.op, Op::NotHasProperty | Op::Neq | Op::NotIn | Op::NotContainsToken);
+            return matches!(
+                self.op,
+                Op::NotHasProperty | Op::Neq | Op::NotIn | Op::NotContainsToken
+            );
         };
         let cmp = |v: &str| compare(ty, &actual, v);
         let value = self.value.as_deref().unwrap_or_default();

@@ -73,7 +73,10 @@ pub fn seed(portal: &mut Portal, world: &World, now: i64) -> Result<Value, HsErr
             ("amount", d.amount.to_string()),
             ("closedate", crate::clock::iso(d.close_date_ms)),
             ("pipeline", "default".into()),
-            ("dealstage", DEAL_STAGES[d.stage % DEAL_STAGES.len()].to_owned()),
+            (
+                "dealstage",
+                DEAL_STAGES[d.stage % DEAL_STAGES.len()].to_owned(),
+            ),
             ("hubspot_owner_id", owner(d.owner)),
         ]);
         portal.create_checked("deals", props, now, Source::Import)?;

@@ -169,14 +169,17 @@ pub struct Objects {
 }
 
 /// Computed properties every object has.
-const SYSTEM: [&str; 4] = ["hs_object_id", "createdate", "lastmodifieddate", "hs_lastmodifieddate"];
+const SYSTEM: [&str; 4] = [
+    "hs_object_id",
+    "createdate",
+    "lastmodifieddate",
+    "hs_lastmodifieddate",
+];
 
 impl Objects {
     pub fn new(kind: ObjectKind, defs: Vec<PropertyDef>) -> Self {
-        let mut properties: BTreeMap<Arc<str>, PropertyDef> = defs
-            .into_iter()
-            .map(|d| (d.name.clone(), d))
-            .collect();
+        let mut properties: BTreeMap<Arc<str>, PropertyDef> =
+            defs.into_iter().map(|d| (d.name.clone(), d)).collect();
         for name in SYSTEM {
             let ty = if name == "hs_object_id" {
                 PropType::Number
@@ -220,7 +223,12 @@ impl Objects {
     }
 
     /// A property value, computed ones included.
-    pub fn value<'r>(&self, record: &'r Record, props: &'r Props, name: &str) -> Option<Cow<'r, str>> {
+    pub fn value<'r>(
+        &self,
+        record: &'r Record,
+        props: &'r Props,
+        name: &str,
+    ) -> Option<Cow<'r, str>> {
         match name {
             "hs_object_id" => Some(Cow::Owned(record.id.to_string())),
             "createdate" => Some(Cow::Owned(iso(record.created_ms))),
@@ -252,7 +260,10 @@ impl Objects {
     }
 
     /// Validates property values for a write, HubSpot's way: every problem in one 400.
-    pub fn check_write(&self, props: &Map<String, Value>) -> Result<Vec<(Arc<str>, String)>, HsError> {
+    pub fn check_write(
+        &self,
+        props: &Map<String, Value>,
+    ) -> Result<Vec<(Arc<str>, String)>, HsError> {
         let mut problems = Vec::new();
         let mut out = Vec::with_capacity(props.len());
         for (name, value) in props {
@@ -323,10 +334,9 @@ fn check_value(def: &PropertyDef, text: &str) -> Option<PropertyProblem> {
         })
     };
     match def.ty {
-        PropType::Number if text.trim().parse::<f64>().is_err() => bad(
-            "INVALID_DOUBLE",
-            format!("{text} was not a valid number."),
-        ),
+        PropType::Number if text.trim().parse::<f64>().is_err() => {
+            bad("INVALID_DOUBLE", format!("{text} was not a valid number."))
+        }
         PropType::Bool if !matches!(text, "true" | "false") => bad(
             "INVALID_BOOLEAN",
             format!("{text} was not a valid boolean (true or false)."),
@@ -360,9 +370,16 @@ fn check_value(def: &PropertyDef, text: &str) -> Option<PropertyProblem> {
 /// midnight UTC).
 fn normalize_value(def: &PropertyDef, text: &str) -> String {
     match def.ty {
-        PropType::DateTime => parse_time_ms(text).map(iso).unwrap_or_else(|| text.to_owned()),
+        PropType::DateTime => parse_time_ms(text)
+            .map(iso)
+            .unwrap_or_else(|| text.to_owned()),
         PropType::Date => parse_time_ms(text)
-            .map(|ms| iso(ms - ms.rem_euclid(86_400_000)).chars().take(10).collect())
+            .map(|ms| {
+                iso(ms - ms.rem_euclid(86_400_000))
+                    .chars()
+                    .take(10)
+                    .collect()
+            })
             .unwrap_or_else(|| text.to_owned()),
         _ => text.to_owned(),
     }
@@ -423,7 +440,8 @@ impl Portal {
         if let Some(short) = kind.name.strip_prefix("p_") {
             self.aliases.insert(short.to_owned(), kind.name.clone());
         }
-        self.objects.insert(kind.name.clone(), Objects::new(kind, defs));
+        self.objects
+            .insert(kind.name.clone(), Objects::new(kind, defs));
     }
 
     /// The object type a path segment names (`contacts`, `0-1`, `p_machines`, `2-1001`).
@@ -473,7 +491,11 @@ impl Portal {
     ) -> Result<u64, HsError> {
         let objects = self.objects(type_name)?;
         for (name, value) in &checked {
-            if let Some(existing) = objects.unique.get(name).and_then(|m| m.get(&value.to_lowercase())) {
+            if let Some(existing) = objects
+                .unique
+                .get(name)
+                .and_then(|m| m.get(&value.to_lowercase()))
+            {
                 return Err(HsError::conflict(*existing, &objects.kind.upper));
             }
         }
@@ -538,16 +560,23 @@ impl Portal {
         };
         let changes: Vec<(Arc<str>, String)> = checked
             .into_iter()
-            .filter(|(name, value)| record.props.get(name).map_or(!value.is_empty(), |old| old != value))
+            .filter(|(name, value)| {
+                record
+                    .props
+                    .get(name)
+                    .map_or(!value.is_empty(), |old| old != value)
+            })
             .collect();
         for (name, value) in &changes {
             if value.is_empty() {
                 continue;
             }
-            if let Some(owner) = objects.unique.get(name).and_then(|m| m.get(&value.to_lowercase())) {
-                if *owner != id {
-                    return Err(HsError::conflict(*owner, &upper));
-                }
+            let owner = objects
+                .unique
+                .get(name)
+                .and_then(|m| m.get(&value.to_lowercase()));
+            if let Some(owner) = owner.filter(|o| **o != id) {
+                return Err(HsError::conflict(*owner, &upper));
             }
         }
         if changes.is_empty() {
@@ -599,7 +628,11 @@ impl Portal {
     pub fn archive(&mut self, type_name: &str, id: u64, now: i64) -> Result<bool, HsError> {
         let objects = self.objects_mut(type_name)?;
         let id = objects.resolve(id);
-        let Some(record) = objects.records.get_mut(&id).filter(|r| r.archived_ms.is_none()) else {
+        let Some(record) = objects
+            .records
+            .get_mut(&id)
+            .filter(|r| r.archived_ms.is_none())
+        else {
             return Ok(false);
         };
         record.archived_ms = Some(now);
@@ -655,14 +688,23 @@ impl Portal {
         if a == b {
             return Err(HsError::validation("Cannot merge an object with itself."));
         }
-        let live = |id: u64| objects.records.get(&id).filter(|r| r.archived_ms.is_none()).cloned();
+        let live = |id: u64| {
+            objects
+                .records
+                .get(&id)
+                .filter(|r| r.archived_ms.is_none())
+                .cloned()
+        };
         let primary = live(a).ok_or_else(|| HsError::not_found(&upper, a))?;
         let other = live(b).ok_or_else(|| HsError::not_found(&upper, b))?;
         let mut props = (*other.props).clone();
         props.extend(primary.props.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut history = other.history.clone();
         for (k, v) in &primary.history {
-            history.entry(k.clone()).or_default().extend(v.iter().cloned());
+            history
+                .entry(k.clone())
+                .or_default()
+                .extend(v.iter().cloned());
         }
         let mut merged_ids = vec![a, b];
         merged_ids.extend(primary.merged_ids.iter().chain(other.merged_ids.iter()));
@@ -731,7 +773,10 @@ impl Portal {
                 if !objects.properties.contains_key(name.as_str()) {
                     continue;
                 }
-                with_history.insert(name.clone(), Value::Array(history_of(objects, record, name)));
+                with_history.insert(
+                    name.clone(),
+                    Value::Array(history_of(objects, record, name)),
+                );
             }
             out["propertiesWithHistory"] = Value::Object(with_history);
         }
@@ -762,7 +807,9 @@ fn history_of(objects: &Objects, record: &Record, name: &str) -> Vec<Value> {
     // The value the record was created with, unless it was never set.
     let created_value = match changes.first() {
         Some(_) => None,
-        None => objects.value(record, &record.props, name).map(Cow::into_owned),
+        None => objects
+            .value(record, &record.props, name)
+            .map(Cow::into_owned),
     };
     if let Some(v) = created_value {
         out.push(entry(&v, record.created_ms, record.created_by));

@@ -1,0 +1,714 @@
+//! The HubSpot sandbox over HTTP on loopback, as strict as HubSpot: auth, paging, batch
+//! limits, 207 partial results, unique emails, search limits and lag, rate limits,
+//! merges, history and faults.
+
+use crmsync_sandbox::hubspot::limits::RateLimits;
+use crmsync_sandbox::seed::SeedSpec;
+use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "integration-token";
+const HUMAN_TOKEN: &str = "someone-else";
+/// 2024-05-01T00:00:00Z.
+const T0: i64 = 1_714_521_600_000;
+
+struct Portal {
+    sandbox: HubSpotSandbox,
+    http: reqwest::Client,
+}
+
+async fn portal(settings: HubSpotSettings, seed: Option<SeedSpec>) -> Portal {
+    let settings = HubSpotSettings {
+        tokens: vec![TOKEN.into(), HUMAN_TOKEN.into()],
+        ..settings
+    };
+    let sandbox = HubSpotSandbox::spawn(settings, Clock::frozen(T0), seed)
+        .await
+        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    Portal {
+        sandbox,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// Limits and lag off unless a test is about them.
+fn relaxed() -> HubSpotSettings {
+    HubSpotSettings {
+        limits: None,
+        search_lag_ms: 0,
+        ..HubSpotSettings::default()
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Portal {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.sandbox.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{path}: {e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, path, body, Some(TOKEN)).await
+    }
+
+    async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, &format!("/_sandbox/hubspot{path}"), body, None)
+            .await
+    }
+
+    async fn create_contact(&self, email: &str) -> String {
+        let r = self
+            .api(
+                "POST",
+                "/crm/v3/objects/contacts",
+                Some(json!({"properties": {"email": email, "firstname": "Ada"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+#[tokio::test]
+async fn calls_without_a_valid_token_get_hubspots_401() {
+    let p = portal(relaxed(), None).await;
+    for token in [None, Some("wrong")] {
+        let r = p.call("GET", "/crm/v3/objects/contacts", None, token).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(r.body["category"], "INVALID_AUTHENTICATION");
+        assert_eq!(r.body["status"], "error");
+        assert!(
+            r.body["correlationId"]
+                .as_str()
+                .is_some_and(|c| c.len() == 36)
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_contact_is_created_read_by_id_or_email_updated_and_keeps_history() {
+    let p = portal(relaxed(), None).await;
+    let id = p.create_contact("ada@example.com").await;
+    let r = p
+        .api("GET", &format!("/crm/v3/objects/contacts/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["properties"]["email"], "ada@example.com");
+    assert_eq!(r.body["properties"]["hs_object_id"], id.as_str());
+    assert_eq!(
+        r.body["properties"]["lastmodifieddate"],
+        "2024-05-01T00:00:00.000Z"
+    );
+    assert_eq!(r.body["archived"], false);
+
+    let r = p
+        .api(
+            "GET",
+            "/crm/v3/objects/contacts/ADA@example.com?idProperty=email&properties=firstname",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["id"], id.as_str());
+    assert_eq!(r.body["properties"], json!({"firstname": "Ada"}));
+
+    p.control("POST", "/clock/advance", Some(json!({"ms": 60_000})))
+        .await;
+    let r = p
+        .call(
+            "PATCH",
+            &format!("/crm/v3/objects/contacts/{id}"),
+            Some(json!({"properties": {"firstname": "Adaline"}})),
+            Some(HUMAN_TOKEN),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/objects/contacts/{id}?propertiesWithHistory=firstname"),
+            None,
+        )
+        .await;
+    let history = &r.body["propertiesWithHistory"]["firstname"];
+    assert_eq!(history[0]["value"], "Adaline");
+    assert_eq!(history[0]["sourceType"], "CRM_UI");
+    assert_eq!(history[0]["timestamp"], "2024-05-01T00:01:00.000Z");
+    assert_eq!(history[1]["value"], "Ada");
+    assert_eq!(history[1]["sourceType"], "INTEGRATION");
+    assert_eq!(r.body["updatedAt"], "2024-05-01T00:01:00.000Z");
+}
+
+#[tokio::test]
+async fn a_duplicate_email_is_hubspots_409_naming_the_existing_id() {
+    let p = portal(relaxed(), None).await;
+    let id = p.create_contact("dup@example.com").await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "Dup@Example.com"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.body["category"], "CONFLICT");
+    assert_eq!(
+        r.body["message"],
+        format!("Contact already exists. Existing ID: {id}")
+    );
+}
+
+#[tokio::test]
+async fn invalid_unknown_and_read_only_properties_are_refused_together() {
+    let p = portal(relaxed(), None).await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "x@example.com", "lifecyclestage": "reports", "description": "x", "hs_object_id": "1"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["category"], "VALIDATION_ERROR");
+    let codes: Vec<&str> = r.body["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["code"].as_str())
+        .collect();
+    assert_eq!(
+        codes,
+        vec!["INVALID_OPTION", "PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE"]
+    );
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Property values were not valid: ")
+    );
+}
+
+#[tokio::test]
+async fn lists_page_with_after_and_hubspots_page_limit() {
+    let p = portal(
+        relaxed(),
+        Some(SeedSpec {
+            seed: 3,
+            records: 500,
+            overlap: 0.5,
+        }),
+    )
+    .await;
+    let r = p
+        .api("GET", "/crm/v3/objects/contacts?limit=101", None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let dump = p.control("GET", "/objects/contacts", None).await;
+    let total = dump.body["results"].as_array().map_or(0, Vec::len);
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            Some(a) => format!("/crm/v3/objects/contacts?limit=100&after={a}"),
+            None => "/crm/v3/objects/contacts?limit=100".to_owned(),
+        };
+        let r = p.api("GET", &path, None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        let page = r.body["results"].as_array().cloned().unwrap_or_default();
+        assert!(page.len() <= 100);
+        seen.extend(
+            page.iter()
+                .filter_map(|c| c["id"].as_str().map(str::to_owned)),
+        );
+        match r.body["paging"]["next"]["after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => break,
+        }
+    }
+    assert!(total > 100);
+    assert_eq!(seen.len(), total);
+    seen.dedup();
+    assert_eq!(seen.len(), total);
+}
+
+#[tokio::test]
+async fn batches_over_the_input_limit_are_refused() {
+    let p = portal(relaxed(), None).await;
+    let inputs: Vec<Value> = (0..101).map(|i| json!({"id": i.to_string()})).collect();
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts/batch/read",
+            Some(json!({"inputs": inputs})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body["message"],
+        "The maximum number of inputs supported in a batch is 100. Please reduce the number of items and try again"
+    );
+    let inputs: Vec<Value> = (0..51).map(|i| json!({"id": i.to_string()})).collect();
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts/batch/read",
+            Some(json!({"inputs": inputs, "propertiesWithHistory": ["email"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is 50")
+    );
+}
+
+#[tokio::test]
+async fn batch_read_reports_missing_ids_in_a_207() {
+    let p = portal(relaxed(), None).await;
+    let id = p.create_contact("a@example.com").await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts/batch/read",
+            Some(json!({"properties": ["email"], "inputs": [{"id": id}, {"id": "999"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS);
+    assert_eq!(r.body["numErrors"], 1);
+    assert_eq!(r.body["errors"][0]["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(r.body["errors"][0]["context"]["ids"], json!(["999"]));
+    assert_eq!(r.body["results"][0]["properties"]["email"], "a@example.com");
+}
+
+#[tokio::test]
+async fn a_duplicate_email_fails_a_batch_create_whole_unless_every_input_is_traced() {
+    let p = portal(relaxed(), None).await;
+    let existing = p.create_contact("taken@example.com").await;
+    let batch = json!({"inputs": [
+        {"properties": {"email": "new1@example.com"}},
+        {"properties": {"email": "taken@example.com"}},
+    ]});
+    let r = p
+        .api("POST", "/crm/v3/objects/contacts/batch/create", Some(batch))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(
+        r.body["message"],
+        format!("Contact already exists. Existing ID: {existing}")
+    );
+    let r = p
+        .api(
+            "GET",
+            "/crm/v3/objects/contacts/new1@example.com?idProperty=email",
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::NOT_FOUND,
+        "nothing of the failed batch was written"
+    );
+
+    let traced = json!({"inputs": [
+        {"properties": {"email": "new1@example.com"}, "objectWriteTraceId": "a"},
+        {"properties": {"email": "taken@example.com"}, "objectWriteTraceId": "b"},
+    ]});
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts/batch/create",
+            Some(traced),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.body);
+    assert_eq!(r.body["results"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r.body["errors"][0]["category"], "CONFLICT");
+    assert_eq!(
+        r.body["errors"][0]["context"]["objectWriteTraceId"],
+        json!(["b"])
+    );
+}
+
+#[tokio::test]
+async fn batch_upsert_by_email_updates_existing_and_creates_new() {
+    let p = portal(relaxed(), None).await;
+    let id = p.create_contact("known@example.com").await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts/batch/upsert",
+            Some(json!({"inputs": [
+                {"id": "KNOWN@example.com", "idProperty": "email", "properties": {"lastname": "Known"}},
+                {"id": "fresh@example.com", "idProperty": "email", "properties": {"lastname": "Fresh"}},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let results = r.body["results"].as_array().cloned().unwrap_or_default();
+    assert_eq!(results[0]["id"], id.as_str());
+    assert_eq!(results[0]["new"], false);
+    assert_eq!(results[1]["new"], true);
+    assert_eq!(results[1]["properties"]["email"], "fresh@example.com");
+}
+
+async fn search(p: &Portal, body: Value) -> Reply {
+    p.api("POST", "/crm/v3/objects/contacts/search", Some(body))
+        .await
+}
+
+#[tokio::test]
+async fn search_filters_sorts_and_pages() {
+    let p = portal(relaxed(), None).await;
+    for (i, name) in ["Ana", "Ben", "Carla", "Dan"].iter().enumerate() {
+        p.api(
+            "POST",
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": format!("{}@acme.com", name.to_lowercase()), "firstname": name, "lifecyclestage": if i % 2 == 0 {"lead"} else {"customer"}}})),
+        )
+        .await;
+    }
+    let r = search(&p, json!({"filterGroups": [{"filters": [{"propertyName": "lifecyclestage", "operator": "EQ", "value": "lead"}]}], "properties": ["firstname"]})).await;
+    assert_eq!(r.body["total"], 2);
+    let r = search(
+        &p,
+        json!({"filterGroups": [
+            {"filters": [{"propertyName": "firstname", "operator": "IN", "values": ["ana", "dan"]}]},
+            {"filters": [{"propertyName": "email", "operator": "CONTAINS_TOKEN", "value": "carla*"}]}
+        ], "sorts": [{"propertyName": "firstname", "direction": "DESCENDING"}], "properties": ["firstname"], "limit": 2}),
+    )
+    .await;
+    assert_eq!(r.body["total"], 3);
+    let names: Vec<&str> = r.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["properties"]["firstname"].as_str())
+        .collect();
+    assert_eq!(names, vec!["Dan", "Carla"]);
+    assert_eq!(r.body["paging"]["next"]["after"], "2");
+    let r = search(&p, json!({"filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": T0.to_string()}, {"propertyName": "phone", "operator": "NOT_HAS_PROPERTY"}]}]})).await;
+    assert_eq!(r.body["total"], 4);
+}
+
+#[tokio::test]
+async fn search_refuses_what_hubspot_refuses() {
+    let p = portal(relaxed(), None).await;
+    let filter = json!({"propertyName": "email", "operator": "HAS_PROPERTY"});
+    let six_groups: Vec<Value> = (0..6).map(|_| json!({"filters": [filter]})).collect();
+    let seven_filters = json!([{"filters": vec![filter.clone(); 7]}]);
+    let nineteen: Vec<Value> = (0..4)
+        .map(|_| json!({"filters": vec![filter.clone(); 5]}))
+        .collect();
+    for body in [
+        json!({"filterGroups": six_groups}),
+        json!({"filterGroups": seven_filters}),
+        json!({"filterGroups": nineteen}),
+        json!({"limit": 201}),
+        json!({"sorts": [{"propertyName": "email"}, {"propertyName": "firstname"}]}),
+        json!({"after": "9950", "limit": 100}),
+    ] {
+        let r = search(&p, body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(r.body["category"], "VALIDATION_ERROR");
+    }
+}
+
+#[tokio::test]
+async fn search_stops_at_ten_thousand_results() {
+    let p = portal(
+        relaxed(),
+        Some(SeedSpec {
+            seed: 5,
+            records: 20_500,
+            overlap: 0.6,
+        }),
+    )
+    .await;
+    let r = search(&p, json!({"limit": 200, "after": "9800"})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["total"].as_u64().unwrap_or(0) > 10_000);
+    assert!(
+        r.body["paging"].is_null(),
+        "no page past 10,000: {}",
+        r.body["paging"]
+    );
+    let r = search(&p, json!({"limit": 1, "after": "10000"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn search_lags_writes_until_the_index_catches_up() {
+    let settings = HubSpotSettings {
+        limits: None,
+        search_lag_ms: 3_000,
+        ..HubSpotSettings::default()
+    };
+    let p = portal(settings, None).await;
+    let id = p.create_contact("late@example.com").await;
+    let find = json!({"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", "value": "late@example.com"}]}]});
+    assert_eq!(search(&p, find.clone()).await.body["total"], 0);
+    // A direct read sees it at once.
+    let r = p
+        .api("GET", &format!("/crm/v3/objects/contacts/{id}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    p.control("POST", "/clock/advance", Some(json!({"ms": 3_000})))
+        .await;
+    assert_eq!(search(&p, find).await.body["total"], 1);
+}
+
+#[tokio::test]
+async fn the_integration_gets_429_after_its_burst_with_hubspots_headers() {
+    let settings = HubSpotSettings {
+        limits: Some(RateLimits {
+            per_ten_seconds: 5,
+            daily: 1_000,
+            search_per_second: 5,
+        }),
+        search_lag_ms: 0,
+        ..HubSpotSettings::default()
+    };
+    let p = portal(settings, None).await;
+    for i in 0..5 {
+        let r = p.api("GET", "/crm/v3/objects/contacts", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.headers["x-hubspot-ratelimit-max"], "5");
+        assert_eq!(
+            r.headers["x-hubspot-ratelimit-remaining"],
+            (4 - i).to_string().as_str()
+        );
+        assert_eq!(
+            r.headers["x-hubspot-ratelimit-interval-milliseconds"],
+            "10000"
+        );
+    }
+    let r = p.api("GET", "/crm/v3/objects/contacts", None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["policyName"], "TEN_SECONDLY_ROLLING");
+    assert_eq!(r.body["errorType"], "RATE_LIMIT");
+    assert_eq!(r.headers["x-hubspot-ratelimit-remaining"], "0");
+    assert!(r.headers.contains_key("retry-after"));
+    // People are not rate-limited.
+    let r = p
+        .call("GET", "/crm/v3/objects/contacts", None, Some(HUMAN_TOKEN))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    p.control("POST", "/clock/advance", Some(json!({"ms": 10_000})))
+        .await;
+    assert_eq!(
+        p.api("GET", "/crm/v3/objects/contacts", None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_merge_gives_a_new_id_and_both_old_ids_still_resolve() {
+    let p = portal(relaxed(), None).await;
+    let a = p.create_contact("primary@example.com").await;
+    let b = p.create_contact("other@example.com").await;
+    p.api(
+        "PATCH",
+        &format!("/crm/v3/objects/contacts/{b}"),
+        Some(json!({"properties": {"phone": "+1 555 0100"}})),
+    )
+    .await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/contacts/merge",
+            Some(json!({"primaryObjectId": a, "objectIdToMerge": b})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let new_id = r.body["id"].as_str().unwrap_or_default().to_owned();
+    assert!(new_id != a && new_id != b);
+    assert_eq!(
+        r.body["properties"]["hs_merged_object_ids"],
+        format!("{a};{b}")
+    );
+    for old in [&a, &b] {
+        let r = p
+            .api(
+                "GET",
+                &format!("/crm/v3/objects/contacts/{old}?properties=email,phone"),
+                None,
+            )
+            .await;
+        assert_eq!(r.body["id"], new_id.as_str());
+        assert_eq!(r.body["properties"]["email"], "primary@example.com");
+        assert_eq!(r.body["properties"]["phone"], "+1 555 0100");
+    }
+}
+
+#[tokio::test]
+async fn calls_are_counted_per_caller_and_endpoint_and_faults_hit_the_integration() {
+    let p = portal(relaxed(), None).await;
+    p.api("GET", "/crm/v3/objects/contacts", None).await;
+    p.api(
+        "POST",
+        "/crm/v3/objects/contacts/batch/read",
+        Some(json!({"inputs": []})),
+    )
+    .await;
+    p.call("GET", "/crm/v3/objects/contacts", None, Some(HUMAN_TOKEN))
+        .await;
+    p.control(
+        "POST",
+        "/objects/contacts",
+        Some(json!({"properties": {"email": "ui@example.com"}})),
+    )
+    .await;
+    let c = p.control("GET", "/counters", None).await.body;
+    assert_eq!(c["integration"]["GET /crm/v3/objects/contacts"], 1);
+    assert_eq!(
+        c["integration"]["POST /crm/v3/objects/contacts/batch/read"],
+        1
+    );
+    assert_eq!(c["human"]["GET /crm/v3/objects/contacts"], 1);
+
+    p.control(
+        "POST",
+        "/faults",
+        Some(json!({"faults": [{"status": 503}, {"status": 429}]})),
+    )
+    .await;
+    assert_eq!(
+        p.api("GET", "/crm/v3/objects/contacts", None).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let r = p.api("GET", "/crm/v3/objects/contacts", None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["category"], "RATE_LIMITS");
+    assert_eq!(
+        p.api("GET", "/crm/v3/objects/contacts", None).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn control_edits_are_a_humans_and_archived_records_leave_reads_and_search() {
+    let p = portal(relaxed(), None).await;
+    let r = p
+        .control(
+            "POST",
+            "/objects/contacts",
+            Some(json!({"properties": {"email": "ui@example.com"}})),
+        )
+        .await;
+    let id = r.body["id"].as_str().unwrap_or_default().to_owned();
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/objects/contacts/{id}?propertiesWithHistory=email"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        r.body["propertiesWithHistory"]["email"][0]["sourceType"],
+        "CRM_UI"
+    );
+    assert_eq!(
+        p.api("DELETE", &format!("/crm/v3/objects/contacts/{id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        p.api("GET", &format!("/crm/v3/objects/contacts/{id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/objects/contacts/{id}?archived=true"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["archived"], true);
+    assert!(r.body["archivedAt"].is_string());
+    assert_eq!(search(&p, json!({})).await.body["total"], 0);
+    // The email is free again.
+    p.create_contact("ui@example.com").await;
+}
+
+#[tokio::test]
+async fn the_seed_is_deterministic_and_custom_objects_answer_by_id_and_name() {
+    let a = portal(
+        relaxed(),
+        Some(SeedSpec {
+            seed: 9,
+            records: 50,
+            overlap: 0.5,
+        }),
+    )
+    .await;
+    let b = portal(
+        relaxed(),
+        Some(SeedSpec {
+            seed: 9,
+            records: 50,
+            overlap: 0.5,
+        }),
+    )
+    .await;
+    let emails = |v: &Value| -> Vec<String> {
+        v["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| c["properties"]["email"].to_string())
+            .collect()
+    };
+    let da = a.control("GET", "/objects/contacts", None).await.body;
+    let db = b.control("GET", "/objects/contacts", None).await.body;
+    assert_eq!(emails(&da), emails(&db));
+    let r = a
+        .api(
+            "POST",
+            "/crm/v3/objects/2-1001",
+            Some(json!({"properties": {"serial_number": "SN-1", "model": "X"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = a
+        .api(
+            "GET",
+            "/crm/v3/objects/p_machines/SN-1?idProperty=serial_number&properties=model",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["properties"]["model"], "X");
+}
