@@ -54,6 +54,7 @@ impl HubSpotSandbox {
             hubspot::seed_portal(&mut portal, &world, now)
                 .map_err(|e| std::io::Error::other(e.body.to_string()))?;
         }
+        tokio::spawn(hubspot::webhooks::run(state.clone()));
         let app = hubspot::router(state.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

@@ -712,3 +712,136 @@ async fn the_seed_is_deterministic_and_custom_objects_answer_by_id_and_name() {
         .await;
     assert_eq!(r.body["properties"]["model"], "X");
 }
+
+mod webhooks {
+    use super::*;
+    use axum::body::Bytes;
+    use axum::http::HeaderMap;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::mpsc;
+
+    const SECRET: &str = "app-secret";
+
+    type Received = (HeaderMap, Bytes);
+
+    /// A webhook endpoint that answers 500 to its first `fail_first` requests.
+    async fn receiver(fail_first: usize) -> (String, mpsc::UnboundedReceiver<Received>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/hooks/hubspot",
+            axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+                let tx = tx.clone();
+                let calls = calls.clone();
+                async move {
+                    let n = calls.fetch_add(1, Ordering::SeqCst);
+                    let _ = tx.send((headers, body));
+                    if n < fail_first {
+                        StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        StatusCode::NO_CONTENT
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "http://{}/hooks/hubspot",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, rx)
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<Received>) -> (HeaderMap, Value, Bytes) {
+        let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no webhook within 10 s"))
+            .unwrap_or_else(|| panic!("receiver closed"));
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        (headers, json, body)
+    }
+
+    async fn hooked(p: &Portal, url: &str) {
+        let r = p
+            .control(
+                "PUT",
+                "/webhooks",
+                Some(json!({"target_url": url, "app_secret": SECRET, "imperfect": false})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+
+    #[tokio::test]
+    async fn changes_arrive_as_signed_batches_attributed_to_their_source() {
+        let p = portal(relaxed(), None).await;
+        let (url, mut rx) = receiver(0).await;
+        hooked(&p, &url).await;
+        let id = p.create_contact("hook@example.com").await;
+        let (headers, events, body) = next(&mut rx).await;
+        let timestamp = headers["x-hubspot-request-timestamp"]
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(timestamp, T0.to_string());
+        // The documented algorithm: Base64(HMAC-SHA256(secret, method + uri + body + timestamp)).
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        mac.update(format!("POST{url}").as_bytes());
+        mac.update(&body);
+        mac.update(timestamp.as_bytes());
+        let expected =
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(
+            headers["x-hubspot-signature-v3"]
+                .to_str()
+                .unwrap_or_default(),
+            expected
+        );
+        assert_eq!(events[0]["subscriptionType"], "contact.creation");
+        assert_eq!(events[0]["objectId"].to_string(), id);
+        assert_eq!(events[0]["changeSource"], "INTEGRATION");
+        assert_eq!(events[0]["attemptNumber"], 0);
+
+        p.control(
+            "PATCH",
+            &format!("/objects/contacts/{id}"),
+            Some(json!({"properties": {"firstname": "Hook"}})),
+        )
+        .await;
+        let (_, events, _) = next(&mut rx).await;
+        assert_eq!(events[0]["subscriptionType"], "contact.propertyChange");
+        assert_eq!(events[0]["propertyName"], "firstname");
+        assert_eq!(events[0]["propertyValue"], "Hook");
+        assert_eq!(events[0]["changeSource"], "CRM_UI");
+    }
+
+    #[tokio::test]
+    async fn a_failed_delivery_is_retried_until_a_2xx() {
+        let p = portal(relaxed(), None).await;
+        let (url, mut rx) = receiver(2).await;
+        hooked(&p, &url).await;
+        p.create_contact("retry@example.com").await;
+        let (_, first, _) = next(&mut rx).await;
+        assert_eq!(first[0]["attemptNumber"], 0);
+        for attempt in 1..=2 {
+            // Retries wait on the sandbox clock: nothing comes until it moves.
+            p.control("POST", "/clock/advance", Some(json!({"ms": 3_600_000})))
+                .await;
+            let (_, again, _) = next(&mut rx).await;
+            assert_eq!(again[0]["attemptNumber"], attempt);
+            assert_eq!(again[0]["eventId"], first[0]["eventId"]);
+        }
+        let state = p.control("GET", "/webhooks", None).await.body;
+        assert_eq!(state["failed"], 2);
+        assert_eq!(state["delivered"], 1);
+        assert_eq!(state["pending"], 0);
+    }
+}

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use crmsync_sandbox::hubspot::limits::RateLimits;
+use crmsync_sandbox::hubspot::webhooks::WebhookSettings;
 use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
 
@@ -41,6 +42,16 @@ struct Args {
     /// Calls per day allowed to the integration.
     #[arg(long, default_value_t = RateLimits::default().daily)]
     hubspot_daily: u64,
+    /// The HubSpot app's client secret, which signs webhooks.
+    #[arg(long, default_value = "hubspot-app-secret")]
+    hubspot_app_secret: String,
+    /// Where HubSpot webhooks go (none when absent; settable at run time through the
+    /// control API).
+    #[arg(long)]
+    hubspot_webhook_url: Option<String>,
+    /// Deliver webhooks exactly once and in order (HubSpot does not promise either).
+    #[arg(long)]
+    perfect_webhooks: bool,
     /// Milliseconds before a write shows in search (0 switches search lag off).
     #[arg(long, default_value_t = 2_000)]
     search_lag_ms: i64,
@@ -58,6 +69,12 @@ async fn main() -> std::process::ExitCode {
         }),
         search_lag_ms: args.search_lag_ms,
         latency_ms: args.latency_ms,
+        webhooks: WebhookSettings {
+            target_url: args.hubspot_webhook_url,
+            app_secret: args.hubspot_app_secret,
+            imperfect: !args.perfect_webhooks,
+            seed: args.seed,
+        },
     };
     let listener = match tokio::net::TcpListener::bind(args.hubspot_addr).await {
         Ok(l) => l,

@@ -289,13 +289,14 @@ async fn update(
 
 async fn archive(
     State(hs): State<Arc<HubSpot>>,
+    Extension(caller): Extension<Caller>,
     Path((object_type, id)): Path<(String, String)>,
 ) -> Reply {
     let now = hs.clock.now_ms();
     let mut portal = lock(&hs.portal);
     // An unknown id is a 204 as well, as HubSpot answers.
     if let Ok(id) = id.parse::<u64>() {
-        portal.archive(&object_type, id, now)?;
+        portal.archive(&object_type, id, now, caller.source())?;
     } else {
         portal.objects(&object_type)?;
     }
@@ -631,6 +632,7 @@ async fn batch_upsert(
 
 async fn batch_archive(
     State(hs): State<Arc<HubSpot>>,
+    Extension(caller): Extension<Caller>,
     Path(object_type): Path<String>,
     bytes: Bytes,
 ) -> Reply {
@@ -644,7 +646,7 @@ async fn batch_archive(
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<u64>().ok())
         {
-            portal.archive(&object_type, id, now)?;
+            portal.archive(&object_type, id, now, caller.source())?;
         }
     }
     Ok(StatusCode::NO_CONTENT.into_response())

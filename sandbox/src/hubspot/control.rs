@@ -33,6 +33,7 @@ pub fn routes() -> Router<Arc<HubSpot>> {
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance))
         .route("/settings", put(settings))
+        .route("/webhooks", get(webhook_state).put(webhook_settings))
 }
 
 type Reply = Result<Response, HsError>;
@@ -104,7 +105,7 @@ async fn archive(
     Path((object_type, id)): Path<(String, u64)>,
 ) -> Reply {
     let now = hs.clock.now_ms();
-    lock(&hs.portal).archive(&object_type, id, now)?;
+    lock(&hs.portal).archive(&object_type, id, now, HUMAN)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -224,4 +225,33 @@ async fn settings(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
         };
     }
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `{"target_url": "http://127.0.0.1:8080/webhooks/hubspot", "app_secret": "...", "imperfect": true}`
+async fn webhook_settings(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let mut w = lock(&hs.webhooks);
+    if let Some(url) = v.get("target_url") {
+        w.settings.target_url = url.as_str().map(str::to_owned);
+    }
+    if let Some(secret) = v.get("app_secret").and_then(Value::as_str) {
+        w.settings.app_secret = secret.to_owned();
+    }
+    if let Some(imperfect) = v.get("imperfect").and_then(Value::as_bool) {
+        w.settings.imperfect = imperfect;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn webhook_state(State(hs): State<Arc<HubSpot>>) -> Reply {
+    let w = lock(&hs.webhooks);
+    Ok(Json(json!({
+        "target_url": w.settings.target_url,
+        "imperfect": w.settings.imperfect,
+        "pending": w.pending(),
+        "delivered": w.delivered,
+        "failed": w.failed,
+        "abandoned": w.abandoned,
+    }))
+    .into_response())
 }

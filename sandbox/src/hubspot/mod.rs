@@ -14,6 +14,7 @@ pub mod schema;
 mod search_request;
 mod seed;
 pub mod store;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,6 +42,7 @@ pub struct HubSpotSettings {
     pub search_lag_ms: i64,
     /// Added to every response, to stand in for the network.
     pub latency_ms: u64,
+    pub webhooks: webhooks::WebhookSettings,
 }
 
 impl Default for HubSpotSettings {
@@ -50,6 +52,7 @@ impl Default for HubSpotSettings {
             limits: Some(RateLimits::default()),
             search_lag_ms: 2_000,
             latency_ms: 0,
+            webhooks: webhooks::WebhookSettings::default(),
         }
     }
 }
@@ -97,6 +100,7 @@ pub struct HubSpot {
     limiter: Mutex<Limiter>,
     counters: Mutex<Counters>,
     faults: Mutex<VecDeque<Fault>>,
+    pub webhooks: Mutex<webhooks::Webhooks>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the sandbox
@@ -109,6 +113,7 @@ impl HubSpot {
     pub fn new(settings: HubSpotSettings, clock: Clock) -> Arc<Self> {
         Arc::new(HubSpot {
             portal: Mutex::new(Portal::new(settings.search_lag_ms)),
+            webhooks: Mutex::new(webhooks::Webhooks::new(settings.webhooks.clone())),
             clock,
             settings: Mutex::new(settings),
             limiter: Mutex::new(Limiter::default()),

@@ -410,6 +410,33 @@ pub struct Portal {
     /// How long a write takes to reach search.
     pub search_lag_ms: i64,
     pub owners: Vec<Value>,
+    /// Changes not yet handed to the webhook dispatcher.
+    pub outbox: Vec<ChangeEvent>,
+}
+
+/// One change, as a webhook event will describe it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeEvent {
+    /// `contact`, `company`, `deal` (webhooks cover these three).
+    pub object: &'static str,
+    /// `creation`, `propertyChange`, `deletion`, `merge`.
+    pub kind: &'static str,
+    pub object_id: u64,
+    pub property: Option<(String, String)>,
+    /// For merges: (primary id, merged ids, new id).
+    pub merge: Option<(u64, Vec<u64>, u64)>,
+    pub at_ms: i64,
+    pub source: Source,
+}
+
+/// The webhook object name of a path name, for the types webhooks cover.
+fn webhook_object(type_name: &str) -> Option<&'static str> {
+    match type_name {
+        "contacts" => Some("contact"),
+        "companies" => Some("company"),
+        "deals" => Some("deal"),
+        _ => None,
+    }
 }
 
 /// What a read asks for.
@@ -427,6 +454,7 @@ impl Portal {
             next_id: 100_001,
             search_lag_ms,
             owners: Vec::new(),
+            outbox: Vec::new(),
         };
         for (kind, defs) in super::schema::standard_objects() {
             portal.add_type(kind, defs);
@@ -461,6 +489,20 @@ impl Portal {
         self.objects
             .get_mut(&canonical)
             .ok_or_else(|| HsError::unknown_object_type(name))
+    }
+
+    fn emit(&mut self, type_name: &str, event: impl FnOnce(&'static str) -> ChangeEvent) {
+        let canonical = self
+            .aliases
+            .get(type_name)
+            .map(String::as_str)
+            .unwrap_or(type_name);
+        if let Some(object) = webhook_object(canonical) {
+            let change = event(object);
+            if change.source != Source::Import {
+                self.outbox.push(change);
+            }
+        }
     }
 
     fn next_id(&mut self) -> u64 {
@@ -526,6 +568,15 @@ impl Portal {
         if lag > 0 {
             objects.index_queue.push_back((now + lag, id));
         }
+        self.emit(type_name, |object| ChangeEvent {
+            object,
+            kind: "creation",
+            object_id: id,
+            property: None,
+            merge: None,
+            at_ms: now,
+            source,
+        });
         Ok(id)
     }
 
@@ -621,11 +672,28 @@ impl Portal {
         } else {
             objects.index_queue.push_back((now + lag, id));
         }
+        for (name, value) in &changes {
+            self.emit(type_name, |object| ChangeEvent {
+                object,
+                kind: "propertyChange",
+                object_id: id,
+                property: Some((name.to_string(), value.clone())),
+                merge: None,
+                at_ms: now,
+                source,
+            });
+        }
         Ok(changes)
     }
 
     /// Archives (soft-deletes) a record; unknown ids are fine, as in HubSpot.
-    pub fn archive(&mut self, type_name: &str, id: u64, now: i64) -> Result<bool, HsError> {
+    pub fn archive(
+        &mut self,
+        type_name: &str,
+        id: u64,
+        now: i64,
+        source: Source,
+    ) -> Result<bool, HsError> {
         let objects = self.objects_mut(type_name)?;
         let id = objects.resolve(id);
         let Some(record) = objects
@@ -642,6 +710,15 @@ impl Portal {
                 index.remove(&v.to_lowercase());
             }
         }
+        self.emit(type_name, |object| ChangeEvent {
+            object,
+            kind: "deletion",
+            object_id: id,
+            property: None,
+            merge: None,
+            at_ms: now,
+            source,
+        });
         Ok(true)
     }
 
@@ -737,6 +814,15 @@ impl Portal {
         if lag > 0 {
             objects.index_queue.push_back((now + lag, new_id));
         }
+        self.emit(type_name, |object| ChangeEvent {
+            object,
+            kind: "merge",
+            object_id: a,
+            property: None,
+            merge: Some((a, vec![b], new_id)),
+            at_ms: now,
+            source,
+        });
         Ok(new_id)
     }
 
