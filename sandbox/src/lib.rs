@@ -51,7 +51,8 @@ impl HubSpotSandbox {
             let now = state.clock.now_ms();
             let world = seed::generate(spec);
             let mut portal = hubspot::lock(&state.portal);
-            hubspot::seed_portal(&mut portal, &world, now)
+            let mut associations = hubspot::lock(&state.associations);
+            hubspot::seed_portal(&mut portal, &mut associations, &world, now)
                 .map_err(|e| std::io::Error::other(e.body.to_string()))?;
         }
         tokio::spawn(hubspot::webhooks::run(state.clone()));

@@ -325,7 +325,7 @@ fn batch_reply(
 }
 
 fn batch_error(category: &str, message: String, context: Value) -> Value {
-    json!({"status": "error", "category": category, "message": message, "context": context})
+    json!({"status": "error", "category": category, "message": message, "context": context, "errors": [], "links": {}})
 }
 
 async fn batch_read(

@@ -74,7 +74,13 @@ async fn seed(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
         overlap: v.get("overlap").and_then(Value::as_f64).unwrap_or(0.5),
     };
     let now = hs.clock.now_ms();
-    let counts = super::seed::seed(&mut lock(&hs.portal), &crate::seed::generate(spec), now)?;
+    let world = crate::seed::generate(spec);
+    let counts = super::seed::seed(
+        &mut lock(&hs.portal),
+        &mut lock(&hs.associations),
+        &world,
+        now,
+    )?;
     Ok(Json(counts).into_response())
 }
 

@@ -7,9 +7,11 @@
 //! person in the HubSpot UI.
 
 mod api;
+pub mod associations;
 mod control;
 pub mod error;
 pub mod limits;
+mod metadata;
 pub mod schema;
 mod search_request;
 mod seed;
@@ -101,6 +103,7 @@ pub struct HubSpot {
     counters: Mutex<Counters>,
     faults: Mutex<VecDeque<Fault>>,
     pub webhooks: Mutex<webhooks::Webhooks>,
+    pub associations: Mutex<associations::Associations>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the sandbox
@@ -114,6 +117,7 @@ impl HubSpot {
         Arc::new(HubSpot {
             portal: Mutex::new(Portal::new(settings.search_lag_ms)),
             webhooks: Mutex::new(webhooks::Webhooks::new(settings.webhooks.clone())),
+            associations: Mutex::new(associations::Associations::default()),
             clock,
             settings: Mutex::new(settings),
             limiter: Mutex::new(Limiter::default()),
@@ -141,7 +145,10 @@ impl HubSpot {
 
 /// The portal's HTTP routes.
 pub fn router(state: Arc<HubSpot>) -> Router {
-    let api = api::routes().layer(middleware::from_fn_with_state(state.clone(), gate));
+    let api = api::routes()
+        .merge(associations::routes())
+        .merge(metadata::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), gate));
     Router::new()
         .merge(api)
         .nest("/_sandbox/hubspot", control::routes())

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::associations::{Associations, default_type};
 use super::error::HsError;
 use super::schema::DEAL_STAGES;
 use super::store::{Portal, Source};
@@ -18,7 +19,12 @@ fn checked(pairs: Vec<(&str, String)>) -> Vec<(Arc<str>, String)> {
 }
 
 /// Seeds the portal; returns how many records of each type it created.
-pub fn seed(portal: &mut Portal, world: &World, now: i64) -> Result<Value, HsError> {
+pub fn seed(
+    portal: &mut Portal,
+    associations: &mut Associations,
+    world: &World,
+    now: i64,
+) -> Result<Value, HsError> {
     portal.owners = world
         .owners
         .iter()
@@ -37,7 +43,15 @@ pub fn seed(portal: &mut Portal, world: &World, now: i64) -> Result<Value, HsErr
         .collect();
     let owner = |i: usize| (OWNER_BASE + i as u64).to_string();
     let mut companies = 0;
-    for c in world.companies.iter().filter(|c| c.presence.in_hubspot()) {
+    // World index -> HubSpot id, for associations.
+    let mut company_ids = std::collections::HashMap::new();
+    let mut contact_ids = std::collections::HashMap::new();
+    for (i, c) in world
+        .companies
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.presence.in_hubspot())
+    {
         let props = checked(vec![
             ("name", c.name.clone()),
             ("domain", c.domain.clone()),
@@ -46,11 +60,19 @@ pub fn seed(portal: &mut Portal, world: &World, now: i64) -> Result<Value, HsErr
             ("annualrevenue", c.annual_revenue.to_string()),
             ("hubspot_owner_id", owner(c.owner)),
         ]);
-        portal.create_checked("companies", props, now, Source::Import)?;
+        company_ids.insert(
+            i,
+            portal.create_checked("companies", props, now, Source::Import)?,
+        );
         companies += 1;
     }
     let mut contacts = 0;
-    for p in world.people.iter().filter(|p| p.presence.in_hubspot()) {
+    for (i, p) in world
+        .people
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.presence.in_hubspot())
+    {
         let mut props = vec![
             ("firstname", p.first_name.clone()),
             ("lastname", p.last_name.clone()),
@@ -63,7 +85,15 @@ pub fn seed(portal: &mut Portal, world: &World, now: i64) -> Result<Value, HsErr
         if let Some(email) = &p.email {
             props.push(("email", email.clone()));
         }
-        portal.create_checked("contacts", checked(props), now, Source::Import)?;
+        let id = portal.create_checked("contacts", checked(props), now, Source::Import)?;
+        contact_ids.insert(i, id);
+        if let Some(company) = company_ids.get(&p.company) {
+            associations.link(
+                ("contacts", id),
+                ("companies", *company),
+                &primary("contacts", "companies"),
+            );
+        }
         contacts += 1;
     }
     let mut deals = 0;
@@ -79,9 +109,34 @@ pub fn seed(portal: &mut Portal, world: &World, now: i64) -> Result<Value, HsErr
             ),
             ("hubspot_owner_id", owner(d.owner)),
         ]);
-        portal.create_checked("deals", props, now, Source::Import)?;
+        let id = portal.create_checked("deals", props, now, Source::Import)?;
+        if let Some(company) = company_ids.get(&d.company) {
+            associations.link(
+                ("deals", id),
+                ("companies", *company),
+                &primary("deals", "companies"),
+            );
+        }
+        if let Some(contact) = contact_ids.get(&d.contact) {
+            associations.link(
+                ("deals", id),
+                ("contacts", *contact),
+                &primary("deals", "contacts"),
+            );
+        }
         deals += 1;
     }
     portal.index_all();
     Ok(json!({"contacts": contacts, "companies": companies, "deals": deals}))
+}
+
+/// The unlabeled type, plus the primary one where the pair has it.
+fn primary(from: &str, to: &str) -> Vec<(String, u32)> {
+    match default_type(from, to) {
+        Some((unlabeled, primary)) => std::iter::once(unlabeled)
+            .chain(primary)
+            .map(|t| ("HUBSPOT_DEFINED".to_owned(), t))
+            .collect(),
+        None => Vec::new(),
+    }
 }

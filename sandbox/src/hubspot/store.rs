@@ -837,11 +837,10 @@ impl Portal {
             if !objects.properties.contains_key(name) {
                 continue;
             }
-            let value = objects.value(record, &record.props, name);
-            properties.insert(
-                name.to_owned(),
-                value.map_or(Value::Null, |v| Value::String(v.into_owned())),
-            );
+            // Requested but empty: omitted, as the specs type every value as a string.
+            if let Some(v) = objects.value(record, &record.props, name) {
+                properties.insert(name.to_owned(), Value::String(v.into_owned()));
+            }
         }
         let mut out = json!({
             "id": record.id.to_string(),
