@@ -821,6 +821,36 @@ mod webhooks {
         assert_eq!(events[0]["propertyName"], "firstname");
         assert_eq!(events[0]["propertyValue"], "Hook");
         assert_eq!(events[0]["changeSource"], "CRM_UI");
+
+        let company = p
+            .api(
+                "POST",
+                "/crm/v3/objects/companies",
+                Some(json!({"properties": {"name": "Hooked Co"}})),
+            )
+            .await
+            .body["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let (_, events, _) = next(&mut rx).await;
+        assert_eq!(events[0]["subscriptionType"], "company.creation");
+        p.api(
+            "PUT",
+            &format!("/crm/v4/objects/contacts/{id}/associations/default/companies/{company}"),
+            None,
+        )
+        .await;
+        let (_, events, _) = next(&mut rx).await;
+        let kinds: Vec<&str> = events
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["associationType"].as_str())
+            .collect();
+        assert_eq!(kinds, vec!["CONTACT_TO_COMPANY", "COMPANY_TO_CONTACT"]);
+        assert_eq!(events[0]["subscriptionType"], "contact.associationChange");
+        assert_eq!(events[0]["associationRemoved"], false);
     }
 
     #[tokio::test]
@@ -844,4 +874,164 @@ mod webhooks {
         assert_eq!(state["delivered"], 1);
         assert_eq!(state["pending"], 0);
     }
+}
+
+#[tokio::test]
+async fn oauth_refresh_issues_integration_tokens_that_expire_after_30_minutes() {
+    let p = portal(relaxed(), None).await;
+    let form = "grant_type=refresh_token&client_id=hubspot-client-id&client_secret=hubspot-client-secret&refresh_token=hubspot-refresh-token";
+    let token_call = |body: &'static str| {
+        p.http
+            .post(format!("{}/oauth/v1/token", p.sandbox.url()))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let r = token_call(form).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap_or_default();
+    assert_eq!(v["expires_in"], 1800);
+    assert_eq!(v["token_type"], "bearer");
+    assert_eq!(v["refresh_token"], "hubspot-refresh-token");
+    let access = v["access_token"].as_str().unwrap_or_default().to_owned();
+    let r = p
+        .call(
+            "POST",
+            "/crm/v3/objects/contacts",
+            Some(json!({"properties": {"email": "oauth@example.com"}})),
+            Some(&access),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let c = p.control("GET", "/counters", None).await.body;
+    assert_eq!(
+        c["integration"]["POST /crm/v3/objects/contacts"], 1,
+        "an OAuth token is the integration"
+    );
+
+    p.control(
+        "POST",
+        "/clock/advance",
+        Some(json!({"ms": 30 * 60 * 1000 + 5_000})),
+    )
+    .await;
+    let r = p
+        .call("GET", "/crm/v3/objects/contacts", None, Some(&access))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.body["category"], "EXPIRED_AUTHENTICATION");
+    assert_eq!(
+        r.body["message"],
+        "The OAuth token used to make this call expired 5 second(s) ago."
+    );
+
+    let r = token_call("grant_type=refresh_token&client_id=hubspot-client-id&client_secret=hubspot-client-secret&refresh_token=stolen")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap_or_default();
+    assert_eq!(v["status"], "BAD_REFRESH_TOKEN");
+}
+
+#[tokio::test]
+async fn lists_hold_memberships_paged_and_per_record() {
+    let p = portal(relaxed(), None).await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/lists",
+            Some(json!({"name": "Sync me", "objectTypeId": "0-1", "processingType": "MANUAL"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let list = r.body["list"]["listId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(p.create_contact(&format!("member{i}@example.com")).await);
+    }
+    let r = p
+        .api(
+            "PUT",
+            &format!("/crm/v3/lists/{list}/memberships/add"),
+            Some(json!([ids[0], ids[1], ids[2], "999"])),
+        )
+        .await;
+    assert_eq!(r.body["recordsIdsAdded"].as_array().map(Vec::len), Some(3));
+    assert_eq!(r.body["recordIdsMissing"], json!(["999"]));
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/lists/{list}/memberships?limit=2"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["results"].as_array().map(Vec::len), Some(2));
+    let after = r.body["paging"]["next"]["after"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/lists/{list}/memberships?limit=2&after={after}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["results"][0]["recordId"], ids[2].as_str());
+    assert!(r.body["paging"].is_null());
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/lists/records/0-1/{}/memberships", ids[1]),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["results"][0]["listId"], list.as_str());
+    p.api(
+        "PUT",
+        &format!("/crm/v3/lists/{list}/memberships/remove"),
+        Some(json!([ids[1]])),
+    )
+    .await;
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/lists/records/0-1/{}/memberships", ids[1]),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["results"], json!([]));
+    let r = p
+        .api(
+            "GET",
+            "/crm/v3/lists/object-type-id/0-1/name/Sync%20me",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["list"]["size"], 2);
+}
+
+#[tokio::test]
+async fn a_dropped_connection_fault_leaves_the_client_without_an_answer() {
+    let p = portal(relaxed(), None).await;
+    p.control("POST", "/faults", Some(json!({"faults": [{"drop": true}]})))
+        .await;
+    let result = p
+        .http
+        .get(format!("{}/crm/v3/objects/contacts", p.sandbox.url()))
+        .bearer_auth(TOKEN)
+        .send()
+        .await;
+    let failed = match result {
+        Err(_) => true,
+        Ok(r) => r.text().await.is_err(),
+    };
+    assert!(failed, "the body must not arrive whole");
+    assert_eq!(
+        p.api("GET", "/crm/v3/objects/contacts", None).await.status,
+        StatusCode::OK
+    );
 }

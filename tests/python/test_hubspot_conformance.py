@@ -180,3 +180,22 @@ def test_associations_properties_owners_and_pipelines_conform(sandbox):
     pl = "crm-pipelines-v3"
     check(u, pl, "get", "/crm/v3/pipelines/{objectType}", "/crm/v3/pipelines/deals", expect=200)
     check(u, pl, "get", "/crm/v3/pipelines/{objectType}/{pipelineId}", "/crm/v3/pipelines/tickets/0", expect=200)
+
+
+def test_lists_and_oauth_errors_conform(sandbox):
+    u, s = sandbox.url, "crm-lists-v3"
+    created = check(u, s, "post", "/crm/v3/lists", "/crm/v3/lists",
+                    {"name": "Conformance", "objectTypeId": "0-1", "processingType": "MANUAL"}, expect=200)
+    list_id = created["list"]["listId"]
+    contact = check(u, "crm-contacts-v3", "post", OBJ, OBJ, {"properties": {"email": "member@conf.example"}}, expect=201)
+    check(u, s, "put", "/crm/v3/lists/{listId}/memberships/add", f"/crm/v3/lists/{list_id}/memberships/add",
+          [contact["id"]], expect=200)
+    check(u, s, "get", "/crm/v3/lists/{listId}", f"/crm/v3/lists/{list_id}", expect=200)
+    check(u, s, "get", "/crm/v3/lists/object-type-id/{objectTypeId}/name/{listName}",
+          "/crm/v3/lists/object-type-id/0-1/name/Conformance", expect=200)
+    check(u, s, "get", "/crm/v3/lists/{listId}/memberships", f"/crm/v3/lists/{list_id}/memberships?limit=10", expect=200)
+    check(u, s, "get", "/crm/v3/lists/records/{objectTypeId}/{recordId}/memberships",
+          f"/crm/v3/lists/records/0-1/{contact['id']}/memberships", expect=200)
+    check(u, s, "put", "/crm/v3/lists/{listId}/memberships/remove", f"/crm/v3/lists/{list_id}/memberships/remove",
+          [contact["id"]], expect=200)
+    check(u, s, "get", "/crm/v3/lists/{listId}", "/crm/v3/lists/987654", expect=404)

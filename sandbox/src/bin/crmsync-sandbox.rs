@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use crmsync_sandbox::hubspot::limits::RateLimits;
+use crmsync_sandbox::hubspot::oauth::OAuthApp;
 use crmsync_sandbox::hubspot::webhooks::WebhookSettings;
 use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
@@ -52,6 +53,15 @@ struct Args {
     /// Deliver webhooks exactly once and in order (HubSpot does not promise either).
     #[arg(long)]
     perfect_webhooks: bool,
+    /// The OAuth app's client id, client secret and refresh token that HubSpot's token
+    /// endpoint accepts (its access tokens act as the integration and expire after 30
+    /// minutes).
+    #[arg(long, default_value = "hubspot-client-id")]
+    hubspot_client_id: String,
+    #[arg(long, default_value = "hubspot-client-secret")]
+    hubspot_client_secret: String,
+    #[arg(long, default_value = "hubspot-refresh-token")]
+    hubspot_refresh_token: String,
     /// Milliseconds before a write shows in search (0 switches search lag off).
     #[arg(long, default_value_t = 2_000)]
     search_lag_ms: i64,
@@ -74,6 +84,11 @@ async fn main() -> std::process::ExitCode {
             app_secret: args.hubspot_app_secret,
             imperfect: !args.perfect_webhooks,
             seed: args.seed,
+        },
+        oauth: OAuthApp {
+            client_id: args.hubspot_client_id,
+            client_secret: args.hubspot_client_secret,
+            refresh_token: args.hubspot_refresh_token,
         },
     };
     let listener = match tokio::net::TcpListener::bind(args.hubspot_addr).await {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::api::{Params, body};
 use super::error::HsError;
+use super::store::{AssociationChange, ChangeEvent, Source};
 use super::{HubSpot, lock};
 use crate::clock::iso;
 
@@ -56,6 +57,53 @@ pub fn default_type(from: &str, to: &str) -> Option<(u32, Option<u32>)> {
         ("contacts", "tasks") => (203, None),
         _ => return None,
     })
+}
+
+/// Tells webhooks about a link made or removed: one event per side, for the object
+/// types webhooks cover.
+fn announce(
+    hs: &HubSpot,
+    from: &RecordKey,
+    to: &RecordKey,
+    removed: bool,
+    types: &[(String, u32)],
+) {
+    let now = hs.clock.now_ms();
+    let mut portal = lock(&hs.portal);
+    for (a, b) in [(from, to), (to, from)] {
+        let singular = |t: &str| t.trim_end_matches('s').to_uppercase();
+        let name = |t: &str| {
+            if t == "companies" {
+                "COMPANY".to_owned()
+            } else {
+                singular(t)
+            }
+        };
+        let primary = default_type(&a.0, &b.0)
+            .and_then(|(_, p)| p)
+            .is_some_and(|p| {
+                types
+                    .iter()
+                    .any(|(_, t)| *t == p || reverse_type(&b.0, &a.0, *t) == p)
+            });
+        let change = AssociationChange {
+            association_type: format!("{}_TO_{}", name(&a.0), name(&b.0)),
+            from_id: a.1,
+            to_id: b.1,
+            removed,
+            primary,
+        };
+        portal.emit(&a.0, |object| ChangeEvent {
+            object,
+            kind: "associationChange",
+            object_id: a.1,
+            property: None,
+            merge: None,
+            association: Some(change),
+            at_ms: now,
+            source: Source::Integration,
+        });
+    }
 }
 
 /// The reverse type id of a HubSpot-defined one (each direction has its own id).
@@ -216,6 +264,7 @@ async fn put_default(
     let (from, to) = resolve(&hs, (&from_type, &from_id), (&to_type, &to_id))?;
     let types = default_types(&from.0, &to.0)?;
     lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
+    announce(&hs, &from, &to, false, &types);
     let spec = json!({"associationCategory": types[0].0, "associationTypeId": types[0].1});
     let result = json!({"from": {"id": from.1.to_string()}, "to": {"id": to.1.to_string()}, "associationSpec": spec});
     Ok(batch_reply(vec![result], StatusCode::OK, hs.clock.now_ms()))
@@ -272,6 +321,7 @@ async fn put_labels(
         a.unlink((&from.0, from.1), (&to.0, to.1));
         a.link((&from.0, from.1), (&to.0, to.1), &types);
     }
+    announce(&hs, &from, &to, false, &types);
     Ok((
         StatusCode::CREATED,
         Json(labels_between(&hs, &from, &to, &types)),
@@ -285,6 +335,7 @@ async fn delete_pair(
 ) -> Reply {
     if let Ok((from, to)) = resolve(&hs, (&from_type, &from_id), (&to_type, &to_id)) {
         lock(&hs.associations).unlink((&from.0, from.1), (&to.0, to.1));
+        announce(&hs, &from, &to, true, &[]);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -390,6 +441,7 @@ async fn batch_default(
         let (from, to) = resolve(&hs, (&from_type, &f), (&to_type, &t))?;
         let types = default_types(&from.0, &to.0)?;
         lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
+        announce(&hs, &from, &to, false, &types);
         results.push(json!({
             "from": {"id": from.1.to_string()},
             "to": {"id": to.1.to_string()},
@@ -410,6 +462,7 @@ async fn batch_create(
         let types = parse_types(&types)?;
         let (from, to) = resolve(&hs, (&from_type, &f), (&to_type, &t))?;
         lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
+        announce(&hs, &from, &to, false, &types);
         results.push(labels_between(&hs, &from, &to, &types));
     }
     Ok(batch_reply(results, StatusCode::CREATED, hs.clock.now_ms()))
@@ -483,6 +536,7 @@ async fn batch_archive(
             let to = t.get("id").and_then(Value::as_str).unwrap_or_default();
             if let Ok((f, t)) = resolve(&hs, (&from_type, &from), (&to_type, to)) {
                 lock(&hs.associations).unlink((&f.0, f.1), (&t.0, t.1));
+                announce(&hs, &f, &t, true, &[]);
             }
         }
     }

@@ -169,12 +169,14 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
         let fault = match (
             f.get("status").and_then(Value::as_u64),
             f.get("delay_ms").and_then(Value::as_u64),
+            f.get("drop").and_then(Value::as_bool),
         ) {
-            (Some(s), _) => Fault::Status(s as u16),
-            (None, Some(ms)) => Fault::Delay(ms),
+            (Some(s), _, _) => Fault::Status(s as u16),
+            (None, Some(ms), _) => Fault::Delay(ms),
+            (None, None, Some(true)) => Fault::Drop,
             _ => {
                 return Err(HsError::validation(
-                    "a fault is {\"status\": N} or {\"delay_ms\": N}",
+                    "a fault is {\"status\": N}, {\"delay_ms\": N} or {\"drop\": true}",
                 ));
             }
         };

@@ -11,7 +11,9 @@ pub mod associations;
 mod control;
 pub mod error;
 pub mod limits;
+pub mod lists;
 mod metadata;
+pub mod oauth;
 pub mod schema;
 mod search_request;
 mod seed;
@@ -45,6 +47,8 @@ pub struct HubSpotSettings {
     /// Added to every response, to stand in for the network.
     pub latency_ms: u64,
     pub webhooks: webhooks::WebhookSettings,
+    /// What the OAuth token endpoint accepts.
+    pub oauth: oauth::OAuthApp,
 }
 
 impl Default for HubSpotSettings {
@@ -55,6 +59,7 @@ impl Default for HubSpotSettings {
             search_lag_ms: 2_000,
             latency_ms: 0,
             webhooks: webhooks::WebhookSettings::default(),
+            oauth: oauth::OAuthApp::default(),
         }
     }
 }
@@ -89,6 +94,8 @@ pub enum Fault {
     Status(u16),
     /// Answer after this many extra milliseconds.
     Delay(u64),
+    /// Send the headers, then drop the connection mid-body.
+    Drop,
 }
 
 /// Calls per caller and endpoint (`POST /crm/v3/objects/contacts/batch/read`).
@@ -104,6 +111,8 @@ pub struct HubSpot {
     faults: Mutex<VecDeque<Fault>>,
     pub webhooks: Mutex<webhooks::Webhooks>,
     pub associations: Mutex<associations::Associations>,
+    pub lists: Mutex<lists::Lists>,
+    issued: Mutex<oauth::IssuedTokens>,
 }
 
 /// Locks a mutex, recovering the data if a panicking thread poisoned it: the sandbox
@@ -118,6 +127,8 @@ impl HubSpot {
             portal: Mutex::new(Portal::new(settings.search_lag_ms)),
             webhooks: Mutex::new(webhooks::Webhooks::new(settings.webhooks.clone())),
             associations: Mutex::new(associations::Associations::default()),
+            lists: Mutex::new(lists::Lists::default()),
+            issued: Mutex::new(oauth::IssuedTokens::default()),
             clock,
             settings: Mutex::new(settings),
             limiter: Mutex::new(Limiter::default()),
@@ -148,9 +159,11 @@ pub fn router(state: Arc<HubSpot>) -> Router {
     let api = api::routes()
         .merge(associations::routes())
         .merge(metadata::routes())
+        .merge(lists::routes())
         .layer(middleware::from_fn_with_state(state.clone(), gate));
     Router::new()
         .merge(api)
+        .merge(oauth::routes())
         .nest("/_sandbox/hubspot", control::routes())
         .with_state(state)
 }
@@ -192,7 +205,18 @@ async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) 
     let caller = match bearer.and_then(|t| tokens.iter().position(|k| k == t)) {
         Some(0) => Caller::Integration,
         Some(_) => Caller::Human,
-        None => return HsError::unauthenticated().into_response(),
+        None => {
+            let now = hs.clock.now_ms();
+            let issued = bearer.map(|t| lock(&hs.issued).check(t, now));
+            match issued {
+                Some(oauth::TokenState::Valid) => Caller::Integration,
+                Some(oauth::TokenState::Expired(at)) => {
+                    return HsError::expired((now - at) / 1000, &crate::clock::iso(at))
+                        .into_response();
+                }
+                _ => return HsError::unauthenticated().into_response(),
+            }
+        }
     };
     let path = request.uri().path().to_owned();
     *lock(&hs.counters)
@@ -217,6 +241,7 @@ async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) 
                     return HsError::server_error(status).into_response();
                 }
                 Fault::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                Fault::Drop => return dropped_connection(),
             }
         }
         if let Some(limits) = limits {
@@ -239,3 +264,14 @@ async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) 
 }
 
 pub use seed::seed as seed_portal;
+
+/// A response whose body fails after the headers: the server drops the connection, and
+/// the client sees an incomplete message.
+fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<axum::body::Bytes, std::io::Error>(std::io::Error::other(
+            "connection dropped by fault injection",
+        ))
+    });
+    Response::new(axum::body::Body::from_stream(failing))
+}

@@ -425,8 +425,21 @@ pub struct ChangeEvent {
     pub property: Option<(String, String)>,
     /// For merges: (primary id, merged ids, new id).
     pub merge: Option<(u64, Vec<u64>, u64)>,
+    /// For association changes.
+    pub association: Option<AssociationChange>,
     pub at_ms: i64,
     pub source: Source,
+}
+
+/// One side of an association change, as its webhook event describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssociationChange {
+    /// `CONTACT_TO_COMPANY`...
+    pub association_type: String,
+    pub from_id: u64,
+    pub to_id: u64,
+    pub removed: bool,
+    pub primary: bool,
 }
 
 /// The webhook object name of a path name, for the types webhooks cover.
@@ -491,7 +504,7 @@ impl Portal {
             .ok_or_else(|| HsError::unknown_object_type(name))
     }
 
-    fn emit(&mut self, type_name: &str, event: impl FnOnce(&'static str) -> ChangeEvent) {
+    pub fn emit(&mut self, type_name: &str, event: impl FnOnce(&'static str) -> ChangeEvent) {
         let canonical = self
             .aliases
             .get(type_name)
@@ -574,6 +587,7 @@ impl Portal {
             object_id: id,
             property: None,
             merge: None,
+            association: None,
             at_ms: now,
             source,
         });
@@ -679,6 +693,7 @@ impl Portal {
                 object_id: id,
                 property: Some((name.to_string(), value.clone())),
                 merge: None,
+                association: None,
                 at_ms: now,
                 source,
             });
@@ -716,6 +731,7 @@ impl Portal {
             object_id: id,
             property: None,
             merge: None,
+            association: None,
             at_ms: now,
             source,
         });
@@ -820,6 +836,7 @@ impl Portal {
             object_id: a,
             property: None,
             merge: Some((a, vec![b], new_id)),
+            association: None,
             at_ms: now,
             source,
         });

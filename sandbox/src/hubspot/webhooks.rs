@@ -113,6 +113,13 @@ impl Webhooks {
             e["propertyName"] = json!(name);
             e["propertyValue"] = json!(value);
         }
+        if let Some(a) = &change.association {
+            e["associationType"] = json!(a.association_type);
+            e["fromObjectId"] = json!(a.from_id);
+            e["toObjectId"] = json!(a.to_id);
+            e["associationRemoved"] = json!(a.removed);
+            e["isPrimaryAssociation"] = json!(a.primary);
+        }
         if let Some((primary, merged, new_id)) = &change.merge {
             e["primaryObjectId"] = json!(primary);
             e["mergedObjectIds"] = json!(merged);
@@ -337,6 +344,7 @@ mod imperfection_tests {
             object_id: id,
             property: Some(("firstname".into(), "x".into())),
             merge: None,
+            association: None,
             at_ms: 0,
             source: Source::User(1),
         }
