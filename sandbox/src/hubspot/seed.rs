@@ -14,8 +14,24 @@ use crate::seed::World;
 /// HubSpot owner ids start here; owner `i` of the world is `OWNER_BASE + i`.
 pub const OWNER_BASE: u64 = 70_000_001;
 
-fn checked(pairs: Vec<(&str, String)>) -> Vec<(Arc<str>, String)> {
-    pairs.into_iter().map(|(k, v)| (Arc::from(k), v)).collect()
+/// Property values keyed by the definitions' own names, so a million records share one
+/// allocation per property name.
+fn checked(
+    portal: &Portal,
+    type_name: &str,
+    pairs: Vec<(&str, String)>,
+) -> Vec<(Arc<str>, String)> {
+    let objects = portal.objects(type_name).ok();
+    pairs
+        .into_iter()
+        .map(|(k, v)| {
+            let key = objects
+                .and_then(|o| o.properties.get_key_value(k))
+                .map(|(name, _)| name.clone())
+                .unwrap_or_else(|| Arc::from(k));
+            (key, v)
+        })
+        .collect()
 }
 
 /// Seeds the portal; returns how many records of each type it created.
@@ -52,14 +68,18 @@ pub fn seed(
         .enumerate()
         .filter(|(_, c)| c.presence.in_hubspot())
     {
-        let props = checked(vec![
-            ("name", c.name.clone()),
-            ("domain", c.domain.clone()),
-            ("industry", c.industry.to_owned()),
-            ("numberofemployees", c.employees.to_string()),
-            ("annualrevenue", c.annual_revenue.to_string()),
-            ("hubspot_owner_id", owner(c.owner)),
-        ]);
+        let props = checked(
+            portal,
+            "companies",
+            vec![
+                ("name", c.name.clone()),
+                ("domain", c.domain.clone()),
+                ("industry", c.industry.to_owned()),
+                ("numberofemployees", c.employees.to_string()),
+                ("annualrevenue", c.annual_revenue.to_string()),
+                ("hubspot_owner_id", owner(c.owner)),
+            ],
+        );
         company_ids.insert(
             i,
             portal.create_checked("companies", props, now, Source::Import)?,
@@ -85,7 +105,8 @@ pub fn seed(
         if let Some(email) = &p.email {
             props.push(("email", email.clone()));
         }
-        let id = portal.create_checked("contacts", checked(props), now, Source::Import)?;
+        let props = checked(portal, "contacts", props);
+        let id = portal.create_checked("contacts", props, now, Source::Import)?;
         contact_ids.insert(i, id);
         if let Some(company) = company_ids.get(&p.company) {
             associations.link(
@@ -98,17 +119,21 @@ pub fn seed(
     }
     let mut deals = 0;
     for d in world.deals.iter().filter(|d| d.presence.in_hubspot()) {
-        let props = checked(vec![
-            ("dealname", d.name.clone()),
-            ("amount", d.amount.to_string()),
-            ("closedate", crate::clock::iso(d.close_date_ms)),
-            ("pipeline", "default".into()),
-            (
-                "dealstage",
-                DEAL_STAGES[d.stage % DEAL_STAGES.len()].to_owned(),
-            ),
-            ("hubspot_owner_id", owner(d.owner)),
-        ]);
+        let props = checked(
+            portal,
+            "deals",
+            vec![
+                ("dealname", d.name.clone()),
+                ("amount", d.amount.to_string()),
+                ("closedate", crate::clock::iso(d.close_date_ms)),
+                ("pipeline", "default".into()),
+                (
+                    "dealstage",
+                    DEAL_STAGES[d.stage % DEAL_STAGES.len()].to_owned(),
+                ),
+                ("hubspot_owner_id", owner(d.owner)),
+            ],
+        );
         let id = portal.create_checked("deals", props, now, Source::Import)?;
         if let Some(company) = company_ids.get(&d.company) {
             associations.link(
