@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod hubspot;
+pub mod salesforce;
 pub mod seed;
 
 use std::net::SocketAddr;

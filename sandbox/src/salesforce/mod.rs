@@ -1,0 +1,4 @@
+//! The simulated Salesforce org (in progress): ids and SOQL first.
+
+pub mod ids;
+pub mod soql;
