@@ -1,4 +1,5 @@
 //! The simulated Salesforce org (in progress): ids and SOQL first.
 
 pub mod ids;
+pub mod schema;
 pub mod soql;
