@@ -70,3 +70,48 @@ impl HubSpotSandbox {
         format!("http://{}", self.addr)
     }
 }
+
+/// A Salesforce sandbox running on a loopback port.
+#[derive(Debug, Clone)]
+pub struct SalesforceSandbox {
+    pub addr: SocketAddr,
+    pub state: Arc<salesforce::Salesforce>,
+}
+
+impl SalesforceSandbox {
+    /// Binds `127.0.0.1:0` and serves a new org in the background.
+    pub async fn spawn(
+        settings: salesforce::SalesforceSettings,
+        clock: Clock,
+        seed: Option<seed::SeedSpec>,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        Self::serve(listener, settings, clock, seed).await
+    }
+
+    pub async fn serve(
+        listener: TcpListener,
+        settings: salesforce::SalesforceSettings,
+        clock: Clock,
+        seed: Option<seed::SeedSpec>,
+    ) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let state = salesforce::Salesforce::new(settings, clock);
+        if let Some(spec) = seed {
+            let now = state.clock.now_ms();
+            let world = seed::generate(spec);
+            salesforce::seed::seed(&mut hubspot::lock(&state.org), &world, now);
+        }
+        let app = salesforce::router(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("salesforce sandbox stopped: {e}");
+            }
+        });
+        Ok(SalesforceSandbox { addr, state })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}

@@ -1,7 +1,329 @@
-//! The simulated Salesforce org (in progress): ids and SOQL first.
+//! The simulated Salesforce org: REST API v65.0 (SOQL query/queryAll with cursors,
+//! sObject rows and upserts, Collections, updated/deleted, describe, limits), OAuth
+//! sessions that expire, the daily API allowance, Salesforce's org rules and error
+//! bodies, and a control API under `/_sandbox/salesforce/` that acts as a person.
+//!
+//! Who calls: the first configured token is the integration user (its calls count
+//! against the allowance, its writes carry its user id); other tokens and the control
+//! API act as the org's admin.
 
+mod api;
+mod control;
 pub mod error;
 pub mod ids;
+mod oauth;
+pub mod query;
 pub mod schema;
+pub mod seed;
 pub mod soql;
 pub mod store;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+
+use crate::clock::Clock;
+use crate::hubspot::lock;
+use error::{SfError, SfFailure};
+use store::{Org, Writer};
+
+/// The API version the sandbox reports as current.
+pub const API_VERSION: &str = "65.0";
+/// Salesforce's URI length limit.
+const URI_MAX: usize = 16_384;
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone)]
+pub struct SalesforceSettings {
+    /// Accepted access tokens; the first is the integration user's.
+    pub tokens: Vec<String>,
+    pub org_id: String,
+    /// API calls allowed per rolling 24 hours; `None`: unlimited (benchmarks only).
+    pub daily_api_limit: Option<u64>,
+    /// How long an OAuth-issued session lives.
+    pub session_ttl_ms: i64,
+    pub latency_ms: u64,
+    /// What the token endpoint accepts.
+    pub client_id: String,
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// The records per query page unless `Sforce-Query-Options: batchSize=N` asks less.
+    pub batch_size: usize,
+}
+
+impl Default for SalesforceSettings {
+    fn default() -> Self {
+        SalesforceSettings {
+            tokens: vec!["salesforce-integration-token".into()],
+            org_id: "00D8M0000000001AAA".into(),
+            daily_api_limit: Some(100_000),
+            session_ttl_ms: 2 * 60 * 60 * 1000,
+            latency_ms: 0,
+            client_id: "salesforce-client-id".into(),
+            client_secret: "salesforce-client-secret".into(),
+            refresh_token: "salesforce-refresh-token".into(),
+            batch_size: 2_000,
+        }
+    }
+}
+
+/// Who made a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    Integration,
+    Human,
+}
+
+impl Caller {
+    pub fn writer(self) -> Writer {
+        match self {
+            Caller::Integration => Writer::Integration,
+            Caller::Human => Writer::Human,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Caller::Integration => "integration",
+            Caller::Human => "human",
+        }
+    }
+}
+
+/// A fault the next integration calls meet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Status(u16),
+    Delay(u64),
+    /// The next write fails with UNABLE_TO_LOCK_ROW.
+    LockRow,
+}
+
+/// A query cursor: the matching ids and what to render of them.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    pub matches: query::Matches,
+    pub batch: usize,
+    pub expires_ms: i64,
+}
+
+#[derive(Debug)]
+pub struct Salesforce {
+    pub org: Mutex<Org>,
+    pub clock: Clock,
+    pub settings: Mutex<SalesforceSettings>,
+    /// Times of the integration's counted calls in the last 24 hours.
+    usage: Mutex<VecDeque<i64>>,
+    counters: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
+    faults: Mutex<VecDeque<Fault>>,
+    pub cursors: Mutex<HashMap<String, Cursor>>,
+    /// OAuth-issued sessions -> expiry.
+    sessions: Mutex<HashMap<String, i64>>,
+    revoked: Mutex<HashSet<String>>,
+    next_cursor: Mutex<u64>,
+}
+
+impl Salesforce {
+    pub fn new(settings: SalesforceSettings, clock: Clock) -> Arc<Self> {
+        Arc::new(Salesforce {
+            org: Mutex::new(Org::new(&settings.org_id)),
+            clock,
+            settings: Mutex::new(settings),
+            usage: Mutex::new(VecDeque::new()),
+            counters: Mutex::new(BTreeMap::new()),
+            faults: Mutex::new(VecDeque::new()),
+            cursors: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(HashSet::new()),
+            next_cursor: Mutex::new(0),
+        })
+    }
+
+    pub fn counters(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        lock(&self.counters).clone()
+    }
+
+    /// Calls the integration made in the last 24 hours (what `api-usage` reports).
+    pub fn api_usage(&self) -> usize {
+        let now = self.clock.now_ms();
+        let mut usage = lock(&self.usage);
+        while usage.front().is_some_and(|t| *t <= now - DAY_MS) {
+            usage.pop_front();
+        }
+        usage.len()
+    }
+
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        lock(&self.faults).extend(faults);
+    }
+
+    /// Takes a pending UNABLE_TO_LOCK_ROW fault, if the next fault is one.
+    pub fn take_lock_fault(&self) -> bool {
+        let mut faults = lock(&self.faults);
+        if faults.front() == Some(&Fault::LockRow) {
+            faults.pop_front();
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn new_cursor(&self, cursor: Cursor) -> String {
+        let mut n = lock(&self.next_cursor);
+        *n += 1;
+        let id = ids::make("01g", *n);
+        lock(&self.cursors).insert(id.clone(), cursor);
+        id
+    }
+
+    pub fn issue_session(&self) -> String {
+        let ttl = lock(&self.settings).session_ttl_ms;
+        let now = self.clock.now_ms();
+        let org = lock(&self.settings).org_id.clone();
+        let mut sessions = lock(&self.sessions);
+        let token = format!(
+            "{}!AQcAQ{:016x}{:04x}",
+            &org[..15.min(org.len())],
+            now,
+            sessions.len()
+        );
+        sessions.insert(token.clone(), now + ttl);
+        token
+    }
+
+    /// Ends every session (and refuses the static tokens too) until un-revoked.
+    pub fn revoke_all(&self) {
+        let tokens: Vec<String> = lock(&self.settings).tokens.clone();
+        let mut revoked = lock(&self.revoked);
+        revoked.extend(tokens);
+        revoked.extend(lock(&self.sessions).keys().cloned());
+        lock(&self.sessions).clear();
+    }
+
+    fn caller(&self, token: &str) -> Result<Caller, SfFailure> {
+        if lock(&self.revoked).contains(token) {
+            return Err(SfFailure::invalid_session());
+        }
+        let tokens = lock(&self.settings).tokens.clone();
+        match tokens.iter().position(|t| t == token) {
+            Some(0) => Ok(Caller::Integration),
+            Some(_) => Ok(Caller::Human),
+            None => match lock(&self.sessions).get(token) {
+                Some(expiry) if *expiry > self.clock.now_ms() => Ok(Caller::Integration),
+                _ => Err(SfFailure::invalid_session()),
+            },
+        }
+    }
+}
+
+pub fn router(state: Arc<Salesforce>) -> Router {
+    let api = api::routes().layer(middleware::from_fn_with_state(state.clone(), gate));
+    Router::new()
+        .merge(api)
+        .merge(api::public_routes())
+        .merge(oauth::routes())
+        .nest("/_sandbox/salesforce", control::routes())
+        .with_state(state)
+}
+
+fn endpoint_key(method: &axum::http::Method, path: &str) -> String {
+    let shape: Vec<String> = path
+        .split('/')
+        .map(|seg| {
+            if ids::to18(seg).is_some() || seg.starts_with("01g") {
+                "{id}".to_owned()
+            } else if seg.starts_with('v') && seg[1..].parse::<f64>().is_ok() {
+                "vXX.X".to_owned()
+            } else {
+                seg.to_owned()
+            }
+        })
+        .collect();
+    format!("{method} {}", shape.join("/"))
+}
+
+/// Every REST call passes here: session check, URI length, the daily allowance,
+/// counters, faults, latency, and the `Sforce-Limit-Info` header.
+async fn gate(State(sf): State<Arc<Salesforce>>, mut request: Request, next: Next) -> Response {
+    let (limit, latency) = {
+        let s = lock(&sf.settings);
+        (s.daily_api_limit, s.latency_ms)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    if request.uri().to_string().len() > URI_MAX {
+        return (
+            StatusCode::URI_TOO_LONG,
+            axum::Json(
+                serde_json::json!([{"message": "URI Too Long", "errorCode": "URI_TOO_LONG"}]),
+            ),
+        )
+            .into_response();
+    }
+    let token = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("OAuth "))
+        })
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned();
+    let caller = match sf.caller(&token) {
+        Ok(c) => c,
+        Err(f) => return f.into_response(),
+    };
+    let path = request.uri().path().to_owned();
+    *lock(&sf.counters)
+        .entry(caller.label().to_owned())
+        .or_default()
+        .entry(endpoint_key(request.method(), &path))
+        .or_default() += 1;
+    if caller == Caller::Integration {
+        let used = sf.api_usage();
+        if limit.is_some_and(|max| used as u64 >= max) {
+            let mut f = SfFailure::limit_exceeded();
+            f.headers.push((
+                "sforce-limit-info",
+                format!("api-usage={used}/{}", limit.unwrap_or(0)),
+            ));
+            return f.into_response();
+        }
+        lock(&sf.usage).push_back(sf.clock.now_ms());
+        let fault = {
+            let mut faults = lock(&sf.faults);
+            match faults.front() {
+                Some(Fault::LockRow) | None => None,
+                Some(_) => faults.pop_front(),
+            }
+        };
+        match fault {
+            Some(Fault::Status(code)) => {
+                let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                let error = SfError::new(
+                    "SERVER_UNAVAILABLE",
+                    "injected by the sandbox's fault control",
+                );
+                return SfFailure::new(status, error).into_response();
+            }
+            Some(Fault::Delay(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            _ => {}
+        }
+    }
+    request.extensions_mut().insert(caller);
+    let mut response = next.run(request).await;
+    let max = limit.map_or("unlimited".to_owned(), |m| m.to_string());
+    if let Ok(v) = HeaderValue::from_str(&format!("api-usage={}/{max}", sf.api_usage())) {
+        response.headers_mut().insert("sforce-limit-info", v);
+    }
+    response
+}

@@ -91,6 +91,17 @@ pub struct Org {
     pub deletions: Vec<(String, String, i64)>,
     /// Records created or updated, for outbound messages.
     pub outbox: Vec<(String, String)>,
+    /// While an all-or-none call runs: each touched record as it was before (`None`:
+    /// created by the call), to roll back.
+    journal: Option<Vec<(String, String, Option<Record>)>>,
+}
+
+/// Where to roll an all-or-none call back to.
+#[derive(Debug)]
+pub struct Checkpoint {
+    next: HashMap<String, u64>,
+    deletions: usize,
+    outbox: usize,
 }
 
 /// Salesforce's date-time form: `2024-05-06T10:00:00.000+0000`.
@@ -126,6 +137,7 @@ impl Org {
             read_only_records: HashSet::new(),
             deletions: Vec::new(),
             outbox: Vec::new(),
+            journal: None,
         };
         // Users 1 and 2: the integration user and the admin behind the control API.
         for (id, first, last, email) in [
@@ -183,6 +195,47 @@ impl Org {
         let object = self.object_of_id(&id)?;
         let record = self.records.get(object.name)?.get(&id)?;
         Some((object, record))
+    }
+
+    /// Starts recording changes so that they can be rolled back together.
+    pub fn checkpoint(&mut self) -> Checkpoint {
+        self.journal = Some(Vec::new());
+        Checkpoint {
+            next: self.next.clone(),
+            deletions: self.deletions.len(),
+            outbox: self.outbox.len(),
+        }
+    }
+
+    /// Keeps the changes since the checkpoint.
+    pub fn commit(&mut self) {
+        self.journal = None;
+    }
+
+    /// Undoes every change since the checkpoint.
+    pub fn rollback(&mut self, to: Checkpoint) {
+        for (object, id, before) in self.journal.take().unwrap_or_default().into_iter().rev() {
+            let records = self.records.entry(object).or_default();
+            match before {
+                Some(r) => {
+                    records.insert(id, r);
+                }
+                None => {
+                    records.remove(&id);
+                }
+            }
+        }
+        self.next = to.next;
+        self.deletions.truncate(to.deletions);
+        self.outbox.truncate(to.outbox);
+    }
+
+    /// Notes a record's state before a change, when a checkpoint is open.
+    fn remember(&mut self, object: &str, id: &str) {
+        let before = self.records.get(object).and_then(|m| m.get(id)).cloned();
+        if let Some(journal) = self.journal.as_mut() {
+            journal.push((object.to_owned(), id.to_owned(), before));
+        }
     }
 
     fn new_id(&mut self, object: &ObjectDef) -> String {
@@ -651,6 +704,7 @@ impl Org {
             .map_err(|e| vec![e])?;
         self.check_saved(&object, None, &changes, options)?;
         let id = self.new_id(&object);
+        self.remember(object.name, &id);
         let record = Record {
             id: id.clone(),
             fields: changes.into_iter().filter(|(_, v)| !v.is_null()).collect(),

@@ -1,0 +1,279 @@
+//! The control API (`/_sandbox/salesforce/...`): acts as the org's admin (never the
+//! integration user), converts leads, seeds, injects faults, sets org rules, reads
+//! counters, dumps records and moves the clock. No auth: loopback only.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::error::{SfError, SfFailure};
+use super::store::{RuleCondition, ValidationRule, WriteOptions, Writer};
+use super::{Fault, Salesforce, query};
+use crate::hubspot::lock;
+use crate::seed::SeedSpec;
+
+const ADMIN: Writer = Writer::Human;
+
+pub fn routes() -> Router<Arc<Salesforce>> {
+    Router::new()
+        .route("/seed", post(seed))
+        .route("/objects/{object}", get(dump).post(create))
+        .route(
+            "/objects/{object}/{id}",
+            axum::routing::patch(update).delete(remove),
+        )
+        .route("/leads/{id}/convert", post(convert))
+        .route("/faults", post(faults))
+        .route("/sessions/revoke", post(revoke))
+        .route("/counters", get(counters))
+        .route("/clock", get(clock))
+        .route("/clock/advance", post(advance))
+        .route("/settings", put(settings))
+        .route("/validation-rules", post(add_rule))
+}
+
+type Reply = Result<Response, SfFailure>;
+
+fn body(bytes: &Bytes) -> Result<Value, SfFailure> {
+    if bytes.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| SfFailure::bad_request(vec![SfError::new("JSON_PARSER_ERROR", e.to_string())]))
+}
+
+fn full(sf: &Salesforce, id: &str) -> Result<Value, SfFailure> {
+    let org = lock(&sf.org);
+    let (o, r) = org.get(id).ok_or_else(SfFailure::not_found)?;
+    let names: Vec<String> = o.fields.iter().map(|f| f.name.clone()).collect();
+    Ok(query::render(&org, o, r, &names))
+}
+
+async fn seed(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let spec = SeedSpec {
+        seed: v.get("seed").and_then(Value::as_u64).unwrap_or(1),
+        records: v.get("records").and_then(Value::as_u64).unwrap_or(100) as usize,
+        overlap: v.get("overlap").and_then(Value::as_f64).unwrap_or(0.5),
+    };
+    let now = sf.clock.now_ms();
+    let counts = super::seed::seed(&mut lock(&sf.org), &crate::seed::generate(spec), now);
+    Ok(Json(counts).into_response())
+}
+
+async fn create(
+    State(sf): State<Arc<Salesforce>>,
+    Path(object): Path<String>,
+    bytes: Bytes,
+) -> Reply {
+    let v = body(&bytes)?;
+    let now = sf.clock.now_ms();
+    let fields: Map<String, Value> = v.as_object().cloned().unwrap_or_default();
+    let id = lock(&sf.org)
+        .create(
+            &object,
+            &fields,
+            now,
+            ADMIN,
+            WriteOptions {
+                allow_duplicates: true,
+            },
+        )
+        .map_err(SfFailure::bad_request)?;
+    Ok((StatusCode::CREATED, Json(full(&sf, &id)?)).into_response())
+}
+
+async fn update(
+    State(sf): State<Arc<Salesforce>>,
+    Path((object, id)): Path<(String, String)>,
+    bytes: Bytes,
+) -> Reply {
+    let v = body(&bytes)?;
+    let now = sf.clock.now_ms();
+    let fields: Map<String, Value> = v.as_object().cloned().unwrap_or_default();
+    lock(&sf.org)
+        .update(
+            Some(&object),
+            &id,
+            &fields,
+            now,
+            ADMIN,
+            WriteOptions {
+                allow_duplicates: true,
+            },
+        )
+        .map_err(SfFailure::bad_request)?;
+    Ok(Json(full(&sf, &id)?).into_response())
+}
+
+async fn remove(State(sf): State<Arc<Salesforce>>, Path((_, id)): Path<(String, String)>) -> Reply {
+    let now = sf.clock.now_ms();
+    lock(&sf.org).delete(&id, now, ADMIN)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn dump(State(sf): State<Arc<Salesforce>>, Path(object): Path<String>) -> Reply {
+    let org = lock(&sf.org);
+    let o = org.object(&object).ok_or_else(SfFailure::not_found)?;
+    let names: Vec<String> = o.fields.iter().map(|f| f.name.clone()).collect();
+    let records: Vec<Value> = org
+        .records(o.name)
+        .map(|r| query::render(&org, o, r, &names))
+        .collect();
+    Ok(Json(json!({"records": records})).into_response())
+}
+
+/// `{"accountId": "001...", "createOpportunity": true}`
+async fn convert(State(sf): State<Arc<Salesforce>>, Path(id): Path<String>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let now = sf.clock.now_ms();
+    let result = lock(&sf.org)
+        .convert_lead(
+            &id,
+            v.get("accountId").and_then(Value::as_str),
+            v.get("createOpportunity")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            now,
+        )
+        .map_err(SfFailure::bad_request)?;
+    Ok(Json(result).into_response())
+}
+
+/// `{"faults": [{"status": 503}, {"delay_ms": 500}, {"lock_row": true}], "repeat": 1}`
+async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let repeat = v.get("repeat").and_then(Value::as_u64).unwrap_or(1) as usize;
+    let mut parsed = Vec::new();
+    for f in v
+        .get("faults")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+    {
+        let fault = if let Some(s) = f.get("status").and_then(Value::as_u64) {
+            Fault::Status(s as u16)
+        } else if let Some(ms) = f.get("delay_ms").and_then(Value::as_u64) {
+            Fault::Delay(ms)
+        } else if f.get("lock_row").and_then(Value::as_bool) == Some(true) {
+            Fault::LockRow
+        } else {
+            return Err(SfFailure::bad_request(vec![SfError::new(
+                "INVALID_FAULT",
+                "a fault is {\"status\": N}, {\"delay_ms\": N} or {\"lock_row\": true}",
+            )]));
+        };
+        parsed.push(fault);
+    }
+    let n = parsed.len() * repeat;
+    sf.inject(parsed.into_iter().cycle().take(n));
+    Ok(Json(json!({"queued": n})).into_response())
+}
+
+async fn revoke(State(sf): State<Arc<Salesforce>>) -> Reply {
+    sf.revoke_all();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn counters(State(sf): State<Arc<Salesforce>>) -> Reply {
+    Ok(Json(json!({"calls": sf.counters(), "api_usage": sf.api_usage()})).into_response())
+}
+
+async fn clock(State(sf): State<Arc<Salesforce>>) -> Reply {
+    Ok(Json(json!({"now_ms": sf.clock.now_ms()})).into_response())
+}
+
+async fn advance(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let ms = v.get("ms").and_then(Value::as_i64).unwrap_or(0);
+    sf.clock.advance(ms);
+    Ok(Json(json!({"now_ms": sf.clock.now_ms()})).into_response())
+}
+
+/// `{"daily_api_limit": 100000 | null, "session_ttl_ms": N, "duplicate_rules": bool,
+/// "state_country_picklists": bool, "read_only_objects": [..], "read_only_records": [..],
+/// "batch_size": N}`
+async fn settings(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    {
+        let mut s = lock(&sf.settings);
+        if let Some(l) = v.get("daily_api_limit") {
+            s.daily_api_limit = l.as_u64();
+        }
+        if let Some(t) = v.get("session_ttl_ms").and_then(Value::as_i64) {
+            s.session_ttl_ms = t;
+        }
+        if let Some(b) = v.get("batch_size").and_then(Value::as_u64) {
+            s.batch_size = b as usize;
+        }
+    }
+    let mut org = lock(&sf.org);
+    if let Some(b) = v.get("duplicate_rules").and_then(Value::as_bool) {
+        org.duplicate_rules = b;
+    }
+    if let Some(b) = v.get("state_country_picklists").and_then(Value::as_bool) {
+        org.state_country_picklists = b;
+    }
+    let strings = |k: &str| -> Option<Vec<String>> {
+        v.get(k).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+    };
+    if let Some(objects) = strings("read_only_objects") {
+        org.read_only_objects = objects.into_iter().collect();
+    }
+    if let Some(records) = strings("read_only_records") {
+        org.read_only_records = records
+            .into_iter()
+            .filter_map(|r| super::ids::to18(&r))
+            .collect();
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `{"object": "Lead", "name": "Phone_Required", "field": "Phone", "when": "blank" |
+/// {"equals": "x"} | {"longer_than": N}, "message": "..."}`
+async fn add_rule(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let condition = match v.get("when") {
+        Some(Value::String(s)) if s == "blank" => RuleCondition::Blank,
+        Some(w) if w.get("equals").is_some() => {
+            RuleCondition::Equals(w["equals"].as_str().unwrap_or_default().to_owned())
+        }
+        Some(w) if w.get("longer_than").is_some() => {
+            RuleCondition::LongerThan(w["longer_than"].as_u64().unwrap_or(0) as usize)
+        }
+        _ => {
+            return Err(SfFailure::bad_request(vec![SfError::new(
+                "INVALID_RULE",
+                "when is \"blank\", {\"equals\": \"x\"} or {\"longer_than\": N}",
+            )]));
+        }
+    };
+    let (Some(object), Some(field), Some(message)) =
+        (text("object"), text("field"), text("message"))
+    else {
+        return Err(SfFailure::bad_request(vec![SfError::new(
+            "INVALID_RULE",
+            "object, field and message are required",
+        )]));
+    };
+    lock(&sf.org).validation_rules.push(ValidationRule {
+        name: text("name").unwrap_or_else(|| format!("{object}_{field}_rule")),
+        object,
+        field,
+        condition,
+        message,
+    });
+    Ok(StatusCode::CREATED.into_response())
+}
