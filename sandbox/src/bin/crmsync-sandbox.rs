@@ -6,18 +6,47 @@ use clap::Parser;
 use crmsync_sandbox::hubspot::limits::RateLimits;
 use crmsync_sandbox::hubspot::oauth::OAuthApp;
 use crmsync_sandbox::hubspot::webhooks::WebhookSettings;
+use crmsync_sandbox::salesforce::SalesforceSettings;
 use crmsync_sandbox::seed::SeedSpec;
-use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
+use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings, SalesforceSandbox};
 
 #[derive(Parser)]
 #[command(
     name = "crmsync-sandbox",
-    about = "Local HubSpot (and Salesforce) sandboxes for crmsync"
+    about = "Local HubSpot and Salesforce sandboxes for crmsync"
 )]
 struct Args {
     /// Where the HubSpot sandbox listens (port 0 picks a free one).
     #[arg(long, default_value = "127.0.0.1:0")]
     hubspot_addr: SocketAddr,
+    /// Where the Salesforce sandbox listens (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    salesforce_addr: SocketAddr,
+    /// An access token (session id) Salesforce accepts (repeatable). The first is the
+    /// integration user's; changes made with any other count as a person's.
+    #[arg(
+        long = "salesforce-token",
+        default_value = "salesforce-integration-token"
+    )]
+    salesforce_tokens: Vec<String>,
+    /// The org id (outbound messages carry it).
+    #[arg(long, default_value = "00D8M0000000001AAA")]
+    salesforce_org_id: String,
+    /// The client id Salesforce's token endpoint accepts.
+    #[arg(long, default_value = "salesforce-client-id")]
+    salesforce_client_id: String,
+    /// The client secret Salesforce's token endpoint accepts.
+    #[arg(long, default_value = "salesforce-client-secret")]
+    salesforce_client_secret: String,
+    /// The refresh token Salesforce's token endpoint accepts.
+    #[arg(long, default_value = "salesforce-refresh-token")]
+    salesforce_refresh_token: String,
+    /// Salesforce API calls the integration may make per rolling 24 hours.
+    #[arg(long, default_value_t = 100_000)]
+    salesforce_daily_limit: u64,
+    /// Minutes an OAuth-issued Salesforce session lives.
+    #[arg(long, default_value_t = 120)]
+    salesforce_session_minutes: i64,
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -91,13 +120,24 @@ async fn main() -> std::process::ExitCode {
             refresh_token: args.hubspot_refresh_token,
         },
     };
-    let listener = match tokio::net::TcpListener::bind(args.hubspot_addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "crmsync-sandbox: cannot listen on {}: {e}",
-                args.hubspot_addr
-            );
+    let sf_settings = SalesforceSettings {
+        tokens: args.salesforce_tokens,
+        org_id: args.salesforce_org_id,
+        daily_api_limit: (!args.no_limits).then_some(args.salesforce_daily_limit),
+        session_ttl_ms: args.salesforce_session_minutes * 60_000,
+        latency_ms: args.latency_ms,
+        client_id: args.salesforce_client_id,
+        client_secret: args.salesforce_client_secret,
+        refresh_token: args.salesforce_refresh_token,
+        ..SalesforceSettings::default()
+    };
+    let (hubspot_listener, salesforce_listener) = match (
+        tokio::net::TcpListener::bind(args.hubspot_addr).await,
+        tokio::net::TcpListener::bind(args.salesforce_addr).await,
+    ) {
+        (Ok(h), Ok(s)) => (h, s),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("crmsync-sandbox: cannot listen: {e}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -106,15 +146,21 @@ async fn main() -> std::process::ExitCode {
         records: args.records,
         overlap: args.overlap,
     };
+    // One clock for both sandboxes.
+    let clock = Clock::running();
     let hubspot =
-        match HubSpotSandbox::serve(listener, settings, Clock::running(), Some(seed)).await {
-            Ok(h) => h,
-            Err(e) => {
-                eprintln!("crmsync-sandbox: {e}");
-                return std::process::ExitCode::from(2);
-            }
-        };
+        HubSpotSandbox::serve(hubspot_listener, settings, clock.clone(), Some(seed)).await;
+    let salesforce =
+        SalesforceSandbox::serve(salesforce_listener, sf_settings, clock, Some(seed)).await;
+    let (hubspot, salesforce) = match (hubspot, salesforce) {
+        (Ok(h), Ok(s)) => (h, s),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("crmsync-sandbox: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     println!("hubspot {}", hubspot.url());
+    println!("salesforce {}", salesforce.url());
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
