@@ -12,7 +12,7 @@ pub struct SfError {
     pub message: String,
     pub fields: Vec<String>,
     /// `duplicateResult` of DUPLICATES_DETECTED.
-    pub extra: Option<(String, Value)>,
+    pub extra: Option<Box<(String, Value)>>,
 }
 
 impl SfError {
@@ -36,8 +36,8 @@ impl SfError {
         if !self.fields.is_empty() {
             v["fields"] = json!(self.fields);
         }
-        if let Some((k, x)) = &self.extra {
-            v[k.as_str()] = x.clone();
+        if let Some(extra) = &self.extra {
+            v[extra.0.as_str()] = extra.1.clone();
         }
         v
     }

@@ -186,6 +186,8 @@ fn compare_values(ty: Option<SfType>, a: &Value, b: &Value) -> Ordering {
         Some(SfType::DateTime) => parse_datetime(a.as_str().unwrap_or_default())
             .cmp(&parse_datetime(b.as_str().unwrap_or_default())),
         Some(SfType::Boolean) => a.as_bool().cmp(&b.as_bool()),
+        // Ids order by their characters, case and all (base-62 order).
+        Some(SfType::Id | SfType::Reference) => text(a).cmp(&text(b)),
         _ => {
             let (x, y) = (text(a).to_lowercase(), text(b).to_lowercase());
             x.cmp(&y)

@@ -436,10 +436,12 @@ impl Org {
                 );
             }
         }
-        if errors.is_empty() && self.duplicate_rules && !options.allow_duplicates {
-            if let Some(dup) = self.duplicate_of(object, id, saved) {
-                errors.push(dup);
-            }
+        if errors.is_empty()
+            && self.duplicate_rules
+            && !options.allow_duplicates
+            && let Some(dup) = self.duplicate_of(object, id, saved)
+        {
+            errors.push(dup);
         }
         if errors.is_empty() {
             Ok(())
@@ -481,7 +483,7 @@ impl Org {
         let message =
             "You're creating a duplicate record. We recommend you use an existing record instead.";
         let mut e = SfError::new("DUPLICATES_DETECTED", message);
-        e.extra = Some((
+        e.extra = Some(Box::new((
             "duplicateResult".into(),
             json!({
                 "allowSave": true,
@@ -495,7 +497,7 @@ impl Org {
                         "record": {"attributes": {"type": entity, "url": format!("/services/data/v65.0/sobjects/{entity}/{}", found.id)}, "Id": found.id}}]
                 }]
             }),
-        ));
+        )));
         Some(e)
     }
 
@@ -514,14 +516,14 @@ impl Org {
                 .get(&country_code)
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
-            if let Some(code) = code {
-                if rust_iso3166::from_alpha2(code).is_none() {
-                    return Err(SfError::new(
+            if let Some(code) = code
+                && rust_iso3166::from_alpha2(code).is_none()
+            {
+                return Err(SfError::new(
                         "FIELD_INTEGRITY_EXCEPTION",
                         format!("The {country_code} field contains {code}, which isn't an available country. Choose a valid country."),
                     )
                     .on(&[&country_code]));
-                }
             }
             let state_code = format!("{prefix}StateCode");
             let state = saved
@@ -584,10 +586,9 @@ impl Org {
                 .get(&country_code)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
+                && let Some(c) = rust_iso3166::from_alpha2(&code)
             {
-                if let Some(c) = rust_iso3166::from_alpha2(&code) {
-                    changes.insert(country.clone(), json!(country_label(c)));
-                }
+                changes.insert(country.clone(), json!(country_label(c)));
             }
             let (state, state_code) = (format!("{prefix}State"), format!("{prefix}StateCode"));
             let country_now = changes
@@ -628,10 +629,10 @@ impl Org {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 country_now,
-            ) {
-                if let Some(sub) = rust_iso3166::iso3166_2::from_code(&format!("{cc}-{code}")) {
-                    changes.insert(state.clone(), json!(sub.name));
-                }
+            ) && let Some(sub) =
+                rust_iso3166::iso3166_2::from_code(&format!("{cc}-{code}"))
+            {
+                changes.insert(state.clone(), json!(sub.name));
             }
         }
         Ok(())
@@ -792,15 +793,15 @@ impl Org {
 
     /// Sets fields the API may not write (conversion results), as the platform does.
     fn system_set(&mut self, id: &str, fields: &[(&str, Value)], now: i64, writer: Writer) {
-        if let Some((object, _)) = self.get(id).map(|(o, r)| (o.name.to_owned(), r.id.clone())) {
-            if let Some(r) = self.records.get_mut(&object).and_then(|m| m.get_mut(id)) {
-                for (k, v) in fields {
-                    r.fields.insert((*k).to_owned(), v.clone());
-                }
-                r.modified_ms = now;
-                r.modstamp_ms = now;
-                r.modified_by = writer.user().into();
+        if let Some((object, _)) = self.get(id).map(|(o, r)| (o.name.to_owned(), r.id.clone()))
+            && let Some(r) = self.records.get_mut(&object).and_then(|m| m.get_mut(id))
+        {
+            for (k, v) in fields {
+                r.fields.insert((*k).to_owned(), v.clone());
             }
+            r.modified_ms = now;
+            r.modstamp_ms = now;
+            r.modified_by = writer.user().into();
         }
     }
 
@@ -1097,7 +1098,7 @@ fn convert_value(def: &FieldDef, value: &Value) -> Result<Value, SfError> {
             let d = parse_date(s)
                 .or_else(|| {
                     parse_datetime(s)
-                        .and_then(|ms| chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms))
+                        .and_then(chrono::DateTime::<chrono::Utc>::from_timestamp_millis)
                         .map(|t| t.date_naive())
                 })
                 .ok_or_else(|| parse_error(value))?;

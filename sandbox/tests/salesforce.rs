@@ -1,0 +1,808 @@
+//! The Salesforce sandbox over HTTP on loopback, as strict as an org: sessions, SOQL
+//! paging, the daily allowance, Collections limits and allOrNone, org rules with
+//! Salesforce's error bodies, formulas, lead conversion, replication windows.
+
+use crmsync_sandbox::salesforce::SalesforceSettings;
+use crmsync_sandbox::seed::SeedSpec;
+use crmsync_sandbox::{Clock, SalesforceSandbox};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const TOKEN: &str = "sf-integration";
+const HUMAN: &str = "sf-admin";
+/// 2024-05-01T00:00:00Z.
+const T0: i64 = 1_714_521_600_000;
+const V: &str = "/services/data/v65.0";
+
+struct Org {
+    sandbox: SalesforceSandbox,
+    http: reqwest::Client,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+async fn org(seed: Option<SeedSpec>) -> Org {
+    let settings = SalesforceSettings {
+        tokens: vec![TOKEN.into(), HUMAN.into()],
+        ..SalesforceSettings::default()
+    };
+    let sandbox = SalesforceSandbox::spawn(settings, Clock::frozen(T0), seed)
+        .await
+        .unwrap_or_else(|e| panic!("sandbox: {e}"));
+    Org {
+        sandbox,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Org {
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let resp = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap_or(reqwest::Method::GET);
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.sandbox.url())
+        };
+        let mut req = self.http.request(method, url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.send(req).await
+    }
+
+    async fn api(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, &format!("{V}{path}"), body, Some(TOKEN))
+            .await
+    }
+
+    async fn control(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        self.call(method, &format!("/_sandbox/salesforce{path}"), body, None)
+            .await
+    }
+
+    async fn query(&self, soql: &str) -> Reply {
+        let q = serde_urlencoded::to_string([("q", soql)]).unwrap_or_default();
+        self.api("GET", &format!("/query?{q}"), None).await
+    }
+
+    async fn create(&self, object: &str, fields: Value) -> String {
+        let r = self
+            .api("POST", &format!("/sobjects/{object}"), Some(fields))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap_or_default().to_owned()
+    }
+}
+
+fn first_error(r: &Reply) -> (&str, &str) {
+    (
+        r.body[0]["errorCode"].as_str().unwrap_or_default(),
+        r.body[0]["message"].as_str().unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn sessions_expire_and_refresh_tokens_issue_new_ones() {
+    let o = org(None).await;
+    let r = o
+        .call("GET", &format!("{V}/limits"), None, Some("nope"))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.body,
+        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    );
+    assert_eq!(r.headers["www-authenticate"], "Token");
+
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "salesforce-client-id"),
+        ("client_secret", "salesforce-client-secret"),
+        ("refresh_token", "salesforce-refresh-token"),
+    ];
+    let r = o
+        .send(
+            o.http
+                .post(format!("{}/services/oauth2/token", o.sandbox.url()))
+                .form(&form),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["instance_url"], o.sandbox.url());
+    assert!(
+        r.body["refresh_token"].is_null(),
+        "a refresh grant returns no new refresh token"
+    );
+    let session = r.body["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        o.call("GET", &format!("{V}/limits"), None, Some(&session))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    o.control("POST", "/clock/advance", Some(json!({"ms": 2 * 3_600_000})))
+        .await;
+    let r = o
+        .call("GET", &format!("{V}/limits"), None, Some(&session))
+        .await;
+    assert_eq!(first_error(&r).0, "INVALID_SESSION_ID");
+
+    let bad = [
+        ("grant_type", "refresh_token"),
+        ("client_id", "salesforce-client-id"),
+        ("client_secret", "salesforce-client-secret"),
+        ("refresh_token", "old"),
+    ];
+    let r = o
+        .send(
+            o.http
+                .post(format!("{}/services/oauth2/token", o.sandbox.url()))
+                .form(&bad),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.body["error"], "invalid_grant");
+
+    o.control("POST", "/sessions/revoke", None).await;
+    assert_eq!(
+        o.api("GET", "/limits", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn soql_pages_with_next_records_url_and_cursors_expire() {
+    let o = org(Some(SeedSpec {
+        seed: 2,
+        records: 1_500,
+        overlap: 0.9,
+    }))
+    .await;
+    let total = o.query("SELECT COUNT() FROM Contact").await.body["totalSize"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(total > 400, "{total}");
+    let q = serde_urlencoded::to_string([("q", "SELECT Id, Email FROM Contact ORDER BY Id")])
+        .unwrap_or_default();
+    let first = o
+        .send(
+            o.http
+                .get(format!("{}{V}/query?{q}", o.sandbox.url()))
+                .bearer_auth(TOKEN)
+                .header("Sforce-Query-Options", "batchSize=200"),
+        )
+        .await;
+    assert_eq!(first.body["done"], false);
+    assert_eq!(first.body["totalSize"], total);
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = first.body.clone();
+    loop {
+        seen.extend(
+            page["records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r["Id"].as_str().map(str::to_owned)),
+        );
+        assert!(page["records"].as_array().map_or(0, Vec::len) <= 200);
+        if page["done"] == true {
+            break;
+        }
+        let next = page["nextRecordsUrl"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(next.starts_with("/services/data/v65.0/query/01g"), "{next}");
+        page = o.call("GET", &next, None, Some(TOKEN)).await.body;
+    }
+    assert_eq!(seen.len() as u64, total);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+    let next = first.body["nextRecordsUrl"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    o.control(
+        "POST",
+        "/clock/advance",
+        Some(json!({"ms": 2 * 86_400_000 + 1})),
+    )
+    .await;
+    let r = o.call("GET", &next, None, Some(TOKEN)).await;
+    assert_eq!(first_error(&r).0, "INVALID_QUERY_LOCATOR");
+}
+
+#[tokio::test]
+async fn malformed_and_invalid_queries_get_salesforces_errors() {
+    let o = org(None).await;
+    let r = o.query("SELECT Id FRM Contact").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        r.body,
+        json!([{"message": "unexpected token: 'FRM'", "errorCode": "MALFORMED_QUERY"}])
+    );
+    let r = o.query("SELECT Bacon__c FROM Account LIMIT 2").await;
+    let (code, message) = first_error(&r);
+    assert_eq!(code, "INVALID_FIELD");
+    assert!(
+        message.contains("ERROR at Row:1:Column:8\nNo such column 'Bacon__c' on entity 'Account'."),
+        "{message}"
+    );
+    let r = o.query("SELECT Id FROM Widget__c").await;
+    assert_eq!(first_error(&r).0, "INVALID_TYPE");
+}
+
+#[tokio::test]
+async fn where_clauses_filter_like_salesforce() {
+    let o = org(None).await;
+    let acme = o
+        .create("Account", json!({"Name": "Acme", "NumberOfEmployees": 40}))
+        .await;
+    o.create(
+        "Contact",
+        json!({"LastName": "Ng", "Email": "ng@acme.com", "AccountId": acme}),
+    )
+    .await;
+    o.create(
+        "Contact",
+        json!({"LastName": "Oh", "Email": "oh@other.com"}),
+    )
+    .await;
+    let r = o.query("SELECT Id, LastName, Account.Name, Account.Employee_Band__c FROM Contact WHERE Account.Name = 'ACME' AND Email LIKE '%@acme.com'").await;
+    assert_eq!(r.body["totalSize"], 1, "{}", r.body);
+    assert_eq!(r.body["records"][0]["Account"]["Employee_Band__c"], "1-50");
+    let r = o
+        .query("SELECT Id FROM Contact WHERE AccountId = null OR LastName IN ('Ng')")
+        .await;
+    assert_eq!(r.body["totalSize"], 2);
+    let r = o.query("SELECT Id FROM Contact WHERE SystemModstamp >= 2024-05-01T00:00:00Z AND SystemModstamp < 2024-05-02T00:00:00.000+0000").await;
+    assert_eq!(r.body["totalSize"], 2);
+    let r = o
+        .query("SELECT Id FROM Contact WHERE NOT LastName = 'Ng'")
+        .await;
+    assert_eq!(r.body["totalSize"], 1);
+}
+
+#[tokio::test]
+async fn rows_are_created_read_updated_deleted_and_upserted_by_external_id() {
+    let o = org(None).await;
+    let id = o
+        .create(
+            "Contact",
+            json!({"LastName": "Rowe", "Email": "rowe@example.com"}),
+        )
+        .await;
+    assert_eq!(id.len(), 18);
+    let r = o
+        .api(
+            "GET",
+            &format!("/sobjects/Contact/{id}?fields=LastName,Email,LastModifiedById"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["LastName"], "Rowe");
+    assert_eq!(r.body["attributes"]["type"], "Contact");
+    let integration_user = r.body["LastModifiedById"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        o.api(
+            "PATCH",
+            &format!("/sobjects/Contact/{id}"),
+            Some(json!({"Title": "CTO"}))
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+    o.call(
+        "PATCH",
+        &format!("{V}/sobjects/Contact/{id}"),
+        Some(json!({"Phone": "1"})),
+        Some(HUMAN),
+    )
+    .await;
+    let r = o
+        .api("GET", &format!("/sobjects/Contact/{}", &id[..15]), None)
+        .await;
+    assert_eq!(r.body["Title"], "CTO");
+    assert_ne!(
+        r.body["LastModifiedById"],
+        integration_user.as_str(),
+        "a person's edit is not the integration's"
+    );
+    assert_eq!(
+        o.api("DELETE", &format!("/sobjects/Contact/{id}"), None)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        o.api("GET", &format!("/sobjects/Contact/{id}"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let r = o
+        .api(
+            "PATCH",
+            &format!("/sobjects/Contact/{id}"),
+            Some(json!({"Title": "X"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, first_error(&r).0),
+        (StatusCode::NOT_FOUND, "ENTITY_IS_DELETED")
+    );
+
+    let r = o
+        .api(
+            "PATCH",
+            "/sobjects/Contact/HubSpot_Contact_Id__c/555",
+            Some(json!({"LastName": "Upsert"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.body["created"], true);
+    let r = o
+        .api(
+            "PATCH",
+            "/sobjects/Contact/HubSpot_Contact_Id__c/555",
+            Some(json!({"Title": "Again"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["created"], false);
+    let r = o
+        .api("PATCH", "/sobjects/Contact/Nope__c/1", Some(json!({})))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn collections_hold_200_records_and_all_or_none_rolls_back() {
+    let o = org(None).await;
+    let many: Vec<Value> = (0..201)
+        .map(|i| json!({"attributes": {"type": "Account"}, "Name": format!("A{i}")}))
+        .collect();
+    let r = o
+        .api(
+            "POST",
+            "/composite/sobjects",
+            Some(json!({"records": many})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, first_error(&r).0),
+        (StatusCode::BAD_REQUEST, "EXCEEDED_ID_LIMIT")
+    );
+
+    let batch = |all_or_none| {
+        json!({"allOrNone": all_or_none, "records": [
+            {"attributes": {"type": "Contact"}, "LastName": "One"},
+            {"attributes": {"type": "Contact"}, "FirstName": "No last name"},
+            {"attributes": {"type": "Account"}, "Name": "Mixed types are fine"},
+        ]})
+    };
+    let r = o
+        .api("POST", "/composite/sobjects", Some(batch(true)))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body[1]["errors"][0]["statusCode"],
+        "REQUIRED_FIELD_MISSING"
+    );
+    assert_eq!(
+        r.body[0]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(
+        r.body[2]["errors"][0]["statusCode"],
+        "ALL_OR_NONE_OPERATION_ROLLED_BACK"
+    );
+    assert_eq!(
+        o.query("SELECT COUNT() FROM Contact").await.body["totalSize"],
+        0,
+        "nothing committed"
+    );
+
+    let r = o
+        .api("POST", "/composite/sobjects", Some(batch(false)))
+        .await;
+    assert_eq!(r.body[0]["success"], true);
+    assert_eq!(r.body[1]["success"], false);
+    assert_eq!(r.body[1]["errors"][0]["fields"], json!(["LastName"]));
+    assert_eq!(r.body[2]["success"], true);
+    let ids: Vec<String> = [&r.body[0], &r.body[2]]
+        .iter()
+        .filter_map(|x| x["id"].as_str().map(str::to_owned))
+        .collect();
+    let r = o
+        .api(
+            "GET",
+            &format!(
+                "/composite/sobjects/Contact?ids={},{}&fields=Id,LastName",
+                ids[0], ids[1]
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.body[0]["LastName"], "One");
+    assert!(r.body[1].is_null(), "an id of another type retrieves null");
+    let r = o.api("PATCH", "/composite/sobjects", Some(json!({"records": [{"attributes": {"type": "Contact"}, "Id": ids[0], "Title": "T"}]}))).await;
+    assert_eq!(r.body[0]["success"], true);
+    let r = o.api("PATCH", "/composite/sobjects/Contact/HubSpot_Contact_Id__c", Some(json!({"records": [
+        {"attributes": {"type": "Contact"}, "HubSpot_Contact_Id__c": "9", "LastName": "Nine"}
+    ]}))).await;
+    assert_eq!(r.body[0]["created"], true);
+    let r = o
+        .api(
+            "DELETE",
+            &format!("/composite/sobjects?ids={}", ids[0]),
+            None,
+        )
+        .await;
+    assert_eq!(r.body[0]["success"], true);
+}
+
+#[tokio::test]
+async fn the_daily_allowance_is_counted_reported_and_enforced() {
+    let o = org(None).await;
+    o.control("PUT", "/settings", Some(json!({"daily_api_limit": 3})))
+        .await;
+    for i in 1..=3 {
+        let r = o.api("GET", "/limits", None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.headers["sforce-limit-info"],
+            format!("api-usage={i}/3").as_str()
+        );
+    }
+    let r = o.api("GET", "/limits", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        r.body,
+        json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    );
+    // People are not counted against the integration's allowance.
+    assert_eq!(
+        o.call("GET", &format!("{V}/limits"), None, Some(HUMAN))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    o.control("POST", "/clock/advance", Some(json!({"ms": 86_400_000})))
+        .await;
+    let r = o.api("GET", "/limits", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.body["DailyApiRequests"],
+        json!({"Max": 3, "Remaining": 2})
+    );
+}
+
+#[tokio::test]
+async fn org_rules_answer_with_salesforces_error_bodies() {
+    let o = org(None).await;
+    let cases = [
+        (
+            "Lead",
+            json!({"FirstName": "No", "Company": "C"}),
+            "REQUIRED_FIELD_MISSING",
+            "Required fields are missing: [LastName]",
+        ),
+        (
+            "Contact",
+            json!({"LastName": "L", "Title": "x".repeat(129)}),
+            "STRING_TOO_LONG",
+            "",
+        ),
+        (
+            "Lead",
+            json!({"LastName": "L", "Company": "C", "Status": "Nope"}),
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            "Status: bad value for restricted picklist field: Nope",
+        ),
+        (
+            "Account",
+            json!({"Name": "A", "Employee_Band__c": "big"}),
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            "",
+        ),
+        (
+            "Contact",
+            json!({"LastName": "L", "Shoe_Size__c": 9}),
+            "INVALID_FIELD",
+            "No such column 'Shoe_Size__c' on sobject of type Contact",
+        ),
+    ];
+    for (object, fields, code, message) in cases {
+        let r = o
+            .api("POST", &format!("/sobjects/{object}"), Some(fields))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(first_error(&r).0, code, "{}", r.body);
+        if !message.is_empty() {
+            assert_eq!(first_error(&r).1, message);
+        }
+    }
+    o.create(
+        "Contact",
+        json!({"LastName": "Dup", "Email": "dup@example.com", "HubSpot_Contact_Id__c": "1"}),
+    )
+    .await;
+    let r = o
+        .api(
+            "POST",
+            "/sobjects/Contact",
+            Some(json!({"LastName": "Dup2", "Email": "DUP@example.com"})),
+        )
+        .await;
+    assert_eq!(first_error(&r).0, "DUPLICATES_DETECTED");
+    assert!(
+        r.body[0]["duplicateResult"]["matchResults"][0]["matchRecords"][0]["record"]["Id"]
+            .is_string()
+    );
+    let allowed = o
+        .send(
+            o.http
+                .post(format!("{}{V}/sobjects/Contact", o.sandbox.url()))
+                .bearer_auth(TOKEN)
+                .header("Sforce-Duplicate-Rule-Header", "allowSave=true")
+                .json(&json!({"LastName": "Dup2", "Email": "dup@example.com"})),
+        )
+        .await;
+    assert_eq!(allowed.status, StatusCode::CREATED);
+    let r = o
+        .api(
+            "POST",
+            "/sobjects/Contact",
+            Some(json!({"LastName": "X", "HubSpot_Contact_Id__c": "1"})),
+        )
+        .await;
+    assert_eq!(first_error(&r).0, "DUPLICATE_VALUE");
+
+    o.control("POST", "/validation-rules", Some(json!({"object": "Lead", "field": "Phone", "when": "blank", "message": "Leads need a phone number"}))).await;
+    let r = o
+        .api(
+            "POST",
+            "/sobjects/Lead",
+            Some(json!({"LastName": "L", "Company": "C"})),
+        )
+        .await;
+    assert_eq!(
+        first_error(&r),
+        (
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "Leads need a phone number"
+        )
+    );
+
+    let account = o.create("Account", json!({"Name": "Locked"})).await;
+    o.control(
+        "PUT",
+        "/settings",
+        Some(json!({"read_only_records": [account]})),
+    )
+    .await;
+    let r = o
+        .api(
+            "PATCH",
+            &format!("/sobjects/Account/{account}"),
+            Some(json!({"Name": "X"})),
+        )
+        .await;
+    assert_eq!(first_error(&r).0, "INSUFFICIENT_ACCESS_OR_READONLY");
+    o.control("PUT", "/settings", Some(json!({"read_only_records": []})))
+        .await;
+    o.control(
+        "POST",
+        "/faults",
+        Some(json!({"faults": [{"lock_row": true}]})),
+    )
+    .await;
+    let r = o
+        .api(
+            "PATCH",
+            &format!("/sobjects/Account/{account}"),
+            Some(json!({"Name": "X"})),
+        )
+        .await;
+    assert_eq!(first_error(&r).0, "UNABLE_TO_LOCK_ROW");
+    assert_eq!(
+        o.api(
+            "PATCH",
+            &format!("/sobjects/Account/{account}"),
+            Some(json!({"Name": "X"}))
+        )
+        .await
+        .status,
+        StatusCode::NO_CONTENT
+    );
+
+    let long = format!(
+        "/query?q=SELECT+Id+FROM+Account+WHERE+Name+IN+('{}')",
+        "a".repeat(17_000)
+    );
+    assert_eq!(
+        o.api("GET", &long, None).await.status,
+        StatusCode::URI_TOO_LONG
+    );
+}
+
+#[tokio::test]
+async fn a_converted_lead_points_at_its_contact_and_refuses_updates() {
+    let o = org(None).await;
+    let lead = o
+        .create(
+            "Lead",
+            json!({"LastName": "Lee", "Company": "Lee Co", "Email": "lee@leeco.com"}),
+        )
+        .await;
+    let r = o
+        .control(
+            "POST",
+            &format!("/leads/{lead}/convert"),
+            Some(json!({"createOpportunity": true})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let contact = r.body["contactId"].as_str().unwrap_or_default().to_owned();
+    let q = o.query(&format!("SELECT IsConverted, ConvertedContactId, ConvertedAccountId, Status FROM Lead WHERE Id = '{lead}'")).await;
+    let row = &q.body["records"][0];
+    assert_eq!(row["IsConverted"], true);
+    assert_eq!(row["ConvertedContactId"], contact.as_str());
+    assert_eq!(row["Status"], "Closed - Converted");
+    let r = o
+        .api(
+            "PATCH",
+            &format!("/sobjects/Lead/{lead}"),
+            Some(json!({"Phone": "1"})),
+        )
+        .await;
+    assert_eq!(
+        first_error(&r),
+        (
+            "CANNOT_UPDATE_CONVERTED_LEAD",
+            "cannot reference converted lead"
+        )
+    );
+    let q = o
+        .query(&format!(
+            "SELECT Email, Account.Name FROM Contact WHERE Id = '{contact}'"
+        ))
+        .await;
+    assert_eq!(q.body["records"][0]["Account"]["Name"], "Lee Co");
+}
+
+#[tokio::test]
+async fn updated_and_deleted_windows() {
+    let o = org(None).await;
+    let a = o.create("Account", json!({"Name": "A"})).await;
+    o.control("POST", "/clock/advance", Some(json!({"ms": 120_000})))
+        .await;
+    let b = o.create("Account", json!({"Name": "B"})).await;
+    o.api("DELETE", &format!("/sobjects/Account/{a}"), None)
+        .await;
+    o.control("POST", "/clock/advance", Some(json!({"ms": 120_000})))
+        .await;
+    let window = |start: &str, end: &str| {
+        serde_urlencoded::to_string([("start", start), ("end", end)]).unwrap_or_default()
+    };
+    let r = o
+        .api(
+            "GET",
+            &format!(
+                "/sobjects/Account/updated/?{}",
+                window("2024-05-01T00:01:00+00:00", "2024-05-01T00:10:00+00:00")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["ids"], json!([b]));
+    assert_eq!(r.body["latestDateCovered"], "2024-05-01T00:04:00.000+0000");
+    let r = o
+        .api(
+            "GET",
+            &format!(
+                "/sobjects/Account/deleted/?{}",
+                window("2024-05-01T00:00:00Z", "2024-05-01T00:10:00Z")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["deletedRecords"][0]["id"], a.as_str());
+    let r = o
+        .api(
+            "GET",
+            &format!(
+                "/sobjects/Account/updated/?{}",
+                window("2024-03-01T00:00:00Z", "2024-05-01T00:10:00Z")
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(first_error(&r).0, "INVALID_REPLICATION_DATE");
+    let r = o.query("SELECT Id, IsDeleted FROM Account").await;
+    assert_eq!(r.body["totalSize"], 1);
+    let q = serde_urlencoded::to_string([("q", "SELECT Id FROM Account WHERE IsDeleted = true")])
+        .unwrap_or_default();
+    let r = o.api("GET", &format!("/queryAll?{q}"), None).await;
+    assert_eq!(r.body["records"][0]["Id"], a.as_str());
+}
+
+#[tokio::test]
+async fn describe_reports_formulas_picklists_and_required_fields() {
+    let o = org(None).await;
+    let r = o.api("GET", "/sobjects/Account/describe", None).await;
+    let field = |name: &str| {
+        r.body["fields"]
+            .as_array()
+            .and_then(|f| f.iter().find(|x| x["name"] == name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(field("Employee_Band__c")["calculated"], true);
+    assert_eq!(field("Employee_Band__c")["updateable"], false);
+    assert_eq!(field("Name")["nillable"], false);
+    assert_eq!(field("HubSpot_Company_Id__c")["externalId"], true);
+    let r = o.api("GET", "/sobjects/Lead/describe", None).await;
+    let status = r.body["fields"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["name"] == "Status"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(status["restrictedPicklist"], true);
+    assert_eq!(status["picklistValues"].as_array().map(Vec::len), Some(4));
+    let r = o.api("GET", "/sobjects", None).await;
+    assert_eq!(r.body["maxBatchSize"], 200);
+}
+
+#[tokio::test]
+async fn one_composite_call_carries_several_queries() {
+    let o = org(None).await;
+    o.create("Account", json!({"Name": "A"})).await;
+    let before = o.control("GET", "/counters", None).await.body["api_usage"]
+        .as_u64()
+        .unwrap_or(0);
+    let r = o.api("POST", "/composite", Some(json!({"compositeRequest": [
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+Id+FROM+Account"), "referenceId": "accounts"},
+        {"method": "GET", "url": format!("{V}/query?q=SELECT+Id+FROM+Contact"), "referenceId": "contacts"},
+    ]}))).await;
+    assert_eq!(r.body["compositeResponse"][0]["body"]["totalSize"], 1);
+    assert_eq!(r.body["compositeResponse"][1]["referenceId"], "contacts");
+    let after = o.control("GET", "/counters", None).await.body["api_usage"]
+        .as_u64()
+        .unwrap_or(0);
+    assert_eq!(after - before, 1, "one API call for the whole composite");
+}
