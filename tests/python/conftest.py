@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("CRMSYNC_SANDBOX", ROOT / "target" / "debug" / "crmsync-sandbox"))
 
 INTEGRATION_TOKEN = "py-integration-token"
+SF_TOKEN = "py-sf-integration-token"
 HUMAN_TOKEN = "py-human-token"
 APP_SECRET = "py-app-secret"
 
@@ -26,6 +27,7 @@ class Sandbox:
             "--hubspot-token", INTEGRATION_TOKEN,
             "--hubspot-token", HUMAN_TOKEN,
             "--hubspot-app-secret", APP_SECRET,
+            "--salesforce-token", SF_TOKEN,
             *extra,
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -34,10 +36,16 @@ class Sandbox:
             self.process.kill()
             raise RuntimeError(f"sandbox did not start: {line!r} {self.process.stderr.read()}")
         self.url = line.split(" ", 1)[1]
+        line = self.process.stdout.readline().strip()
+        if not line.startswith("salesforce "):
+            self.process.kill()
+            raise RuntimeError(f"sandbox did not start Salesforce: {line!r}")
+        self.salesforce_url = line.split(" ", 1)[1]
 
-    def control(self, method, path, body=None):
+    def control(self, method, path, body=None, crm="hubspot"):
+        base = self.url if crm == "hubspot" else self.salesforce_url
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.url}/_sandbox/hubspot{path}", data=data, method=method,
+        req = urllib.request.Request(f"{base}/_sandbox/{crm}{path}", data=data, method=method,
                                      headers={"content-type": "application/json"})
         with urllib.request.urlopen(req, timeout=10) as resp:
             text = resp.read().decode()
