@@ -102,6 +102,10 @@ impl SalesforceSandbox {
             let world = seed::generate(spec);
             salesforce::seed::seed(&mut hubspot::lock(&state.org), &world, now);
         }
+        tokio::spawn(salesforce::outbound::run(
+            state.clone(),
+            format!("http://{addr}"),
+        ));
         let app = salesforce::router(state.clone());
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {

@@ -806,3 +806,91 @@ async fn one_composite_call_carries_several_queries() {
         .unwrap_or(0);
     assert_eq!(after - before, 1, "one API call for the whole composite");
 }
+
+mod outbound {
+    use super::*;
+    use axum::body::Bytes;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::sync::mpsc;
+
+    const ACK: &str = "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body><notificationsResponse xmlns=\"http://soap.sforce.com/2005/09/outbound\"><Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>";
+
+    /// An outbound-message endpoint that fails its first `fail_first` messages.
+    async fn endpoint(fail_first: usize) -> (String, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let app = axum::Router::new().route(
+            "/webhooks/salesforce",
+            axum::routing::post(move |body: Bytes| {
+                let (tx, calls) = (tx.clone(), calls.clone());
+                async move {
+                    let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
+                    if calls.fetch_add(1, Ordering::SeqCst) < fail_first {
+                        (StatusCode::SERVICE_UNAVAILABLE, String::new())
+                    } else {
+                        (StatusCode::OK, ACK.to_owned())
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let url = format!(
+            "http://{}/webhooks/salesforce?token=t",
+            listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, rx)
+    }
+
+    async fn next(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+        tokio::time::timeout(std::time::Duration::from_secs(10), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no outbound message within 10 s"))
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn changes_go_out_as_soap_notifications_and_are_retried_until_acked() {
+        let o = org(None).await;
+        let (url, mut rx) = endpoint(1).await;
+        o.control(
+            "PUT",
+            "/outbound",
+            Some(json!({"url": url, "objects": ["Contact"]})),
+        )
+        .await;
+        let id = o
+            .create(
+                "Contact",
+                json!({"LastName": "Out", "Email": "out@example.com"}),
+            )
+            .await;
+        let first = next(&mut rx).await;
+        assert!(
+            first.contains("<OrganizationId>00D8M0000000001AAA</OrganizationId>"),
+            "{first}"
+        );
+        assert!(first.contains(&format!("<sf:Id>{id}</sf:Id>")));
+        assert!(first.contains("<sf:Email>out@example.com</sf:Email>"));
+        assert!(first.contains("xsi:type=\"sf:Contact\""));
+        // Not acked: retried on the sandbox clock only.
+        o.control("POST", "/clock/advance", Some(json!({"ms": 15_000})))
+            .await;
+        let again = next(&mut rx).await;
+        assert_eq!(again, first);
+        // Messages go one at a time: once the next one arrives, the Ack of this one
+        // has been counted.
+        o.create("Contact", json!({"LastName": "Second"})).await;
+        assert!(
+            next(&mut rx)
+                .await
+                .contains("<sf:LastName>Second</sf:LastName>")
+        );
+        let state = o.control("GET", "/outbound", None).await.body;
+        assert_eq!(state["failed"], 1);
+        assert!(state["delivered"].as_u64() >= Some(1));
+    }
+}

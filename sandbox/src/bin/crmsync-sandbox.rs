@@ -7,6 +7,7 @@ use crmsync_sandbox::hubspot::limits::RateLimits;
 use crmsync_sandbox::hubspot::oauth::OAuthApp;
 use crmsync_sandbox::hubspot::webhooks::WebhookSettings;
 use crmsync_sandbox::salesforce::SalesforceSettings;
+use crmsync_sandbox::salesforce::outbound::OutboundSettings;
 use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings, SalesforceSandbox};
 
@@ -44,6 +45,10 @@ struct Args {
     /// Salesforce API calls the integration may make per rolling 24 hours.
     #[arg(long, default_value_t = 100_000)]
     salesforce_daily_limit: u64,
+    /// Where Salesforce outbound messages go (none when absent; settable at run time
+    /// through the control API).
+    #[arg(long)]
+    salesforce_outbound_url: Option<String>,
     /// Minutes an OAuth-issued Salesforce session lives.
     #[arg(long, default_value_t = 120)]
     salesforce_session_minutes: i64,
@@ -129,6 +134,10 @@ async fn main() -> std::process::ExitCode {
         client_id: args.salesforce_client_id,
         client_secret: args.salesforce_client_secret,
         refresh_token: args.salesforce_refresh_token,
+        outbound: OutboundSettings {
+            url: args.salesforce_outbound_url,
+            ..OutboundSettings::default()
+        },
         ..SalesforceSettings::default()
     };
     let (hubspot_listener, salesforce_listener) = match (

@@ -36,6 +36,7 @@ pub fn routes() -> Router<Arc<Salesforce>> {
         .route("/clock/advance", post(advance))
         .route("/settings", put(settings))
         .route("/validation-rules", post(add_rule))
+        .route("/outbound", get(outbound_state).put(outbound_settings))
 }
 
 type Reply = Result<Response, SfFailure>;
@@ -276,4 +277,34 @@ async fn add_rule(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
         message,
     });
     Ok(StatusCode::CREATED.into_response())
+}
+
+/// `{"url": "http://127.0.0.1:8080/webhooks/salesforce?token=..." | null, "objects": ["Lead", "Contact"]}`
+async fn outbound_settings(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let mut s = lock(&sf.settings);
+    if let Some(url) = v.get("url") {
+        s.outbound.url = url.as_str().map(str::to_owned);
+    }
+    if let Some(objects) = v.get("objects").and_then(Value::as_array) {
+        s.outbound.objects = objects
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect();
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn outbound_state(State(sf): State<Arc<Salesforce>>) -> Reply {
+    let url = lock(&sf.settings).outbound.url.clone();
+    let o = lock(&sf.outbound);
+    Ok(Json(json!({
+        "url": url,
+        "pending": o.pending(),
+        "delivered": o.delivered,
+        "failed": o.failed,
+        "abandoned": o.abandoned,
+    }))
+    .into_response())
 }

@@ -12,6 +12,7 @@ mod control;
 pub mod error;
 pub mod ids;
 mod oauth;
+pub mod outbound;
 pub mod query;
 pub mod schema;
 pub mod seed;
@@ -55,6 +56,7 @@ pub struct SalesforceSettings {
     pub refresh_token: String,
     /// The records per query page unless `Sforce-Query-Options: batchSize=N` asks less.
     pub batch_size: usize,
+    pub outbound: outbound::OutboundSettings,
 }
 
 impl Default for SalesforceSettings {
@@ -69,6 +71,7 @@ impl Default for SalesforceSettings {
             client_secret: "salesforce-client-secret".into(),
             refresh_token: "salesforce-refresh-token".into(),
             batch_size: 2_000,
+            outbound: outbound::OutboundSettings::default(),
         }
     }
 }
@@ -127,6 +130,7 @@ pub struct Salesforce {
     sessions: Mutex<HashMap<String, i64>>,
     revoked: Mutex<HashSet<String>>,
     next_cursor: Mutex<u64>,
+    pub outbound: Mutex<outbound::Outbound>,
 }
 
 impl Salesforce {
@@ -142,6 +146,7 @@ impl Salesforce {
             sessions: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
             next_cursor: Mutex::new(0),
+            outbound: Mutex::new(outbound::Outbound::default()),
         })
     }
 
