@@ -894,3 +894,84 @@ mod outbound {
         assert!(state["delivered"].as_u64() >= Some(1));
     }
 }
+
+mod jwt {
+    use super::*;
+    use base64::Engine;
+    use rsa::pkcs1v15::SigningKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{SignatureEncoding, Signer};
+
+    const PRIVATE: &str = include_str!("fixtures/jwt-test-key.pem");
+    const PUBLIC: &str = include_str!("fixtures/jwt-test-key.pub.pem");
+
+    fn assertion(claims: Value) -> String {
+        let b64 =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let signing_input = format!("{}.{}", b64(&json!({"alg": "RS256"})), b64(&claims));
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(PRIVATE).unwrap_or_else(|e| panic!("{e}"));
+        let signature = SigningKey::<sha2::Sha256>::new(key).sign(signing_input.as_bytes());
+        format!(
+            "{signing_input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature.to_bytes())
+        )
+    }
+
+    async fn grant(o: &Org, assertion: &str) -> Reply {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion),
+        ];
+        o.send(
+            o.http
+                .post(format!("{}/services/oauth2/token", o.sandbox.url()))
+                .form(&form),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_signed_assertion_gets_a_session_and_a_forged_one_does_not() {
+        let settings = SalesforceSettings {
+            tokens: vec![TOKEN.into()],
+            jwt_public_key: Some(PUBLIC.into()),
+            ..SalesforceSettings::default()
+        };
+        let sandbox = SalesforceSandbox::spawn(settings, Clock::frozen(T0), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let o = Org {
+            sandbox,
+            http: reqwest::Client::new(),
+        };
+        let exp = T0 / 1000 + 120;
+        let claims = json!({"iss": "salesforce-client-id", "sub": "integration@crmsync-demo.com", "aud": "https://login.salesforce.com", "exp": exp});
+        let r = grant(&o, &assertion(claims.clone())).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body["refresh_token"].is_null());
+        let session = r.body["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert_eq!(
+            o.call("GET", &format!("{V}/limits"), None, Some(&session))
+                .await
+                .status,
+            StatusCode::OK
+        );
+
+        let mut tampered = assertion(claims.clone());
+        tampered.insert(tampered.len() / 2, 'x');
+        assert_eq!(grant(&o, &tampered).await.body["error"], "invalid_grant");
+        let stale = json!({"iss": "salesforce-client-id", "sub": "u", "aud": "https://login.salesforce.com", "exp": T0 / 1000 - 1});
+        assert_eq!(
+            grant(&o, &assertion(stale)).await.body["error_description"],
+            "expired authorization code"
+        );
+        let wrong_app = json!({"iss": "someone-else", "sub": "u", "aud": "https://login.salesforce.com", "exp": exp});
+        assert_eq!(
+            grant(&o, &assertion(wrong_app)).await.body["error"],
+            "invalid_client_id"
+        );
+    }
+}

@@ -45,6 +45,10 @@ struct Args {
     /// Salesforce API calls the integration may make per rolling 24 hours.
     #[arg(long, default_value_t = 100_000)]
     salesforce_daily_limit: u64,
+    /// The connected app's certificate public key (PEM file) that Salesforce's JWT
+    /// bearer grant checks assertions against.
+    #[arg(long)]
+    salesforce_jwt_public_key: Option<std::path::PathBuf>,
     /// Where Salesforce outbound messages go (none when absent; settable at run time
     /// through the control API).
     #[arg(long)]
@@ -125,7 +129,21 @@ async fn main() -> std::process::ExitCode {
             refresh_token: args.hubspot_refresh_token,
         },
     };
+    let jwt_public_key = match &args.salesforce_jwt_public_key {
+        None => None,
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(pem) => Some(pem),
+            Err(e) => {
+                eprintln!(
+                    "crmsync-sandbox: cannot read --salesforce-jwt-public-key {}: {e}",
+                    path.display()
+                );
+                return std::process::ExitCode::from(2);
+            }
+        },
+    };
     let sf_settings = SalesforceSettings {
+        jwt_public_key,
         tokens: args.salesforce_tokens,
         org_id: args.salesforce_org_id,
         daily_api_limit: (!args.no_limits).then_some(args.salesforce_daily_limit),

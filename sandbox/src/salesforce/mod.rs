@@ -54,6 +54,9 @@ pub struct SalesforceSettings {
     pub client_id: String,
     pub client_secret: String,
     pub refresh_token: String,
+    /// The connected app's certificate public key (PEM) that JWT bearer assertions must
+    /// be signed with; none: the JWT grant is refused.
+    pub jwt_public_key: Option<String>,
     /// The records per query page unless `Sforce-Query-Options: batchSize=N` asks less.
     pub batch_size: usize,
     pub outbound: outbound::OutboundSettings,
@@ -70,6 +73,7 @@ impl Default for SalesforceSettings {
             client_id: "salesforce-client-id".into(),
             client_secret: "salesforce-client-secret".into(),
             refresh_token: "salesforce-refresh-token".into(),
+            jwt_public_key: None,
             batch_size: 2_000,
             outbound: outbound::OutboundSettings::default(),
         }
