@@ -5,4 +5,5 @@
 //! keys, lifecycle and geography rules): no AWS, no HTTP, no clock, so it is tested in
 //! milliseconds. Ports, adapters and the pipeline are built around it.
 
+pub mod adapters;
 pub mod domain;

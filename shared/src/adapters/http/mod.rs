@@ -1,0 +1,88 @@
+//! What both CRM clients share: retry policy, a client-side rate limiter, call
+//! counters, an injectable pause, and secrets that never print.
+
+pub mod limiter;
+pub mod retry;
+pub mod secret;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use limiter::RateLimiter;
+pub use retry::RetryPolicy;
+pub use secret::Secret;
+
+/// What a failed call means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Try again later (rate limits, 5xx, timeouts, record locks).
+    Retryable,
+    /// Stays on the record: its data or the org's rules refuse it.
+    RecordLevel,
+    /// Stops the run: credentials, permissions, a disabled API.
+    Fatal,
+    /// The daily API allowance is used up: non-urgent work stops until it rolls.
+    Budget,
+}
+
+/// Waits between attempts. Injected so that tests against a sandbox can move the
+/// sandbox's clock instead of sleeping.
+#[async_trait::async_trait]
+pub trait Pause: Send + Sync + std::fmt::Debug {
+    async fn pause(&self, duration: Duration);
+}
+
+/// Real waiting, on tokio's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioPause;
+
+#[async_trait::async_trait]
+impl Pause for TokioPause {
+    async fn pause(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// API calls made, per endpoint (`POST /crm/v3/objects/contacts/batch/read`); every
+/// HTTP request counts, retries included, as the CRMs count them.
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl CallCounter {
+    pub fn add(&self, endpoint: &str) {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        *m.entry(endpoint.to_owned()).or_default() += 1;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// `/crm/v3/objects/contacts/123` -> `/crm/v3/objects/contacts/{id}`: the counter key.
+pub fn endpoint_key(method: &reqwest::Method, path: &str) -> String {
+    let shape: Vec<&str> = path
+        .split('/')
+        .map(|seg| {
+            let id_like = seg.len() >= 15
+                && seg.chars().all(|c| c.is_ascii_alphanumeric())
+                && seg.chars().any(|c| c.is_ascii_digit());
+            if (!seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit())) || id_like {
+                "{id}"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    format!("{method} {}", shape.join("/"))
+}

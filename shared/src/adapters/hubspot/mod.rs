@@ -1,0 +1,286 @@
+//! The HubSpot CRM client: private-app or OAuth credentials, a client-side limiter
+//! matched to the portal's burst limit (and search's own), retries with backoff on
+//! 429/5xx/timeouts honouring `Retry-After`, call counters, and HubSpot's batch and
+//! paging rules built in (see `objects.rs` and `search.rs`).
+
+mod error;
+mod objects;
+mod search;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use reqwest::Method;
+use serde_json::Value;
+use tokio::time::Instant;
+
+pub use error::{ApiError, HubSpotError};
+pub use objects::{BatchOutcome, HsRecord, InputError};
+
+use super::http::{
+    CallCounter, ErrorClass, Pause, RateLimiter, RetryPolicy, Secret, TokioPause, endpoint_key,
+};
+
+/// HubSpot's API host.
+pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
+
+#[derive(Debug, Clone)]
+pub enum HubSpotAuth {
+    /// A private app's access token.
+    PrivateApp(Secret),
+    /// An OAuth app: access tokens are refreshed before they expire.
+    OAuth {
+        client_id: String,
+        client_secret: Secret,
+        refresh_token: Secret,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct HubSpotConfig {
+    pub base_url: String,
+    pub auth: HubSpotAuth,
+    /// The portal's burst limit per 10 seconds (Professional private app: 190).
+    pub burst_per_ten_seconds: u32,
+    /// Workers sharing that limit.
+    pub concurrency: u32,
+    /// Search's own limit per second (5).
+    pub search_per_second: u32,
+    pub retry: RetryPolicy,
+    pub timeout: Duration,
+}
+
+impl HubSpotConfig {
+    pub fn new(base_url: impl Into<String>, auth: HubSpotAuth) -> Self {
+        HubSpotConfig {
+            base_url: base_url.into().trim_end_matches('/').to_owned(),
+            auth,
+            burst_per_ten_seconds: 190,
+            concurrency: 1,
+            search_per_second: 5,
+            retry: RetryPolicy::default(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Whether a request may be sent again after a timeout (its effect may have happened).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idempotent {
+    Yes,
+    No,
+}
+
+#[derive(Debug)]
+pub struct HubSpotClient {
+    http: reqwest::Client,
+    config: HubSpotConfig,
+    limiter: RateLimiter,
+    search_limiter: RateLimiter,
+    pause: Arc<dyn Pause>,
+    counter: CallCounter,
+    /// OAuth access token and when to refresh it.
+    token: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+    rng: Mutex<StdRng>,
+}
+
+/// A successful answer: status and body (`Null` for 204).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl HubSpotClient {
+    pub fn new(config: HubSpotConfig) -> Result<Self, HubSpotError> {
+        Self::with_pause(config, Arc::new(TokioPause))
+    }
+
+    pub fn with_pause(config: HubSpotConfig, pause: Arc<dyn Pause>) -> Result<Self, HubSpotError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| HubSpotError::Transport(e.to_string()))?;
+        Ok(HubSpotClient {
+            limiter: RateLimiter::shared(
+                config.burst_per_ten_seconds,
+                Duration::from_secs(10),
+                config.concurrency,
+            ),
+            search_limiter: RateLimiter::shared(
+                config.search_per_second,
+                Duration::from_secs(1),
+                config.concurrency,
+            ),
+            http,
+            config,
+            pause,
+            counter: CallCounter::default(),
+            token: tokio::sync::Mutex::new(None),
+            rng: Mutex::new(StdRng::from_os_rng()),
+        })
+    }
+
+    /// Calls made, per endpoint.
+    pub fn calls(&self) -> &CallCounter {
+        &self.counter
+    }
+
+    async fn access_token(&self, force_refresh: bool) -> Result<Secret, HubSpotError> {
+        let (client_id, client_secret, refresh_token) = match &self.config.auth {
+            HubSpotAuth::PrivateApp(t) => return Ok(t.clone()),
+            HubSpotAuth::OAuth {
+                client_id,
+                client_secret,
+                refresh_token,
+            } => (client_id, client_secret, refresh_token),
+        };
+        let mut token = self.token.lock().await;
+        if let Some((t, refresh_at)) = token.as_ref()
+            && !force_refresh
+            && Instant::now() < *refresh_at
+        {
+            return Ok(t.clone());
+        }
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("client_id", client_id.as_str()),
+            ("client_secret", client_secret.expose()),
+            ("refresh_token", refresh_token.expose()),
+        ];
+        self.counter.add("POST /oauth/v1/token");
+        let resp = self
+            .http
+            .post(format!("{}/oauth/v1/token", self.config.base_url))
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| HubSpotError::Transport(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if status != 200 {
+            return Err(HubSpotError::Auth(
+                body.get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("refresh refused")
+                    .to_owned(),
+            ));
+        }
+        let access = body
+            .get("access_token")
+            .and_then(Value::as_str)
+            .ok_or_else(|| HubSpotError::Decode("token answer without access_token".into()))?;
+        let expires_in = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(1800);
+        // Refresh a minute early: HubSpot advises refreshing on expiry, not on 401.
+        let refresh_at = Instant::now() + Duration::from_secs(expires_in.saturating_sub(60));
+        let secret = Secret::new(access);
+        *token = Some((secret.clone(), refresh_at));
+        Ok(secret)
+    }
+
+    /// Sends one API request with limits, retries and counting.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        idempotent: Idempotent,
+    ) -> Result<Answer, HubSpotError> {
+        let policy = self.config.retry;
+        let key = endpoint_key(&method, path);
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            if path.ends_with("/search") {
+                self.search_limiter.acquire(self.pause.as_ref()).await;
+            }
+            self.limiter.acquire(self.pause.as_ref()).await;
+            let token = self.access_token(false).await?;
+            self.counter.add(&key);
+            let mut req = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.config.base_url))
+                .bearer_auth(token.expose())
+                .query(query);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let outcome = req.send().await;
+            let (error, retry_after) = match outcome {
+                Err(e) => {
+                    // A request that never left may always go again; one that timed out
+                    // may have taken effect, so only an idempotent one is retried.
+                    let safe = e.is_connect() || idempotent == Idempotent::Yes;
+                    let err = HubSpotError::Transport(e.without_url().to_string());
+                    if !safe || attempt >= policy.max_attempts {
+                        return Err(err);
+                    }
+                    (err, None)
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = resp
+                        .text()
+                        .await
+                        .map_err(|e| HubSpotError::Transport(e.without_url().to_string()));
+                    let text = match text {
+                        Ok(t) => t,
+                        Err(e)
+                            if attempt < policy.max_attempts && idempotent == Idempotent::Yes =>
+                        {
+                            self.wait(attempt, None).await;
+                            tracing::warn!(message = "HubSpot answer cut off; retrying.", endpoint = %key, attempt);
+                            let _ = e;
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let body: Value = if text.is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(&text).unwrap_or(Value::Null)
+                    };
+                    if (200..300).contains(&status) {
+                        return Ok(Answer { status, body });
+                    }
+                    let err = HubSpotError::from_body(status, &body);
+                    if status == 401
+                        && !refreshed
+                        && matches!(self.config.auth, HubSpotAuth::OAuth { .. })
+                    {
+                        refreshed = true;
+                        self.access_token(true).await?;
+                        continue;
+                    }
+                    if err.class() != ErrorClass::Retryable || attempt >= policy.max_attempts {
+                        return Err(err);
+                    }
+                    (err, retry_after)
+                }
+            };
+            tracing::warn!(message = "HubSpot call failed; retrying.", endpoint = %key, attempt, error = %error);
+            self.wait(attempt, retry_after).await;
+        }
+    }
+
+    async fn wait(&self, attempt: u32, retry_after: Option<Duration>) {
+        let delay = {
+            let mut rng = self.rng.lock().unwrap_or_else(|p| p.into_inner());
+            self.config.retry.backoff(attempt, retry_after, &mut *rng)
+        };
+        self.pause.pause(delay).await;
+    }
+}

@@ -1,0 +1,376 @@
+//! CRM v3 objects: reads and writes in batches of HubSpot's size (100; 50 with property
+//! history), paged lists, and per-input results mapped back to their inputs.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::{HubSpotClient, HubSpotError, Idempotent};
+
+/// Inputs per batch call.
+pub const BATCH_MAX: usize = 100;
+/// Inputs per batch read that asks for property history.
+pub const BATCH_WITH_HISTORY_MAX: usize = 50;
+/// Records per list page.
+pub const LIST_PAGE_MAX: usize = 100;
+
+/// A record as HubSpot returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HsRecord {
+    pub id: String,
+    pub properties: Map<String, Value>,
+    /// Per property: (value, epoch ms) newest first, when asked for.
+    pub history: HashMap<String, Vec<(String, i64)>>,
+    pub archived: bool,
+}
+
+impl HsRecord {
+    pub fn from_json(v: &Value) -> Result<Self, HubSpotError> {
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .ok_or_else(|| HubSpotError::Decode("a record without id".into()))?
+            .to_owned();
+        let history = v
+            .get("propertiesWithHistory")
+            .and_then(Value::as_object)
+            .map(|h| {
+                h.iter()
+                    .map(|(k, entries)| {
+                        let list = entries
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|e| {
+                                        let value =
+                                            e.get("value").and_then(Value::as_str)?.to_owned();
+                                        let at = e
+                                            .get("timestamp")
+                                            .and_then(Value::as_str)
+                                            .and_then(parse_ms)?;
+                                        Some((value, at))
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (k.clone(), list)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(HsRecord {
+            id,
+            properties: v
+                .get("properties")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            history,
+            archived: v.get("archived").and_then(Value::as_bool).unwrap_or(false),
+        })
+    }
+
+    /// When each property last changed, from its history.
+    pub fn changed_at(&self) -> HashMap<String, i64> {
+        self.history
+            .iter()
+            .filter_map(|(k, h)| h.iter().map(|(_, at)| *at).max().map(|at| (k.clone(), at)))
+            .collect()
+    }
+}
+
+/// Epoch milliseconds of HubSpot's ISO times (or epoch-millisecond strings).
+pub fn parse_ms(s: &str) -> Option<i64> {
+    if s.bytes().all(|b| b.is_ascii_digit()) && !s.is_empty() {
+        return s.parse().ok();
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// A failure of one input of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError {
+    /// The input's key (its id, email, or trace id).
+    pub key: String,
+    pub category: String,
+    pub message: String,
+}
+
+/// What a batch write did, input by input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub records: Vec<HsRecord>,
+    /// For upserts: ids of records the call created.
+    pub created: Vec<String>,
+    pub errors: Vec<InputError>,
+}
+
+fn errors_of(body: &Value, key_field: &str) -> Vec<InputError> {
+    body.get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .flat_map(|e| {
+            let category = e
+                .get("category")
+                .and_then(Value::as_str)
+                .unwrap_or("ERROR")
+                .to_owned();
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let keys: Vec<String> = e
+                .get("context")
+                .and_then(|c| c.get(key_field))
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let keys = if keys.is_empty() {
+                vec![String::new()]
+            } else {
+                keys
+            };
+            keys.into_iter().map(move |key| InputError {
+                key,
+                category: category.clone(),
+                message: message.clone(),
+            })
+        })
+        .collect()
+}
+
+fn records_of(body: &Value) -> Result<Vec<HsRecord>, HubSpotError> {
+    body.get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(HsRecord::from_json)
+        .collect()
+}
+
+impl HubSpotClient {
+    /// Reads records by id (or by a unique property such as `email`), in calls of 100
+    /// (50 with history). Ids HubSpot does not find are left out.
+    pub async fn batch_read(
+        &self,
+        object: &str,
+        ids: &[String],
+        properties: &[&str],
+        with_history: &[&str],
+        id_property: Option<&str>,
+    ) -> Result<Vec<HsRecord>, HubSpotError> {
+        let max = if with_history.is_empty() {
+            BATCH_MAX
+        } else {
+            BATCH_WITH_HISTORY_MAX
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(max) {
+            let mut body = json!({
+                "properties": properties,
+                "propertiesWithHistory": with_history,
+                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
+            });
+            if let Some(p) = id_property {
+                body["idProperty"] = json!(p);
+            }
+            let answer = self
+                .request(
+                    Method::POST,
+                    &format!("/crm/v3/objects/{object}/batch/read"),
+                    &[],
+                    Some(&body),
+                    Idempotent::Yes,
+                )
+                .await?;
+            out.extend(records_of(&answer.body)?);
+        }
+        Ok(out)
+    }
+
+    /// Updates records by id in calls of 100; inputs HubSpot refuses come back as errors.
+    pub async fn batch_update(
+        &self,
+        object: &str,
+        inputs: &[(String, Map<String, Value>)],
+    ) -> Result<BatchOutcome, HubSpotError> {
+        let mut out = BatchOutcome::default();
+        for chunk in inputs.chunks(BATCH_MAX) {
+            let body = json!({"inputs": chunk.iter().map(|(id, p)| json!({"id": id, "properties": p})).collect::<Vec<_>>()});
+            let answer = self
+                .request(
+                    Method::POST,
+                    &format!("/crm/v3/objects/{object}/batch/update"),
+                    &[],
+                    Some(&body),
+                    Idempotent::Yes,
+                )
+                .await?;
+            out.records.extend(records_of(&answer.body)?);
+            out.errors.extend(errors_of(&answer.body, "ids"));
+        }
+        Ok(out)
+    }
+
+    /// Creates or updates records keyed on a unique property (`email` for contacts) in
+    /// calls of 100: an existing key updates its record instead of failing the batch or
+    /// creating a duplicate, and a retried call creates nothing twice.
+    pub async fn batch_upsert(
+        &self,
+        object: &str,
+        id_property: &str,
+        inputs: &[(String, Map<String, Value>)],
+    ) -> Result<BatchOutcome, HubSpotError> {
+        let mut out = BatchOutcome::default();
+        for chunk in inputs.chunks(BATCH_MAX) {
+            let body = json!({"inputs": chunk
+                .iter()
+                .map(|(key, p)| json!({"id": key, "idProperty": id_property, "properties": p}))
+                .collect::<Vec<_>>()});
+            let answer = self
+                .request(
+                    Method::POST,
+                    &format!("/crm/v3/objects/{object}/batch/upsert"),
+                    &[],
+                    Some(&body),
+                    Idempotent::Yes,
+                )
+                .await?;
+            for r in answer
+                .body
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let record = HsRecord::from_json(r)?;
+                if r.get("new").and_then(Value::as_bool) == Some(true) {
+                    out.created.push(record.id.clone());
+                }
+                out.records.push(record);
+            }
+            out.errors.extend(errors_of(&answer.body, "ids"));
+        }
+        Ok(out)
+    }
+
+    /// Creates records in calls of 100, each input carrying a trace id so that one
+    /// refused input fails alone (HubSpot reports per input only then). Not retried after
+    /// a timeout: the caller reads back by a unique key before creating again.
+    pub async fn batch_create(
+        &self,
+        object: &str,
+        inputs: &[(String, Map<String, Value>)],
+    ) -> Result<BatchOutcome, HubSpotError> {
+        let mut out = BatchOutcome::default();
+        for chunk in inputs.chunks(BATCH_MAX) {
+            let body = json!({"inputs": chunk
+                .iter()
+                .map(|(trace, p)| json!({"properties": p, "objectWriteTraceId": trace}))
+                .collect::<Vec<_>>()});
+            let answer = self
+                .request(
+                    Method::POST,
+                    &format!("/crm/v3/objects/{object}/batch/create"),
+                    &[],
+                    Some(&body),
+                    Idempotent::No,
+                )
+                .await?;
+            out.records.extend(records_of(&answer.body)?);
+            out.errors
+                .extend(errors_of(&answer.body, "objectWriteTraceId"));
+        }
+        Ok(out)
+    }
+
+    /// Archives records by id in calls of 100.
+    pub async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), HubSpotError> {
+        for chunk in ids.chunks(BATCH_MAX) {
+            let body =
+                json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+            self.request(
+                Method::POST,
+                &format!("/crm/v3/objects/{object}/batch/archive"),
+                &[],
+                Some(&body),
+                Idempotent::Yes,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One record by id (`None` when HubSpot has none).
+    pub async fn get(
+        &self,
+        object: &str,
+        id: &str,
+        properties: &[&str],
+    ) -> Result<Option<HsRecord>, HubSpotError> {
+        let query = [("properties", properties.join(","))];
+        match self
+            .request(
+                Method::GET,
+                &format!("/crm/v3/objects/{object}/{id}"),
+                &query,
+                None,
+                Idempotent::Yes,
+            )
+            .await
+        {
+            Ok(a) => HsRecord::from_json(&a.body).map(Some),
+            Err(e) if e.status() == Some(404) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every record of a type, page by page (100 per call).
+    pub async fn list_all(
+        &self,
+        object: &str,
+        properties: &[&str],
+        archived: bool,
+    ) -> Result<Vec<HsRecord>, HubSpotError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![
+                ("limit", LIST_PAGE_MAX.to_string()),
+                ("properties", properties.join(",")),
+                ("archived", archived.to_string()),
+            ];
+            if let Some(a) = &after {
+                query.push(("after", a.clone()));
+            }
+            let answer = self
+                .request(
+                    Method::GET,
+                    &format!("/crm/v3/objects/{object}"),
+                    &query,
+                    None,
+                    Idempotent::Yes,
+                )
+                .await?;
+            out.extend(records_of(&answer.body)?);
+            match answer
+                .body
+                .pointer("/paging/next/after")
+                .and_then(Value::as_str)
+            {
+                Some(a) => after = Some(a.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+}

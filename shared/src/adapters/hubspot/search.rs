@@ -1,0 +1,204 @@
+//! Search, and reading every record changed since a time correctly past HubSpot's
+//! 10,000-result cap: windows on the last-modified property (one sort rule: that
+//! property, ascending); when a window hits the cap the next one starts at the last
+//! timestamp seen (records already read at that timestamp are skipped); a single
+//! timestamp holding more than a window is walked by `hs_object_id`.
+
+use std::collections::{HashMap, HashSet};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::objects::{HsRecord, parse_ms};
+use super::{HubSpotClient, HubSpotError, Idempotent};
+
+/// Records per search page.
+pub const SEARCH_PAGE: usize = 200;
+/// Results one search can page through.
+pub const SEARCH_CAP: usize = 10_000;
+
+/// The property that says when a record last changed.
+pub fn modified_property(object: &str) -> &'static str {
+    if object == "contacts" {
+        "lastmodifieddate"
+    } else {
+        "hs_lastmodifieddate"
+    }
+}
+
+/// One page of search results.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub total: usize,
+    pub records: Vec<HsRecord>,
+    pub next_after: Option<usize>,
+}
+
+/// Whether a page ended at the cap with more matches left (HubSpot may or may not
+/// offer a next page there; either way the window is spent).
+fn capped(page: &SearchPage, after: usize) -> bool {
+    let reached = after + page.records.len();
+    reached >= SEARCH_CAP && page.total > reached
+}
+
+impl HubSpotClient {
+    /// One search call (`body` as HubSpot's `PublicObjectSearchRequest`).
+    pub async fn search(&self, object: &str, body: &Value) -> Result<SearchPage, HubSpotError> {
+        let answer = self
+            .request(
+                Method::POST,
+                &format!("/crm/v3/objects/{object}/search"),
+                &[],
+                Some(body),
+                Idempotent::Yes,
+            )
+            .await?;
+        let records = answer
+            .body
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(HsRecord::from_json)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SearchPage {
+            total: answer
+                .body
+                .get("total")
+                .and_then(Value::as_u64)
+                .unwrap_or(0) as usize,
+            records,
+            next_after: answer
+                .body
+                .pointer("/paging/next/after")
+                .and_then(Value::as_str)
+                .and_then(|a| a.parse().ok()),
+        })
+    }
+
+    /// Every record whose last-modified time is at or after `since_ms`, however many.
+    pub async fn changed_since(
+        &self,
+        object: &str,
+        since_ms: i64,
+        properties: &[&str],
+    ) -> Result<Vec<HsRecord>, HubSpotError> {
+        let modified = modified_property(object);
+        let mut props: Vec<&str> = properties.to_vec();
+        for p in [modified, "hs_object_id"] {
+            if !props.contains(&p) {
+                props.push(p);
+            }
+        }
+        let at = |r: &HsRecord| {
+            r.properties
+                .get(modified)
+                .and_then(Value::as_str)
+                .and_then(parse_ms)
+        };
+        let mut out: Vec<HsRecord> = Vec::new();
+        let mut from = since_ms;
+        let mut seen_at_from: HashSet<String> = HashSet::new();
+        loop {
+            let mut after = 0;
+            let mut last = from;
+            let exhausted = loop {
+                let body = json!({
+                    "filterGroups": [{"filters": [{"propertyName": modified, "operator": "GTE", "value": from.to_string()}]}],
+                    "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
+                    "properties": props,
+                    "limit": SEARCH_PAGE,
+                    "after": after.to_string(),
+                });
+                let page = self.search(object, &body).await?;
+                let capped = capped(&page, after);
+                for r in page.records {
+                    let ts = at(&r).unwrap_or(from);
+                    if ts == from && seen_at_from.contains(&r.id) {
+                        continue;
+                    }
+                    last = last.max(ts);
+                    out.push(r);
+                }
+                match page.next_after {
+                    Some(a) if a + SEARCH_PAGE <= SEARCH_CAP => after = a,
+                    Some(_) => break false,
+                    None => break !capped,
+                }
+            };
+            if exhausted {
+                break;
+            }
+            if last == from {
+                // One timestamp holds a whole window: walk it by id, then move past it.
+                let rest = self.all_at(object, modified, from, &props).await?;
+                out.extend(rest.into_iter().filter(|r| !seen_at_from.contains(&r.id)));
+                from += 1;
+                seen_at_from.clear();
+            } else {
+                from = last;
+                seen_at_from = out
+                    .iter()
+                    .filter(|r| at(r) == Some(last))
+                    .map(|r| r.id.clone())
+                    .collect();
+            }
+        }
+        // A record changed while the windows ran can appear twice: keep its last read.
+        let mut index: HashMap<String, usize> = HashMap::new();
+        let mut unique: Vec<HsRecord> = Vec::with_capacity(out.len());
+        for r in out {
+            match index.get(&r.id) {
+                Some(i) => unique[*i] = r,
+                None => {
+                    index.insert(r.id.clone(), unique.len());
+                    unique.push(r);
+                }
+            }
+        }
+        Ok(unique)
+    }
+
+    /// Every record modified exactly at `at`, in windows of `hs_object_id`.
+    async fn all_at(
+        &self,
+        object: &str,
+        modified: &str,
+        at: i64,
+        props: &[&str],
+    ) -> Result<Vec<HsRecord>, HubSpotError> {
+        let mut out = Vec::new();
+        let mut last_id: u64 = 0;
+        loop {
+            let mut after = 0;
+            let mut window_last = last_id;
+            let exhausted = loop {
+                let body = json!({
+                    "filterGroups": [{"filters": [
+                        {"propertyName": modified, "operator": "EQ", "value": at.to_string()},
+                        {"propertyName": "hs_object_id", "operator": "GT", "value": last_id.to_string()},
+                    ]}],
+                    "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                    "properties": props,
+                    "limit": SEARCH_PAGE,
+                    "after": after.to_string(),
+                });
+                let page = self.search(object, &body).await?;
+                let capped = capped(&page, after);
+                for r in page.records {
+                    window_last = window_last.max(r.id.parse().unwrap_or(0));
+                    out.push(r);
+                }
+                match page.next_after {
+                    Some(a) if a + SEARCH_PAGE <= SEARCH_CAP => after = a,
+                    Some(_) => break false,
+                    None => break !capped,
+                }
+            };
+            if exhausted || window_last == last_id {
+                return Ok(out);
+            }
+            last_id = window_last;
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Salesforce client (next).

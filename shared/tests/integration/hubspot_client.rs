@@ -1,0 +1,329 @@
+//! `HubSpotClient` against the HubSpot sandbox: batch sizes and call counts, paging,
+//! reading past the 10,000 search cap, 429s and 5xx absorbed, OAuth expiry survived,
+//! per-input errors, and no secret in any log line.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crmsync_sandbox::hubspot::limits::RateLimits;
+use crmsync_sandbox::hubspot::{Caller, Fault};
+use crmsync_sandbox::seed::SeedSpec;
+use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
+use crmsync_shared::adapters::http::{ErrorClass, RetryPolicy, Secret};
+use crmsync_shared::adapters::hubspot::{HubSpotAuth, HubSpotClient, HubSpotConfig, HubSpotError};
+use serde_json::{Map, Value, json};
+
+use crate::harness::{T0, pause};
+
+const TOKEN: &str = "pat-na1-integration-secret-token";
+
+async fn sandbox(limits: Option<RateLimits>, seed: Option<SeedSpec>) -> (HubSpotSandbox, Clock) {
+    let clock = Clock::frozen(T0);
+    let settings = HubSpotSettings {
+        tokens: vec![TOKEN.into()],
+        limits,
+        search_lag_ms: 0,
+        ..HubSpotSettings::default()
+    };
+    let s = HubSpotSandbox::spawn(settings, clock.clone(), seed)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (s, clock)
+}
+
+fn client(s: &HubSpotSandbox, clock: &Clock, auth: HubSpotAuth) -> HubSpotClient {
+    let mut config = HubSpotConfig::new(s.url(), auth);
+    // Above the sandbox's limit, so that the sandbox's 429s really happen.
+    config.burst_per_ten_seconds = 10_000;
+    config.search_per_second = 10_000;
+    config.retry = RetryPolicy {
+        max_attempts: 8,
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(20),
+    };
+    HubSpotClient::with_pause(config, pause(clock)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn private(s: &HubSpotSandbox, clock: &Clock) -> HubSpotClient {
+    client(s, clock, HubSpotAuth::PrivateApp(Secret::new(TOKEN)))
+}
+
+fn props(v: Value) -> Map<String, Value> {
+    v.as_object().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn batches_are_chunked_to_hubspots_limits_and_each_chunk_is_one_call() {
+    let (s, clock) = sandbox(None, None).await;
+    let c = private(&s, &clock);
+    let inputs: Vec<(String, Map<String, Value>)> = (0..250)
+        .map(|i| {
+            (
+                format!("chunk{i}@example.com"),
+                props(json!({"firstname": format!("C{i}")})),
+            )
+        })
+        .collect();
+    let outcome = c
+        .batch_upsert("contacts", "email", &inputs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome.created.len(), 250);
+    assert_eq!(
+        s.state.calls(Caller::Integration),
+        3,
+        "250 upserts are 3 calls"
+    );
+    let ids: Vec<String> = outcome.records.iter().map(|r| r.id.clone()).collect();
+    let read = c
+        .batch_read("contacts", &ids, &["email"], &[], None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read.len(), 250);
+    assert_eq!(s.state.calls(Caller::Integration), 6);
+    let with_history = c
+        .batch_read("contacts", &ids[..120], &["email"], &["firstname"], None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(with_history.len(), 120);
+    assert!(with_history[0].changed_at().contains_key("firstname"));
+    assert_eq!(
+        s.state.calls(Caller::Integration),
+        9,
+        "with history, 50 per call"
+    );
+    assert_eq!(c.calls().total(), 9);
+    // Upserting the same keys again creates nothing.
+    let again = c
+        .batch_upsert("contacts", "email", &inputs[..10])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(again.created.is_empty());
+}
+
+#[tokio::test]
+async fn lists_page_through_every_record() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 3,
+            records: 500,
+            overlap: 0.5,
+        }),
+    )
+    .await;
+    let c = private(&s, &clock);
+    let all = c
+        .list_all("contacts", &["email"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let expected = crmsync_sandbox::hubspot::lock(&s.state.portal)
+        .objects("contacts")
+        .map(|o| o.records.len())
+        .unwrap_or(0);
+    assert_eq!(all.len(), expected);
+    assert_eq!(c.calls().total() as usize, expected.div_ceil(100));
+}
+
+#[tokio::test]
+async fn changes_are_read_completely_past_the_10000_search_cap() {
+    // Seeded records share one timestamp: the window walks it by id.
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 4,
+            records: 14_000,
+            overlap: 0.8,
+        }),
+    )
+    .await;
+    let c = private(&s, &clock);
+    let seeded = crmsync_sandbox::hubspot::lock(&s.state.portal)
+        .objects("contacts")
+        .map(|o| o.records.len())
+        .unwrap_or(0);
+    assert!(seeded > 10_000, "{seeded}");
+    let changed = c
+        .changed_since("contacts", T0, &["email"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(changed.len(), seeded);
+
+    // Then 10,500 changes spread over time: windows move on the timestamp.
+    let ids: Vec<String> = changed.iter().map(|r| r.id.clone()).take(10_500).collect();
+    for (n, chunk) in ids.chunks(100).enumerate() {
+        clock.advance(1_000);
+        let inputs: Vec<(String, Map<String, Value>)> = chunk
+            .iter()
+            .map(|id| (id.clone(), props(json!({"jobtitle": format!("v{n}")}))))
+            .collect();
+        c.batch_update("contacts", &inputs)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let later = c
+        .changed_since("contacts", T0 + 1, &["jobtitle"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(later.len(), 10_500);
+}
+
+#[tokio::test]
+async fn bursts_of_429s_are_absorbed_with_no_record_lost() {
+    let limits = RateLimits {
+        per_ten_seconds: 5,
+        daily: 1_000_000,
+        search_per_second: 5,
+    };
+    let (s, clock) = sandbox(Some(limits), None).await;
+    let c = private(&s, &clock);
+    let inputs: Vec<(String, Map<String, Value>)> = (0..1_200)
+        .map(|i| {
+            (
+                format!("burst{i}@example.com"),
+                props(json!({"lastname": "Burst"})),
+            )
+        })
+        .collect();
+    let outcome = c
+        .batch_upsert("contacts", "email", &inputs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome.created.len(), 1_200);
+    assert!(
+        c.calls().total() > 12,
+        "429s happened and were retried: {}",
+        c.calls().total()
+    );
+    s.state
+        .inject([Fault::Status(503), Fault::Status(502), Fault::Status(429)]);
+    let read = c
+        .batch_read("contacts", &["1".into()], &["email"], &[], None)
+        .await;
+    assert!(read.is_ok(), "{read:?}");
+}
+
+#[tokio::test]
+async fn an_expired_oauth_token_is_refreshed_mid_run() {
+    let (s, clock) = sandbox(None, None).await;
+    let c = client(
+        &s,
+        &clock,
+        HubSpotAuth::OAuth {
+            client_id: "hubspot-client-id".into(),
+            client_secret: Secret::new("hubspot-client-secret"),
+            refresh_token: Secret::new("hubspot-refresh-token"),
+        },
+    );
+    let first = c.list_all("contacts", &["email"], false).await;
+    assert!(first.is_ok(), "{first:?}");
+    clock.advance(31 * 60 * 1000);
+    let second = c.list_all("contacts", &["email"], false).await;
+    assert!(second.is_ok(), "{second:?}");
+    assert_eq!(c.calls().snapshot().get("POST /oauth/v1/token"), Some(&2));
+}
+
+#[tokio::test]
+async fn a_refused_input_fails_alone_with_hubspots_category() {
+    let (s, clock) = sandbox(None, None).await;
+    let c = private(&s, &clock);
+    c.batch_upsert(
+        "contacts",
+        "email",
+        &[("taken@example.com".into(), Map::new())],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let outcome = c
+        .batch_create(
+            "contacts",
+            &[
+                ("t-1".into(), props(json!({"email": "new@example.com"}))),
+                ("t-2".into(), props(json!({"email": "taken@example.com"}))),
+            ],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(outcome.records.len(), 1);
+    assert_eq!(outcome.errors.len(), 1);
+    assert_eq!(outcome.errors[0].key, "t-2");
+    assert_eq!(outcome.errors[0].category, "CONFLICT");
+    let err = c
+        .batch_update("contacts", &[("1".into(), props(json!({"nope": "x"})))])
+        .await
+        .err();
+    match err {
+        Some(e @ HubSpotError::Api(_)) => {
+            assert_eq!(e.class(), ErrorClass::RecordLevel);
+            assert_eq!(e.code(), "VALIDATION_ERROR");
+        }
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+    let bad_token = client(&s, &clock, HubSpotAuth::PrivateApp(Secret::new("wrong")));
+    let err = bad_token.list_all("contacts", &[], false).await.err();
+    assert_eq!(err.map(|e| e.class()), Some(ErrorClass::Fatal));
+}
+
+/// Collects everything written to the log.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn no_token_or_secret_reaches_a_log_line() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let limits = RateLimits {
+        per_ten_seconds: 2,
+        daily: 1_000,
+        search_per_second: 5,
+    };
+    let (s, clock) = sandbox(Some(limits), None).await;
+    let c = client(
+        &s,
+        &clock,
+        HubSpotAuth::OAuth {
+            client_id: "hubspot-client-id".into(),
+            client_secret: Secret::new("hubspot-client-secret"),
+            refresh_token: Secret::new("hubspot-refresh-token"),
+        },
+    );
+    s.state.inject([Fault::Status(503)]);
+    for _ in 0..5 {
+        let _ = c.list_all("contacts", &[], false).await;
+    }
+    tracing::info!(client = ?c, "client state");
+    let text =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(
+        text.contains("retrying"),
+        "the run logged its retries: {text}"
+    );
+    for secret in [
+        "hubspot-client-secret",
+        "hubspot-refresh-token",
+        "CIrT",
+        "Bearer",
+        TOKEN,
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked: {text}");
+    }
+}

@@ -1,0 +1,5 @@
+//! The shared crate against real parts over loopback: the CRM clients against the
+//! CRM sandboxes. One test binary, a module per part.
+
+mod harness;
+mod hubspot_client;
