@@ -3,3 +3,4 @@
 
 mod harness;
 mod hubspot_client;
+mod salesforce_client;
