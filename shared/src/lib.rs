@@ -7,3 +7,4 @@
 
 pub mod adapters;
 pub mod domain;
+pub mod ports;

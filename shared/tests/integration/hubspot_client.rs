@@ -311,6 +311,43 @@ async fn no_token_or_secret_reaches_a_log_line() {
         let _ = c.list_all("contacts", &[], false).await;
     }
     tracing::info!(client = ?c, "client state");
+
+    // The same for Salesforce: a refresh-token session, a retried 503.
+    let sf_clock = Clock::frozen(T0);
+    let sf = crmsync_sandbox::SalesforceSandbox::spawn(Default::default(), sf_clock.clone(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut config = crmsync_shared::adapters::salesforce::SalesforceConfig::new(
+        sf.url(),
+        crmsync_shared::adapters::salesforce::SalesforceAuth::RefreshToken {
+            client_id: "salesforce-client-id".into(),
+            client_secret: Secret::new("salesforce-client-secret"),
+            refresh_token: Secret::new("salesforce-refresh-token"),
+        },
+    );
+    config.login_url = sf.url();
+    let sfc = crmsync_shared::adapters::salesforce::SalesforceClient::with_pause(
+        config,
+        crate::harness::pause(&sf_clock),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    sf.state
+        .inject([crmsync_sandbox::salesforce::Fault::Status(503)]);
+    let _ = sfc.query("SELECT Id FROM Account", false).await;
+    tracing::info!(client = ?sfc, "client state");
+    let logged =
+        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(
+        logged.contains("Salesforce call failed; retrying"),
+        "{logged}"
+    );
+    for secret in [
+        "salesforce-client-secret",
+        "salesforce-refresh-token",
+        "!AQcAQ",
+    ] {
+        assert!(!logged.contains(secret), "{secret} leaked: {logged}");
+    }
     let text =
         String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
     assert!(
@@ -326,4 +363,130 @@ async fn no_token_or_secret_reaches_a_log_line() {
     ] {
         assert!(!text.contains(secret), "{secret} leaked: {text}");
     }
+}
+
+#[tokio::test]
+async fn owners_lists_associations_properties_and_merges_page_and_work() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 8,
+            records: 400,
+            overlap: 0.5,
+        }),
+    )
+    .await;
+    let c = private(&s, &clock);
+    let owners = c.owners().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(owners.len(), 5);
+    assert!(
+        owners
+            .iter()
+            .all(|o| o.email.ends_with("@crmsync-demo.com"))
+    );
+    let props = c
+        .properties("contacts")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(props.iter().any(|p| p["name"] == "email"));
+    let def = json!({"name": "salesforceobjecttype2", "label": "SF type", "type": "string", "fieldType": "text", "groupName": "crmsync"});
+    assert!(
+        c.ensure_property("contacts", &def)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    );
+    assert!(
+        !c.ensure_property("contacts", &def)
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "idempotent"
+    );
+    let pipelines = c.pipelines("deals").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pipelines[0]["id"], "default");
+
+    // A list of 300 members reads in two pages.
+    let contacts = c
+        .list_all("contacts", &["email"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let members: Vec<String> = contacts.iter().map(|r| r.id.clone()).take(260).collect();
+    let list = crmsync_sandbox::hubspot::lock(&s.state.lists)
+        .create("Inclusion", "0-1", T0)
+        .map(|l| l.id)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let ids: Vec<u64> = members.iter().filter_map(|m| m.parse().ok()).collect();
+    crmsync_sandbox::hubspot::lock(&s.state.lists)
+        .change(list, &ids, &[], T0)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let before = c.calls().total();
+    let read = c
+        .list_members(&list.to_string())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read.len(), 260);
+    assert_eq!(c.calls().total() - before, 2);
+    assert_eq!(
+        c.lists_of("0-1", &members[0])
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        vec![list.to_string()]
+    );
+
+    let companies = c
+        .list_all("companies", &["name"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    c.associate(
+        "contacts",
+        "companies",
+        &[(members[0].clone(), companies[0].id.clone())],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let links = c
+        .associations("contacts", "companies", &[members[0].clone()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(links[0].1.contains(&companies[0].id));
+
+    let merged = c
+        .merge("contacts", &members[1], &members[2])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(merged.id, members[1]);
+    let via_old = c
+        .get("contacts", &members[2], &["email"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(via_old.map(|r| r.id), Some(merged.id));
+}
+
+/// The pipeline reaches HubSpot through the port; the client is one implementation.
+async fn read_through_port(api: &dyn crmsync_shared::ports::HubSpotApi, ids: &[String]) -> usize {
+    api.batch_read("contacts", ids, &["email"], &[], None)
+        .await
+        .map(|r| r.len())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_client_serves_the_hubspot_port() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 9,
+            records: 50,
+            overlap: 0.5,
+        }),
+    )
+    .await;
+    let c = private(&s, &clock);
+    let ids: Vec<String> = c
+        .list_all("contacts", &[], false)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(read_through_port(&c, &ids).await, ids.len());
 }

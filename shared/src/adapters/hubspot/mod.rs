@@ -5,6 +5,7 @@
 
 mod error;
 mod objects;
+mod portal;
 mod search;
 
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,8 @@ use tokio::time::Instant;
 
 pub use error::{ApiError, HubSpotError};
 pub use objects::{BatchOutcome, HsRecord, InputError};
+pub use portal::Owner;
+pub use search::{SearchPage, modified_property};
 
 use super::http::{
     CallCounter, ErrorClass, Pause, RateLimiter, RetryPolicy, Secret, TokioPause, endpoint_key,

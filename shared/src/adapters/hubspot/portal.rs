@@ -1,0 +1,266 @@
+//! The portal around the records: properties, owners, pipelines, lists and their
+//! memberships, associations v4, and merges. Every list pages to its end.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::objects::HsRecord;
+use super::{HubSpotClient, HubSpotError, Idempotent};
+
+/// Records per list-membership page (HubSpot's maximum).
+const MEMBERSHIP_PAGE: usize = 250;
+/// Inputs per association batch read.
+const ASSOCIATION_READ_MAX: usize = 1_000;
+/// Inputs per association batch create.
+const ASSOCIATION_CREATE_MAX: usize = 2_000;
+
+/// A HubSpot owner: its id is the `hubspot_owner_id` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub email: String,
+}
+
+impl HubSpotClient {
+    /// Every property of an object type, as HubSpot describes it.
+    pub async fn properties(&self, object: &str) -> Result<Vec<Value>, HubSpotError> {
+        let a = self
+            .request(
+                Method::GET,
+                &format!("/crm/v3/properties/{object}"),
+                &[],
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        Ok(a.body
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Creates a property unless it exists (what `crmsync setup` needs).
+    pub async fn ensure_property(
+        &self,
+        object: &str,
+        definition: &Value,
+    ) -> Result<bool, HubSpotError> {
+        match self
+            .request(
+                Method::POST,
+                &format!("/crm/v3/properties/{object}"),
+                &[],
+                Some(definition),
+                Idempotent::Yes,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(409) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every owner, page by page.
+    pub async fn owners(&self) -> Result<Vec<Owner>, HubSpotError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", "100".to_owned())];
+            if let Some(a) = &after {
+                query.push(("after", a.clone()));
+            }
+            let a = self
+                .request(Method::GET, "/crm/v3/owners", &query, None, Idempotent::Yes)
+                .await?;
+            for o in a
+                .body
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if let (Some(id), Some(email)) = (
+                    o.get("id").and_then(Value::as_str),
+                    o.get("email").and_then(Value::as_str),
+                ) {
+                    out.push(Owner {
+                        id: id.to_owned(),
+                        email: email.to_owned(),
+                    });
+                }
+            }
+            match a.body.pointer("/paging/next/after").and_then(Value::as_str) {
+                Some(next) => after = Some(next.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The pipelines of `deals` or `tickets`, with their stages.
+    pub async fn pipelines(&self, object: &str) -> Result<Vec<Value>, HubSpotError> {
+        let a = self
+            .request(
+                Method::GET,
+                &format!("/crm/v3/pipelines/{object}"),
+                &[],
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        Ok(a.body
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Every record id in a list, page by page.
+    pub async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut query = vec![("limit", MEMBERSHIP_PAGE.to_string())];
+            if let Some(a) = &after {
+                query.push(("after", a.clone()));
+            }
+            let a = self
+                .request(
+                    Method::GET,
+                    &format!("/crm/v3/lists/{list_id}/memberships"),
+                    &query,
+                    None,
+                    Idempotent::Yes,
+                )
+                .await?;
+            out.extend(
+                a.body
+                    .get("results")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m.get("recordId").and_then(Value::as_str).map(str::to_owned)),
+            );
+            match a.body.pointer("/paging/next/after").and_then(Value::as_str) {
+                Some(next) => after = Some(next.to_owned()),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// The lists a record belongs to.
+    pub async fn lists_of(
+        &self,
+        object_type_id: &str,
+        record_id: &str,
+    ) -> Result<Vec<String>, HubSpotError> {
+        let a = self
+            .request(
+                Method::GET,
+                &format!("/crm/v3/lists/records/{object_type_id}/{record_id}/memberships"),
+                &[],
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        Ok(a.body
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.get("listId").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// The records of `to` associated with each of `ids` (of `from`), 1,000 per call.
+    pub async fn associations(
+        &self,
+        from: &str,
+        to: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, Vec<String>)>, HubSpotError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(ASSOCIATION_READ_MAX) {
+            let body =
+                json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+            let a = self
+                .request(
+                    Method::POST,
+                    &format!("/crm/v4/associations/{from}/{to}/batch/read"),
+                    &[],
+                    Some(&body),
+                    Idempotent::Yes,
+                )
+                .await?;
+            for r in a
+                .body
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let from_id = r
+                    .pointer("/from/id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let targets = r
+                    .get("to")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| match t.get("toObjectId") {
+                        Some(Value::String(s)) => Some(s.clone()),
+                        Some(Value::Number(n)) => Some(n.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                out.push((from_id, targets));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Links pairs with HubSpot's default (unlabeled) association, 2,000 per call.
+    pub async fn associate(
+        &self,
+        from: &str,
+        to: &str,
+        pairs: &[(String, String)],
+    ) -> Result<(), HubSpotError> {
+        for chunk in pairs.chunks(ASSOCIATION_CREATE_MAX) {
+            let body = json!({"inputs": chunk.iter().map(|(f, t)| json!({"from": {"id": f}, "to": {"id": t}})).collect::<Vec<_>>()});
+            self.request(
+                Method::POST,
+                &format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
+                &[],
+                Some(&body),
+                Idempotent::Yes,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Merges `other` into `primary`; returns the merged record (a new id for contacts
+    /// and companies).
+    pub async fn merge(
+        &self,
+        object: &str,
+        primary: &str,
+        other: &str,
+    ) -> Result<HsRecord, HubSpotError> {
+        let body = json!({"primaryObjectId": primary, "objectIdToMerge": other});
+        let a = self
+            .request(
+                Method::POST,
+                &format!("/crm/v3/objects/{object}/merge"),
+                &[],
+                Some(&body),
+                Idempotent::No,
+            )
+            .await?;
+        HsRecord::from_json(&a.body)
+    }
+}
