@@ -6,5 +6,6 @@
 //! milliseconds. Ports, adapters and the pipeline are built around it.
 
 pub mod adapters;
+pub mod contract;
 pub mod domain;
 pub mod ports;

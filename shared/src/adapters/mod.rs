@@ -4,3 +4,4 @@
 pub mod http;
 pub mod hubspot;
 pub mod salesforce;
+pub mod sqlite;

@@ -2,6 +2,12 @@
 //! reqwest CRM clients now; DynamoDB, SQS and SQLite with the state layer), and the
 //! pipeline can run against any implementation, a fake in a unit test included.
 
+pub mod clock;
 pub mod crm;
+pub mod state;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{HubSpotApi, SalesforceApi};
+pub use state::{
+    ClaimStore, Cursor, CursorStore, Delivery, Link, LinkStore, StoreError, WorkItem, WorkQueue,
+};

@@ -4,3 +4,4 @@
 mod harness;
 mod hubspot_client;
 mod salesforce_client;
+mod state_sqlite;

@@ -1,0 +1,517 @@
+//! The embedded store: every state port and the work queue in one SQLite file (WAL
+//! mode), for running without AWS. The queue lives in the same file, so a crash loses
+//! no queued work. The schema is versioned: a newer crmsync opens an older file and
+//! migrates it forward.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::ports::{
+    ClaimStore, Clock, Cursor, CursorStore, Delivery, Link, LinkStore, StoreError, WorkItem,
+    WorkQueue,
+};
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Statements that take a file from one version to the next; index 0 creates v1.
+const MIGRATIONS: [&str; 1] = ["
+    CREATE TABLE IF NOT EXISTS links (
+        pair TEXT NOT NULL, hubspot_id TEXT NOT NULL,
+        salesforce_object TEXT NOT NULL, salesforce_id TEXT NOT NULL,
+        last_synced TEXT NOT NULL, synced_at INTEGER NOT NULL, version INTEGER NOT NULL,
+        PRIMARY KEY (pair, hubspot_id));
+    CREATE UNIQUE INDEX IF NOT EXISTS links_by_salesforce ON links (salesforce_object, salesforce_id);
+    CREATE TABLE IF NOT EXISTS cursors (feed TEXT PRIMARY KEY, at INTEGER NOT NULL, last_id TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS events (key TEXT PRIMARY KEY, expires INTEGER NOT NULL);
+    CREATE TABLE IF NOT EXISTS queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, visible_at INTEGER NOT NULL,
+        receives INTEGER NOT NULL DEFAULT 0, receipt TEXT, dead INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX IF NOT EXISTS queue_ready ON queue (dead, visible_at);
+"];
+
+/// The default file of the embedded store.
+pub const DEFAULT_PATH: &str = "crmsync.sqlite";
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    clock: Arc<dyn Clock>,
+    /// Receives after which a queued item goes to the dead letters.
+    max_receives: u32,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+impl SqliteStore {
+    /// Opens (creating or migrating) the store at `path`.
+    pub fn open(
+        path: impl AsRef<Path>,
+        clock: Arc<dyn Clock>,
+        max_receives: u32,
+    ) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        Self::init(conn, clock, max_receives)
+    }
+
+    /// A store that lives in memory (tests).
+    pub fn in_memory(clock: Arc<dyn Clock>, max_receives: u32) -> Result<Self, StoreError> {
+        Self::init(
+            Connection::open_in_memory().map_err(unavailable)?,
+            clock,
+            max_receives,
+        )
+    }
+
+    fn init(
+        conn: Connection,
+        clock: Arc<dyn Clock>,
+        max_receives: u32,
+    ) -> Result<Self, StoreError> {
+        // In memory there is no WAL; the pragma answers "memory" and that is fine.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(unavailable)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::Corrupt(format!(
+                "the store was written by a newer crmsync (schema {version}; this one knows {SCHEMA_VERSION})"
+            )));
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            conn.execute_batch(migration).map_err(unavailable)?;
+            conn.pragma_update(None, "user_version", (i + 1) as i64)
+                .map_err(unavailable)?;
+        }
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+            clock,
+            max_receives,
+        })
+    }
+
+    /// Runs `f` on the connection off the async threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+}
+
+fn link_from_row(
+    row: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(String, String, String, String, String, i64, i64)> {
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+        row.get(5)?,
+        row.get(6)?,
+    ))
+}
+
+fn to_link(r: (String, String, String, String, String, i64, i64)) -> Result<Link, StoreError> {
+    let last_synced = serde_json::from_str(&r.4).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Link {
+        pair: r.0,
+        hubspot_id: r.1,
+        salesforce_object: r.2,
+        salesforce_id: r.3,
+        last_synced,
+        synced_at: r.5,
+        version: r.6 as u64,
+    })
+}
+
+const LINK_COLUMNS: &str =
+    "pair, hubspot_id, salesforce_object, salesforce_id, last_synced, synced_at, version";
+
+#[async_trait]
+impl LinkStore for SqliteStore {
+    async fn by_hubspot(&self, pair: &str, hubspot_id: &str) -> Result<Option<Link>, StoreError> {
+        let (pair, id) = (pair.to_owned(), hubspot_id.to_owned());
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {LINK_COLUMNS} FROM links WHERE pair = ?1 AND hubspot_id = ?2"),
+                params![pair, id],
+                link_from_row,
+            )
+            .optional()
+            .map_err(unavailable)?
+            .map(to_link)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn by_salesforce(
+        &self,
+        salesforce_object: &str,
+        salesforce_id: &str,
+    ) -> Result<Option<Link>, StoreError> {
+        let (object, id) = (salesforce_object.to_owned(), salesforce_id.to_owned());
+        self.with(move |c| {
+            c.query_row(
+                &format!("SELECT {LINK_COLUMNS} FROM links WHERE salesforce_object = ?1 AND salesforce_id = ?2"),
+                params![object, id],
+                link_from_row,
+            )
+            .optional()
+            .map_err(unavailable)?
+            .map(to_link)
+            .transpose()
+        })
+        .await
+    }
+
+    async fn create(&self, link: &Link) -> Result<Link, StoreError> {
+        let mut stored = link.clone();
+        stored.version = 1;
+        let row = stored.clone();
+        let last = serde_json::to_string(&row.last_synced)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.with(move |c| {
+            c.execute(
+                &format!("INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)"),
+                params![
+                    row.pair,
+                    row.hubspot_id,
+                    row.salesforce_object,
+                    row.salesforce_id,
+                    last,
+                    row.synced_at
+                ],
+            )
+            .map_err(|e| {
+                if is_constraint(&e) {
+                    StoreError::Conflict("one side is already linked".into())
+                } else {
+                    unavailable(e)
+                }
+            })?;
+            Ok(())
+        })
+        .await?;
+        Ok(stored)
+    }
+
+    async fn update(&self, link: &Link) -> Result<Link, StoreError> {
+        let row = link.clone();
+        let last = serde_json::to_string(&row.last_synced)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let changed = self
+            .with(move |c| {
+                c.execute(
+                    "UPDATE links SET last_synced = ?1, synced_at = ?2, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5",
+                    params![last, row.synced_at, row.pair, row.hubspot_id, row.version as i64],
+                )
+                .map_err(unavailable)
+            })
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::Conflict(format!(
+                "link {}:{} changed since version {}",
+                link.pair, link.hubspot_id, link.version
+            )));
+        }
+        let mut next = link.clone();
+        next.version += 1;
+        Ok(next)
+    }
+
+    async fn relink(
+        &self,
+        link: &Link,
+        hubspot_id: &str,
+        salesforce_object: &str,
+        salesforce_id: &str,
+    ) -> Result<Link, StoreError> {
+        let old = link.clone();
+        let (hs, so, si) = (
+            hubspot_id.to_owned(),
+            salesforce_object.to_owned(),
+            salesforce_id.to_owned(),
+        );
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let changed = tx
+                .execute(
+                    "UPDATE links SET hubspot_id = ?1, salesforce_object = ?2, salesforce_id = ?3, version = version + 1 WHERE pair = ?4 AND hubspot_id = ?5 AND version = ?6",
+                    params![hs, so, si, old.pair, old.hubspot_id, old.version as i64],
+                )
+                .map_err(|e| if is_constraint(&e) { StoreError::Conflict("the new record is already linked".into()) } else { unavailable(e) })?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(format!("link {}:{} changed since version {}", old.pair, old.hubspot_id, old.version)));
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await?;
+        Ok(Link {
+            hubspot_id: hubspot_id.to_owned(),
+            salesforce_object: salesforce_object.to_owned(),
+            salesforce_id: salesforce_id.to_owned(),
+            version: link.version + 1,
+            ..link.clone()
+        })
+    }
+
+    async fn remove(&self, link: &Link) -> Result<(), StoreError> {
+        let (pair, id) = (link.pair.clone(), link.hubspot_id.clone());
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM links WHERE pair = ?1 AND hubspot_id = ?2",
+                params![pair, id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CursorStore for SqliteStore {
+    async fn cursor(&self, feed: &str) -> Result<Option<Cursor>, StoreError> {
+        let feed = feed.to_owned();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT at, last_id FROM cursors WHERE feed = ?1",
+                params![feed],
+                |r| {
+                    Ok(Cursor {
+                        at: r.get(0)?,
+                        last_id: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn advance(
+        &self,
+        feed: &str,
+        from: Option<&Cursor>,
+        to: &Cursor,
+    ) -> Result<(), StoreError> {
+        if from.is_some_and(|f| to <= f) {
+            return Err(StoreError::Conflict("a cursor only moves forward".into()));
+        }
+        let (feed, from, to) = (feed.to_owned(), from.cloned(), to.clone());
+        let changed = self
+            .with(move |c| {
+                match &from {
+                    None => c.execute(
+                        "INSERT INTO cursors (feed, at, last_id) VALUES (?1, ?2, ?3) ON CONFLICT (feed) DO NOTHING",
+                        params![feed, to.at, to.last_id],
+                    ),
+                    Some(f) => c.execute(
+                        "UPDATE cursors SET at = ?1, last_id = ?2 WHERE feed = ?3 AND at = ?4 AND last_id = ?5",
+                        params![to.at, to.last_id, feed, f.at, f.last_id],
+                    ),
+                }
+                .map_err(unavailable)
+            })
+            .await?;
+        if changed == 0 {
+            return Err(StoreError::Conflict(
+                "the cursor moved since it was read".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ClaimStore for SqliteStore {
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.with(move |c| {
+            let changed = c
+                .execute(
+                    "INSERT INTO claims (key, owner, expires) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+                     WHERE claims.expires <= ?4 OR claims.owner = excluded.owner",
+                    params![key, owner, now + ttl_ms, now],
+                )
+                .map_err(unavailable)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let (key, owner) = (key.to_owned(), owner.to_owned());
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM claims WHERE key = ?1 AND owner = ?2",
+                params![key, owner],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn first_sight(
+        &self,
+        event_key: &str,
+        ttl_ms: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let key = event_key.to_owned();
+        self.with(move |c| {
+            let changed = c
+                .execute(
+                    "INSERT INTO events (key, expires) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE events.expires <= ?3",
+                    params![key, now + ttl_ms, now],
+                )
+                .map_err(unavailable)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl WorkQueue for SqliteStore {
+    async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError> {
+        let bodies = items
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let now = self.clock.now_ms();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            for body in bodies {
+                tx.execute(
+                    "INSERT INTO queue (body, visible_at) VALUES (?1, ?2)",
+                    params![body, now],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn receive(&self, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>, StoreError> {
+        let now = self.clock.now_ms();
+        let max_receives = self.max_receives;
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            // Items received too often go to the dead letters instead of out again.
+            tx.execute(
+                "UPDATE queue SET dead = 1 WHERE dead = 0 AND visible_at <= ?1 AND receives >= ?2",
+                params![now, max_receives],
+            )
+            .map_err(unavailable)?;
+            let rows: Vec<(i64, String, i64)> = {
+                let mut stmt = tx
+                    .prepare("SELECT id, body, receives FROM queue WHERE dead = 0 AND visible_at <= ?1 ORDER BY id LIMIT ?2")
+                    .map_err(unavailable)?;
+                stmt.query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .map_err(unavailable)?
+                    .collect::<Result<_, _>>()
+                    .map_err(unavailable)?
+            };
+            let mut out = Vec::with_capacity(rows.len());
+            for (id, body, receives) in rows {
+                let receipt = format!("{id}:{}", receives + 1);
+                tx.execute(
+                    "UPDATE queue SET visible_at = ?1, receives = receives + 1, receipt = ?2 WHERE id = ?3",
+                    params![now + visibility_ms, receipt, id],
+                )
+                .map_err(unavailable)?;
+                let item = serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                out.push(Delivery { receipt, item, receives: (receives + 1) as u32 });
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        let receipt = delivery.receipt.clone();
+        self.with(move |c| {
+            c.execute("DELETE FROM queue WHERE receipt = ?1", params![receipt])
+                .map_err(unavailable)
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError> {
+        let receipt = delivery.receipt.clone();
+        let at = self.clock.now_ms() + delay_ms;
+        self.with(move |c| {
+            c.execute(
+                "UPDATE queue SET visible_at = ?1 WHERE receipt = ?2",
+                params![at, receipt],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError> {
+        let now = self.clock.now_ms();
+        let max_receives = self.max_receives;
+        self.with(move |c| {
+            c.execute(
+                "UPDATE queue SET dead = 1 WHERE dead = 0 AND visible_at <= ?1 AND receives >= ?2",
+                params![now, max_receives],
+            )
+            .map_err(unavailable)?;
+            let mut stmt = c
+                .prepare("SELECT body FROM queue WHERE dead = 1 ORDER BY id")
+                .map_err(unavailable)?;
+            let bodies: Vec<String> = stmt
+                .query_map([], |r| r.get(0))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            bodies
+                .iter()
+                .map(|b| serde_json::from_str(b).map_err(|e| StoreError::Corrupt(e.to_string())))
+                .collect()
+        })
+        .await
+    }
+}

@@ -1,0 +1,334 @@
+//! Contract suites: one set of checks per port, run against every adapter (the
+//! embedded SQLite store and the AWS ones on moto). Each function takes the port as a
+//! trait object and panics on the first broken promise. They write to the store they
+//! are given: give them a fresh one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use crate::domain::merge::LastSynced;
+use crate::ports::{
+    ClaimStore, Cursor, CursorStore, Link, LinkStore, StoreError, WorkItem, WorkQueue,
+};
+
+fn link(hubspot_id: &str, salesforce_id: &str) -> Link {
+    Link {
+        pair: "contacts".into(),
+        hubspot_id: hubspot_id.into(),
+        salesforce_object: "Lead".into(),
+        salesforce_id: salesforce_id.into(),
+        last_synced: LastSynced::default(),
+        synced_at: 1_000,
+        version: 0,
+    }
+}
+
+/// A pair links once, is found from both sides, updates optimistically, re-links and
+/// goes away.
+pub async fn links(store: &dyn LinkStore) {
+    assert_eq!(store.by_hubspot("contacts", "101").await.unwrap(), None);
+    let created = store.create(&link("101", "00Q1")).await.unwrap();
+    assert_eq!(created.version, 1);
+    assert_eq!(
+        store.by_hubspot("contacts", "101").await.unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(
+        store.by_salesforce("Lead", "00Q1").await.unwrap(),
+        Some(created.clone())
+    );
+    // Neither side may be linked twice.
+    assert!(matches!(
+        store.create(&link("101", "00Q2")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.create(&link("102", "00Q1")).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let mut changed = created.clone();
+    changed.synced_at = 2_000;
+    let updated = store.update(&changed).await.unwrap();
+    assert_eq!(updated.version, 2);
+    // An update based on version 1 is stale now.
+    assert!(matches!(
+        store.update(&changed).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .by_hubspot("contacts", "101")
+            .await
+            .unwrap()
+            .map(|l| l.synced_at),
+        Some(2_000)
+    );
+
+    // Lead conversion: the link moves to the contact.
+    let relinked = store
+        .relink(&updated, "101", "Contact", "0031")
+        .await
+        .unwrap();
+    assert_eq!(relinked.version, 3);
+    assert_eq!(store.by_salesforce("Lead", "00Q1").await.unwrap(), None);
+    assert_eq!(
+        store
+            .by_salesforce("Contact", "0031")
+            .await
+            .unwrap()
+            .map(|l| l.hubspot_id),
+        Some("101".into())
+    );
+    // A merge in HubSpot: the link moves to the new id.
+    let merged = store
+        .relink(&relinked, "999", "Contact", "0031")
+        .await
+        .unwrap();
+    assert_eq!(store.by_hubspot("contacts", "101").await.unwrap(), None);
+    assert_eq!(
+        store
+            .by_hubspot("contacts", "999")
+            .await
+            .unwrap()
+            .map(|l| l.version),
+        Some(4)
+    );
+    store.remove(&merged).await.unwrap();
+    assert_eq!(store.by_salesforce("Contact", "0031").await.unwrap(), None);
+}
+
+/// Sixteen workers link the same pair at once: exactly one link exists afterwards.
+pub async fn links_race(store: Arc<dyn LinkStore>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                // Some racers hold the same HubSpot id with another lead, some the same lead.
+                let l = if i % 2 == 0 {
+                    link("race-1", "00QRACE")
+                } else {
+                    link("race-1", &format!("00QR{i}"))
+                };
+                store.create(&l).await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::Conflict(_)) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    assert!(
+        store
+            .by_hubspot("contacts", "race-1")
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+fn at(ms: i64, id: &str) -> Cursor {
+    Cursor {
+        at: ms,
+        last_id: id.into(),
+    }
+}
+
+/// A cursor starts unset, moves forward only, and only from where it was read.
+pub async fn cursors(store: &dyn CursorStore) {
+    assert_eq!(store.cursor("hubspot:contacts").await.unwrap(), None);
+    store
+        .advance("hubspot:contacts", None, &at(10, "a"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.advance("hubspot:contacts", None, &at(20, "a")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .advance("hubspot:contacts", Some(&at(10, "a")), &at(10, "b"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .advance("hubspot:contacts", Some(&at(10, "b")), &at(5, "z"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .advance("hubspot:contacts", Some(&at(10, "a")), &at(30, "a"))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store.cursor("hubspot:contacts").await.unwrap(),
+        Some(at(10, "b"))
+    );
+    assert_eq!(store.cursor("salesforce:Lead").await.unwrap(), None);
+}
+
+/// Sixteen pollers advance one cursor at once: it ends at the highest value.
+pub async fn cursors_race(store: Arc<dyn CursorStore>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let target = at(100 + i64::from(i), "x");
+                loop {
+                    let current = store.cursor("race").await.unwrap();
+                    if current.as_ref().is_some_and(|c| *c >= target) {
+                        return;
+                    }
+                    match store.advance("race", current.as_ref(), &target).await {
+                        Ok(()) => return,
+                        Err(StoreError::Conflict(_)) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(store.cursor("race").await.unwrap(), Some(at(115, "x")));
+}
+
+/// A claim is held by one owner until it expires; an event is new once per TTL.
+pub async fn claims(store: &dyn ClaimStore) {
+    assert!(
+        store
+            .claim("email:ana@acme.com", "worker-1", 1_000, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim("email:ana@acme.com", "worker-2", 1_000, 500)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .claim("email:ana@acme.com", "worker-1", 1_000, 600)
+            .await
+            .unwrap(),
+        "the holder may retry"
+    );
+    assert!(
+        store
+            .claim("email:ana@acme.com", "worker-2", 1_000, 2_000)
+            .await
+            .unwrap(),
+        "expired claims are free"
+    );
+    store
+        .release("email:ana@acme.com", "worker-2")
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim("email:ana@acme.com", "worker-3", 1_000, 2_001)
+            .await
+            .unwrap()
+    );
+
+    assert!(
+        store
+            .first_sight("hubspot:33:25:3816279340:1246965:1462216307945", 60_000, 0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .first_sight("hubspot:33:25:3816279340:1246965:1462216307945", 60_000, 10)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .first_sight(
+                "hubspot:33:25:3816279340:1246965:1462216307945",
+                60_000,
+                70_000
+            )
+            .await
+            .unwrap()
+    );
+}
+
+/// Sixteen workers claim one dedup key at once: exactly one wins.
+pub async fn claims_race(store: Arc<dyn ClaimStore>) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim("domain:acme.com", &format!("worker-{i}"), 60_000, 0)
+                    .await
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        if t.await.unwrap().unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1);
+}
+
+fn item(n: usize) -> WorkItem {
+    WorkItem {
+        side: "hubspot".into(),
+        object: "contacts".into(),
+        id: n.to_string(),
+        origin: "poll".into(),
+    }
+}
+
+/// Items go in and come out; an unacknowledged one comes back once its visibility
+/// ends; one that keeps failing ends among the dead letters with its body intact.
+/// `max_receives` is what the queue was set up with.
+pub async fn queue(queue: &dyn WorkQueue, max_receives: u32) {
+    let items: Vec<WorkItem> = (0..25).map(item).collect();
+    queue.send(&items).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 25 {
+        let got = queue.receive(10, 60_000).await.unwrap();
+        assert!(!got.is_empty(), "all 25 come out");
+        for d in got {
+            assert_eq!(d.receives, 1);
+            seen.push(d.item.id.clone());
+            queue.ack(&d).await.unwrap();
+        }
+    }
+    seen.sort_by_key(|s| s.parse::<usize>().unwrap_or(0));
+    assert_eq!(seen, (0..25).map(|n| n.to_string()).collect::<Vec<_>>());
+    assert!(
+        queue.receive(10, 60_000).await.unwrap().is_empty(),
+        "acknowledged items are gone"
+    );
+
+    // Not acknowledged, visibility over (zero here): it comes back, counted.
+    queue.send(&[item(100)]).await.unwrap();
+    let first = queue.receive(1, 0).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let again = queue.receive(1, 0).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].item, item(100));
+    assert_eq!(again[0].receives, 2);
+    for _ in 2..max_receives {
+        assert_eq!(queue.receive(1, 0).await.unwrap().len(), 1);
+    }
+    // Received max_receives times and never acknowledged: dead-lettered.
+    assert!(queue.receive(1, 0).await.unwrap().is_empty());
+    assert_eq!(queue.dead_letters().await.unwrap(), vec![item(100)]);
+}

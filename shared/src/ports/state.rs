@@ -1,0 +1,145 @@
+//! The state crmsync keeps between runs: which records are linked (and the values
+//! they last agreed on), how far each change feed has been read, who is creating what
+//! right now, and which events were already seen. At-least-once delivery and racing
+//! workers are normal: every write that could race is conditional.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Millis;
+use crate::domain::merge::LastSynced;
+
+/// A state store failure the pipeline branches on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: someone else linked, advanced or updated first.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The store could not be reached or answered an error worth retrying.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data that does not read back.
+    #[error("state store holds unreadable data: {0}")]
+    Corrupt(String),
+}
+
+/// One linked pair: a HubSpot record and the Salesforce record that is the same thing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    /// The object pair (`contacts`, `companies`, a custom pair's name).
+    pub pair: String,
+    pub hubspot_id: String,
+    /// `Lead`, `Contact`, `Account`...
+    pub salesforce_object: String,
+    pub salesforce_id: String,
+    pub last_synced: LastSynced,
+    pub synced_at: Millis,
+    /// Bumped by every update; an update naming an older version is refused.
+    pub version: u64,
+}
+
+/// Links, looked up from either side, created once, updated optimistically.
+#[async_trait]
+pub trait LinkStore: Send + Sync {
+    async fn by_hubspot(&self, pair: &str, hubspot_id: &str) -> Result<Option<Link>, StoreError>;
+    async fn by_salesforce(
+        &self,
+        salesforce_object: &str,
+        salesforce_id: &str,
+    ) -> Result<Option<Link>, StoreError>;
+    /// Creates a link (at version 1) only if neither side is linked yet.
+    async fn create(&self, link: &Link) -> Result<Link, StoreError>;
+    /// Stores new last-synced values if `link.version` is still the stored one;
+    /// returns the link at its new version.
+    async fn update(&self, link: &Link) -> Result<Link, StoreError>;
+    /// Points a link at another record (lead conversion, merges), under the same
+    /// version check; the old ids stop resolving to it.
+    async fn relink(
+        &self,
+        link: &Link,
+        hubspot_id: &str,
+        salesforce_object: &str,
+        salesforce_id: &str,
+    ) -> Result<Link, StoreError>;
+    async fn remove(&self, link: &Link) -> Result<(), StoreError>;
+}
+
+/// How far a change feed (`hubspot:contacts`, `salesforce:Lead`) has been read: a
+/// time and the last id at that time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cursor {
+    pub at: Millis,
+    pub last_id: String,
+}
+
+#[async_trait]
+pub trait CursorStore: Send + Sync {
+    async fn cursor(&self, feed: &str) -> Result<Option<Cursor>, StoreError>;
+    /// Moves a feed's cursor from `from` (what the caller read; `None`: unset) to `to`.
+    /// Refused with a conflict when the stored cursor is no longer `from` or `to` would
+    /// not move it forward: two pollers cannot both move it, nor move it back.
+    async fn advance(
+        &self,
+        feed: &str,
+        from: Option<&Cursor>,
+        to: &Cursor,
+    ) -> Result<(), StoreError>;
+}
+
+/// Short-lived exclusive claims (before creating a record on the other side) and
+/// remembered event keys (to skip redelivered events cheaply).
+#[async_trait]
+pub trait ClaimStore: Send + Sync {
+    /// Takes `key` for `owner` until `now + ttl_ms`; `false` when someone else holds it.
+    /// The same owner may take it again (a retry).
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl_ms: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError>;
+    /// Records an event key; `true` the first time it is seen within `ttl_ms`.
+    async fn first_sight(
+        &self,
+        event_key: &str,
+        ttl_ms: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError>;
+}
+
+/// One unit of queued work: a record to sync, by reference.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// `hubspot` or `salesforce`.
+    pub side: String,
+    pub object: String,
+    pub id: String,
+    /// Why it was queued (`poll`, `webhook`, `outbound`, `manual`, `retry`).
+    pub origin: String,
+}
+
+/// A received item and what acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub receipt: String,
+    pub item: WorkItem,
+    /// How many times it has been received, this time included.
+    pub receives: u32,
+}
+
+/// Batches of record references between the poller/intake and the workers.
+#[async_trait]
+pub trait WorkQueue: Send + Sync {
+    async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError>;
+    /// Up to `max` items, each hidden from other receivers for `visibility_ms`.
+    async fn receive(&self, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>, StoreError>;
+    async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Returns an item to the queue after `delay_ms`.
+    async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError>;
+    /// Items that failed too many times, with their bodies intact.
+    async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError>;
+}

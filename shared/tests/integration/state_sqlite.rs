@@ -1,0 +1,125 @@
+//! The embedded store through every port's contract suite, plus what only a file
+//! shows: queued work survives a restart, visibility runs on the injected clock, a
+//! newer schema is refused.
+
+use std::sync::Arc;
+
+use crmsync_shared::adapters::sqlite::SqliteStore;
+use crmsync_shared::contract;
+use crmsync_shared::ports::{ClaimStore, CursorStore, LinkStore, ManualClock, WorkItem, WorkQueue};
+
+fn store() -> SqliteStore {
+    SqliteStore::in_memory(Arc::new(ManualClock::at(0)), 5).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn temp_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("crmsync-state-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&dir);
+    dir
+}
+
+#[tokio::test]
+async fn links_contract() {
+    contract::links(&store()).await;
+}
+
+#[tokio::test]
+async fn links_race_contract() {
+    let s: Arc<dyn LinkStore> = Arc::new(store());
+    contract::links_race(s).await;
+}
+
+#[tokio::test]
+async fn cursors_contract() {
+    contract::cursors(&store()).await;
+    let s: Arc<dyn CursorStore> = Arc::new(store());
+    contract::cursors_race(s).await;
+}
+
+#[tokio::test]
+async fn claims_contract() {
+    contract::claims(&store()).await;
+    let s: Arc<dyn ClaimStore> = Arc::new(store());
+    contract::claims_race(s).await;
+}
+
+#[tokio::test]
+async fn queue_contract() {
+    contract::queue(&store(), 5).await;
+}
+
+fn item(id: &str) -> WorkItem {
+    WorkItem {
+        side: "salesforce".into(),
+        object: "Lead".into(),
+        id: id.into(),
+        origin: "outbound".into(),
+    }
+}
+
+#[tokio::test]
+async fn queued_work_survives_a_restart_and_visibility_follows_the_clock() {
+    let path = temp_file("queue.sqlite");
+    let clock = ManualClock::at(0);
+    {
+        let s =
+            SqliteStore::open(&path, Arc::new(clock.clone()), 5).unwrap_or_else(|e| panic!("{e}"));
+        s.send(&[item("00Q1"), item("00Q2")])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let got = s.receive(1, 30_000).await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.len(), 1);
+        // The process dies here, the first item neither acknowledged nor returned.
+    }
+    let s = SqliteStore::open(&path, Arc::new(clock.clone()), 5).unwrap_or_else(|e| panic!("{e}"));
+    let now = s
+        .receive(10, 30_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        now.iter().map(|d| d.item.id.as_str()).collect::<Vec<_>>(),
+        vec!["00Q2"]
+    );
+    clock.advance(30_000);
+    let later = s
+        .receive(10, 30_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ids: Vec<&str> = later.iter().map(|d| d.item.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        vec!["00Q1", "00Q2"],
+        "both come back once their visibility ends"
+    );
+    s.retry(&later[0], 5_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    s.ack(&later[1]).await.unwrap_or_else(|e| panic!("{e}"));
+    clock.advance(5_000);
+    assert_eq!(
+        s.receive(10, 1_000)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .len(),
+        1
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn a_store_from_a_newer_crmsync_is_refused_not_damaged() {
+    let path = temp_file("newer.sqlite");
+    {
+        let conn = rusqlite_connection(&path);
+        conn.pragma_update(None, "user_version", 99)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let err = SqliteStore::open(&path, Arc::new(ManualClock::at(0)), 5).err();
+    assert!(err.is_some_and(|e| e.to_string().contains("newer crmsync")));
+    let _ = std::fs::remove_file(&path);
+}
+
+fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{e}"))
+}
