@@ -4,4 +4,5 @@
 mod harness;
 mod hubspot_client;
 mod salesforce_client;
+mod state_aws;
 mod state_sqlite;

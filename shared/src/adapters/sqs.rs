@@ -1,0 +1,211 @@
+//! The work queue on SQS: a standard queue (Lambda's batching window and large batches
+//! work only there; safety against duplicates comes from claims and conditional links,
+//! not FIFO order) with a dead-letter queue through a redrive policy. Sends go in
+//! batches of 10 entries and at most 256 KiB.
+
+use async_trait::async_trait;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{
+    MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+
+use crate::ports::{Delivery, StoreError, WorkItem, WorkQueue};
+
+/// SQS's limits per send call.
+const ENTRIES_MAX: usize = 10;
+const BYTES_MAX: usize = 256 * 1024;
+/// SQS's limit per receive call: `receive` asks for at most this many.
+const RECEIVE_MAX: usize = 10;
+
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+    dead_letter_url: Option<String>,
+}
+
+fn unavailable(e: impl std::fmt::Debug) -> StoreError {
+    StoreError::Unavailable(format!("{e:?}").chars().take(500).collect())
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, url: impl Into<String>, dead_letter_url: Option<String>) -> Self {
+        SqsQueue {
+            client,
+            url: url.into(),
+            dead_letter_url,
+        }
+    }
+
+    /// Creates a queue and its dead-letter queue (after `max_receives` receives) for
+    /// local runs and tests; deployed stacks get them from the SAM template.
+    pub async fn create(
+        client: &Client,
+        name: &str,
+        max_receives: u32,
+    ) -> Result<Self, StoreError> {
+        let dlq = client
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let dlq_url = dlq
+            .queue_url
+            .ok_or_else(|| StoreError::Unavailable("no DLQ url".into()))?;
+        let arn = client
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(unavailable)?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .ok_or_else(|| StoreError::Unavailable("no DLQ arn".into()))?;
+        let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives.to_string()}).to_string();
+        let queue = client
+            .create_queue()
+            .queue_name(name)
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let url = queue
+            .queue_url
+            .ok_or_else(|| StoreError::Unavailable("no queue url".into()))?;
+        Ok(SqsQueue::new(client.clone(), url, Some(dlq_url)))
+    }
+
+    /// One receive call: up to 10 messages (SQS's limit per call).
+    async fn receive_from(
+        &self,
+        url: &str,
+        max: usize,
+        visibility_ms: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let answer = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, RECEIVE_MAX) as i32)
+            .visibility_timeout((visibility_ms / 1000) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        answer
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| {
+                let body = m.body.unwrap_or_default();
+                let item: WorkItem =
+                    serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let receives = m
+                    .attributes
+                    .as_ref()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                Ok(Delivery {
+                    receipt: m.receipt_handle.unwrap_or_default(),
+                    item,
+                    receives,
+                })
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl WorkQueue for SqsQueue {
+    async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError> {
+        let bodies = items
+            .iter()
+            .map(serde_json::to_string)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut batch: Vec<SendMessageBatchRequestEntry> = Vec::new();
+        let mut bytes = 0;
+        for (i, body) in bodies.into_iter().enumerate() {
+            if batch.len() == ENTRIES_MAX || bytes + body.len() > BYTES_MAX {
+                self.flush(std::mem::take(&mut batch)).await?;
+                bytes = 0;
+            }
+            bytes += body.len();
+            batch.push(
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(body)
+                    .build()
+                    .map_err(unavailable)?,
+            );
+        }
+        if !batch.is_empty() {
+            self.flush(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>, StoreError> {
+        let url = self.url.clone();
+        self.receive_from(&url, max, visibility_ms).await
+    }
+
+    async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        self.client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(&delivery.receipt)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError> {
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(&delivery.receipt)
+            .visibility_timeout((delay_ms / 1000) as i32)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError> {
+        let Some(url) = self.dead_letter_url.clone() else {
+            return Ok(Vec::new());
+        };
+        // Visibility 0: a look, not a take (up to 10, one call).
+        Ok(self
+            .receive_from(&url, RECEIVE_MAX, 0)
+            .await?
+            .into_iter()
+            .map(|d| d.item)
+            .collect())
+    }
+}
+
+impl SqsQueue {
+    async fn flush(&self, entries: Vec<SendMessageBatchRequestEntry>) -> Result<(), StoreError> {
+        let answer = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        if !answer.failed.is_empty() {
+            return Err(StoreError::Unavailable(format!(
+                "{} messages were not queued",
+                answer.failed.len()
+            )));
+        }
+        Ok(())
+    }
+}
