@@ -1,14 +1,20 @@
-//! The state ports on DynamoDB: one table, key `pk` (string), written with conditions
-//! and transactions so that racing Lambda workers cannot both link, claim or advance.
-//! The key schema is in `docs/state.md`.
+//! The state ports on DynamoDB: one table, keys `pk` and `sk` (strings) and one index,
+//! written with conditions and transactions so that racing Lambda workers cannot both
+//! link, claim or advance. The key schema is explained in `docs/state.md`.
 //!
-//! | item | `pk` | attributes |
-//! |---|---|---|
-//! | link | `link#{pair}#{hubspot_id}` | `data` (JSON), `version`, `sf` (its pointer's key) |
-//! | link pointer | `linksf#{sobject}#{salesforce_id}` | `target` (the link's key) |
-//! | cursor | `cursor#{feed}` | `at`, `last_id` |
-//! | claim | `claim#{key}` | `owner`, `expires` (ms), `ttl` (s, DynamoDB TTL) |
-//! | seen event | `event#{key}` | `expires` (ms), `ttl` (s) |
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | link | `link#{pair}#{hubspot_id}` | `_` | `data` (JSON), `version`, `sf` (its pointer's key) |
+//! | link pointer | `linksf#{sobject}#{salesforce_id}` | `_` | `target` (the link's key) |
+//! | cursor | `cursor#{feed}` | `_` | `at`, `last_id` |
+//! | claim | `claim#{key}` | `_` | `owner`, `expires` (ms), `ttl` (s, DynamoDB TTL) |
+//! | seen event | `event#{key}` | `_` | `expires` (ms), `ttl` (s) |
+//! | record status | `status#{side}#{object}#{id}` | `_` | `data` (JSON), `gpk` = `outcome#{outcome}`, `gsk` = last seen |
+//! | history event | `history#{side}#{object}#{id}` | `{at}#{n}` | `data` (JSON), `ttl` |
+//! | counts | `counts` | `{object}#{direction}` | `synced`, `skipped`, `failed` |
+//! | dedup key | `dedup#{side}#{kind}#{key}` | record id | |
+//!
+//! Index `by_outcome` (`gpk`, `gsk`) lists records by their last outcome.
 
 use std::collections::HashMap;
 
@@ -16,9 +22,15 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, Put,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
+
+/// The index of records by last outcome.
+const BY_OUTCOME: &str = "by_outcome";
+/// The sort key of single items.
+const ONE: &str = "_";
 
 use crate::ports::{ClaimStore, Cursor, CursorStore, Link, LinkStore, StoreError};
 
@@ -88,22 +100,45 @@ impl DynamoStore {
     /// Creates the table (on-demand, TTL on `ttl`) for local runs and tests; deployed
     /// stacks get it from the SAM template.
     pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+        let attr = |name: &str, ty: ScalarAttributeType| {
+            build(
+                AttributeDefinition::builder()
+                    .attribute_name(name)
+                    .attribute_type(ty)
+                    .build(),
+            )
+        };
+        let key = |name: &str, ty: KeyType| {
+            build(
+                KeySchemaElement::builder()
+                    .attribute_name(name)
+                    .key_type(ty)
+                    .build(),
+            )
+        };
+        let by_outcome = build(
+            GlobalSecondaryIndex::builder()
+                .index_name(BY_OUTCOME)
+                .key_schema(key("gpk", KeyType::Hash)?)
+                .key_schema(key("gsk", KeyType::Range)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build(),
+        )?;
         client
             .create_table()
             .table_name(table)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(build(
-                AttributeDefinition::builder()
-                    .attribute_name("pk")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build(),
-            )?)
-            .key_schema(build(
-                KeySchemaElement::builder()
-                    .attribute_name("pk")
-                    .key_type(KeyType::Hash)
-                    .build(),
-            )?)
+            .attribute_definitions(attr("pk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("sk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("gpk", ScalarAttributeType::S)?)
+            .attribute_definitions(attr("gsk", ScalarAttributeType::N)?)
+            .key_schema(key("pk", KeyType::Hash)?)
+            .key_schema(key("sk", KeyType::Range)?)
+            .global_secondary_indexes(by_outcome)
             .send()
             .await
             .map_err(classify)?;
@@ -128,6 +163,7 @@ impl DynamoStore {
             .get_item()
             .table_name(&self.table)
             .key("pk", s(pk))
+            .key("sk", s(ONE))
             .consistent_read(true)
             .send()
             .await
@@ -148,6 +184,7 @@ impl DynamoStore {
         let data = serde_json::to_string(link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(HashMap::from([
             ("pk".to_owned(), s(link_key(&link.pair, &link.hubspot_id))),
+            ("sk".to_owned(), s(ONE)),
             ("data".to_owned(), s(data)),
             ("version".to_owned(), n(version as i64)),
             (
@@ -157,16 +194,17 @@ impl DynamoStore {
         ]))
     }
 
+    /// A put inside a transaction; an empty `condition` writes unconditionally.
     fn put(
         &self,
         item: Item,
         condition: &str,
         values: Item,
     ) -> Result<TransactWriteItem, StoreError> {
-        let mut put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression(condition);
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if !condition.is_empty() {
+            put = put.condition_expression(condition);
+        }
         if !values.is_empty() {
             put = put.set_expression_attribute_values(Some(values));
         }
@@ -184,6 +222,7 @@ impl DynamoStore {
         let mut delete = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(pk))
+            .key("sk", s(ONE))
             .condition_expression(condition);
         if !values.is_empty() {
             delete = delete.set_expression_attribute_values(Some(values));
@@ -244,6 +283,7 @@ impl LinkStore for DynamoStore {
                 "pk".to_owned(),
                 s(pointer_key(&link.salesforce_object, &link.salesforce_id)),
             ),
+            ("sk".to_owned(), s(ONE)),
             (
                 "target".to_owned(),
                 s(link_key(&link.pair, &link.hubspot_id)),
@@ -265,6 +305,7 @@ impl LinkStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .key("pk", s(link_key(&link.pair, &link.hubspot_id)))
+            .key("sk", s(ONE))
             .update_expression("SET #d = :d, version = :next")
             .condition_expression("version = :v")
             .expression_attribute_names("#d", "data")
@@ -303,6 +344,7 @@ impl LinkStore for DynamoStore {
             let update = Update::builder()
                 .table_name(&self.table)
                 .key("pk", s(new_main.clone()))
+                .key("sk", s(ONE))
                 .update_expression("SET #d = :d, version = :next, sf = :sf")
                 .condition_expression("version = :v")
                 .expression_attribute_names("#d", "data")
@@ -326,6 +368,7 @@ impl LinkStore for DynamoStore {
         if old_pointer == new_pointer {
             let pointer = HashMap::from([
                 ("pk".to_owned(), s(new_pointer)),
+                ("sk".to_owned(), s(ONE)),
                 ("target".to_owned(), s(new_main)),
             ]);
             items.push(self.put(pointer, "attribute_exists(pk)", Item::new())?);
@@ -333,6 +376,7 @@ impl LinkStore for DynamoStore {
             items.push(self.delete(old_pointer, "attribute_exists(pk)", Item::new())?);
             let pointer = HashMap::from([
                 ("pk".to_owned(), s(new_pointer)),
+                ("sk".to_owned(), s(ONE)),
                 ("target".to_owned(), s(new_main)),
             ]);
             items.push(self.put(pointer, "attribute_not_exists(pk)", Item::new())?);
@@ -385,6 +429,7 @@ impl CursorStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("cursor#{feed}")))
+            .item("sk", s(ONE))
             .item("at", n(to.at))
             .item("last_id", s(to.last_id.clone()));
         put = match from {
@@ -414,6 +459,7 @@ impl ClaimStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("claim#{key}")))
+            .item("sk", s(ONE))
             .item("owner", s(owner))
             .item("expires", n(now + ttl_ms))
             .item("ttl", n((now + ttl_ms) / 1000 + 1))
@@ -436,6 +482,7 @@ impl ClaimStore for DynamoStore {
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(format!("claim#{key}")))
+            .key("sk", s(ONE))
             .condition_expression("#o = :owner")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_values(":owner", s(owner))
@@ -458,6 +505,7 @@ impl ClaimStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("event#{event_key}")))
+            .item("sk", s(ONE))
             .item("expires", n(now + ttl_ms))
             .item("ttl", n((now + ttl_ms) / 1000 + 1))
             .condition_expression("attribute_not_exists(pk) OR expires <= :now")
@@ -470,4 +518,236 @@ impl ClaimStore for DynamoStore {
             Err(e) => Err(e),
         }
     }
+}
+
+fn record_key(r: &crate::ports::RecordRef) -> String {
+    format!("{}#{}#{}", r.side, r.object, r.id)
+}
+
+fn data_of<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let data =
+        get_s(item, "data").ok_or_else(|| StoreError::Corrupt("an item without data".into()))?;
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl DynamoStore {
+    async fn query_all(
+        &self,
+        pk: String,
+        index: Option<&str>,
+        key_name: &str,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", key_name)
+                .expression_attribute_values(":k", s(pk.clone()))
+                .set_exclusive_start_key(start.take());
+            if let Some(i) = index {
+                q = q.index_name(i);
+            } else {
+                q = q.consistent_read(true);
+            }
+            let page = q.send().await.map_err(classify)?;
+            out.extend(page.items.unwrap_or_default());
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl crate::ports::StatusStore for DynamoStore {
+    async fn record(
+        &self,
+        event: &crate::ports::SyncEvent,
+        history_ttl_ms: i64,
+    ) -> Result<crate::ports::RecordStatus, StoreError> {
+        let key = record_key(&event.record);
+        let previous = self
+            .get(format!("status#{key}"))
+            .await?
+            .as_ref()
+            .map(data_of)
+            .transpose()?;
+        let status = crate::ports::RecordStatus::after(previous, event);
+        let data =
+            serde_json::to_string(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut status_item = HashMap::from([
+            ("pk".to_owned(), s(format!("status#{key}"))),
+            ("sk".to_owned(), s(ONE)),
+            ("data".to_owned(), s(data)),
+            (
+                "gpk".to_owned(),
+                s(format!("outcome#{}", event.outcome.as_str())),
+            ),
+            ("gsk".to_owned(), n(event.at)),
+        ]);
+        if let Some(code) = &event.code {
+            status_item.insert("code".to_owned(), s(code.clone()));
+        }
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let history =
+            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expires = event.at + history_ttl_ms;
+        let history_item = HashMap::from([
+            ("pk".to_owned(), s(format!("history#{key}"))),
+            ("sk".to_owned(), s(format!("{:020}#{seq:020}", event.at))),
+            ("data".to_owned(), s(history)),
+            ("expires".to_owned(), n(expires)),
+            ("ttl".to_owned(), n(expires / 1000 + 1)),
+        ]);
+        let column = event.outcome.as_str();
+        let counts = Update::builder()
+            .table_name(&self.table)
+            .key("pk", s("counts"))
+            .key(
+                "sk",
+                s(format!("{}#{}", event.record.object, event.direction)),
+            )
+            .update_expression(format!("ADD {column} :one"))
+            .expression_attribute_values(":one", n(1));
+        self.transact(vec![
+            self.put(status_item, "", Item::new())?,
+            self.put(history_item, "attribute_not_exists(pk)", Item::new())?,
+            TransactWriteItem::builder()
+                .update(build(counts.build())?)
+                .build(),
+        ])
+        .await?;
+        Ok(status)
+    }
+
+    async fn status(
+        &self,
+        record: &crate::ports::RecordRef,
+    ) -> Result<Option<crate::ports::RecordStatus>, StoreError> {
+        self.get(format!("status#{}", record_key(record)))
+            .await?
+            .as_ref()
+            .map(data_of)
+            .transpose()
+    }
+
+    async fn history(
+        &self,
+        record: &crate::ports::RecordRef,
+        now: i64,
+    ) -> Result<Vec<crate::ports::SyncEvent>, StoreError> {
+        // DynamoDB's TTL deletes lazily: expired items are filtered here.
+        self.query_all(format!("history#{}", record_key(record)), None, "pk")
+            .await?
+            .iter()
+            .filter(|i| get_n(i, "expires").is_none_or(|e| e > now))
+            .map(data_of)
+            .collect()
+    }
+
+    async fn by_outcome(
+        &self,
+        outcome: crate::ports::Outcome,
+        code: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::RecordStatus>, StoreError> {
+        let items = self
+            .query_all(
+                format!("outcome#{}", outcome.as_str()),
+                Some(BY_OUTCOME),
+                "gpk",
+            )
+            .await?;
+        items
+            .iter()
+            .filter(|i| code.is_none_or(|c| get_s(i, "code") == Some(c)))
+            .take(limit)
+            .map(data_of)
+            .collect()
+    }
+
+    async fn counts(&self) -> Result<Vec<(String, String, crate::ports::Counts)>, StoreError> {
+        let items = self.query_all("counts".to_owned(), None, "pk").await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let (object, direction) = get_s(i, "sk")?.split_once('#')?;
+                let c = |k: &str| get_n(i, k).unwrap_or(0) as u64;
+                Some((
+                    object.to_owned(),
+                    direction.to_owned(),
+                    crate::ports::Counts {
+                        synced: c("synced"),
+                        skipped: c("skipped"),
+                        failed: c("failed"),
+                    },
+                ))
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::DedupIndex for DynamoStore {
+    async fn put(
+        &self,
+        side: &str,
+        kind: &str,
+        key: &str,
+        record_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("dedup#{side}#{kind}#{key}")))
+            .item("sk", s(record_id))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn lookup(&self, side: &str, kind: &str, key: &str) -> Result<Vec<String>, StoreError> {
+        let items = self
+            .query_all(format!("dedup#{side}#{kind}#{key}"), None, "pk")
+            .await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| get_s(i, "sk").map(str::to_owned))
+            .collect())
+    }
+
+    async fn remove(
+        &self,
+        side: &str,
+        kind: &str,
+        key: &str,
+        record_id: &str,
+    ) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("dedup#{side}#{kind}#{key}")))
+            .key("sk", s(record_id))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// The AWS configuration from the standard chain (environment, profile, instance
+/// role), with an endpoint override for local servers such as moto.
+pub async fn aws_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(url) = endpoint {
+        loader = loader.endpoint_url(url);
+    }
+    loader.load().await
 }

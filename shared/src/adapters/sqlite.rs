@@ -10,15 +10,15 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ports::{
-    ClaimStore, Clock, Cursor, CursorStore, Delivery, Link, LinkStore, StoreError, WorkItem,
-    WorkQueue,
+    ClaimStore, Clock, Counts, Cursor, CursorStore, DedupIndex, Delivery, Link, LinkStore, Outcome,
+    RecordRef, RecordStatus, StatusStore, StoreError, SyncEvent, WorkItem, WorkQueue,
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Statements that take a file from one version to the next; index 0 creates v1.
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = ["
     CREATE TABLE IF NOT EXISTS links (
         pair TEXT NOT NULL, hubspot_id TEXT NOT NULL,
         salesforce_object TEXT NOT NULL, salesforce_id TEXT NOT NULL,
@@ -32,6 +32,23 @@ const MIGRATIONS: [&str; 1] = ["
         id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, visible_at INTEGER NOT NULL,
         receives INTEGER NOT NULL DEFAULT 0, receipt TEXT, dead INTEGER NOT NULL DEFAULT 0);
     CREATE INDEX IF NOT EXISTS queue_ready ON queue (dead, visible_at);
+", "
+    CREATE TABLE IF NOT EXISTS status (
+        side TEXT NOT NULL, object TEXT NOT NULL, id TEXT NOT NULL,
+        outcome TEXT NOT NULL, code TEXT, last_seen INTEGER NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (side, object, id));
+    CREATE INDEX IF NOT EXISTS status_by_outcome ON status (outcome, code, last_seen);
+    CREATE TABLE IF NOT EXISTS history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, side TEXT NOT NULL, object TEXT NOT NULL, id TEXT NOT NULL,
+        at INTEGER NOT NULL, expires INTEGER NOT NULL, data TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS history_by_record ON history (side, object, id, at);
+    CREATE TABLE IF NOT EXISTS counts (
+        object TEXT NOT NULL, direction TEXT NOT NULL,
+        synced INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (object, direction));
+    CREATE TABLE IF NOT EXISTS dedup (
+        side TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, record_id TEXT NOT NULL,
+        PRIMARY KEY (side, kind, key, record_id));
 "];
 
 /// The default file of the embedded store.
@@ -511,6 +528,204 @@ impl WorkQueue for SqliteStore {
                 .iter()
                 .map(|b| serde_json::from_str(b).map_err(|e| StoreError::Corrupt(e.to_string())))
                 .collect()
+        })
+        .await
+    }
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+#[async_trait]
+impl StatusStore for SqliteStore {
+    async fn record(
+        &self,
+        event: &SyncEvent,
+        history_ttl_ms: i64,
+    ) -> Result<RecordStatus, StoreError> {
+        let event = event.clone();
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let r = &event.record;
+            let previous: Option<String> = tx
+                .query_row("SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3", params![r.side, r.object, r.id], |row| row.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            let previous = previous.map(|d| serde_json::from_str(&d).map_err(corrupt)).transpose()?;
+            let status = RecordStatus::after(previous, &event);
+            let data = serde_json::to_string(&status).map_err(corrupt)?;
+            tx.execute(
+                "INSERT INTO status (side, object, id, outcome, code, last_seen, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (side, object, id) DO UPDATE SET outcome = excluded.outcome, code = excluded.code,
+                 last_seen = excluded.last_seen, data = excluded.data",
+                params![r.side, r.object, r.id, event.outcome.as_str(), event.code, event.at, data],
+            )
+            .map_err(unavailable)?;
+            let history = serde_json::to_string(&event).map_err(corrupt)?;
+            tx.execute(
+                "INSERT INTO history (side, object, id, at, expires, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![r.side, r.object, r.id, event.at, event.at + history_ttl_ms, history],
+            )
+            .map_err(unavailable)?;
+            let column = event.outcome.as_str();
+            tx.execute(
+                &format!(
+                    "INSERT INTO counts (object, direction, {column}) VALUES (?1, ?2, 1)
+                     ON CONFLICT (object, direction) DO UPDATE SET {column} = {column} + 1"
+                ),
+                params![r.object, event.direction],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(status)
+        })
+        .await
+    }
+
+    async fn status(&self, record: &RecordRef) -> Result<Option<RecordStatus>, StoreError> {
+        let r = record.clone();
+        self.with(move |c| {
+            let data: Option<String> = c
+                .query_row(
+                    "SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3",
+                    params![r.side, r.object, r.id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            data.map(|d| serde_json::from_str(&d).map_err(corrupt))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn history(&self, record: &RecordRef, now: i64) -> Result<Vec<SyncEvent>, StoreError> {
+        let r = record.clone();
+        self.with(move |c| {
+            c.execute("DELETE FROM history WHERE expires <= ?1", params![now]).map_err(unavailable)?;
+            let mut stmt = c
+                .prepare("SELECT data FROM history WHERE side = ?1 AND object = ?2 AND id = ?3 ORDER BY at, seq")
+                .map_err(unavailable)?;
+            let rows: Vec<String> = stmt
+                .query_map(params![r.side, r.object, r.id], |row| row.get(0))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            rows.iter().map(|d| serde_json::from_str(d).map_err(corrupt)).collect()
+        })
+        .await
+    }
+
+    async fn by_outcome(
+        &self,
+        outcome: Outcome,
+        code: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RecordStatus>, StoreError> {
+        let code = code.map(str::to_owned);
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT data FROM status WHERE outcome = ?1 AND (?2 IS NULL OR code = ?2) ORDER BY last_seen LIMIT ?3")
+                .map_err(unavailable)?;
+            let rows: Vec<String> = stmt
+                .query_map(params![outcome.as_str(), code, limit as i64], |row| row.get(0))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            rows.iter().map(|d| serde_json::from_str(d).map_err(corrupt)).collect()
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<Vec<(String, String, Counts)>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT object, direction, synced, skipped, failed FROM counts ORDER BY object, direction")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        Counts {
+                            synced: row.get::<_, i64>(2)? as u64,
+                            skipped: row.get::<_, i64>(3)? as u64,
+                            failed: row.get::<_, i64>(4)? as u64,
+                        },
+                    ))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DedupIndex for SqliteStore {
+    async fn put(
+        &self,
+        side: &str,
+        kind: &str,
+        key: &str,
+        record_id: &str,
+    ) -> Result<(), StoreError> {
+        let (side, kind, key, id) = (
+            side.to_owned(),
+            kind.to_owned(),
+            key.to_owned(),
+            record_id.to_owned(),
+        );
+        self.with(move |c| {
+            c.execute(
+                "INSERT OR IGNORE INTO dedup (side, kind, key, record_id) VALUES (?1, ?2, ?3, ?4)",
+                params![side, kind, key, id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn lookup(&self, side: &str, kind: &str, key: &str) -> Result<Vec<String>, StoreError> {
+        let (side, kind, key) = (side.to_owned(), kind.to_owned(), key.to_owned());
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT record_id FROM dedup WHERE side = ?1 AND kind = ?2 AND key = ?3 ORDER BY record_id")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map(params![side, kind, key], |row| row.get(0))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn remove(
+        &self,
+        side: &str,
+        kind: &str,
+        key: &str,
+        record_id: &str,
+    ) -> Result<(), StoreError> {
+        let (side, kind, key, id) = (
+            side.to_owned(),
+            kind.to_owned(),
+            key.to_owned(),
+            record_id.to_owned(),
+        );
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM dedup WHERE side = ?1 AND kind = ?2 AND key = ?3 AND record_id = ?4",
+                params![side, kind, key, id],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
         })
         .await
     }

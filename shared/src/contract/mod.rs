@@ -332,3 +332,174 @@ pub async fn queue(queue: &dyn WorkQueue, max_receives: u32) {
     assert!(queue.receive(1, 0).await.unwrap().is_empty());
     assert_eq!(queue.dead_letters().await.unwrap(), vec![item(100)]);
 }
+
+use crate::ports::{Counts, DedupIndex, Outcome, RecordRef, StatusStore, SyncEvent};
+
+fn event(id: &str, outcome: Outcome, code: Option<&str>, at: i64) -> SyncEvent {
+    SyncEvent {
+        record: RecordRef {
+            side: "hubspot".into(),
+            object: "contacts".into(),
+            id: id.into(),
+        },
+        direction: "to_salesforce".into(),
+        outcome,
+        code: code.map(str::to_owned),
+        message: code.map(|c| format!("{c} happened")),
+        field: code.map(|_| "LastName".to_owned()),
+        changes: Vec::new(),
+        at,
+    }
+}
+
+/// A record's status counts repeated failures, resets on success, is listable by
+/// outcome and code; its history keeps every event until the TTL; counts add up.
+pub async fn statuses(store: &dyn StatusStore) {
+    let ttl = 1_000_000;
+    let first = store
+        .record(
+            &event("1", Outcome::Failed, Some("REQUIRED_FIELD_MISSING"), 10),
+            ttl,
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.attempts, first.first_seen), (1, 10));
+    let again = store
+        .record(
+            &event("1", Outcome::Failed, Some("REQUIRED_FIELD_MISSING"), 20),
+            ttl,
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.attempts, again.first_seen), (2, 10));
+    store
+        .record(
+            &event("2", Outcome::Failed, Some("DUPLICATE_VALUE"), 30),
+            ttl,
+        )
+        .await
+        .unwrap();
+    store
+        .record(&event("3", Outcome::Skipped, Some("no_email"), 40), ttl)
+        .await
+        .unwrap();
+    store
+        .record(&event("4", Outcome::Synced, None, 50), ttl)
+        .await
+        .unwrap();
+
+    let failing = store
+        .by_outcome(Outcome::Failed, Some("REQUIRED_FIELD_MISSING"), 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        failing
+            .iter()
+            .map(|s| s.last.record.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["1"]
+    );
+    assert_eq!(
+        store
+            .by_outcome(Outcome::Failed, None, 100)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let fixed = store
+        .record(&event("1", Outcome::Synced, None, 60), ttl)
+        .await
+        .unwrap();
+    assert_eq!((fixed.attempts, fixed.first_seen), (1, 10));
+    assert!(
+        store
+            .by_outcome(Outcome::Failed, Some("REQUIRED_FIELD_MISSING"), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let record = RecordRef {
+        side: "hubspot".into(),
+        object: "contacts".into(),
+        id: "1".into(),
+    };
+    let history = store.history(&record, 70).await.unwrap();
+    assert_eq!(
+        history.iter().map(|e| e.at).collect::<Vec<_>>(),
+        vec![10, 20, 60]
+    );
+    assert_eq!(
+        store.status(&record).await.unwrap().map(|s| s.last.outcome),
+        Some(Outcome::Synced)
+    );
+    assert!(
+        store.history(&record, 70 + ttl).await.unwrap().is_empty(),
+        "history expires"
+    );
+
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        counts,
+        vec![(
+            "contacts".to_owned(),
+            "to_salesforce".to_owned(),
+            Counts {
+                synced: 2,
+                skipped: 1,
+                failed: 3
+            }
+        )]
+    );
+}
+
+/// Keys map to the records that hold them, on each side apart.
+pub async fn dedup_index(index: &dyn DedupIndex) {
+    index
+        .put("salesforce", "domain", "acme.com", "001A")
+        .await
+        .unwrap();
+    index
+        .put("salesforce", "domain", "acme.com", "001B")
+        .await
+        .unwrap();
+    index
+        .put("salesforce", "domain", "acme.com", "001A")
+        .await
+        .unwrap();
+    index
+        .put("hubspot", "domain", "acme.com", "5001")
+        .await
+        .unwrap();
+    assert_eq!(
+        index
+            .lookup("salesforce", "domain", "acme.com")
+            .await
+            .unwrap(),
+        vec!["001A", "001B"]
+    );
+    assert_eq!(
+        index.lookup("hubspot", "domain", "acme.com").await.unwrap(),
+        vec!["5001"]
+    );
+    index
+        .remove("salesforce", "domain", "acme.com", "001A")
+        .await
+        .unwrap();
+    assert_eq!(
+        index
+            .lookup("salesforce", "domain", "acme.com")
+            .await
+            .unwrap(),
+        vec!["001B"]
+    );
+    assert!(
+        index
+            .lookup("salesforce", "email", "acme.com")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

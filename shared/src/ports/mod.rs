@@ -9,5 +9,6 @@ pub mod state;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{HubSpotApi, SalesforceApi};
 pub use state::{
-    ClaimStore, Cursor, CursorStore, Delivery, Link, LinkStore, StoreError, WorkItem, WorkQueue,
+    ClaimStore, Counts, Cursor, CursorStore, DedupIndex, Delivery, FieldChange, Link, LinkStore,
+    Outcome, RecordRef, RecordStatus, StatusStore, StoreError, SyncEvent, WorkItem, WorkQueue,
 };

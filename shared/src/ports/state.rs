@@ -143,3 +143,146 @@ pub trait WorkQueue: Send + Sync {
     /// Items that failed too many times, with their bodies intact.
     async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError>;
 }
+
+/// How one sync of one record ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Synced,
+    Skipped,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Synced => "synced",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// A record on one side.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct RecordRef {
+    /// `hubspot` or `salesforce`.
+    pub side: String,
+    pub object: String,
+    pub id: String,
+}
+
+/// One field that moved: name, old and new value (as sent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    pub old: serde_json::Value,
+    pub new: serde_json::Value,
+}
+
+/// What happened when a record was synced, to remember and to report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncEvent {
+    pub record: RecordRef,
+    /// `to_salesforce` or `to_hubspot`.
+    pub direction: String,
+    pub outcome: Outcome,
+    /// The reason or the CRM's error code (`no_email`, `REQUIRED_FIELD_MISSING`...).
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub field: Option<String>,
+    pub changes: Vec<FieldChange>,
+    pub at: Millis,
+}
+
+/// A record's sync status: its last outcome and how often it was tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordStatus {
+    pub last: SyncEvent,
+    /// Consecutive attempts that ended like `last` (reset by a success).
+    pub attempts: u32,
+    pub first_seen: Millis,
+}
+
+impl RecordStatus {
+    /// The status after `event`, given the one before: attempts count repeats of the
+    /// same failure or skip and restart after anything else.
+    pub fn after(previous: Option<RecordStatus>, event: &SyncEvent) -> RecordStatus {
+        match previous {
+            Some(p)
+                if p.last.outcome == event.outcome
+                    && event.outcome != Outcome::Synced
+                    && p.last.code == event.code =>
+            {
+                RecordStatus {
+                    last: event.clone(),
+                    attempts: p.attempts + 1,
+                    first_seen: p.first_seen,
+                }
+            }
+            Some(p) => RecordStatus {
+                last: event.clone(),
+                attempts: 1,
+                first_seen: p.first_seen,
+            },
+            None => RecordStatus {
+                last: event.clone(),
+                attempts: 1,
+                first_seen: event.at,
+            },
+        }
+    }
+}
+
+/// Records synced, skipped and failed, per object and direction.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    pub synced: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+/// Per-record status, history (kept for a TTL) and the counters of sync health.
+#[async_trait]
+pub trait StatusStore: Send + Sync {
+    /// Records an event: the record's status, its history, and the counters.
+    async fn record(
+        &self,
+        event: &SyncEvent,
+        history_ttl_ms: i64,
+    ) -> Result<RecordStatus, StoreError>;
+    async fn status(&self, record: &RecordRef) -> Result<Option<RecordStatus>, StoreError>;
+    /// The record's events, oldest first, within their TTL.
+    async fn history(&self, record: &RecordRef, now: Millis) -> Result<Vec<SyncEvent>, StoreError>;
+    /// Records whose last outcome is `outcome` (and code, when given): "retry everything
+    /// that failed with REQUIRED_FIELD_MISSING" is one call.
+    async fn by_outcome(
+        &self,
+        outcome: Outcome,
+        code: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RecordStatus>, StoreError>;
+    /// Counts per (object, direction).
+    async fn counts(&self) -> Result<Vec<(String, String, Counts)>, StoreError>;
+}
+
+/// Normalized dedup keys (email, company domain) -> record ids, per side: Salesforce
+/// cannot match a normalized domain by query, so the pipeline keeps this index.
+#[async_trait]
+pub trait DedupIndex: Send + Sync {
+    async fn put(
+        &self,
+        side: &str,
+        kind: &str,
+        key: &str,
+        record_id: &str,
+    ) -> Result<(), StoreError>;
+    async fn lookup(&self, side: &str, kind: &str, key: &str) -> Result<Vec<String>, StoreError>;
+    async fn remove(
+        &self,
+        side: &str,
+        kind: &str,
+        key: &str,
+        record_id: &str,
+    ) -> Result<(), StoreError>;
+}

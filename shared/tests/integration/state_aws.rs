@@ -77,3 +77,9 @@ async fn queue_contract_on_sqs() {
         .unwrap_or_else(|e| panic!("{e}"));
     contract::queue(&queue, 5).await;
 }
+
+#[tokio::test]
+async fn statuses_and_dedup_contract_on_dynamodb() {
+    contract::statuses(&dynamo().await).await;
+    contract::dedup_index(&dynamo().await).await;
+}

@@ -123,3 +123,9 @@ async fn a_store_from_a_newer_crmsync_is_refused_not_damaged() {
 fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
     rusqlite::Connection::open(path).unwrap_or_else(|e| panic!("{e}"))
 }
+
+#[tokio::test]
+async fn statuses_and_dedup_contract() {
+    contract::statuses(&store()).await;
+    contract::dedup_index(&store()).await;
+}
