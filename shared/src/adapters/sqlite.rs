@@ -730,3 +730,50 @@ impl DedupIndex for SqliteStore {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::ManualClock;
+
+    #[tokio::test]
+    async fn an_older_file_is_migrated_forward_and_keeps_its_data() {
+        let path = std::env::temp_dir().join(format!("crmsync-v1-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        {
+            let conn = Connection::open(&path).unwrap_or_else(|e| panic!("{e}"));
+            conn.execute_batch(MIGRATIONS[0])
+                .unwrap_or_else(|e| panic!("{e}"));
+            conn.pragma_update(None, "user_version", 1)
+                .unwrap_or_else(|e| panic!("{e}"));
+            conn.execute(
+                "INSERT INTO cursors (feed, at, last_id) VALUES ('hubspot:contacts', 42, 'x')",
+                [],
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let store = SqliteStore::open(&path, Arc::new(ManualClock::at(0)), 5)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cursor = store
+            .cursor("hubspot:contacts")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cursor.map(|c| c.at), Some(42));
+        assert!(
+            store
+                .lookup("salesforce", "email", "a@b.co")
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .is_empty(),
+            "v2 tables exist"
+        );
+        let version: i64 = store
+            .conn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(version, SCHEMA_VERSION);
+        let _ = std::fs::remove_file(&path);
+    }
+}
