@@ -2,7 +2,8 @@
 //! over loopback HTTP.
 //!
 //! `cargo bench -p crmsync-sandbox --bench salesforce` (set `SANDBOX_BENCH_RECORDS` to
-//! change the seeded size; default 1,000,000 people).
+//! change the seeded size; default 1,500,000 people: about 1,000,000 contacts and
+//! 500,000 leads).
 
 use std::time::Instant;
 
@@ -28,7 +29,7 @@ async fn main() {
     let records: usize = std::env::var("SANDBOX_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(1_500_000);
     let settings = SalesforceSettings {
         tokens: vec!["bench".into()],
         daily_api_limit: None,
@@ -41,7 +42,7 @@ async fn main() {
         Some(SeedSpec {
             seed: 1,
             records,
-            overlap: 0.5,
+            overlap: 1.0,
         }),
     )
     .await
