@@ -8,4 +8,6 @@
 pub mod adapters;
 pub mod contract;
 pub mod domain;
+pub mod local;
+pub mod pipeline;
 pub mod ports;

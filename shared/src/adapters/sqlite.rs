@@ -123,6 +123,19 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the connection off the async threads.
+    /// Queued items not yet acknowledged (waiting or being worked on), dead letters
+    /// aside: zero means the local pipeline has nothing left to do.
+    pub async fn queued(&self) -> Result<usize, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT COUNT(*) FROM queue WHERE dead = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as usize)
+            .map_err(unavailable)
+        })
+        .await
+    }
+
     async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,

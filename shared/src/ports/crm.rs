@@ -134,6 +134,7 @@ pub trait SalesforceApi: Send + Sync {
     async fn composite_queries(
         &self,
         queries: &[(String, String)],
+        include_deleted: bool,
     ) -> Result<HashMap<String, Vec<Value>>, SalesforceError>;
     async fn create(
         &self,
@@ -177,8 +178,9 @@ impl SalesforceApi for SalesforceClient {
     async fn composite_queries(
         &self,
         queries: &[(String, String)],
+        include_deleted: bool,
     ) -> Result<HashMap<String, Vec<Value>>, SalesforceError> {
-        SalesforceClient::composite_queries(self, queries).await
+        SalesforceClient::composite_queries(self, queries, include_deleted).await
     }
     async fn create(
         &self,

@@ -223,7 +223,7 @@ async fn one_composite_call_polls_every_object_and_describe_is_cached() {
         .map(|o| ((*o).to_owned(), format!("SELECT Id, SystemModstamp FROM {o} WHERE SystemModstamp >= 2024-05-01T00:00:00Z ORDER BY SystemModstamp")))
         .collect();
     let results = c
-        .composite_queries(&queries)
+        .composite_queries(&queries, false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(results.len(), 4);

@@ -306,14 +306,20 @@ impl SalesforceClient {
     pub async fn composite_queries(
         &self,
         queries: &[(String, String)],
+        include_deleted: bool,
     ) -> Result<HashMap<String, Vec<Value>>, SalesforceError> {
+        let resource = if include_deleted {
+            "/queryAll"
+        } else {
+            "/query"
+        };
         let mut out = HashMap::new();
         for chunk in queries.chunks(25) {
             let sub: Vec<Value> = chunk
                 .iter()
                 .map(|(reference, soql)| {
                     let q = serde_urlencoded::to_string([("q", soql)]).unwrap_or_default();
-                    serde_json::json!({"method": "GET", "url": format!("{}?{q}", self.data_path("/query")), "referenceId": reference})
+                    serde_json::json!({"method": "GET", "url": format!("{}?{q}", self.data_path(resource)), "referenceId": reference})
                 })
                 .collect();
             let body = serde_json::json!({"allOrNone": false, "compositeRequest": sub});

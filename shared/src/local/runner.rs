@@ -1,0 +1,157 @@
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::adapters::sqlite::SqliteStore;
+use crate::pipeline::intake::{Intake, IntakeSettings};
+use crate::pipeline::poll::{PollError, PollReport};
+use crate::pipeline::{Pipeline, worker};
+
+/// How the local runner runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where webhooks and outbound messages are received (port 0: a free one).
+    pub listen: SocketAddr,
+    /// How often the poller reads the change feeds; none: only when asked.
+    pub poll_interval: Option<Duration>,
+    pub workers: usize,
+    /// References per sync batch (HubSpot's batch size).
+    pub batch_size: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            poll_interval: Some(Duration::from_secs(30)),
+            workers: 2,
+            batch_size: 100,
+        }
+    }
+}
+
+/// The pipeline running in this process.
+pub struct LocalRunner {
+    pub addr: SocketAddr,
+    pub pipeline: Pipeline,
+    pub store: Arc<SqliteStore>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// How long an idle worker waits before looking at the queue again.
+const IDLE: Duration = Duration::from_millis(25);
+
+impl LocalRunner {
+    /// Binds the listener and starts the intake, the poller and the workers.
+    pub async fn start(
+        pipeline: Pipeline,
+        mut intake: IntakeSettings,
+        store: Arc<SqliteStore>,
+        options: RunOptions,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(options.listen).await?;
+        let addr = listener.local_addr()?;
+        if intake.public_url.is_empty() {
+            intake.public_url = format!("http://{addr}");
+        }
+        let (stop, _) = watch::channel(false);
+        let mut tasks = Vec::new();
+
+        let app = super::server::router(Intake {
+            settings: intake,
+            pipeline: pipeline.clone(),
+            queue: store.clone(),
+            cursors: store.clone(),
+        });
+        let mut stopped = stop.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(message = "intake server stopped", error = %e);
+            }
+        }));
+
+        if let Some(interval) = options.poll_interval {
+            let (pipeline, store, mut stopped) =
+                (pipeline.clone(), store.clone(), stop.subscribe());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    match pipeline.poll(store.as_ref(), store.as_ref()).await {
+                        Ok(r) if r.enqueued() > 0 => {
+                            tracing::info!(message = "poll queued changes", queued = r.enqueued());
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(message = "poll failed", error = %e),
+                    }
+                    tokio::select! {
+                        _ = stopped.wait_for(|s| *s) => break,
+                        () = tokio::time::sleep(interval) => {}
+                    }
+                }
+            }));
+        }
+
+        for n in 0..options.workers {
+            let mut pipeline = pipeline.clone();
+            pipeline.worker = format!("{}-{n}", pipeline.worker);
+            let (store, mut stopped, batch) = (store.clone(), stop.subscribe(), options.batch_size);
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    if *stopped.borrow() {
+                        break;
+                    }
+                    let idle = match worker::run_once(&pipeline, store.as_ref(), batch).await {
+                        Ok(round) => round.received == 0,
+                        Err(e) => {
+                            tracing::warn!(message = "worker could not use the queue", error = %e);
+                            true
+                        }
+                    };
+                    if idle {
+                        tokio::select! {
+                            _ = stopped.wait_for(|s| *s) => break,
+                            () = tokio::time::sleep(IDLE) => {}
+                        }
+                    }
+                }
+            }));
+        }
+        Ok(LocalRunner {
+            addr,
+            pipeline,
+            store,
+            stop,
+            tasks,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Reads every change feed now.
+    pub async fn poll_now(&self) -> Result<PollReport, PollError> {
+        self.pipeline
+            .poll(self.store.as_ref(), self.store.as_ref())
+            .await
+    }
+
+    /// Stops taking work, lets running batches finish, and returns. Queued work stays
+    /// in the store for the next start.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

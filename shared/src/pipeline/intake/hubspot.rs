@@ -1,0 +1,199 @@
+//! HubSpot webhook requests: the v3 signature and the events they carry.
+//!
+//! v3: Base64(HMAC-SHA256(app secret, method + URI + body + timestamp)), where the URI is
+//! the one HubSpot called (the public URL, not what API Gateway hands the function),
+//! and the timestamp is at most five minutes old.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+use crate::ports::WorkItem;
+
+/// How old a signed request may be.
+pub const MAX_AGE_MS: i64 = 5 * 60_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookError {
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("the request timestamp is not a number of milliseconds")]
+    BadTimestamp,
+    #[error("the request timestamp is more than five minutes away from now")]
+    Stale,
+    #[error("the signature does not match")]
+    BadSignature,
+    #[error("the body is not a JSON array of events: {0}")]
+    Malformed(String),
+}
+
+/// Checks a request's v3 signature and age.
+pub fn verify(
+    secret: &str,
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    signature: Option<&str>,
+    timestamp: Option<&str>,
+    now_ms: i64,
+) -> Result<(), WebhookError> {
+    let signature = signature.ok_or(WebhookError::MissingHeader("X-HubSpot-Signature-v3"))?;
+    let timestamp = timestamp.ok_or(WebhookError::MissingHeader("X-HubSpot-Request-Timestamp"))?;
+    let at: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| WebhookError::BadTimestamp)?;
+    if (now_ms - at).abs() > MAX_AGE_MS {
+        return Err(WebhookError::Stale);
+    }
+    let expected = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .map_err(|_| WebhookError::BadSignature)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|_| WebhookError::BadSignature)?;
+    mac.update(method.as_bytes());
+    mac.update(uri.as_bytes());
+    mac.update(body);
+    mac.update(timestamp.as_bytes());
+    mac.verify_slice(&expected)
+        .map_err(|_| WebhookError::BadSignature)
+}
+
+/// One event worth queuing, with the id HubSpot gives it (for dedupe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub event_id: String,
+    pub item: WorkItem,
+}
+
+fn object_of(subscription: &str) -> Option<&'static str> {
+    match subscription.split('.').next()? {
+        "contact" => Some("contacts"),
+        "company" => Some("companies"),
+        "deal" => Some("deals"),
+        "ticket" => Some("tickets"),
+        _ => None,
+    }
+}
+
+/// The events of a webhook body. Events of objects crmsync does not follow are
+/// dropped; a body that is not an array of events is refused whole.
+pub fn events(body: &[u8]) -> Result<Vec<Event>, WebhookError> {
+    let parsed: Value =
+        serde_json::from_slice(body).map_err(|e| WebhookError::Malformed(e.to_string()))?;
+    let list = parsed
+        .as_array()
+        .ok_or_else(|| WebhookError::Malformed("expected an array".into()))?;
+    let mut out = Vec::new();
+    for e in list {
+        let subscription = e
+            .get("subscriptionType")
+            .and_then(Value::as_str)
+            .ok_or_else(|| WebhookError::Malformed("an event without subscriptionType".into()))?;
+        let id = match e.get("objectId") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(WebhookError::Malformed("an event without objectId".into())),
+        };
+        let event_id = match e.get("eventId") {
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s.clone(),
+            _ => format!(
+                "{subscription}:{id}:{}",
+                e.get("occurredAt").unwrap_or(&Value::Null)
+            ),
+        };
+        let Some(object) = object_of(subscription) else {
+            continue;
+        };
+        out.push(Event {
+            event_id,
+            item: WorkItem {
+                side: "hubspot".into(),
+                object: object.into(),
+                id,
+                origin: "webhook".into(),
+            },
+        });
+        // A merge: the surviving record is the one to sync.
+        if let Some(primary) = e.get("primaryObjectId").and_then(Value::as_u64) {
+            if let Some(last) = out.last_mut() {
+                last.item.id = primary.to_string();
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &str, uri: &str, body: &[u8], ts: &str) -> String {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+        mac.update(format!("POST{uri}").as_bytes());
+        mac.update(body);
+        mac.update(ts.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn a_correct_signature_passes_and_everything_else_fails() {
+        let uri = "https://hooks.example.com/prod/webhooks/hubspot";
+        let body = br#"[{"eventId":1,"subscriptionType":"contact.creation","objectId":51}]"#;
+        let now = 1_700_000_000_000;
+        let ts = now.to_string();
+        let good = sign("secret", uri, body, &ts);
+        assert_eq!(
+            verify("secret", "POST", uri, body, Some(&good), Some(&ts), now),
+            Ok(())
+        );
+        let other_uri = "https://internal/webhooks/hubspot";
+        assert_eq!(
+            verify(
+                "secret",
+                "POST",
+                other_uri,
+                body,
+                Some(&good),
+                Some(&ts),
+                now
+            ),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            verify("wrong", "POST", uri, body, Some(&good), Some(&ts), now),
+            Err(WebhookError::BadSignature)
+        );
+        let later = now + MAX_AGE_MS + 1;
+        assert_eq!(
+            verify("secret", "POST", uri, body, Some(&good), Some(&ts), later),
+            Err(WebhookError::Stale)
+        );
+        assert_eq!(
+            verify("secret", "POST", uri, body, None, Some(&ts), now),
+            Err(WebhookError::MissingHeader("X-HubSpot-Signature-v3"))
+        );
+        assert_eq!(
+            verify("secret", "POST", uri, body, Some("!!"), Some(&ts), now),
+            Err(WebhookError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn events_become_references_and_junk_is_refused() {
+        let body = br#"[{"eventId":7,"subscriptionType":"contact.propertyChange","objectId":51},
+                        {"eventId":8,"subscriptionType":"company.creation","objectId":"9"},
+                        {"eventId":9,"subscriptionType":"product.creation","objectId":3}]"#;
+        let got = events(body).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].item.object, "contacts");
+        assert_eq!(got[0].item.id, "51");
+        assert_eq!(got[1].event_id, "8");
+        assert!(events(b"{}").is_err());
+        assert!(events(b"[{\"objectId\": 1}]").is_err());
+        assert!(events(b"not json").is_err());
+    }
+}

@@ -1,0 +1,356 @@
+//! Where pushes enter: HubSpot webhooks, Salesforce outbound messages, manual sync
+//! requests and the health check. Framework-free (a request in, a response out), so the
+//! Lambda behind API Gateway and the local runner's HTTP server share every rule.
+//!
+//! Nothing is queued unless the request is authentic and well formed (4xx otherwise),
+//! and nothing is acknowledged unless it was queued (5xx, so the sender retries).
+
+pub mod hubspot;
+pub mod salesforce;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::Pipeline;
+use crate::adapters::http::Secret;
+use crate::ports::{CursorStore, WorkItem, WorkQueue};
+
+/// Bodies larger than this are refused (a HubSpot batch of 100 events or a Salesforce
+/// message of 100 notifications is far smaller).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// How long a delivered event id is remembered, to drop redeliveries.
+const EVENT_TTL_MS: i64 = 24 * 3_600_000;
+
+/// Numbers requests, so each claims its event keys under its own name.
+static REQUESTS: AtomicU64 = AtomicU64::new(0);
+
+/// What the intake needs to know about its deployment.
+#[derive(Debug, Clone, Default)]
+pub struct IntakeSettings {
+    /// The base URL the CRMs call (`https://abc.execute-api.../prod`); HubSpot signs the
+    /// full URL it called, which is this plus the route.
+    pub public_url: String,
+    pub hubspot_app_secret: Option<Secret>,
+    pub salesforce_org_id: Option<String>,
+    /// The secret in the outbound message URL (`?token=...`).
+    pub salesforce_outbound_token: Option<Secret>,
+    /// The bearer key `POST /sync` and `GET /health` require.
+    pub api_key: Option<Secret>,
+}
+
+/// A request, as any HTTP front end hands it over.
+#[derive(Debug, Clone, Default)]
+pub struct IntakeRequest {
+    pub method: String,
+    /// The route (`/webhooks/hubspot`), without any API Gateway stage prefix.
+    pub path: String,
+    pub query: Option<String>,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl IntakeRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query_param(&self, name: &str) -> Option<String> {
+        let q = self.query.as_deref()?;
+        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntakeResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+}
+
+impl IntakeResponse {
+    fn json(status: u16, body: Value) -> Self {
+        IntakeResponse {
+            status,
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    }
+
+    fn error(status: u16, message: &str) -> Self {
+        Self::json(status, json!({"error": message}))
+    }
+
+    fn soap(status: u16, body: String) -> Self {
+        IntakeResponse {
+            status,
+            content_type: "text/xml; charset=utf-8",
+            body,
+        }
+    }
+}
+
+/// The intake: one per process.
+#[derive(Clone)]
+pub struct Intake {
+    pub settings: IntakeSettings,
+    pub pipeline: Pipeline,
+    pub queue: Arc<dyn WorkQueue>,
+    pub cursors: Arc<dyn CursorStore>,
+}
+
+fn secret_matches(expected: &Secret, given: &str) -> bool {
+    bool::from(expected.expose().as_bytes().ct_eq(given.as_bytes()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncRequest {
+    #[serde(default)]
+    records: Vec<SyncRecord>,
+    #[serde(default)]
+    hubspot_list: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SyncRecord {
+    side: String,
+    object: String,
+    id: String,
+}
+
+impl Intake {
+    pub async fn handle(&self, request: &IntakeRequest) -> IntakeResponse {
+        if request.body.len() > MAX_BODY_BYTES {
+            return IntakeResponse::error(413, "the body is larger than 1 MiB");
+        }
+        let path = request.path.trim_end_matches('/');
+        match (request.method.as_str(), path) {
+            ("POST", "/webhooks/hubspot") => self.hubspot_webhook(request).await,
+            ("POST", "/webhooks/salesforce") => self.salesforce_outbound(request).await,
+            ("POST", "/sync") => self.manual_sync(request).await,
+            ("GET", "/health") => self.health(request).await,
+            (_, "/webhooks/hubspot" | "/webhooks/salesforce" | "/sync" | "/health") => {
+                IntakeResponse::error(405, "method not allowed")
+            }
+            _ => IntakeResponse::error(404, "no such route"),
+        }
+    }
+
+    /// Queues items whose event keys were not seen before; the keys are claimed first
+    /// and released if the enqueue fails, so the sender's retry is not dropped.
+    async fn enqueue_new(&self, keyed: Vec<(String, WorkItem)>) -> Result<usize, String> {
+        let now = self.pipeline.clock.now_ms();
+        let owner = format!(
+            "intake-{}-{now}-{}",
+            std::process::id(),
+            REQUESTS.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut fresh = Vec::new();
+        let mut taken = Vec::new();
+        for (key, item) in keyed {
+            let key = format!("event:{key}");
+            match self
+                .pipeline
+                .claims
+                .claim(&key, &owner, EVENT_TTL_MS, now)
+                .await
+            {
+                Ok(true) => {
+                    taken.push(key);
+                    if !fresh.contains(&item) {
+                        fresh.push(item);
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.release(&taken, &owner).await;
+                    return Err(e.to_string());
+                }
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = self.queue.send(&fresh).await {
+            self.release(&taken, &owner).await;
+            return Err(e.to_string());
+        }
+        Ok(fresh.len())
+    }
+
+    async fn release(&self, keys: &[String], owner: &str) {
+        for key in keys {
+            let _ = self.pipeline.claims.release(key, owner).await;
+        }
+    }
+
+    async fn hubspot_webhook(&self, request: &IntakeRequest) -> IntakeResponse {
+        let Some(secret) = &self.settings.hubspot_app_secret else {
+            return IntakeResponse::error(
+                401,
+                "HubSpot webhooks are not configured (no app secret)",
+            );
+        };
+        let mut uri = format!(
+            "{}{}",
+            self.settings.public_url.trim_end_matches('/'),
+            request.path
+        );
+        if let Some(q) = request.query.as_deref().filter(|q| !q.is_empty()) {
+            uri = format!("{uri}?{q}");
+        }
+        let verified = hubspot::verify(
+            secret.expose(),
+            "POST",
+            &uri,
+            &request.body,
+            request.header("x-hubspot-signature-v3"),
+            request.header("x-hubspot-request-timestamp"),
+            self.pipeline.clock.now_ms(),
+        );
+        if let Err(e) = verified {
+            tracing::info!(message = "refused a HubSpot webhook", reason = %e);
+            return IntakeResponse::error(401, &e.to_string());
+        }
+        let events = match hubspot::events(&request.body) {
+            Ok(e) => e,
+            Err(e) => return IntakeResponse::error(400, &e.to_string()),
+        };
+        let keyed = events
+            .into_iter()
+            .map(|e| (format!("hubspot:{}", e.event_id), e.item))
+            .collect();
+        match self.enqueue_new(keyed).await {
+            Ok(n) => IntakeResponse::json(200, json!({"queued": n})),
+            Err(e) => IntakeResponse::error(503, &format!("could not queue the events: {e}")),
+        }
+    }
+
+    async fn salesforce_outbound(&self, request: &IntakeRequest) -> IntakeResponse {
+        let (Some(org), Some(token)) = (
+            &self.settings.salesforce_org_id,
+            &self.settings.salesforce_outbound_token,
+        ) else {
+            return IntakeResponse::soap(
+                401,
+                salesforce::fault("outbound messages are not configured"),
+            );
+        };
+        let given = request.query_param("token").unwrap_or_default();
+        if !secret_matches(token, &given) {
+            return IntakeResponse::soap(401, salesforce::fault("wrong or missing token"));
+        }
+        let message = match salesforce::parse(&request.body, org) {
+            Ok(m) => m,
+            Err(e @ salesforce::OutboundError::WrongOrganization) => {
+                return IntakeResponse::soap(403, salesforce::fault(&e.to_string()));
+            }
+            Err(e) => return IntakeResponse::soap(400, salesforce::fault(&e.to_string())),
+        };
+        let keyed = message
+            .notifications
+            .into_iter()
+            .map(|(id, item)| (format!("salesforce:{id}:{}", item.id), item))
+            .collect();
+        match self.enqueue_new(keyed).await {
+            Ok(_) => IntakeResponse::soap(200, salesforce::ACK.to_owned()),
+            Err(e) => IntakeResponse::soap(503, salesforce::fault(&format!("not queued: {e}"))),
+        }
+    }
+
+    fn authorized(&self, request: &IntakeRequest) -> bool {
+        let Some(key) = &self.settings.api_key else {
+            return false;
+        };
+        let given = request
+            .header("authorization")
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .unwrap_or("");
+        secret_matches(key, given.trim())
+    }
+
+    async fn manual_sync(&self, request: &IntakeRequest) -> IntakeResponse {
+        if !self.authorized(request) {
+            return IntakeResponse::error(401, "a valid bearer key is required");
+        }
+        let parsed: SyncRequest = match serde_json::from_slice(&request.body) {
+            Ok(r) => r,
+            Err(e) => {
+                return IntakeResponse::error(
+                    400,
+                    &format!(
+                        "expected {{\"records\": [...]}} or {{\"hubspot_list\": \"ID\"}}: {e}"
+                    ),
+                );
+            }
+        };
+        let mut items = Vec::new();
+        for r in parsed.records {
+            let known = matches!(
+                (r.side.as_str(), r.object.as_str()),
+                ("hubspot", "contacts" | "companies")
+                    | ("salesforce", "Lead" | "Contact" | "Account")
+            );
+            if !known || r.id.is_empty() || r.id.len() > 64 {
+                return IntakeResponse::error(
+                    400,
+                    &format!(
+                        "not a record crmsync syncs: {} {} {:?}",
+                        r.side, r.object, r.id
+                    ),
+                );
+            }
+            items.push(WorkItem {
+                side: r.side,
+                object: r.object,
+                id: r.id,
+                origin: "manual".into(),
+            });
+        }
+        if let Some(list) = parsed.hubspot_list {
+            match self.pipeline.hubspot.list_members(&list).await {
+                Ok(ids) => items.extend(ids.into_iter().map(|id| WorkItem {
+                    side: "hubspot".into(),
+                    object: "contacts".into(),
+                    id,
+                    origin: "manual".into(),
+                })),
+                Err(e) => {
+                    return IntakeResponse::error(502, &format!("could not read list {list}: {e}"));
+                }
+            }
+        }
+        if items.is_empty() {
+            return IntakeResponse::error(400, "nothing to sync: give records or a hubspot_list");
+        }
+        for chunk in items.chunks(500) {
+            if let Err(e) = self.queue.send(chunk).await {
+                return IntakeResponse::error(503, &format!("could not queue: {e}"));
+            }
+        }
+        IntakeResponse::json(202, json!({"queued": items.len()}))
+    }
+
+    async fn health(&self, request: &IntakeRequest) -> IntakeResponse {
+        if !self.authorized(request) {
+            return IntakeResponse::error(401, "a valid bearer key is required");
+        }
+        match super::health::report(&self.pipeline, self.cursors.as_ref()).await {
+            Ok(h) => IntakeResponse::json(200, serde_json::to_value(h).unwrap_or(Value::Null)),
+            Err(e) => IntakeResponse::error(503, &e.to_string()),
+        }
+    }
+}

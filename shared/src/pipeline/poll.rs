@@ -1,0 +1,260 @@
+//! The safety net under webhooks and outbound messages: read each change feed since its
+//! cursor, enqueue record references, then move the cursor.
+//!
+//! Each feed is read from a little before its cursor (search indexes and commits lag),
+//! and records seen in that overlap with the same modification time are not queued
+//! twice. The cursor moves only after the enqueue succeeded: a crash in between queues
+//! the same references again (harmless, the sync is idempotent) and never skips any.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::Pipeline;
+use super::contacts;
+use crate::domain::value::parse_datetime_millis;
+use crate::ports::{Cursor, CursorStore, StoreError, WorkItem, WorkQueue};
+
+/// How far before its cursor the HubSpot feed is re-read: HubSpot's search index
+/// trails writes by seconds, sometimes more.
+pub const HUBSPOT_OVERLAP_MS: i64 = 2 * 60_000;
+/// Salesforce's `SystemModstamp` is set at commit, so a long transaction can commit a
+/// time before a later, faster one: re-read a minute.
+pub const SALESFORCE_OVERLAP_MS: i64 = 60_000;
+/// How long a (record, modification time) pair is remembered to skip re-reads.
+const SEEN_TTL_MS: i64 = 4 * HUBSPOT_OVERLAP_MS;
+/// References per enqueue call.
+const ENQUEUE_CHUNK: usize = 500;
+
+/// Salesforce calls one poll costs: every enabled object's changes and deletions come
+/// back from one Composite call.
+pub const SALESFORCE_CALLS_PER_POLL: u64 = 1;
+/// The default interval keeps polling under this share of the daily allowance.
+pub const POLL_BUDGET_SHARE: f64 = 0.05;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    #[error("HubSpot: {0}")]
+    HubSpot(String),
+    #[error("Salesforce: {0}")]
+    Salesforce(String),
+    #[error("state: {0}")]
+    State(#[from] StoreError),
+}
+
+/// What one poll read and queued, per feed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PollReport {
+    pub feeds: BTreeMap<String, FeedReport>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeedReport {
+    pub read: usize,
+    pub enqueued: usize,
+    pub cursor: i64,
+}
+
+impl PollReport {
+    pub fn enqueued(&self) -> usize {
+        self.feeds.values().map(|f| f.enqueued).sum()
+    }
+}
+
+/// A change read from a feed: the record and when it changed.
+struct Change {
+    item: WorkItem,
+    at: i64,
+}
+
+/// The projected daily Salesforce calls of polling every `interval_ms`.
+pub fn projected_daily_salesforce_calls(interval_ms: u64) -> u64 {
+    (86_400_000 / interval_ms.max(1)) * SALESFORCE_CALLS_PER_POLL
+}
+
+/// The shortest interval that keeps polling within [`POLL_BUDGET_SHARE`] of a daily
+/// allowance.
+pub fn default_interval_ms(daily_allowance: u64) -> u64 {
+    let budget = (daily_allowance as f64 * POLL_BUDGET_SHARE).max(1.0);
+    let polls = budget / SALESFORCE_CALLS_PER_POLL as f64;
+    ((86_400_000.0 / polls).ceil() as u64).max(1_000)
+}
+
+fn soql_datetime(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+impl Pipeline {
+    /// Reads every enabled feed once and queues what changed.
+    pub async fn poll(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+    ) -> Result<PollReport, PollError> {
+        let mut report = PollReport::default();
+        if self.config.paused || !self.config.contacts.enabled {
+            return Ok(report);
+        }
+        let feed = format!("hubspot:{}", contacts::PAIR);
+        let from = cursors.cursor(&feed).await?;
+        let changes = self.hubspot_changes(from.as_ref()).await?;
+        let r = self
+            .enqueue_and_advance(cursors, queue, &feed, from, changes)
+            .await?;
+        report.feeds.insert(feed, r);
+
+        let objects = ["Lead", "Contact"];
+        let mut froms = Vec::new();
+        for object in objects {
+            froms.push(cursors.cursor(&format!("salesforce:{object}")).await?);
+        }
+        let mut by_object = self.salesforce_changes(&objects, &froms).await?;
+        for (object, from) in objects.iter().zip(froms) {
+            let feed = format!("salesforce:{object}");
+            let changes = by_object.remove(*object).unwrap_or_default();
+            let r = self
+                .enqueue_and_advance(cursors, queue, &feed, from, changes)
+                .await?;
+            report.feeds.insert(feed, r);
+        }
+        Ok(report)
+    }
+
+    async fn hubspot_changes(&self, from: Option<&Cursor>) -> Result<Vec<Change>, PollError> {
+        let since = from
+            .map(|c| (c.at - HUBSPOT_OVERLAP_MS).max(0))
+            .unwrap_or(0);
+        let records = self
+            .hubspot
+            .changed_since(contacts::PAIR, since, &["lastmodifieddate"])
+            .await
+            .map_err(|e| PollError::HubSpot(e.to_string()))?;
+        Ok(records
+            .into_iter()
+            .map(|r| Change {
+                at: r
+                    .properties
+                    .get("lastmodifieddate")
+                    .and_then(Value::as_str)
+                    .and_then(parse_datetime_millis)
+                    .unwrap_or(0),
+                item: WorkItem {
+                    side: "hubspot".into(),
+                    object: contacts::PAIR.into(),
+                    id: r.id,
+                    origin: "poll".into(),
+                },
+            })
+            .collect())
+    }
+
+    /// Every object's changes and deletions since its cursor, in one Composite call.
+    async fn salesforce_changes(
+        &self,
+        objects: &[&str],
+        froms: &[Option<Cursor>],
+    ) -> Result<BTreeMap<String, Vec<Change>>, PollError> {
+        let queries: Vec<(String, String)> = objects
+            .iter()
+            .zip(froms)
+            .map(|(object, from)| {
+                let filter = match from {
+                    Some(c) => format!(
+                        " WHERE SystemModstamp >= {}",
+                        soql_datetime((c.at - SALESFORCE_OVERLAP_MS).max(0))
+                    ),
+                    // The first read is the backfill: deleted records do not matter.
+                    None => " WHERE IsDeleted = false".to_owned(),
+                };
+                let soql = format!(
+                    "SELECT Id, SystemModstamp, IsDeleted FROM {object}{filter} ORDER BY SystemModstamp, Id"
+                );
+                ((*object).to_owned(), soql)
+            })
+            .collect();
+        let answers = self
+            .salesforce
+            .composite_queries(&queries, true)
+            .await
+            .map_err(|e| PollError::Salesforce(e.to_string()))?;
+        let mut out = BTreeMap::new();
+        for (object, rows) in answers {
+            let changes = rows
+                .iter()
+                .filter_map(|row| {
+                    let id = row.get("Id").and_then(Value::as_str)?;
+                    let at = row
+                        .get("SystemModstamp")
+                        .and_then(Value::as_str)
+                        .and_then(parse_datetime_millis)
+                        .unwrap_or(0);
+                    let deleted = row.get("IsDeleted").and_then(Value::as_bool) == Some(true);
+                    Some(Change {
+                        item: WorkItem {
+                            side: "salesforce".into(),
+                            object: object.clone(),
+                            id: id.to_owned(),
+                            origin: if deleted { "poll_deleted" } else { "poll" }.into(),
+                        },
+                        at,
+                    })
+                })
+                .collect();
+            out.insert(object, changes);
+        }
+        Ok(out)
+    }
+
+    async fn enqueue_and_advance(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        feed: &str,
+        from: Option<Cursor>,
+        changes: Vec<Change>,
+    ) -> Result<FeedReport, PollError> {
+        let read = changes.len();
+        let now = self.clock.now_ms();
+        let mut fresh = Vec::with_capacity(changes.len());
+        let mut high = from.as_ref().map(|c| c.at).unwrap_or(0);
+        let mut last_id = from.as_ref().map(|c| c.last_id.clone()).unwrap_or_default();
+        for c in changes {
+            if (c.at, c.item.id.as_str()) > (high, last_id.as_str()) {
+                high = c.at;
+                last_id = c.item.id.clone();
+            }
+            // The first read (the backfill) queues everything; later reads skip what
+            // an earlier read of the overlap already queued.
+            let new = match &from {
+                None => true,
+                Some(_) => {
+                    let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
+                    self.claims.first_sight(&key, SEEN_TTL_MS, now).await?
+                }
+            };
+            if new {
+                fresh.push(c.item);
+            }
+        }
+        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
+            queue.send(chunk).await?;
+        }
+        let to = Cursor { at: high, last_id };
+        if from.as_ref() != Some(&to) {
+            match cursors.advance(feed, from.as_ref(), &to).await {
+                // Another poller moved it first: what we queued is queued twice at most.
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(FeedReport {
+            read,
+            enqueued: fresh.len(),
+            cursor: to.at,
+        })
+    }
+}

@@ -1,0 +1,59 @@
+//! The worker loop of the local runner: take a batch off the queue, sync it, then
+//! acknowledge what is done and hand back what must be retried. (The SQS Lambda gets
+//! its batch from the event instead and answers with a partial batch failure.)
+
+use super::{ItemOutcome, Pipeline};
+use crate::ports::{StoreError, WorkQueue};
+
+/// How long a received batch stays hidden from other workers.
+pub const VISIBILITY_MS: i64 = 60_000;
+/// How long a retried item waits, doubling with each receive up to a limit.
+pub const RETRY_BASE_MS: i64 = 1_000;
+const RETRY_MAX_MS: i64 = 5 * 60_000;
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    pub received: usize,
+    pub done: usize,
+    pub retried: usize,
+}
+
+pub fn retry_delay_ms(receives: u32) -> i64 {
+    let shift = receives.saturating_sub(1).min(16);
+    (RETRY_BASE_MS << shift).min(RETRY_MAX_MS)
+}
+
+/// Receives up to `max` items and syncs them as one batch.
+pub async fn run_once(
+    pipeline: &Pipeline,
+    queue: &dyn WorkQueue,
+    max: usize,
+) -> Result<Round, StoreError> {
+    let deliveries = queue.receive(max, VISIBILITY_MS).await?;
+    if deliveries.is_empty() {
+        return Ok(Round::default());
+    }
+    let items: Vec<_> = deliveries.iter().map(|d| d.item.clone()).collect();
+    let outcomes = pipeline.sync_batch(&items).await;
+    let mut round = Round {
+        received: deliveries.len(),
+        ..Round::default()
+    };
+    for (delivery, outcome) in deliveries.iter().zip(outcomes) {
+        match outcome {
+            ItemOutcome::Done => {
+                queue.ack(delivery).await?;
+                round.done += 1;
+            }
+            ItemOutcome::Retry(why) => {
+                tracing::info!(message = "retrying a record", record = %delivery.item.id, reason = %why);
+                queue
+                    .retry(delivery, retry_delay_ms(delivery.receives))
+                    .await?;
+                round.retried += 1;
+            }
+        }
+    }
+    Ok(round)
+}
