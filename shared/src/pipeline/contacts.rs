@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline, Record, Work};
 use crate::domain::Side;
-use crate::domain::config::{PersonObject, SalesforceDeleteRule, SalesforceUpdateRule};
+use crate::domain::config::{Inclusion, PersonObject, SalesforceDeleteRule, SalesforceUpdateRule};
 use crate::domain::dedup::email_key;
 use crate::domain::merge::{Action, MergeRules, merge_fields};
 use crate::domain::metadata::PairMeta;
@@ -82,7 +82,11 @@ impl Pipeline {
             .iter()
             .map(|f| f.hubspot.clone())
             .collect();
-        for p in ["email", "lastmodifieddate", LEAD_ID, CONTACT_ID, KIND] {
+        let mut extra: Vec<&str> = vec!["email", "lastmodifieddate", LEAD_ID, CONTACT_ID, KIND];
+        if let Inclusion::Filter(conditions) = &self.config.contacts.inclusion {
+            extra.extend(conditions.iter().map(|c| c.property.as_str()));
+        }
+        for p in extra {
             if !props.iter().any(|x| x == p) {
                 props.push(p.to_owned());
             }
@@ -233,8 +237,12 @@ impl Pipeline {
         let mut works = self.gather_contacts(items, now).await?;
         self.match_contacts(&mut works).await?;
 
+        let members = self.inclusion_list_members(&works).await?;
         let mut planned = Vec::new();
-        for w in works {
+        for mut w in works {
+            w.in_list = members
+                .as_ref()
+                .map(|m| w.hubspot.as_ref().is_some_and(|h| m.contains(&h.id)));
             let first = w.items.first().copied().unwrap_or(0);
             match self.plan_contact(&items[first], w, now).await {
                 Ok(p) => planned.push(p),
@@ -401,6 +409,27 @@ impl Pipeline {
                 w.salesforce = None;
             }
         }
+        // Both sides of one pair may be in the batch (a poll reads both feeds): one work.
+        let mut merged: Vec<Work> = Vec::with_capacity(works.len());
+        for w in works.drain(..) {
+            let key = w.link.as_ref().map(|l| l.hubspot_id.clone());
+            let same = merged
+                .iter_mut()
+                .find(|m| key.is_some() && m.link.as_ref().map(|l| l.hubspot_id.clone()) == key);
+            match same {
+                Some(m) => {
+                    m.items.extend(w.items);
+                    if m.hubspot.is_none() {
+                        m.hubspot = w.hubspot;
+                    }
+                    if m.salesforce.is_none() {
+                        m.salesforce = w.salesforce;
+                    }
+                }
+                None => merged.push(w),
+            }
+        }
+        *works = merged;
         // The other side of linked pairs.
         let mut need_hs: Vec<String> = Vec::new();
         let mut need_sf: HashMap<String, Vec<String>> = HashMap::new();
@@ -508,6 +537,29 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Members of the inclusion list, read once for a batch that creates in
+    /// Salesforce; `None` when no list rule applies.
+    async fn inclusion_list_members(
+        &self,
+        works: &[Work],
+    ) -> Result<Option<std::collections::HashSet<String>>, String> {
+        let Inclusion::List(list) = &self.config.contacts.inclusion else {
+            return Ok(None);
+        };
+        if !works
+            .iter()
+            .any(|w| w.hubspot.is_some() && w.salesforce.is_none())
+        {
+            return Ok(None);
+        }
+        let ids = self
+            .hubspot
+            .list_members(list)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(ids.into_iter().collect()))
+    }
+
     /// The rules and the merge for one pair. `Err` ends the pair here (skipped, or a
     /// claim held by another worker), with the items it answers.
     async fn plan_contact(
@@ -588,7 +640,7 @@ impl Pipeline {
             return Err(done(&w));
         }
         if let (Some(h), None) = (&w.hubspot, &w.salesforce)
-            && settings.inclusion.admits(&h.properties) == Some(false)
+            && settings.inclusion.admits(&h.properties).or(w.in_list) == Some(false)
         {
             self.note(
                 item,

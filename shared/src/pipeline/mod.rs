@@ -124,6 +124,8 @@ pub(crate) struct Work {
     /// (a twin with the same email).
     pub twin_of: Option<Link>,
     pub items: Vec<usize>,
+    /// Whether the HubSpot record is in the inclusion list, when a list rule applies.
+    pub in_list: Option<bool>,
     /// Which side's change brought it here.
     pub origin: Option<Side>,
 }

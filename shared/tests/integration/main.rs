@@ -3,6 +3,7 @@
 
 mod harness;
 mod hubspot_client;
+mod pipeline;
 mod salesforce_client;
 mod state_aws;
 mod state_sqlite;

@@ -117,10 +117,11 @@ pub fn events(body: &[u8]) -> Result<Vec<Event>, WebhookError> {
             },
         });
         // A merge: the surviving record is the one to sync.
-        if let Some(primary) = e.get("primaryObjectId").and_then(Value::as_u64) {
-            if let Some(last) = out.last_mut() {
-                last.item.id = primary.to_string();
-            }
+        if let (Some(primary), Some(last)) = (
+            e.get("primaryObjectId").and_then(Value::as_u64),
+            out.last_mut(),
+        ) {
+            last.item.id = primary.to_string();
         }
     }
     Ok(out)

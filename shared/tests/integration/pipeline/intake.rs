@@ -1,0 +1,205 @@
+//! The intake over HTTP: forged, stale and malformed pushes get a 4xx and queue
+//! nothing; good ones queue their references once.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use super::world::{API_KEY, HS_SECRET, ORG, OUTBOUND_TOKEN, Setup, World};
+
+fn sign(secret: &str, uri: &str, body: &str, ts: &str) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    mac.update(format!("POST{uri}{body}{ts}").as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+async fn post_hubspot(w: &World, body: &str, signature: &str, ts: &str) -> u16 {
+    w.http
+        .post(format!("{}/webhooks/hubspot", w.runner.url()))
+        .header("content-type", "application/json")
+        .header("x-hubspot-signature-v3", signature)
+        .header("x-hubspot-request-timestamp", ts)
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .status()
+        .as_u16()
+}
+
+async fn queued(w: &World) -> usize {
+    w.runner
+        .store
+        .queued()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test]
+async fn forged_stale_and_malformed_webhooks_get_4xx_and_queue_nothing() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let uri = format!("{}/webhooks/hubspot", w.runner.url());
+    let body =
+        r#"[{"eventId":1,"subscriptionType":"contact.creation","objectId":51,"occurredAt":1}]"#;
+    let now = w.clock.now_ms().to_string();
+
+    let forged = sign("not-the-secret", &uri, body, &now);
+    assert_eq!(post_hubspot(&w, body, &forged, &now).await, 401);
+    let old = (w.clock.now_ms() - 6 * 60_000).to_string();
+    let stale = sign(HS_SECRET, &uri, body, &old);
+    assert_eq!(post_hubspot(&w, body, &stale, &old).await, 401);
+    let tampered = sign(HS_SECRET, &uri, body, &now);
+    assert_eq!(
+        post_hubspot(&w, &body.replace("51", "52"), &tampered, &now).await,
+        401
+    );
+    let junk = "{\"not\": \"events\"}";
+    assert_eq!(
+        post_hubspot(&w, junk, &sign(HS_SECRET, &uri, junk, &now), &now).await,
+        400
+    );
+    let huge = format!("[{}]", "1,".repeat(600_000));
+    assert_eq!(
+        post_hubspot(&w, &huge, &sign(HS_SECRET, &uri, &huge, &now), &now).await,
+        413
+    );
+    assert_eq!(queued(&w).await, 0, "nothing queued");
+
+    // The genuine request queues once; its redelivery queues nothing more.
+    let good = sign(HS_SECRET, &uri, body, &now);
+    assert_eq!(post_hubspot(&w, body, &good, &now).await, 200);
+    assert_eq!(post_hubspot(&w, body, &good, &now).await, 200);
+    assert_eq!(queued(&w).await, 1);
+}
+
+fn outbound(org: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>{org}</OrganizationId><ActionId>04k</ActionId><Notification><Id>04l000000000001AAA</Id><sObject xsi:type="sf:Lead" xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>00Q8M000000000AAAA</sf:Id></sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"#
+    )
+}
+
+async fn post_outbound(w: &World, token: &str, body: &str) -> (u16, String) {
+    let r = w
+        .http
+        .post(format!(
+            "{}/webhooks/salesforce?token={token}",
+            w.runner.url()
+        ))
+        .header("content-type", "text/xml")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (r.status().as_u16(), r.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn outbound_messages_need_the_token_and_the_org() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    assert_eq!(post_outbound(&w, "wrong", &outbound(ORG)).await.0, 401);
+    assert_eq!(
+        post_outbound(&w, OUTBOUND_TOKEN, &outbound("00D000000000999AAA"))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(post_outbound(&w, OUTBOUND_TOKEN, "<not-soap").await.0, 400);
+    assert_eq!(queued(&w).await, 0);
+    let (status, body) = post_outbound(&w, OUTBOUND_TOKEN, &outbound(ORG)).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("<Ack>true</Ack>"), "{body}");
+    assert_eq!(queued(&w).await, 1);
+}
+
+#[tokio::test]
+async fn manual_sync_and_health_need_the_key() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let url = |p: &str| format!("{}{p}", w.runner.url());
+    let request = json!({"records": [{"side": "hubspot", "object": "contacts", "id": "1"}]});
+    let r = w
+        .http
+        .post(url("/sync"))
+        .json(&request)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 401);
+    let r = w
+        .http
+        .get(url("/health"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 401);
+    let bad = json!({"records": [{"side": "hubspot", "object": "planets", "id": "1"}]});
+    let r = w
+        .http
+        .post(url("/sync"))
+        .bearer_auth(API_KEY)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(queued(&w).await, 0);
+    let r = w
+        .http
+        .post(url("/sync"))
+        .bearer_auth(API_KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 202);
+    assert_eq!(queued(&w).await, 1);
+
+    // A manual sync of a real contact, then health shows it.
+    let id = w
+        .hs_create(json!({"email": "manual@example.org", "lastname": "Manual"}))
+        .await;
+    let request = json!({"records": [{"side": "hubspot", "object": "contacts", "id": id}]});
+    let r = w
+        .http
+        .post(url("/sync"))
+        .bearer_auth(API_KEY)
+        .json(&request)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 202);
+    w.settle().await;
+    assert_eq!(w.sf_by_email("Lead", "manual@example.org").await.len(), 1);
+    let health: Value = w
+        .http
+        .get(url("/health"))
+        .bearer_auth(API_KEY)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        health["records"]["contacts to_salesforce"]["synced"], 1,
+        "{health}"
+    );
+    assert_eq!(
+        health["skipped_by_reason"]["deleted_in_hubspot"], 1,
+        "{health}"
+    );
+}

@@ -1,0 +1,509 @@
+//! The pipeline end to end: both sandboxes and the local runner on loopback, people
+//! editing either CRM through the sandboxes' control APIs, assertions on what the CRMs
+//! then hold. Each scenario runs twice: with webhooks and outbound messages, and by
+//! polling alone.
+
+mod intake;
+mod world;
+
+use crmsync_shared::domain::config::DEFAULT_TOML;
+use crmsync_shared::ports::Outcome;
+use serde_json::{Value, json};
+
+use world::{Setup, World};
+
+fn config(replacements: &[(&str, &str)]) -> String {
+    let mut text = DEFAULT_TOML.to_owned();
+    for (from, to) in replacements {
+        assert!(
+            text.contains(from),
+            "the default configuration has no {from:?}"
+        );
+        text = text.replacen(from, to, 1);
+    }
+    text
+}
+
+async fn world(push: bool, config: String) -> World {
+    World::start(Setup {
+        config,
+        push,
+        workers: 0,
+    })
+    .await
+}
+
+fn prop<'a>(record: &'a Value, name: &str) -> &'a Value {
+    &record["properties"][name]
+}
+
+/// Runs a scenario with pushes and by polling alone.
+macro_rules! both_ways {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn by_push() {
+                super::$body(true).await;
+            }
+            #[tokio::test]
+            async fn by_polling() {
+                super::$body(false).await;
+            }
+        }
+    };
+}
+
+async fn new_lead_appears_in_hubspot(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@analytical.example", "Company": "Analytical Engines", "Phone": "+44 20 7946 0001", "Title": "Countess"}),
+        )
+        .await;
+    w.sync().await;
+    let c = w
+        .hs_contact_by_email("ada@analytical.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(prop(&c, "firstname"), "Ada");
+    assert_eq!(prop(&c, "lastname"), "Lovelace");
+    assert_eq!(prop(&c, "company"), "Analytical Engines");
+    assert_eq!(prop(&c, "phone"), "+44 20 7946 0001");
+    assert_eq!(prop(&c, "jobtitle"), "Countess");
+    assert_eq!(prop(&c, "salesforceleadid"), &json!(lead));
+    assert_eq!(prop(&c, "salesforceobjecttype"), "LEAD");
+    assert_eq!(w.hs_contacts().await.len(), 1);
+    assert_eq!(
+        w.sf_records("Lead").await.len(),
+        1,
+        "nothing created back in Salesforce"
+    );
+}
+both_ways!(
+    a_new_salesforce_lead_appears_in_hubspot,
+    new_lead_appears_in_hubspot
+);
+
+async fn hubspot_edit_reaches_salesforce(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Hopper", "Email": "grace@navy.example", "Company": "Navy"}),
+        )
+        .await;
+    w.sync().await;
+    let c = w
+        .hs_contact_by_email("grace@navy.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    let id = c["id"].as_str().unwrap_or_default().to_owned();
+    w.advance(60_000);
+    w.hs_update(
+        &id,
+        json!({"jobtitle": "Rear Admiral", "phone": "555-0100"}),
+    )
+    .await;
+    w.sync().await;
+    let l = w.sf_by_email("Lead", "grace@navy.example").await;
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["Id"], json!(lead));
+    assert_eq!(l[0]["Title"], "Rear Admiral");
+    assert_eq!(l[0]["Phone"], "555-0100");
+}
+both_ways!(
+    a_hubspot_edit_reaches_salesforce,
+    hubspot_edit_reaches_salesforce
+);
+
+async fn contact_becomes_lead_by_default(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let id = w
+        .hs_create(json!({"email": "new@lead.example", "firstname": "New", "lastname": "Lead"}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", "new@lead.example").await;
+    assert_eq!(leads.len(), 1, "one lead");
+    assert_eq!(
+        leads[0]["Company"], "[not provided]",
+        "Salesforce requires a company"
+    );
+    assert_eq!(leads[0]["HubSpot_Contact_Id__c"], json!(id));
+    assert!(
+        w.sf_by_email("Contact", "new@lead.example")
+            .await
+            .is_empty()
+    );
+    let c = w
+        .hs_contact_by_email("new@lead.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(prop(&c, "salesforceleadid"), &leads[0]["Id"]);
+    assert_eq!(prop(&c, "salesforceobjecttype"), "LEAD");
+}
+both_ways!(
+    a_hubspot_contact_becomes_a_lead_by_default,
+    contact_becomes_lead_by_default
+);
+
+async fn contact_becomes_contact_per_setting(push: bool) {
+    let cfg = config(&[(
+        "create_salesforce_as = \"lead\"",
+        "create_salesforce_as = \"contact\"",
+    )]);
+    let w = world(push, cfg).await;
+    w.hs_create(json!({"email": "new@contact.example", "lastname": "Contact"}))
+        .await;
+    w.sync().await;
+    let contacts = w.sf_by_email("Contact", "new@contact.example").await;
+    assert_eq!(contacts.len(), 1);
+    assert!(
+        w.sf_by_email("Lead", "new@contact.example")
+            .await
+            .is_empty()
+    );
+    let c = w
+        .hs_contact_by_email("new@contact.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(prop(&c, "salesforcecontactid"), &contacts[0]["Id"]);
+    assert_eq!(prop(&c, "salesforceobjecttype"), "CONTACT");
+}
+both_ways!(
+    a_hubspot_contact_becomes_a_contact_per_setting,
+    contact_becomes_contact_per_setting
+);
+
+async fn no_email_is_skipped(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let id = w
+        .hs_create(json!({"firstname": "No", "lastname": "Email"}))
+        .await;
+    w.sync().await;
+    assert!(w.sf_records("Lead").await.is_empty());
+    assert!(w.sf_records("Contact").await.is_empty());
+    let (outcome, code) = w.last_outcome("hubspot", "contacts", &id).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("no_email"))
+    );
+}
+both_ways!(
+    a_contact_without_email_is_skipped_with_that_reason,
+    no_email_is_skipped
+);
+
+async fn inclusion_filter_holds(push: bool) {
+    let cfg = config(&[(
+        "on_salesforce_delete = \"do_nothing\"\n",
+        "on_salesforce_delete = \"do_nothing\"\n\n[contacts.inclusion]\nfilters = [{ property = \"lifecyclestage\", operator = \"eq\", values = [\"salesqualifiedlead\"] }]\n",
+    )]);
+    let w = world(push, cfg).await;
+    let out = w
+        .hs_create(
+            json!({"email": "out@filter.example", "lastname": "Out", "lifecyclestage": "lead"}),
+        )
+        .await;
+    w.hs_create(json!({"email": "in@filter.example", "lastname": "In", "lifecyclestage": "salesqualifiedlead"})).await;
+    // A Salesforce-created record still creates its HubSpot contact.
+    w.sf_create(
+        "Lead",
+        json!({"LastName": "FromSf", "Email": "sf@filter.example", "Company": "X"}),
+    )
+    .await;
+    w.sync().await;
+    assert!(
+        w.sf_by_email("Lead", "out@filter.example").await.is_empty(),
+        "outside the filter"
+    );
+    assert_eq!(w.sf_by_email("Lead", "in@filter.example").await.len(), 1);
+    assert!(w.hs_contact_by_email("sf@filter.example").await.is_some());
+    let (outcome, code) = w.last_outcome("hubspot", "contacts", &out).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("outside_inclusion"))
+    );
+}
+both_ways!(the_inclusion_filter_holds, inclusion_filter_holds);
+
+async fn directions_and_unless_blank(push: bool) {
+    // jobtitle: Salesforce always wins; phone: the default, unless blank.
+    let cfg = config(&[(
+        "hubspot = \"jobtitle\"\nsalesforce = \"Title\"\nunless_blank = true\n",
+        "hubspot = \"jobtitle\"\nsalesforce = \"Title\"\ndirection = \"always_salesforce\"\n",
+    )]);
+    let w = world(push, cfg).await;
+    let lead = w
+        .sf_create("Lead", json!({"LastName": "Dir", "Email": "dir@example.org", "Company": "D", "Title": "CTO", "Phone": "111"}))
+        .await;
+    w.sync().await;
+    let c = w
+        .hs_contact_by_email("dir@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    let id = c["id"].as_str().unwrap_or_default().to_owned();
+    w.advance(60_000);
+    // A HubSpot edit of an always_salesforce field does not flow; a blank phone does
+    // not overwrite Salesforce's.
+    w.hs_update(&id, json!({"jobtitle": "Intern", "phone": ""}))
+        .await;
+    w.sync().await;
+    let l = &w.sf_by_email("Lead", "dir@example.org").await[0];
+    assert_eq!(l["Title"], "CTO");
+    assert_eq!(l["Phone"], "111");
+    // And Salesforce's value comes back over HubSpot's edit.
+    w.advance(60_000);
+    w.sf_update("Lead", &lead, json!({"Title": "CEO"})).await;
+    w.sync().await;
+    let c = w
+        .hs_contact_by_email("dir@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(prop(&c, "jobtitle"), "CEO");
+}
+both_ways!(
+    field_directions_and_unless_blank_hold,
+    directions_and_unless_blank
+);
+
+async fn validation_error_is_recorded(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    w.post(
+        &w.sf_control("/validation-rules"),
+        json!({"object": "Lead", "field": "Phone", "when": "blank", "message": "Leads need a phone number"}),
+    )
+    .await;
+    let bad = w
+        .hs_create(json!({"email": "nophone@example.org", "lastname": "NoPhone"}))
+        .await;
+    let good = w
+        .hs_create(json!({"email": "phone@example.org", "lastname": "Phone", "phone": "123"}))
+        .await;
+    w.sync().await;
+    assert!(
+        w.sf_by_email("Lead", "nophone@example.org")
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        w.sf_by_email("Lead", "phone@example.org").await.len(),
+        1,
+        "the other record synced"
+    );
+    let s = w
+        .status("hubspot", "contacts", &bad)
+        .await
+        .unwrap_or_else(|| panic!("no status"));
+    assert_eq!(s.last.outcome, Outcome::Failed);
+    assert_eq!(
+        s.last.code.as_deref(),
+        Some("FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    );
+    assert_eq!(s.last.field.as_deref(), Some("Phone"));
+    assert!(s.last.message.unwrap_or_default().contains("phone number"));
+    let (outcome, _) = w.last_outcome("hubspot", "contacts", &good).await;
+    assert_eq!(outcome, Outcome::Synced);
+}
+both_ways!(
+    a_salesforce_validation_error_is_recorded_on_the_record,
+    validation_error_is_recorded
+);
+
+async fn do_nothing_changes_nothing(push: bool) {
+    let cfg = config(&[(
+        "on_salesforce_update = \"create_or_update\"",
+        "on_salesforce_update = \"do_nothing\"",
+    )]);
+    let w = world(push, cfg).await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Quiet", "Email": "quiet@example.org", "Company": "Q"}),
+        )
+        .await;
+    w.sync().await;
+    assert!(w.hs_contacts().await.is_empty());
+    let (outcome, code) = w.last_outcome("salesforce", "Lead", &lead).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("salesforce_updates_off"))
+    );
+}
+both_ways!(
+    a_salesforce_change_with_do_nothing_changes_nothing,
+    do_nothing_changes_nothing
+);
+
+/// One human edit: exactly one write to the other side, none back, then quiet.
+#[tokio::test]
+async fn one_edit_makes_one_write_and_no_echo() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let id = w
+        .hs_create(json!({"email": "echo@example.org", "lastname": "Echo", "phone": "1"}))
+        .await;
+    w.settle().await;
+    w.advance(60_000);
+    let before = w.integration_writes().await;
+    w.hs_update(&id, json!({"phone": "2"})).await;
+    w.settle().await;
+    let after = w.integration_writes().await;
+    assert_eq!(after.1 - before.1, 1, "one Salesforce write");
+    assert_eq!(after.0 - before.0, 0, "nothing written back to HubSpot");
+    // Polling finds the same changes and writes nothing either.
+    w.advance(5_000);
+    w.poll_and_settle().await;
+    assert_eq!(w.integration_writes().await, after, "the pipeline is quiet");
+    assert_eq!(
+        w.sf_by_email("Lead", "echo@example.org").await[0]["Phone"],
+        "2"
+    );
+}
+
+/// A person's edit right after our write still syncs: echoes are told apart by values,
+/// not by a time window.
+#[tokio::test]
+async fn an_edit_right_after_our_write_still_syncs() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Fast", "Email": "fast@example.org", "Company": "F"}),
+        )
+        .await;
+    w.settle().await;
+    let c = w
+        .hs_contact_by_email("fast@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    let id = c["id"].as_str().unwrap_or_default().to_owned();
+    w.advance(300);
+    w.hs_update(&id, json!({"lastname": "Faster"})).await;
+    w.settle().await;
+    let l = w.sf_records("Lead").await;
+    assert_eq!(l.len(), 1);
+    assert_eq!(l[0]["Id"], json!(lead));
+    assert_eq!(l[0]["LastName"], "Faster");
+}
+
+/// The same new record by webhook and by poll at once, several workers: one create.
+#[tokio::test]
+async fn a_record_arriving_twice_at_once_is_created_once() {
+    let w = World::start(Setup {
+        config: DEFAULT_TOML.to_owned(),
+        push: true,
+        workers: 4,
+    })
+    .await;
+    for n in 0..20 {
+        w.hs_create(
+            json!({"email": format!("race{n}@example.org"), "lastname": format!("Race {n}")}),
+        )
+        .await;
+    }
+    w.advance(1_000);
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    // Retries wait on the clock: move it past them while the workers drain.
+    for _ in 0..20 {
+        w.advance(10_000);
+        w.settle().await;
+    }
+    let leads = w.sf_records("Lead").await;
+    assert_eq!(leads.len(), 20, "each contact created once in Salesforce");
+    assert_eq!(
+        w.hs_contacts().await.len(),
+        20,
+        "and nothing duplicated in HubSpot"
+    );
+}
+
+/// Twins: a Contact wins over a Lead with the same email; the lead gets a reason.
+#[tokio::test]
+async fn a_contact_wins_over_a_lead_with_the_same_email() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let id = w
+        .hs_create(json!({"email": "twin@example.org", "lastname": "Twin"}))
+        .await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Twin", "Email": "twin@example.org", "Company": "T"}),
+        )
+        .await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Twin", "Email": "twin@example.org"}),
+        )
+        .await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    let c = w
+        .hs_contact_by_email("twin@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(c["id"], json!(id));
+    assert_eq!(prop(&c, "salesforcecontactid"), &json!(contact));
+    assert_eq!(prop(&c, "salesforceobjecttype"), "CONTACT");
+    assert_eq!(w.hs_contacts().await.len(), 1);
+    let (outcome, code) = w.last_outcome("salesforce", "Lead", &lead).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("duplicate_in_salesforce"))
+    );
+}
+
+/// A converted lead hands its HubSpot contact to the contact it became.
+#[tokio::test]
+async fn lead_conversion_relinks_instead_of_duplicating() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Convert", "Email": "convert@example.org", "Company": "C"}),
+        )
+        .await;
+    w.settle().await;
+    w.advance(60_000);
+    let converted = w
+        .post(
+            &w.sf_control(&format!("/leads/{lead}/convert")),
+            json!({"createOpportunity": false}),
+        )
+        .await;
+    let contact = converted["contactId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!contact.is_empty(), "conversion answered {converted}");
+    w.advance(1_000);
+    w.settle().await;
+    w.poll_and_settle().await;
+    let all = w.hs_contacts().await;
+    assert_eq!(all.len(), 1, "no duplicate contact");
+    assert_eq!(prop(&all[0], "salesforcecontactid"), &json!(contact));
+    assert_eq!(prop(&all[0], "salesforceobjecttype"), "CONTACT");
+}
+
+/// API cost: 150 new HubSpot contacts reach Salesforce in a handful of batch calls,
+/// not one call (or several) per record.
+#[tokio::test]
+async fn a_batch_of_new_contacts_costs_a_handful_of_calls() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    for n in 0..150 {
+        w.hs_create(
+            json!({"email": format!("bulk{n}@example.org"), "lastname": format!("Bulk {n}")}),
+        )
+        .await;
+    }
+    w.advance(1_000);
+    let before = w.integration_calls().await;
+    w.poll_and_settle().await;
+    let after = w.integration_calls().await;
+    let (hubspot, salesforce) = (after.0 - before.0, after.1 - before.1);
+    println!("150 contacts: {hubspot} HubSpot calls, {salesforce} Salesforce calls");
+    assert_eq!(w.sf_records("Lead").await.len(), 150);
+    assert!(salesforce <= 8, "{salesforce} Salesforce calls");
+    assert!(hubspot <= 15, "{hubspot} HubSpot calls");
+}

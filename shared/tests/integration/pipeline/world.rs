@@ -1,0 +1,400 @@
+//! A world for end-to-end tests: both sandboxes on loopback on one frozen clock, the
+//! local runner (intake over HTTP, embedded store) between them, and helpers that act
+//! as a person in either CRM and read what the CRMs hold.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crmsync_sandbox::hubspot::HubSpotSettings;
+use crmsync_sandbox::salesforce::SalesforceSettings;
+use crmsync_sandbox::{Clock, HubSpotSandbox, SalesforceSandbox};
+use crmsync_shared::adapters::http::Secret;
+use crmsync_shared::adapters::hubspot::{HubSpotAuth, HubSpotClient, HubSpotConfig};
+use crmsync_shared::adapters::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
+use crmsync_shared::adapters::sqlite::SqliteStore;
+use crmsync_shared::domain::config::SyncConfig;
+use crmsync_shared::local::{LocalRunner, RunOptions};
+use crmsync_shared::pipeline::intake::IntakeSettings;
+use crmsync_shared::pipeline::{Pipeline, worker};
+use crmsync_shared::ports::{Outcome, RecordRef, RecordStatus};
+use serde_json::{Value, json};
+
+use crate::harness::{T0, pause};
+
+pub const HS_TOKEN: &str = "hubspot-integration-token";
+pub const HS_SECRET: &str = "hubspot-app-secret";
+pub const SF_TOKEN: &str = "salesforce-integration-token";
+pub const ORG: &str = "00D8M0000000001AAA";
+pub const OUTBOUND_TOKEN: &str = "outbound-secret";
+pub const API_KEY: &str = "api-key";
+
+/// The sandbox clock, as the pipeline's clock port.
+#[derive(Debug, Clone)]
+pub struct SandboxClock(pub Clock);
+
+impl crmsync_shared::ports::Clock for SandboxClock {
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
+}
+
+pub struct Setup {
+    pub config: String,
+    /// Webhooks and outbound messages on; off: changes arrive by polling alone.
+    pub push: bool,
+    pub workers: usize,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            config: crmsync_shared::domain::config::DEFAULT_TOML.to_owned(),
+            push: true,
+            workers: 0,
+        }
+    }
+}
+
+pub struct World {
+    pub clock: Clock,
+    pub hs: HubSpotSandbox,
+    pub sf: SalesforceSandbox,
+    pub runner: LocalRunner,
+    pub http: reqwest::Client,
+    pub push: bool,
+}
+
+impl World {
+    pub async fn start(setup: Setup) -> World {
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        let clock = Clock::frozen(T0);
+        let hs_settings = HubSpotSettings {
+            search_lag_ms: 0,
+            ..HubSpotSettings::default()
+        };
+        let hs = HubSpotSandbox::spawn(hs_settings, clock.clone(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sf = SalesforceSandbox::spawn(SalesforceSettings::default(), clock.clone(), None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let hubspot = HubSpotClient::with_pause(
+            HubSpotConfig::new(hs.url(), HubSpotAuth::PrivateApp(Secret::new(HS_TOKEN))),
+            pause(&clock),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let salesforce = SalesforceClient::with_pause(
+            SalesforceConfig::new(sf.url(), SalesforceAuth::AccessToken(Secret::new(SF_TOKEN))),
+            pause(&clock),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let ours: Arc<dyn crmsync_shared::ports::Clock> = Arc::new(SandboxClock(clock.clone()));
+        let store =
+            Arc::new(SqliteStore::in_memory(ours.clone(), 5).unwrap_or_else(|e| panic!("{e}")));
+        let config = SyncConfig::from_toml(&setup.config).unwrap_or_else(|e| panic!("{e}"));
+        let mut pipeline = Pipeline::new(
+            config,
+            Arc::new(hubspot),
+            Arc::new(salesforce),
+            store.clone(),
+            ours,
+            "test",
+        );
+        pipeline
+            .load_owners()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let intake = IntakeSettings {
+            public_url: String::new(),
+            hubspot_app_secret: Some(Secret::new(HS_SECRET)),
+            salesforce_org_id: Some(ORG.into()),
+            salesforce_outbound_token: Some(Secret::new(OUTBOUND_TOKEN)),
+            api_key: Some(Secret::new(API_KEY)),
+        };
+        let options = RunOptions {
+            listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+            poll_interval: None,
+            workers: setup.workers,
+            batch_size: 100,
+        };
+        let runner = LocalRunner::start(pipeline, intake, store, options)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let world = World {
+            clock,
+            hs,
+            sf,
+            runner,
+            http: reqwest::Client::new(),
+            push: setup.push,
+        };
+        if setup.push {
+            world
+                .put(&world.hs_control("/webhooks"), json!({"target_url": format!("{}/webhooks/hubspot", world.runner.url()), "app_secret": HS_SECRET}))
+                .await;
+            world
+                .put(&world.sf_control("/outbound"), json!({"url": format!("{}/webhooks/salesforce?token={OUTBOUND_TOKEN}", world.runner.url())}))
+                .await;
+        }
+        world
+    }
+
+    pub fn hs_control(&self, path: &str) -> String {
+        format!("{}/_sandbox/hubspot{path}", self.hs.url())
+    }
+
+    pub fn sf_control(&self, path: &str) -> String {
+        format!("{}/_sandbox/salesforce{path}", self.sf.url())
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Value {
+        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "control call failed: {status} {body}");
+        body
+    }
+
+    pub async fn put(&self, url: &str, body: Value) -> Value {
+        self.send(self.http.put(url).json(&body)).await
+    }
+
+    pub async fn post(&self, url: &str, body: Value) -> Value {
+        self.send(self.http.post(url).json(&body)).await
+    }
+
+    pub async fn patch(&self, url: &str, body: Value) -> Value {
+        self.send(self.http.patch(url).json(&body)).await
+    }
+
+    /// A person creates a HubSpot contact; its id.
+    pub async fn hs_create(&self, properties: Value) -> String {
+        let v = self
+            .post(
+                &self.hs_control("/objects/contacts"),
+                json!({"properties": properties}),
+            )
+            .await;
+        v["id"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no id in {v}"))
+    }
+
+    pub async fn hs_update(&self, id: &str, properties: Value) {
+        self.patch(
+            &self.hs_control(&format!("/objects/contacts/{id}")),
+            json!({"properties": properties}),
+        )
+        .await;
+    }
+
+    /// Every HubSpot contact (not archived), with every property.
+    pub async fn hs_contacts(&self) -> Vec<Value> {
+        let v = self
+            .send(self.http.get(self.hs_control("/objects/contacts")))
+            .await;
+        v["results"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["archived"] != json!(true))
+            .collect()
+    }
+
+    pub async fn hs_contact_by_email(&self, email: &str) -> Option<Value> {
+        self.hs_contacts()
+            .await
+            .into_iter()
+            .find(|r| r["properties"]["email"] == json!(email))
+    }
+
+    /// A person creates a Salesforce record; its id.
+    pub async fn sf_create(&self, object: &str, fields: Value) -> String {
+        let v = self
+            .post(&self.sf_control(&format!("/objects/{object}")), fields)
+            .await;
+        v["Id"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no Id in {v}"))
+    }
+
+    pub async fn sf_update(&self, object: &str, id: &str, fields: Value) {
+        self.patch(&self.sf_control(&format!("/objects/{object}/{id}")), fields)
+            .await;
+    }
+
+    /// Every record of an sObject (not deleted), with every field.
+    pub async fn sf_records(&self, object: &str) -> Vec<Value> {
+        let v = self
+            .send(
+                self.http
+                    .get(self.sf_control(&format!("/objects/{object}"))),
+            )
+            .await;
+        v["records"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| r["IsDeleted"] != json!(true))
+            .collect()
+    }
+
+    pub async fn sf_by_email(&self, object: &str, email: &str) -> Vec<Value> {
+        self.sf_records(object)
+            .await
+            .into_iter()
+            .filter(|r| r["Email"] == json!(email))
+            .collect()
+    }
+
+    async fn counters(&self) -> (Value, Value) {
+        let hs = self.send(self.http.get(self.hs_control("/counters"))).await;
+        let sf = self.send(self.http.get(self.sf_control("/counters"))).await;
+        (
+            hs["integration"].clone(),
+            sf["calls"]["integration"].clone(),
+        )
+    }
+
+    /// The integration's calls to each sandbox: (HubSpot, Salesforce).
+    pub async fn integration_calls(&self) -> (u64, u64) {
+        let (hs, sf) = self.counters().await;
+        let sum = |v: &Value| {
+            v.as_object()
+                .map(|m| m.values().filter_map(Value::as_u64).sum())
+                .unwrap_or(0)
+        };
+        (sum(&hs), sum(&sf))
+    }
+
+    /// The integration's writes to each sandbox: (HubSpot, Salesforce).
+    pub async fn integration_writes(&self) -> (u64, u64) {
+        let (hs, sf) = self.counters().await;
+        let count = |v: &Value, write: &dyn Fn(&str) -> bool| {
+            v.as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter(|(k, _)| write(k))
+                        .filter_map(|(_, n)| n.as_u64())
+                        .sum()
+                })
+                .unwrap_or(0)
+        };
+        let hs_write = |k: &str| {
+            [
+                "/batch/update",
+                "/batch/upsert",
+                "/batch/create",
+                "/batch/archive",
+            ]
+            .iter()
+            .any(|w| k.contains(w))
+                || k.starts_with("PATCH")
+                || k.starts_with("DELETE")
+        };
+        let sf_write = |k: &str| {
+            k.starts_with("PATCH")
+                || k.starts_with("DELETE")
+                || (k.starts_with("POST") && k.ends_with("/composite/sobjects"))
+        };
+        (count(&hs, &hs_write), count(&sf, &sf_write))
+    }
+
+    async fn deliveries_pending(&self) -> bool {
+        if !self.push {
+            return false;
+        }
+        let hs = self.send(self.http.get(self.hs_control("/webhooks"))).await;
+        let sf = self.send(self.http.get(self.sf_control("/outbound"))).await;
+        hs["pending"].as_u64().unwrap_or(0) > 0 || sf["pending"].as_u64().unwrap_or(0) > 0
+    }
+
+    /// Works until nothing is left: pushes delivered, the queue empty, several times in
+    /// a row (our own writes push echoes, which must be worked off too). Waits on
+    /// deliveries in flight over loopback, never on time-based behaviour: the clock is
+    /// frozen. Panics after 20 seconds.
+    pub async fn settle(&self) {
+        let started = std::time::Instant::now();
+        let mut quiet = 0;
+        while quiet < 4 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the pipeline did not go quiet"
+            );
+            let round = worker::run_once(&self.runner.pipeline, self.runner.store.as_ref(), 100)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let queued = self
+                .runner
+                .store
+                .queued()
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if round.received == 0 && queued == 0 && !self.deliveries_pending().await {
+                quiet += 1;
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            } else {
+                quiet = 0;
+                if round.received == 0 && queued > 0 {
+                    // Retries wait on the clock: let their delay pass.
+                    self.advance(worker::retry_delay_ms(6));
+                }
+            }
+        }
+    }
+
+    /// Without pushes: poll, then work off what it queued.
+    pub async fn poll_and_settle(&self) {
+        self.runner
+            .poll_now()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.settle().await;
+    }
+
+    /// Moves both sandboxes (and the pipeline) forward in time.
+    pub fn advance(&self, ms: i64) {
+        self.clock.advance(ms);
+    }
+
+    /// The sync: by pushes when they are on, by a poll otherwise.
+    pub async fn sync(&self) {
+        if self.push {
+            self.settle().await;
+        } else {
+            self.advance(1_000);
+            self.poll_and_settle().await;
+        }
+    }
+
+    pub async fn status(&self, side: &str, object: &str, id: &str) -> Option<RecordStatus> {
+        let record = RecordRef {
+            side: side.into(),
+            object: object.into(),
+            id: id.into(),
+        };
+        self.runner
+            .pipeline
+            .status
+            .status(&record)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn last_outcome(
+        &self,
+        side: &str,
+        object: &str,
+        id: &str,
+    ) -> (Outcome, Option<String>) {
+        let s = self
+            .status(side, object, id)
+            .await
+            .unwrap_or_else(|| panic!("no status for {side} {object} {id}"));
+        (s.last.outcome, s.last.code)
+    }
+}
