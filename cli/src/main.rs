@@ -2,6 +2,8 @@
 //! shared crate; nothing about syncing is decided in this file.
 
 mod demo;
+mod run;
+mod setup;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -29,8 +31,45 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the built-in seed scenarios through the merge core and print what would sync.
+    /// Start both CRM sandboxes with seeded data, sync them through the local pipeline
+    /// with live edits, and print sync health. Needs no credentials.
     Demo,
+    /// Run the sync as a long-lived process (intake, poller, workers) on the embedded
+    /// store. Connections and secrets come from CRMSYNC_* environment variables.
+    Run {
+        /// The sync configuration (default: the built-in one).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where webhooks and outbound messages are received (port 0: a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The embedded store's file.
+        #[arg(long, default_value = "crmsync.db")]
+        store: PathBuf,
+        /// How often to poll for changes, e.g. 2s, 500ms, 1m (default: sized to stay
+        /// under 5% of Salesforce's daily API allowance).
+        #[arg(long, value_parser = run::parse_duration)]
+        poll_interval: Option<std::time::Duration>,
+        /// Concurrent sync workers.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// The initial sync: everything in scope, matched across sides. With --dry-run,
+    /// print what it would create, link and update, and write nothing.
+    Backfill {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "crmsync.db")]
+        store: PathBuf,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Prepare both CRMs: create the HubSpot properties crmsync needs, check the mapped
+    /// Salesforce fields, and print what is missing and how to fix it.
+    Setup {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Check, print or explain sync configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -79,6 +118,8 @@ enum CliError {
     },
     #[error("{0}")]
     Output(#[from] serde_json::Error),
+    #[error("{0}")]
+    Setup(String),
 }
 
 impl CliError {
@@ -92,7 +133,14 @@ impl CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    match execute(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("crmsync: {e}");
@@ -101,9 +149,70 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(command: Command) -> Result<(), CliError> {
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Setup(format!("cannot start the async runtime: {e}")))
+}
+
+fn config_or_builtin(path: Option<PathBuf>) -> Result<ValidatedConfig, CliError> {
+    match path {
+        Some(path) => load_config(&path),
+        None => Ok(SyncConfig::builtin()),
+    }
+}
+
+fn execute(command: Command) -> Result<(), CliError> {
     match command {
-        Command::Demo => demo::run(),
+        Command::Demo => runtime()?.block_on(demo::run()),
+        Command::Run {
+            config,
+            listen,
+            store,
+            poll_interval,
+            workers,
+        } => {
+            let config = config_or_builtin(config)?;
+            let args = run::RunArgs {
+                config,
+                listen,
+                store,
+                poll_interval,
+                workers,
+            };
+            runtime()?.block_on(run::run(args))
+        }
+        Command::Backfill {
+            config,
+            store,
+            dry_run,
+        } => {
+            let config = config_or_builtin(config)?;
+            runtime()?.block_on(backfill(config, store, dry_run))
+        }
+        Command::Setup { config } => {
+            let config = config_or_builtin(config)?;
+            let report = runtime()?.block_on(setup::run(&config))?;
+            for c in &report.created {
+                println!("created  {c}");
+            }
+            for p in &report.present {
+                println!("ok       {p}");
+            }
+            for p in &report.problems {
+                println!("MISSING  {p}");
+            }
+            if report.problems.is_empty() {
+                println!("setup complete");
+                Ok(())
+            } else {
+                Err(CliError::Setup(format!(
+                    "{} problems to fix (listed above)",
+                    report.problems.len()
+                )))
+            }
+        }
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE_TOML}");
             Ok(())
@@ -125,16 +234,62 @@ fn run(command: Command) -> Result<(), CliError> {
             Ok(())
         }
         Command::Explain { config, pair } => {
-            let config = match config {
-                Some(path) => load_config(&path)?,
-                None => SyncConfig::builtin(),
-            };
+            let config = config_or_builtin(config)?;
             let json = read(&pair)?;
             let out = explain(&json, &config)?;
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
     }
+}
+
+async fn backfill(config: ValidatedConfig, store: PathBuf, dry_run: bool) -> Result<(), CliError> {
+    let (pipeline, store, _) = run::connect(config, &store).await?;
+    if dry_run {
+        let plan = pipeline.plan_backfill().await.map_err(CliError::Setup)?;
+        println!("dry run: nothing was written");
+        for (pair, actions) in &plan.pairs {
+            println!("{pair}:");
+            for (what, n) in actions {
+                println!("  {n:>7}  {what}");
+            }
+        }
+        return Ok(());
+    }
+    // The poll on empty cursors queues everything; the queue in the store is the
+    // checkpoint, so an interrupted backfill resumes where it stopped.
+    let report = pipeline
+        .poll(store.as_ref(), store.as_ref())
+        .await
+        .map_err(|e| CliError::Setup(e.to_string()))?;
+    println!("queued {} records", report.enqueued());
+    loop {
+        let round = crmsync_shared::pipeline::worker::run_once(&pipeline, store.as_ref(), 100)
+            .await
+            .map_err(|e| CliError::Setup(e.to_string()))?;
+        let left = store
+            .queued()
+            .await
+            .map_err(|e| CliError::Setup(e.to_string()))?;
+        if left == 0 {
+            break;
+        }
+        if round.received == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+    let counts = pipeline
+        .status
+        .counts()
+        .await
+        .map_err(|e| CliError::Setup(e.to_string()))?;
+    for (object, direction, c) in counts {
+        println!(
+            "{object} {direction}: synced {}, skipped {}, failed {}",
+            c.synced, c.skipped, c.failed
+        );
+    }
+    Ok(())
 }
 
 fn read(path: &Path) -> Result<String, CliError> {

@@ -1,5 +1,9 @@
 //! The `crmsync` binary as an admin runs it: the seed scenarios through `explain`,
-//! configuration checks and their exit codes.
+//! configuration checks and their exit codes, the demo, and `crmsync run` as a process
+//! against a `crmsync-sandbox` process.
+
+#[path = "cli/run.rs"]
+mod run;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -252,17 +256,25 @@ fn a_malformed_pair_document_is_a_clear_error() {
 }
 
 #[test]
-fn the_demo_runs_the_seed_scenarios() {
+fn the_demo_syncs_two_sandboxes_and_prints_health() {
     let out = crmsync(&["demo"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("write  Salesforce Phone = \"+1 555 0123\""),
-        "{text}"
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("blank_protected"), "{text}");
+    for expected in [
+        "== Initial sync",
+        "synced in",
+        "== Sync health",
+        "skipped: no_email",
+        "failing: FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "field Title",
+        "API calls by crmsync",
+        "edit-to-sync latency",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    assert!(!text.contains("NOT synced"), "{text}");
 }

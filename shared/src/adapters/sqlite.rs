@@ -123,6 +123,25 @@ impl SqliteStore {
     }
 
     /// Runs `f` on the connection off the async threads.
+    /// After a restart of the one process that owns this file: items its workers had in
+    /// hand go back to the queue at once, and their claims on dedup keys are dropped
+    /// (the retry re-claims them), instead of both waiting out their timeouts.
+    pub async fn recover_after_restart(&self) -> Result<(usize, usize), StoreError> {
+        self.with(|c| {
+            let items = c
+                .execute(
+                    "UPDATE queue SET visible_at = 0 WHERE dead = 0 AND receives > 0",
+                    [],
+                )
+                .map_err(unavailable)?;
+            let claims = c
+                .execute("DELETE FROM claims WHERE key NOT LIKE 'event:%'", [])
+                .map_err(unavailable)?;
+            Ok((items, claims))
+        })
+        .await
+    }
+
     /// Queued items not yet acknowledged (waiting or being worked on), dead letters
     /// aside: zero means the local pipeline has nothing left to do.
     pub async fn queued(&self) -> Result<usize, StoreError> {

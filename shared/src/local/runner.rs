@@ -54,6 +54,18 @@ impl LocalRunner {
         store: Arc<SqliteStore>,
         options: RunOptions,
     ) -> std::io::Result<Self> {
+        // This process owns the store: what a crashed predecessor held is free again.
+        let (items, claims) = store
+            .recover_after_restart()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if items + claims > 0 {
+            tracing::info!(
+                message = "recovered work from a previous run",
+                items,
+                claims
+            );
+        }
         let listener = TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
         if intake.public_url.is_empty() {

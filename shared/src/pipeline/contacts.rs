@@ -1001,7 +1001,15 @@ impl Pipeline {
         if let Err(e) = stored {
             return ItemOutcome::Retry(format!("link not stored: {e}"));
         }
-        self.note_changes(item, p.direction, p.changes, now).await;
+        // An echo of our own write, or a change to unmapped fields: nothing moved, and
+        // the record's status stays what the last real sync left.
+        let moved_nothing = p.work.link.is_some()
+            && !p.last_synced_moved
+            && p.hubspot_writes.is_empty()
+            && p.salesforce_writes.is_empty();
+        if !moved_nothing {
+            self.note_changes(item, p.direction, p.changes, now).await;
+        }
         ItemOutcome::Done
     }
 }
