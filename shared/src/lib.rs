@@ -6,6 +6,7 @@
 //! milliseconds. Ports, adapters and the pipeline are built around it.
 
 pub mod adapters;
+pub mod aws;
 pub mod contract;
 pub mod domain;
 pub mod local;

@@ -37,6 +37,14 @@ impl SqsQueue {
         }
     }
 
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn dead_letter_url(&self) -> Option<&str> {
+        self.dead_letter_url.as_deref()
+    }
+
     /// Creates a queue and its dead-letter queue (after `max_receives` receives) for
     /// local runs and tests; deployed stacks get them from the SAM template.
     pub async fn create(

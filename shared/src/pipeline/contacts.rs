@@ -44,6 +44,18 @@ fn same_sf_id(a: &str, b: &str) -> bool {
     a.get(..15).is_some() && a.get(..15) == b.get(..15)
 }
 
+/// A Salesforce lead or contact as the merge sees it: the `Company` placeholder a lead
+/// was created with counts as blank, so it never flows back into HubSpot.
+fn salesforce_snapshot(record: &Record) -> crate::domain::merge::Snapshot {
+    let mut s = record.snapshot();
+    if record.object == "Lead"
+        && s.values.get("Company").and_then(Value::as_str) == Some(NO_COMPANY)
+    {
+        s.values.insert("Company".into(), Value::Null);
+    }
+    s
+}
+
 /// A pair that passed the rules and has its writes worked out.
 struct Planned {
     work: Work,
@@ -692,7 +704,7 @@ impl Pipeline {
         let sf = w
             .salesforce
             .as_ref()
-            .map(Record::snapshot)
+            .map(salesforce_snapshot)
             .unwrap_or_default();
         let last = w.link.as_ref().map(|l| &l.last_synced);
         let plan = merge_fields(&rules, &hs, &sf, last);

@@ -11,7 +11,7 @@ use crmsync_shared::adapters::sqs::SqsQueue;
 use crmsync_shared::contract;
 use crmsync_shared::ports::{ClaimStore, CursorStore, LinkStore};
 
-async fn aws() -> aws_config::SdkConfig {
+pub async fn aws() -> aws_config::SdkConfig {
     let endpoint = std::env::var("CRMSYNC_MOTO_URL")
         .unwrap_or_else(|_| panic!("CRMSYNC_MOTO_URL is not set: run the tests with scripts/test.sh, which starts moto's server"));
     aws_config::defaults(BehaviorVersion::latest())
@@ -25,7 +25,7 @@ async fn aws() -> aws_config::SdkConfig {
 }
 
 /// A name no other test (or earlier run against the same moto) uses.
-fn unique(prefix: &str) -> String {
+pub fn unique(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -3,6 +3,7 @@
 //! then hold. Each scenario runs twice: with webhooks and outbound messages, and by
 //! polling alone.
 
+mod aws;
 mod intake;
 mod world;
 
@@ -141,6 +142,10 @@ async fn contact_becomes_lead_by_default(push: bool) {
         .unwrap_or_else(|| panic!("no contact"));
     assert_eq!(prop(&c, "salesforceleadid"), &leads[0]["Id"]);
     assert_eq!(prop(&c, "salesforceobjecttype"), "LEAD");
+    assert!(
+        prop(&c, "company").is_null(),
+        "the placeholder company stays in Salesforce"
+    );
 }
 both_ways!(
     a_hubspot_contact_becomes_a_lead_by_default,

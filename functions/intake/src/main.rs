@@ -1,0 +1,83 @@
+//! The trigger intake behind API Gateway (HTTP API, payload v2): HubSpot webhooks,
+//! Salesforce outbound messages, manual sync requests and sync health. The rules live
+//! in `crmsync_shared::pipeline::intake`; this maps the API Gateway event to them.
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::http::{HeaderMap, HeaderValue};
+use base64::Engine;
+use crmsync_shared::aws::{Deployment, cold_start};
+use crmsync_shared::pipeline::intake::IntakeRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+/// The route without the stage prefix API Gateway adds to `rawPath` on named stages.
+fn route(event: &ApiGatewayV2httpRequest) -> String {
+    let path = event.raw_path.clone().unwrap_or_else(|| "/".into());
+    match event.request_context.stage.as_deref() {
+        Some(stage) if stage != "$default" => {
+            let prefix = format!("/{stage}");
+            match path.strip_prefix(&prefix) {
+                Some(rest) if rest.starts_with('/') => rest.to_owned(),
+                _ => path,
+            }
+        }
+        _ => path,
+    }
+}
+
+fn request(event: &ApiGatewayV2httpRequest) -> Result<IntakeRequest, String> {
+    let body = match (&event.body, event.is_base64_encoded) {
+        (None, _) => Vec::new(),
+        (Some(b), false) => b.as_bytes().to_vec(),
+        (Some(b), true) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map_err(|e| format!("the body is not valid base64: {e}"))?,
+    };
+    Ok(IntakeRequest {
+        method: event.request_context.http.method.as_str().to_owned(),
+        path: route(event),
+        query: event.raw_query_string.clone().filter(|q| !q.is_empty()),
+        headers: event
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect(),
+        body,
+    })
+}
+
+fn response(status: u16, content_type: &'static str, body: String) -> ApiGatewayV2httpResponse {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static(content_type));
+    ApiGatewayV2httpResponse {
+        status_code: i64::from(status),
+        headers,
+        body: Some(Body::Text(body)),
+        is_base64_encoded: false,
+        ..Default::default()
+    }
+}
+
+async fn handle(
+    deployment: &Deployment,
+    event: LambdaEvent<ApiGatewayV2httpRequest>,
+) -> Result<ApiGatewayV2httpResponse, Error> {
+    let request = match request(&event.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(response(
+                400,
+                "application/json",
+                serde_json::json!({"error": e}).to_string(),
+            ));
+        }
+    };
+    let answer = deployment.intake.handle(&request).await;
+    Ok(response(answer.status, answer.content_type, answer.body))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let deployment = cold_start("intake").await?;
+    lambda_runtime::run(service_fn(|event| handle(&deployment, event))).await
+}
