@@ -11,13 +11,14 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::writes::Planned;
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline, Record, Work};
 use crate::domain::Side;
 use crate::domain::config::{Inclusion, PersonObject, SalesforceDeleteRule, SalesforceUpdateRule};
 use crate::domain::dedup::email_key;
 use crate::domain::merge::{Action, MergeRules, merge_fields};
 use crate::domain::metadata::PairMeta;
-use crate::ports::{FieldChange, Link, Outcome, WorkItem};
+use crate::ports::{FieldChange, Outcome, WorkItem};
 
 pub const PAIR: &str = "contacts";
 /// Salesforce's field that holds the HubSpot id: the external id creates upsert on.
@@ -44,6 +45,16 @@ fn same_sf_id(a: &str, b: &str) -> bool {
     a.get(..15).is_some() && a.get(..15) == b.get(..15)
 }
 
+/// What a new Lead needs that HubSpot may not have: a company.
+fn lead_defaults(sobject: &str, row: &mut Map<String, Value>) {
+    let blank = row
+        .get("Company")
+        .is_none_or(|c| c.as_str().is_none_or(str::is_empty));
+    if sobject == "Lead" && blank {
+        row.insert("Company".into(), json!(NO_COMPANY));
+    }
+}
+
 /// A Salesforce lead or contact as the merge sees it: the `Company` placeholder a lead
 /// was created with counts as blank, so it never flows back into HubSpot.
 fn salesforce_snapshot(record: &Record) -> crate::domain::merge::Snapshot {
@@ -54,24 +65,6 @@ fn salesforce_snapshot(record: &Record) -> crate::domain::merge::Snapshot {
         s.values.insert("Company".into(), Value::Null);
     }
     s
-}
-
-/// A pair that passed the rules and has its writes worked out.
-struct Planned {
-    work: Work,
-    direction: &'static str,
-    sobject: String,
-    claim_key: Option<String>,
-    email: Option<String>,
-    next_last_synced: crate::domain::merge::LastSynced,
-    last_synced_moved: bool,
-    hubspot_writes: Map<String, Value>,
-    salesforce_writes: Map<String, Value>,
-    changes: Vec<FieldChange>,
-    salesforce_id: Option<String>,
-    hubspot_id: Option<String>,
-    /// Set once the pair failed or must be retried; later steps leave it alone.
-    outcome: Option<ItemOutcome>,
 }
 
 impl Pipeline {
@@ -265,18 +258,11 @@ impl Pipeline {
                 }
             }
         }
-        self.write_salesforce_contacts(items, &mut planned, now)
+        self.write_salesforce(items, &mut planned, HUBSPOT_ID_FIELD, lead_defaults, now)
             .await;
         self.write_hubspot_contacts(items, &mut planned, now).await;
         self.failpoint("after_crm_write");
-        for p in planned {
-            let first = p.work.items.first().copied().unwrap_or(0);
-            let indexes = p.work.items.clone();
-            let outcome = self.finish_contact(&items[first], p, now).await;
-            for n in indexes {
-                outcomes[n] = outcome.clone();
-            }
-        }
+        self.finish(PAIR, items, planned, outcomes, now).await;
         Ok(())
     }
 
@@ -727,7 +713,7 @@ impl Pipeline {
             direction,
             sobject,
             claim_key,
-            email,
+            key: email,
             next_last_synced: plan.next_last_synced(last),
             last_synced_moved: !plan.last_synced_changes.is_empty() || w.link.is_none(),
             hubspot_writes: plan.hubspot_writes.clone(),
@@ -738,105 +724,6 @@ impl Pipeline {
             outcome: None,
             work: w,
         })
-    }
-
-    /// Salesforce writes of the whole batch: one Collections update, one upsert per
-    /// sObject for the creates (on the HubSpot id, so a retry finds its record).
-    async fn write_salesforce_contacts(
-        &self,
-        items: &[WorkItem],
-        planned: &mut [Planned],
-        now: i64,
-    ) {
-        let updates: Vec<usize> = (0..planned.len())
-            .filter(|&n| {
-                planned[n].salesforce_id.is_some() && !planned[n].salesforce_writes.is_empty()
-            })
-            .collect();
-        if !updates.is_empty() {
-            let rows: Vec<(String, Map<String, Value>)> = updates
-                .iter()
-                .map(|&n| {
-                    let p = &planned[n];
-                    let mut row = p.salesforce_writes.clone();
-                    row.insert("Id".into(), json!(p.salesforce_id));
-                    (p.sobject.clone(), row)
-                })
-                .collect();
-            let results = self.salesforce.update(&rows, false).await;
-            self.apply_salesforce_results(items, planned, &updates, results, now)
-                .await;
-        }
-        for sobject in ["Lead", "Contact"] {
-            let creates: Vec<usize> = (0..planned.len())
-                .filter(|&n| planned[n].salesforce_id.is_none() && planned[n].sobject == sobject)
-                .collect();
-            if creates.is_empty() {
-                continue;
-            }
-            let rows: Vec<Map<String, Value>> = creates
-                .iter()
-                .map(|&n| {
-                    let p = &planned[n];
-                    let mut row = p.salesforce_writes.clone();
-                    row.insert(HUBSPOT_ID_FIELD.into(), json!(p.hubspot_id));
-                    let blank =
-                        |v: Option<&Value>| v.is_none_or(|c| c.as_str().is_none_or(str::is_empty));
-                    if sobject == "Lead" && blank(row.get("Company")) {
-                        row.insert("Company".into(), json!(NO_COMPANY));
-                    }
-                    row
-                })
-                .collect();
-            let results = self
-                .salesforce
-                .upsert(sobject, HUBSPOT_ID_FIELD, &rows, false)
-                .await;
-            self.apply_salesforce_results(items, planned, &creates, results, now)
-                .await;
-        }
-    }
-
-    async fn apply_salesforce_results(
-        &self,
-        items: &[WorkItem],
-        planned: &mut [Planned],
-        which: &[usize],
-        results: Result<
-            Vec<crate::adapters::salesforce::RecordResult>,
-            crate::adapters::salesforce::SalesforceError,
-        >,
-        now: i64,
-    ) {
-        let results = match results {
-            Ok(r) => r,
-            Err(e) => {
-                for &n in which {
-                    planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
-                }
-                return;
-            }
-        };
-        for (k, &n) in which.iter().enumerate() {
-            match results.get(k) {
-                Some(r) if r.ok() => {
-                    if planned[n].salesforce_id.is_none() {
-                        planned[n].salesforce_id = r.id.clone();
-                    }
-                }
-                Some(r) => {
-                    let first = planned[n].work.items.first().copied().unwrap_or(0);
-                    let e = r.errors.first().cloned();
-                    let outcome = self
-                        .salesforce_failed(&items[first], planned[n].direction, e, now)
-                        .await;
-                    planned[n].outcome = Some(outcome);
-                }
-                None => {
-                    planned[n].outcome = Some(ItemOutcome::Retry("no result for a record".into()))
-                }
-            }
-        }
     }
 
     /// HubSpot writes of the whole batch: one batch update, one upsert by email for the
@@ -869,52 +756,8 @@ impl Pipeline {
                     .insert(KIND.into(), json!(p.sobject.to_uppercase()));
             }
         }
-        let live = |p: &Planned| p.outcome.is_none() && p.salesforce_id.is_some();
-        let updates: Vec<usize> = (0..planned.len())
-            .filter(|&n| {
-                live(&planned[n])
-                    && planned[n].hubspot_id.is_some()
-                    && !planned[n].hubspot_writes.is_empty()
-            })
-            .collect();
-        if !updates.is_empty() {
-            let inputs: Vec<(String, Map<String, Value>)> = updates
-                .iter()
-                .map(|&n| {
-                    (
-                        planned[n].hubspot_id.clone().unwrap_or_default(),
-                        planned[n].hubspot_writes.clone(),
-                    )
-                })
-                .collect();
-            match self.hubspot.batch_update(PAIR, &inputs).await {
-                Ok(outcome) => {
-                    for e in &outcome.errors {
-                        if let Some(&n) = updates
-                            .iter()
-                            .find(|&&n| planned[n].hubspot_id.as_deref() == Some(e.key.as_str()))
-                        {
-                            let first = planned[n].work.items.first().copied().unwrap_or(0);
-                            let o = self
-                                .hubspot_failed(
-                                    &items[first],
-                                    planned[n].direction,
-                                    &e.category,
-                                    &e.message,
-                                    now,
-                                )
-                                .await;
-                            planned[n].outcome = Some(o);
-                        }
-                    }
-                }
-                Err(e) => {
-                    for &n in &updates {
-                        planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
-                    }
-                }
-            }
-        }
+        self.update_hubspot(PAIR, items, planned, now).await;
+        let live = |p: &Planned| p.live() && p.salesforce_id.is_some();
         let creates: Vec<usize> = (0..planned.len())
             .filter(|&n| live(&planned[n]) && planned[n].hubspot_id.is_none())
             .collect();
@@ -926,13 +769,13 @@ impl Pipeline {
             .map(|&n| {
                 let mut props = planned[n].hubspot_writes.clone();
                 props.remove("email");
-                (planned[n].email.clone().unwrap_or_default(), props)
+                (planned[n].key.clone().unwrap_or_default(), props)
             })
             .collect();
         match self.hubspot.batch_upsert(PAIR, "email", &inputs).await {
             Ok(outcome) => {
                 for &n in &creates {
-                    let email = planned[n].email.clone();
+                    let email = planned[n].key.clone();
                     if let Some(e) = outcome.errors.iter().find(|e| email_key(&e.key) == email) {
                         let first = planned[n].work.items.first().copied().unwrap_or(0);
                         let o = self
@@ -967,61 +810,5 @@ impl Pipeline {
                 }
             }
         }
-    }
-
-    /// The link, the claim and the outcome of one pair after the writes.
-    async fn finish_contact(&self, item: &WorkItem, p: Planned, now: i64) -> ItemOutcome {
-        let release = |key: Option<String>| async move {
-            if let Some(key) = key {
-                let _ = self.claims.release(&key, &self.worker).await;
-            }
-        };
-        if let Some(outcome) = p.outcome {
-            release(p.claim_key).await;
-            return outcome;
-        }
-        let (Some(hubspot_id), Some(salesforce_id)) =
-            (p.hubspot_id.clone(), p.salesforce_id.clone())
-        else {
-            release(p.claim_key).await;
-            return ItemOutcome::Retry("a side has no id after the writes".into());
-        };
-        let stored = match &p.work.link {
-            Some(link) if !p.last_synced_moved => Ok(link.clone()),
-            Some(link) => {
-                let next = Link {
-                    last_synced: p.next_last_synced.clone(),
-                    synced_at: now,
-                    ..link.clone()
-                };
-                self.links.update(&next).await
-            }
-            None => {
-                let link = Link {
-                    pair: PAIR.into(),
-                    hubspot_id,
-                    salesforce_object: p.sobject.clone(),
-                    salesforce_id,
-                    last_synced: p.next_last_synced.clone(),
-                    synced_at: now,
-                    version: 0,
-                };
-                self.links.create(&link).await
-            }
-        };
-        release(p.claim_key).await;
-        if let Err(e) = stored {
-            return ItemOutcome::Retry(format!("link not stored: {e}"));
-        }
-        // An echo of our own write, or a change to unmapped fields: nothing moved, and
-        // the record's status stays what the last real sync left.
-        let moved_nothing = p.work.link.is_some()
-            && !p.last_synced_moved
-            && p.hubspot_writes.is_empty()
-            && p.salesforce_writes.is_empty();
-        if !moved_nothing {
-            self.note_changes(item, p.direction, p.changes, now).await;
-        }
-        ItemOutcome::Done
     }
 }

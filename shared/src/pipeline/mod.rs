@@ -12,6 +12,7 @@ pub mod health;
 pub mod intake;
 pub mod poll;
 pub mod worker;
+mod writes;
 
 use std::sync::Arc;
 
