@@ -91,3 +91,118 @@ pub fn well_known_type(side: super::Side, object: &str, field: &str) -> Option<F
     };
     Some(ty)
 }
+
+/// A HubSpot property definition (`/crm/v3/properties/{object}`) as field metadata.
+pub fn from_hubspot_property(p: &serde_json::Value) -> Option<(String, FieldMeta)> {
+    use serde_json::Value;
+    let name = p.get("name")?.as_str()?.to_owned();
+    let field_type = p
+        .get("fieldType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let ty = match p.get("type").and_then(Value::as_str).unwrap_or("string") {
+        "number" => FieldType::Number,
+        "bool" => FieldType::Bool,
+        "date" => FieldType::Date,
+        "datetime" => FieldType::DateTime,
+        "enumeration" if field_type == "checkbox" => FieldType::MultiEnum,
+        "enumeration" if field_type == "booleancheckbox" => FieldType::Bool,
+        "enumeration" => FieldType::Enum,
+        _ if name == "email" => FieldType::Email,
+        _ => FieldType::Text,
+    };
+    let options: Vec<String> = p
+        .get("options")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|o| o.get("hidden").and_then(Value::as_bool) != Some(true))
+                .filter_map(|o| o.get("value").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let enumerated = matches!(ty, FieldType::Enum | FieldType::MultiEnum);
+    let read_only = p
+        .pointer("/modificationMetadata/readOnlyValue")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let meta = FieldMeta {
+        ty,
+        length: None,
+        read_only,
+        formula: p
+            .get("calculated")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        restricted: enumerated && !options.is_empty(),
+        picklist: (enumerated && !options.is_empty()).then_some(options),
+    };
+    Some((name, meta))
+}
+
+/// A field of a Salesforce describe (`fields[]`) as field metadata.
+pub fn from_salesforce_field(f: &serde_json::Value) -> Option<(String, FieldMeta)> {
+    use serde_json::Value;
+    let name = f.get("name")?.as_str()?.to_owned();
+    let flag = |k: &str| f.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let ty = match f.get("type").and_then(Value::as_str).unwrap_or("string") {
+        "email" => FieldType::Email,
+        "double" | "currency" | "int" | "percent" | "long" => FieldType::Number,
+        "boolean" => FieldType::Bool,
+        "date" => FieldType::Date,
+        "datetime" => FieldType::DateTime,
+        "picklist" => FieldType::Enum,
+        "multipicklist" => FieldType::MultiEnum,
+        _ => FieldType::Text,
+    };
+    let values: Vec<String> = f
+        .get("picklistValues")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|v| v.get("active").and_then(Value::as_bool) != Some(false))
+                .filter_map(|v| v.get("value").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let length = f
+        .get("length")
+        .and_then(Value::as_u64)
+        .filter(|n| *n > 0 && matches!(ty, FieldType::Text | FieldType::Email))
+        .and_then(|n| usize::try_from(n).ok());
+    let meta = FieldMeta {
+        ty,
+        length,
+        read_only: !flag("updateable") && !flag("createable"),
+        formula: flag("calculated"),
+        restricted: flag("restrictedPicklist"),
+        picklist: (!values.is_empty()).then_some(values),
+    };
+    Some((name, meta))
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn crm_answers_become_field_metadata() {
+        let (name, m) = from_hubspot_property(&json!({"name": "industry", "type": "enumeration", "fieldType": "select", "options": [{"value": "RETAIL"}, {"value": "OLD", "hidden": true}]}))
+            .unwrap_or_else(|| panic!("no meta"));
+        assert_eq!(name, "industry");
+        assert_eq!(m.ty, FieldType::Enum);
+        assert!(m.refuses_value("Technology"));
+        assert!(!m.refuses_value("RETAIL"));
+        let (_, m) = from_salesforce_field(&json!({"name": "Title", "type": "string", "length": 128, "updateable": true, "createable": true}))
+            .unwrap_or_else(|| panic!("no meta"));
+        assert_eq!(
+            (m.ty, m.length, m.read_only),
+            (FieldType::Text, Some(128), false)
+        );
+        let (_, m) =
+            from_salesforce_field(&json!({"name": "Name", "type": "string", "calculated": true}))
+                .unwrap_or_else(|| panic!("no meta"));
+        assert!(m.formula && m.read_only);
+    }
+}

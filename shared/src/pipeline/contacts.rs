@@ -17,7 +17,6 @@ use crate::domain::Side;
 use crate::domain::config::{Inclusion, PersonObject, SalesforceDeleteRule, SalesforceUpdateRule};
 use crate::domain::dedup::email_key;
 use crate::domain::merge::{Action, MergeRules, merge_fields};
-use crate::domain::metadata::PairMeta;
 use crate::ports::{FieldChange, Outcome, WorkItem};
 
 pub const PAIR: &str = "contacts";
@@ -68,17 +67,6 @@ fn salesforce_snapshot(record: &Record) -> crate::domain::merge::Snapshot {
 }
 
 impl Pipeline {
-    fn contact_rules<'c>(&'c self, sobject: &str) -> Option<MergeRules<'c>> {
-        MergeRules::new(
-            &self.config,
-            PAIR,
-            sobject,
-            &PairMeta::default(),
-            &self.owners,
-        )
-        .ok()
-    }
-
     pub(crate) fn contact_properties(&self) -> Vec<String> {
         let mut props: Vec<String> = self
             .config
@@ -407,27 +395,7 @@ impl Pipeline {
                 w.salesforce = None;
             }
         }
-        // Both sides of one pair may be in the batch (a poll reads both feeds): one work.
-        let mut merged: Vec<Work> = Vec::with_capacity(works.len());
-        for w in works.drain(..) {
-            let key = w.link.as_ref().map(|l| l.hubspot_id.clone());
-            let same = merged
-                .iter_mut()
-                .find(|m| key.is_some() && m.link.as_ref().map(|l| l.hubspot_id.clone()) == key);
-            match same {
-                Some(m) => {
-                    m.items.extend(w.items);
-                    if m.hubspot.is_none() {
-                        m.hubspot = w.hubspot;
-                    }
-                    if m.salesforce.is_none() {
-                        m.salesforce = w.salesforce;
-                    }
-                }
-                None => merged.push(w),
-            }
-        }
-        *works = merged;
+        super::merge_same_pairs(works);
         // The other side of linked pairs.
         let mut need_hs: Vec<String> = Vec::new();
         let mut need_sf: HashMap<String, Vec<String>> = HashMap::new();
@@ -532,6 +500,7 @@ impl Pipeline {
                     .map_err(|e| e.to_string())?;
             }
         }
+        super::merge_same_pairs(works);
         Ok(())
     }
 
@@ -676,7 +645,8 @@ impl Pipeline {
             (None, PersonObject::Lead) => "Lead".to_owned(),
             (None, PersonObject::Contact) => "Contact".to_owned(),
         };
-        let Some(rules) = self.contact_rules(&sobject) else {
+        let meta = self.pair_meta(PAIR, &sobject).await;
+        let Ok(rules) = MergeRules::new(&self.config, PAIR, &sobject, &meta, &self.owners) else {
             return Err((
                 ItemOutcome::Retry(format!("no rules for {sobject}")),
                 w.items.clone(),

@@ -10,7 +10,13 @@ use super::Pipeline;
 use crate::ports::{Counts, CursorStore, Outcome, StoreError};
 
 /// Feeds the poller reads.
-pub const FEEDS: [&str; 3] = ["hubspot:contacts", "salesforce:Lead", "salesforce:Contact"];
+pub const FEEDS: [&str; 5] = [
+    "hubspot:contacts",
+    "hubspot:companies",
+    "salesforce:Lead",
+    "salesforce:Contact",
+    "salesforce:Account",
+];
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Health {

@@ -7,6 +7,7 @@
 //! - [`Pipeline::sync_batch`]: record references -> both CRMs and the link state.
 
 pub mod backfill;
+pub mod companies;
 pub mod contacts;
 pub mod health;
 pub mod intake;
@@ -14,6 +15,7 @@ pub mod poll;
 pub mod worker;
 mod writes;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
@@ -23,6 +25,7 @@ use crate::adapters::salesforce::SfErrorItem;
 use crate::domain::Side;
 use crate::domain::config::ValidatedConfig;
 use crate::domain::merge::{OwnerDirectory, Snapshot};
+use crate::domain::metadata::{PairMeta, from_hubspot_property, from_salesforce_field};
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{
     ClaimStore, Clock, FieldChange, HubSpotApi, Link, LinkStore, Outcome, RecordRef, SalesforceApi,
@@ -44,6 +47,8 @@ pub struct Pipeline {
     pub worker: String,
     /// A named point where the process aborts (crash tests; `CRMSYNC_FAILPOINT`).
     pub failpoint: Option<String>,
+    /// Both CRMs' field metadata per object pair, read once per process.
+    pub metadata: Arc<tokio::sync::Mutex<HashMap<String, Arc<PairMeta>>>>,
 }
 
 /// How handling one queued item ended.
@@ -66,6 +71,7 @@ pub const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
 pub fn pair_of(item: &WorkItem) -> Option<&'static str> {
     match (item.side.as_str(), item.object.as_str()) {
         ("hubspot", "contacts") | ("salesforce", "Lead" | "Contact") => Some(contacts::PAIR),
+        ("hubspot", "companies") | ("salesforce", "Account") => Some(companies::PAIR),
         _ => None,
     }
 }
@@ -106,10 +112,9 @@ impl Record {
 }
 
 pub(crate) fn hubspot_snapshot(r: &HsRecord) -> Snapshot {
-    let modified = r
-        .properties
-        .get("lastmodifieddate")
-        .and_then(Value::as_str)
+    let modified = ["lastmodifieddate", "hs_lastmodifieddate"]
+        .iter()
+        .find_map(|p| r.properties.get(*p).and_then(Value::as_str))
         .and_then(parse_datetime_millis);
     let mut s = Snapshot::new(r.properties.clone(), modified);
     s.field_modified_at = r.changed_at().into_iter().collect();
@@ -156,7 +161,44 @@ impl Pipeline {
             owners: Arc::new(OwnerDirectory::default()),
             worker: worker.into(),
             failpoint: None,
+            metadata: Arc::default(),
         }
+    }
+
+    /// Field metadata of both sides of a pair (types, lengths, picklists, formula and
+    /// read-only fields), read from the CRMs once and kept: the merge holds back
+    /// values the target would refuse instead of failing the record. When the CRMs
+    /// cannot be asked, the merge runs on the types it knows.
+    pub(crate) async fn pair_meta(&self, hubspot_object: &str, sobject: &str) -> Arc<PairMeta> {
+        let key = format!("{hubspot_object}/{sobject}");
+        let mut cache = self.metadata.lock().await;
+        if let Some(m) = cache.get(&key) {
+            return m.clone();
+        }
+        let mut meta = PairMeta::default();
+        match self.hubspot.properties(hubspot_object).await {
+            Ok(props) => meta.hubspot = props.iter().filter_map(from_hubspot_property).collect(),
+            Err(e) => {
+                tracing::warn!(message = "HubSpot properties unavailable", object = hubspot_object, error = %e)
+            }
+        }
+        match self.salesforce.describe(sobject).await {
+            Ok(d) => {
+                meta.salesforce = d
+                    .get("fields")
+                    .and_then(Value::as_array)
+                    .map(|f| f.iter().filter_map(from_salesforce_field).collect())
+                    .unwrap_or_default()
+            }
+            Err(e) => {
+                tracing::warn!(message = "Salesforce describe unavailable", object = sobject, error = %e)
+            }
+        }
+        let meta = Arc::new(meta);
+        if !meta.hubspot.is_empty() && !meta.salesforce.is_empty() {
+            cache.insert(key, meta.clone());
+        }
+        meta
     }
 
     /// Pairs HubSpot owners with Salesforce users by email (plus the configured
@@ -201,36 +243,44 @@ impl Pipeline {
         if self.config.paused {
             return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
         }
-        let mut contact_items = Vec::new();
-        let mut contact_index = Vec::new();
+        // Companies first: a contact's company association then finds its link.
+        let mut groups: Vec<(&str, Vec<usize>)> =
+            vec![(companies::PAIR, Vec::new()), (contacts::PAIR, Vec::new())];
         for (n, item) in items.iter().enumerate() {
-            match pair_of(item) {
-                Some(contacts::PAIR) if self.config.contacts.enabled => {
-                    contact_items.push(item.clone());
-                    contact_index.push(n);
-                }
-                _ => {
+            let enabled = match pair_of(item) {
+                Some(contacts::PAIR) => self.config.contacts.enabled.then_some(contacts::PAIR),
+                Some(companies::PAIR) => self.config.companies.enabled.then_some(companies::PAIR),
+                _ => None,
+            };
+            match enabled.and_then(|pair| groups.iter_mut().find(|(p, _)| *p == pair)) {
+                Some((_, indexes)) => indexes.push(n),
+                None => {
                     let direction = direction_from(item);
+                    let now = self.clock.now_ms();
                     self.note(
                         item,
                         direction,
                         Outcome::Skipped,
                         Some("pair_not_synced"),
                         None,
-                        self.clock.now_ms(),
+                        now,
                     )
                     .await;
                 }
             }
         }
-        if !contact_items.is_empty() {
-            for (k, o) in self
-                .sync_contacts(&contact_items)
-                .await
-                .into_iter()
-                .enumerate()
-            {
-                if let Some(&n) = contact_index.get(k) {
+        for (pair, indexes) in groups {
+            if indexes.is_empty() {
+                continue;
+            }
+            let batch: Vec<WorkItem> = indexes.iter().map(|&n| items[n].clone()).collect();
+            let results = if pair == contacts::PAIR {
+                self.sync_contacts(&batch).await
+            } else {
+                self.sync_companies(&batch).await
+            };
+            for (k, o) in results.into_iter().enumerate() {
+                if let Some(&n) = indexes.get(k) {
                     outcomes[n] = o;
                 }
             }
@@ -349,6 +399,72 @@ impl Pipeline {
         .await;
         ItemOutcome::Done
     }
+}
+
+/// Both sides of one pair may be in a batch (a poll reads both feeds, or a webhook
+/// and an outbound message cross): one work per pair, by link or by the records
+/// matched on either side.
+pub(crate) fn merge_same_pairs(works: &mut Vec<Work>) {
+    fn same(a: &Work, b: &Work) -> bool {
+        let link = |w: &Work| w.link.as_ref().map(|l| l.hubspot_id.clone());
+        let hs = |w: &Work| w.hubspot.as_ref().map(|h| h.id.clone());
+        let sf = |w: &Work| w.salesforce.as_ref().map(|s| s.id());
+        let agree = |x: Option<String>, y: Option<String>| x.is_none() || y.is_none() || x == y;
+        (link(a).is_some() && link(a) == link(b))
+            || (hs(a).is_some() && hs(a) == hs(b) && agree(sf(a), sf(b)))
+            || (sf(a).is_some() && sf(a) == sf(b) && agree(hs(a), hs(b)))
+    }
+    let mut merged: Vec<Work> = Vec::with_capacity(works.len());
+    for w in works.drain(..) {
+        match merged.iter_mut().find(|m| same(m, &w)) {
+            Some(m) => {
+                m.items.extend(w.items);
+                if m.hubspot.is_none() {
+                    m.hubspot = w.hubspot;
+                }
+                if m.salesforce.is_none() {
+                    m.salesforce = w.salesforce;
+                }
+                if m.link.is_none() {
+                    m.link = w.link;
+                }
+            }
+            None => merged.push(w),
+        }
+    }
+    // Twins in one batch: several Salesforce records matched to one HubSpot record.
+    // The best (a Contact over a Lead, then the most recently modified) is synced;
+    // the others are told which record won.
+    let rank = |w: &Work| {
+        w.salesforce
+            .as_ref()
+            .map(|s| (s.object == "Contact", s.modified_at))
+    };
+    for n in 0..merged.len() {
+        let Some(h) = merged[n].hubspot.as_ref().map(|h| h.id.clone()) else {
+            continue;
+        };
+        if merged[n].link.is_some() {
+            continue;
+        }
+        let best = (0..merged.len())
+            .filter(|&m| merged[m].hubspot.as_ref().is_some_and(|x| x.id == h))
+            .max_by_key(|&m| (merged[m].link.is_some(), rank(&merged[m])));
+        if let Some(b) = best.filter(|&b| b != n)
+            && let Some(winner) = merged[b].salesforce.clone()
+        {
+            merged[n].twin_of = Some(Link {
+                pair: String::new(),
+                hubspot_id: h,
+                salesforce_object: winner.object.clone(),
+                salesforce_id: winner.id(),
+                last_synced: Default::default(),
+                synced_at: 0,
+                version: 0,
+            });
+        }
+    }
+    *works = merged;
 }
 
 fn record_ref(item: &WorkItem) -> RecordRef {

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Pipeline;
-use super::contacts;
+use super::{companies, contacts};
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{Cursor, CursorStore, StoreError, WorkItem, WorkQueue};
 
@@ -96,20 +96,33 @@ impl Pipeline {
         queue: &dyn WorkQueue,
     ) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
-        if self.config.paused || !self.config.contacts.enabled {
+        if self.config.paused {
             return Ok(report);
         }
-        let feed = format!("hubspot:{}", contacts::PAIR);
-        let from = cursors.cursor(&feed).await?;
-        let changes = self.hubspot_changes(from.as_ref()).await?;
-        let r = self
-            .enqueue_and_advance(cursors, queue, &feed, from, changes)
-            .await?;
-        report.feeds.insert(feed, r);
-
-        let objects = ["Lead", "Contact"];
+        let mut hubspot_objects = Vec::new();
+        let mut objects = Vec::new();
+        if self.config.companies.enabled {
+            hubspot_objects.push(companies::PAIR);
+            objects.push(companies::SOBJECT);
+        }
+        if self.config.contacts.enabled {
+            hubspot_objects.push(contacts::PAIR);
+            objects.extend(["Lead", "Contact"]);
+        }
+        for object in hubspot_objects {
+            let feed = format!("hubspot:{object}");
+            let from = cursors.cursor(&feed).await?;
+            let changes = self.hubspot_changes(object, from.as_ref()).await?;
+            let r = self
+                .enqueue_and_advance(cursors, queue, &feed, from, changes)
+                .await?;
+            report.feeds.insert(feed, r);
+        }
+        if objects.is_empty() {
+            return Ok(report);
+        }
         let mut froms = Vec::new();
-        for object in objects {
+        for object in &objects {
             froms.push(cursors.cursor(&format!("salesforce:{object}")).await?);
         }
         let mut by_object = self.salesforce_changes(&objects, &froms).await?;
@@ -124,27 +137,30 @@ impl Pipeline {
         Ok(report)
     }
 
-    async fn hubspot_changes(&self, from: Option<&Cursor>) -> Result<Vec<Change>, PollError> {
+    async fn hubspot_changes(
+        &self,
+        object: &str,
+        from: Option<&Cursor>,
+    ) -> Result<Vec<Change>, PollError> {
         let since = from
             .map(|c| (c.at - HUBSPOT_OVERLAP_MS).max(0))
             .unwrap_or(0);
         let records = self
             .hubspot
-            .changed_since(contacts::PAIR, since, &["lastmodifieddate"])
+            .changed_since(object, since, &[])
             .await
             .map_err(|e| PollError::HubSpot(e.to_string()))?;
         Ok(records
             .into_iter()
             .map(|r| Change {
-                at: r
-                    .properties
-                    .get("lastmodifieddate")
-                    .and_then(Value::as_str)
+                at: ["lastmodifieddate", "hs_lastmodifieddate"]
+                    .iter()
+                    .find_map(|p| r.properties.get(*p).and_then(Value::as_str))
                     .and_then(parse_datetime_millis)
                     .unwrap_or(0),
                 item: WorkItem {
                     side: "hubspot".into(),
-                    object: contacts::PAIR.into(),
+                    object: object.into(),
                     id: r.id,
                     origin: "poll".into(),
                 },

@@ -52,6 +52,23 @@ impl Pipeline {
         defaults: impl Fn(&str, &mut Map<String, Value>),
         now: i64,
     ) {
+        // A record linked for the first time learns its HubSpot id (what a retry after
+        // a crash, and an admin, find it by).
+        for p in planned
+            .iter_mut()
+            .filter(|p| p.live() && p.work.link.is_none())
+        {
+            let known = p
+                .work
+                .salesforce
+                .as_ref()
+                .and_then(|s| s.row.get(external_id))
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty());
+            if let (Some(_), Some(hs), false) = (&p.salesforce_id, &p.hubspot_id, known) {
+                p.salesforce_writes.insert(external_id.into(), json!(hs));
+            }
+        }
         let updates: Vec<usize> = (0..planned.len())
             .filter(|&n| {
                 planned[n].live()

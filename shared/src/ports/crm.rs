@@ -42,7 +42,12 @@ pub trait HubSpotApi: Send + Sync {
         since_ms: i64,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, HubSpotError>;
+    /// One page of a search (`body` as HubSpot's search request); the index lags
+    /// writes by seconds.
+    async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, HubSpotError>;
     async fn owners(&self) -> Result<Vec<Owner>, HubSpotError>;
+    /// The property definitions of an object type.
+    async fn properties(&self, object: &str) -> Result<Vec<Value>, HubSpotError>;
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError>;
     async fn associations(
         &self,
@@ -103,8 +108,14 @@ impl HubSpotApi for HubSpotClient {
     ) -> Result<Vec<HsRecord>, HubSpotError> {
         HubSpotClient::changed_since(self, object, since_ms, properties).await
     }
+    async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, HubSpotError> {
+        Ok(HubSpotClient::search(self, object, body).await?.records)
+    }
     async fn owners(&self) -> Result<Vec<Owner>, HubSpotError> {
         HubSpotClient::owners(self).await
+    }
+    async fn properties(&self, object: &str) -> Result<Vec<Value>, HubSpotError> {
+        HubSpotClient::properties(self, object).await
     }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError> {
         HubSpotClient::list_members(self, list_id).await

@@ -512,3 +512,66 @@ async fn a_batch_of_new_contacts_costs_a_handful_of_calls() {
     assert!(salesforce <= 8, "{salesforce} Salesforce calls");
     assert!(hubspot <= 15, "{hubspot} HubSpot calls");
 }
+
+async fn companies_dedupe_by_domain(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let account = w
+        .sf_create("Account", json!({"Name": "Acme Inc", "Website": "https://www.acme.example/", "Industry": "Technology", "AnnualRevenue": 5000000}))
+        .await;
+    w.advance(1_000);
+    let company = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Acme", "domain": "acme.example"}),
+        )
+        .await;
+    w.sync().await;
+    if !push {
+        // The poll saw the Account first: both are one company either way.
+        w.advance(1_000);
+        w.poll_and_settle().await;
+    }
+    let accounts = w.sf_records("Account").await;
+    assert_eq!(accounts.len(), 1, "no second account: {accounts:?}");
+    let companies = w.hs_objects("companies").await;
+    assert_eq!(companies.len(), 1, "no second company");
+    assert_eq!(companies[0]["id"], json!(company));
+    assert_eq!(prop(&companies[0], "salesforceaccountid"), &json!(account));
+    assert_eq!(
+        prop(&companies[0], "annualrevenue"),
+        "5000000",
+        "mapped fields flow"
+    );
+    // HubSpot's industry picklist has no "Technology": held back, the rest synced.
+    assert!(prop(&companies[0], "industry").is_null());
+
+    // An Account made in Salesforce alone becomes a HubSpot company.
+    w.sf_create(
+        "Account",
+        json!({"Name": "Globex", "Website": "globex.example"}),
+    )
+    .await;
+    w.sync().await;
+    let globex: Vec<Value> = w
+        .hs_objects("companies")
+        .await
+        .into_iter()
+        .filter(|c| prop(c, "name") == "Globex")
+        .collect();
+    assert_eq!(globex.len(), 1);
+    // And a HubSpot company without a domain cannot be deduplicated: skipped.
+    let nameless = w
+        .hs_create_object("companies", json!({"name": "No Domain Ltd"}))
+        .await;
+    w.sync().await;
+    let (outcome, code) = w.last_outcome("hubspot", "companies", &nameless).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("no_domain"))
+    );
+    assert_eq!(w.sf_records("Account").await.len(), 2);
+}
+both_ways!(
+    companies_dedupe_by_domain_and_sync_each_way,
+    companies_dedupe_by_domain
+);

@@ -169,9 +169,14 @@ impl World {
 
     /// A person creates a HubSpot contact; its id.
     pub async fn hs_create(&self, properties: Value) -> String {
+        self.hs_create_object("contacts", properties).await
+    }
+
+    /// A person creates a HubSpot record; its id.
+    pub async fn hs_create_object(&self, object: &str, properties: Value) -> String {
         let v = self
             .post(
-                &self.hs_control("/objects/contacts"),
+                &self.hs_control(&format!("/objects/{object}")),
                 json!({"properties": properties}),
             )
             .await;
@@ -191,8 +196,16 @@ impl World {
 
     /// Every HubSpot contact (not archived), with every property.
     pub async fn hs_contacts(&self) -> Vec<Value> {
+        self.hs_objects("contacts").await
+    }
+
+    /// Every HubSpot record of a type (not archived), with every property.
+    pub async fn hs_objects(&self, object: &str) -> Vec<Value> {
         let v = self
-            .send(self.http.get(self.hs_control("/objects/contacts")))
+            .send(
+                self.http
+                    .get(self.hs_control(&format!("/objects/{object}"))),
+            )
             .await;
         v["results"]
             .as_array()
