@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::associations::ContactAccount;
 use super::writes::Planned;
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline, Record, Work};
 use crate::domain::Side;
@@ -98,6 +99,8 @@ impl Pipeline {
         let mut extra = vec!["Id", "Email", "LastModifiedDate", HUBSPOT_ID_FIELD];
         if sobject == "Lead" {
             extra.extend(["IsConverted", "ConvertedContactId"]);
+        } else {
+            extra.push("AccountId");
         }
         for f in extra {
             if !fields.iter().any(|x| x == f) {
@@ -250,7 +253,26 @@ impl Pipeline {
             .await;
         self.write_hubspot_contacts(items, &mut planned, now).await;
         self.failpoint("after_crm_write");
+        let accounts: Vec<ContactAccount> = planned
+            .iter()
+            .filter(|p| p.live() && p.sobject == "Contact")
+            .filter_map(|p| {
+                Some(ContactAccount {
+                    hubspot_id: p.hubspot_id.clone()?,
+                    salesforce_id: p.salesforce_id.clone()?,
+                    account_id: p
+                        .work
+                        .salesforce
+                        .as_ref()
+                        .and_then(|s| s.row.get("AccountId"))
+                        .and_then(Value::as_str)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned),
+                })
+            })
+            .collect();
         self.finish(PAIR, items, planned, outcomes, now).await;
+        self.sync_contact_companies(accounts).await;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! - [`intake`]: webhooks, outbound messages and manual requests -> the queue.
 //! - [`Pipeline::sync_batch`]: record references -> both CRMs and the link state.
 
+mod associations;
 pub mod backfill;
 pub mod companies;
 pub mod contacts;

@@ -575,3 +575,93 @@ both_ways!(
     companies_dedupe_by_domain_and_sync_each_way,
     companies_dedupe_by_domain
 );
+
+async fn hubspot_companies_of(w: &World, contact: &str) -> Vec<String> {
+    let url = format!(
+        "{}/crm/v4/objects/contacts/{contact}/associations/companies",
+        w.hs.url()
+    );
+    let v: Value = w
+        .http
+        .get(url)
+        .bearer_auth(world::HS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    v["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            r["toObjectId"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| r["toObjectId"].as_u64().map(|n| n.to_string()))
+        })
+        .collect()
+}
+
+/// Contact.AccountId and the HubSpot contact-company association follow each other.
+#[tokio::test]
+async fn the_contact_company_association_follows_account_id() {
+    let cfg = config(&[(
+        "create_salesforce_as = \"lead\"",
+        "create_salesforce_as = \"contact\"",
+    )]);
+    let w = world(false, cfg).await;
+    // Salesforce -> HubSpot: a Contact with an Account.
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Initech", "Website": "initech.example"}),
+        )
+        .await;
+    w.sf_create(
+        "Contact",
+        json!({"LastName": "Lumbergh", "Email": "bill@initech.example", "AccountId": account}),
+    )
+    .await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    let company = w
+        .hs_objects("companies")
+        .await
+        .into_iter()
+        .find(|c| prop(c, "salesforceaccountid") == &json!(account))
+        .unwrap_or_else(|| panic!("no company for the account"));
+    let contact = w
+        .hs_contact_by_email("bill@initech.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    let contact_id = contact["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        hubspot_companies_of(&w, &contact_id).await,
+        vec![company["id"].as_str().unwrap_or_default().to_owned()]
+    );
+
+    // HubSpot -> Salesforce: a contact associated with a synced company.
+    let peter = w
+        .hs_create(json!({"email": "peter@initech.example", "lastname": "Gibbons"}))
+        .await;
+    let company_id = company["id"].as_str().unwrap_or_default().to_owned();
+    let url = format!(
+        "{}/crm/v4/objects/contacts/{peter}/associations/default/companies/{company_id}",
+        w.hs.url()
+    );
+    let r = w
+        .http
+        .put(url)
+        .bearer_auth(world::HS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.status().is_success(), "{}", r.status());
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    let contacts = w.sf_by_email("Contact", "peter@initech.example").await;
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0]["AccountId"], json!(account));
+}
