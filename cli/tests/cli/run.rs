@@ -215,7 +215,7 @@ async fn run_syncs_a_new_contact_each_way_against_a_sandbox_process() {
 async fn a_crash_between_the_crm_write_and_the_link_write_leaves_no_duplicate() {
     let s = sandboxes();
     let store = temp_store("crash");
-    let (mut crashing, url) = start_crmsync(&s, &store, Some("after_crm_write"));
+    let (mut crashing, url) = start_crmsync(&s, &store, Some("after_crm_write:contacts"));
     point_pushes_at(&s, &url).await;
     let http = reqwest::Client::new();
     let p = json!({"properties": {"email": "crash@example.org", "lastname": "Crash"}});

@@ -256,7 +256,7 @@ impl Pipeline {
         self.update_hubspot(PAIR, items, &mut planned, now).await;
         self.create_hubspot_companies(items, &mut planned, now)
             .await;
-        self.failpoint("after_crm_write");
+        self.failpoint(&format!("after_crm_write:{PAIR}"));
         self.finish(PAIR, items, planned, outcomes, now).await;
         Ok(())
     }

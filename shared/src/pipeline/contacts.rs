@@ -252,7 +252,7 @@ impl Pipeline {
         self.write_salesforce(items, &mut planned, HUBSPOT_ID_FIELD, lead_defaults, now)
             .await;
         self.write_hubspot_contacts(items, &mut planned, now).await;
-        self.failpoint("after_crm_write");
+        self.failpoint(&format!("after_crm_write:{PAIR}"));
         let accounts: Vec<ContactAccount> = planned
             .iter()
             .filter(|p| p.live() && p.sobject == "Contact")

@@ -289,9 +289,14 @@ impl Pipeline {
         outcomes
     }
 
-    /// Aborts the process at a named point when the failpoint says so (crash tests).
+    /// Aborts the process at a named point when the failpoint says so (crash tests):
+    /// `after_crm_write` anywhere, `after_crm_write:contacts` in one pair's flow.
     pub(crate) fn failpoint(&self, name: &str) {
-        if self.failpoint.as_deref() == Some(name) {
+        let hit = self
+            .failpoint
+            .as_deref()
+            .is_some_and(|f| f == name || name.split(':').next() == Some(f));
+        if hit {
             eprintln!("crmsync: failpoint {name} reached, aborting");
             std::process::abort();
         }
