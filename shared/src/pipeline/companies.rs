@@ -275,6 +275,7 @@ impl Pipeline {
             .filter(|(_, i)| i.side == "hubspot")
         {
             let Some(r) = hs.iter().find(|r| r.id == item.id) else {
+                self.hubspot_deleted(PAIR, &item.id).await?;
                 self.note(
                     item,
                     "to_salesforce",

@@ -299,7 +299,9 @@ impl Pipeline {
                         .and_then(Value::as_str)
                         .is_some_and(|m| m.split(';').any(|x| x == item.id))
             }) else {
-                // Gone from HubSpot: deleting a HubSpot contact never deletes in Salesforce.
+                // Gone from HubSpot: deleting a HubSpot contact never deletes in
+                // Salesforce; the link goes.
+                self.hubspot_deleted(PAIR, &item.id).await?;
                 self.note(
                     item,
                     "to_salesforce",

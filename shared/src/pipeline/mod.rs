@@ -289,6 +289,20 @@ impl Pipeline {
         outcomes
     }
 
+    /// A HubSpot record that is gone: its link is dropped (nothing is deleted in
+    /// Salesforce), so the Salesforce record can pair again.
+    pub(crate) async fn hubspot_deleted(&self, pair: &str, hubspot_id: &str) -> Result<(), String> {
+        if let Some(link) = self
+            .links
+            .by_hubspot(pair, hubspot_id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            self.links.remove(&link).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Aborts the process at a named point when the failpoint says so (crash tests):
     /// `after_crm_write` anywhere, `after_crm_write:contacts` in one pair's flow.
     pub(crate) fn failpoint(&self, name: &str) {

@@ -27,6 +27,28 @@ const SEEN_TTL_MS: i64 = 4 * HUBSPOT_OVERLAP_MS;
 /// References per enqueue call.
 const ENQUEUE_CHUNK: usize = 500;
 
+/// How long one poll may spend on backfill chunks (a Lambda invocation has minutes).
+const BACKFILL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+/// HubSpot pages (of 100) per backfill chunk.
+const BACKFILL_HUBSPOT_PAGES: usize = 20;
+/// Salesforce ids per backfill chunk (one query page).
+const BACKFILL_SALESFORCE_ROWS: usize = 2_000;
+/// A finished backfill's cursor.
+const BACKFILL_DONE: i64 = i64::MAX;
+/// How often linked HubSpot records are checked for deletions webhooks missed.
+pub const SWEEP_INTERVAL_MS: i64 = 3_600_000;
+
+fn hubspot_objects_of(config: &crate::domain::config::ValidatedConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if config.companies.enabled {
+        out.push(companies::PAIR);
+    }
+    if config.contacts.enabled {
+        out.push(contacts::PAIR);
+    }
+    out
+}
+
 /// Salesforce calls one poll costs: every enabled object's changes and deletions come
 /// back from one Composite call.
 pub const SALESFORCE_CALLS_PER_POLL: u64 = 1;
@@ -99,6 +121,8 @@ impl Pipeline {
         if self.config.paused {
             return Ok(report);
         }
+        let started = std::time::Instant::now();
+        let now = self.clock.now_ms();
         let mut hubspot_objects = Vec::new();
         let mut objects = Vec::new();
         if self.config.companies.enabled {
@@ -111,30 +135,253 @@ impl Pipeline {
         }
         for object in hubspot_objects {
             let feed = format!("hubspot:{object}");
-            let from = cursors.cursor(&feed).await?;
-            let changes = self.hubspot_changes(object, from.as_ref()).await?;
-            let r = self
-                .enqueue_and_advance(cursors, queue, &feed, from, changes)
-                .await?;
+            let r = match cursors.cursor(&feed).await? {
+                None => self.start_backfill(cursors, &feed, now).await?,
+                Some(from) => {
+                    let changes = self.hubspot_changes(object, Some(&from)).await?;
+                    self.enqueue_and_advance(cursors, queue, &feed, Some(from), changes)
+                        .await?
+                }
+            };
             report.feeds.insert(feed, r);
         }
-        if objects.is_empty() {
-            return Ok(report);
-        }
+        // Every object already polled: changes and deletions in one Composite call.
+        let mut polled = Vec::new();
         let mut froms = Vec::new();
         for object in &objects {
-            froms.push(cursors.cursor(&format!("salesforce:{object}")).await?);
-        }
-        let mut by_object = self.salesforce_changes(&objects, &froms).await?;
-        for (object, from) in objects.iter().zip(froms) {
             let feed = format!("salesforce:{object}");
-            let changes = by_object.remove(*object).unwrap_or_default();
-            let r = self
-                .enqueue_and_advance(cursors, queue, &feed, from, changes)
+            match cursors.cursor(&feed).await? {
+                None => {
+                    let r = self.start_backfill(cursors, &feed, now).await?;
+                    report.feeds.insert(feed, r);
+                }
+                Some(from) => {
+                    polled.push(*object);
+                    froms.push(Some(from));
+                }
+            }
+        }
+        if !polled.is_empty() {
+            let mut by_object = self.salesforce_changes(&polled, &froms).await?;
+            for (object, from) in polled.iter().zip(froms) {
+                let feed = format!("salesforce:{object}");
+                let changes = by_object.remove(*object).unwrap_or_default();
+                let r = self
+                    .enqueue_and_advance(cursors, queue, &feed, from, changes)
+                    .await?;
+                report.feeds.insert(feed, r);
+            }
+        }
+        for feed in report.feeds.keys().cloned().collect::<Vec<_>>() {
+            let queued = self.backfill(cursors, queue, &feed, started).await?;
+            if let Some(r) = report.feeds.get_mut(&feed) {
+                r.enqueued += queued;
+                r.read += queued;
+            }
+        }
+        for object in hubspot_objects_of(&self.config) {
+            self.sweep_hubspot_deletions(cursors, queue, object, now)
                 .await?;
-            report.feeds.insert(feed, r);
         }
         Ok(report)
+    }
+
+    /// The first poll of a feed: the feed starts at now (what changes from here on, the
+    /// feed reads), and a backfill cursor starts listing every record that exists.
+    async fn start_backfill(
+        &self,
+        cursors: &dyn CursorStore,
+        feed: &str,
+        now: i64,
+    ) -> Result<FeedReport, PollError> {
+        let start = Cursor {
+            at: 0,
+            last_id: String::new(),
+        };
+        match cursors
+            .advance(&format!("backfill:{feed}"), None, &start)
+            .await
+        {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let to = Cursor {
+            at: now,
+            last_id: String::new(),
+        };
+        match cursors.advance(feed, None, &to).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(FeedReport {
+            read: 0,
+            enqueued: 0,
+            cursor: now,
+        })
+    }
+
+    /// Lists a feed's records in chunks, each queued and then checkpointed, until the
+    /// listing ends or this poll's time budget is spent; the next poll (the next Lambda
+    /// invocation, after a crash or a timeout) resumes at the checkpoint.
+    async fn backfill(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        feed: &str,
+        started: std::time::Instant,
+    ) -> Result<usize, PollError> {
+        let key = format!("backfill:{feed}");
+        let mut queued = 0;
+        while started.elapsed() < BACKFILL_BUDGET {
+            let Some(at) = cursors.cursor(&key).await? else {
+                return Ok(queued);
+            };
+            if at.at == BACKFILL_DONE {
+                return Ok(queued);
+            }
+            let (items, next) = self.backfill_chunk(feed, &at.last_id).await?;
+            for chunk in items.chunks(ENQUEUE_CHUNK) {
+                queue.send(chunk).await?;
+            }
+            queued += items.len();
+            let to = match next {
+                Some(last_id) => Cursor {
+                    at: at.at + 1,
+                    last_id,
+                },
+                None => Cursor {
+                    at: BACKFILL_DONE,
+                    last_id: String::new(),
+                },
+            };
+            match cursors.advance(&key, Some(&at), &to).await {
+                Ok(()) => {}
+                // Another poller took this chunk: stop, it carries on.
+                Err(StoreError::Conflict(_)) => return Ok(queued),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(queued)
+    }
+
+    /// One chunk of a listing after `last` (a HubSpot `after` token, a Salesforce id),
+    /// and where the next one starts (none: the listing is done).
+    async fn backfill_chunk(
+        &self,
+        feed: &str,
+        last: &str,
+    ) -> Result<(Vec<WorkItem>, Option<String>), PollError> {
+        let (side, object) = feed.split_once(':').unwrap_or(("", ""));
+        let item = |id: String| WorkItem {
+            side: side.to_owned(),
+            object: object.to_owned(),
+            id,
+            origin: "backfill".into(),
+        };
+        if side == "hubspot" {
+            let mut items = Vec::new();
+            let mut after = (!last.is_empty()).then(|| last.to_owned());
+            for _ in 0..BACKFILL_HUBSPOT_PAGES {
+                let (records, next) = self
+                    .hubspot
+                    .list_page(object, &["hs_object_id"], false, after.as_deref())
+                    .await
+                    .map_err(|e| PollError::HubSpot(e.to_string()))?;
+                items.extend(records.into_iter().map(|r| item(r.id)));
+                match next {
+                    Some(n) => after = Some(n),
+                    None => return Ok((items, None)),
+                }
+            }
+            return Ok((items, after));
+        }
+        let mut filter = Vec::new();
+        if !last.is_empty() {
+            filter.push(format!("Id > '{}'", last.replace('\'', "")));
+        }
+        if object == "Lead" {
+            filter.push("IsConverted = false".to_owned());
+        }
+        let filter = if filter.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", filter.join(" AND "))
+        };
+        let soql =
+            format!("SELECT Id FROM {object}{filter} ORDER BY Id LIMIT {BACKFILL_SALESFORCE_ROWS}");
+        let rows = self
+            .salesforce
+            .query(&soql, false)
+            .await
+            .map_err(|e| PollError::Salesforce(e.to_string()))?;
+        let ids: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .collect();
+        let next = (ids.len() == BACKFILL_SALESFORCE_ROWS)
+            .then(|| ids.last().cloned())
+            .flatten();
+        Ok((ids.into_iter().map(item).collect(), next))
+    }
+
+    /// Hourly, linked HubSpot records archived since are queued: their sync finds them
+    /// gone and drops the link (a HubSpot deletion never deletes in Salesforce). Webhooks
+    /// and 404s at sync time catch most deletions first; this catches the rest.
+    async fn sweep_hubspot_deletions(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        object: &str,
+        now: i64,
+    ) -> Result<(), PollError> {
+        let key = format!("sweep:hubspot:{object}");
+        let last = cursors.cursor(&key).await?;
+        if last
+            .as_ref()
+            .is_some_and(|c| now - c.at < SWEEP_INTERVAL_MS)
+        {
+            return Ok(());
+        }
+        let to = Cursor {
+            at: now,
+            last_id: String::new(),
+        };
+        match cursors.advance(&key, last.as_ref(), &to).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+        if last.is_none() {
+            // Nothing is linked before the first sweep's time.
+            return Ok(());
+        }
+        let mut after: Option<String> = None;
+        let mut gone = Vec::new();
+        loop {
+            let (records, next) = self
+                .hubspot
+                .list_page(object, &["hs_object_id"], true, after.as_deref())
+                .await
+                .map_err(|e| PollError::HubSpot(e.to_string()))?;
+            for r in records {
+                if self.links.by_hubspot(object, &r.id).await?.is_some() {
+                    gone.push(WorkItem {
+                        side: "hubspot".into(),
+                        object: object.into(),
+                        id: r.id,
+                        origin: "sweep".into(),
+                    });
+                }
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        for chunk in gone.chunks(ENQUEUE_CHUNK) {
+            queue.send(chunk).await?;
+        }
+        Ok(())
     }
 
     async fn hubspot_changes(

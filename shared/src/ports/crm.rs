@@ -42,6 +42,14 @@ pub trait HubSpotApi: Send + Sync {
         since_ms: i64,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, HubSpotError>;
+    /// One page of a listing (100 records) from `after`, and the next page's token.
+    async fn list_page(
+        &self,
+        object: &str,
+        properties: &[&str],
+        archived: bool,
+        after: Option<&str>,
+    ) -> Result<(Vec<HsRecord>, Option<String>), HubSpotError>;
     /// One page of a search (`body` as HubSpot's search request); the index lags
     /// writes by seconds.
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, HubSpotError>;
@@ -107,6 +115,15 @@ impl HubSpotApi for HubSpotClient {
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, HubSpotError> {
         HubSpotClient::changed_since(self, object, since_ms, properties).await
+    }
+    async fn list_page(
+        &self,
+        object: &str,
+        properties: &[&str],
+        archived: bool,
+        after: Option<&str>,
+    ) -> Result<(Vec<HsRecord>, Option<String>), HubSpotError> {
+        HubSpotClient::list_page(self, object, properties, archived, after).await
     }
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, HubSpotError> {
         Ok(HubSpotClient::search(self, object, body).await?.records)

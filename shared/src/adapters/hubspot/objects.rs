@@ -345,32 +345,47 @@ impl HubSpotClient {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let mut query = vec![
-                ("limit", LIST_PAGE_MAX.to_string()),
-                ("properties", properties.join(",")),
-                ("archived", archived.to_string()),
-            ];
-            if let Some(a) = &after {
-                query.push(("after", a.clone()));
-            }
-            let answer = self
-                .request(
-                    Method::GET,
-                    &format!("/crm/v3/objects/{object}"),
-                    &query,
-                    None,
-                    Idempotent::Yes,
-                )
+            let (records, next) = self
+                .list_page(object, properties, archived, after.as_deref())
                 .await?;
-            out.extend(records_of(&answer.body)?);
-            match answer
-                .body
-                .pointer("/paging/next/after")
-                .and_then(Value::as_str)
-            {
-                Some(a) => after = Some(a.to_owned()),
+            out.extend(records);
+            match next {
+                Some(a) => after = Some(a),
                 None => return Ok(out),
             }
         }
+    }
+
+    /// One page of a listing (100 records) and the `after` token of the next, if any.
+    pub async fn list_page(
+        &self,
+        object: &str,
+        properties: &[&str],
+        archived: bool,
+        after: Option<&str>,
+    ) -> Result<(Vec<HsRecord>, Option<String>), HubSpotError> {
+        let mut query = vec![
+            ("limit", LIST_PAGE_MAX.to_string()),
+            ("properties", properties.join(",")),
+            ("archived", archived.to_string()),
+        ];
+        if let Some(a) = after {
+            query.push(("after", a.to_owned()));
+        }
+        let answer = self
+            .request(
+                Method::GET,
+                &format!("/crm/v3/objects/{object}"),
+                &query,
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        let next = answer
+            .body
+            .pointer("/paging/next/after")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok((records_of(&answer.body)?, next))
     }
 }

@@ -4,6 +4,7 @@
 //! polling alone.
 
 mod aws;
+mod backfill;
 mod intake;
 mod world;
 
