@@ -8,9 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use crmsync_shared::adapters::sqlite::SqliteStore;
-use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::pipeline::poll::SWEEP_INTERVAL_MS;
-use crmsync_shared::ports::{Delivery, LinkStore, Outcome, StoreError, WorkItem, WorkQueue};
+use crmsync_shared::ports::{Delivery, Outcome, StoreError, WorkItem, WorkQueue};
 use serde_json::json;
 
 use super::world::{Setup, World};
