@@ -458,6 +458,56 @@ impl Pipeline {
             }
         }
 
+        // Unlinked HubSpot contacts that name their Salesforce record (an earlier
+        // integration, or a state store rebuilt from scratch): that record.
+        let mut named: HashMap<&str, Vec<String>> = HashMap::new();
+        for w in works
+            .iter()
+            .filter(|w| w.link.is_none() && w.salesforce.is_none())
+        {
+            let Some(h) = &w.hubspot else { continue };
+            for (property, sobject) in [(CONTACT_ID, "Contact"), (LEAD_ID, "Lead")] {
+                if let Some(id) = h
+                    .properties
+                    .get(property)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+                {
+                    named.entry(sobject).or_default().push(id.to_owned());
+                    break;
+                }
+            }
+        }
+        let mut named_rows: Vec<Record> = Vec::new();
+        for (sobject, ids) in &named {
+            named_rows.extend(
+                self.read_contacts_sf(sobject, ids)
+                    .await?
+                    .into_iter()
+                    .map(|r| Record::new(sobject, r)),
+            );
+        }
+        for w in works
+            .iter_mut()
+            .filter(|w| w.link.is_none() && w.salesforce.is_none())
+        {
+            let Some(h) = &w.hubspot else { continue };
+            let found = [CONTACT_ID, LEAD_ID]
+                .iter()
+                .filter_map(|p| h.properties.get(*p).and_then(Value::as_str))
+                .find_map(|id| named_rows.iter().find(|r| same_sf_id(&r.id(), id)))
+                .filter(|r| r.row.get("IsConverted").and_then(Value::as_bool) != Some(true));
+            if let Some(r) = found
+                && self
+                    .links
+                    .by_salesforce(&r.object, &r.id())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_none()
+            {
+                w.salesforce = Some(r.clone());
+            }
+        }
         // Unlinked HubSpot contacts: the best Salesforce record with their email.
         let emails: Vec<String> = works
             .iter()

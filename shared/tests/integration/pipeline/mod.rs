@@ -666,3 +666,104 @@ async fn the_contact_company_association_follows_account_id() {
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0]["AccountId"], json!(account));
 }
+
+/// A HubSpot contact that already names its Salesforce record (from HubSpot's own
+/// integration, or a state store started afresh) pairs with it, whatever the emails say.
+#[tokio::test]
+async fn a_contact_naming_its_salesforce_record_pairs_with_it() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Old", "Email": "old@example.org"}),
+        )
+        .await;
+    let id = w
+        .hs_create(
+            json!({"email": "new@example.org", "lastname": "Old", "salesforcecontactid": contact}),
+        )
+        .await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    assert!(
+        w.sf_by_email("Lead", "new@example.org").await.is_empty(),
+        "no new lead"
+    );
+    let contacts = w.sf_records("Contact").await;
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0]["HubSpot_Contact_Id__c"], json!(id));
+    assert_eq!(w.hs_contacts().await.len(), 1);
+}
+
+/// "Delete the HubSpot contact" archives it when its Salesforce record is deleted;
+/// "do nothing" (the default) leaves it.
+#[tokio::test]
+async fn a_salesforce_deletion_follows_the_setting() {
+    for (rule, archived) in [("do_nothing", false), ("delete_contact", true)] {
+        let cfg = config(&[(
+            "on_salesforce_delete = \"do_nothing\"",
+            &format!("on_salesforce_delete = \"{rule}\""),
+        )]);
+        let w = world(false, cfg).await;
+        let lead = w
+            .sf_create(
+                "Lead",
+                json!({"LastName": "Del", "Email": "del@example.org", "Company": "D"}),
+            )
+            .await;
+        w.advance(1_000);
+        w.poll_and_settle().await;
+        assert!(w.hs_contact_by_email("del@example.org").await.is_some());
+        let r = w
+            .http
+            .delete(w.sf_control(&format!("/objects/Lead/{lead}")))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status().is_success());
+        w.advance(1_000);
+        w.poll_and_settle().await;
+        assert_eq!(
+            w.hs_contact_by_email("del@example.org").await.is_none(),
+            archived,
+            "{rule}"
+        );
+    }
+}
+
+async fn hubspot_directions(push: bool) {
+    // phone: HubSpot always wins; jobtitle: mapped for reference only.
+    let cfg = config(&[
+        (
+            "hubspot = \"phone\"\nsalesforce = \"Phone\"\nunless_blank = true\n",
+            "hubspot = \"phone\"\nsalesforce = \"Phone\"\ndirection = \"always_hubspot\"\n",
+        ),
+        (
+            "hubspot = \"jobtitle\"\nsalesforce = \"Title\"\nunless_blank = true\n",
+            "hubspot = \"jobtitle\"\nsalesforce = \"Title\"\ndirection = \"none\"\n",
+        ),
+    ]);
+    let w = world(push, cfg).await;
+    let id = w.hs_create(json!({"email": "ah@example.org", "lastname": "AH", "phone": "1", "jobtitle": "HS title"})).await;
+    w.sync().await;
+    let lead = w.sf_by_email("Lead", "ah@example.org").await;
+    assert_eq!(lead[0]["Phone"], "1");
+    assert!(lead[0]["Title"].is_null(), "direction none writes nothing");
+    let lead_id = lead[0]["Id"].as_str().unwrap_or_default().to_owned();
+    w.advance(60_000);
+    w.sf_update("Lead", &lead_id, json!({"Phone": "2", "Title": "SF title"}))
+        .await;
+    w.sync().await;
+    let c = w
+        .hs_contact_by_email("ah@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(
+        prop(&c, "phone"),
+        "1",
+        "a Salesforce edit never flows against always_hubspot"
+    );
+    assert_eq!(prop(&c, "jobtitle"), "HS title");
+    let _ = id;
+}
+both_ways!(always_hubspot_and_none_hold, hubspot_directions);
