@@ -81,3 +81,49 @@ async fn main() -> Result<(), Error> {
     let deployment = cold_start("intake").await?;
     lambda_runtime::run(service_fn(|event| handle(&deployment, event))).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(stage: &str, path: &str, body: Option<&str>, base64: bool) -> ApiGatewayV2httpRequest {
+        let json = serde_json::json!({
+            "version": "2.0",
+            "routeKey": "$default",
+            "rawPath": path,
+            "rawQueryString": "token=abc",
+            "headers": {"x-hubspot-signature-v3": "sig"},
+            "requestContext": {
+                "accountId": "123", "apiId": "api", "domainName": "x", "domainPrefix": "x",
+                "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "1.2.3.4", "userAgent": "t"},
+                "requestId": "r", "routeKey": "$default", "stage": stage, "time": "t", "timeEpoch": 0
+            },
+            "body": body,
+            "isBase64Encoded": base64
+        });
+        serde_json::from_value(json).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_stage_prefix_goes_and_bodies_decode() {
+        let r = request(&event(
+            "prod",
+            "/prod/webhooks/salesforce",
+            Some("PGE+"),
+            true,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.path, "/webhooks/salesforce");
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.query.as_deref(), Some("token=abc"));
+        assert_eq!(r.body, b"<a>");
+        assert_eq!(
+            r.headers,
+            vec![("x-hubspot-signature-v3".to_owned(), "sig".to_owned())]
+        );
+        let r =
+            request(&event("$default", "/health", None, false)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.path, "/health");
+        assert!(request(&event("$default", "/sync", Some("!!"), true)).is_err());
+    }
+}
