@@ -262,3 +262,47 @@ async fn a_crash_between_the_crm_write_and_the_link_write_leaves_no_duplicate() 
         "no duplicate contact"
     );
 }
+
+#[test]
+fn setup_prepares_both_crms_idempotently() {
+    let s = sandboxes();
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_crmsync"))
+            .arg("setup")
+            .env_clear()
+            .env("CRMSYNC_HUBSPOT_URL", &s.hubspot)
+            .env("CRMSYNC_HUBSPOT_TOKEN", "hubspot-integration-token")
+            .env("CRMSYNC_SALESFORCE_URL", &s.salesforce)
+            .env("CRMSYNC_SALESFORCE_TOKEN", "salesforce-integration-token")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let first = run();
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        text.contains("Salesforce Lead.HubSpot_Contact_Id__c"),
+        "{text}"
+    );
+    assert!(text.contains("setup complete"), "{text}");
+    let second = run();
+    let again = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success());
+    assert!(
+        !again.contains("created "),
+        "nothing to create the second time: {again}"
+    );
+
+    // Without credentials it names the variable.
+    let bare = Command::new(env!("CARGO_BIN_EXE_crmsync"))
+        .arg("setup")
+        .env_clear()
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(bare.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bare.stderr).contains("CRMSYNC_HUBSPOT_TOKEN"));
+}

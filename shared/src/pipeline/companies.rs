@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::writes::Planned;
+use super::writes::{Planned, subset};
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline, Record, Work};
 use crate::adapters::hubspot::HsRecord;
 use crate::domain::Side;
@@ -628,55 +628,56 @@ impl Pipeline {
         if creates.is_empty() {
             return;
         }
-        let inputs: Vec<(String, Map<String, Value>)> = creates
+        let inputs: Vec<(usize, (String, Map<String, Value>))> = creates
             .iter()
             .map(|&n| {
-                (
-                    format!(
-                        "account-{}",
-                        planned[n].salesforce_id.clone().unwrap_or_default()
-                    ),
-                    planned[n].hubspot_writes.clone(),
-                )
+                let trace = format!(
+                    "account-{}",
+                    planned[n].salesforce_id.clone().unwrap_or_default()
+                );
+                (n, (trace, planned[n].hubspot_writes.clone()))
             })
             .collect();
-        match self.hubspot.batch_create(PAIR, &inputs).await {
-            Ok(outcome) => {
-                for &n in &creates {
-                    let account = planned[n].salesforce_id.clone().unwrap_or_default();
-                    let trace = format!("account-{account}");
-                    if let Some(e) = outcome.errors.iter().find(|e| e.key == trace) {
-                        let first = planned[n].work.items.first().copied().unwrap_or(0);
-                        let o = self
-                            .hubspot_failed(
-                                &items[first],
-                                planned[n].direction,
-                                &e.category,
-                                &e.message,
-                                now,
-                            )
-                            .await;
-                        planned[n].outcome = Some(o);
-                        continue;
-                    }
-                    match outcome
-                        .records
-                        .iter()
-                        .find(|r| text(&r.properties, ACCOUNT_ID) == Some(account.as_str()))
-                    {
-                        Some(r) => planned[n].hubspot_id = Some(r.id.clone()),
-                        None => {
-                            planned[n].outcome = Some(ItemOutcome::Retry(
-                                "HubSpot did not return the new company".into(),
-                            ))
-                        }
-                    }
+        let results = self
+            .hubspot_isolating(&creates, |which| {
+                let subset = subset(&inputs, &which);
+                async move { self.hubspot.batch_create(PAIR, &subset).await }
+            })
+            .await;
+        for (which, result) in results {
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    self.hubspot_call_failed(items, planned, &which, &e, now)
+                        .await;
+                    continue;
                 }
-            }
-            Err(e) => {
-                for &n in &creates {
-                    planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
+            };
+            for &n in &which {
+                let account = planned[n].salesforce_id.clone().unwrap_or_default();
+                let trace = format!("account-{account}");
+                if let Some(e) = outcome.errors.iter().find(|e| e.key == trace) {
+                    let item = &items[planned[n].work.items.first().copied().unwrap_or(0)];
+                    let direction = planned[n].direction;
+                    let o = self
+                        .hubspot_failed(item, direction, &e.category, &e.message, now)
+                        .await;
+                    planned[n].outcome = Some(o);
+                    continue;
                 }
+                let created = outcome
+                    .records
+                    .iter()
+                    .find(|r| text(&r.properties, ACCOUNT_ID) == Some(account.as_str()));
+                planned[n].outcome = match created {
+                    Some(r) => {
+                        planned[n].hubspot_id = Some(r.id.clone());
+                        None
+                    }
+                    None => Some(ItemOutcome::Retry(
+                        "HubSpot did not return the new company".into(),
+                    )),
+                };
             }
         }
     }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::associations::ContactAccount;
-use super::writes::Planned;
+use super::writes::{Planned, subset};
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline, Record, Work};
 use crate::domain::Side;
 use crate::domain::config::{Inclusion, PersonObject, SalesforceDeleteRule, SalesforceUpdateRule};
@@ -808,50 +808,53 @@ impl Pipeline {
         if creates.is_empty() {
             return;
         }
-        let inputs: Vec<(String, Map<String, Value>)> = creates
+        let inputs: Vec<(usize, (String, Map<String, Value>))> = creates
             .iter()
             .map(|&n| {
                 let mut props = planned[n].hubspot_writes.clone();
                 props.remove("email");
-                (planned[n].key.clone().unwrap_or_default(), props)
+                (n, (planned[n].key.clone().unwrap_or_default(), props))
             })
             .collect();
-        match self.hubspot.batch_upsert(PAIR, "email", &inputs).await {
-            Ok(outcome) => {
-                for &n in &creates {
-                    let email = planned[n].key.clone();
-                    if let Some(e) = outcome.errors.iter().find(|e| email_key(&e.key) == email) {
-                        let first = planned[n].work.items.first().copied().unwrap_or(0);
-                        let o = self
-                            .hubspot_failed(
-                                &items[first],
-                                planned[n].direction,
-                                &e.category,
-                                &e.message,
-                                now,
-                            )
-                            .await;
-                        planned[n].outcome = Some(o);
-                        continue;
-                    }
-                    let record = outcome
-                        .records
-                        .iter()
-                        .find(|r| email.is_some() && email_of(&r.properties, "email") == email);
-                    match record {
-                        Some(r) => planned[n].hubspot_id = Some(r.id.clone()),
-                        None => {
-                            planned[n].outcome = Some(ItemOutcome::Retry(
-                                "HubSpot did not return the upserted contact".into(),
-                            ))
-                        }
-                    }
+        let results = self
+            .hubspot_isolating(&creates, |which| {
+                let subset = subset(&inputs, &which);
+                async move { self.hubspot.batch_upsert(PAIR, "email", &subset).await }
+            })
+            .await;
+        for (which, result) in results {
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    self.hubspot_call_failed(items, planned, &which, &e, now)
+                        .await;
+                    continue;
                 }
-            }
-            Err(e) => {
-                for &n in &creates {
-                    planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
+            };
+            for &n in &which {
+                let email = planned[n].key.clone();
+                if let Some(e) = outcome.errors.iter().find(|e| email_key(&e.key) == email) {
+                    let item = &items[planned[n].work.items.first().copied().unwrap_or(0)];
+                    let direction = planned[n].direction;
+                    let o = self
+                        .hubspot_failed(item, direction, &e.category, &e.message, now)
+                        .await;
+                    planned[n].outcome = Some(o);
+                    continue;
                 }
+                let record = outcome
+                    .records
+                    .iter()
+                    .find(|r| email.is_some() && email_of(&r.properties, "email") == email);
+                planned[n].outcome = match record {
+                    Some(r) => {
+                        planned[n].hubspot_id = Some(r.id.clone());
+                        None
+                    }
+                    None => Some(ItemOutcome::Retry(
+                        "HubSpot did not return the upserted contact".into(),
+                    )),
+                };
             }
         }
     }

@@ -61,6 +61,8 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
             "give the integration user edit access to the field and record"
         }
         "CANNOT_UPDATE_CONVERTED_LEAD" => "the lead was converted: sync the contact it became",
+        "CONFLICT" => "another HubSpot record already has this email: merge the two contacts",
+        "VALIDATION_ERROR" => "HubSpot refused a value: check the property's type and options",
         _ => return None,
     })
 }

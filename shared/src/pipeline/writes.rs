@@ -7,9 +7,19 @@
 use serde_json::{Map, Value, json};
 
 use super::{ItemOutcome, Pipeline, Work};
+use crate::adapters::http::ErrorClass;
+use crate::adapters::hubspot::{BatchOutcome, HubSpotError};
 use crate::adapters::salesforce::{RecordResult, SalesforceError};
 use crate::domain::merge::LastSynced;
 use crate::ports::{FieldChange, Link, WorkItem};
+
+/// The inputs of the planned pairs `which`, in order.
+pub(crate) fn subset<T: Clone>(inputs: &[(usize, T)], which: &[usize]) -> Vec<T> {
+    which
+        .iter()
+        .filter_map(|n| inputs.iter().find(|(m, _)| m == n).map(|(_, t)| t.clone()))
+        .collect()
+}
 
 /// A pair that passed the rules and has its writes worked out.
 pub(crate) struct Planned {
@@ -181,41 +191,93 @@ impl Pipeline {
         if updates.is_empty() {
             return;
         }
-        let inputs: Vec<(String, Map<String, Value>)> = updates
+        let inputs: Vec<(usize, (String, Map<String, Value>))> = updates
             .iter()
             .map(|&n| {
-                (
-                    planned[n].hubspot_id.clone().unwrap_or_default(),
-                    planned[n].hubspot_writes.clone(),
-                )
+                let id = planned[n].hubspot_id.clone().unwrap_or_default();
+                (n, (id, planned[n].hubspot_writes.clone()))
             })
             .collect();
-        match self.hubspot.batch_update(object, &inputs).await {
-            Ok(outcome) => {
-                for e in &outcome.errors {
-                    let failed = updates
-                        .iter()
-                        .find(|&&n| planned[n].hubspot_id.as_deref() == Some(e.key.as_str()));
-                    if let Some(&n) = failed {
-                        let item = &items[planned[n].first_item()];
-                        let o = self
-                            .hubspot_failed(
-                                item,
-                                planned[n].direction,
-                                &e.category,
-                                &e.message,
-                                now,
-                            )
-                            .await;
-                        planned[n].outcome = Some(o);
+        let results = self
+            .hubspot_isolating(&updates, |which| {
+                let subset = subset(&inputs, &which);
+                async move { self.hubspot.batch_update(object, &subset).await }
+            })
+            .await;
+        for (which, result) in results {
+            match result {
+                Ok(outcome) => {
+                    for e in &outcome.errors {
+                        let failed = which
+                            .iter()
+                            .find(|&&n| planned[n].hubspot_id.as_deref() == Some(e.key.as_str()));
+                        if let Some(&n) = failed {
+                            let item = &items[planned[n].first_item()];
+                            let direction = planned[n].direction;
+                            let o = self
+                                .hubspot_failed(item, direction, &e.category, &e.message, now)
+                                .await;
+                            planned[n].outcome = Some(o);
+                        }
                     }
                 }
-            }
-            Err(e) => {
-                for &n in &updates {
-                    planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
+                Err(e) => {
+                    self.hubspot_call_failed(items, planned, &which, &e, now)
+                        .await
                 }
             }
+        }
+    }
+
+    /// Runs a HubSpot batch call; when HubSpot refuses the whole batch for what one
+    /// input holds (a 400), runs each input alone, so only the bad one fails.
+    pub(crate) async fn hubspot_isolating<F, Fut>(
+        &self,
+        which: &[usize],
+        call: F,
+    ) -> Vec<(Vec<usize>, Result<BatchOutcome, HubSpotError>)>
+    where
+        F: Fn(Vec<usize>) -> Fut,
+        Fut: std::future::Future<Output = Result<BatchOutcome, HubSpotError>>,
+    {
+        match call(which.to_vec()).await {
+            Err(e) if e.class() == ErrorClass::RecordLevel && which.len() > 1 => {
+                tracing::info!(message = "HubSpot refused a batch; writing its records one by one", error = %e);
+                let mut out = Vec::with_capacity(which.len());
+                for &n in which {
+                    out.push((vec![n], call(vec![n]).await));
+                }
+                out
+            }
+            result => vec![(which.to_vec(), result)],
+        }
+    }
+
+    /// A HubSpot call that failed for `which`: a refusal of one record's data stays on
+    /// that record; anything else is retried.
+    pub(crate) async fn hubspot_call_failed(
+        &self,
+        items: &[WorkItem],
+        planned: &mut [Planned],
+        which: &[usize],
+        error: &HubSpotError,
+        now: i64,
+    ) {
+        for &n in which {
+            planned[n].outcome = Some(match (error, which.len()) {
+                (HubSpotError::Api(api), 1) if error.class() == ErrorClass::RecordLevel => {
+                    let item = &items[planned[n].first_item()];
+                    self.hubspot_failed(
+                        item,
+                        planned[n].direction,
+                        &api.category,
+                        &api.message,
+                        now,
+                    )
+                    .await
+                }
+                _ => ItemOutcome::Retry(error.to_string()),
+            });
         }
     }
 

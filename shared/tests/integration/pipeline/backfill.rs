@@ -15,10 +15,10 @@ use serde_json::json;
 use super::world::{Setup, World};
 
 /// A queue that fails its `fail_at`-th send (a crash or an SQS outage mid-backfill).
-struct FlakyQueue {
-    inner: Arc<SqliteStore>,
-    sends: AtomicUsize,
-    fail_at: usize,
+pub(super) struct FlakyQueue {
+    pub inner: Arc<SqliteStore>,
+    pub sends: AtomicUsize,
+    pub fail_at: usize,
 }
 
 #[async_trait]

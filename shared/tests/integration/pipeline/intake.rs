@@ -203,3 +203,103 @@ async fn manual_sync_and_health_need_the_key() {
         "{health}"
     );
 }
+
+/// A push that could not be queued gets a 5xx, so its sender retries; the retry is not
+/// mistaken for a duplicate.
+#[tokio::test]
+async fn an_enqueue_failure_answers_5xx_and_the_retry_is_queued() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use crmsync_shared::adapters::http::Secret;
+    use crmsync_shared::pipeline::intake::{Intake, IntakeRequest, IntakeSettings};
+
+    use super::backfill::FlakyQueue;
+
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let store = w.runner.store.clone();
+    let settings = IntakeSettings {
+        public_url: "https://hooks.example.com/prod".into(),
+        hubspot_app_secret: Some(Secret::new(HS_SECRET)),
+        salesforce_org_id: Some(ORG.into()),
+        salesforce_outbound_token: Some(Secret::new(OUTBOUND_TOKEN)),
+        api_key: None,
+    };
+    let broken = Intake {
+        settings: settings.clone(),
+        pipeline: w.runner.pipeline.clone(),
+        queue: Arc::new(FlakyQueue {
+            inner: store.clone(),
+            sends: AtomicUsize::new(0),
+            fail_at: 0,
+        }),
+        cursors: store.clone(),
+    };
+    let working = Intake {
+        queue: store.clone(),
+        ..broken.clone()
+    };
+    let body =
+        r#"[{"eventId":9,"subscriptionType":"contact.creation","objectId":77,"occurredAt":1}]"#;
+    let ts = w.clock.now_ms().to_string();
+    let request = IntakeRequest {
+        method: "POST".into(),
+        path: "/webhooks/hubspot".into(),
+        query: None,
+        headers: vec![
+            (
+                "x-hubspot-signature-v3".into(),
+                sign(
+                    HS_SECRET,
+                    "https://hooks.example.com/prod/webhooks/hubspot",
+                    body,
+                    &ts,
+                ),
+            ),
+            ("x-hubspot-request-timestamp".into(), ts.clone()),
+        ],
+        body: body.as_bytes().to_vec(),
+    };
+    assert_eq!(broken.handle(&request).await.status, 503);
+    assert_eq!(queued(&w).await, 0);
+    assert_eq!(
+        working.handle(&request).await.status,
+        200,
+        "the retry is not dropped as a duplicate"
+    );
+    assert_eq!(queued(&w).await, 1);
+
+    let outbound_request = IntakeRequest {
+        method: "POST".into(),
+        path: "/webhooks/salesforce".into(),
+        query: Some(format!("token={OUTBOUND_TOKEN}")),
+        headers: Vec::new(),
+        body: outbound(ORG).into_bytes(),
+    };
+    let broken = Intake {
+        queue: Arc::new(FlakyQueue {
+            inner: store.clone(),
+            sends: AtomicUsize::new(0),
+            fail_at: 0,
+        }),
+        ..working.clone()
+    };
+    let answer = broken.handle(&outbound_request).await;
+    assert_eq!(answer.status, 503);
+    assert!(
+        !answer.body.contains("<Ack>true</Ack>"),
+        "no Ack before the enqueue"
+    );
+    assert!(
+        working
+            .handle(&outbound_request)
+            .await
+            .body
+            .contains("<Ack>true</Ack>")
+    );
+    assert_eq!(queued(&w).await, 2);
+}

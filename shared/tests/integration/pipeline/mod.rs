@@ -4,9 +4,9 @@
 //! polling alone.
 
 mod aws;
-mod backfill;
+pub(crate) mod backfill;
 mod intake;
-mod world;
+pub(crate) mod world;
 
 use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::ports::Outcome;
@@ -767,3 +767,59 @@ async fn hubspot_directions(push: bool) {
     let _ = id;
 }
 both_ways!(always_hubspot_and_none_hold, hubspot_directions);
+
+/// HubSpot refuses a whole batch for one bad input; that record fails alone, with
+/// HubSpot's category, and the rest of the batch syncs.
+#[tokio::test]
+async fn a_hubspot_refusal_of_one_record_does_not_fail_its_batch() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let a = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "A", "Email": "a@example.org", "Company": "C"}),
+        )
+        .await;
+    let b = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "B", "Email": "b@example.org", "Company": "C"}),
+        )
+        .await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    assert_eq!(w.hs_contacts().await.len(), 2);
+    w.advance(60_000);
+    // A typo gives A the email of B's HubSpot contact; B's phone changes meanwhile.
+    w.sf_update("Lead", &a, json!({"Email": "b@example.org"}))
+        .await;
+    w.sf_update("Lead", &b, json!({"Phone": "555"})).await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    let contact_b = w
+        .hs_contact_by_email("b@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no B"));
+    assert_eq!(prop(&contact_b, "phone"), "555", "the other record synced");
+    // The pair's failure is on its record, by whichever side's change brought it.
+    let hubspot_a = w
+        .hs_contact_by_email("a@example.org")
+        .await
+        .unwrap_or_else(|| panic!("A kept its email"));
+    let hubspot_a = hubspot_a["id"].as_str().unwrap_or_default().to_owned();
+    let mut statuses = Vec::new();
+    for (side, object, id) in [
+        ("salesforce", "Lead", a.as_str()),
+        ("hubspot", "contacts", hubspot_a.as_str()),
+    ] {
+        statuses.extend(w.status(side, object, id).await);
+    }
+    let failed = statuses
+        .iter()
+        .find(|s| s.last.outcome == Outcome::Failed)
+        .unwrap_or_else(|| panic!("no failure recorded: {statuses:?}"));
+    println!(
+        "refused with {:?}: {:?}",
+        failed.last.code, failed.last.message
+    );
+    assert!(failed.last.code.is_some());
+}
