@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use super::writes::{Planned, subset};
+use super::writes::{HubSpotInput, Planned, subset};
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline, Record, Work};
 use crate::adapters::hubspot::HsRecord;
 use crate::domain::Side;
@@ -628,7 +628,7 @@ impl Pipeline {
         if creates.is_empty() {
             return;
         }
-        let inputs: Vec<(usize, (String, Map<String, Value>))> = creates
+        let inputs: Vec<(usize, HubSpotInput)> = creates
             .iter()
             .map(|&n| {
                 let trace = format!(

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::associations::ContactAccount;
-use super::writes::{Planned, subset};
+use super::writes::{HubSpotInput, Planned, subset};
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline, Record, Work};
 use crate::domain::Side;
 use crate::domain::config::{Inclusion, PersonObject, SalesforceDeleteRule, SalesforceUpdateRule};
@@ -808,7 +808,7 @@ impl Pipeline {
         if creates.is_empty() {
             return;
         }
-        let inputs: Vec<(usize, (String, Map<String, Value>))> = creates
+        let inputs: Vec<(usize, HubSpotInput)> = creates
             .iter()
             .map(|&n| {
                 let mut props = planned[n].hubspot_writes.clone();

@@ -13,6 +13,9 @@ use crate::adapters::salesforce::{RecordResult, SalesforceError};
 use crate::domain::merge::LastSynced;
 use crate::ports::{FieldChange, Link, WorkItem};
 
+/// One HubSpot batch input: its key (id, email or trace id) and properties.
+pub(crate) type HubSpotInput = (String, Map<String, Value>);
+
 /// The inputs of the planned pairs `which`, in order.
 pub(crate) fn subset<T: Clone>(inputs: &[(usize, T)], which: &[usize]) -> Vec<T> {
     which
@@ -191,7 +194,7 @@ impl Pipeline {
         if updates.is_empty() {
             return;
         }
-        let inputs: Vec<(usize, (String, Map<String, Value>))> = updates
+        let inputs: Vec<(usize, HubSpotInput)> = updates
             .iter()
             .map(|&n| {
                 let id = planned[n].hubspot_id.clone().unwrap_or_default();
