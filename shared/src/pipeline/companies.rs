@@ -60,7 +60,13 @@ impl Pipeline {
             .iter()
             .map(|f| f.hubspot.clone())
             .collect();
-        for p in ["domain", "name", "hs_lastmodifieddate", ACCOUNT_ID] {
+        for p in [
+            "domain",
+            "name",
+            "hs_lastmodifieddate",
+            "hs_merged_object_ids",
+            ACCOUNT_ID,
+        ] {
             if !props.iter().any(|x| x == p) {
                 props.push(p.to_owned());
             }
@@ -262,44 +268,13 @@ impl Pipeline {
     }
 
     async fn gather_companies(&self, items: &[WorkItem], now: i64) -> Result<Vec<Work>, String> {
-        let mut works: Vec<Work> = Vec::new();
         let hs_ids: Vec<String> = items
             .iter()
             .filter(|i| i.side == "hubspot")
             .map(|i| i.id.clone())
             .collect();
         let hs = self.read_companies_hs(&hs_ids).await?;
-        for (n, item) in items
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.side == "hubspot")
-        {
-            let Some(r) = hs.iter().find(|r| r.id == item.id) else {
-                self.hubspot_deleted(PAIR, &item.id).await?;
-                self.note(
-                    item,
-                    "to_salesforce",
-                    Outcome::Skipped,
-                    Some("deleted_in_hubspot"),
-                    None,
-                    now,
-                )
-                .await;
-                continue;
-            };
-            match works
-                .iter_mut()
-                .find(|w| w.hubspot.as_ref().is_some_and(|h| h.id == r.id))
-            {
-                Some(w) => w.items.push(n),
-                None => works.push(Work {
-                    hubspot: Some(r.clone()),
-                    items: vec![n],
-                    origin: Some(Side::HubSpot),
-                    ..Work::default()
-                }),
-            }
-        }
+        let mut works = self.hubspot_works(PAIR, items, &hs, now).await?;
         let sf_ids: Vec<String> = items
             .iter()
             .filter(|i| i.side == "salesforce")

@@ -76,7 +76,14 @@ impl Pipeline {
             .iter()
             .map(|f| f.hubspot.clone())
             .collect();
-        let mut extra: Vec<&str> = vec!["email", "lastmodifieddate", LEAD_ID, CONTACT_ID, KIND];
+        let mut extra: Vec<&str> = vec![
+            "email",
+            "lastmodifieddate",
+            "hs_merged_object_ids",
+            LEAD_ID,
+            CONTACT_ID,
+            KIND,
+        ];
         if let Inclusion::Filter(conditions) = &self.config.contacts.inclusion {
             extra.extend(conditions.iter().map(|c| c.property.as_str()));
         }
@@ -278,7 +285,6 @@ impl Pipeline {
 
     /// The records the queue names, read in bulk from each side, one work per record.
     async fn gather_contacts(&self, items: &[WorkItem], now: i64) -> Result<Vec<Work>, String> {
-        let mut works: Vec<Work> = Vec::new();
         let mut hs_ids: Vec<String> = items
             .iter()
             .filter(|i| i.side == "hubspot")
@@ -286,46 +292,7 @@ impl Pipeline {
             .collect();
         hs_ids.dedup();
         let hs_records = self.read_contacts_hs(&hs_ids, false).await?;
-        for (n, item) in items
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.side == "hubspot")
-        {
-            // Merged records resolve to the surviving id.
-            let Some(r) = hs_records.iter().find(|r| {
-                r.id == item.id
-                    || r.properties
-                        .get("hs_merged_object_ids")
-                        .and_then(Value::as_str)
-                        .is_some_and(|m| m.split(';').any(|x| x == item.id))
-            }) else {
-                // Gone from HubSpot: deleting a HubSpot contact never deletes in
-                // Salesforce; the link goes.
-                self.hubspot_deleted(PAIR, &item.id).await?;
-                self.note(
-                    item,
-                    "to_salesforce",
-                    Outcome::Skipped,
-                    Some("deleted_in_hubspot"),
-                    None,
-                    now,
-                )
-                .await;
-                continue;
-            };
-            match works
-                .iter_mut()
-                .find(|w| w.hubspot.as_ref().is_some_and(|h| h.id == r.id))
-            {
-                Some(w) => w.items.push(n),
-                None => works.push(Work {
-                    hubspot: Some(r.clone()),
-                    items: vec![n],
-                    origin: Some(Side::HubSpot),
-                    ..Work::default()
-                }),
-            }
-        }
+        let mut works = self.hubspot_works(PAIR, items, &hs_records, now).await?;
         for sobject in ["Lead", "Contact"] {
             let mine = |i: &&WorkItem| i.side == "salesforce" && i.object == sobject;
             let mut ids: Vec<String> = items.iter().filter(mine).map(|i| i.id.clone()).collect();

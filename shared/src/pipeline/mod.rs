@@ -289,6 +289,52 @@ impl Pipeline {
         outcomes
     }
 
+    /// The HubSpot records the queue names, one work per record. An id merged into
+    /// another resolves to the survivor; a record gone from HubSpot loses its link
+    /// (nothing is deleted in Salesforce) and is skipped with that reason.
+    pub(crate) async fn hubspot_works(
+        &self,
+        pair: &str,
+        items: &[WorkItem],
+        records: &[HsRecord],
+        now: i64,
+    ) -> Result<Vec<Work>, String> {
+        let mut works: Vec<Work> = Vec::new();
+        for (n, item) in items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.side == "hubspot")
+        {
+            let found = records.iter().find(|r| {
+                r.id == item.id
+                    || r.properties
+                        .get("hs_merged_object_ids")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m.split(';').any(|x| x == item.id))
+            });
+            let Some(r) = found else {
+                self.hubspot_deleted(pair, &item.id).await?;
+                let code = Some("deleted_in_hubspot");
+                self.note(item, "to_salesforce", Outcome::Skipped, code, None, now)
+                    .await;
+                continue;
+            };
+            match works
+                .iter_mut()
+                .find(|w| w.hubspot.as_ref().is_some_and(|h| h.id == r.id))
+            {
+                Some(w) => w.items.push(n),
+                None => works.push(Work {
+                    hubspot: Some(r.clone()),
+                    items: vec![n],
+                    origin: Some(Side::HubSpot),
+                    ..Work::default()
+                }),
+            }
+        }
+        Ok(works)
+    }
+
     /// A HubSpot record that is gone: its link is dropped (nothing is deleted in
     /// Salesforce), so the Salesforce record can pair again.
     pub(crate) async fn hubspot_deleted(&self, pair: &str, hubspot_id: &str) -> Result<(), String> {
