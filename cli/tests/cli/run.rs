@@ -184,7 +184,7 @@ fn temp_store(name: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn run_syncs_a_new_contact_each_way_against_a_sandbox_process() {
     let s = sandboxes();
-    let (_crmsync, url) = start_crmsync(&s, &temp_store("both-ways"), None);
+    let (crmsync, url) = start_crmsync(&s, &temp_store("both-ways"), None);
     point_pushes_at(&s, &url).await;
     let http = reqwest::Client::new();
 
@@ -209,6 +209,18 @@ async fn run_syncs_a_new_contact_each_way_against_a_sandbox_process() {
         contacts_with(&s, "from-salesforce@example.org").await.len() == 1
     })
     .await;
+
+    // SIGTERM stops it cleanly.
+    let mut crmsync = crmsync;
+    let pid = crmsync.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(killed.success());
+    // The process stops at once; waiting on it blocks only this test's thread.
+    let status = crmsync.0.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "a clean stop exits 0: {status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -303,3 +303,63 @@ async fn an_enqueue_failure_answers_5xx_and_the_retry_is_queued() {
     );
     assert_eq!(queued(&w).await, 2);
 }
+
+#[tokio::test]
+async fn a_manual_sync_of_a_hubspot_list_syncs_its_members() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let a = w
+        .hs_create(json!({"email": "list-a@example.org", "lastname": "A"}))
+        .await;
+    let b = w
+        .hs_create(json!({"email": "list-b@example.org", "lastname": "B"}))
+        .await;
+    w.hs_create(json!({"email": "not-in-list@example.org", "lastname": "C"}))
+        .await;
+    let token = super::world::HS_TOKEN;
+    let list: Value = w
+        .http
+        .post(format!("{}/crm/v3/lists", w.hs.url()))
+        .bearer_auth(token)
+        .json(&json!({"name": "To sync", "objectTypeId": "0-1", "processingType": "MANUAL"}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let list_id = list["list"]["listId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = w
+        .http
+        .put(format!(
+            "{}/crm/v3/lists/{list_id}/memberships/add",
+            w.hs.url()
+        ))
+        .bearer_auth(token)
+        .json(&json!([a, b]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.status().is_success(), "{}", r.status());
+    let r = w
+        .http
+        .post(format!("{}/sync", w.runner.url()))
+        .bearer_auth(API_KEY)
+        .json(&json!({"hubspot_list": list_id}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 202);
+    w.settle().await;
+    assert_eq!(
+        w.sf_records("Lead").await.len(),
+        2,
+        "the list's two members, and only them"
+    );
+}
