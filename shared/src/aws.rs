@@ -2,6 +2,7 @@
 //! queue on SQS, the CRMs over HTTPS. Everything comes from the environment the SAM
 //! template sets; a missing or malformed variable is named in the error.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::adapters::dynamodb::{DynamoStore, aws_config};
@@ -43,6 +44,47 @@ pub struct Deployment {
     pub store: Arc<DynamoStore>,
     pub queue: Arc<SqsQueue>,
     pub intake: Intake,
+}
+
+/// The `CRMSYNC_*` entries of a secret's JSON object.
+async fn read_secret(
+    aws: &aws_config::SdkConfig,
+    arn: &str,
+) -> Result<HashMap<String, String>, EnvError> {
+    let fail = |message: String| EnvError {
+        variable: "CRMSYNC_SECRET_ARN",
+        message,
+    };
+    let answer = aws_sdk_secretsmanager::Client::new(aws)
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| {
+            fail(format!(
+                "cannot read the secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+            ))
+        })?;
+    let text = answer
+        .secret_string()
+        .ok_or_else(|| fail("the secret has no string value".into()))?;
+    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+        .map_err(|_| fail("expected the secret to be a JSON object of CRMSYNC_* keys".into()))?;
+    let mut out = HashMap::new();
+    for (k, v) in json {
+        match v {
+            serde_json::Value::String(s) if k.starts_with("CRMSYNC_") => {
+                out.insert(k, s);
+            }
+            _ => {
+                return Err(fail(format!(
+                    "key {k}: expected a CRMSYNC_* key with a string value"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 fn required(
@@ -87,6 +129,13 @@ impl Deployment {
         worker: impl Into<String>,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, EnvError> {
+        // Secrets come from Secrets Manager, read once per cold start; the rest of the
+        // settings from the environment the template sets.
+        let secrets = match get("CRMSYNC_SECRET_ARN").filter(|v| !v.trim().is_empty()) {
+            Some(arn) => read_secret(aws, &arn).await?,
+            None => HashMap::new(),
+        };
+        let get = |k: &str| secrets.get(k).cloned().or_else(|| get(k));
         let config = config_from_env(&get)?;
         let table = required(&get, "CRMSYNC_TABLE", "the DynamoDB table name")?;
         let queue_url = required(&get, "CRMSYNC_QUEUE_URL", "the SQS queue URL")?;

@@ -39,17 +39,53 @@ async fn the_lambda_deployment_syncs_through_dynamodb_and_sqs() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
 
+    // The tokens live in Secrets Manager (moto's), not in the environment.
+    let secrets = aws_sdk_secretsmanager::Client::new(&aws);
+    let secret = secrets
+        .create_secret()
+        .name(unique("crmsync-credentials"))
+        .secret_string(
+            json!({
+                "CRMSYNC_HUBSPOT_TOKEN": "hubspot-integration-token",
+                "CRMSYNC_SALESFORCE_TOKEN": "salesforce-integration-token"
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let arn = secret.arn().unwrap_or_default().to_owned();
+    let junk = secrets
+        .create_secret()
+        .name(unique("crmsync-junk"))
+        .secret_string("not json")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let junk_arn = junk.arn().unwrap_or_default().to_owned();
     let env: HashMap<&str, String> = HashMap::from([
         ("CRMSYNC_TABLE", table.clone()),
         ("CRMSYNC_QUEUE_URL", queue.url().to_owned()),
         ("CRMSYNC_HUBSPOT_URL", hs.url()),
-        ("CRMSYNC_HUBSPOT_TOKEN", "hubspot-integration-token".into()),
         ("CRMSYNC_SALESFORCE_URL", sf.url()),
-        (
-            "CRMSYNC_SALESFORCE_TOKEN",
-            "salesforce-integration-token".into(),
-        ),
+        ("CRMSYNC_SECRET_ARN", arn),
     ]);
+    let with_junk = |k: &str| {
+        if k == "CRMSYNC_SECRET_ARN" {
+            Some(junk_arn.clone())
+        } else {
+            env.get(k).cloned()
+        }
+    };
+    let refused = Deployment::from_env_with(with_junk, "t", &aws).await;
+    let refused = refused
+        .err()
+        .unwrap_or_else(|| panic!("a malformed secret is refused"));
+    assert_eq!(refused.variable, "CRMSYNC_SECRET_ARN");
+    assert!(
+        !refused.message.contains("not json"),
+        "secret values never show in errors"
+    );
     let missing = Deployment::from_env_with(
         |k| {
             (k != "CRMSYNC_TABLE")
