@@ -41,6 +41,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
 #[derive(Clone)]
 pub struct Deployment {
     pub pipeline: Pipeline,
+    /// The clients themselves, for their call counters (metrics).
+    pub hubspot: Arc<HubSpotClient>,
+    pub salesforce: Arc<SalesforceClient>,
     pub store: Arc<DynamoStore>,
     pub queue: Arc<SqsQueue>,
     pub intake: Intake,
@@ -139,7 +142,7 @@ impl Deployment {
         let config = config_from_env(&get)?;
         let table = required(&get, "CRMSYNC_TABLE", "the DynamoDB table name")?;
         let queue_url = required(&get, "CRMSYNC_QUEUE_URL", "the SQS queue URL")?;
-        let connections = Connections::from_env(&get)?;
+        let connections = Connections::from_env(get)?;
         let hubspot = HubSpotClient::new(connections.hubspot.clone()).map_err(|e| EnvError {
             variable: "CRMSYNC_HUBSPOT_URL",
             message: e.to_string(),
@@ -156,10 +159,11 @@ impl Deployment {
             get("CRMSYNC_DEAD_LETTER_URL"),
         ));
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (hubspot, salesforce) = (Arc::new(hubspot), Arc::new(salesforce));
         let mut pipeline = Pipeline::new(
             config,
-            Arc::new(hubspot),
-            Arc::new(salesforce),
+            hubspot.clone(),
+            salesforce.clone(),
             store.clone(),
             clock,
             worker,
@@ -175,6 +179,8 @@ impl Deployment {
         };
         Ok(Deployment {
             pipeline,
+            hubspot,
+            salesforce,
             store,
             queue,
             intake,
@@ -209,4 +215,14 @@ pub async fn cold_start(function: &str) -> Result<Deployment, String> {
             tracing::error!(message = "cannot start: configuration", error = %e);
             e.to_string()
         })
+}
+
+impl Deployment {
+    /// API calls made so far by this instance: (HubSpot, Salesforce).
+    pub fn api_calls(&self) -> (u64, u64) {
+        (
+            self.hubspot.calls().total(),
+            self.salesforce.calls().total(),
+        )
+    }
 }

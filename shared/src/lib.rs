@@ -10,5 +10,6 @@ pub mod aws;
 pub mod contract;
 pub mod domain;
 pub mod local;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;

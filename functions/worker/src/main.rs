@@ -4,17 +4,17 @@
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use crmsync_shared::aws::{Deployment, cold_start};
+use crmsync_shared::metrics;
 use crmsync_shared::pipeline::ItemOutcome;
 use crmsync_shared::ports::WorkItem;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
-async fn handle(
-    deployment: &Deployment,
-    event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, Error> {
+async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
+    let (hs_before, sf_before) = d.api_calls();
     let mut failures = Vec::new();
     let mut items = Vec::new();
     let mut ids = Vec::new();
+    let mut malformed = 0;
     for message in event.payload.records {
         let id = message.message_id.clone().unwrap_or_default();
         match message
@@ -32,18 +32,40 @@ async fn handle(
                 failures.push(BatchItemFailure {
                     item_identifier: id,
                 });
+                malformed += 1;
             }
         }
     }
-    let outcomes = deployment.pipeline.sync_batch(&items).await;
+    let outcomes = d.pipeline.sync_batch(&items).await;
+    let mut retried = 0;
     for ((id, item), outcome) in ids.into_iter().zip(&items).zip(outcomes) {
-        if let ItemOutcome::Retry(reason) = outcome {
-            tracing::info!(message = "retrying", record = %item.id, object = %item.object, reason = %reason);
-            failures.push(BatchItemFailure {
-                item_identifier: id,
-            });
+        // One line per record, with the record as the correlation id across functions.
+        let record = format!("{}:{}:{}", item.side, item.object, item.id);
+        match outcome {
+            ItemOutcome::Done => {
+                tracing::info!(message = "synced", record = %record, origin = %item.origin)
+            }
+            ItemOutcome::Retry(reason) => {
+                tracing::info!(message = "retrying", record = %record, reason = %reason);
+                failures.push(BatchItemFailure {
+                    item_identifier: id,
+                });
+                retried += 1;
+            }
         }
     }
+    let (hs_after, sf_after) = d.api_calls();
+    metrics::emit(
+        "worker",
+        d.pipeline.clock.now_ms(),
+        &[
+            ("RecordsDone", "Count", (items.len() - retried) as f64),
+            ("RecordsRetried", "Count", retried as f64),
+            ("MalformedMessages", "Count", f64::from(malformed)),
+            ("HubSpotCalls", "Count", (hs_after - hs_before) as f64),
+            ("SalesforceCalls", "Count", (sf_after - sf_before) as f64),
+        ],
+    );
     Ok(SqsBatchResponse {
         batch_item_failures: failures,
     })
