@@ -204,17 +204,21 @@ pub fn init_json_logs() {
 /// Builds the deployment at cold start, or explains why not (the function then fails
 /// every invocation with that message rather than crash-looping silently).
 pub async fn cold_start(function: &str) -> Result<Deployment, String> {
+    let started = std::time::Instant::now();
     init_json_logs();
     let worker = format!(
         "{function}-{}",
         std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_default()
     );
-    Deployment::from_env(|k| std::env::var(k).ok(), worker)
+    let deployment = Deployment::from_env(|k| std::env::var(k).ok(), worker)
         .await
         .map_err(|e| {
             tracing::error!(message = "cannot start: configuration", error = %e);
             e.to_string()
-        })
+        })?;
+    let init_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(message = "cold start", function, init_ms);
+    Ok(deployment)
 }
 
 impl Deployment {
