@@ -236,6 +236,10 @@ def test_the_worker_syncs_a_batch_and_reports_partial_failures(deployment):
     assert len(failures) == 1, answer  # the malformed message only
     leads = sandbox.control("GET", "/objects/Lead", crm="salesforce")["records"]
     assert [l["Email"] for l in leads if l["Email"] == "worker@example.org"] == ["worker@example.org"]
+    metrics = [json.loads(line[line.index("{"):]) for line in deployment.output.read_text().splitlines()
+               if '"CloudWatchMetrics"' in line]
+    worker = [m for m in metrics if m.get("Function") == "worker"][-1]
+    assert (worker["RecordsSynced"], worker["MalformedMessages"]) == (1, 1), worker
 
 
 def test_no_secret_reaches_the_logs(deployment):

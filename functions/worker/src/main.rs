@@ -11,6 +11,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let (hs_before, sf_before) = d.api_calls();
+    let (synced_before, skipped_before, failed_before) = d.pipeline.tally.get();
     let mut failures = Vec::new();
     let mut items = Vec::new();
     let mut ids = Vec::new();
@@ -55,10 +56,14 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
         }
     }
     let (hs_after, sf_after) = d.api_calls();
+    let (synced, skipped, failed) = d.pipeline.tally.get();
     metrics::emit(
         "worker",
         d.pipeline.clock.now_ms(),
         &[
+            ("RecordsSynced", "Count", (synced - synced_before) as f64),
+            ("RecordsSkipped", "Count", (skipped - skipped_before) as f64),
+            ("RecordsFailed", "Count", (failed - failed_before) as f64),
             ("RecordsDone", "Count", (items.len() - retried) as f64),
             ("RecordsRetried", "Count", retried as f64),
             ("MalformedMessages", "Count", f64::from(malformed)),

@@ -50,6 +50,33 @@ pub struct Pipeline {
     pub failpoint: Option<String>,
     /// Both CRMs' field metadata per object pair, read once per process.
     pub metadata: Arc<tokio::sync::Mutex<HashMap<String, Arc<PairMeta>>>>,
+    /// Outcomes recorded by this process (for metrics).
+    pub tally: Arc<Tally>,
+}
+
+/// Records synced, skipped and failed since the process started.
+#[derive(Debug, Default)]
+pub struct Tally {
+    synced: std::sync::atomic::AtomicU64,
+    skipped: std::sync::atomic::AtomicU64,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl Tally {
+    fn add(&self, outcome: Outcome) {
+        let counter = match outcome {
+            Outcome::Synced => &self.synced,
+            Outcome::Skipped => &self.skipped,
+            Outcome::Failed => &self.failed,
+        };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// (synced, skipped, failed) so far.
+    pub fn get(&self) -> (u64, u64, u64) {
+        let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        (read(&self.synced), read(&self.skipped), read(&self.failed))
+    }
 }
 
 /// How handling one queued item ended.
@@ -163,6 +190,7 @@ impl Pipeline {
             worker: worker.into(),
             failpoint: None,
             metadata: Arc::default(),
+            tally: Arc::default(),
         }
     }
 
@@ -363,6 +391,7 @@ impl Pipeline {
     }
 
     pub(crate) async fn record(&self, event: SyncEvent) {
+        self.tally.add(event.outcome);
         if let Err(e) = self.status.record(&event, HISTORY_TTL_MS).await {
             tracing::warn!(message = "could not record a sync outcome", error = %e);
         }
