@@ -123,22 +123,19 @@ impl Pipeline {
         }
         let started = std::time::Instant::now();
         let now = self.clock.now_ms();
-        let mut hubspot_objects = Vec::new();
         let mut objects = Vec::new();
         if self.config.companies.enabled {
-            hubspot_objects.push(companies::PAIR);
             objects.push(companies::SOBJECT);
         }
         if self.config.contacts.enabled {
-            hubspot_objects.push(contacts::PAIR);
             objects.extend(["Lead", "Contact"]);
         }
-        for object in hubspot_objects {
+        for object in hubspot_objects_of(&self.config) {
             let feed = format!("hubspot:{object}");
             let r = match cursors.cursor(&feed).await? {
                 None => self.start_backfill(cursors, &feed, now).await?,
                 Some(from) => {
-                    let changes = self.hubspot_changes(object, Some(&from)).await?;
+                    let changes = self.hubspot_changes(object, &from).await?;
                     self.enqueue_and_advance(cursors, queue, &feed, Some(from), changes)
                         .await?
                 }
@@ -157,7 +154,7 @@ impl Pipeline {
                 }
                 Some(from) => {
                     polled.push(*object);
-                    froms.push(Some(from));
+                    froms.push(from);
                 }
             }
         }
@@ -167,7 +164,7 @@ impl Pipeline {
                 let feed = format!("salesforce:{object}");
                 let changes = by_object.remove(*object).unwrap_or_default();
                 let r = self
-                    .enqueue_and_advance(cursors, queue, &feed, from, changes)
+                    .enqueue_and_advance(cursors, queue, &feed, Some(from), changes)
                     .await?;
                 report.feeds.insert(feed, r);
             }
@@ -384,14 +381,8 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn hubspot_changes(
-        &self,
-        object: &str,
-        from: Option<&Cursor>,
-    ) -> Result<Vec<Change>, PollError> {
-        let since = from
-            .map(|c| (c.at - HUBSPOT_OVERLAP_MS).max(0))
-            .unwrap_or(0);
+    async fn hubspot_changes(&self, object: &str, from: &Cursor) -> Result<Vec<Change>, PollError> {
+        let since = (from.at - HUBSPOT_OVERLAP_MS).max(0);
         let records = self
             .hubspot
             .changed_since(object, since, &[])
@@ -419,22 +410,16 @@ impl Pipeline {
     async fn salesforce_changes(
         &self,
         objects: &[&str],
-        froms: &[Option<Cursor>],
+        froms: &[Cursor],
     ) -> Result<BTreeMap<String, Vec<Change>>, PollError> {
         let queries: Vec<(String, String)> = objects
             .iter()
             .zip(froms)
             .map(|(object, from)| {
-                let filter = match from {
-                    Some(c) => format!(
-                        " WHERE SystemModstamp >= {}",
-                        soql_datetime((c.at - SALESFORCE_OVERLAP_MS).max(0))
-                    ),
-                    // The first read is the backfill: deleted records do not matter.
-                    None => " WHERE IsDeleted = false".to_owned(),
-                };
+                let since = soql_datetime((from.at - SALESFORCE_OVERLAP_MS).max(0));
                 let soql = format!(
-                    "SELECT Id, SystemModstamp, IsDeleted FROM {object}{filter} ORDER BY SystemModstamp, Id"
+                    "SELECT Id, SystemModstamp, IsDeleted FROM {object} \
+                     WHERE SystemModstamp >= {since} ORDER BY SystemModstamp, Id"
                 );
                 ((*object).to_owned(), soql)
             })
