@@ -17,8 +17,8 @@ use crate::adapters::hubspot::HsRecord;
 use crate::domain::Side;
 use crate::domain::config::CompanyDedupKey;
 use crate::domain::dedup::{company_name_key, domain_key};
-use crate::domain::merge::{Action, MergeRules, merge_fields};
-use crate::ports::{FieldChange, Outcome, WorkItem};
+use crate::domain::merge::MergeRules;
+use crate::ports::{Outcome, WorkItem};
 
 pub const PAIR: &str = "companies";
 pub const SOBJECT: &str = "Account";
@@ -542,48 +542,20 @@ impl Pipeline {
         let meta = self.pair_meta(PAIR, SOBJECT).await;
         let rules = MergeRules::new(&self.config, PAIR, SOBJECT, &meta, &self.owners)
             .map_err(|e| (ItemOutcome::Retry(e.to_string()), w.items.clone()))?;
-        let hs = w
-            .hubspot
-            .as_ref()
-            .map(super::hubspot_snapshot)
-            .unwrap_or_default();
         let sf = w
             .salesforce
             .as_ref()
             .map(Record::snapshot)
             .unwrap_or_default();
-        let last = w.link.as_ref().map(|l| &l.last_synced);
-        let plan = merge_fields(&rules, &hs, &sf, last);
-        let changes = plan
-            .fields
-            .iter()
-            .filter(|f| f.action != Action::None)
-            .map(|f| FieldChange {
-                field: f.hubspot.to_owned(),
-                old: Value::Null,
-                new: plan
-                    .hubspot_writes
-                    .get(f.hubspot)
-                    .or_else(|| f.salesforce.and_then(|s| plan.salesforce_writes.get(s)))
-                    .cloned()
-                    .unwrap_or(Value::Null),
-            })
-            .collect();
-        Ok(Planned {
+        Ok(Planned::merged(
+            w,
+            &rules,
+            sf,
             direction,
-            sobject: SOBJECT.into(),
+            SOBJECT.into(),
             claim_key,
             key,
-            next_last_synced: plan.next_last_synced(last),
-            last_synced_moved: !plan.last_synced_changes.is_empty() || w.link.is_none(),
-            hubspot_writes: plan.hubspot_writes.clone(),
-            salesforce_writes: plan.salesforce_writes.clone(),
-            changes,
-            salesforce_id: w.salesforce.as_ref().map(Record::id),
-            hubspot_id: w.hubspot.as_ref().map(|h| h.id.clone()),
-            outcome: None,
-            work: w,
-        })
+        ))
     }
 
     /// New HubSpot companies of a batch in one call, each carrying its Account id.

@@ -10,7 +10,7 @@ use super::{ItemOutcome, Pipeline, Work};
 use crate::adapters::http::ErrorClass;
 use crate::adapters::hubspot::{BatchOutcome, HubSpotError};
 use crate::adapters::salesforce::{RecordResult, SalesforceError};
-use crate::domain::merge::LastSynced;
+use crate::domain::merge::{Action, LastSynced, MergeRules, Snapshot, merge_fields};
 use crate::ports::{FieldChange, Link, WorkItem};
 
 /// One HubSpot batch input: its key (id, email or trace id) and properties.
@@ -44,6 +44,62 @@ pub(crate) struct Planned {
 }
 
 impl Planned {
+    /// Merges one pair (`salesforce` is its Salesforce snapshot as the merge should see
+    /// it) and works out its writes and the field changes to report.
+    pub fn merged(
+        work: Work,
+        rules: &MergeRules<'_>,
+        salesforce: Snapshot,
+        direction: &'static str,
+        sobject: String,
+        claim_key: Option<String>,
+        key: Option<String>,
+    ) -> Planned {
+        let hubspot = work
+            .hubspot
+            .as_ref()
+            .map(super::hubspot_snapshot)
+            .unwrap_or_default();
+        let last = work.link.as_ref().map(|l| &l.last_synced);
+        let plan = merge_fields(rules, &hubspot, &salesforce, last);
+        let changes = plan
+            .fields
+            .iter()
+            .filter(|f| f.action != Action::None)
+            .map(|f| {
+                let to_hubspot = plan.hubspot_writes.get(f.hubspot);
+                let (old, new) = match (to_hubspot, f.salesforce) {
+                    (Some(new), _) => (hubspot.values.get(f.hubspot), Some(new)),
+                    (None, Some(field)) => (
+                        salesforce.values.get(field),
+                        plan.salesforce_writes.get(field),
+                    ),
+                    (None, None) => (None, None),
+                };
+                FieldChange {
+                    field: f.hubspot.to_owned(),
+                    old: old.cloned().unwrap_or(Value::Null),
+                    new: new.cloned().unwrap_or(Value::Null),
+                }
+            })
+            .collect();
+        Planned {
+            direction,
+            sobject,
+            claim_key,
+            key,
+            next_last_synced: plan.next_last_synced(last),
+            last_synced_moved: !plan.last_synced_changes.is_empty() || work.link.is_none(),
+            hubspot_writes: plan.hubspot_writes.clone(),
+            salesforce_writes: plan.salesforce_writes.clone(),
+            changes,
+            salesforce_id: work.salesforce.as_ref().map(super::Record::id),
+            hubspot_id: work.hubspot.as_ref().map(|h| h.id.clone()),
+            outcome: None,
+            work,
+        }
+    }
+
     pub fn live(&self) -> bool {
         self.outcome.is_none()
     }

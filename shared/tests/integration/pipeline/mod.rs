@@ -267,6 +267,22 @@ async fn directions_and_unless_blank(push: bool) {
         .await
         .unwrap_or_else(|| panic!("no contact"));
     assert_eq!(prop(&c, "jobtitle"), "CEO");
+    // The pair's history says what moved, from what to what (on the record whose
+    // change brought it: either side, since a poll reads both).
+    let mut statuses = Vec::new();
+    for (side, object, id) in [
+        ("salesforce", "Lead", lead.as_str()),
+        ("hubspot", "contacts", id.as_str()),
+    ] {
+        statuses.extend(w.status(side, object, id).await);
+    }
+    let s = statuses
+        .into_iter()
+        .max_by_key(|s| s.last.at)
+        .unwrap_or_else(|| panic!("no status"));
+    let change = s.last.changes.iter().find(|c| c.field == "jobtitle");
+    let change = change.unwrap_or_else(|| panic!("no jobtitle change: {s:?}"));
+    assert_eq!((&change.old, &change.new), (&json!("CTO"), &json!("CEO")));
 }
 both_ways!(
     field_directions_and_unless_blank_hold,
