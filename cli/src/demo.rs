@@ -398,6 +398,12 @@ pub async fn run() -> Result<(), CliError> {
         sum(&sf_calls["calls"]["integration"]),
         EDITS * 4
     );
+    if let (Some(used), Some(limit)) = (
+        health.api.salesforce_daily_used,
+        health.api.salesforce_daily_limit,
+    ) {
+        println!("   Salesforce daily API allowance: {used} of {limit} used");
+    }
     latencies.sort();
     if let (Some(first), Some(last)) = (latencies.first(), latencies.last()) {
         let median = latencies[latencies.len() / 2];

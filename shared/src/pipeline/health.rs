@@ -30,6 +30,17 @@ pub struct Health {
     pub failing: Vec<FailingRecord>,
     /// Feed -> how far behind now its cursor is (milliseconds); none: never polled.
     pub feed_lag_ms: BTreeMap<String, Option<i64>>,
+    pub api: ApiUsage,
+}
+
+/// API calls this process made, and the Salesforce org's daily allowance as its last
+/// answer reported it (`Sforce-Limit-Info`).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApiUsage {
+    pub hubspot_calls: u64,
+    pub salesforce_calls: u64,
+    pub salesforce_daily_used: Option<u64>,
+    pub salesforce_daily_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -100,6 +111,13 @@ pub async fn report(pipeline: &Pipeline, cursors: &dyn CursorStore) -> Result<He
         let code = status.last.code.unwrap_or_else(|| "unknown".into());
         *h.skipped_by_reason.entry(code).or_default() += 1;
     }
+    let daily = pipeline.salesforce.daily_usage();
+    h.api = ApiUsage {
+        hubspot_calls: pipeline.hubspot.calls_made(),
+        salesforce_calls: pipeline.salesforce.calls_made(),
+        salesforce_daily_used: daily.map(|(used, _)| used),
+        salesforce_daily_limit: daily.map(|(_, limit)| limit),
+    };
     let now = pipeline.clock.now_ms();
     for feed in FEEDS {
         let lag = cursors.cursor(feed).await?.map(|c| (now - c.at).max(0));

@@ -56,6 +56,10 @@ pub trait HubSpotApi: Send + Sync {
     async fn owners(&self) -> Result<Vec<Owner>, HubSpotError>;
     /// The property definitions of an object type.
     async fn properties(&self, object: &str) -> Result<Vec<Value>, HubSpotError>;
+    /// Calls made since this client was built (sync health).
+    fn calls_made(&self) -> u64 {
+        0
+    }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError>;
     async fn associations(
         &self,
@@ -134,6 +138,9 @@ impl HubSpotApi for HubSpotClient {
     async fn properties(&self, object: &str) -> Result<Vec<Value>, HubSpotError> {
         HubSpotClient::properties(self, object).await
     }
+    fn calls_made(&self) -> u64 {
+        self.calls().total()
+    }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError> {
         HubSpotClient::list_members(self, list_id).await
     }
@@ -196,6 +203,14 @@ pub trait SalesforceApi: Send + Sync {
     async fn describe(&self, object: &str) -> Result<Value, SalesforceError>;
     /// Fails with a budget error once usage passed the configured ceiling.
     fn check_budget(&self) -> Result<(), SalesforceError>;
+    /// Calls made since this client was built (sync health).
+    fn calls_made(&self) -> u64 {
+        0
+    }
+    /// The org's last reported API usage in the rolling 24 hours: (used, allowed).
+    fn daily_usage(&self) -> Option<(u64, u64)> {
+        None
+    }
 }
 
 #[async_trait]
@@ -254,5 +269,11 @@ impl SalesforceApi for SalesforceClient {
     }
     fn check_budget(&self) -> Result<(), SalesforceError> {
         SalesforceClient::check_budget(self)
+    }
+    fn calls_made(&self) -> u64 {
+        self.calls().total()
+    }
+    fn daily_usage(&self) -> Option<(u64, u64)> {
+        self.api_usage()
     }
 }

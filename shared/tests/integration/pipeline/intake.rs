@@ -198,6 +198,11 @@ async fn manual_sync_and_health_need_the_key() {
         health["records"]["contacts to_salesforce"]["synced"], 1,
         "{health}"
     );
+    assert!(
+        health["api"]["hubspot_calls"].as_u64() > Some(0),
+        "{health}"
+    );
+    assert_eq!(health["api"]["salesforce_daily_limit"], 100_000, "{health}");
     assert_eq!(
         health["skipped_by_reason"]["deleted_in_hubspot"], 1,
         "{health}"
