@@ -102,15 +102,8 @@ impl Pipeline {
         }
         let props = self.company_properties();
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
-        let history: Vec<&str> = self
-            .config
-            .companies
-            .fields
-            .iter()
-            .map(|f| f.hubspot.as_str())
-            .collect();
         self.hubspot
-            .batch_read(PAIR, ids, &refs, &history, None)
+            .batch_read(PAIR, ids, &refs, &[], None)
             .await
             .map_err(|e| e.to_string())
     }
@@ -232,6 +225,16 @@ impl Pipeline {
         let now = self.clock.now_ms();
         let mut works = self.gather_companies(items, now).await?;
         self.match_companies(&mut works).await?;
+        let meta = self.pair_meta(PAIR, SOBJECT).await;
+        let props = self.company_properties();
+        self.refine_with_history(
+            PAIR,
+            &mut works,
+            &props,
+            |_| Some(meta.clone()),
+            Record::snapshot,
+        )
+        .await?;
         let mut planned = Vec::new();
         for w in works {
             let first = w.items.first().copied().unwrap_or(0);

@@ -127,16 +127,10 @@ impl Pipeline {
         }
         let props = self.contact_properties();
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
-        let history: Vec<&str> = self
-            .config
-            .contacts
-            .fields
-            .iter()
-            .map(|f| f.hubspot.as_str())
-            .collect();
         let id_property = by_email.then_some("email");
+        // Without property history: `refine_with_history` reads it where it decides.
         self.hubspot
-            .batch_read(PAIR, ids, &refs, &history, id_property)
+            .batch_read(PAIR, ids, &refs, &[], id_property)
             .await
             .map_err(|e| e.to_string())
     }
@@ -239,6 +233,27 @@ impl Pipeline {
         let now = self.clock.now_ms();
         let mut works = self.gather_contacts(items, now).await?;
         self.match_contacts(&mut works).await?;
+        let mut metas: HashMap<String, _> = HashMap::new();
+        for w in &works {
+            if let Some(s) = &w.salesforce
+                && !metas.contains_key(&s.object)
+            {
+                metas.insert(s.object.clone(), self.pair_meta(PAIR, &s.object).await);
+            }
+        }
+        let props = self.contact_properties();
+        self.refine_with_history(
+            PAIR,
+            &mut works,
+            &props,
+            |w| {
+                w.salesforce
+                    .as_ref()
+                    .and_then(|s| metas.get(s.object.as_str()).cloned())
+            },
+            salesforce_snapshot,
+        )
+        .await?;
 
         let members = self.inclusion_list_members(&works).await?;
         let mut planned = Vec::new();
