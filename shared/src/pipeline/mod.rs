@@ -13,13 +13,16 @@ pub mod contacts;
 pub mod health;
 pub mod intake;
 pub mod poll;
+mod work;
 pub mod worker;
 mod writes;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+pub(crate) use work::{Record, Work, hubspot_snapshot, merge_same_pairs};
+
+use serde_json::Value;
 
 use crate::adapters::hubspot::HsRecord;
 use crate::adapters::salesforce::SfErrorItem;
@@ -27,9 +30,8 @@ use crate::domain::Side;
 use crate::domain::config::ValidatedConfig;
 use crate::domain::merge::{OwnerDirectory, Snapshot};
 use crate::domain::metadata::{PairMeta, from_hubspot_property, from_salesforce_field};
-use crate::domain::value::parse_datetime_millis;
 use crate::ports::{
-    ClaimStore, Clock, FieldChange, HubSpotApi, Link, LinkStore, Outcome, RecordRef, SalesforceApi,
+    ClaimStore, Clock, FieldChange, HubSpotApi, LinkStore, Outcome, RecordRef, SalesforceApi,
     StatusStore, SyncEvent, WorkItem,
 };
 
@@ -102,67 +104,6 @@ pub fn pair_of(item: &WorkItem) -> Option<&'static str> {
         ("hubspot", "companies") | ("salesforce", "Account") => Some(companies::PAIR),
         _ => None,
     }
-}
-
-/// One Salesforce record as read: its sObject and fields.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Record {
-    pub object: String,
-    pub row: Map<String, Value>,
-    pub modified_at: i64,
-}
-
-impl Record {
-    pub fn new(object: &str, row: Map<String, Value>) -> Self {
-        let modified_at = row
-            .get("LastModifiedDate")
-            .and_then(Value::as_str)
-            .and_then(parse_datetime_millis)
-            .unwrap_or(0);
-        Record {
-            object: object.to_owned(),
-            row,
-            modified_at,
-        }
-    }
-
-    pub fn id(&self) -> String {
-        self.row
-            .get("Id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.row.clone(), Some(self.modified_at))
-    }
-}
-
-pub(crate) fn hubspot_snapshot(r: &HsRecord) -> Snapshot {
-    let modified = ["lastmodifieddate", "hs_lastmodifieddate"]
-        .iter()
-        .find_map(|p| r.properties.get(*p).and_then(Value::as_str))
-        .and_then(parse_datetime_millis);
-    let mut s = Snapshot::new(r.properties.clone(), modified);
-    s.field_modified_at = r.changed_at().into_iter().collect();
-    s
-}
-
-/// One record pair being synced, and the queued items it answers.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Work {
-    pub hubspot: Option<HsRecord>,
-    pub salesforce: Option<Record>,
-    pub link: Option<Link>,
-    /// The link of the HubSpot record when it belongs to another Salesforce record
-    /// (a twin with the same email).
-    pub twin_of: Option<Link>,
-    pub items: Vec<usize>,
-    /// Whether the HubSpot record is in the inclusion list, when a list rule applies.
-    pub in_list: Option<bool>,
-    /// Which side's change brought it here.
-    pub origin: Option<Side>,
 }
 
 impl Pipeline {
@@ -557,72 +498,6 @@ impl Pipeline {
         .await;
         ItemOutcome::Done
     }
-}
-
-/// Both sides of one pair may be in a batch (a poll reads both feeds, or a webhook
-/// and an outbound message cross): one work per pair, by link or by the records
-/// matched on either side.
-pub(crate) fn merge_same_pairs(works: &mut Vec<Work>) {
-    fn same(a: &Work, b: &Work) -> bool {
-        let link = |w: &Work| w.link.as_ref().map(|l| l.hubspot_id.clone());
-        let hs = |w: &Work| w.hubspot.as_ref().map(|h| h.id.clone());
-        let sf = |w: &Work| w.salesforce.as_ref().map(|s| s.id());
-        let agree = |x: Option<String>, y: Option<String>| x.is_none() || y.is_none() || x == y;
-        (link(a).is_some() && link(a) == link(b))
-            || (hs(a).is_some() && hs(a) == hs(b) && agree(sf(a), sf(b)))
-            || (sf(a).is_some() && sf(a) == sf(b) && agree(hs(a), hs(b)))
-    }
-    let mut merged: Vec<Work> = Vec::with_capacity(works.len());
-    for w in works.drain(..) {
-        match merged.iter_mut().find(|m| same(m, &w)) {
-            Some(m) => {
-                m.items.extend(w.items);
-                if m.hubspot.is_none() {
-                    m.hubspot = w.hubspot;
-                }
-                if m.salesforce.is_none() {
-                    m.salesforce = w.salesforce;
-                }
-                if m.link.is_none() {
-                    m.link = w.link;
-                }
-            }
-            None => merged.push(w),
-        }
-    }
-    // Twins in one batch: several Salesforce records matched to one HubSpot record.
-    // The best (a Contact over a Lead, then the most recently modified) is synced;
-    // the others are told which record won.
-    let rank = |w: &Work| {
-        w.salesforce
-            .as_ref()
-            .map(|s| (s.object == "Contact", s.modified_at))
-    };
-    for n in 0..merged.len() {
-        let Some(h) = merged[n].hubspot.as_ref().map(|h| h.id.clone()) else {
-            continue;
-        };
-        if merged[n].link.is_some() {
-            continue;
-        }
-        let best = (0..merged.len())
-            .filter(|&m| merged[m].hubspot.as_ref().is_some_and(|x| x.id == h))
-            .max_by_key(|&m| (merged[m].link.is_some(), rank(&merged[m])));
-        if let Some(b) = best.filter(|&b| b != n)
-            && let Some(winner) = merged[b].salesforce.clone()
-        {
-            merged[n].twin_of = Some(Link {
-                pair: String::new(),
-                hubspot_id: h,
-                salesforce_object: winner.object.clone(),
-                salesforce_id: winner.id(),
-                last_synced: Default::default(),
-                synced_at: 0,
-                version: 0,
-            });
-        }
-    }
-    *works = merged;
 }
 
 fn record_ref(item: &WorkItem) -> RecordRef {
