@@ -6,18 +6,10 @@ use crmsync_shared::adapters::hubspot::HubSpotClient;
 use crmsync_shared::adapters::salesforce::SalesforceClient;
 use crmsync_shared::domain::config::ValidatedConfig;
 use crmsync_shared::local::env::Connections;
-use crmsync_shared::pipeline::contacts::HUBSPOT_ID_FIELD;
+use crmsync_shared::domain::pair::pairs_of;
 use serde_json::{Value, json};
 
 use crate::CliError;
-
-/// The HubSpot properties crmsync keeps the Salesforce side in.
-const HUBSPOT_PROPERTIES: [(&str, &str, &str); 4] = [
-    ("contacts", "salesforceleadid", "Salesforce Lead ID"),
-    ("contacts", "salesforcecontactid", "Salesforce Contact ID"),
-    ("contacts", "salesforceobjecttype", "Salesforce record type"),
-    ("companies", "salesforceaccountid", "Salesforce Account ID"),
-];
 
 /// What setup found: problems it could not fix, each with how to fix it.
 pub struct SetupReport {
@@ -39,16 +31,35 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
         problems: Vec::new(),
     };
 
-    for (object, name, label) in HUBSPOT_PROPERTIES {
-        let group = if object == "contacts" {
-            "contactinformation"
-        } else {
-            "companyinformation"
+    let pairs = pairs_of(config);
+    // The HubSpot properties crmsync keeps the Salesforce side in.
+    let mut properties: Vec<(String, String, String)> = Vec::new();
+    for pair in &pairs {
+        for (sobject, property) in &pair.salesforce_id_properties {
+            let label = format!("Salesforce {sobject} ID");
+            properties.push((pair.hubspot_object.clone(), property.clone(), label));
+        }
+        if let Some(kind) = &pair.kind_property {
+            let label = "Salesforce record type".to_owned();
+            properties.push((pair.hubspot_object.clone(), kind.clone(), label));
+        }
+    }
+    for (object, name, label) in &properties {
+        let group = match object.as_str() {
+            "contacts" => "contactinformation",
+            "companies" => "companyinformation",
+            "deals" => "dealinformation",
+            "tickets" => "ticketinformation",
+            // A custom object's properties live in its own group.
+            _ => "",
         };
-        let definition = json!({
-            "name": name, "label": label, "type": "string", "fieldType": "text", "groupName": group,
+        let mut definition = json!({
+            "name": name, "label": label, "type": "string", "fieldType": "text",
             "description": "Written by crmsync: the linked Salesforce record."
         });
+        if !group.is_empty() {
+            definition["groupName"] = json!(group);
+        }
         match hubspot.ensure_property(object, &definition).await {
             Ok(true) => report.created.push(format!("HubSpot {object}.{name}")),
             Ok(false) => report.present.push(format!("HubSpot {object}.{name}")),
@@ -58,18 +69,25 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
         }
     }
 
-    let mut wanted: Vec<(&str, String)> = Vec::new();
-    if config.contacts.enabled {
-        for sobject in ["Lead", "Contact"] {
-            wanted.push((sobject, HUBSPOT_ID_FIELD.to_owned()));
-            for f in &config.contacts.fields {
+    let mut wanted: Vec<(String, String, bool)> = Vec::new();
+    for pair in &pairs {
+        let mappings = config.pair(&pair.name).map(|p| p.fields()).unwrap_or_default();
+        for sobject in &pair.sobjects {
+            wanted.push((sobject.clone(), pair.hubspot_id_field.clone(), true));
+            for f in mappings {
                 if let Some(field) = f.salesforce.on(sobject) {
-                    wanted.push((sobject, field.to_owned()));
+                    wanted.push((sobject.clone(), field.to_owned(), false));
                 }
+            }
+            for l in pair.lookups.iter().filter(|l| l.on.contains(sobject)) {
+                wanted.push((sobject.clone(), l.field.clone(), false));
             }
         }
     }
-    for sobject in ["Lead", "Contact"] {
+    let mut sobjects: Vec<String> = wanted.iter().map(|(o, _, _)| o.clone()).collect();
+    sobjects.sort();
+    sobjects.dedup();
+    for sobject in &sobjects {
         let describe = match salesforce.describe(sobject).await {
             Ok(d) => d,
             Err(e) => {
@@ -82,12 +100,17 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        for (_, name) in wanted.iter().filter(|(o, _)| *o == sobject) {
+        let mut seen: Vec<&str> = Vec::new();
+        for (_, name, external) in wanted.iter().filter(|(o, _, _)| o == sobject) {
+            if seen.contains(&name.as_str()) {
+                continue;
+            }
+            seen.push(name);
             let Some(f) = fields
                 .iter()
                 .find(|f| f.get("name").and_then(Value::as_str) == Some(name.as_str()))
             else {
-                let fix = if name == HUBSPOT_ID_FIELD {
+                let fix = if *external {
                     "create a Text(32) field with External ID and Unique checked"
                 } else {
                     "create the field or change the mapping"
@@ -103,7 +126,7 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
                 report.problems.push(format!(
                     "Salesforce {sobject}.{name} is read-only for the integration user: grant edit access in its profile or permission set (field-level security)"
                 ));
-            } else if name == HUBSPOT_ID_FIELD && !flag("externalId") {
+            } else if *external && !flag("externalId") {
                 report.problems.push(format!(
                     "Salesforce {sobject}.{name} must be marked External ID"
                 ));

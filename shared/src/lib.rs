@@ -13,3 +13,4 @@ pub mod local;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;
+pub mod secret;

@@ -9,6 +9,7 @@ pub mod geo;
 pub mod lifecycle;
 pub mod merge;
 pub mod metadata;
+pub mod pair;
 pub mod value;
 
 use serde::{Deserialize, Serialize};

@@ -1,15 +1,17 @@
 //! The initial sync, planned without writing: what a first run would create, link and
-//! update on each side. Both sides are read in bulk and matched in memory (by email;
-//! a Contact over a Lead, then the most recently modified), as the sync matches them.
+//! update on each side, for every enabled pair. Both sides are read in bulk and
+//! matched in memory as the sync matches them (links, the Salesforce id a HubSpot
+//! record names, then the pair's dedup key, best first by the pair's rank).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Pipeline, Record, contacts};
-use crate::domain::config::{PersonObject, SalesforceUpdateRule};
-use crate::domain::dedup::email_key;
+use super::pairs::{PairRun, Verdict};
+use super::work::{Record, Work};
+use super::Pipeline;
+use crate::domain::Side;
 
 /// Per object pair: what would happen, by kind, with counts.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
@@ -33,26 +35,33 @@ impl Pipeline {
     /// Reads both CRMs and reports what a first sync would do. Writes nothing.
     pub async fn plan_backfill(&self) -> Result<BackfillPlan, String> {
         let mut plan = BackfillPlan::default();
-        if !self.config.contacts.enabled {
-            return Ok(plan);
+        for run in self.pairs.iter() {
+            plan.pairs.entry(run.spec.name.clone()).or_default();
+            self.plan_pair(run, &mut plan).await?;
         }
-        let pair = contacts::PAIR;
-        let props = self.contact_properties();
+        Ok(plan)
+    }
+
+    async fn plan_pair(&self, run: &PairRun, plan: &mut BackfillPlan) -> Result<(), String> {
+        let spec = &run.spec;
+        let pair = spec.name.as_str();
+        let props = self.pair_properties(run);
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
         let hubspot = self
             .hubspot
-            .changed_since(pair, 0, &refs)
+            .changed_since(&spec.hubspot_object, 0, &refs)
             .await
-            .map_err(|e| format!("HubSpot contacts: {e}"))?;
-        let mut salesforce: HashMap<String, Record> = HashMap::new();
-        let mut sf_without_email = 0u64;
-        for sobject in ["Contact", "Lead"] {
-            let fields = self.contact_fields(sobject).join(", ");
-            let filter = if sobject == "Lead" {
-                " WHERE IsConverted = false"
-            } else {
-                ""
-            };
+            .map_err(|e| format!("HubSpot {}: {e}", spec.hubspot_object))?;
+        // Salesforce records by key (best first) and by id.
+        let mut by_key: HashMap<String, Record> = HashMap::new();
+        let mut by_id: HashMap<String, Record> = HashMap::new();
+        for sobject in &spec.sobjects {
+            let fields = self.pair_fields(run, sobject).join(", ");
+            let filter = run
+                .hooks
+                .match_filter(sobject)
+                .map(|f| format!(" WHERE {f}"))
+                .unwrap_or_default();
             let rows = self
                 .salesforce
                 .query(&format!("SELECT {fields} FROM {sobject}{filter}"), false)
@@ -60,49 +69,27 @@ impl Pipeline {
                 .map_err(|e| format!("Salesforce {sobject}: {e}"))?;
             for row in rows.into_iter().filter_map(|r| r.as_object().cloned()) {
                 let record = Record::new(sobject, row);
-                let Some(email) = record
-                    .row
-                    .get("Email")
-                    .and_then(Value::as_str)
-                    .and_then(email_key)
+                by_id.insert(short(&record.id()), record.clone());
+                let Some(key) = spec.match_key.as_ref().and_then(|k| k.of_salesforce(&record.row))
                 else {
-                    sf_without_email += 1;
                     continue;
                 };
-                let better = match salesforce.get(&email) {
-                    None => true,
-                    Some(o) => {
-                        (o.object == "Lead" && sobject == "Contact")
-                            || (o.object == sobject && record.modified_at > o.modified_at)
-                    }
-                };
-                if better {
-                    if let Some(loser) = salesforce.insert(email, record) {
-                        plan.add(
-                            pair,
-                            format!("skip Salesforce {} (duplicate email)", loser.object),
-                        );
-                    }
+                let better = by_key
+                    .get(&key)
+                    .is_none_or(|o| run.hooks.rank(&record) > run.hooks.rank(o));
+                let loser = if better {
+                    by_key.insert(key, record)
                 } else {
-                    plan.add(pair, format!("skip Salesforce {sobject} (duplicate email)"));
+                    Some(record)
+                };
+                if let Some(l) = loser {
+                    by_id.remove(&short(&l.id()));
+                    plan.add(pair, format!("skip Salesforce {} (duplicate key)", l.object));
                 }
             }
         }
-        let create_as = match self.config.contacts.create_salesforce_as {
-            PersonObject::Lead => "Lead",
-            PersonObject::Contact => "Contact",
-        };
         let mut matched: HashSet<String> = HashSet::new();
         for h in &hubspot {
-            let Some(email) = h
-                .properties
-                .get("email")
-                .and_then(Value::as_str)
-                .and_then(email_key)
-            else {
-                plan.add(pair, "skip HubSpot contact (no email)");
-                continue;
-            };
             if self
                 .links
                 .by_hubspot(pair, &h.id)
@@ -111,41 +98,79 @@ impl Pipeline {
                 .is_some()
             {
                 plan.add(pair, "update (already linked)");
-                matched.insert(email);
                 continue;
             }
-            match salesforce.get(&email) {
-                Some(s) => {
-                    plan.add(pair, format!("link with Salesforce {}", s.object));
-                    matched.insert(email);
-                }
-                None if self.config.contacts.inclusion.admits(&h.properties) == Some(false) => {
-                    plan.add(pair, "skip HubSpot contact (outside inclusion)");
-                }
-                None => plan.add(pair, format!("create in Salesforce as {create_as}")),
+            let named = spec.sobjects.iter().find_map(|o| {
+                let property = spec.salesforce_id_property(o)?;
+                let id = h.properties.get(property).and_then(Value::as_str)?;
+                by_id.get(&short(id))
+            });
+            let key = spec.match_key.as_ref().and_then(|k| k.of_hubspot(&h.properties));
+            let found = named.or_else(|| key.as_ref().and_then(|k| by_key.get(k)));
+            if let Some(s) = found {
+                plan.add(pair, format!("link with Salesforce {}", s.object));
+                matched.insert(short(&s.id()));
+                continue;
+            }
+            if let (Some(k), None) = (&spec.match_key, &key) {
+                plan.add(
+                    pair,
+                    format!("skip HubSpot record ({})", k.kind.missing_code()),
+                );
+                continue;
+            }
+            let work = Work {
+                hubspot: Some(h.clone()),
+                origin: Some(Side::HubSpot),
+                ..Work::default()
+            };
+            match run.hooks.admit(&work) {
+                Verdict::Skip { code, .. } => plan.add(pair, format!("skip HubSpot record ({code})")),
+                Verdict::Go => plan.add(
+                    pair,
+                    format!("create in Salesforce as {}", run.hooks.create_as(spec, &work)),
+                ),
             }
         }
-        let creates_in_hubspot =
-            self.config.contacts.on_salesforce_update == SalesforceUpdateRule::CreateOrUpdate;
-        for (email, s) in &salesforce {
-            if matched.contains(email) {
+        for s in by_id.values() {
+            if matched.contains(&short(&s.id())) {
                 continue;
             }
-            if creates_in_hubspot {
+            if self
+                .links
+                .by_salesforce(&s.object, &s.id())
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                continue;
+            }
+            if let (Some(k), None) = (&spec.match_key, spec.match_key.as_ref().and_then(|k| k.of_salesforce(&s.row))) {
                 plan.add(
+                    pair,
+                    format!("skip Salesforce {} ({})", s.object, k.kind.missing_code()),
+                );
+                continue;
+            }
+            let work = Work {
+                salesforce: Some(s.clone()),
+                origin: Some(Side::Salesforce),
+                ..Work::default()
+            };
+            match run.hooks.admit(&work) {
+                Verdict::Skip { code, .. } => {
+                    plan.add(pair, format!("skip Salesforce {} ({code})", s.object))
+                }
+                Verdict::Go => plan.add(
                     pair,
                     format!("create in HubSpot from Salesforce {}", s.object),
-                );
-            } else {
-                plan.add(
-                    pair,
-                    format!("skip Salesforce {} (updates set to do nothing)", s.object),
-                );
+                ),
             }
         }
-        for _ in 0..sf_without_email {
-            plan.add(pair, "skip Salesforce record (no email)");
-        }
-        Ok(plan)
+        Ok(())
     }
+}
+
+fn short(id: &str) -> String {
+    id.get(..15).unwrap_or(id).to_owned()
 }

@@ -9,15 +9,6 @@ use serde::Serialize;
 use super::Pipeline;
 use crate::ports::{Counts, CursorStore, Outcome, StoreError};
 
-/// Feeds the poller reads.
-pub const FEEDS: [&str; 5] = [
-    "hubspot:contacts",
-    "hubspot:companies",
-    "salesforce:Lead",
-    "salesforce:Contact",
-    "salesforce:Account",
-];
-
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Health {
     /// `object direction` -> counts.
@@ -74,6 +65,10 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         "CANNOT_UPDATE_CONVERTED_LEAD" => "the lead was converted: sync the contact it became",
         "CONFLICT" => "another HubSpot record already has this email: merge the two contacts",
         "VALIDATION_ERROR" => "HubSpot refused a value: check the property's type and options",
+        "unmapped_stage" => "add the stage to deals.pipelines.<pipeline> in both directions",
+        "waiting_for_related" => {
+            "the record it points at (a company, a contact) does not sync yet: see that record"
+        }
         _ => return None,
     })
 }
@@ -119,9 +114,9 @@ pub async fn report(pipeline: &Pipeline, cursors: &dyn CursorStore) -> Result<He
         salesforce_daily_limit: daily.map(|(_, limit)| limit),
     };
     let now = pipeline.clock.now_ms();
-    for feed in FEEDS {
-        let lag = cursors.cursor(feed).await?.map(|c| (now - c.at).max(0));
-        h.feed_lag_ms.insert(feed.to_owned(), lag);
+    for feed in pipeline.feeds() {
+        let lag = cursors.cursor(&feed).await?.map(|c| (now - c.at).max(0));
+        h.feed_lag_ms.insert(feed, lag);
     }
     Ok(h)
 }

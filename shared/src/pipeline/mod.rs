@@ -6,33 +6,35 @@
 //! - [`intake`]: webhooks, outbound messages and manual requests -> the queue.
 //! - [`Pipeline::sync_batch`]: record references -> both CRMs and the link state.
 
-mod associations;
 pub mod backfill;
-pub mod companies;
-pub mod contacts;
+mod flow;
 pub mod health;
 pub mod intake;
+mod lookups;
+mod matching;
+mod pairs;
+mod plan;
 pub mod poll;
 mod work;
 pub mod worker;
 mod writes;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
-pub(crate) use work::{Record, Work, hubspot_snapshot, merge_same_pairs};
+pub(crate) use pairs::PairRun;
 
 use serde_json::Value;
 
-use crate::adapters::hubspot::HsRecord;
-use crate::adapters::salesforce::SfErrorItem;
 use crate::domain::Side;
 use crate::domain::config::ValidatedConfig;
-use crate::domain::merge::{OwnerDirectory, Snapshot};
+use crate::domain::merge::OwnerDirectory;
 use crate::domain::metadata::{PairMeta, from_hubspot_property, from_salesforce_field};
 use crate::ports::{
-    ClaimStore, Clock, FieldChange, HubSpotApi, LinkStore, Outcome, RecordRef, SalesforceApi,
-    StatusStore, SyncEvent, WorkItem,
+    ClaimStore, Clock, ErrorClass, HubSpotApi, LinkStore, Outcome, RecordRef, SalesforceApi,
+    SfErrorItem, StatusStore, SyncEvent, WorkItem,
 };
 
 /// Everything a sync needs, built once per process (per Lambda cold start).
@@ -54,6 +56,8 @@ pub struct Pipeline {
     pub metadata: Arc<tokio::sync::Mutex<HashMap<String, Arc<PairMeta>>>>,
     /// Outcomes recorded by this process (for metrics).
     pub tally: Arc<Tally>,
+    /// The enabled object pairs, in dependency order.
+    pairs: Arc<Vec<PairRun>>,
 }
 
 /// Records synced, skipped and failed since the process started.
@@ -97,13 +101,19 @@ pub const CLAIM_TTL_MS: i64 = 5 * 60 * 1000;
 /// How long per-record history is kept.
 pub const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
 
-/// The object pair a queued reference belongs to.
-pub fn pair_of(item: &WorkItem) -> Option<&'static str> {
-    match (item.side.as_str(), item.object.as_str()) {
-        ("hubspot", "contacts") | ("salesforce", "Lead" | "Contact") => Some(contacts::PAIR),
-        ("hubspot", "companies") | ("salesforce", "Account") => Some(companies::PAIR),
-        _ => None,
+/// The change on `from` flows to the other side: how sync health names that.
+pub fn flow_name(from: Side) -> &'static str {
+    match from {
+        Side::HubSpot => "to_salesforce",
+        Side::Salesforce => "to_hubspot",
     }
+}
+
+/// The side a queued reference names (`None`: neither CRM).
+pub fn side_of(item: &WorkItem) -> Option<Side> {
+    [Side::HubSpot, Side::Salesforce]
+        .into_iter()
+        .find(|s| s.as_str() == item.side)
 }
 
 impl Pipeline {
@@ -119,7 +129,9 @@ impl Pipeline {
     where
         S: LinkStore + ClaimStore + StatusStore + 'static,
     {
+        let pairs = Arc::new(pairs::build(&config));
         Pipeline {
+            pairs,
             config: Arc::new(config),
             hubspot,
             salesforce,
@@ -205,6 +217,32 @@ impl Pipeline {
         Ok(())
     }
 
+    /// The enabled pair a queued reference belongs to.
+    pub(crate) fn pair_of(&self, item: &WorkItem) -> Option<&PairRun> {
+        let side = side_of(item)?;
+        self.pairs.iter().find(|p| match side {
+            Side::HubSpot => p.spec.hubspot_object == item.object,
+            Side::Salesforce => p.spec.syncs(&item.object),
+        })
+    }
+
+    /// The enabled object pairs, in the order a batch syncs them.
+    pub fn pair_names(&self) -> Vec<String> {
+        self.pairs.iter().map(|p| p.spec.name.clone()).collect()
+    }
+
+    /// Every feed the pipeline reads: `hubspot:{object}` and `salesforce:{sObject}`.
+    pub fn feeds(&self) -> Vec<String> {
+        let mut feeds: Vec<String> = Vec::new();
+        for p in self.pairs.iter() {
+            feeds.push(format!("hubspot:{}", p.spec.hubspot_object));
+        }
+        for p in self.pairs.iter() {
+            feeds.extend(p.spec.sobjects.iter().map(|o| format!("salesforce:{o}")));
+        }
+        feeds
+    }
+
     /// Syncs a batch of queued references: one outcome per reference, in order. A
     /// record-level CRM error stays on its record; only retryable failures come back
     /// as [`ItemOutcome::Retry`].
@@ -213,42 +251,27 @@ impl Pipeline {
         if self.config.paused {
             return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
         }
-        // Companies first: a contact's company association then finds its link.
-        let mut groups: Vec<(&str, Vec<usize>)> =
-            vec![(companies::PAIR, Vec::new()), (contacts::PAIR, Vec::new())];
+        let now = self.clock.now_ms();
+        let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
         for (n, item) in items.iter().enumerate() {
-            let enabled = match pair_of(item) {
-                Some(contacts::PAIR) => self.config.contacts.enabled.then_some(contacts::PAIR),
-                Some(companies::PAIR) => self.config.companies.enabled.then_some(companies::PAIR),
-                _ => None,
-            };
-            match enabled.and_then(|pair| groups.iter_mut().find(|(p, _)| *p == pair)) {
-                Some((_, indexes)) => indexes.push(n),
+            let run = self.pair_of(item);
+            match run.and_then(|r| self.pairs.iter().position(|p| std::ptr::eq(p, r))) {
+                Some(k) => groups[k].push(n),
                 None => {
-                    let direction = direction_from(item);
-                    let now = self.clock.now_ms();
-                    self.note(
-                        item,
-                        direction,
-                        Outcome::Skipped,
-                        Some("pair_not_synced"),
-                        None,
-                        now,
-                    )
-                    .await;
+                    let from = side_of(item).unwrap_or(Side::HubSpot);
+                    let code = Some("pair_not_synced");
+                    self.note(item, from, Outcome::Skipped, code, None, now)
+                        .await;
                 }
             }
         }
-        for (pair, indexes) in groups {
+        // In dependency order: a lookup then finds its target linked.
+        for (run, indexes) in self.pairs.iter().zip(groups) {
             if indexes.is_empty() {
                 continue;
             }
             let batch: Vec<WorkItem> = indexes.iter().map(|&n| items[n].clone()).collect();
-            let results = if pair == contacts::PAIR {
-                self.sync_contacts(&batch).await
-            } else {
-                self.sync_companies(&batch).await
-            };
+            let results = self.sync_pair(run, &batch, 0).await;
             for (k, o) in results.into_iter().enumerate() {
                 if let Some(&n) = indexes.get(k) {
                     outcomes[n] = o;
@@ -258,127 +281,25 @@ impl Pipeline {
         outcomes
     }
 
-    /// The HubSpot records the queue names, one work per record. An id merged into
-    /// another resolves to the survivor; a record gone from HubSpot loses its link
-    /// (nothing is deleted in Salesforce) and is skipped with that reason.
-    pub(crate) async fn hubspot_works(
+    /// Syncs records other records of the batch point at (a deal's company), before
+    /// those records' lookups are set. Boxed: their own lookups may recurse.
+    pub(crate) fn sync_related(
         &self,
-        pair: &str,
-        items: &[WorkItem],
-        records: &[HsRecord],
-        now: i64,
-    ) -> Result<Vec<Work>, String> {
-        let mut works: Vec<Work> = Vec::new();
-        for (n, item) in items
-            .iter()
-            .enumerate()
-            .filter(|(_, i)| i.side == "hubspot")
-        {
-            let found = records.iter().find(|r| {
-                r.id == item.id
-                    || r.properties
-                        .get("hs_merged_object_ids")
-                        .and_then(Value::as_str)
-                        .is_some_and(|m| m.split(';').any(|x| x == item.id))
-            });
-            let Some(r) = found else {
-                self.hubspot_deleted(pair, &item.id).await?;
-                let code = Some("deleted_in_hubspot");
-                self.note(item, "to_salesforce", Outcome::Skipped, code, None, now)
-                    .await;
-                continue;
-            };
-            match works
-                .iter_mut()
-                .find(|w| w.hubspot.as_ref().is_some_and(|h| h.id == r.id))
-            {
-                Some(w) => w.items.push(n),
-                None => works.push(Work {
-                    hubspot: Some(r.clone()),
-                    items: vec![n],
-                    origin: Some(Side::HubSpot),
-                    ..Work::default()
-                }),
+        items: Vec<WorkItem>,
+        depth: u8,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            for run in self.pairs.iter() {
+                let mine: Vec<WorkItem> = items
+                    .iter()
+                    .filter(|i| self.pair_of(i).is_some_and(|r| std::ptr::eq(r, run)))
+                    .cloned()
+                    .collect();
+                if !mine.is_empty() {
+                    self.sync_pair(run, &mine, depth).await;
+                }
             }
-        }
-        Ok(works)
-    }
-
-    /// The HubSpot records of pairs whose merge turns on when each field changed (both
-    /// sides changed it, or a first sync of a `two_way` field): HubSpot's property
-    /// history tells, so those, and only those, are read again with it. Reading history
-    /// for every record would halve the records per call (50, not 100).
-    pub(crate) async fn refine_with_history(
-        &self,
-        pair: &str,
-        works: &mut [Work],
-        properties: &[String],
-        rules_for: impl Fn(&Work) -> Option<Arc<PairMeta>>,
-        salesforce_snapshot: impl Fn(&Record) -> Snapshot,
-    ) -> Result<(), String> {
-        use crate::domain::merge::{MergeRules, Reason, merge_fields};
-        let mut ids = Vec::new();
-        for w in works.iter() {
-            let (Some(h), Some(s)) = (&w.hubspot, &w.salesforce) else {
-                continue;
-            };
-            if !h.history.is_empty() {
-                continue;
-            }
-            let Some(meta) = rules_for(w) else { continue };
-            let Ok(rules) = MergeRules::new(&self.config, pair, &s.object, &meta, &self.owners)
-            else {
-                continue;
-            };
-            let last = w.link.as_ref().map(|l| &l.last_synced);
-            let plan = merge_fields(&rules, &hubspot_snapshot(h), &salesforce_snapshot(s), last);
-            let timed = plan.fields.iter().any(|f| {
-                matches!(
-                    f.reason,
-                    Reason::ConflictMostRecent
-                        | Reason::ConflictPreferred
-                        | Reason::FirstSyncMostRecent
-                )
-            });
-            if timed {
-                ids.push(h.id.clone());
-            }
-        }
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let refs: Vec<&str> = properties.iter().map(String::as_str).collect();
-        let history: Vec<&str> = self
-            .config
-            .pair(pair)
-            .map(|p| p.fields().iter().map(|f| f.hubspot.as_str()).collect())
-            .unwrap_or_default();
-        let fresh = self
-            .hubspot
-            .batch_read(pair, &ids, &refs, &history, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        for w in works.iter_mut() {
-            let Some(h) = &w.hubspot else { continue };
-            if let Some(r) = fresh.iter().find(|r| r.id == h.id) {
-                w.hubspot = Some(r.clone());
-            }
-        }
-        Ok(())
-    }
-
-    /// A HubSpot record that is gone: its link is dropped (nothing is deleted in
-    /// Salesforce), so the Salesforce record can pair again.
-    pub(crate) async fn hubspot_deleted(&self, pair: &str, hubspot_id: &str) -> Result<(), String> {
-        if let Some(link) = self
-            .links
-            .by_hubspot(pair, hubspot_id)
-            .await
-            .map_err(|e| e.to_string())?
-        {
-            self.links.remove(&link).await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        })
     }
 
     /// Aborts the process at a named point when the failpoint says so (crash tests):
@@ -401,46 +322,33 @@ impl Pipeline {
         }
     }
 
+    /// An outcome of the record `item` names, whose change came from `from`.
+    pub(crate) fn event(&self, item: &WorkItem, from: Side, outcome: Outcome, at: i64) -> SyncEvent {
+        SyncEvent {
+            record: record_ref(item),
+            direction: flow_name(from).to_owned(),
+            outcome,
+            code: None,
+            message: None,
+            field: None,
+            changes: Vec::new(),
+            at,
+        }
+    }
+
     pub(crate) async fn note(
         &self,
         item: &WorkItem,
-        direction: &str,
+        from: Side,
         outcome: Outcome,
         code: Option<&str>,
         message: Option<String>,
         now: i64,
     ) {
-        self.record(SyncEvent {
-            record: record_ref(item),
-            direction: direction.to_owned(),
-            outcome,
-            code: code.map(str::to_owned),
-            message,
-            field: None,
-            changes: Vec::new(),
-            at: now,
-        })
-        .await;
-    }
-
-    pub(crate) async fn note_changes(
-        &self,
-        item: &WorkItem,
-        direction: &str,
-        changes: Vec<FieldChange>,
-        now: i64,
-    ) {
-        self.record(SyncEvent {
-            record: record_ref(item),
-            direction: direction.to_owned(),
-            outcome: Outcome::Synced,
-            code: None,
-            message: None,
-            field: None,
-            changes,
-            at: now,
-        })
-        .await;
+        let mut event = self.event(item, from, outcome, now);
+        event.code = code.map(str::to_owned);
+        event.message = message;
+        self.record(event).await;
     }
 
     /// A Salesforce per-record error: retried when Salesforce says it is passing (a
@@ -448,38 +356,30 @@ impl Pipeline {
     pub(crate) async fn salesforce_failed(
         &self,
         item: &WorkItem,
-        direction: &str,
+        from: Side,
         error: Option<SfErrorItem>,
         now: i64,
     ) -> ItemOutcome {
-        use crate::adapters::http::ErrorClass;
         let Some(e) = error else {
             let code = Some("UNKNOWN_ERROR");
-            self.note(item, direction, Outcome::Failed, code, None, now)
-                .await;
+            self.note(item, from, Outcome::Failed, code, None, now).await;
             return ItemOutcome::Done;
         };
-        if crate::adapters::salesforce::code_class(&e.code) == ErrorClass::Retryable {
+        if e.class == ErrorClass::Retryable {
             return ItemOutcome::Retry(e.code);
         }
-        self.record(SyncEvent {
-            record: record_ref(item),
-            direction: direction.to_owned(),
-            outcome: Outcome::Failed,
-            code: Some(e.code.clone()),
-            message: Some(e.message.clone()),
-            field: e.fields.first().cloned(),
-            changes: Vec::new(),
-            at: now,
-        })
-        .await;
+        let mut event = self.event(item, from, Outcome::Failed, now);
+        event.code = Some(e.code.clone());
+        event.message = Some(e.message.clone());
+        event.field = e.fields.first().cloned();
+        self.record(event).await;
         ItemOutcome::Done
     }
 
     pub(crate) async fn hubspot_failed(
         &self,
         item: &WorkItem,
-        direction: &str,
+        from: Side,
         category: &str,
         message: &str,
         now: i64,
@@ -487,32 +387,17 @@ impl Pipeline {
         if matches!(category, "RATE_LIMITS" | "LOCKED" | "INTERNAL_ERROR") {
             return ItemOutcome::Retry(category.to_owned());
         }
-        self.note(
-            item,
-            direction,
-            Outcome::Failed,
-            Some(category),
-            Some(message.to_owned()),
-            now,
-        )
-        .await;
+        let (code, message) = (Some(category), Some(message.to_owned()));
+        self.note(item, from, Outcome::Failed, code, message, now)
+            .await;
         ItemOutcome::Done
     }
 }
 
-fn record_ref(item: &WorkItem) -> RecordRef {
+pub(crate) fn record_ref(item: &WorkItem) -> RecordRef {
     RecordRef {
         side: item.side.clone(),
         object: item.object.clone(),
         id: item.id.clone(),
-    }
-}
-
-/// A change on one side flows to the other.
-pub fn direction_from(item: &WorkItem) -> &'static str {
-    if item.side == "salesforce" {
-        "to_hubspot"
-    } else {
-        "to_salesforce"
     }
 }

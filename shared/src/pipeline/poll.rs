@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::Pipeline;
-use super::{companies, contacts};
+use crate::domain::Side;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{Cursor, CursorStore, StoreError, WorkItem, WorkQueue};
 
@@ -37,17 +37,6 @@ const BACKFILL_SALESFORCE_ROWS: usize = 2_000;
 const BACKFILL_DONE: i64 = i64::MAX;
 /// How often linked HubSpot records are checked for deletions webhooks missed.
 pub const SWEEP_INTERVAL_MS: i64 = 3_600_000;
-
-fn hubspot_objects_of(config: &crate::domain::config::ValidatedConfig) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    if config.companies.enabled {
-        out.push(companies::PAIR);
-    }
-    if config.contacts.enabled {
-        out.push(contacts::PAIR);
-    }
-    out
-}
 
 /// Salesforce calls one poll costs: every enabled object's changes and deletions come
 /// back from one Composite call.
@@ -123,14 +112,17 @@ impl Pipeline {
         }
         let started = std::time::Instant::now();
         let now = self.clock.now_ms();
-        let mut objects = Vec::new();
-        if self.config.companies.enabled {
-            objects.push(companies::SOBJECT);
-        }
-        if self.config.contacts.enabled {
-            objects.extend(["Lead", "Contact"]);
-        }
-        for object in hubspot_objects_of(&self.config) {
+        let objects: Vec<String> = self
+            .pairs
+            .iter()
+            .flat_map(|p| p.spec.sobjects.iter().cloned())
+            .collect();
+        let hubspot_objects: Vec<String> = self
+            .pairs
+            .iter()
+            .map(|p| p.spec.hubspot_object.clone())
+            .collect();
+        for object in &hubspot_objects {
             let feed = format!("hubspot:{object}");
             let r = match cursors.cursor(&feed).await? {
                 None => self.start_backfill(cursors, &feed, now).await?,
@@ -153,7 +145,7 @@ impl Pipeline {
                     report.feeds.insert(feed, r);
                 }
                 Some(from) => {
-                    polled.push(*object);
+                    polled.push(object.as_str());
                     froms.push(from);
                 }
             }
@@ -176,8 +168,13 @@ impl Pipeline {
                 r.read += queued;
             }
         }
-        for object in hubspot_objects_of(&self.config) {
-            self.sweep_hubspot_deletions(cursors, queue, object, now)
+        let swept: Vec<(String, String)> = self
+            .pairs
+            .iter()
+            .map(|p| (p.spec.name.clone(), p.spec.hubspot_object.clone()))
+            .collect();
+        for (pair, object) in &swept {
+            self.sweep_hubspot_deletions(cursors, queue, pair, object, now)
                 .await?;
         }
         Ok(report)
@@ -275,7 +272,7 @@ impl Pipeline {
             id,
             origin: "backfill".into(),
         };
-        if side == "hubspot" {
+        if side == Side::HubSpot.as_str() {
             let mut items = Vec::new();
             let mut after = (!last.is_empty()).then(|| last.to_owned());
             for _ in 0..BACKFILL_HUBSPOT_PAGES {
@@ -296,8 +293,10 @@ impl Pipeline {
         if !last.is_empty() {
             filter.push(format!("Id > '{}'", last.replace('\'', "")));
         }
-        if object == "Lead" {
-            filter.push("IsConverted = false".to_owned());
+        // Records the pair never matches (converted Leads) are not listed.
+        let run = self.pairs.iter().find(|p| p.spec.syncs(object));
+        if let Some(f) = run.and_then(|r| r.hooks.match_filter(object)) {
+            filter.push(f.to_owned());
         }
         let filter = if filter.is_empty() {
             String::new()
@@ -328,6 +327,7 @@ impl Pipeline {
         &self,
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
+        pair: &str,
         object: &str,
         now: i64,
     ) -> Result<(), PollError> {
@@ -361,9 +361,9 @@ impl Pipeline {
                 .await
                 .map_err(|e| PollError::HubSpot(e.to_string()))?;
             for r in records {
-                if self.links.by_hubspot(object, &r.id).await?.is_some() {
+                if self.links.by_hubspot(pair, &r.id).await?.is_some() {
                     gone.push(WorkItem {
-                        side: "hubspot".into(),
+                        side: Side::HubSpot.as_str().into(),
                         object: object.into(),
                         id: r.id,
                         origin: "sweep".into(),
@@ -397,7 +397,7 @@ impl Pipeline {
                     .and_then(parse_datetime_millis)
                     .unwrap_or(0),
                 item: WorkItem {
-                    side: "hubspot".into(),
+                    side: Side::HubSpot.as_str().into(),
                     object: object.into(),
                     id: r.id,
                     origin: "poll".into(),
@@ -443,7 +443,7 @@ impl Pipeline {
                     let deleted = row.get("IsDeleted").and_then(Value::as_bool) == Some(true);
                     Some(Change {
                         item: WorkItem {
-                            side: "salesforce".into(),
+                            side: Side::Salesforce.as_str().into(),
                             object: object.clone(),
                             id: id.to_owned(),
                             origin: if deleted { "poll_deleted" } else { "poll" }.into(),

@@ -3,11 +3,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::adapters::hubspot::HsRecord;
 use crate::domain::Side;
 use crate::domain::merge::Snapshot;
 use crate::domain::value::parse_datetime_millis;
-use crate::ports::Link;
+use crate::ports::{HsRecord, Link};
 
 /// One Salesforce record as read: its sObject and fields.
 #[derive(Debug, Clone, Default)]
@@ -73,7 +72,7 @@ pub(crate) struct Work {
 /// Both sides of one pair may be in a batch (a poll reads both feeds, or a webhook
 /// and an outbound message cross): one work per pair, by link or by the records
 /// matched on either side.
-pub(crate) fn merge_same_pairs(works: &mut Vec<Work>) {
+pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> (bool, i64)) {
     fn same(a: &Work, b: &Work) -> bool {
         let link = |w: &Work| w.link.as_ref().map(|l| l.hubspot_id.clone());
         let hs = |w: &Work| w.hubspot.as_ref().map(|h| h.id.clone());
@@ -102,13 +101,9 @@ pub(crate) fn merge_same_pairs(works: &mut Vec<Work>) {
         }
     }
     // Twins in one batch: several Salesforce records matched to one HubSpot record.
-    // The best (a Contact over a Lead, then the most recently modified) is synced;
-    // the others are told which record won.
-    let rank = |w: &Work| {
-        w.salesforce
-            .as_ref()
-            .map(|s| (s.object == "Contact", s.modified_at))
-    };
+    // The best (by the pair's rank: a Contact over a Lead, then the most recently
+    // modified) is synced; the others are told which record won.
+    let rank = |w: &Work| w.salesforce.as_ref().map(rank);
     for n in 0..merged.len() {
         let Some(h) = merged[n].hubspot.as_ref().map(|h| h.id.clone()) else {
             continue;

@@ -6,18 +6,19 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ItemOutcome, Pipeline, Work};
-use crate::adapters::http::ErrorClass;
-use crate::adapters::hubspot::{BatchOutcome, HubSpotError};
-use crate::adapters::salesforce::{RecordResult, SalesforceError};
-use crate::domain::merge::{Action, LastSynced, MergeRules, Snapshot, merge_fields};
-use crate::ports::{FieldChange, Link, WorkItem};
+use super::flow::same_sf_id;
+use super::pairs::PairRun;
+use super::work::{Record, Work};
+use super::{ItemOutcome, Pipeline};
+use crate::domain::Side;
+use crate::domain::merge::{Action, LastSynced, MergePlan, Snapshot};
+use crate::ports::{BatchOutcome, CrmError, ErrorClass, FieldChange, Link, RecordResult, WorkItem};
 
 /// One HubSpot batch input: its key (id, email or trace id) and properties.
 pub(crate) type HubSpotInput = (String, Map<String, Value>);
 
 /// The inputs of the planned pairs `which`, in order.
-pub(crate) fn subset<T: Clone>(inputs: &[(usize, T)], which: &[usize]) -> Vec<T> {
+fn subset<T: Clone>(inputs: &[(usize, T)], which: &[usize]) -> Vec<T> {
     which
         .iter()
         .filter_map(|n| inputs.iter().find(|(m, _)| m == n).map(|(_, t)| t.clone()))
@@ -27,7 +28,8 @@ pub(crate) fn subset<T: Clone>(inputs: &[(usize, T)], which: &[usize]) -> Vec<T>
 /// A pair that passed the rules and has its writes worked out.
 pub(crate) struct Planned {
     pub work: Work,
-    pub direction: &'static str,
+    /// The side whose change brought the pair here.
+    pub from: Side,
     pub sobject: String,
     pub claim_key: Option<String>,
     /// The pair's dedup key (an email, a company domain or name).
@@ -39,29 +41,24 @@ pub(crate) struct Planned {
     pub changes: Vec<FieldChange>,
     pub salesforce_id: Option<String>,
     pub hubspot_id: Option<String>,
+    /// A data-quality note for the record's status: (code, field, message).
+    pub note: Option<(&'static str, String, String)>,
     /// Set once the pair failed or must be retried; later steps leave it alone.
     pub outcome: Option<ItemOutcome>,
 }
 
 impl Planned {
-    /// Merges one pair (`salesforce` is its Salesforce snapshot as the merge should see
-    /// it) and works out its writes and the field changes to report.
-    pub fn merged(
+    /// A merged pair's writes, and the field changes to report (`hubspot` and
+    /// `salesforce`: the snapshots the merge saw).
+    pub fn from_plan(
         work: Work,
-        rules: &MergeRules<'_>,
-        salesforce: Snapshot,
-        direction: &'static str,
+        plan: &MergePlan<'_>,
+        hubspot: &Snapshot,
+        salesforce: &Snapshot,
+        from: Side,
         sobject: String,
-        claim_key: Option<String>,
-        key: Option<String>,
     ) -> Planned {
-        let hubspot = work
-            .hubspot
-            .as_ref()
-            .map(super::hubspot_snapshot)
-            .unwrap_or_default();
         let last = work.link.as_ref().map(|l| &l.last_synced);
-        let plan = merge_fields(rules, &hubspot, &salesforce, last);
         let changes = plan
             .fields
             .iter()
@@ -84,17 +81,18 @@ impl Planned {
             })
             .collect();
         Planned {
-            direction,
+            from,
             sobject,
-            claim_key,
-            key,
+            claim_key: None,
+            key: None,
             next_last_synced: plan.next_last_synced(last),
             last_synced_moved: !plan.last_synced_changes.is_empty() || work.link.is_none(),
             hubspot_writes: plan.hubspot_writes.clone(),
             salesforce_writes: plan.salesforce_writes.clone(),
             changes,
-            salesforce_id: work.salesforce.as_ref().map(super::Record::id),
+            salesforce_id: work.salesforce.as_ref().map(Record::id),
             hubspot_id: work.hubspot.as_ref().map(|h| h.id.clone()),
+            note: None,
             outcome: None,
             work,
         }
@@ -111,16 +109,16 @@ impl Planned {
 
 impl Pipeline {
     /// Salesforce writes of a batch: updates in one Collections call, creates as one
-    /// upsert per sObject on `external_id` (the HubSpot id). `defaults` fills what a
-    /// create needs that HubSpot may not have (a Lead's Company).
+    /// upsert per sObject on the pair's HubSpot id field, so that a retry after a crash
+    /// finds the record it made.
     pub(crate) async fn write_salesforce(
         &self,
+        run: &PairRun,
         items: &[WorkItem],
         planned: &mut [Planned],
-        external_id: &str,
-        defaults: impl Fn(&str, &mut Map<String, Value>),
         now: i64,
     ) {
+        let external_id = run.spec.hubspot_id_field.as_str();
         // A record linked for the first time learns its HubSpot id (what a retry after
         // a crash, and an admin, find it by).
         for p in planned
@@ -159,15 +157,12 @@ impl Pipeline {
             self.apply_salesforce_results(items, planned, &updates, results, now)
                 .await;
         }
-        let mut sobjects: Vec<String> = planned.iter().map(|p| p.sobject.clone()).collect();
-        sobjects.sort();
-        sobjects.dedup();
-        for sobject in sobjects {
+        for sobject in &run.spec.sobjects {
             let creates: Vec<usize> = (0..planned.len())
                 .filter(|&n| {
                     planned[n].live()
                         && planned[n].salesforce_id.is_none()
-                        && planned[n].sobject == sobject
+                        && &planned[n].sobject == sobject
                 })
                 .collect();
             if creates.is_empty() {
@@ -179,13 +174,13 @@ impl Pipeline {
                     let p = &planned[n];
                     let mut row = p.salesforce_writes.clone();
                     row.insert(external_id.into(), json!(p.hubspot_id));
-                    defaults(&sobject, &mut row);
+                    run.hooks.salesforce_create_defaults(sobject, &mut row);
                     row
                 })
                 .collect();
             let results = self
                 .salesforce
-                .upsert(&sobject, external_id, &rows, false)
+                .upsert(sobject, external_id, &rows, false)
                 .await;
             self.apply_salesforce_results(items, planned, &creates, results, now)
                 .await;
@@ -197,7 +192,7 @@ impl Pipeline {
         items: &[WorkItem],
         planned: &mut [Planned],
         which: &[usize],
-        results: Result<Vec<RecordResult>, SalesforceError>,
+        results: Result<Vec<RecordResult>, CrmError>,
         now: i64,
     ) {
         let results = match results {
@@ -219,9 +214,7 @@ impl Pipeline {
                 Some(r) => {
                     let item = &items[planned[n].first_item()];
                     let e = r.errors.first().cloned();
-                    let outcome = self
-                        .salesforce_failed(item, planned[n].direction, e, now)
-                        .await;
+                    let outcome = self.salesforce_failed(item, planned[n].from, e, now).await;
                     planned[n].outcome = Some(outcome);
                 }
                 None => {
@@ -231,8 +224,47 @@ impl Pipeline {
         }
     }
 
+    /// HubSpot writes of a batch: every record learns its Salesforce id (and what the
+    /// pair's hooks add), then one batch update and one batch create (an upsert on the
+    /// pair's unique key where it has one).
+    pub(crate) async fn write_hubspot(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        planned: &mut [Planned],
+        now: i64,
+    ) {
+        for p in planned.iter_mut().filter(|p| p.live()) {
+            let Some(sf) = p.salesforce_id.clone() else {
+                continue;
+            };
+            let known = p.work.hubspot.as_ref().map(|h| &h.properties);
+            if let Some(property) = run.spec.salesforce_id_property(&p.sobject) {
+                let current = known
+                    .and_then(|k| k.get(property))
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                if !same_sf_id(current, &sf) {
+                    p.hubspot_writes.insert(property.into(), json!(sf));
+                }
+            }
+            if let Some(kind) = &run.spec.kind_property {
+                let current = known.and_then(|k| k.get(kind)).and_then(Value::as_str);
+                let wanted = p.sobject.to_uppercase();
+                if current != Some(wanted.as_str()) {
+                    p.hubspot_writes.insert(kind.clone(), json!(wanted));
+                }
+            }
+            run.hooks
+                .identity_writes(&p.sobject, known, &mut p.hubspot_writes);
+        }
+        self.update_hubspot(&run.spec.hubspot_object, items, planned, now)
+            .await;
+        self.create_hubspot(run, items, planned, now).await;
+    }
+
     /// HubSpot updates of a batch, in one batch call.
-    pub(crate) async fn update_hubspot(
+    async fn update_hubspot(
         &self,
         object: &str,
         items: &[WorkItem],
@@ -272,9 +304,8 @@ impl Pipeline {
                             .find(|&&n| planned[n].hubspot_id.as_deref() == Some(e.key.as_str()));
                         if let Some(&n) = failed {
                             let item = &items[planned[n].first_item()];
-                            let direction = planned[n].direction;
                             let o = self
-                                .hubspot_failed(item, direction, &e.category, &e.message, now)
+                                .hubspot_failed(item, planned[n].from, &e.category, &e.message, now)
                                 .await;
                             planned[n].outcome = Some(o);
                         }
@@ -288,19 +319,114 @@ impl Pipeline {
         }
     }
 
+    /// New HubSpot records of a batch in one call. A pair with a unique HubSpot key
+    /// upserts on it (a retry finds the record it made); the others create, each
+    /// record carrying its Salesforce id, by which matching finds it again.
+    async fn create_hubspot(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        planned: &mut [Planned],
+        now: i64,
+    ) {
+        let spec = &run.spec;
+        let creates: Vec<usize> = (0..planned.len())
+            .filter(|&n| {
+                planned[n].live()
+                    && planned[n].salesforce_id.is_some()
+                    && planned[n].hubspot_id.is_none()
+            })
+            .collect();
+        if creates.is_empty() {
+            return;
+        }
+        let unique = spec.match_key.as_ref().filter(|k| k.hubspot_unique);
+        // Each input's key: the unique key's value, or a trace of the Salesforce id.
+        let key_of = |p: &Planned| match unique {
+            Some(_) => p.key.clone().unwrap_or_default(),
+            None => format!("sf-{}", p.salesforce_id.clone().unwrap_or_default()),
+        };
+        let inputs: Vec<(usize, HubSpotInput)> = creates
+            .iter()
+            .map(|&n| {
+                let mut props = planned[n].hubspot_writes.clone();
+                run.hooks.hubspot_create_defaults(&mut props);
+                if let Some(k) = unique {
+                    props.remove(&k.hubspot);
+                }
+                (n, (key_of(&planned[n]), props))
+            })
+            .collect();
+        let object = spec.hubspot_object.as_str();
+        let results = self
+            .hubspot_isolating(&creates, |which| {
+                let subset = subset(&inputs, &which);
+                async move {
+                    match unique {
+                        Some(k) => self.hubspot.batch_upsert(object, &k.hubspot, &subset).await,
+                        None => self.hubspot.batch_create(object, &subset).await,
+                    }
+                }
+            })
+            .await;
+        for (which, result) in results {
+            let outcome = match result {
+                Ok(o) => o,
+                Err(e) => {
+                    self.hubspot_call_failed(items, planned, &which, &e, now)
+                        .await;
+                    continue;
+                }
+            };
+            for &n in &which {
+                let key = key_of(&planned[n]);
+                let failed = outcome.errors.iter().find(|e| match unique {
+                    Some(k) => k.kind.normalize(&e.key).as_deref() == Some(key.as_str()),
+                    None => e.key == key,
+                });
+                if let Some(e) = failed {
+                    let item = &items[planned[n].first_item()];
+                    let o = self
+                        .hubspot_failed(item, planned[n].from, &e.category, &e.message, now)
+                        .await;
+                    planned[n].outcome = Some(o);
+                    continue;
+                }
+                let sf = planned[n].salesforce_id.clone().unwrap_or_default();
+                let id_property = spec.salesforce_id_property(&planned[n].sobject);
+                let created = outcome.records.iter().find(|r| match unique {
+                    Some(k) => k.of_hubspot(&r.properties).as_deref() == Some(key.as_str()),
+                    None => id_property
+                        .and_then(|p| r.properties.get(p))
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| same_sf_id(v, &sf)),
+                });
+                planned[n].outcome = match created {
+                    Some(r) => {
+                        planned[n].hubspot_id = Some(r.id.clone());
+                        None
+                    }
+                    None => Some(ItemOutcome::Retry(
+                        "HubSpot did not return the record it created".into(),
+                    )),
+                };
+            }
+        }
+    }
+
     /// Runs a HubSpot batch call; when HubSpot refuses the whole batch for what one
     /// input holds (a 400), runs each input alone, so only the bad one fails.
-    pub(crate) async fn hubspot_isolating<F, Fut>(
+    async fn hubspot_isolating<F, Fut>(
         &self,
         which: &[usize],
         call: F,
-    ) -> Vec<(Vec<usize>, Result<BatchOutcome, HubSpotError>)>
+    ) -> Vec<(Vec<usize>, Result<BatchOutcome, CrmError>)>
     where
         F: Fn(Vec<usize>) -> Fut,
-        Fut: std::future::Future<Output = Result<BatchOutcome, HubSpotError>>,
+        Fut: std::future::Future<Output = Result<BatchOutcome, CrmError>>,
     {
         match call(which.to_vec()).await {
-            Err(e) if e.class() == ErrorClass::RecordLevel && which.len() > 1 => {
+            Err(e) if e.class == ErrorClass::RecordLevel && which.len() > 1 => {
                 tracing::info!(message = "HubSpot refused a batch; writing its records one by one", error = %e);
                 let mut out = Vec::with_capacity(which.len());
                 for &n in which {
@@ -314,28 +440,21 @@ impl Pipeline {
 
     /// A HubSpot call that failed for `which`: a refusal of one record's data stays on
     /// that record; anything else is retried.
-    pub(crate) async fn hubspot_call_failed(
+    async fn hubspot_call_failed(
         &self,
         items: &[WorkItem],
         planned: &mut [Planned],
         which: &[usize],
-        error: &HubSpotError,
+        error: &CrmError,
         now: i64,
     ) {
         for &n in which {
-            planned[n].outcome = Some(match (error, which.len()) {
-                (HubSpotError::Api(api), 1) if error.class() == ErrorClass::RecordLevel => {
-                    let item = &items[planned[n].first_item()];
-                    self.hubspot_failed(
-                        item,
-                        planned[n].direction,
-                        &api.category,
-                        &api.message,
-                        now,
-                    )
+            planned[n].outcome = Some(if error.class == ErrorClass::RecordLevel && which.len() == 1 {
+                let item = &items[planned[n].first_item()];
+                self.hubspot_failed(item, planned[n].from, &error.code, &error.message, now)
                     .await
-                }
-                _ => ItemOutcome::Retry(error.to_string()),
+            } else {
+                ItemOutcome::Retry(error.to_string())
             });
         }
     }
@@ -407,9 +526,17 @@ impl Pipeline {
         let moved_nothing = p.work.link.is_some()
             && !p.last_synced_moved
             && p.hubspot_writes.is_empty()
-            && p.salesforce_writes.is_empty();
+            && p.salesforce_writes.is_empty()
+            && p.note.is_none();
         if !moved_nothing {
-            self.note_changes(item, p.direction, p.changes, now).await;
+            let mut event = self.event(item, p.from, crate::ports::Outcome::Synced, now);
+            event.changes = p.changes;
+            if let Some((code, field, message)) = p.note {
+                event.code = Some(code.to_owned());
+                event.field = Some(field);
+                event.message = Some(message);
+            }
+            self.record(event).await;
         }
         ItemOutcome::Done
     }

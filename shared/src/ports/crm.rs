@@ -1,12 +1,109 @@
-//! What the pipeline needs from each CRM, as traits over the clients' operations.
+//! What the pipeline needs from each CRM: small traits over the operations it uses,
+//! and the types they speak. The CRM clients in `adapters/` implement them; nothing
+//! here knows HTTP.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
-use crate::adapters::hubspot::{BatchOutcome, HsRecord, HubSpotClient, HubSpotError, Owner};
-use crate::adapters::salesforce::{RecordResult, SalesforceClient, SalesforceError};
+/// What a failed call means for the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Try again later (rate limits, 5xx, timeouts, record locks).
+    Retryable,
+    /// Stays on the record: its data or the org's rules refuse it.
+    RecordLevel,
+    /// Stops the run: credentials, permissions, a disabled API.
+    Fatal,
+    /// The daily API allowance is used up: non-urgent work stops until it rolls.
+    Budget,
+}
+
+/// A CRM call that failed, as the pipeline sees it: what it means, the CRM's own code
+/// (`VALIDATION_ERROR`, `REQUIRED_FIELD_MISSING`...) and message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct CrmError {
+    pub class: ErrorClass,
+    pub code: String,
+    /// The CRM's message, as it wrote it.
+    pub message: String,
+    /// The whole error, for logs (never a secret: the clients redact those).
+    pub detail: String,
+}
+
+/// A HubSpot record as read.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HsRecord {
+    pub id: String,
+    pub properties: Map<String, Value>,
+    /// Per property: (value, epoch ms) newest first, when asked for.
+    pub history: HashMap<String, Vec<(String, i64)>>,
+    pub archived: bool,
+}
+
+impl HsRecord {
+    /// When each property last changed, from its history.
+    pub fn changed_at(&self) -> HashMap<String, i64> {
+        self.history
+            .iter()
+            .filter_map(|(k, h)| h.iter().map(|(_, at)| *at).max().map(|at| (k.clone(), at)))
+            .collect()
+    }
+}
+
+/// A failure of one input of a HubSpot batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputError {
+    /// The input's key (its id, email, or trace id).
+    pub key: String,
+    pub category: String,
+    pub message: String,
+}
+
+/// What a HubSpot batch write did, input by input.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchOutcome {
+    pub records: Vec<HsRecord>,
+    /// For upserts: ids of records the call created.
+    pub created: Vec<String>,
+    pub errors: Vec<InputError>,
+}
+
+/// A HubSpot owner: its id is the `hubspot_owner_id` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub id: String,
+    pub email: String,
+}
+
+/// One `{message, errorCode, fields}` of a Salesforce error body or record result.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SfErrorItem {
+    pub code: String,
+    pub message: String,
+    pub fields: Vec<String>,
+    /// What the code means (a locked row is worth retrying; a validation rule is not).
+    #[serde(skip)]
+    pub class: ErrorClass,
+}
+
+/// What happened to one record of a Salesforce Collections call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordResult {
+    pub id: Option<String>,
+    /// For upserts: whether the record was created.
+    pub created: Option<bool>,
+    pub errors: Vec<SfErrorItem>,
+}
+
+impl RecordResult {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
 
 /// HubSpot, as the pipeline uses it.
 #[async_trait]
@@ -18,30 +115,30 @@ pub trait HubSpotApi: Send + Sync {
         properties: &[&str],
         with_history: &[&str],
         id_property: Option<&str>,
-    ) -> Result<Vec<HsRecord>, HubSpotError>;
+    ) -> Result<Vec<HsRecord>, CrmError>;
     async fn batch_update(
         &self,
         object: &str,
         inputs: &[(String, Map<String, Value>)],
-    ) -> Result<BatchOutcome, HubSpotError>;
+    ) -> Result<BatchOutcome, CrmError>;
     async fn batch_upsert(
         &self,
         object: &str,
         id_property: &str,
         inputs: &[(String, Map<String, Value>)],
-    ) -> Result<BatchOutcome, HubSpotError>;
+    ) -> Result<BatchOutcome, CrmError>;
     async fn batch_create(
         &self,
         object: &str,
         inputs: &[(String, Map<String, Value>)],
-    ) -> Result<BatchOutcome, HubSpotError>;
-    async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), HubSpotError>;
+    ) -> Result<BatchOutcome, CrmError>;
+    async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), CrmError>;
     async fn changed_since(
         &self,
         object: &str,
         since_ms: i64,
         properties: &[&str],
-    ) -> Result<Vec<HsRecord>, HubSpotError>;
+    ) -> Result<Vec<HsRecord>, CrmError>;
     /// One page of a listing (100 records) from `after`, and the next page's token.
     async fn list_page(
         &self,
@@ -49,160 +146,73 @@ pub trait HubSpotApi: Send + Sync {
         properties: &[&str],
         archived: bool,
         after: Option<&str>,
-    ) -> Result<(Vec<HsRecord>, Option<String>), HubSpotError>;
+    ) -> Result<(Vec<HsRecord>, Option<String>), CrmError>;
     /// One page of a search (`body` as HubSpot's search request); the index lags
     /// writes by seconds.
-    async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, HubSpotError>;
-    async fn owners(&self) -> Result<Vec<Owner>, HubSpotError>;
+    async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError>;
+    async fn owners(&self) -> Result<Vec<Owner>, CrmError>;
     /// The property definitions of an object type.
-    async fn properties(&self, object: &str) -> Result<Vec<Value>, HubSpotError>;
+    async fn properties(&self, object: &str) -> Result<Vec<Value>, CrmError>;
     /// Calls made since this client was built (sync health).
     fn calls_made(&self) -> u64 {
         0
     }
-    async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError>;
+    async fn list_members(&self, list_id: &str) -> Result<Vec<String>, CrmError>;
     async fn associations(
         &self,
         from: &str,
         to: &str,
         ids: &[String],
-    ) -> Result<Vec<(String, Vec<String>)>, HubSpotError>;
+    ) -> Result<Vec<(String, Vec<String>)>, CrmError>;
     async fn associate(
         &self,
         from: &str,
         to: &str,
         pairs: &[(String, String)],
-    ) -> Result<(), HubSpotError>;
-}
-
-#[async_trait]
-impl HubSpotApi for HubSpotClient {
-    async fn batch_read(
-        &self,
-        object: &str,
-        ids: &[String],
-        properties: &[&str],
-        with_history: &[&str],
-        id_property: Option<&str>,
-    ) -> Result<Vec<HsRecord>, HubSpotError> {
-        HubSpotClient::batch_read(self, object, ids, properties, with_history, id_property).await
-    }
-    async fn batch_update(
-        &self,
-        object: &str,
-        inputs: &[(String, Map<String, Value>)],
-    ) -> Result<BatchOutcome, HubSpotError> {
-        HubSpotClient::batch_update(self, object, inputs).await
-    }
-    async fn batch_upsert(
-        &self,
-        object: &str,
-        id_property: &str,
-        inputs: &[(String, Map<String, Value>)],
-    ) -> Result<BatchOutcome, HubSpotError> {
-        HubSpotClient::batch_upsert(self, object, id_property, inputs).await
-    }
-    async fn batch_create(
-        &self,
-        object: &str,
-        inputs: &[(String, Map<String, Value>)],
-    ) -> Result<BatchOutcome, HubSpotError> {
-        HubSpotClient::batch_create(self, object, inputs).await
-    }
-    async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), HubSpotError> {
-        HubSpotClient::batch_archive(self, object, ids).await
-    }
-    async fn changed_since(
-        &self,
-        object: &str,
-        since_ms: i64,
-        properties: &[&str],
-    ) -> Result<Vec<HsRecord>, HubSpotError> {
-        HubSpotClient::changed_since(self, object, since_ms, properties).await
-    }
-    async fn list_page(
-        &self,
-        object: &str,
-        properties: &[&str],
-        archived: bool,
-        after: Option<&str>,
-    ) -> Result<(Vec<HsRecord>, Option<String>), HubSpotError> {
-        HubSpotClient::list_page(self, object, properties, archived, after).await
-    }
-    async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, HubSpotError> {
-        Ok(HubSpotClient::search(self, object, body).await?.records)
-    }
-    async fn owners(&self) -> Result<Vec<Owner>, HubSpotError> {
-        HubSpotClient::owners(self).await
-    }
-    async fn properties(&self, object: &str) -> Result<Vec<Value>, HubSpotError> {
-        HubSpotClient::properties(self, object).await
-    }
-    fn calls_made(&self) -> u64 {
-        self.calls().total()
-    }
-    async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError> {
-        HubSpotClient::list_members(self, list_id).await
-    }
-    async fn associations(
-        &self,
-        from: &str,
-        to: &str,
-        ids: &[String],
-    ) -> Result<Vec<(String, Vec<String>)>, HubSpotError> {
-        HubSpotClient::associations(self, from, to, ids).await
-    }
-    async fn associate(
-        &self,
-        from: &str,
-        to: &str,
-        pairs: &[(String, String)],
-    ) -> Result<(), HubSpotError> {
-        HubSpotClient::associate(self, from, to, pairs).await
-    }
+    ) -> Result<(), CrmError>;
 }
 
 /// Salesforce, as the pipeline uses it.
 #[async_trait]
 pub trait SalesforceApi: Send + Sync {
-    async fn query(&self, soql: &str, all: bool) -> Result<Vec<Value>, SalesforceError>;
+    async fn query(&self, soql: &str, all: bool) -> Result<Vec<Value>, CrmError>;
     async fn composite_queries(
         &self,
         queries: &[(String, String)],
         include_deleted: bool,
-    ) -> Result<HashMap<String, Vec<Value>>, SalesforceError>;
+    ) -> Result<HashMap<String, Vec<Value>>, CrmError>;
     async fn create(
         &self,
         rows: &[(String, Map<String, Value>)],
         all_or_none: bool,
-    ) -> Result<Vec<RecordResult>, SalesforceError>;
+    ) -> Result<Vec<RecordResult>, CrmError>;
     async fn update(
         &self,
         rows: &[(String, Map<String, Value>)],
         all_or_none: bool,
-    ) -> Result<Vec<RecordResult>, SalesforceError>;
+    ) -> Result<Vec<RecordResult>, CrmError>;
     async fn upsert(
         &self,
         object: &str,
         external_id_field: &str,
         rows: &[Map<String, Value>],
         all_or_none: bool,
-    ) -> Result<Vec<RecordResult>, SalesforceError>;
+    ) -> Result<Vec<RecordResult>, CrmError>;
     async fn retrieve(
         &self,
         object: &str,
         ids: &[String],
         fields: &[&str],
-    ) -> Result<Vec<Option<Value>>, SalesforceError>;
+    ) -> Result<Vec<Option<Value>>, CrmError>;
     async fn deleted(
         &self,
         object: &str,
         start: &str,
         end: &str,
-    ) -> Result<Vec<String>, SalesforceError>;
-    async fn describe(&self, object: &str) -> Result<Value, SalesforceError>;
+    ) -> Result<Vec<String>, CrmError>;
+    async fn describe(&self, object: &str) -> Result<Value, CrmError>;
     /// Fails with a budget error once usage passed the configured ceiling.
-    fn check_budget(&self) -> Result<(), SalesforceError>;
+    fn check_budget(&self) -> Result<(), CrmError>;
     /// Calls made since this client was built (sync health).
     fn calls_made(&self) -> u64 {
         0
@@ -213,67 +223,3 @@ pub trait SalesforceApi: Send + Sync {
     }
 }
 
-#[async_trait]
-impl SalesforceApi for SalesforceClient {
-    async fn query(&self, soql: &str, all: bool) -> Result<Vec<Value>, SalesforceError> {
-        SalesforceClient::query(self, soql, all).await
-    }
-    async fn composite_queries(
-        &self,
-        queries: &[(String, String)],
-        include_deleted: bool,
-    ) -> Result<HashMap<String, Vec<Value>>, SalesforceError> {
-        SalesforceClient::composite_queries(self, queries, include_deleted).await
-    }
-    async fn create(
-        &self,
-        rows: &[(String, Map<String, Value>)],
-        all_or_none: bool,
-    ) -> Result<Vec<RecordResult>, SalesforceError> {
-        SalesforceClient::create(self, rows, all_or_none).await
-    }
-    async fn update(
-        &self,
-        rows: &[(String, Map<String, Value>)],
-        all_or_none: bool,
-    ) -> Result<Vec<RecordResult>, SalesforceError> {
-        SalesforceClient::update(self, rows, all_or_none).await
-    }
-    async fn upsert(
-        &self,
-        object: &str,
-        external_id_field: &str,
-        rows: &[Map<String, Value>],
-        all_or_none: bool,
-    ) -> Result<Vec<RecordResult>, SalesforceError> {
-        SalesforceClient::upsert(self, object, external_id_field, rows, all_or_none).await
-    }
-    async fn retrieve(
-        &self,
-        object: &str,
-        ids: &[String],
-        fields: &[&str],
-    ) -> Result<Vec<Option<Value>>, SalesforceError> {
-        SalesforceClient::retrieve(self, object, ids, fields).await
-    }
-    async fn deleted(
-        &self,
-        object: &str,
-        start: &str,
-        end: &str,
-    ) -> Result<Vec<String>, SalesforceError> {
-        SalesforceClient::deleted(self, object, start, end).await
-    }
-    async fn describe(&self, object: &str) -> Result<Value, SalesforceError> {
-        SalesforceClient::describe(self, object).await
-    }
-    fn check_budget(&self) -> Result<(), SalesforceError> {
-        SalesforceClient::check_budget(self)
-    }
-    fn calls_made(&self) -> u64 {
-        self.calls().total()
-    }
-    fn daily_usage(&self) -> Option<(u64, u64)> {
-        self.api_usage()
-    }
-}

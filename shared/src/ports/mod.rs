@@ -7,7 +7,10 @@ pub mod crm;
 pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use crm::{HubSpotApi, SalesforceApi};
+pub use crm::{
+    BatchOutcome, CrmError, ErrorClass, HsRecord, HubSpotApi, InputError, Owner, RecordResult,
+    SalesforceApi, SfErrorItem,
+};
 pub use state::{
     ClaimStore, Counts, Cursor, CursorStore, DedupIndex, Delivery, FieldChange, Link, LinkStore,
     Outcome, RecordRef, RecordStatus, StatusStore, StoreError, SyncEvent, WorkItem, WorkQueue,

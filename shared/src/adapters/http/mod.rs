@@ -3,7 +3,6 @@
 
 pub mod limiter;
 pub mod retry;
-pub mod secret;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -11,21 +10,9 @@ use std::time::Duration;
 
 pub use limiter::RateLimiter;
 pub use retry::RetryPolicy;
-pub use secret::Secret;
+pub use crate::secret::Secret;
 
-/// What a failed call means for the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// Try again later (rate limits, 5xx, timeouts, record locks).
-    Retryable,
-    /// Stays on the record: its data or the org's rules refuse it.
-    RecordLevel,
-    /// Stops the run: credentials, permissions, a disabled API.
-    Fatal,
-    /// The daily API allowance is used up: non-urgent work stops until it rolls.
-    Budget,
-}
+pub use crate::ports::crm::ErrorClass;
 
 /// Waits between attempts. Injected so that tests against a sandbox can move the
 /// sandbox's clock instead of sleeping.

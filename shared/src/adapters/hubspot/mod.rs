@@ -6,6 +6,7 @@
 mod error;
 mod objects;
 mod portal;
+mod port;
 mod search;
 
 use std::sync::{Arc, Mutex};

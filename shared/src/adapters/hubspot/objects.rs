@@ -1,8 +1,6 @@
 //! CRM v3 objects: reads and writes in batches of HubSpot's size (100; 50 with property
 //! history), paged lists, and per-input results mapped back to their inputs.
 
-use std::collections::HashMap;
-
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
@@ -15,15 +13,7 @@ pub const BATCH_WITH_HISTORY_MAX: usize = 50;
 /// Records per list page.
 pub const LIST_PAGE_MAX: usize = 100;
 
-/// A record as HubSpot returns it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HsRecord {
-    pub id: String,
-    pub properties: Map<String, Value>,
-    /// Per property: (value, epoch ms) newest first, when asked for.
-    pub history: HashMap<String, Vec<(String, i64)>>,
-    pub archived: bool,
-}
+pub use crate::ports::crm::{BatchOutcome, HsRecord, InputError};
 
 impl HsRecord {
     pub fn from_json(v: &Value) -> Result<Self, HubSpotError> {
@@ -70,14 +60,6 @@ impl HsRecord {
             archived: v.get("archived").and_then(Value::as_bool).unwrap_or(false),
         })
     }
-
-    /// When each property last changed, from its history.
-    pub fn changed_at(&self) -> HashMap<String, i64> {
-        self.history
-            .iter()
-            .filter_map(|(k, h)| h.iter().map(|(_, at)| *at).max().map(|at| (k.clone(), at)))
-            .collect()
-    }
 }
 
 /// Epoch milliseconds of HubSpot's ISO times (or epoch-millisecond strings).
@@ -88,24 +70,6 @@ pub fn parse_ms(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.timestamp_millis())
-}
-
-/// A failure of one input of a batch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InputError {
-    /// The input's key (its id, email, or trace id).
-    pub key: String,
-    pub category: String,
-    pub message: String,
-}
-
-/// What a batch write did, input by input.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BatchOutcome {
-    pub records: Vec<HsRecord>,
-    /// For upserts: ids of records the call created.
-    pub created: Vec<String>,
-    pub errors: Vec<InputError>,
 }
 
 fn errors_of(body: &Value, key_field: &str) -> Vec<InputError> {

@@ -14,12 +14,7 @@ const ASSOCIATION_READ_MAX: usize = 1_000;
 /// Inputs per association batch create.
 const ASSOCIATION_CREATE_MAX: usize = 2_000;
 
-/// A HubSpot owner: its id is the `hubspot_owner_id` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub id: String,
-    pub email: String,
-}
+pub use crate::ports::crm::Owner;
 
 impl HubSpotClient {
     /// Every property of an object type, as HubSpot describes it.

@@ -13,14 +13,7 @@ pub const COLLECTION_MAX: usize = 200;
 /// Ids per Collections retrieve (POST).
 pub const RETRIEVE_MAX: usize = 2_000;
 
-/// What happened to one record of a Collections call.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordResult {
-    pub id: Option<String>,
-    /// For upserts: whether the record was created.
-    pub created: Option<bool>,
-    pub errors: Vec<SfErrorItem>,
-}
+pub use crate::ports::crm::RecordResult;
 
 impl RecordResult {
     fn from_json(v: &Value) -> Self {
@@ -35,16 +28,12 @@ impl RecordResult {
         }
     }
 
-    pub fn ok(&self) -> bool {
-        self.errors.is_empty()
-    }
-
     fn retryable(&self) -> bool {
         !self.errors.is_empty()
             && self
                 .errors
                 .iter()
-                .all(|e| e.class() == ErrorClass::Retryable)
+                .all(|e| e.class == ErrorClass::Retryable)
     }
 }
 

@@ -2,23 +2,19 @@
 
 use serde_json::Value;
 
-use crate::adapters::http::ErrorClass;
+use crate::ports::crm::ErrorClass;
 
-/// One `{message, errorCode, fields}` of an error body or a record result.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SfErrorItem {
-    pub code: String,
-    pub message: String,
-    pub fields: Vec<String>,
-}
+pub use crate::ports::crm::SfErrorItem;
 
 impl SfErrorItem {
     pub fn from_json(v: &Value) -> Self {
         let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let code = text("errorCode")
+            .or_else(|| text("statusCode"))
+            .unwrap_or_else(|| "UNKNOWN_ERROR".into());
         SfErrorItem {
-            code: text("errorCode")
-                .or_else(|| text("statusCode"))
-                .unwrap_or_else(|| "UNKNOWN_ERROR".into()),
+            class: code_class(&code),
+            code,
             message: text("message").unwrap_or_default(),
             fields: v
                 .get("fields")
@@ -33,9 +29,6 @@ impl SfErrorItem {
         }
     }
 
-    pub fn class(&self) -> ErrorClass {
-        code_class(&self.code)
-    }
 }
 
 /// The class of one Salesforce error code.

@@ -8,6 +8,7 @@
 mod auth;
 mod collections;
 mod error;
+mod port;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -384,9 +384,24 @@ pub struct CustomObjectPair {
     /// Salesforce custom sObject (`Machine__c`).
     pub salesforce_object: String,
     pub enabled: bool,
+    /// The Salesforce external id field that holds the HubSpot record id
+    /// (`HubSpot_Machine_Id__c`): creates upsert on it.
+    pub hubspot_id_field: String,
+    /// The HubSpot property that holds the Salesforce record id (`salesforcemachineid`).
+    pub salesforce_id_property: String,
     /// The properties that identify the same record on both sides, if any.
     pub match_on: Option<(String, String)>,
+    /// Salesforce reference fields that follow the record's HubSpot associations.
+    pub lookups: Vec<CustomLookup>,
     pub fields: Vec<FieldMapping>,
+}
+
+/// A custom object's reference field (`Account__c`) to another synced pair
+/// (`companies`): it follows the HubSpot association between the two records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomLookup {
+    pub salesforce: String,
+    pub pair: String,
 }
 
 /// The whole sync configuration.

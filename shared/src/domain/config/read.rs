@@ -500,6 +500,37 @@ fn read_custom(n: &mut Node<'_>, p: &mut Problems) -> CustomObjectPair {
         )
         .unwrap_or_default();
     let enabled = n.bool("enabled", true, p);
+    let hubspot_id_field = n
+        .required_string(
+            "hubspot_id_field",
+            "the Salesforce external id field that holds the HubSpot id (HubSpot_Machine_Id__c)",
+            p,
+        )
+        .unwrap_or_default();
+    let salesforce_id_property = n
+        .required_string(
+            "salesforce_id_property",
+            "the HubSpot property that holds the Salesforce id (salesforcemachineid)",
+            p,
+        )
+        .unwrap_or_default();
+    let lookups = n
+        .tables("lookups", p)
+        .into_iter()
+        .filter_map(|mut t| {
+            let salesforce = t.required_string(
+                "salesforce",
+                "the Salesforce reference field (Account__c)",
+                p,
+            );
+            let pair = t.required_string("pair", "the pair it points into (companies)", p);
+            t.finish(p);
+            Some(CustomLookup {
+                salesforce: salesforce?,
+                pair: pair?,
+            })
+        })
+        .collect();
     let match_on = n.table("match_on", p).and_then(|mut t| {
         let hs = t.required_string(
             "hubspot",
@@ -519,7 +550,10 @@ fn read_custom(n: &mut Node<'_>, p: &mut Problems) -> CustomObjectPair {
         hubspot_object,
         salesforce_object,
         enabled,
+        hubspot_id_field,
+        salesforce_id_property,
         match_on,
+        lookups,
         fields: read_fields(n, false, p),
     }
 }

@@ -16,8 +16,9 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::Pipeline;
-use crate::adapters::http::Secret;
+use crate::domain::Side;
 use crate::ports::{CursorStore, WorkItem, WorkQueue};
+use crate::secret::Secret;
 
 /// Bodies larger than this are refused (a HubSpot batch of 100 events or a Salesforce
 /// message of 100 notifications is far smaller).
@@ -299,11 +300,13 @@ impl Intake {
         };
         let mut items = Vec::new();
         for r in parsed.records {
-            let known = matches!(
-                (r.side.as_str(), r.object.as_str()),
-                ("hubspot", "contacts" | "companies")
-                    | ("salesforce", "Lead" | "Contact" | "Account")
-            );
+            let item = WorkItem {
+                side: r.side.clone(),
+                object: r.object.clone(),
+                id: r.id.clone(),
+                origin: "manual".into(),
+            };
+            let known = self.pipeline.pair_of(&item).is_some();
             if !known || r.id.is_empty() || r.id.len() > 64 {
                 return IntakeResponse::error(
                     400,
@@ -313,17 +316,12 @@ impl Intake {
                     ),
                 );
             }
-            items.push(WorkItem {
-                side: r.side,
-                object: r.object,
-                id: r.id,
-                origin: "manual".into(),
-            });
+            items.push(item);
         }
         if let Some(list) = parsed.hubspot_list {
             match self.pipeline.hubspot.list_members(&list).await {
                 Ok(ids) => items.extend(ids.into_iter().map(|id| WorkItem {
-                    side: "hubspot".into(),
+                    side: Side::HubSpot.as_str().into(),
                     object: "contacts".into(),
                     id,
                     origin: "manual".into(),

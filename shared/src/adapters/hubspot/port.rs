@@ -1,0 +1,110 @@
+//! The HubSpot client as the pipeline's [`HubSpotApi`] port.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use super::{HubSpotClient, HubSpotError};
+use crate::ports::crm::{BatchOutcome, CrmError, HsRecord, HubSpotApi, Owner};
+
+impl From<HubSpotError> for CrmError {
+    fn from(e: HubSpotError) -> Self {
+        let message = match &e {
+            HubSpotError::Api(api) => api.message.clone(),
+            other => other.to_string(),
+        };
+        CrmError {
+            class: e.class(),
+            code: e.code().to_owned(),
+            message,
+            detail: e.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl HubSpotApi for HubSpotClient {
+    async fn batch_read(
+        &self,
+        object: &str,
+        ids: &[String],
+        properties: &[&str],
+        with_history: &[&str],
+        id_property: Option<&str>,
+    ) -> Result<Vec<HsRecord>, CrmError> {
+        HubSpotClient::batch_read(self, object, ids, properties, with_history, id_property).await.map_err(CrmError::from)
+    }
+    async fn batch_update(
+        &self,
+        object: &str,
+        inputs: &[(String, Map<String, Value>)],
+    ) -> Result<BatchOutcome, CrmError> {
+        HubSpotClient::batch_update(self, object, inputs).await.map_err(CrmError::from)
+    }
+    async fn batch_upsert(
+        &self,
+        object: &str,
+        id_property: &str,
+        inputs: &[(String, Map<String, Value>)],
+    ) -> Result<BatchOutcome, CrmError> {
+        HubSpotClient::batch_upsert(self, object, id_property, inputs).await.map_err(CrmError::from)
+    }
+    async fn batch_create(
+        &self,
+        object: &str,
+        inputs: &[(String, Map<String, Value>)],
+    ) -> Result<BatchOutcome, CrmError> {
+        HubSpotClient::batch_create(self, object, inputs).await.map_err(CrmError::from)
+    }
+    async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), CrmError> {
+        HubSpotClient::batch_archive(self, object, ids).await.map_err(CrmError::from)
+    }
+    async fn changed_since(
+        &self,
+        object: &str,
+        since_ms: i64,
+        properties: &[&str],
+    ) -> Result<Vec<HsRecord>, CrmError> {
+        HubSpotClient::changed_since(self, object, since_ms, properties).await.map_err(CrmError::from)
+    }
+    async fn list_page(
+        &self,
+        object: &str,
+        properties: &[&str],
+        archived: bool,
+        after: Option<&str>,
+    ) -> Result<(Vec<HsRecord>, Option<String>), CrmError> {
+        HubSpotClient::list_page(self, object, properties, archived, after).await.map_err(CrmError::from)
+    }
+    async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError> {
+        Ok(HubSpotClient::search(self, object, body).await?.records)
+    }
+    async fn owners(&self) -> Result<Vec<Owner>, CrmError> {
+        HubSpotClient::owners(self).await.map_err(CrmError::from)
+    }
+    async fn properties(&self, object: &str) -> Result<Vec<Value>, CrmError> {
+        HubSpotClient::properties(self, object).await.map_err(CrmError::from)
+    }
+    fn calls_made(&self) -> u64 {
+        self.calls().total()
+    }
+    async fn list_members(&self, list_id: &str) -> Result<Vec<String>, CrmError> {
+        HubSpotClient::list_members(self, list_id).await.map_err(CrmError::from)
+    }
+    async fn associations(
+        &self,
+        from: &str,
+        to: &str,
+        ids: &[String],
+    ) -> Result<Vec<(String, Vec<String>)>, CrmError> {
+        HubSpotClient::associations(self, from, to, ids).await.map_err(CrmError::from)
+    }
+    async fn associate(
+        &self,
+        from: &str,
+        to: &str,
+        pairs: &[(String, String)],
+    ) -> Result<(), CrmError> {
+        HubSpotClient::associate(self, from, to, pairs).await.map_err(CrmError::from)
+    }
+}
+

@@ -1,0 +1,341 @@
+//! The one flow every object pair runs, a batch at a time: read both sides in bulk,
+//! find links or match (`matching.rs`), apply the pair's rules, claim the dedup key
+//! before any create, merge (`plan.rs`), write both sides in batches (`writes.rs`),
+//! store links and last-synced values, record outcomes, then bring the pair's lookups
+//! and junctions in step (`lookups.rs`).
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::pairs::PairRun;
+use super::work::{Record, Work};
+use super::{ItemOutcome, Pipeline};
+use crate::domain::Side;
+use crate::ports::{HsRecord, Outcome, WorkItem};
+
+/// Salesforce ids are 15 or 18 characters; the first 15 name the record.
+pub(crate) fn same_sf_id(a: &str, b: &str) -> bool {
+    a.get(..15).is_some() && a.get(..15) == b.get(..15)
+}
+
+fn push_unique(list: &mut Vec<String>, value: &str) {
+    if !value.is_empty() && !list.iter().any(|x| x == value) {
+        list.push(value.to_owned());
+    }
+}
+
+impl Pipeline {
+    /// The HubSpot properties a pair reads: mapped, identity, key and hook ones.
+    pub(crate) fn pair_properties(&self, run: &PairRun) -> Vec<String> {
+        let spec = &run.spec;
+        let mut props: Vec<String> = Vec::new();
+        if let Some(pair) = self.config.pair(&spec.name) {
+            for f in pair.fields() {
+                push_unique(&mut props, &f.hubspot);
+            }
+        }
+        push_unique(&mut props, &spec.hubspot_modified);
+        push_unique(&mut props, "hs_merged_object_ids");
+        for (_, p) in &spec.salesforce_id_properties {
+            push_unique(&mut props, p);
+        }
+        if let Some(key) = &spec.match_key {
+            push_unique(&mut props, &key.hubspot);
+        }
+        if let Some(kind) = &spec.kind_property {
+            push_unique(&mut props, kind);
+        }
+        for p in run.hooks.hubspot_properties() {
+            push_unique(&mut props, &p);
+        }
+        props
+    }
+
+    /// The Salesforce fields a pair reads on `sobject`.
+    pub(crate) fn pair_fields(&self, run: &PairRun, sobject: &str) -> Vec<String> {
+        let spec = &run.spec;
+        let mut fields: Vec<String> = Vec::new();
+        if let Some(pair) = self.config.pair(&spec.name) {
+            for f in pair.fields() {
+                if let Some(field) = f.salesforce.on(sobject) {
+                    push_unique(&mut fields, field);
+                }
+            }
+        }
+        for f in ["Id", "LastModifiedDate", spec.hubspot_id_field.as_str()] {
+            push_unique(&mut fields, f);
+        }
+        if let Some(key) = &spec.match_key {
+            push_unique(&mut fields, &key.salesforce);
+        }
+        for l in spec.lookups.iter().filter(|l| l.on.iter().any(|o| o == sobject)) {
+            push_unique(&mut fields, &l.field);
+        }
+        for f in run.hooks.salesforce_fields(sobject) {
+            push_unique(&mut fields, &f);
+        }
+        fields
+    }
+
+    pub(crate) async fn read_hubspot(
+        &self,
+        run: &PairRun,
+        ids: &[String],
+        id_property: Option<&str>,
+    ) -> Result<Vec<HsRecord>, String> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let props = self.pair_properties(run);
+        let refs: Vec<&str> = props.iter().map(String::as_str).collect();
+        // Without property history: `refine_with_history` reads it where it decides.
+        self.hubspot
+            .batch_read(&run.spec.hubspot_object, ids, &refs, &[], id_property)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub(crate) async fn read_salesforce(
+        &self,
+        run: &PairRun,
+        sobject: &str,
+        ids: &[String],
+    ) -> Result<Vec<Record>, String> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields = self.pair_fields(run, sobject);
+        let refs: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let rows = self
+            .salesforce
+            .retrieve(sobject, ids, &refs)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(rows
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_object().cloned())
+            .map(|r| Record::new(sobject, r))
+            .collect())
+    }
+
+    /// Syncs a batch of one pair's references; one outcome per item, in order.
+    /// `depth`: how many lookups away from the queued records this batch is (a
+    /// deal's company synced for it is one).
+    pub(crate) async fn sync_pair(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        depth: u8,
+    ) -> Vec<ItemOutcome> {
+        let mut outcomes = vec![ItemOutcome::Done; items.len()];
+        if let Err(e) = self.try_sync_pair(run, items, &mut outcomes, depth).await {
+            tracing::warn!(message = "batch failed; returning it to the queue", pair = %run.spec.name, error = %e);
+            return vec![ItemOutcome::Retry(e); items.len()];
+        }
+        outcomes
+    }
+
+    async fn try_sync_pair(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        outcomes: &mut [ItemOutcome],
+        depth: u8,
+    ) -> Result<(), String> {
+        let now = self.clock.now_ms();
+        let mut works = self.gather(run, items, now).await?;
+        self.link_and_match(run, &mut works).await?;
+        self.refine_with_history(run, &mut works).await?;
+        let members = self.inclusion_members(run, &works).await?;
+        let mut planned = Vec::new();
+        for mut w in works {
+            w.in_list = members
+                .as_ref()
+                .map(|m| w.hubspot.as_ref().is_some_and(|h| m.contains(&h.id)));
+            let first = w.items.first().copied().unwrap_or(0);
+            match self.plan(run, &items[first], w, now).await {
+                Ok(p) => planned.push(p),
+                Err((outcome, indexes)) => {
+                    for n in indexes {
+                        outcomes[n] = outcome.clone();
+                    }
+                }
+            }
+        }
+        self.write_salesforce(run, items, &mut planned, now).await;
+        self.write_hubspot(run, items, &mut planned, now).await;
+        self.failpoint(&format!("after_crm_write:{}", run.spec.name));
+        let synced = super::lookups::Synced::of(&planned);
+        self.finish(&run.spec.name, items, planned, outcomes, now)
+            .await;
+        self.sync_lookups(run, items, synced, outcomes, depth)
+            .await;
+        Ok(())
+    }
+
+    /// Members of the pair's inclusion list, read once for a batch that would create
+    /// in Salesforce; `None` when no list rule applies.
+    async fn inclusion_members(
+        &self,
+        run: &PairRun,
+        works: &[Work],
+    ) -> Result<Option<HashSet<String>>, String> {
+        let Some(list) = run.hooks.inclusion_list() else {
+            return Ok(None);
+        };
+        if !works
+            .iter()
+            .any(|w| w.hubspot.is_some() && w.salesforce.is_none())
+        {
+            return Ok(None);
+        }
+        let ids = self
+            .hubspot
+            .list_members(list)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Some(ids.into_iter().collect()))
+    }
+
+    /// The records the queue names, read in bulk from each side, one work per record.
+    async fn gather(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        now: i64,
+    ) -> Result<Vec<Work>, String> {
+        let mut hs_ids: Vec<String> = Vec::new();
+        for i in items.iter().filter(|i| i.side == Side::HubSpot.as_str()) {
+            push_unique(&mut hs_ids, &i.id);
+        }
+        let records = self.read_hubspot(run, &hs_ids, None).await?;
+        let mut works = self.hubspot_works(run, items, &records, now).await?;
+        for sobject in &run.spec.sobjects {
+            let mine =
+                |i: &&WorkItem| i.side == Side::Salesforce.as_str() && &i.object == sobject;
+            let mut ids: Vec<String> = Vec::new();
+            for i in items.iter().filter(mine) {
+                push_unique(&mut ids, &i.id);
+            }
+            let rows = self.read_salesforce(run, sobject, &ids).await?;
+            for (n, item) in items.iter().enumerate().filter(|(_, i)| mine(i)) {
+                let Some(r) = rows.iter().find(|r| same_sf_id(&r.id(), &item.id)) else {
+                    self.salesforce_deleted(run, item, now).await?;
+                    continue;
+                };
+                let id = r.id();
+                match works
+                    .iter_mut()
+                    .find(|w| w.salesforce.as_ref().is_some_and(|s| s.id() == id))
+                {
+                    Some(w) => w.items.push(n),
+                    None => works.push(Work {
+                        salesforce: Some(r.clone()),
+                        items: vec![n],
+                        origin: Some(Side::Salesforce),
+                        ..Work::default()
+                    }),
+                }
+            }
+        }
+        Ok(works)
+    }
+
+    /// The HubSpot records the queue names, one work per record. An id merged into
+    /// another resolves to the survivor; a record gone from HubSpot loses its link
+    /// (nothing is deleted in Salesforce) and is skipped with that reason.
+    async fn hubspot_works(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        records: &[HsRecord],
+        now: i64,
+    ) -> Result<Vec<Work>, String> {
+        let mut works: Vec<Work> = Vec::new();
+        for (n, item) in items
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| i.side == Side::HubSpot.as_str())
+        {
+            let found = records.iter().find(|r| {
+                r.id == item.id
+                    || r.properties
+                        .get("hs_merged_object_ids")
+                        .and_then(Value::as_str)
+                        .is_some_and(|m| m.split(';').any(|x| x == item.id))
+            });
+            let Some(r) = found else {
+                self.hubspot_deleted(&run.spec.name, &item.id).await?;
+                let code = Some("deleted_in_hubspot");
+                self.note(item, Side::HubSpot, Outcome::Skipped, code, None, now)
+                    .await;
+                continue;
+            };
+            match works
+                .iter_mut()
+                .find(|w| w.hubspot.as_ref().is_some_and(|h| h.id == r.id))
+            {
+                Some(w) => w.items.push(n),
+                None => works.push(Work {
+                    hubspot: Some(r.clone()),
+                    items: vec![n],
+                    origin: Some(Side::HubSpot),
+                    ..Work::default()
+                }),
+            }
+        }
+        Ok(works)
+    }
+
+    /// A HubSpot record that is gone: its link is dropped (nothing is deleted in
+    /// Salesforce), so the Salesforce record can pair again.
+    pub(crate) async fn hubspot_deleted(&self, pair: &str, hubspot_id: &str) -> Result<(), String> {
+        if let Some(link) = self
+            .links
+            .by_hubspot(pair, hubspot_id)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            self.links.remove(&link).await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// A Salesforce record that is gone: the HubSpot record is archived when the pair
+    /// says so, and the link goes either way.
+    async fn salesforce_deleted(
+        &self,
+        run: &PairRun,
+        item: &WorkItem,
+        now: i64,
+    ) -> Result<(), String> {
+        let link = self
+            .links
+            .by_salesforce(&item.object, &item.id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let archive = run.hooks.archive_on_salesforce_delete();
+        if let Some(link) = link {
+            if archive {
+                self.hubspot
+                    .batch_archive(
+                        &run.spec.hubspot_object,
+                        std::slice::from_ref(&link.hubspot_id),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            self.links.remove(&link).await.map_err(|e| e.to_string())?;
+        }
+        let code = if archive {
+            "deleted_in_salesforce_archived"
+        } else {
+            "deleted_in_salesforce"
+        };
+        self.note(item, Side::Salesforce, Outcome::Skipped, Some(code), None, now)
+            .await;
+        Ok(())
+    }
+}

@@ -1,0 +1,424 @@
+//! Lookups and junctions, kept in step with HubSpot associations once a batch's
+//! records are written and linked:
+//!
+//! - a lookup (`Contact.AccountId`, `Opportunity.AccountId`, `Machine__c.Account__c`):
+//!   a value set in Salesforce associates the HubSpot record with the linked target; a
+//!   HubSpot association of a record whose field is empty sets it;
+//! - a junction (`OpportunityContactRole`): every contact role becomes a HubSpot
+//!   association and every association of a linked Contact a role, never twice.
+//!
+//! A target that is not linked yet is synced here, in the same batch; a record whose
+//! target still cannot be linked goes back to the queue to wait for it. One
+//! association read per lookup and at most one write per side for the whole batch.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value, json};
+
+use super::flow::same_sf_id;
+use super::pairs::PairRun;
+use super::writes::Planned;
+use super::{ItemOutcome, Pipeline};
+use crate::domain::Side;
+use crate::domain::pair::{Junction, Lookup};
+use crate::ports::{Outcome, WorkItem};
+
+/// A pair written in this batch: both ids, its sObject, its Salesforce row as read
+/// (lookup values), and the queued items it answers.
+pub(crate) struct Synced {
+    pub hubspot_id: String,
+    pub salesforce_id: String,
+    pub sobject: String,
+    pub row: Map<String, Value>,
+    pub items: Vec<usize>,
+    pub from: Side,
+}
+
+impl Synced {
+    pub fn of(planned: &[Planned]) -> Vec<Synced> {
+        planned
+            .iter()
+            .filter(|p| p.live())
+            .filter_map(|p| {
+                Some(Synced {
+                    hubspot_id: p.hubspot_id.clone()?,
+                    salesforce_id: p.salesforce_id.clone()?,
+                    sobject: p.sobject.clone(),
+                    row: p
+                        .work
+                        .salesforce
+                        .as_ref()
+                        .map(|s| s.row.clone())
+                        .unwrap_or_default(),
+                    items: p.work.items.clone(),
+                    from: p.from,
+                })
+            })
+            .collect()
+    }
+}
+
+/// What one pass over a lookup found missing: targets to sync, by side.
+#[derive(Default)]
+struct Missing {
+    /// (record index in `synced`, the target reference).
+    targets: Vec<(usize, WorkItem)>,
+}
+
+impl Missing {
+    fn push(&mut self, record: usize, side: Side, object: &str, id: &str) {
+        self.targets.push((
+            record,
+            WorkItem {
+                side: side.as_str().to_owned(),
+                object: object.to_owned(),
+                id: id.to_owned(),
+                origin: "related".into(),
+            },
+        ));
+    }
+}
+
+fn text<'a>(row: &'a Map<String, Value>, field: &str) -> Option<&'a str> {
+    row.get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// One of the pair's lookups or junctions.
+#[derive(Clone, Copy)]
+enum Step<'a> {
+    Lookup(&'a Lookup),
+    Junction(&'a Junction),
+}
+
+impl Step<'_> {
+    fn target(&self) -> &str {
+        match self {
+            Step::Lookup(l) => &l.target,
+            Step::Junction(j) => &j.target,
+        }
+    }
+}
+
+/// How deep syncing a record's related records may go (a deal's contact's company).
+const MAX_DEPTH: u8 = 3;
+
+impl Pipeline {
+    pub(crate) async fn sync_lookups(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        synced: Vec<Synced>,
+        outcomes: &mut [ItemOutcome],
+        depth: u8,
+    ) {
+        if synced.is_empty() {
+            return;
+        }
+        let steps = run
+            .spec
+            .lookups
+            .iter()
+            .map(Step::Lookup)
+            .chain(run.spec.junctions.iter().map(Step::Junction));
+        let mut waiting: BTreeSet<usize> = BTreeSet::new();
+        for step in steps {
+            let mine: Vec<usize> = (0..synced.len())
+                .filter(|&n| match step {
+                    Step::Lookup(l) => l.on.contains(&synced[n].sobject),
+                    Step::Junction(_) => true,
+                })
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let result = self.bring_in_step(run, step, &synced, &mine, depth).await;
+            self.settle_waiting(run, items, &synced, result, &mut waiting, step.target())
+                .await;
+        }
+        for n in waiting {
+            for &i in &synced[n].items {
+                outcomes[i] = ItemOutcome::Retry(format!(
+                    "waiting for a related record of {} to sync",
+                    synced[n].hubspot_id
+                ));
+            }
+        }
+    }
+
+    async fn pass(
+        &self,
+        run: &PairRun,
+        step: Step<'_>,
+        synced: &[Synced],
+        which: &[usize],
+    ) -> Result<Missing, String> {
+        match step {
+            Step::Lookup(l) => self.lookup_pass(run, l, synced, which).await,
+            Step::Junction(j) => self.junction_pass(run, j, synced, which).await,
+        }
+    }
+
+    /// Runs a pass; when targets are missing, syncs them in this batch and runs the
+    /// pass again. Returns the targets still missing.
+    async fn bring_in_step(
+        &self,
+        run: &PairRun,
+        step: Step<'_>,
+        synced: &[Synced],
+        which: &[usize],
+        depth: u8,
+    ) -> Result<Vec<(usize, WorkItem)>, String> {
+        let missing = self.pass(run, step, synced, which).await?;
+        if missing.targets.is_empty() || depth >= MAX_DEPTH {
+            return Ok(missing.targets);
+        }
+        let mut refs: Vec<WorkItem> = missing.targets.iter().map(|(_, t)| t.clone()).collect();
+        refs.sort_by(|a, b| (&a.side, &a.object, &a.id).cmp(&(&b.side, &b.object, &b.id)));
+        refs.dedup();
+        tracing::info!(message = "syncing related records first", pair = %run.spec.name, count = refs.len());
+        self.sync_related(refs, depth + 1).await;
+        Ok(self.pass(run, step, synced, which).await?.targets)
+    }
+
+    /// After a pass: records whose targets are still missing wait (retried), with the
+    /// reason on their status.
+    async fn settle_waiting(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        synced: &[Synced],
+        result: Result<Vec<(usize, WorkItem)>, String>,
+        waiting: &mut BTreeSet<usize>,
+        target: &str,
+    ) {
+        match result {
+            Ok(still) => {
+                for (n, t) in still {
+                    if !waiting.insert(n) {
+                        continue;
+                    }
+                    let Some(&first) = synced[n].items.first() else {
+                        continue;
+                    };
+                    let why = self
+                        .status
+                        .status(&super::record_ref(&t))
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|s| s.last.code)
+                        .map(|c| format!(" (its last sync: {c})"))
+                        .unwrap_or_default();
+                    let mut event = self.event(&items[first], synced[n].from, Outcome::Skipped, self.clock.now_ms());
+                    event.code = Some("waiting_for_related".into());
+                    event.message = Some(format!(
+                        "{} {} {} is not synced with {target} yet{why}; retried until it is",
+                        t.side, t.object, t.id
+                    ));
+                    self.record(event).await;
+                }
+            }
+            Err(e) => {
+                // The records themselves synced; the next change of either retries this.
+                tracing::warn!(message = "lookups not synced", pair = %run.spec.name, error = %e);
+            }
+        }
+    }
+
+    /// One pass over a lookup: associate what Salesforce says, set what HubSpot says.
+    async fn lookup_pass(
+        &self,
+        run: &PairRun,
+        lookup: &Lookup,
+        synced: &[Synced],
+        which: &[usize],
+    ) -> Result<Missing, String> {
+        let ids: Vec<String> = which.iter().map(|&n| synced[n].hubspot_id.clone()).collect();
+        let current = self
+            .hubspot
+            .associations(&run.spec.hubspot_object, &lookup.target_hubspot, &ids)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut missing = Missing::default();
+        let mut associate = Vec::new();
+        let mut set_field: Vec<(String, Map<String, Value>)> = Vec::new();
+        for &n in which {
+            let s = &synced[n];
+            let associated: &[String] = current
+                .iter()
+                .find(|(id, _)| *id == s.hubspot_id)
+                .map(|(_, c)| c.as_slice())
+                .unwrap_or_default();
+            match text(&s.row, &lookup.field) {
+                Some(target) => {
+                    let link = self
+                        .links
+                        .by_salesforce(&lookup.target_sobject, target)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match link {
+                        Some(l) if associated.contains(&l.hubspot_id) => {}
+                        Some(l) => associate.push((s.hubspot_id.clone(), l.hubspot_id)),
+                        None => missing.push(n, Side::Salesforce, &lookup.target_sobject, target),
+                    }
+                }
+                None => {
+                    let mut found = None;
+                    for target in associated {
+                        let link = self
+                            .links
+                            .by_hubspot(&lookup.target, target)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        if let Some(l) = link {
+                            found = Some(l);
+                            break;
+                        }
+                    }
+                    match (found, associated.first()) {
+                        (Some(l), _) => {
+                            let mut row = Map::new();
+                            row.insert("Id".into(), json!(s.salesforce_id));
+                            row.insert(lookup.field.clone(), json!(l.salesforce_id));
+                            set_field.push((s.sobject.clone(), row));
+                        }
+                        (None, Some(first)) => {
+                            missing.push(n, Side::HubSpot, &lookup.target_hubspot, first)
+                        }
+                        (None, None) => {}
+                    }
+                }
+            }
+        }
+        if !associate.is_empty() {
+            self.hubspot
+                .associate(&run.spec.hubspot_object, &lookup.target_hubspot, &associate)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !set_field.is_empty() {
+            let results = self
+                .salesforce
+                .update(&set_field, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in results.iter().filter(|r| !r.ok()) {
+                tracing::warn!(message = "lookup not set", field = %lookup.field, errors = ?r.errors);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// One pass over a junction: its rows and the HubSpot associations, made equal by
+    /// adding what either side lacks (a removal on one side is not copied: neither CRM
+    /// says which side removed).
+    async fn junction_pass(
+        &self,
+        run: &PairRun,
+        junction: &Junction,
+        synced: &[Synced],
+        which: &[usize],
+    ) -> Result<Missing, String> {
+        let ids: Vec<String> = which.iter().map(|&n| synced[n].hubspot_id.clone()).collect();
+        let associated = self
+            .hubspot
+            .associations(&run.spec.hubspot_object, &junction.target_hubspot, &ids)
+            .await
+            .map_err(|e| e.to_string())?;
+        let parents: Vec<String> = which
+            .iter()
+            .map(|&n| format!("'{}'", synced[n].salesforce_id.replace('\'', "")))
+            .collect();
+        let soql = format!(
+            "SELECT Id, {parent}, {child} FROM {sobject} WHERE {parent} IN ({list})",
+            parent = junction.parent_field,
+            child = junction.child_field,
+            sobject = junction.sobject,
+            list = parents.join(", ")
+        );
+        let rows = self
+            .salesforce
+            .query(&soql, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut existing: HashMap<usize, Vec<String>> = HashMap::new();
+        for row in rows.iter().filter_map(Value::as_object) {
+            let (Some(parent), Some(child)) = (
+                text(row, &junction.parent_field),
+                text(row, &junction.child_field),
+            ) else {
+                continue;
+            };
+            if let Some(&n) = which
+                .iter()
+                .find(|&&n| same_sf_id(&synced[n].salesforce_id, parent))
+            {
+                existing.entry(n).or_default().push(child.to_owned());
+            }
+        }
+        let mut missing = Missing::default();
+        let mut create: Vec<(String, Map<String, Value>)> = Vec::new();
+        let mut associate = Vec::new();
+        for &n in which {
+            let s = &synced[n];
+            let roles = existing.get(&n).cloned().unwrap_or_default();
+            let hubspot_targets: &[String] = associated
+                .iter()
+                .find(|(id, _)| *id == s.hubspot_id)
+                .map(|(_, t)| t.as_slice())
+                .unwrap_or_default();
+            for target in hubspot_targets {
+                match self
+                    .links
+                    .by_hubspot(&junction.target, target)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    // A junction row points at one sObject only (a Lead has no roles).
+                    Some(l) if l.salesforce_object != junction.target_sobject => {}
+                    Some(l) if roles.iter().any(|r| same_sf_id(r, &l.salesforce_id)) => {}
+                    Some(l) => {
+                        let mut row = Map::new();
+                        row.insert(junction.parent_field.clone(), json!(s.salesforce_id));
+                        row.insert(junction.child_field.clone(), json!(l.salesforce_id));
+                        create.push((junction.sobject.clone(), row));
+                    }
+                    None => missing.push(n, Side::HubSpot, &junction.target_hubspot, target),
+                }
+            }
+            for role in &roles {
+                match self
+                    .links
+                    .by_salesforce(&junction.target_sobject, role)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Some(l) if hubspot_targets.contains(&l.hubspot_id) => {}
+                    Some(l) => associate.push((s.hubspot_id.clone(), l.hubspot_id)),
+                    None => missing.push(n, Side::Salesforce, &junction.target_sobject, role),
+                }
+            }
+        }
+        if !associate.is_empty() {
+            associate.sort();
+            associate.dedup();
+            self.hubspot
+                .associate(&run.spec.hubspot_object, &junction.target_hubspot, &associate)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if !create.is_empty() {
+            let results = self
+                .salesforce
+                .create(&create, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            for r in results.iter().filter(|r| !r.ok()) {
+                tracing::warn!(message = "junction row not created", sobject = %junction.sobject, errors = ?r.errors);
+            }
+        }
+        Ok(missing)
+    }
+}

@@ -1,0 +1,358 @@
+//! Finding both records of every pair in a batch: links, the other side of linked
+//! pairs, converted records, and matches for unlinked records (the Salesforce record a
+//! HubSpot record names, then the pair's dedup key, best first by the pair's rank).
+//! A few bulk calls for the whole batch, never one per record.
+
+use std::collections::HashMap;
+
+use serde_json::{Value, json};
+
+use super::flow::same_sf_id;
+use super::pairs::PairRun;
+use super::work::{Record, Work, merge_same_pairs};
+use super::Pipeline;
+use crate::domain::pair::{KeyKind, MatchKey};
+use crate::ports::HsRecord;
+
+/// Keys per SOQL `IN` list, and per `LIKE` query (each key is one condition).
+const IN_CHUNK: usize = 200;
+const LIKE_CHUNK: usize = 50;
+
+fn soql_quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+impl Pipeline {
+    pub(crate) async fn link_and_match(
+        &self,
+        run: &PairRun,
+        works: &mut Vec<Work>,
+    ) -> Result<(), String> {
+        let spec = &run.spec;
+        let rank = |r: &Record| run.hooks.rank(r);
+        for w in works.iter_mut() {
+            w.link = match (&w.hubspot, &w.salesforce) {
+                (Some(h), _) => self.links.by_hubspot(&spec.name, &h.id).await,
+                (None, Some(s)) => self.links.by_salesforce(&s.object, &s.id()).await,
+                _ => Ok(None),
+            }
+            .map_err(|e| e.to_string())?;
+        }
+        // A converted record hands its link to the record it became.
+        for w in works.iter_mut() {
+            let Some(s) = &w.salesforce else { continue };
+            if let (Some(link), Some((sobject, id))) = (&w.link, run.hooks.converted_to(s)) {
+                let relinked = self
+                    .links
+                    .relink(link, &link.hubspot_id, &sobject, &id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                w.link = Some(relinked);
+                w.salesforce = None;
+            }
+        }
+        merge_same_pairs(works, &rank);
+        self.read_linked_sides(run, works).await?;
+        self.match_named(run, works).await?;
+        if let Some(key) = &spec.match_key {
+            self.match_hubspot_by_key(run, key, works).await?;
+        }
+        self.match_salesforce_records(run, works).await?;
+        merge_same_pairs(works, &rank);
+        Ok(())
+    }
+
+    /// The other side of linked pairs, in one read per side and sObject.
+    async fn read_linked_sides(&self, run: &PairRun, works: &mut [Work]) -> Result<(), String> {
+        let mut need_hs: Vec<String> = Vec::new();
+        let mut need_sf: HashMap<String, Vec<String>> = HashMap::new();
+        for w in works.iter() {
+            let Some(link) = &w.link else { continue };
+            if w.hubspot.is_none() {
+                need_hs.push(link.hubspot_id.clone());
+            }
+            if w.salesforce.is_none() {
+                need_sf
+                    .entry(link.salesforce_object.clone())
+                    .or_default()
+                    .push(link.salesforce_id.clone());
+            }
+        }
+        let hs = self.read_hubspot(run, &need_hs, None).await?;
+        let mut sf: Vec<Record> = Vec::new();
+        for (sobject, ids) in &need_sf {
+            sf.extend(self.read_salesforce(run, sobject, ids).await?);
+        }
+        for w in works.iter_mut() {
+            let Some(link) = w.link.clone() else { continue };
+            if w.hubspot.is_none() {
+                w.hubspot = hs.iter().find(|h| h.id == link.hubspot_id).cloned();
+            }
+            if w.salesforce.is_none() {
+                w.salesforce = sf
+                    .iter()
+                    .find(|s| same_sf_id(&s.id(), &link.salesforce_id))
+                    .cloned();
+            }
+        }
+        Ok(())
+    }
+
+    /// Unlinked HubSpot records that name their Salesforce record (an earlier
+    /// integration, a create whose link write was lost, a state store rebuilt from
+    /// scratch): that record, if it is free.
+    async fn match_named(&self, run: &PairRun, works: &mut [Work]) -> Result<(), String> {
+        let spec = &run.spec;
+        let named_of = |h: &HsRecord| -> Option<(String, String)> {
+            spec.sobjects.iter().find_map(|sobject| {
+                let property = spec.salesforce_id_property(sobject)?;
+                let id = h.properties.get(property).and_then(Value::as_str)?;
+                (!id.is_empty()).then(|| (sobject.clone(), id.to_owned()))
+            })
+        };
+        let mut named: HashMap<String, Vec<String>> = HashMap::new();
+        for w in works.iter().filter(|w| unlinked_hubspot(w)) {
+            if let Some((sobject, id)) = w.hubspot.as_ref().and_then(named_of) {
+                named.entry(sobject).or_default().push(id);
+            }
+        }
+        let mut rows: Vec<Record> = Vec::new();
+        for (sobject, ids) in &named {
+            rows.extend(self.read_salesforce(run, sobject, ids).await?);
+        }
+        for w in works.iter_mut().filter(|w| unlinked_hubspot(w)) {
+            let Some((_, id)) = w.hubspot.as_ref().and_then(named_of) else {
+                continue;
+            };
+            let found = rows
+                .iter()
+                .find(|r| same_sf_id(&r.id(), &id))
+                .filter(|r| run.hooks.matchable(r));
+            if let Some(r) = found
+                && self
+                    .links
+                    .by_salesforce(&r.object, &r.id())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_none()
+            {
+                w.salesforce = Some(r.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Unlinked HubSpot records: the best Salesforce record with their key. One linked
+    /// to another HubSpot record already makes this one its twin.
+    async fn match_hubspot_by_key(
+        &self,
+        run: &PairRun,
+        key: &MatchKey,
+        works: &mut [Work],
+    ) -> Result<(), String> {
+        let mut keys: Vec<String> = works
+            .iter()
+            .filter(|w| unlinked_hubspot(w))
+            .filter_map(|w| w.hubspot.as_ref().and_then(|h| key.of_hubspot(&h.properties)))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let found = self.salesforce_by_key(run, key, &keys).await?;
+        for w in works.iter_mut().filter(|w| unlinked_hubspot(w)) {
+            let k = w.hubspot.as_ref().and_then(|h| key.of_hubspot(&h.properties));
+            let Some(best) = k.and_then(|k| found.get(&k)).and_then(|t| t.first()) else {
+                continue;
+            };
+            match self
+                .links
+                .by_salesforce(&best.object, &best.id())
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                None => w.salesforce = Some(best.clone()),
+                Some(other) => w.twin_of = Some(other),
+            }
+        }
+        Ok(())
+    }
+
+    /// Salesforce records whose key is one of `keys`, best first per key. Exact and
+    /// email keys are compared in SOQL; domains and names cannot be normalized there,
+    /// so the query casts a wide net (`LIKE`) and the keys are compared here.
+    async fn salesforce_by_key(
+        &self,
+        run: &PairRun,
+        key: &MatchKey,
+        keys: &[String],
+    ) -> Result<HashMap<String, Vec<Record>>, String> {
+        let like = matches!(key.kind, KeyKind::Domain | KeyKind::Name);
+        let field = &key.salesforce;
+        let mut found: HashMap<String, Vec<Record>> = HashMap::new();
+        for chunk in keys.chunks(if like { LIKE_CHUNK } else { IN_CHUNK }) {
+            let condition = if like {
+                let any: Vec<String> = chunk
+                    .iter()
+                    .map(|k| format!("{field} LIKE '%{}%'", soql_quote(k)))
+                    .collect();
+                format!("({})", any.join(" OR "))
+            } else {
+                let list: Vec<String> = chunk
+                    .iter()
+                    .map(|k| format!("'{}'", soql_quote(k)))
+                    .collect();
+                format!("{field} IN ({})", list.join(", "))
+            };
+            let queries: Vec<(String, String)> = run
+                .spec
+                .sobjects
+                .iter()
+                .map(|sobject| {
+                    let fields = self.pair_fields(run, sobject).join(", ");
+                    let filter = run
+                        .hooks
+                        .match_filter(sobject)
+                        .map(|f| format!(" AND {f}"))
+                        .unwrap_or_default();
+                    let soql = format!("SELECT {fields} FROM {sobject} WHERE {condition}{filter}");
+                    (sobject.clone(), soql)
+                })
+                .collect();
+            let answers = if queries.len() == 1 {
+                let (sobject, soql) = &queries[0];
+                let rows = self
+                    .salesforce
+                    .query(soql, false)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                HashMap::from([(sobject.clone(), rows)])
+            } else {
+                self.salesforce
+                    .composite_queries(&queries, false)
+                    .await
+                    .map_err(|e| e.to_string())?
+            };
+            for (sobject, rows) in answers {
+                for row in rows {
+                    let Some(row) = row.as_object().cloned() else {
+                        continue;
+                    };
+                    let Some(k) = key.of_salesforce(&row) else {
+                        continue;
+                    };
+                    if chunk.contains(&k) {
+                        found.entry(k).or_default().push(Record::new(&sobject, row));
+                    }
+                }
+            }
+        }
+        for twins in found.values_mut() {
+            twins.sort_by_key(|r| std::cmp::Reverse(run.hooks.rank(r)));
+        }
+        Ok(found)
+    }
+
+    /// Unlinked Salesforce records: the HubSpot record that carries their id, or has
+    /// their key. One linked already makes this record its twin.
+    async fn match_salesforce_records(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+    ) -> Result<(), String> {
+        let spec = &run.spec;
+        let unlinked = |w: &Work| w.link.is_none() && w.hubspot.is_none() && w.salesforce.is_some();
+        let key_of = |w: &Work| {
+            let key = spec.match_key.as_ref()?;
+            w.salesforce.as_ref().and_then(|s| key.of_salesforce(&s.row))
+        };
+        let keys: Vec<String> = works.iter().filter(|w| unlinked(w)).filter_map(key_of).collect();
+        let ids: Vec<(String, String)> = works
+            .iter()
+            .filter(|w| unlinked(w))
+            .filter_map(|w| w.salesforce.as_ref())
+            .filter_map(|s| Some((spec.salesforce_id_property(&s.object)?.to_owned(), s.id())))
+            .collect();
+        if keys.is_empty() && ids.is_empty() {
+            return Ok(());
+        }
+        let found = match &spec.match_key {
+            // A unique key reads by itself: no search, no search lag.
+            Some(key) if key.hubspot_unique => {
+                self.read_hubspot(run, &keys, Some(&key.hubspot)).await?
+            }
+            _ => self.search_hubspot(run, &ids, &keys).await?,
+        };
+        for w in works.iter_mut().filter(|w| unlinked(w)) {
+            let Some(s) = w.salesforce.clone() else { continue };
+            let id = s.id();
+            let by_id = spec.salesforce_id_property(&s.object).and_then(|p| {
+                found.iter().find(|h| {
+                    h.properties
+                        .get(p)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| same_sf_id(v, &id))
+                })
+            });
+            let key = key_of(w);
+            let by_key = || {
+                let k = spec.match_key.as_ref()?;
+                found
+                    .iter()
+                    .find(|h| key.is_some() && k.of_hubspot(&h.properties) == key)
+            };
+            let Some(h) = by_id.or_else(by_key) else {
+                continue;
+            };
+            w.twin_of = self
+                .links
+                .by_hubspot(&spec.name, &h.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            w.hubspot = Some(h.clone());
+        }
+        Ok(())
+    }
+
+    /// HubSpot records that carry one of these Salesforce ids, or have one of these
+    /// keys: one search (it lags writes by seconds; the poller's overlap catches up).
+    async fn search_hubspot(
+        &self,
+        run: &PairRun,
+        ids: &[(String, String)],
+        keys: &[String],
+    ) -> Result<Vec<HsRecord>, String> {
+        let spec = &run.spec;
+        let mut groups = Vec::new();
+        let mut by_property: HashMap<&str, Vec<&str>> = HashMap::new();
+        for (property, id) in ids {
+            by_property.entry(property).or_default().push(id);
+        }
+        for (property, values) in by_property {
+            groups.push(json!({"filters": [{"propertyName": property, "operator": "IN", "values": values}]}));
+        }
+        if let (Some(key), false) = (&spec.match_key, keys.is_empty()) {
+            let values: Vec<String> = match key.kind {
+                KeyKind::Domain => keys
+                    .iter()
+                    .flat_map(|k| [k.clone(), format!("www.{k}")])
+                    .collect(),
+                _ => keys.to_vec(),
+            };
+            groups.push(json!({"filters": [{"propertyName": key.hubspot, "operator": "IN", "values": values}]}));
+        }
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let body = json!({"filterGroups": groups, "properties": self.pair_properties(run), "limit": 200});
+        self.hubspot
+            .search(&spec.hubspot_object, &body)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn unlinked_hubspot(w: &Work) -> bool {
+    w.link.is_none() && w.salesforce.is_none() && w.hubspot.is_some() && w.twin_of.is_none()
+}

@@ -1,0 +1,143 @@
+//! Contacts <-> Leads and Contacts: what only this pair decides. A Contact wins over a
+//! Lead with the same email; a converted Lead hands its link to its Contact; the
+//! settings choose what new contacts become and what Salesforce updates and deletions
+//! do; the inclusion rule keeps contacts out of Salesforce; and a Lead's `Company`
+//! placeholder never flows back into HubSpot.
+
+use serde_json::{Map, Value, json};
+
+use super::{PairHooks, Verdict};
+use crate::domain::Side;
+use crate::domain::config::{
+    ContactSettings, Inclusion, SalesforceDeleteRule, SalesforceUpdateRule, ValidatedConfig,
+};
+use crate::domain::merge::Snapshot;
+use crate::pipeline::work::{Record, Work};
+use crate::ports::Link;
+
+/// What a Lead gets as `Company` when HubSpot has none (Salesforce requires one).
+pub const NO_COMPANY: &str = "[not provided]";
+const LEAD_ID: &str = "salesforceleadid";
+
+pub(super) struct Contacts {
+    settings: ContactSettings,
+}
+
+impl Contacts {
+    pub fn new(config: &ValidatedConfig) -> Self {
+        Contacts {
+            settings: config.contacts.clone(),
+        }
+    }
+}
+
+impl PairHooks for Contacts {
+    fn hubspot_properties(&self) -> Vec<String> {
+        let mut props = Vec::new();
+        if let Inclusion::Filter(conditions) = &self.settings.inclusion {
+            props.extend(conditions.iter().map(|c| c.property.clone()));
+        }
+        props
+    }
+
+    fn salesforce_fields(&self, sobject: &str) -> Vec<String> {
+        match sobject {
+            "Lead" => vec!["IsConverted".into(), "ConvertedContactId".into()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn match_filter(&self, sobject: &str) -> Option<&'static str> {
+        (sobject == "Lead").then_some("IsConverted = false")
+    }
+
+    fn matchable(&self, record: &Record) -> bool {
+        record.row.get("IsConverted").and_then(Value::as_bool) != Some(true)
+    }
+
+    fn rank(&self, record: &Record) -> (bool, i64) {
+        (record.object == "Contact", record.modified_at)
+    }
+
+    fn converted_to(&self, record: &Record) -> Option<(String, String)> {
+        record
+            .row
+            .get("ConvertedContactId")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(|c| ("Contact".to_owned(), c.to_owned()))
+    }
+
+    fn admit(&self, work: &Work) -> Verdict {
+        if work.origin == Some(Side::Salesforce)
+            && self.settings.on_salesforce_update == SalesforceUpdateRule::DoNothing
+        {
+            return Verdict::Skip {
+                code: "salesforce_updates_off",
+                message: None,
+            };
+        }
+        if let (Some(h), None) = (&work.hubspot, &work.salesforce)
+            && self.settings.inclusion.admits(&h.properties).or(work.in_list) == Some(false)
+        {
+            return Verdict::Skip {
+                code: "outside_inclusion",
+                message: None,
+            };
+        }
+        Verdict::Go
+    }
+
+    fn takes_over(&self, record: &Record, twin: &Link) -> bool {
+        record.object == "Contact" && twin.salesforce_object == "Lead"
+    }
+
+    fn salesforce_snapshot(&self, record: &Record) -> Snapshot {
+        let mut s = record.snapshot();
+        if record.object == "Lead"
+            && s.values.get("Company").and_then(Value::as_str) == Some(NO_COMPANY)
+        {
+            s.values.insert("Company".into(), Value::Null);
+        }
+        s
+    }
+
+    fn salesforce_create_defaults(&self, sobject: &str, row: &mut Map<String, Value>) {
+        let blank = row
+            .get("Company")
+            .is_none_or(|c| c.as_str().is_none_or(str::is_empty));
+        if sobject == "Lead" && blank {
+            row.insert("Company".into(), json!(NO_COMPANY));
+        }
+    }
+
+    fn identity_writes(
+        &self,
+        sobject: &str,
+        known: Option<&Map<String, Value>>,
+        writes: &mut Map<String, Value>,
+    ) {
+        let known = |k: &str| {
+            known
+                .and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        // A contact that was a Lead no longer names it.
+        if sobject == "Contact" && !known(LEAD_ID).is_empty() {
+            writes.insert(LEAD_ID.into(), json!(""));
+        }
+    }
+
+    fn archive_on_salesforce_delete(&self) -> bool {
+        self.settings.on_salesforce_delete == SalesforceDeleteRule::DeleteContact
+    }
+
+    fn inclusion_list(&self) -> Option<&str> {
+        match &self.settings.inclusion {
+            Inclusion::List(id) => Some(id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! From a matched record pair to its writes: the pair's rules, twins, the dedup key's
+//! claim before any create, and the three-way merge on both CRMs' field metadata.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::pairs::{PairRun, PlanCheck, Verdict};
+use super::work::{Work, hubspot_snapshot};
+use super::writes::Planned;
+use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline};
+use crate::domain::Side;
+use crate::domain::merge::{MergeRules, Reason, merge_fields};
+use crate::domain::metadata::PairMeta;
+use crate::ports::{Outcome, WorkItem};
+
+/// A pair that ends before its writes: how, and the items it answers.
+pub(crate) type Ended = (ItemOutcome, Vec<usize>);
+
+impl Pipeline {
+    /// The HubSpot records of pairs whose merge turns on when each field changed (both
+    /// sides changed it, or a first sync of a `two_way` field): HubSpot's property
+    /// history tells, so those, and only those, are read again with it. Reading history
+    /// for every record would halve the records per call (50, not 100).
+    pub(crate) async fn refine_with_history(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+    ) -> Result<(), String> {
+        let spec = &run.spec;
+        let mut metas: HashMap<String, Arc<PairMeta>> = HashMap::new();
+        let mut ids = Vec::new();
+        for w in works.iter() {
+            let (Some(h), Some(s)) = (&w.hubspot, &w.salesforce) else {
+                continue;
+            };
+            if !h.history.is_empty() {
+                continue;
+            }
+            if !metas.contains_key(&s.object) {
+                let meta = self.pair_meta(&spec.hubspot_object, &s.object).await;
+                metas.insert(s.object.clone(), meta);
+            }
+            let Some(meta) = metas.get(&s.object) else {
+                continue;
+            };
+            let Ok(rules) = MergeRules::new(&self.config, &spec.name, &s.object, meta, &self.owners)
+            else {
+                continue;
+            };
+            let last = w.link.as_ref().map(|l| &l.last_synced);
+            let salesforce = run.hooks.salesforce_snapshot(s);
+            let plan = merge_fields(&rules, &hubspot_snapshot(h), &salesforce, last);
+            let timed = plan.fields.iter().any(|f| {
+                matches!(
+                    f.reason,
+                    Reason::ConflictMostRecent
+                        | Reason::ConflictPreferred
+                        | Reason::FirstSyncMostRecent
+                )
+            });
+            if timed {
+                ids.push(h.id.clone());
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let props = self.pair_properties(run);
+        let refs: Vec<&str> = props.iter().map(String::as_str).collect();
+        let history: Vec<&str> = self
+            .config
+            .pair(&spec.name)
+            .map(|p| p.fields().iter().map(|f| f.hubspot.as_str()).collect())
+            .unwrap_or_default();
+        let fresh = self
+            .hubspot
+            .batch_read(&spec.hubspot_object, &ids, &refs, &history, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        for w in works.iter_mut() {
+            let Some(h) = &w.hubspot else { continue };
+            if let Some(r) = fresh.iter().find(|r| r.id == h.id) {
+                w.hubspot = Some(r.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// The rules and the merge for one pair. `Err` ends the pair here (skipped, or a
+    /// claim held by another worker), with the items it answers.
+    pub(crate) async fn plan(
+        &self,
+        run: &PairRun,
+        item: &WorkItem,
+        mut w: Work,
+        now: i64,
+    ) -> Result<Planned, Ended> {
+        let spec = &run.spec;
+        let from = w.origin.unwrap_or(Side::HubSpot);
+        let skip = |code: &str, message: Option<String>| {
+            let code = code.to_owned();
+            async move {
+                self.note(item, from, Outcome::Skipped, Some(&code), message, now)
+                    .await;
+            }
+        };
+        if let Verdict::Skip { code, message } = run.hooks.admit(&w) {
+            skip(code, message).await;
+            return Err((ItemOutcome::Done, w.items));
+        }
+        if let Some(twin) = w.twin_of.clone() {
+            let takes_over = w
+                .salesforce
+                .as_ref()
+                .is_some_and(|s| run.hooks.takes_over(s, &twin));
+            if !takes_over {
+                let message = format!(
+                    "another Salesforce record with the same {} ({} {}) is synced with HubSpot {} {}",
+                    spec.match_key
+                        .as_ref()
+                        .map_or("key", |k| k.salesforce.as_str()),
+                    twin.salesforce_object,
+                    twin.salesforce_id,
+                    spec.hubspot_object,
+                    twin.hubspot_id
+                );
+                skip("duplicate_in_salesforce", Some(message)).await;
+                return Err((ItemOutcome::Done, w.items));
+            }
+            let Some(s) = &w.salesforce else {
+                return Err((ItemOutcome::Done, w.items));
+            };
+            match self
+                .links
+                .relink(&twin, &twin.hubspot_id, &s.object, &s.id())
+                .await
+            {
+                Ok(l) => w.link = Some(l),
+                Err(e) => return Err((ItemOutcome::Retry(e.to_string()), w.items)),
+            }
+        }
+        let key = spec.match_key.as_ref().and_then(|k| {
+            w.hubspot
+                .as_ref()
+                .and_then(|h| k.of_hubspot(&h.properties))
+                .or_else(|| w.salesforce.as_ref().and_then(|s| k.of_salesforce(&s.row)))
+        });
+        if let (None, None, Some(k)) = (&w.link, &key, &spec.match_key) {
+            skip(k.kind.missing_code(), Some(k.missing_message(&spec.name))).await;
+            return Err((ItemOutcome::Done, w.items));
+        }
+        let creating = w.hubspot.is_none() || w.salesforce.is_none();
+        let claim_key = key
+            .as_ref()
+            .filter(|_| creating)
+            .map(|k| spec.claim_key(k));
+        if let Some(k) = &claim_key {
+            match self.claims.claim(k, &self.worker, CLAIM_TTL_MS, now).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    let why = format!("another worker is creating {k}");
+                    return Err((ItemOutcome::Retry(why), w.items));
+                }
+                Err(e) => return Err((ItemOutcome::Retry(e.to_string()), w.items)),
+            }
+        }
+        let sobject = match &w.salesforce {
+            Some(s) => s.object.clone(),
+            None => run.hooks.create_as(spec, &w),
+        };
+        let meta = self.pair_meta(&spec.hubspot_object, &sobject).await;
+        let release = |claim_key: Option<String>| async move {
+            if let Some(k) = claim_key {
+                let _ = self.claims.release(&k, &self.worker).await;
+            }
+        };
+        let rules = match MergeRules::new(&self.config, &spec.name, &sobject, &meta, &self.owners) {
+            Ok(r) => r,
+            Err(e) => {
+                release(claim_key).await;
+                return Err((ItemOutcome::Retry(e.to_string()), w.items));
+            }
+        };
+        let salesforce = w
+            .salesforce
+            .as_ref()
+            .map(|s| run.hooks.salesforce_snapshot(s))
+            .unwrap_or_default();
+        let hubspot = w.hubspot.as_ref().map(hubspot_snapshot).unwrap_or_default();
+        let last = w.link.as_ref().map(|l| &l.last_synced);
+        let plan = merge_fields(&rules, &hubspot, &salesforce, last);
+        let note = match run.hooks.check_plan(&plan, creating) {
+            PlanCheck::Go => None,
+            PlanCheck::Note {
+                code,
+                field,
+                message,
+            } => Some((code, field, message)),
+            PlanCheck::Skip {
+                code,
+                field,
+                message,
+            } => {
+                release(claim_key).await;
+                let mut event = self.event(item, from, Outcome::Skipped, now);
+                event.code = Some(code.to_owned());
+                event.field = Some(field);
+                event.message = Some(message);
+                self.record(event).await;
+                return Err((ItemOutcome::Done, w.items));
+            }
+        };
+        let mut planned = Planned::from_plan(w, &plan, &hubspot, &salesforce, from, sobject);
+        planned.claim_key = claim_key;
+        planned.key = key;
+        planned.note = note;
+        Ok(planned)
+    }
+}
