@@ -5,8 +5,8 @@
 use crmsync_shared::adapters::hubspot::HubSpotClient;
 use crmsync_shared::adapters::salesforce::SalesforceClient;
 use crmsync_shared::domain::config::ValidatedConfig;
-use crmsync_shared::local::env::Connections;
 use crmsync_shared::domain::pair::pairs_of;
+use crmsync_shared::local::env::Connections;
 use serde_json::{Value, json};
 
 use crate::CliError;
@@ -71,7 +71,10 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
 
     let mut wanted: Vec<(String, String, bool)> = Vec::new();
     for pair in &pairs {
-        let mappings = config.pair(&pair.name).map(|p| p.fields()).unwrap_or_default();
+        let mappings = config
+            .pair(&pair.name)
+            .map(|p| p.fields())
+            .unwrap_or_default();
         for sobject in &pair.sobjects {
             wanted.push((sobject.clone(), pair.hubspot_id_field.clone(), true));
             for f in mappings {

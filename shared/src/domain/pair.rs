@@ -227,7 +227,9 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
                 kind: KeyKind::Email,
                 hubspot_unique: true,
             }),
-            lookups: account_lookup(config, "AccountId", "Contact").into_iter().collect(),
+            lookups: account_lookup(config, "AccountId", "Contact")
+                .into_iter()
+                .collect(),
             junctions: Vec::new(),
         });
     }

@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::Pipeline;
 use super::pairs::{PairRun, Verdict};
 use super::work::{Record, Work};
-use super::Pipeline;
 use crate::domain::Side;
 
 /// Per object pair: what would happen, by kind, with counts.
@@ -70,7 +70,10 @@ impl Pipeline {
             for row in rows.into_iter().filter_map(|r| r.as_object().cloned()) {
                 let record = Record::new(sobject, row);
                 by_id.insert(short(&record.id()), record.clone());
-                let Some(key) = spec.match_key.as_ref().and_then(|k| k.of_salesforce(&record.row))
+                let Some(key) = spec
+                    .match_key
+                    .as_ref()
+                    .and_then(|k| k.of_salesforce(&record.row))
                 else {
                     continue;
                 };
@@ -84,7 +87,10 @@ impl Pipeline {
                 };
                 if let Some(l) = loser {
                     by_id.remove(&short(&l.id()));
-                    plan.add(pair, format!("skip Salesforce {} (duplicate key)", l.object));
+                    plan.add(
+                        pair,
+                        format!("skip Salesforce {} (duplicate key)", l.object),
+                    );
                 }
             }
         }
@@ -105,7 +111,10 @@ impl Pipeline {
                 let id = h.properties.get(property).and_then(Value::as_str)?;
                 by_id.get(&short(id))
             });
-            let key = spec.match_key.as_ref().and_then(|k| k.of_hubspot(&h.properties));
+            let key = spec
+                .match_key
+                .as_ref()
+                .and_then(|k| k.of_hubspot(&h.properties));
             let found = named.or_else(|| key.as_ref().and_then(|k| by_key.get(k)));
             if let Some(s) = found {
                 plan.add(pair, format!("link with Salesforce {}", s.object));
@@ -125,10 +134,15 @@ impl Pipeline {
                 ..Work::default()
             };
             match run.hooks.admit(&work) {
-                Verdict::Skip { code, .. } => plan.add(pair, format!("skip HubSpot record ({code})")),
+                Verdict::Skip { code, .. } => {
+                    plan.add(pair, format!("skip HubSpot record ({code})"))
+                }
                 Verdict::Go => plan.add(
                     pair,
-                    format!("create in Salesforce as {}", run.hooks.create_as(spec, &work)),
+                    format!(
+                        "create in Salesforce as {}",
+                        run.hooks.create_as(spec, &work)
+                    ),
                 ),
             }
         }
@@ -145,7 +159,12 @@ impl Pipeline {
             {
                 continue;
             }
-            if let (Some(k), None) = (&spec.match_key, spec.match_key.as_ref().and_then(|k| k.of_salesforce(&s.row))) {
+            if let (Some(k), None) = (
+                &spec.match_key,
+                spec.match_key
+                    .as_ref()
+                    .and_then(|k| k.of_salesforce(&s.row)),
+            ) {
                 plan.add(
                     pair,
                     format!("skip Salesforce {} ({})", s.object, k.kind.missing_code()),

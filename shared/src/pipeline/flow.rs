@@ -69,7 +69,11 @@ impl Pipeline {
         if let Some(key) = &spec.match_key {
             push_unique(&mut fields, &key.salesforce);
         }
-        for l in spec.lookups.iter().filter(|l| l.on.iter().any(|o| o == sobject)) {
+        for l in spec
+            .lookups
+            .iter()
+            .filter(|l| l.on.iter().any(|o| o == sobject))
+        {
             push_unique(&mut fields, &l.field);
         }
         for f in run.hooks.salesforce_fields(sobject) {
@@ -170,8 +174,7 @@ impl Pipeline {
         let synced = super::lookups::Synced::of(&planned);
         self.finish(&run.spec.name, items, planned, outcomes, now)
             .await;
-        self.sync_lookups(run, items, synced, outcomes, depth)
-            .await;
+        self.sync_lookups(run, items, synced, outcomes, depth).await;
         Ok(())
     }
 
@@ -213,8 +216,7 @@ impl Pipeline {
         let records = self.read_hubspot(run, &hs_ids, None).await?;
         let mut works = self.hubspot_works(run, items, &records, now).await?;
         for sobject in &run.spec.sobjects {
-            let mine =
-                |i: &&WorkItem| i.side == Side::Salesforce.as_str() && &i.object == sobject;
+            let mine = |i: &&WorkItem| i.side == Side::Salesforce.as_str() && &i.object == sobject;
             let mut ids: Vec<String> = Vec::new();
             for i in items.iter().filter(mine) {
                 push_unique(&mut ids, &i.id);
@@ -334,8 +336,15 @@ impl Pipeline {
         } else {
             "deleted_in_salesforce"
         };
-        self.note(item, Side::Salesforce, Outcome::Skipped, Some(code), None, now)
-            .await;
+        self.note(
+            item,
+            Side::Salesforce,
+            Outcome::Skipped,
+            Some(code),
+            None,
+            now,
+        )
+        .await;
         Ok(())
     }
 }

@@ -211,7 +211,12 @@ impl Pipeline {
                         .and_then(|s| s.last.code)
                         .map(|c| format!(" (its last sync: {c})"))
                         .unwrap_or_default();
-                    let mut event = self.event(&items[first], synced[n].from, Outcome::Skipped, self.clock.now_ms());
+                    let mut event = self.event(
+                        &items[first],
+                        synced[n].from,
+                        Outcome::Skipped,
+                        self.clock.now_ms(),
+                    );
                     event.code = Some("waiting_for_related".into());
                     event.message = Some(format!(
                         "{} {} {} is not synced with {target} yet{why}; retried until it is",
@@ -235,7 +240,10 @@ impl Pipeline {
         synced: &[Synced],
         which: &[usize],
     ) -> Result<Missing, String> {
-        let ids: Vec<String> = which.iter().map(|&n| synced[n].hubspot_id.clone()).collect();
+        let ids: Vec<String> = which
+            .iter()
+            .map(|&n| synced[n].hubspot_id.clone())
+            .collect();
         let current = self
             .hubspot
             .associations(&run.spec.hubspot_object, &lookup.target_hubspot, &ids)
@@ -321,7 +329,10 @@ impl Pipeline {
         synced: &[Synced],
         which: &[usize],
     ) -> Result<Missing, String> {
-        let ids: Vec<String> = which.iter().map(|&n| synced[n].hubspot_id.clone()).collect();
+        let ids: Vec<String> = which
+            .iter()
+            .map(|&n| synced[n].hubspot_id.clone())
+            .collect();
         let associated = self
             .hubspot
             .associations(&run.spec.hubspot_object, &junction.target_hubspot, &ids)
@@ -405,7 +416,11 @@ impl Pipeline {
             associate.sort();
             associate.dedup();
             self.hubspot
-                .associate(&run.spec.hubspot_object, &junction.target_hubspot, &associate)
+                .associate(
+                    &run.spec.hubspot_object,
+                    &junction.target_hubspot,
+                    &associate,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
         }

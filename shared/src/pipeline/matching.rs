@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
+use super::Pipeline;
 use super::flow::same_sf_id;
 use super::pairs::PairRun;
 use super::work::{Record, Work, merge_same_pairs};
-use super::Pipeline;
 use crate::domain::pair::{KeyKind, MatchKey};
 use crate::ports::HsRecord;
 
@@ -153,7 +153,11 @@ impl Pipeline {
         let mut keys: Vec<String> = works
             .iter()
             .filter(|w| unlinked_hubspot(w))
-            .filter_map(|w| w.hubspot.as_ref().and_then(|h| key.of_hubspot(&h.properties)))
+            .filter_map(|w| {
+                w.hubspot
+                    .as_ref()
+                    .and_then(|h| key.of_hubspot(&h.properties))
+            })
             .collect();
         keys.sort();
         keys.dedup();
@@ -162,7 +166,10 @@ impl Pipeline {
         }
         let found = self.salesforce_by_key(run, key, &keys).await?;
         for w in works.iter_mut().filter(|w| unlinked_hubspot(w)) {
-            let k = w.hubspot.as_ref().and_then(|h| key.of_hubspot(&h.properties));
+            let k = w
+                .hubspot
+                .as_ref()
+                .and_then(|h| key.of_hubspot(&h.properties));
             let Some(best) = k.and_then(|k| found.get(&k)).and_then(|t| t.first()) else {
                 continue;
             };
@@ -265,9 +272,15 @@ impl Pipeline {
         let unlinked = |w: &Work| w.link.is_none() && w.hubspot.is_none() && w.salesforce.is_some();
         let key_of = |w: &Work| {
             let key = spec.match_key.as_ref()?;
-            w.salesforce.as_ref().and_then(|s| key.of_salesforce(&s.row))
+            w.salesforce
+                .as_ref()
+                .and_then(|s| key.of_salesforce(&s.row))
         };
-        let keys: Vec<String> = works.iter().filter(|w| unlinked(w)).filter_map(key_of).collect();
+        let keys: Vec<String> = works
+            .iter()
+            .filter(|w| unlinked(w))
+            .filter_map(key_of)
+            .collect();
         let ids: Vec<(String, String)> = works
             .iter()
             .filter(|w| unlinked(w))
@@ -285,7 +298,9 @@ impl Pipeline {
             _ => self.search_hubspot(run, &ids, &keys).await?,
         };
         for w in works.iter_mut().filter(|w| unlinked(w)) {
-            let Some(s) = w.salesforce.clone() else { continue };
+            let Some(s) = w.salesforce.clone() else {
+                continue;
+            };
             let id = s.id();
             let by_id = spec.salesforce_id_property(&s.object).and_then(|p| {
                 found.iter().find(|h| {
@@ -345,7 +360,8 @@ impl Pipeline {
         if groups.is_empty() {
             return Ok(Vec::new());
         }
-        let body = json!({"filterGroups": groups, "properties": self.pair_properties(run), "limit": 200});
+        let body =
+            json!({"filterGroups": groups, "properties": self.pair_properties(run), "limit": 200});
         self.hubspot
             .search(&spec.hubspot_object, &body)
             .await

@@ -323,7 +323,13 @@ impl Pipeline {
     }
 
     /// An outcome of the record `item` names, whose change came from `from`.
-    pub(crate) fn event(&self, item: &WorkItem, from: Side, outcome: Outcome, at: i64) -> SyncEvent {
+    pub(crate) fn event(
+        &self,
+        item: &WorkItem,
+        from: Side,
+        outcome: Outcome,
+        at: i64,
+    ) -> SyncEvent {
         SyncEvent {
             record: record_ref(item),
             direction: flow_name(from).to_owned(),
@@ -362,7 +368,8 @@ impl Pipeline {
     ) -> ItemOutcome {
         let Some(e) = error else {
             let code = Some("UNKNOWN_ERROR");
-            self.note(item, from, Outcome::Failed, code, None, now).await;
+            self.note(item, from, Outcome::Failed, code, None, now)
+                .await;
             return ItemOutcome::Done;
         };
         if e.class == ErrorClass::Retryable {

@@ -43,7 +43,8 @@ impl Pipeline {
             let Some(meta) = metas.get(&s.object) else {
                 continue;
             };
-            let Ok(rules) = MergeRules::new(&self.config, &spec.name, &s.object, meta, &self.owners)
+            let Ok(rules) =
+                MergeRules::new(&self.config, &spec.name, &s.object, meta, &self.owners)
             else {
                 continue;
             };
@@ -150,10 +151,7 @@ impl Pipeline {
             return Err((ItemOutcome::Done, w.items));
         }
         let creating = w.hubspot.is_none() || w.salesforce.is_none();
-        let claim_key = key
-            .as_ref()
-            .filter(|_| creating)
-            .map(|k| spec.claim_key(k));
+        let claim_key = key.as_ref().filter(|_| creating).map(|k| spec.claim_key(k));
         if let Some(k) = &claim_key {
             match self.claims.claim(k, &self.worker, CLAIM_TTL_MS, now).await {
                 Ok(true) => {}

@@ -449,13 +449,15 @@ impl Pipeline {
         now: i64,
     ) {
         for &n in which {
-            planned[n].outcome = Some(if error.class == ErrorClass::RecordLevel && which.len() == 1 {
-                let item = &items[planned[n].first_item()];
-                self.hubspot_failed(item, planned[n].from, &error.code, &error.message, now)
-                    .await
-            } else {
-                ItemOutcome::Retry(error.to_string())
-            });
+            planned[n].outcome = Some(
+                if error.class == ErrorClass::RecordLevel && which.len() == 1 {
+                    let item = &items[planned[n].first_item()];
+                    self.hubspot_failed(item, planned[n].from, &error.code, &error.message, now)
+                        .await
+                } else {
+                    ItemOutcome::Retry(error.to_string())
+                },
+            );
         }
     }
 

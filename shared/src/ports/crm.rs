@@ -204,12 +204,7 @@ pub trait SalesforceApi: Send + Sync {
         ids: &[String],
         fields: &[&str],
     ) -> Result<Vec<Option<Value>>, CrmError>;
-    async fn deleted(
-        &self,
-        object: &str,
-        start: &str,
-        end: &str,
-    ) -> Result<Vec<String>, CrmError>;
+    async fn deleted(&self, object: &str, start: &str, end: &str) -> Result<Vec<String>, CrmError>;
     async fn describe(&self, object: &str) -> Result<Value, CrmError>;
     /// Fails with a budget error once usage passed the configured ceiling.
     fn check_budget(&self) -> Result<(), CrmError>;
@@ -222,4 +217,3 @@ pub trait SalesforceApi: Send + Sync {
         None
     }
 }
-

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use crate::secret::Secret;
 pub use limiter::RateLimiter;
 pub use retry::RetryPolicy;
-pub use crate::secret::Secret;
 
 pub use crate::ports::crm::ErrorClass;
 

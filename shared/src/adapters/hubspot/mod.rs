@@ -5,8 +5,8 @@
 
 mod error;
 mod objects;
-mod portal;
 mod port;
+mod portal;
 mod search;
 
 use std::sync::{Arc, Mutex};

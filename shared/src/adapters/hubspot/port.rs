@@ -31,14 +31,18 @@ impl HubSpotApi for HubSpotClient {
         with_history: &[&str],
         id_property: Option<&str>,
     ) -> Result<Vec<HsRecord>, CrmError> {
-        HubSpotClient::batch_read(self, object, ids, properties, with_history, id_property).await.map_err(CrmError::from)
+        HubSpotClient::batch_read(self, object, ids, properties, with_history, id_property)
+            .await
+            .map_err(CrmError::from)
     }
     async fn batch_update(
         &self,
         object: &str,
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, CrmError> {
-        HubSpotClient::batch_update(self, object, inputs).await.map_err(CrmError::from)
+        HubSpotClient::batch_update(self, object, inputs)
+            .await
+            .map_err(CrmError::from)
     }
     async fn batch_upsert(
         &self,
@@ -46,17 +50,23 @@ impl HubSpotApi for HubSpotClient {
         id_property: &str,
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, CrmError> {
-        HubSpotClient::batch_upsert(self, object, id_property, inputs).await.map_err(CrmError::from)
+        HubSpotClient::batch_upsert(self, object, id_property, inputs)
+            .await
+            .map_err(CrmError::from)
     }
     async fn batch_create(
         &self,
         object: &str,
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, CrmError> {
-        HubSpotClient::batch_create(self, object, inputs).await.map_err(CrmError::from)
+        HubSpotClient::batch_create(self, object, inputs)
+            .await
+            .map_err(CrmError::from)
     }
     async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), CrmError> {
-        HubSpotClient::batch_archive(self, object, ids).await.map_err(CrmError::from)
+        HubSpotClient::batch_archive(self, object, ids)
+            .await
+            .map_err(CrmError::from)
     }
     async fn changed_since(
         &self,
@@ -64,7 +74,9 @@ impl HubSpotApi for HubSpotClient {
         since_ms: i64,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, CrmError> {
-        HubSpotClient::changed_since(self, object, since_ms, properties).await.map_err(CrmError::from)
+        HubSpotClient::changed_since(self, object, since_ms, properties)
+            .await
+            .map_err(CrmError::from)
     }
     async fn list_page(
         &self,
@@ -73,7 +85,9 @@ impl HubSpotApi for HubSpotClient {
         archived: bool,
         after: Option<&str>,
     ) -> Result<(Vec<HsRecord>, Option<String>), CrmError> {
-        HubSpotClient::list_page(self, object, properties, archived, after).await.map_err(CrmError::from)
+        HubSpotClient::list_page(self, object, properties, archived, after)
+            .await
+            .map_err(CrmError::from)
     }
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError> {
         Ok(HubSpotClient::search(self, object, body).await?.records)
@@ -82,13 +96,17 @@ impl HubSpotApi for HubSpotClient {
         HubSpotClient::owners(self).await.map_err(CrmError::from)
     }
     async fn properties(&self, object: &str) -> Result<Vec<Value>, CrmError> {
-        HubSpotClient::properties(self, object).await.map_err(CrmError::from)
+        HubSpotClient::properties(self, object)
+            .await
+            .map_err(CrmError::from)
     }
     fn calls_made(&self) -> u64 {
         self.calls().total()
     }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, CrmError> {
-        HubSpotClient::list_members(self, list_id).await.map_err(CrmError::from)
+        HubSpotClient::list_members(self, list_id)
+            .await
+            .map_err(CrmError::from)
     }
     async fn associations(
         &self,
@@ -96,7 +114,9 @@ impl HubSpotApi for HubSpotClient {
         to: &str,
         ids: &[String],
     ) -> Result<Vec<(String, Vec<String>)>, CrmError> {
-        HubSpotClient::associations(self, from, to, ids).await.map_err(CrmError::from)
+        HubSpotClient::associations(self, from, to, ids)
+            .await
+            .map_err(CrmError::from)
     }
     async fn associate(
         &self,
@@ -104,7 +124,8 @@ impl HubSpotApi for HubSpotClient {
         to: &str,
         pairs: &[(String, String)],
     ) -> Result<(), CrmError> {
-        HubSpotClient::associate(self, from, to, pairs).await.map_err(CrmError::from)
+        HubSpotClient::associate(self, from, to, pairs)
+            .await
+            .map_err(CrmError::from)
     }
 }
-

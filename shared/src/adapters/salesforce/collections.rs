@@ -29,11 +29,7 @@ impl RecordResult {
     }
 
     fn retryable(&self) -> bool {
-        !self.errors.is_empty()
-            && self
-                .errors
-                .iter()
-                .all(|e| e.class == ErrorClass::Retryable)
+        !self.errors.is_empty() && self.errors.iter().all(|e| e.class == ErrorClass::Retryable)
     }
 }
 

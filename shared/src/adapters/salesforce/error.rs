@@ -28,7 +28,6 @@ impl SfErrorItem {
                 .unwrap_or_default(),
         }
     }
-
 }
 
 /// The class of one Salesforce error code.

@@ -30,28 +30,36 @@ impl From<SalesforceError> for CrmError {
 #[async_trait]
 impl SalesforceApi for SalesforceClient {
     async fn query(&self, soql: &str, all: bool) -> Result<Vec<Value>, CrmError> {
-        SalesforceClient::query(self, soql, all).await.map_err(CrmError::from)
+        SalesforceClient::query(self, soql, all)
+            .await
+            .map_err(CrmError::from)
     }
     async fn composite_queries(
         &self,
         queries: &[(String, String)],
         include_deleted: bool,
     ) -> Result<HashMap<String, Vec<Value>>, CrmError> {
-        SalesforceClient::composite_queries(self, queries, include_deleted).await.map_err(CrmError::from)
+        SalesforceClient::composite_queries(self, queries, include_deleted)
+            .await
+            .map_err(CrmError::from)
     }
     async fn create(
         &self,
         rows: &[(String, Map<String, Value>)],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, CrmError> {
-        SalesforceClient::create(self, rows, all_or_none).await.map_err(CrmError::from)
+        SalesforceClient::create(self, rows, all_or_none)
+            .await
+            .map_err(CrmError::from)
     }
     async fn update(
         &self,
         rows: &[(String, Map<String, Value>)],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, CrmError> {
-        SalesforceClient::update(self, rows, all_or_none).await.map_err(CrmError::from)
+        SalesforceClient::update(self, rows, all_or_none)
+            .await
+            .map_err(CrmError::from)
     }
     async fn upsert(
         &self,
@@ -60,7 +68,9 @@ impl SalesforceApi for SalesforceClient {
         rows: &[Map<String, Value>],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, CrmError> {
-        SalesforceClient::upsert(self, object, external_id_field, rows, all_or_none).await.map_err(CrmError::from)
+        SalesforceClient::upsert(self, object, external_id_field, rows, all_or_none)
+            .await
+            .map_err(CrmError::from)
     }
     async fn retrieve(
         &self,
@@ -68,18 +78,19 @@ impl SalesforceApi for SalesforceClient {
         ids: &[String],
         fields: &[&str],
     ) -> Result<Vec<Option<Value>>, CrmError> {
-        SalesforceClient::retrieve(self, object, ids, fields).await.map_err(CrmError::from)
+        SalesforceClient::retrieve(self, object, ids, fields)
+            .await
+            .map_err(CrmError::from)
     }
-    async fn deleted(
-        &self,
-        object: &str,
-        start: &str,
-        end: &str,
-    ) -> Result<Vec<String>, CrmError> {
-        SalesforceClient::deleted(self, object, start, end).await.map_err(CrmError::from)
+    async fn deleted(&self, object: &str, start: &str, end: &str) -> Result<Vec<String>, CrmError> {
+        SalesforceClient::deleted(self, object, start, end)
+            .await
+            .map_err(CrmError::from)
     }
     async fn describe(&self, object: &str) -> Result<Value, CrmError> {
-        SalesforceClient::describe(self, object).await.map_err(CrmError::from)
+        SalesforceClient::describe(self, object)
+            .await
+            .map_err(CrmError::from)
     }
     fn check_budget(&self) -> Result<(), CrmError> {
         SalesforceClient::check_budget(self).map_err(CrmError::from)

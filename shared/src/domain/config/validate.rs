@@ -32,7 +32,31 @@ pub enum Feature {
     InclusionList,
     InclusionFilter,
     StateCountryConversion,
+    /// The org's own State/Country picklist values, read from describe.
+    CustomizedStateCountryPicklists,
     DeleteContactOnSalesforceDelete,
+}
+
+impl Feature {
+    /// What the feature is, as an admin reads it in a refusal.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Feature::Contacts => "contact sync",
+            Feature::Companies => "company sync",
+            Feature::Deals => "deal sync",
+            Feature::Tickets => "ticket <-> case sync",
+            Feature::Activities => "activity sync (engagements -> tasks)",
+            Feature::CustomObjects => "custom object sync",
+            Feature::LifecycleFromOpportunities => "lifecycle stages from opportunities",
+            Feature::InclusionList => "the inclusion list",
+            Feature::InclusionFilter => "the inclusion filter",
+            Feature::StateCountryConversion => "state/country conversion",
+            Feature::CustomizedStateCountryPicklists => {
+                "customized State/Country picklists (the org's own values)"
+            }
+            Feature::DeleteContactOnSalesforceDelete => "deleting contacts on Salesforce deletion",
+        }
+    }
 }
 
 /// What the engine acts on. A configuration that switches on anything else is refused,
@@ -43,8 +67,9 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Everything this build acts on. The merge core implements every pair and setting
-    /// of the configuration; when a runtime lacks one, it narrows this list.
+    /// Everything this build's pipeline carries out. Tickets, activities, lifecycle
+    /// stages from opportunities and customized State/Country picklists are not here
+    /// yet: a configuration that switches them on is refused, naming the key.
     pub fn current() -> Self {
         use Feature::*;
         Capabilities {
@@ -52,10 +77,7 @@ impl Capabilities {
                 Contacts,
                 Companies,
                 Deals,
-                Tickets,
-                Activities,
                 CustomObjects,
-                LifecycleFromOpportunities,
                 InclusionList,
                 InclusionFilter,
                 StateCountryConversion,
@@ -108,6 +130,11 @@ fn features_used(c: &SyncConfig) -> Vec<(Feature, String)> {
         "contacts.state_country.hubspot_values",
     );
     on(
+        c.contacts.state_country.salesforce_picklists == PicklistMode::Customized,
+        Feature::CustomizedStateCountryPicklists,
+        "contacts.state_country.salesforce_picklists",
+    );
+    on(
         c.contacts.on_salesforce_delete == SalesforceDeleteRule::DeleteContact,
         Feature::DeleteContactOnSalesforceDelete,
         "contacts.on_salesforce_delete",
@@ -122,7 +149,8 @@ pub(super) fn validate(c: &SyncConfig, capabilities: &Capabilities) -> Vec<Confi
             errors.push(ConfigError::new(
                 path,
                 format!(
-                    "{feature:?} is not implemented by this version of crmsync yet; switch it off"
+                    "{} is not implemented by this version of crmsync yet; switch it off",
+                    feature.describe()
                 ),
             ));
         }
@@ -303,6 +331,43 @@ fn check_custom_objects(c: &SyncConfig, errors: &mut Vec<ConfigError>) {
                     o.salesforce_object
                 ),
             ));
+        }
+        if !o.hubspot_id_field.is_empty() && !o.hubspot_id_field.ends_with("__c") {
+            errors.push(ConfigError::new(
+                format!("{path}.hubspot_id_field"),
+                format!(
+                    "expected a custom External ID field ending in __c, got \"{}\"",
+                    o.hubspot_id_field
+                ),
+            ));
+        }
+        for (k, l) in o.lookups.iter().enumerate() {
+            let at = format!("{path}.lookups[{k}].pair");
+            match c.pair(&l.pair) {
+                None => errors.push(ConfigError::new(
+                    at,
+                    format!("no object pair \"{}\" in the configuration", l.pair),
+                )),
+                Some(t) if !t.enabled() => errors.push(ConfigError::new(
+                    at,
+                    format!(
+                        "pair \"{}\" is not enabled, so nothing could be linked",
+                        l.pair
+                    ),
+                )),
+                Some(t) if t.salesforce_objects().len() != 1 => errors.push(ConfigError::new(
+                    at,
+                    format!(
+                        "a lookup points at one sObject; \"{}\" syncs with {}",
+                        l.pair,
+                        t.salesforce_objects().join(" and ")
+                    ),
+                )),
+                Some(t) if t.name() == o.name => {
+                    errors.push(ConfigError::new(at, "a pair cannot look itself up"))
+                }
+                Some(_) => {}
+            }
         }
     }
 }

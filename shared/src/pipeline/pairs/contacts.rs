@@ -78,7 +78,12 @@ impl PairHooks for Contacts {
             };
         }
         if let (Some(h), None) = (&work.hubspot, &work.salesforce)
-            && self.settings.inclusion.admits(&h.properties).or(work.in_list) == Some(false)
+            && self
+                .settings
+                .inclusion
+                .admits(&h.properties)
+                .or(work.in_list)
+                == Some(false)
         {
             return Verdict::Skip {
                 code: "outside_inclusion",

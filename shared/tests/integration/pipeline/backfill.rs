@@ -142,7 +142,9 @@ async fn the_dry_run_plans_and_writes_nothing() {
     assert_eq!(contacts["link with Salesforce Contact"], 1);
     assert_eq!(contacts["create in Salesforce as Lead"], 1);
     assert_eq!(contacts["create in HubSpot from Salesforce Lead"], 1);
-    assert_eq!(contacts["skip HubSpot contact (no email)"], 1);
+    assert_eq!(contacts["skip HubSpot record (no_email)"], 1);
+    // Every enabled pair is planned, even with nothing to do.
+    assert!(plan.pairs.contains_key("companies") && plan.pairs.contains_key("deals"));
     assert_eq!(w.integration_writes().await, before, "nothing written");
 }
 
