@@ -55,6 +55,11 @@ pub fn default_type(from: &str, to: &str) -> Option<(u32, Option<u32>)> {
         ("contacts", "notes") => (201, None),
         ("tasks", "contacts") => (204, None),
         ("contacts", "tasks") => (203, None),
+        // The portal's custom objects, with the type ids their schemas define.
+        ("p_machines", "companies") => (711, None),
+        ("companies", "p_machines") => (712, None),
+        ("p_subscriptions", "companies") => (713, None),
+        ("companies", "p_subscriptions") => (714, None),
         _ => return None,
     })
 }
@@ -100,6 +105,7 @@ fn announce(
             property: None,
             merge: None,
             association: Some(change),
+            object_type_id: None,
             at_ms: now,
             source: Source::Integration,
         });

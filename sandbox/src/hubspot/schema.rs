@@ -25,8 +25,10 @@ pub const LIFECYCLE_STAGES: [&str; 8] = [
     "other",
 ];
 
-/// The custom object every portal has: machines, `2-1001` / `p_machines`.
+/// The custom objects every portal has: machines, `2-1001` / `p_machines`, and
+/// subscriptions, `2-1002` / `p_subscriptions`.
 pub const CUSTOM_OBJECT: (&str, &str) = ("p_machines", "2-1001");
+pub const SECOND_CUSTOM_OBJECT: (&str, &str) = ("p_subscriptions", "2-1002");
 
 fn prop(name: &str, ty: PropType) -> PropertyDef {
     PropertyDef {
@@ -163,11 +165,16 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
         ],
     ));
     tasks.push(enumeration("hs_task_priority", &["LOW", "MEDIUM", "HIGH"]));
-    let mut machines = text(&["model", "salesforcemachineid"]);
+    let mut machines = text(&["name", "model", "salesforcemachineid"]);
     let mut serial = prop("serial_number", PropType::String);
     serial.unique = true;
     machines.push(serial);
     machines.push(prop("purchase_date", PropType::Date));
+    let mut subscriptions = text(&["name", "plan", "salesforcesubscriptionid"]);
+    let mut code = prop("subscription_code", PropType::String);
+    code.unique = true;
+    subscriptions.push(code);
+    subscriptions.push(prop("seats", PropType::Number));
     vec![
         (
             kind(
@@ -235,6 +242,15 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
                 &OBJECT_DEFAULTS,
             ),
             machines,
+        ),
+        (
+            kind(
+                SECOND_CUSTOM_OBJECT.0,
+                SECOND_CUSTOM_OBJECT.1,
+                "P_SUBSCRIPTIONS",
+                &OBJECT_DEFAULTS,
+            ),
+            subscriptions,
         ),
     ]
 }

@@ -427,6 +427,8 @@ pub struct ChangeEvent {
     pub merge: Option<(u64, Vec<u64>, u64)>,
     /// For association changes.
     pub association: Option<AssociationChange>,
+    /// Custom objects' events are `object.*` and name the type by its id (`2-1001`).
+    pub object_type_id: Option<String>,
     pub at_ms: i64,
     pub source: Source,
 }
@@ -442,12 +444,14 @@ pub struct AssociationChange {
     pub primary: bool,
 }
 
-/// The webhook object name of a path name, for the types webhooks cover.
+/// The webhook object name of a path name, for the types webhooks cover: contacts,
+/// companies, deals, and custom objects (HubSpot's generic `object.*` subscriptions).
 fn webhook_object(type_name: &str) -> Option<&'static str> {
     match type_name {
         "contacts" => Some("contact"),
         "companies" => Some("company"),
         "deals" => Some("deal"),
+        t if t.starts_with("p_") => Some("object"),
         _ => None,
     }
 }
@@ -511,7 +515,10 @@ impl Portal {
             .map(String::as_str)
             .unwrap_or(type_name);
         if let Some(object) = webhook_object(canonical) {
-            let change = event(object);
+            let mut change = event(object);
+            if object == "object" {
+                change.object_type_id = self.objects.get(canonical).map(|o| o.kind.type_id.clone());
+            }
             if change.source != Source::Import {
                 self.outbox.push(change);
             }
@@ -588,6 +595,7 @@ impl Portal {
             property: None,
             merge: None,
             association: None,
+            object_type_id: None,
             at_ms: now,
             source,
         });
@@ -694,6 +702,7 @@ impl Portal {
                 property: Some((name.to_string(), value.clone())),
                 merge: None,
                 association: None,
+                object_type_id: None,
                 at_ms: now,
                 source,
             });
@@ -732,6 +741,7 @@ impl Portal {
             property: None,
             merge: None,
             association: None,
+            object_type_id: None,
             at_ms: now,
             source,
         });
@@ -837,6 +847,7 @@ impl Portal {
             property: None,
             merge: Some((a, vec![b], new_id)),
             association: None,
+            object_type_id: None,
             at_ms: now,
             source,
         });

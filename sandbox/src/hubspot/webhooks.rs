@@ -109,6 +109,9 @@ impl Webhooks {
             "changeSource": change.source.source_type(),
             "sourceId": change.source.source_id(),
         });
+        if let Some(type_id) = &change.object_type_id {
+            e["objectTypeId"] = json!(type_id);
+        }
         if let Some((name, value)) = &change.property {
             e["propertyName"] = json!(name);
             e["propertyValue"] = json!(value);
@@ -345,6 +348,7 @@ mod imperfection_tests {
             property: Some(("firstname".into(), "x".into())),
             merge: None,
             association: None,
+            object_type_id: None,
             at_ms: 0,
             source: Source::User(1),
         }

@@ -457,6 +457,15 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         reference("Account__c", &["Account"]),
         external_id("HubSpot_Machine_Id__c"),
     ]);
+    let mut subscription_fields = system_fields();
+    subscription_fields.extend([
+        required(len(f("Name", SfType::String), 80)),
+        external_id("Code__c"),
+        len(f("Plan__c", SfType::String), 40),
+        f("Seats__c", SfType::Int),
+        reference("Account__c", &["Account"]),
+        external_id("HubSpot_Subscription_Id__c"),
+    ]);
     let object = |name, key_prefix, fields| ObjectDef {
         name,
         key_prefix,
@@ -468,6 +477,8 @@ pub fn standard_objects() -> Vec<ObjectDef> {
     user.createable = false;
     let mut machine = object("Machine__c", "a0M", machine_fields);
     machine.custom = true;
+    let mut subscription = object("Subscription__c", "a0S", subscription_fields);
+    subscription.custom = true;
     vec![
         object("Lead", "00Q", lead_fields),
         object("Contact", "003", contact_fields),
@@ -480,6 +491,7 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         object("Campaign", "701", campaign_fields),
         object("CampaignMember", "00v", member_fields),
         machine,
+        subscription,
     ]
 }
 

@@ -51,6 +51,7 @@ impl Pipeline {
                 w.salesforce = None;
             }
         }
+        self.take_over_merged_links(run, works).await?;
         merge_same_pairs(works, &rank);
         self.read_linked_sides(run, works).await?;
         self.match_named(run, works).await?;
@@ -59,6 +60,47 @@ impl Pipeline {
         }
         self.match_salesforce_records(run, works).await?;
         merge_same_pairs(works, &rank);
+        Ok(())
+    }
+
+    /// A HubSpot merge makes one record of several: an unlinked survivor takes over a
+    /// link of the records merged into it (the one with the Salesforce id it carries
+    /// first), so the merge re-links instead of creating anything.
+    async fn take_over_merged_links(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+    ) -> Result<(), String> {
+        let spec = &run.spec;
+        for w in works.iter_mut().filter(|w| w.link.is_none()) {
+            let Some(h) = &w.hubspot else { continue };
+            let mut links = Vec::new();
+            for id in merged_ids(h).filter(|id| *id != h.id) {
+                if let Some(l) = self
+                    .links
+                    .by_hubspot(&spec.name, &id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    links.push(l);
+                }
+            }
+            let carried = |l: &crate::ports::Link| {
+                spec.salesforce_id_property(&l.salesforce_object)
+                    .and_then(|p| h.properties.get(p))
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| same_sf_id(v, &l.salesforce_id))
+            };
+            let Some(link) = links.iter().find(|l| carried(l)).or(links.first()) else {
+                continue;
+            };
+            let relinked = self
+                .links
+                .relink(link, &h.id, &link.salesforce_object, &link.salesforce_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            w.link = Some(relinked);
+        }
         Ok(())
     }
 
@@ -87,6 +129,35 @@ impl Pipeline {
             let Some(link) = w.link.clone() else { continue };
             if w.hubspot.is_none() {
                 w.hubspot = hs.iter().find(|h| h.id == link.hubspot_id).cloned();
+                // The linked record was merged: the survivor answers for it.
+                if w.hubspot.is_none()
+                    && let Some(survivor) = hs
+                        .iter()
+                        .find(|h| merged_ids(h).any(|id| id == link.hubspot_id))
+                {
+                    let taken = self
+                        .links
+                        .by_hubspot(&run.spec.name, &survivor.id)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    match taken {
+                        Some(other) => w.merged_into = Some(other),
+                        None => {
+                            let relinked = self
+                                .links
+                                .relink(
+                                    &link,
+                                    &survivor.id,
+                                    &link.salesforce_object,
+                                    &link.salesforce_id,
+                                )
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            w.link = Some(relinked);
+                        }
+                    }
+                    w.hubspot = Some(survivor.clone());
+                }
             }
             if w.salesforce.is_none() {
                 w.salesforce = sf
@@ -367,6 +438,17 @@ impl Pipeline {
             .await
             .map_err(|e| e.to_string())
     }
+}
+
+/// The ids merged into a HubSpot record (`hs_merged_object_ids`).
+fn merged_ids(h: &HsRecord) -> impl Iterator<Item = String> + '_ {
+    h.properties
+        .get("hs_merged_object_ids")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn unlinked_hubspot(w: &Work) -> bool {

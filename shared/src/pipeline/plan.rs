@@ -109,6 +109,17 @@ impl Pipeline {
             skip(code, message).await;
             return Err((ItemOutcome::Done, w.items));
         }
+        if let Some(survivor) = &w.merged_into {
+            let message = format!(
+                "its HubSpot {} was merged into {}, which is synced with Salesforce {} {}: merge the two Salesforce records too",
+                spec.hubspot_object,
+                survivor.hubspot_id,
+                survivor.salesforce_object,
+                survivor.salesforce_id
+            );
+            skip("merged_in_hubspot", Some(message)).await;
+            return Err((ItemOutcome::Done, w.items));
+        }
         if let Some(twin) = w.twin_of.clone() {
             let takes_over = w
                 .salesforce

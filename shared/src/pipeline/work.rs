@@ -63,6 +63,9 @@ pub(crate) struct Work {
     /// (a twin with the same email).
     pub twin_of: Option<Link>,
     pub items: Vec<usize>,
+    /// The HubSpot record this pair was linked with was merged into one that is
+    /// linked with another Salesforce record: (the survivor's link).
+    pub merged_into: Option<Link>,
     /// Whether the HubSpot record is in the inclusion list, when a list rule applies.
     pub in_list: Option<bool>,
     /// Which side's change brought it here.

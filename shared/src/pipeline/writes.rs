@@ -472,15 +472,28 @@ impl Pipeline {
     ) {
         for p in planned {
             let indexes = p.work.items.clone();
-            let item = &items[p.first_item()];
-            let outcome = self.finish_one(pair, item, p, now).await;
+            // Both sides' references may be in the batch: each record gets the outcome.
+            let mut answered: Vec<&WorkItem> = Vec::new();
+            for &n in &indexes {
+                let i = &items[n];
+                if !answered.iter().any(|a| a.side == i.side && a.id == i.id) {
+                    answered.push(i);
+                }
+            }
+            let outcome = self.finish_one(pair, &answered, p, now).await;
             for n in indexes {
                 outcomes[n] = outcome.clone();
             }
         }
     }
 
-    async fn finish_one(&self, pair: &str, item: &WorkItem, p: Planned, now: i64) -> ItemOutcome {
+    async fn finish_one(
+        &self,
+        pair: &str,
+        answered: &[&WorkItem],
+        p: Planned,
+        now: i64,
+    ) -> ItemOutcome {
         let release = |key: Option<String>| async move {
             if let Some(key) = key {
                 let _ = self.claims.release(&key, &self.worker).await;
@@ -531,14 +544,17 @@ impl Pipeline {
             && p.salesforce_writes.is_empty()
             && p.note.is_none();
         if !moved_nothing {
-            let mut event = self.event(item, p.from, crate::ports::Outcome::Synced, now);
-            event.changes = p.changes;
-            if let Some((code, field, message)) = p.note {
-                event.code = Some(code.to_owned());
-                event.field = Some(field);
-                event.message = Some(message);
+            for item in answered {
+                let from = super::side_of(item).unwrap_or(p.from);
+                let mut event = self.event(item, from, crate::ports::Outcome::Synced, now);
+                event.changes = p.changes.clone();
+                if let Some((code, field, message)) = &p.note {
+                    event.code = Some((*code).to_owned());
+                    event.field = Some(field.clone());
+                    event.message = Some(message.clone());
+                }
+                self.record(event).await;
             }
-            self.record(event).await;
         }
         ItemOutcome::Done
     }

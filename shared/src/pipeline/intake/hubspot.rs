@@ -67,14 +67,27 @@ pub struct Event {
     pub item: WorkItem,
 }
 
-fn object_of(subscription: &str) -> Option<&'static str> {
-    match subscription.split('.').next()? {
-        "contact" => Some("contacts"),
-        "company" => Some("companies"),
-        "deal" => Some("deals"),
-        "ticket" => Some("tickets"),
-        _ => None,
-    }
+/// The object type an event is about: standard objects by their subscription's name,
+/// custom objects (`object.*` subscriptions) by the type id the event carries.
+fn object_of(subscription: &str, event: &Value) -> Option<String> {
+    let standard = match subscription.split('.').next()? {
+        "contact" => "contacts",
+        "company" => "companies",
+        "deal" => "deals",
+        "ticket" => "tickets",
+        "object" => {
+            let id = event.get("objectTypeId").and_then(Value::as_str)?;
+            return is_custom_type_id(id).then(|| id.to_owned());
+        }
+        _ => return None,
+    };
+    Some(standard.to_owned())
+}
+
+/// `2-1234567`: the only object type ids `object.*` events name that crmsync syncs.
+fn is_custom_type_id(id: &str) -> bool {
+    id.strip_prefix("2-")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The events of a webhook body. Events of objects crmsync does not follow are
@@ -104,14 +117,14 @@ pub fn events(body: &[u8]) -> Result<Vec<Event>, WebhookError> {
                 e.get("occurredAt").unwrap_or(&Value::Null)
             ),
         };
-        let Some(object) = object_of(subscription) else {
+        let Some(object) = object_of(subscription, e) else {
             continue;
         };
         out.push(Event {
             event_id,
             item: WorkItem {
-                side: "hubspot".into(),
-                object: object.into(),
+                side: crate::domain::Side::HubSpot.as_str().into(),
+                object,
                 id,
                 origin: "webhook".into(),
             },

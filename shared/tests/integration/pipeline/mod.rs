@@ -55,6 +55,8 @@ macro_rules! both_ways {
     };
 }
 
+mod deals;
+
 async fn new_lead_appears_in_hubspot(push: bool) {
     let w = world(push, DEFAULT_TOML.to_owned()).await;
     let lead = w

@@ -1,0 +1,498 @@
+//! Deals <-> Opportunities and custom objects, on the one pair flow every pair runs:
+//! stage maps both ways, the deal's company and contact roles, unmapped stages, a
+//! custom object pair added by configuration alone (and a second one), merges, and
+//! the API cost of a batch of deals.
+
+use crmsync_shared::domain::config::DEFAULT_TOML;
+use crmsync_shared::ports::Outcome;
+use serde_json::{Value, json};
+
+use super::world::{HS_TOKEN, World};
+use super::{config, prop, world};
+
+/// A person associates two HubSpot records (v4, default type).
+async fn associate(w: &World, from: &str, id: &str, to: &str, to_id: &str) {
+    let url = format!(
+        "{}/crm/v4/objects/{from}/{id}/associations/default/{to}/{to_id}",
+        w.hs.url()
+    );
+    let r = w
+        .http
+        .put(url)
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.status().is_success(), "associate: {}", r.status());
+}
+
+/// The ids a HubSpot record is associated with.
+async fn associated(w: &World, from: &str, id: &str, to: &str) -> Vec<String> {
+    let url = format!(
+        "{}/crm/v4/objects/{from}/{id}/associations/{to}",
+        w.hs.url()
+    );
+    let v: Value = w
+        .http
+        .get(url)
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    v["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            r["toObjectId"]
+                .as_str()
+                .map(str::to_owned)
+                .or_else(|| r["toObjectId"].as_u64().map(|n| n.to_string()))
+        })
+        .collect()
+}
+
+fn id_of(v: &Value) -> String {
+    v["Id"]
+        .as_str()
+        .or_else(|| v["id"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn as_contacts() -> String {
+    config(&[(
+        "create_salesforce_as = \"lead\"",
+        "create_salesforce_as = \"contact\"",
+    )])
+}
+
+/// A deal made in HubSpot with its company and contact becomes an Opportunity on the
+/// right Account with a contact role (all three new in one sync: the company and the
+/// contact are linked first, in the same batch), and a stage change in Salesforce
+/// comes back through the stage map.
+async fn hubspot_deal_becomes_opportunity(push: bool) {
+    let w = world(push, as_contacts()).await;
+    let company = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Acme", "domain": "acme.example"}),
+        )
+        .await;
+    let contact = w
+        .hs_create(json!({"email": "ana@acme.example", "lastname": "Ana"}))
+        .await;
+    let deal = w
+        .hs_create_object(
+            "deals",
+            json!({"dealname": "Acme renewal", "dealstage": "qualifiedtobuy", "pipeline": "default", "amount": "5000", "closedate": "2025-06-30T00:00:00Z"}),
+        )
+        .await;
+    associate(&w, "deals", &deal, "companies", &company).await;
+    associate(&w, "deals", &deal, "contacts", &contact).await;
+    w.sync().await;
+
+    let opportunities = w.sf_records("Opportunity").await;
+    assert_eq!(opportunities.len(), 1, "{opportunities:?}");
+    let opp = &opportunities[0];
+    assert_eq!(opp["Name"], json!("Acme renewal"));
+    assert_eq!(opp["StageName"], json!("Qualification"));
+    assert_eq!(opp["Amount"].as_f64(), Some(5000.0));
+    assert_eq!(opp["CloseDate"], json!("2025-06-30"));
+    let accounts = w.sf_records("Account").await;
+    assert_eq!(accounts.len(), 1);
+    assert_eq!(
+        opp["AccountId"],
+        json!(id_of(&accounts[0])),
+        "on the right Account"
+    );
+    let sf_contact = id_of(&w.sf_by_email("Contact", "ana@acme.example").await[0]);
+    let roles = w.sf_records("OpportunityContactRole").await;
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    assert_eq!(roles[0]["ContactId"], json!(sf_contact));
+    assert_eq!(roles[0]["OpportunityId"], json!(id_of(opp)));
+    let deals = w.hs_objects("deals").await;
+    assert_eq!(deals.len(), 1);
+    assert_eq!(
+        prop(&deals[0], "salesforceopportunityid"),
+        &json!(id_of(opp))
+    );
+
+    w.advance(1_000);
+    w.sf_update(
+        "Opportunity",
+        &id_of(opp),
+        json!({"StageName": "Negotiation/Review"}),
+    )
+    .await;
+    w.sync().await;
+    let deals = w.hs_objects("deals").await;
+    assert_eq!(prop(&deals[0], "dealstage"), "contractsent");
+    // Syncing again writes no second role.
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    assert_eq!(w.sf_records("OpportunityContactRole").await.len(), 1);
+    assert_eq!(w.sf_records("Opportunity").await.len(), 1);
+}
+both_ways!(
+    a_hubspot_deal_becomes_an_opportunity,
+    hubspot_deal_becomes_opportunity
+);
+
+/// An Opportunity made in Salesforce becomes a deal in the default pipeline,
+/// associated with the company its Account is linked with; a contact role on it
+/// becomes a deal-contact association.
+async fn opportunity_becomes_deal(push: bool) {
+    let w = world(push, as_contacts()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Globex", "Website": "globex.example"}),
+        )
+        .await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Hank", "Email": "hank@globex.example", "AccountId": account}),
+        )
+        .await;
+    w.sync().await;
+    w.advance(1_000);
+    let opp = w
+        .sf_create(
+            "Opportunity",
+            json!({"Name": "Globex pilot", "StageName": "Prospecting", "CloseDate": "2025-07-01", "Amount": 1200, "AccountId": account}),
+        )
+        .await;
+    w.sf_create(
+        "OpportunityContactRole",
+        json!({"OpportunityId": opp, "ContactId": contact, "Role": "Decision Maker"}),
+    )
+    .await;
+    w.sync().await;
+    let deals = w.hs_objects("deals").await;
+    assert_eq!(deals.len(), 1, "{deals:?}");
+    let deal = &deals[0];
+    assert_eq!(prop(deal, "dealname"), "Globex pilot");
+    assert_eq!(prop(deal, "dealstage"), "appointmentscheduled");
+    assert_eq!(prop(deal, "pipeline"), "default");
+    assert_eq!(prop(deal, "salesforceopportunityid"), &json!(opp));
+    let deal_id = deal["id"].as_str().unwrap_or_default().to_owned();
+    let company = w
+        .hs_objects("companies")
+        .await
+        .into_iter()
+        .find(|c| prop(c, "salesforceaccountid") == &json!(account))
+        .unwrap_or_else(|| panic!("no company for the account"));
+    assert_eq!(
+        associated(&w, "deals", &deal_id, "companies").await,
+        vec![company["id"].as_str().unwrap_or_default().to_owned()]
+    );
+    let hs_contact = w
+        .hs_contact_by_email("hank@globex.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(
+        associated(&w, "deals", &deal_id, "contacts").await,
+        vec![hs_contact["id"].as_str().unwrap_or_default().to_owned()]
+    );
+    assert_eq!(
+        w.sf_records("OpportunityContactRole").await.len(),
+        1,
+        "no second role"
+    );
+}
+both_ways!(an_opportunity_becomes_a_deal, opportunity_becomes_deal);
+
+/// A stage the pipeline's map lacks is never written blank: a new Opportunity with it
+/// is not created in HubSpot, and a linked one syncs its other fields with the stage
+/// held back; both say `unmapped_stage`.
+async fn unmapped_stage(push: bool) {
+    let cfg = config(&[("\"Needs Analysis\" = \"qualifiedtobuy\"\n", "")]);
+    let w = world(push, cfg).await;
+    let lost = w
+        .sf_create(
+            "Opportunity",
+            json!({"Name": "Odd", "StageName": "Needs Analysis", "CloseDate": "2025-07-01"}),
+        )
+        .await;
+    let fine = w
+        .sf_create(
+            "Opportunity",
+            json!({"Name": "Fine", "StageName": "Prospecting", "CloseDate": "2025-07-01", "Amount": 10}),
+        )
+        .await;
+    w.sync().await;
+    let (outcome, code) = w.last_outcome("salesforce", "Opportunity", &lost).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("unmapped_stage"))
+    );
+    let deals = w.hs_objects("deals").await;
+    assert_eq!(deals.len(), 1, "only the mapped one: {deals:?}");
+
+    w.advance(1_000);
+    w.sf_update(
+        "Opportunity",
+        &fine,
+        json!({"StageName": "Needs Analysis", "Amount": 999}),
+    )
+    .await;
+    w.sync().await;
+    let deals = w.hs_objects("deals").await;
+    assert_eq!(prop(&deals[0], "amount"), "999", "the rest syncs");
+    assert_eq!(
+        prop(&deals[0], "dealstage"),
+        "appointmentscheduled",
+        "never blank"
+    );
+    let (outcome, code) = w.last_outcome("salesforce", "Opportunity", &fine).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Synced, Some("unmapped_stage"))
+    );
+}
+both_ways!(an_unmapped_stage_is_held_back_with_a_reason, unmapped_stage);
+
+const MACHINES: &str = r#"
+[[custom_objects]]
+name = "machines"
+hubspot_object = "2-1001"
+salesforce_object = "Machine__c"
+hubspot_id_field = "HubSpot_Machine_Id__c"
+salesforce_id_property = "salesforcemachineid"
+match_on = { hubspot = "serial_number", salesforce = "Serial_Number__c" }
+
+[[custom_objects.lookups]]
+salesforce = "Account__c"
+pair = "companies"
+
+[[custom_objects.fields]]
+hubspot = "name"
+salesforce = "Name"
+direction = "two_way"
+
+[[custom_objects.fields]]
+hubspot = "serial_number"
+salesforce = "Serial_Number__c"
+direction = "two_way"
+
+[[custom_objects.fields]]
+hubspot = "model"
+salesforce = "Model__c"
+"#;
+
+const SUBSCRIPTIONS: &str = r#"
+[[custom_objects]]
+name = "subscriptions"
+hubspot_object = "2-1002"
+salesforce_object = "Subscription__c"
+hubspot_id_field = "HubSpot_Subscription_Id__c"
+salesforce_id_property = "salesforcesubscriptionid"
+match_on = { hubspot = "subscription_code", salesforce = "Code__c" }
+
+[[custom_objects.lookups]]
+salesforce = "Account__c"
+pair = "companies"
+
+[[custom_objects.fields]]
+hubspot = "name"
+salesforce = "Name"
+
+[[custom_objects.fields]]
+hubspot = "subscription_code"
+salesforce = "Code__c"
+
+[[custom_objects.fields]]
+hubspot = "seats"
+salesforce = "Seats__c"
+direction = "two_way"
+"#;
+
+async fn custom_world(push: bool, pairs: &[&str]) -> World {
+    let w = world(push, format!("{DEFAULT_TOML}{}", pairs.concat())).await;
+    if push {
+        let objects = json!([
+            "Lead",
+            "Contact",
+            "Account",
+            "Opportunity",
+            "Machine__c",
+            "Subscription__c"
+        ]);
+        w.put(&w.sf_control("/outbound"), json!({"objects": objects}))
+            .await;
+    }
+    w
+}
+
+/// A custom object pair added by configuration alone syncs both ways, with its lookup
+/// to an Account following the HubSpot association with the linked company.
+async fn custom_object_pair(push: bool) {
+    let w = custom_world(push, &[MACHINES]).await;
+    let company = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Initech", "domain": "initech.example"}),
+        )
+        .await;
+    let machine = w
+        .hs_create_object(
+            "p_machines",
+            json!({"name": "Press 1", "serial_number": "SN-1", "model": "M1"}),
+        )
+        .await;
+    associate(&w, "p_machines", &machine, "companies", &company).await;
+    w.sync().await;
+    let account = id_of(&w.sf_records("Account").await[0]);
+    let machines = w.sf_records("Machine__c").await;
+    assert_eq!(machines.len(), 1, "{machines:?}");
+    assert_eq!(machines[0]["Name"], json!("Press 1"));
+    assert_eq!(machines[0]["Serial_Number__c"], json!("SN-1"));
+    assert_eq!(machines[0]["Model__c"], json!("M1"));
+    assert_eq!(machines[0]["HubSpot_Machine_Id__c"], json!(machine));
+    assert_eq!(
+        machines[0]["Account__c"],
+        json!(account),
+        "the lookup follows"
+    );
+
+    w.advance(1_000);
+    w.sf_create(
+        "Machine__c",
+        json!({"Name": "Press 2", "Serial_Number__c": "SN-2", "Model__c": "M2", "Account__c": account}),
+    )
+    .await;
+    w.sync().await;
+    let second = w
+        .hs_objects("p_machines")
+        .await
+        .into_iter()
+        .find(|m| prop(m, "serial_number") == "SN-2")
+        .unwrap_or_else(|| panic!("no HubSpot machine SN-2"));
+    let second_id = second["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(prop(&second, "name"), "Press 2");
+    assert_eq!(
+        associated(&w, "p_machines", &second_id, "companies").await,
+        vec![company]
+    );
+    assert_eq!(w.hs_objects("p_machines").await.len(), 2);
+    assert_eq!(w.sf_records("Machine__c").await.len(), 2);
+}
+both_ways!(
+    a_custom_object_pair_syncs_by_configuration,
+    custom_object_pair
+);
+
+/// A second custom object pair is configuration too: no Rust code names it.
+async fn second_custom_pair(push: bool) {
+    let w = custom_world(push, &[MACHINES, SUBSCRIPTIONS]).await;
+    w.hs_create_object(
+        "p_subscriptions",
+        json!({"name": "Gold", "subscription_code": "SUB-1", "seats": "25"}),
+    )
+    .await;
+    w.sf_create(
+        "Subscription__c",
+        json!({"Name": "Silver", "Code__c": "SUB-2", "Seats__c": 5}),
+    )
+    .await;
+    w.sync().await;
+    let rows = w.sf_records("Subscription__c").await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let gold = rows
+        .iter()
+        .find(|r| r["Code__c"] == json!("SUB-1"))
+        .unwrap_or_else(|| panic!("no SUB-1"));
+    assert_eq!(gold["Seats__c"].as_f64(), Some(25.0));
+    let subs = w.hs_objects("p_subscriptions").await;
+    assert_eq!(subs.len(), 2, "{subs:?}");
+    assert!(
+        subs.iter()
+            .any(|s| prop(s, "subscription_code") == "SUB-2" && prop(s, "seats") == "5")
+    );
+}
+both_ways!(a_second_custom_pair_needs_no_code, second_custom_pair);
+
+/// Merging two synced HubSpot deals re-links the survivor and creates nothing; the
+/// other Opportunity is told why it no longer syncs.
+#[tokio::test]
+async fn a_hubspot_deal_merge_relinks_and_never_duplicates() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let a = w
+        .hs_create_object(
+            "deals",
+            json!({"dealname": "A", "dealstage": "qualifiedtobuy", "pipeline": "default", "closedate": "2025-06-30T00:00:00Z"}),
+        )
+        .await;
+    let b = w
+        .hs_create_object(
+            "deals",
+            json!({"dealname": "B", "dealstage": "qualifiedtobuy", "pipeline": "default", "closedate": "2025-06-30T00:00:00Z"}),
+        )
+        .await;
+    w.sync().await;
+    assert_eq!(w.sf_records("Opportunity").await.len(), 2);
+    w.advance(1_000);
+    w.post(
+        &w.hs_control("/objects/deals/merge"),
+        json!({"primaryObjectId": a, "objectIdToMerge": b}),
+    )
+    .await;
+    w.sync().await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    let deals = w.hs_objects("deals").await;
+    assert_eq!(deals.len(), 1, "one deal after the merge: {deals:?}");
+    assert_eq!(
+        w.sf_records("Opportunity").await.len(),
+        2,
+        "nothing created"
+    );
+    let survivor_opp = prop(&deals[0], "salesforceopportunityid").clone();
+    // The other Opportunity changes: no deal is made for it, and it says why.
+    let other = w
+        .sf_records("Opportunity")
+        .await
+        .into_iter()
+        .map(|o| id_of(&o))
+        .find(|id| json!(id) != survivor_opp)
+        .unwrap_or_else(|| panic!("no second opportunity"));
+    w.advance(1_000);
+    w.sf_update("Opportunity", &other, json!({"Amount": 5}))
+        .await;
+    w.sync().await;
+    assert_eq!(w.hs_objects("deals").await.len(), 1, "no duplicate deal");
+    let (outcome, code) = w.last_outcome("salesforce", "Opportunity", &other).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("merged_in_hubspot"))
+    );
+}
+
+/// API cost: 100 new HubSpot deals reach Salesforce with a handful of calls per side,
+/// counted at the sandboxes.
+#[tokio::test]
+async fn a_hundred_new_deals_cost_a_handful_of_calls() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    for n in 0..100 {
+        w.hs_create_object(
+            "deals",
+            json!({"dealname": format!("Deal {n}"), "dealstage": "appointmentscheduled", "pipeline": "default", "amount": "100", "closedate": "2025-06-30T00:00:00Z"}),
+        )
+        .await;
+    }
+    w.advance(1_000);
+    let before = w.integration_calls().await;
+    w.poll_and_settle().await;
+    let after = w.integration_calls().await;
+    let (hubspot, salesforce) = (after.0 - before.0, after.1 - before.1);
+    println!("100 deals: {hubspot} HubSpot calls, {salesforce} Salesforce calls");
+    assert_eq!(w.sf_records("Opportunity").await.len(), 100);
+    // Including the first poll's listing of every feed and the field metadata reads.
+    assert!(salesforce <= 10, "{salesforce} Salesforce calls");
+    assert!(hubspot <= 16, "{hubspot} HubSpot calls");
+}
