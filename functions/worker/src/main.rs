@@ -41,7 +41,7 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
     let mut retried = 0;
     for ((id, item), outcome) in ids.into_iter().zip(&items).zip(outcomes) {
         // One line per record, with the record as the correlation id across functions.
-        let record = format!("{}:{}:{}", item.side, item.object, item.id);
+        let record = format!("{}:{}:{}", item.side.as_str(), item.object, item.id);
         match outcome {
             ItemOutcome::Done => {
                 tracing::info!(message = "synced", record = %record, origin = %item.origin)

@@ -287,7 +287,7 @@ pub async fn claims_race(store: Arc<dyn ClaimStore>) {
 
 fn item(n: usize) -> WorkItem {
     WorkItem {
-        side: "hubspot".into(),
+        side: crate::domain::Side::HubSpot,
         object: "contacts".into(),
         id: n.to_string(),
         origin: "poll".into(),

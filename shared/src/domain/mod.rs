@@ -15,10 +15,11 @@ pub mod value;
 use serde::{Deserialize, Serialize};
 
 /// One of the two CRMs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Side {
+    #[serde(rename = "hubspot")]
     HubSpot,
+    #[serde(rename = "salesforce")]
     Salesforce,
 }
 
@@ -28,6 +29,13 @@ impl Side {
             Side::HubSpot => Side::Salesforce,
             Side::Salesforce => Side::HubSpot,
         }
+    }
+
+    /// The side a name (`hubspot`, `salesforce`) names.
+    pub fn from_name(name: &str) -> Option<Side> {
+        [Side::HubSpot, Side::Salesforce]
+            .into_iter()
+            .find(|s| s.as_str() == name)
     }
 
     pub fn as_str(self) -> &'static str {

@@ -170,7 +170,14 @@ impl Pipeline {
         }
         self.write_salesforce(run, items, &mut planned, now).await;
         self.write_hubspot(run, items, &mut planned, now).await;
-        self.failpoint(&format!("after_crm_write:{}", run.spec.name));
+        // Crash tests aim between the CRM writes and the link writes: only a batch
+        // that wrote something gets there.
+        let wrote = planned
+            .iter()
+            .any(|p| p.live() && !(p.salesforce_writes.is_empty() && p.hubspot_writes.is_empty()));
+        if wrote {
+            self.failpoint(&format!("after_crm_write:{}", run.spec.name));
+        }
         let synced = super::lookups::Synced::of(&planned);
         self.finish(&run.spec.name, items, planned, outcomes, now)
             .await;
@@ -210,13 +217,13 @@ impl Pipeline {
         now: i64,
     ) -> Result<Vec<Work>, String> {
         let mut hs_ids: Vec<String> = Vec::new();
-        for i in items.iter().filter(|i| i.side == Side::HubSpot.as_str()) {
+        for i in items.iter().filter(|i| i.side == Side::HubSpot) {
             push_unique(&mut hs_ids, &i.id);
         }
         let records = self.read_hubspot(run, &hs_ids, None).await?;
         let mut works = self.hubspot_works(run, items, &records, now).await?;
         for sobject in &run.spec.sobjects {
-            let mine = |i: &&WorkItem| i.side == Side::Salesforce.as_str() && &i.object == sobject;
+            let mine = |i: &&WorkItem| i.side == Side::Salesforce && &i.object == sobject;
             let mut ids: Vec<String> = Vec::new();
             for i in items.iter().filter(mine) {
                 push_unique(&mut ids, &i.id);
@@ -259,7 +266,7 @@ impl Pipeline {
         for (n, item) in items
             .iter()
             .enumerate()
-            .filter(|(_, i)| i.side == Side::HubSpot.as_str())
+            .filter(|(_, i)| i.side == Side::HubSpot)
         {
             let found = records.iter().find(|r| {
                 r.id == item.id

@@ -70,7 +70,7 @@ impl Missing {
         self.targets.push((
             record,
             WorkItem {
-                side: side.as_str().to_owned(),
+                side,
                 object: object.to_owned(),
                 id: id.to_owned(),
                 origin: "related".into(),

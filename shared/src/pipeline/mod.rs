@@ -109,13 +109,6 @@ pub fn flow_name(from: Side) -> &'static str {
     }
 }
 
-/// The side a queued reference names (`None`: neither CRM).
-pub fn side_of(item: &WorkItem) -> Option<Side> {
-    [Side::HubSpot, Side::Salesforce]
-        .into_iter()
-        .find(|s| s.as_str() == item.side)
-}
-
 impl Pipeline {
     /// A pipeline whose state lives in one store (the embedded one, or DynamoDB).
     pub fn new<S>(
@@ -219,8 +212,7 @@ impl Pipeline {
 
     /// The enabled pair a queued reference belongs to.
     pub(crate) fn pair_of(&self, item: &WorkItem) -> Option<&PairRun> {
-        let side = side_of(item)?;
-        self.pairs.iter().find(|p| match side {
+        self.pairs.iter().find(|p| match item.side {
             Side::HubSpot => p.spec.hubspot_object == item.object,
             Side::Salesforce => p.spec.syncs(&item.object),
         })
@@ -258,7 +250,7 @@ impl Pipeline {
             match run.and_then(|r| self.pairs.iter().position(|p| std::ptr::eq(p, r))) {
                 Some(k) => groups[k].push(n),
                 None => {
-                    let from = side_of(item).unwrap_or(Side::HubSpot);
+                    let from = item.side;
                     let code = Some("pair_not_synced");
                     self.note(item, from, Outcome::Skipped, code, None, now)
                         .await;
@@ -403,7 +395,7 @@ impl Pipeline {
 
 pub(crate) fn record_ref(item: &WorkItem) -> RecordRef {
     RecordRef {
-        side: item.side.clone(),
+        side: item.side.as_str().to_owned(),
         object: item.object.clone(),
         id: item.id.clone(),
     }

@@ -266,13 +266,16 @@ impl Pipeline {
         last: &str,
     ) -> Result<(Vec<WorkItem>, Option<String>), PollError> {
         let (side, object) = feed.split_once(':').unwrap_or(("", ""));
+        let side = Side::from_name(side).ok_or_else(|| {
+            PollError::State(StoreError::Corrupt(format!("a feed of no CRM: {feed}")))
+        })?;
         let item = |id: String| WorkItem {
-            side: side.to_owned(),
+            side,
             object: object.to_owned(),
             id,
             origin: "backfill".into(),
         };
-        if side == Side::HubSpot.as_str() {
+        if side == Side::HubSpot {
             let mut items = Vec::new();
             let mut after = (!last.is_empty()).then(|| last.to_owned());
             for _ in 0..BACKFILL_HUBSPOT_PAGES {
@@ -363,7 +366,7 @@ impl Pipeline {
             for r in records {
                 if self.links.by_hubspot(pair, &r.id).await?.is_some() {
                     gone.push(WorkItem {
-                        side: Side::HubSpot.as_str().into(),
+                        side: Side::HubSpot,
                         object: object.into(),
                         id: r.id,
                         origin: "sweep".into(),
@@ -397,7 +400,7 @@ impl Pipeline {
                     .and_then(parse_datetime_millis)
                     .unwrap_or(0),
                 item: WorkItem {
-                    side: Side::HubSpot.as_str().into(),
+                    side: Side::HubSpot,
                     object: object.into(),
                     id: r.id,
                     origin: "poll".into(),
@@ -443,7 +446,7 @@ impl Pipeline {
                     let deleted = row.get("IsDeleted").and_then(Value::as_bool) == Some(true);
                     Some(Change {
                         item: WorkItem {
-                            side: Side::Salesforce.as_str().into(),
+                            side: Side::Salesforce,
                             object: object.clone(),
                             id: id.to_owned(),
                             origin: if deleted { "poll_deleted" } else { "poll" }.into(),

@@ -545,7 +545,7 @@ impl Pipeline {
             && p.note.is_none();
         if !moved_nothing {
             for item in answered {
-                let from = super::side_of(item).unwrap_or(p.from);
+                let from = item.side;
                 let mut event = self.event(item, from, crate::ports::Outcome::Synced, now);
                 event.changes = p.changes.clone();
                 if let Some((code, field, message)) = &p.note {

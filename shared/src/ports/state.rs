@@ -6,8 +6,8 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::Millis;
 use crate::domain::merge::LastSynced;
+use crate::domain::{Millis, Side};
 
 /// A state store failure the pipeline branches on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -114,8 +114,8 @@ pub trait ClaimStore: Send + Sync {
 /// One unit of queued work: a record to sync, by reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkItem {
-    /// `hubspot` or `salesforce`.
-    pub side: String,
+    /// The CRM the record is in (queued as `hubspot` or `salesforce`).
+    pub side: Side,
     pub object: String,
     pub id: String,
     /// Why it was queued (`poll`, `webhook`, `outbound`, `manual`, `retry`).

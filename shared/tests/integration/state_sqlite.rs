@@ -50,7 +50,7 @@ async fn queue_contract() {
 
 fn item(id: &str) -> WorkItem {
     WorkItem {
-        side: "salesforce".into(),
+        side: crmsync_shared::domain::Side::Salesforce,
         object: "Lead".into(),
         id: id.into(),
         origin: "outbound".into(),

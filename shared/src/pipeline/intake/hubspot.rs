@@ -123,7 +123,7 @@ pub fn events(body: &[u8]) -> Result<Vec<Event>, WebhookError> {
         out.push(Event {
             event_id,
             item: WorkItem {
-                side: crate::domain::Side::HubSpot.as_str().into(),
+                side: crate::domain::Side::HubSpot,
                 object,
                 id,
                 origin: "webhook".into(),

@@ -127,7 +127,7 @@ struct SyncRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SyncRecord {
-    side: String,
+    side: Side,
     object: String,
     id: String,
 }
@@ -301,7 +301,7 @@ impl Intake {
         let mut items = Vec::new();
         for r in parsed.records {
             let item = WorkItem {
-                side: r.side.clone(),
+                side: r.side,
                 object: r.object.clone(),
                 id: r.id.clone(),
                 origin: "manual".into(),
@@ -321,7 +321,7 @@ impl Intake {
         if let Some(list) = parsed.hubspot_list {
             match self.pipeline.hubspot.list_members(&list).await {
                 Ok(ids) => items.extend(ids.into_iter().map(|id| WorkItem {
-                    side: Side::HubSpot.as_str().into(),
+                    side: Side::HubSpot,
                     object: "contacts".into(),
                     id,
                     origin: "manual".into(),

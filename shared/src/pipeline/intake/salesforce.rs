@@ -104,7 +104,7 @@ pub fn parse(body: &[u8], org_id: &str) -> Result<Message, OutboundError> {
                     message.notifications.push((
                         notification_id.clone(),
                         WorkItem {
-                            side: "salesforce".into(),
+                            side: crate::domain::Side::Salesforce,
                             object,
                             id: record_id.clone(),
                             origin: "outbound".into(),

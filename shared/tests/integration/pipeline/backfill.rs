@@ -99,7 +99,9 @@ async fn an_interrupted_backfill_resumes_at_its_checkpoint_and_skips_nothing() {
         .unwrap_or_else(|e| panic!("{e}"));
     let queued: HashSet<String> = deliveries
         .iter()
-        .filter(|d| d.item.side == "hubspot" && d.item.object == "contacts")
+        .filter(|d| {
+            d.item.side == crmsync_shared::domain::Side::HubSpot && d.item.object == "contacts"
+        })
         .map(|d| d.item.id.clone())
         .collect();
     assert!(hubspot.is_subset(&queued), "every HubSpot contact queued");
