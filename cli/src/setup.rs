@@ -50,16 +50,27 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
             "companies" => "companyinformation",
             "deals" => "dealinformation",
             "tickets" => "ticketinformation",
-            // A custom object's properties live in its own group.
             _ => "",
         };
-        let mut definition = json!({
-            "name": name, "label": label, "type": "string", "fieldType": "text",
+        if group.is_empty() {
+            // A custom object's property groups are its own: check, do not guess.
+            match hubspot.properties(object).await {
+                Ok(props) if props.iter().any(|p| p.get("name").and_then(Value::as_str) == Some(name)) => {
+                    report.present.push(format!("HubSpot {object}.{name}"));
+                }
+                Ok(_) => report.problems.push(format!(
+                    "HubSpot {object}.{name} is missing: create a single-line text property named {name} on the custom object"
+                )),
+                Err(e) => report
+                    .problems
+                    .push(format!("HubSpot {object}: could not read its properties ({e})")),
+            }
+            continue;
+        }
+        let definition = json!({
+            "name": name, "label": label, "type": "string", "fieldType": "text", "groupName": group,
             "description": "Written by crmsync: the linked Salesforce record."
         });
-        if !group.is_empty() {
-            definition["groupName"] = json!(group);
-        }
         match hubspot.ensure_property(object, &definition).await {
             Ok(true) => report.created.push(format!("HubSpot {object}.{name}")),
             Ok(false) => report.present.push(format!("HubSpot {object}.{name}")),

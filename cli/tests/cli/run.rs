@@ -278,9 +278,18 @@ async fn a_crash_between_the_crm_write_and_the_link_write_leaves_no_duplicate() 
 #[test]
 fn setup_prepares_both_crms_idempotently() {
     let s = sandboxes();
+    // The example configuration: every pair that syncs, a custom object among them.
+    let example = Command::new(env!("CARGO_BIN_EXE_crmsync"))
+        .args(["config", "example"])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = temp_store("setup").with_file_name("crmsync.toml");
+    std::fs::write(&config, &example.stdout).unwrap_or_else(|e| panic!("{e}"));
     let run = || {
         Command::new(env!("CARGO_BIN_EXE_crmsync"))
             .arg("setup")
+            .arg("--config")
+            .arg(&config)
             .env_clear()
             .env("CRMSYNC_HUBSPOT_URL", &s.hubspot)
             .env("CRMSYNC_HUBSPOT_TOKEN", "hubspot-integration-token")
@@ -296,10 +305,16 @@ fn setup_prepares_both_crms_idempotently() {
         "{text}{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    assert!(
-        text.contains("Salesforce Lead.HubSpot_Contact_Id__c"),
-        "{text}"
-    );
+    for expected in [
+        "Salesforce Lead.HubSpot_Contact_Id__c",
+        "Salesforce Opportunity.HubSpot_Deal_Id__c",
+        "Salesforce Machine__c.HubSpot_Machine_Id__c",
+        "Salesforce Machine__c.Account__c",
+        "HubSpot deals.salesforceopportunityid",
+        "HubSpot p_machines.salesforcemachineid",
+    ] {
+        assert!(text.contains(expected), "{expected} not checked: {text}");
+    }
     assert!(text.contains("setup complete"), "{text}");
     let second = run();
     let again = String::from_utf8_lossy(&second.stdout);
