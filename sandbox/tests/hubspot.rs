@@ -711,6 +711,66 @@ async fn the_seed_is_deterministic_and_custom_objects_answer_by_id_and_name() {
         )
         .await;
     assert_eq!(r.body["properties"]["model"], "X");
+    // The second custom object, by id and by name, with its unique code.
+    let r = a
+        .api(
+            "POST",
+            "/crm/v3/objects/2-1002",
+            Some(json!({"properties": {"name": "Gold", "subscription_code": "SUB-1", "seats": "25"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let again = a
+        .api(
+            "POST",
+            "/crm/v3/objects/p_subscriptions",
+            Some(json!({"properties": {"subscription_code": "SUB-1"}})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "a unique value: {}", again.body);
+}
+
+/// Custom objects associate with companies through the type their schema defines,
+/// read back in both directions as HubSpot's v4 API answers.
+#[tokio::test]
+async fn custom_objects_associate_with_companies_both_ways() {
+    let p = portal(relaxed(), None).await;
+    let machine = p
+        .api(
+            "POST",
+            "/crm/v3/objects/p_machines",
+            Some(json!({"properties": {"name": "Press", "serial_number": "SN-9"}})),
+        )
+        .await;
+    let company = p
+        .api(
+            "POST",
+            "/crm/v3/objects/companies",
+            Some(json!({"properties": {"name": "Initech", "domain": "initech.example"}})),
+        )
+        .await;
+    let (m, c) = (
+        machine.body["id"].as_str().unwrap_or_default().to_owned(),
+        company.body["id"].as_str().unwrap_or_default().to_owned(),
+    );
+    let r = p
+        .api(
+            "PUT",
+            &format!("/crm/v4/objects/p_machines/{m}/associations/default/companies/{c}"),
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{} {}", r.status, r.body);
+    let back = p
+        .api(
+            "GET",
+            &format!("/crm/v4/objects/companies/{c}/associations/2-1001"),
+            None,
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK, "{}", back.body);
+    assert_eq!(back.body["results"][0]["toObjectId"].to_string().trim_matches('"'), m);
+    assert_eq!(back.body["results"][0]["associationTypes"][0]["typeId"], 712);
 }
 
 mod webhooks {
@@ -777,6 +837,28 @@ mod webhooks {
             )
             .await;
         assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+
+    /// Custom objects' changes arrive as HubSpot's generic `object.*` events, naming
+    /// the object type by id.
+    #[tokio::test]
+    async fn custom_object_changes_arrive_as_object_events_with_their_type_id() {
+        let p = portal(relaxed(), None).await;
+        let (url, mut rx) = receiver(0).await;
+        hooked(&p, &url).await;
+        let r = p
+            .api(
+                "POST",
+                "/crm/v3/objects/p_machines",
+                Some(json!({"properties": {"name": "Press", "serial_number": "SN-7"}})),
+            )
+            .await;
+        let id = r.body["id"].as_str().unwrap_or_default().to_owned();
+        let (_, events, _) = next(&mut rx).await;
+        let e = &events[0];
+        assert_eq!(e["subscriptionType"], "object.creation");
+        assert_eq!(e["objectTypeId"], "2-1001");
+        assert_eq!(e["objectId"].to_string(), id);
     }
 
     #[tokio::test]

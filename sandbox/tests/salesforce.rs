@@ -389,6 +389,47 @@ async fn rows_are_created_read_updated_deleted_and_upserted_by_external_id() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
+/// The org's second custom object: a required Name, a unique Code__c, a lookup to
+/// Account, and upserts on its HubSpot id.
+#[tokio::test]
+async fn the_subscription_custom_object_keeps_its_rules() {
+    let o = org(None).await;
+    let account = o
+        .create("Account", json!({"Name": "Initech", "Website": "initech.example"}))
+        .await;
+    let r = o
+        .api(
+            "PATCH",
+            "/sobjects/Subscription__c/HubSpot_Subscription_Id__c/777",
+            Some(json!({"Name": "Gold", "Code__c": "SUB-1", "Seats__c": 25, "Account__c": account})),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["created"]), (StatusCode::CREATED, &json!(true)));
+    let r = o
+        .api("POST", "/sobjects/Subscription__c", Some(json!({"Code__c": "SUB-2"})))
+        .await;
+    assert_eq!(
+        (r.status, first_error(&r).0),
+        (StatusCode::BAD_REQUEST, "REQUIRED_FIELD_MISSING")
+    );
+    let r = o
+        .api(
+            "POST",
+            "/sobjects/Subscription__c",
+            Some(json!({"Name": "Again", "Code__c": "SUB-1"})),
+        )
+        .await;
+    assert_eq!(first_error(&r).0, "DUPLICATE_VALUE", "{}", r.body);
+    let r = o
+        .api(
+            "GET",
+            "/query?q=SELECT+Id,+Account__r.Name+FROM+Subscription__c",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["records"][0]["Account__r"]["Name"], "Initech", "{}", r.body);
+}
+
 #[tokio::test]
 async fn collections_hold_200_records_and_all_or_none_rolls_back() {
     let o = org(None).await;
