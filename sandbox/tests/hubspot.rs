@@ -727,7 +727,12 @@ async fn the_seed_is_deterministic_and_custom_objects_answer_by_id_and_name() {
             Some(json!({"properties": {"subscription_code": "SUB-1"}})),
         )
         .await;
-    assert_eq!(again.status, StatusCode::CONFLICT, "a unique value: {}", again.body);
+    assert_eq!(
+        again.status,
+        StatusCode::CONFLICT,
+        "a unique value: {}",
+        again.body
+    );
 }
 
 /// Custom objects associate with companies through the type their schema defines,
@@ -769,8 +774,16 @@ async fn custom_objects_associate_with_companies_both_ways() {
         )
         .await;
     assert_eq!(back.status, StatusCode::OK, "{}", back.body);
-    assert_eq!(back.body["results"][0]["toObjectId"].to_string().trim_matches('"'), m);
-    assert_eq!(back.body["results"][0]["associationTypes"][0]["typeId"], 712);
+    assert_eq!(
+        back.body["results"][0]["toObjectId"]
+            .to_string()
+            .trim_matches('"'),
+        m
+    );
+    assert_eq!(
+        back.body["results"][0]["associationTypes"][0]["typeId"],
+        712
+    );
 }
 
 mod webhooks {

@@ -395,18 +395,30 @@ async fn rows_are_created_read_updated_deleted_and_upserted_by_external_id() {
 async fn the_subscription_custom_object_keeps_its_rules() {
     let o = org(None).await;
     let account = o
-        .create("Account", json!({"Name": "Initech", "Website": "initech.example"}))
+        .create(
+            "Account",
+            json!({"Name": "Initech", "Website": "initech.example"}),
+        )
         .await;
     let r = o
         .api(
             "PATCH",
             "/sobjects/Subscription__c/HubSpot_Subscription_Id__c/777",
-            Some(json!({"Name": "Gold", "Code__c": "SUB-1", "Seats__c": 25, "Account__c": account})),
+            Some(
+                json!({"Name": "Gold", "Code__c": "SUB-1", "Seats__c": 25, "Account__c": account}),
+            ),
         )
         .await;
-    assert_eq!((r.status, &r.body["created"]), (StatusCode::CREATED, &json!(true)));
+    assert_eq!(
+        (r.status, &r.body["created"]),
+        (StatusCode::CREATED, &json!(true))
+    );
     let r = o
-        .api("POST", "/sobjects/Subscription__c", Some(json!({"Code__c": "SUB-2"})))
+        .api(
+            "POST",
+            "/sobjects/Subscription__c",
+            Some(json!({"Code__c": "SUB-2"})),
+        )
         .await;
     assert_eq!(
         (r.status, first_error(&r).0),
@@ -427,7 +439,11 @@ async fn the_subscription_custom_object_keeps_its_rules() {
             None,
         )
         .await;
-    assert_eq!(r.body["records"][0]["Account__r"]["Name"], "Initech", "{}", r.body);
+    assert_eq!(
+        r.body["records"][0]["Account__r"]["Name"], "Initech",
+        "{}",
+        r.body
+    );
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::api::{Params, body};
 use super::error::HsError;
-use super::schema::DEAL_STAGES;
+use super::schema::{DEAL_STAGES, ENTERPRISE_DEAL_STAGES};
 use super::store::{PropType, PropertyDef};
 use super::{HubSpot, lock};
 use crate::clock::iso;
@@ -268,11 +268,37 @@ fn pipelines(object_type: &str) -> Result<Vec<Value>, HsError> {
             return Err(HsError::validation(format!("{other} has no pipelines")));
         }
     };
-    Ok(vec![json!({
-        "id": id, "label": if id == "default" {"Sales Pipeline"} else {"Support Pipeline"},
-        "displayOrder": 0, "archived": false, "stages": stages,
-        "createdAt": iso(DEFINED_AT), "updatedAt": iso(DEFINED_AT),
-    })])
+    let pipeline = |id: &str, label: &str, order: usize, stages: Vec<Value>| {
+        json!({
+            "id": id, "label": label, "displayOrder": order, "archived": false, "stages": stages,
+            "createdAt": iso(DEFINED_AT), "updatedAt": iso(DEFINED_AT),
+        })
+    };
+    if id != "default" {
+        return Ok(vec![pipeline(id, "Support Pipeline", 0, stages)]);
+    }
+    // The portal's second deal pipeline.
+    let enterprise = ENTERPRISE_DEAL_STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let probability = match *s {
+                "ent_won" => 1.0,
+                "ent_lost" => 0.0,
+                _ => 0.3 * (i + 1) as f64,
+            };
+            let closed = matches!(*s, "ent_won" | "ent_lost");
+            stage(
+                s,
+                i,
+                json!({"isClosed": closed.to_string(), "probability": format!("{probability:.1}")}),
+            )
+        })
+        .collect();
+    Ok(vec![
+        pipeline(id, "Sales Pipeline", 0, stages),
+        pipeline("enterprise", "Enterprise Pipeline", 1, enterprise),
+    ])
 }
 
 async fn list_pipelines(Path(object_type): Path<String>) -> Reply {

@@ -14,6 +14,10 @@ pub const DEAL_STAGES: [&str; 7] = [
     "closedlost",
 ];
 
+/// The stages of the portal's second deal pipeline, `enterprise`.
+pub const ENTERPRISE_DEAL_STAGES: [&str; 4] =
+    ["ent_discovery", "ent_negotiation", "ent_won", "ent_lost"];
+
 pub const LIFECYCLE_STAGES: [&str; 8] = [
     "subscriber",
     "lead",
@@ -124,8 +128,11 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
     deals.extend([
         prop("amount", PropType::Number),
         prop("closedate", PropType::DateTime),
-        enumeration("pipeline", &["default"]),
-        enumeration("dealstage", &DEAL_STAGES),
+        enumeration("pipeline", &["default", "enterprise"]),
+        enumeration(
+            "dealstage",
+            &[DEAL_STAGES.as_slice(), ENTERPRISE_DEAL_STAGES.as_slice()].concat(),
+        ),
         owner(),
     ]);
     let mut tickets = text(&["subject", "content", "salesforcecaseid"]);

@@ -364,6 +364,7 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         f("Amount", SfType::Currency),
         reference("AccountId", &["Account"]),
         reference("OwnerId", &["User"]),
+        reference("RecordTypeId", &["RecordType"]),
         formula(f("IsClosed", SfType::Boolean), Formula::StageClosed),
         formula(f("IsWon", SfType::Boolean), Formula::StageWon),
         formula(f("Probability", SfType::Percent), Formula::StageProbability),

@@ -424,3 +424,21 @@ fn malformed_toml_names_the_line() {
     assert_eq!(p.len(), 1);
     assert!(p[0].starts_with("line 2: not valid TOML"), "{p:?}");
 }
+
+#[test]
+fn a_pipeline_mapped_to_record_types_needs_a_stage_map_for_each_pipeline() {
+    let text = format!(
+        "{}\n{}",
+        DEFAULT_TOML.replace(
+            "[[deals.fields]]\nhubspot = \"hubspot_owner_id\"",
+            "[[deals.fields]]\nhubspot = \"pipeline\"\nsalesforce = \"RecordTypeId\"\nvalue_map = { default = \"012000000000001AAA\", enterprise = \"012000000000002AAA\" }\n\n[[deals.fields]]\nhubspot = \"hubspot_owner_id\"",
+        ),
+        ""
+    );
+    let p = problems(&text);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert!(has(
+        &p,
+        ".value_map.enterprise: pipeline \"enterprise\" has no stage map"
+    ));
+}

@@ -243,6 +243,29 @@ fn check_deals(d: &DealSettings, errors: &mut Vec<ConfigError>) {
             "no field maps deal stages (hubspot = \"dealstage\", salesforce = \"StageName\", transform = \"deal_stage\"); Salesforce requires StageName on every opportunity",
         ));
     }
+    // Pipeline <-> Opportunity record type: a value map whose every pipeline has a
+    // stage map (the stages of a deal made from an Opportunity come from it).
+    if let Some(f) = d.fields.iter().find(|f| f.hubspot == "pipeline") {
+        let path = format!("deals.fields[{}]", f.index);
+        match &f.value_map {
+            None => errors.push(ConfigError::new(
+                format!("{path}.value_map"),
+                "the pipeline maps through a value_map: { <HubSpot pipeline id> = \"<18-character record type id>\" }",
+            )),
+            Some(map) => {
+                let named: BTreeSet<&String> =
+                    map.to_salesforce.keys().chain(map.to_hubspot.values()).collect();
+                for pipeline in named {
+                    if !d.pipelines.contains_key(pipeline) {
+                        errors.push(ConfigError::new(
+                            format!("{path}.value_map.{pipeline}"),
+                            format!("pipeline \"{pipeline}\" has no stage map in deals.pipelines"),
+                        ));
+                    }
+                }
+            }
+        }
+    }
     if stage_field.is_none() {
         return;
     }

@@ -58,12 +58,31 @@ impl<'a> RecordPair<'a> {
         })
     }
 
+    /// A deal not in HubSpot yet: the pipeline its Opportunity's record type maps to,
+    /// where the `pipeline` property is mapped (with a value map) to a Salesforce field.
+    fn pipeline_of_record_type(&self) -> Option<&'a str> {
+        let rule = self.rules.fields.iter().find(|f| f.hubspot == "pipeline")?;
+        let Translation::Map(map) = &rule.translation else {
+            return None;
+        };
+        let value = self.raw_text(Side::Salesforce, rule.salesforce?)?;
+        map.to_hubspot
+            .iter()
+            .find(|(k, _)| k.as_str() == value || same_record_id(k, value))
+            .map(|(_, v)| v.as_str())
+    }
+
     fn converts_places(&self) -> bool {
         self.rules.state_country.is_some_and(|r| {
             r.hubspot_values == HubSpotGeoMode::MatchSalesforceDefaults
                 && r.salesforce_picklists != PicklistMode::Disabled
         })
     }
+}
+
+/// Salesforce ids in 15 and 18 characters name the same record.
+fn same_record_id(a: &str, b: &str) -> bool {
+    a.len() >= 15 && b.len() >= 15 && a.get(..15) == b.get(..15)
 }
 
 fn is_code_field(rule: &FieldRule<'_>) -> bool {
@@ -95,6 +114,7 @@ pub fn translate<'a>(
         } => {
             let pipeline = pair
                 .raw_text(Side::HubSpot, "pipeline")
+                .or_else(|| pair.pipeline_of_record_type())
                 .unwrap_or(default_pipeline);
             let stages = pipelines.get(pipeline).ok_or_else(|| {
                 Untranslatable::NotMapped(format!("pipeline \"{pipeline}\" has no stage map"))

@@ -496,3 +496,69 @@ async fn a_hundred_new_deals_cost_a_handful_of_calls() {
     assert!(salesforce <= 10, "{salesforce} Salesforce calls");
     assert!(hubspot <= 16, "{hubspot} HubSpot calls");
 }
+
+const ENTERPRISE: &str = r#"
+[deals.pipelines.enterprise.to_salesforce]
+ent_discovery = "Qualification"
+ent_negotiation = "Negotiation/Review"
+ent_won = "Closed Won"
+ent_lost = "Closed Lost"
+
+[deals.pipelines.enterprise.to_hubspot]
+"Qualification" = "ent_discovery"
+"Negotiation/Review" = "ent_negotiation"
+"Closed Won" = "ent_won"
+"Closed Lost" = "ent_lost"
+"#;
+
+const DEFAULT_TYPE: &str = "012000000000001AAA";
+const ENTERPRISE_TYPE: &str = "012000000000002AAA";
+
+/// Where configured, the deal's pipeline follows the Opportunity's record type (a value
+/// map), and the stage goes through that pipeline's stage map, both ways.
+async fn pipelines_follow_record_types(push: bool) {
+    let mapping = format!(
+        "[[deals.fields]]\nhubspot = \"pipeline\"\nsalesforce = \"RecordTypeId\"\nvalue_map = {{ default = \"{DEFAULT_TYPE}\", enterprise = \"{ENTERPRISE_TYPE}\" }}\n\n[[deals.fields]]\nhubspot = \"hubspot_owner_id\""
+    );
+    let cfg = format!(
+        "{}{ENTERPRISE}",
+        config(&[("[[deals.fields]]\nhubspot = \"hubspot_owner_id\"", &mapping)])
+    );
+    let w = world(push, cfg).await;
+    let opp = w
+        .sf_create(
+            "Opportunity",
+            json!({"Name": "Big", "StageName": "Qualification", "CloseDate": "2025-07-01", "RecordTypeId": ENTERPRISE_TYPE}),
+        )
+        .await;
+    let deal = w
+        .hs_create_object(
+            "deals",
+            json!({"dealname": "Bigger", "pipeline": "enterprise", "dealstage": "ent_won", "closedate": "2025-08-01T00:00:00Z"}),
+        )
+        .await;
+    w.sync().await;
+    let deals = w.hs_objects("deals").await;
+    let from_sf = deals
+        .iter()
+        .find(|d| prop(d, "salesforceopportunityid") == &json!(opp))
+        .unwrap_or_else(|| panic!("no deal for the opportunity: {deals:?}"));
+    assert_eq!(prop(from_sf, "pipeline"), "enterprise");
+    assert_eq!(
+        prop(from_sf, "dealstage"),
+        "ent_discovery",
+        "the enterprise stage map"
+    );
+    let to_sf = w
+        .sf_records("Opportunity")
+        .await
+        .into_iter()
+        .find(|o| o["HubSpot_Deal_Id__c"] == json!(deal))
+        .unwrap_or_else(|| panic!("no opportunity for the deal"));
+    assert_eq!(to_sf["RecordTypeId"], json!(ENTERPRISE_TYPE));
+    assert_eq!(to_sf["StageName"], json!("Closed Won"));
+}
+both_ways!(
+    a_deal_pipeline_follows_the_record_type,
+    pipelines_follow_record_types
+);
