@@ -562,3 +562,34 @@ both_ways!(
     a_deal_pipeline_follows_the_record_type,
     pipelines_follow_record_types
 );
+
+/// A deal whose company cannot sync (no domain to deduplicate it by) still syncs its
+/// own fields, waits for the company (retried, never failed), and says why.
+#[tokio::test]
+async fn a_deal_waits_for_a_company_that_cannot_sync_and_says_why() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let company = w
+        .hs_create_object("companies", json!({"name": "Nameless Ltd"}))
+        .await;
+    let deal = w
+        .hs_create_object(
+            "deals",
+            json!({"dealname": "Waiting", "dealstage": "qualifiedtobuy", "pipeline": "default", "closedate": "2025-06-30T00:00:00Z"}),
+        )
+        .await;
+    associate(&w, "deals", &deal, "companies", &company).await;
+    w.sync().await;
+    let opportunities = w.sf_records("Opportunity").await;
+    assert_eq!(opportunities.len(), 1, "the deal's own fields sync");
+    assert!(opportunities[0]["AccountId"].is_null());
+    let status = w
+        .status("hubspot", "deals", &deal)
+        .await
+        .unwrap_or_else(|| panic!("no status"));
+    assert_eq!(status.last.outcome, Outcome::Skipped);
+    assert_eq!(status.last.code.as_deref(), Some("waiting_for_related"));
+    let message = status.last.message.unwrap_or_default();
+    assert!(message.contains(&company) && message.contains("no_domain"), "{message}");
+    let (outcome, code) = w.last_outcome("hubspot", "companies", &company).await;
+    assert_eq!((outcome, code.as_deref()), (Outcome::Skipped, Some("no_domain")));
+}
