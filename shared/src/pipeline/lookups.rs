@@ -232,6 +232,24 @@ impl Pipeline {
         }
     }
 
+    /// The HubSpot associations of the records `which` with `target` records.
+    async fn associations_of(
+        &self,
+        run: &PairRun,
+        target: &str,
+        synced: &[Synced],
+        which: &[usize],
+    ) -> Result<Vec<(String, Vec<String>)>, String> {
+        let ids: Vec<String> = which
+            .iter()
+            .map(|&n| synced[n].hubspot_id.clone())
+            .collect();
+        self.hubspot
+            .associations(&run.spec.hubspot_object, target, &ids)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// One pass over a lookup: associate what Salesforce says, set what HubSpot says.
     async fn lookup_pass(
         &self,
@@ -240,15 +258,9 @@ impl Pipeline {
         synced: &[Synced],
         which: &[usize],
     ) -> Result<Missing, String> {
-        let ids: Vec<String> = which
-            .iter()
-            .map(|&n| synced[n].hubspot_id.clone())
-            .collect();
         let current = self
-            .hubspot
-            .associations(&run.spec.hubspot_object, &lookup.target_hubspot, &ids)
-            .await
-            .map_err(|e| e.to_string())?;
+            .associations_of(run, &lookup.target_hubspot, synced, which)
+            .await?;
         let mut missing = Missing::default();
         let mut associate = Vec::new();
         let mut set_field: Vec<(String, Map<String, Value>)> = Vec::new();
@@ -329,15 +341,9 @@ impl Pipeline {
         synced: &[Synced],
         which: &[usize],
     ) -> Result<Missing, String> {
-        let ids: Vec<String> = which
-            .iter()
-            .map(|&n| synced[n].hubspot_id.clone())
-            .collect();
         let associated = self
-            .hubspot
-            .associations(&run.spec.hubspot_object, &junction.target_hubspot, &ids)
-            .await
-            .map_err(|e| e.to_string())?;
+            .associations_of(run, &junction.target_hubspot, synced, which)
+            .await?;
         let parents: Vec<String> = which
             .iter()
             .map(|&n| format!("'{}'", synced[n].salesforce_id.replace('\'', "")))

@@ -7,53 +7,8 @@ use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::ports::Outcome;
 use serde_json::{Value, json};
 
-use super::world::{HS_TOKEN, World};
+use super::world::World;
 use super::{config, prop, world};
-
-/// A person associates two HubSpot records (v4, default type).
-async fn associate(w: &World, from: &str, id: &str, to: &str, to_id: &str) {
-    let url = format!(
-        "{}/crm/v4/objects/{from}/{id}/associations/default/{to}/{to_id}",
-        w.hs.url()
-    );
-    let r = w
-        .http
-        .put(url)
-        .bearer_auth(HS_TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.status().is_success(), "associate: {}", r.status());
-}
-
-/// The ids a HubSpot record is associated with.
-async fn associated(w: &World, from: &str, id: &str, to: &str) -> Vec<String> {
-    let url = format!(
-        "{}/crm/v4/objects/{from}/{id}/associations/{to}",
-        w.hs.url()
-    );
-    let v: Value = w
-        .http
-        .get(url)
-        .bearer_auth(HS_TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    v["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            r["toObjectId"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| r["toObjectId"].as_u64().map(|n| n.to_string()))
-        })
-        .collect()
-}
 
 fn id_of(v: &Value) -> String {
     v["Id"]
@@ -91,8 +46,8 @@ async fn hubspot_deal_becomes_opportunity(push: bool) {
             json!({"dealname": "Acme renewal", "dealstage": "qualifiedtobuy", "pipeline": "default", "amount": "5000", "closedate": "2025-06-30T00:00:00Z"}),
         )
         .await;
-    associate(&w, "deals", &deal, "companies", &company).await;
-    associate(&w, "deals", &deal, "contacts", &contact).await;
+    w.hs_associate("deals", &deal, "companies", &company).await;
+    w.hs_associate("deals", &deal, "contacts", &contact).await;
     w.sync().await;
 
     let opportunities = w.sf_records("Opportunity").await;
@@ -188,7 +143,7 @@ async fn opportunity_becomes_deal(push: bool) {
         .find(|c| prop(c, "salesforceaccountid") == &json!(account))
         .unwrap_or_else(|| panic!("no company for the account"));
     assert_eq!(
-        associated(&w, "deals", &deal_id, "companies").await,
+        w.hs_associated("deals", &deal_id, "companies").await,
         vec![company["id"].as_str().unwrap_or_default().to_owned()]
     );
     let hs_contact = w
@@ -196,7 +151,7 @@ async fn opportunity_becomes_deal(push: bool) {
         .await
         .unwrap_or_else(|| panic!("no contact"));
     assert_eq!(
-        associated(&w, "deals", &deal_id, "contacts").await,
+        w.hs_associated("deals", &deal_id, "contacts").await,
         vec![hs_contact["id"].as_str().unwrap_or_default().to_owned()]
     );
     assert_eq!(
@@ -345,7 +300,8 @@ async fn custom_object_pair(push: bool) {
             json!({"name": "Press 1", "serial_number": "SN-1", "model": "M1"}),
         )
         .await;
-    associate(&w, "p_machines", &machine, "companies", &company).await;
+    w.hs_associate("p_machines", &machine, "companies", &company)
+        .await;
     w.sync().await;
     let account = id_of(&w.sf_records("Account").await[0]);
     let machines = w.sf_records("Machine__c").await;
@@ -376,7 +332,7 @@ async fn custom_object_pair(push: bool) {
     let second_id = second["id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(prop(&second, "name"), "Press 2");
     assert_eq!(
-        associated(&w, "p_machines", &second_id, "companies").await,
+        w.hs_associated("p_machines", &second_id, "companies").await,
         vec![company]
     );
     assert_eq!(w.hs_objects("p_machines").await.len(), 2);
@@ -577,7 +533,7 @@ async fn a_deal_waits_for_a_company_that_cannot_sync_and_says_why() {
             json!({"dealname": "Waiting", "dealstage": "qualifiedtobuy", "pipeline": "default", "closedate": "2025-06-30T00:00:00Z"}),
         )
         .await;
-    associate(&w, "deals", &deal, "companies", &company).await;
+    w.hs_associate("deals", &deal, "companies", &company).await;
     w.sync().await;
     let opportunities = w.sf_records("Opportunity").await;
     assert_eq!(opportunities.len(), 1, "the deal's own fields sync");
@@ -589,7 +545,13 @@ async fn a_deal_waits_for_a_company_that_cannot_sync_and_says_why() {
     assert_eq!(status.last.outcome, Outcome::Skipped);
     assert_eq!(status.last.code.as_deref(), Some("waiting_for_related"));
     let message = status.last.message.unwrap_or_default();
-    assert!(message.contains(&company) && message.contains("no_domain"), "{message}");
+    assert!(
+        message.contains(&company) && message.contains("no_domain"),
+        "{message}"
+    );
     let (outcome, code) = w.last_outcome("hubspot", "companies", &company).await;
-    assert_eq!((outcome, code.as_deref()), (Outcome::Skipped, Some("no_domain")));
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("no_domain"))
+    );
 }

@@ -597,34 +597,6 @@ both_ways!(
     companies_dedupe_by_domain
 );
 
-async fn hubspot_companies_of(w: &World, contact: &str) -> Vec<String> {
-    let url = format!(
-        "{}/crm/v4/objects/contacts/{contact}/associations/companies",
-        w.hs.url()
-    );
-    let v: Value = w
-        .http
-        .get(url)
-        .bearer_auth(world::HS_TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    v["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|r| {
-            r["toObjectId"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| r["toObjectId"].as_u64().map(|n| n.to_string()))
-        })
-        .collect()
-}
-
 /// Contact.AccountId and the HubSpot contact-company association follow each other.
 #[tokio::test]
 async fn the_contact_company_association_follows_account_id() {
@@ -659,7 +631,7 @@ async fn the_contact_company_association_follows_account_id() {
         .unwrap_or_else(|| panic!("no contact"));
     let contact_id = contact["id"].as_str().unwrap_or_default().to_owned();
     assert_eq!(
-        hubspot_companies_of(&w, &contact_id).await,
+        w.hs_associated("contacts", &contact_id, "companies").await,
         vec![company["id"].as_str().unwrap_or_default().to_owned()]
     );
 
@@ -668,18 +640,8 @@ async fn the_contact_company_association_follows_account_id() {
         .hs_create(json!({"email": "peter@initech.example", "lastname": "Gibbons"}))
         .await;
     let company_id = company["id"].as_str().unwrap_or_default().to_owned();
-    let url = format!(
-        "{}/crm/v4/objects/contacts/{peter}/associations/default/companies/{company_id}",
-        w.hs.url()
-    );
-    let r = w
-        .http
-        .put(url)
-        .bearer_auth(world::HS_TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(r.status().is_success(), "{}", r.status());
+    w.hs_associate("contacts", &peter, "companies", &company_id)
+        .await;
     w.advance(1_000);
     w.poll_and_settle().await;
     let contacts = w.sf_by_email("Contact", "peter@initech.example").await;

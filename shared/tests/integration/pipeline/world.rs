@@ -216,6 +216,51 @@ impl World {
             .collect()
     }
 
+    /// A person associates two HubSpot records (v4, the default type).
+    pub async fn hs_associate(&self, from: &str, id: &str, to: &str, to_id: &str) {
+        let url = format!(
+            "{}/crm/v4/objects/{from}/{id}/associations/default/{to}/{to_id}",
+            self.hs.url()
+        );
+        let r = self
+            .http
+            .put(url)
+            .bearer_auth(HS_TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status().is_success(), "associate: {}", r.status());
+    }
+
+    /// The ids a HubSpot record is associated with, as HubSpot's v4 API reads them.
+    pub async fn hs_associated(&self, from: &str, id: &str, to: &str) -> Vec<String> {
+        let url = format!(
+            "{}/crm/v4/objects/{from}/{id}/associations/{to}",
+            self.hs.url()
+        );
+        let v: Value = self
+            .http
+            .get(url)
+            .bearer_auth(HS_TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        v["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| {
+                r["toObjectId"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .or_else(|| r["toObjectId"].as_u64().map(|n| n.to_string()))
+            })
+            .collect()
+    }
+
     pub async fn hs_contact_by_email(&self, email: &str) -> Option<Value> {
         self.hs_contacts()
             .await
