@@ -190,6 +190,10 @@ pub async fn run() -> Result<(), CliError> {
         "demo",
     );
     pipeline.load_owners().await.map_err(fail("owners"))?;
+    pipeline
+        .load_object_types()
+        .await
+        .map_err(fail("custom object types"))?;
     let intake = IntakeSettings {
         public_url: String::new(),
         hubspot_app_secret: Some(Secret::new(HS_SECRET)),

@@ -84,6 +84,11 @@ pub async fn connect(
     if let Err(e) = pipeline.load_owners().await {
         eprintln!("crmsync: owners not matched ({e}); owner fields will not sync");
     }
+    if let Err(e) = pipeline.load_object_types().await {
+        eprintln!(
+            "crmsync: custom object types unknown ({e}); webhooks naming them by id will not match a pair configured by name"
+        );
+    }
     Ok((pipeline, store, connections))
 }
 

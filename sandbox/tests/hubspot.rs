@@ -735,6 +735,38 @@ async fn the_seed_is_deterministic_and_custom_objects_answer_by_id_and_name() {
     );
 }
 
+/// The schemas API reads the portal's custom objects: type ids, names, properties
+/// and association definitions.
+#[tokio::test]
+async fn schemas_read_the_custom_objects() {
+    let p = portal(relaxed(), None).await;
+    let r = p.api("GET", "/crm/v3/schemas", None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let ids: Vec<&str> = r.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["objectTypeId"].as_str())
+        .collect();
+    assert_eq!(ids, ["2-1001", "2-1002"]);
+    let one = p.api("GET", "/crm/v3/schemas/2-1001", None).await;
+    assert_eq!(one.body["fullyQualifiedName"], "p_machines");
+    let to_companies = one.body["associations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["toObjectTypeId"] == "0-2")
+        .map(|a| a["id"].clone());
+    assert_eq!(to_companies, Some(json!("711")));
+    assert!(
+        one.body["properties"]
+            .as_array()
+            .is_some_and(|p| p.iter().any(|x| x["name"] == "serial_number"))
+    );
+    let missing = p.api("GET", "/crm/v3/schemas/contacts", None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
 /// Custom objects associate with companies through the type their schema defines,
 /// read back in both directions as HubSpot's v4 API answers.
 #[tokio::test]

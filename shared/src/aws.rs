@@ -171,6 +171,9 @@ impl Deployment {
         if let Err(e) = pipeline.load_owners().await {
             tracing::warn!(message = "owners not matched; owner fields will not sync", error = %e);
         }
+        if let Err(e) = pipeline.load_object_types().await {
+            tracing::warn!(message = "custom object types unknown; webhooks naming them by id will not match a pair configured by name", error = %e);
+        }
         let intake = Intake {
             settings: connections.intake,
             pipeline: pipeline.clone(),

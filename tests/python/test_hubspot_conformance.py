@@ -180,6 +180,14 @@ def test_associations_properties_owners_and_pipelines_conform(sandbox):
     pl = "crm-pipelines-v3"
     check(u, pl, "get", "/crm/v3/pipelines/{objectType}", "/crm/v3/pipelines/deals", expect=200)
     check(u, pl, "get", "/crm/v3/pipelines/{objectType}/{pipelineId}", "/crm/v3/pipelines/tickets/0", expect=200)
+    check(u, pl, "get", "/crm/v3/pipelines/{objectType}/{pipelineId}", "/crm/v3/pipelines/deals/enterprise", expect=200)
+
+    sc = "crm-schemas-v3"
+    for prefix in ("/crm/v3/schemas", "/crm-object-schemas/v3/schemas"):
+        listed = check(u, sc, "get", "/crm-object-schemas/v3/schemas", prefix, expect=200)
+        assert [x["objectTypeId"] for x in listed["results"]] == ["2-1001", "2-1002"]
+        check(u, sc, "get", "/crm-object-schemas/v3/schemas/{objectType}", f"{prefix}/p_machines", expect=200)
+        check(u, sc, "get", "/crm-object-schemas/v3/schemas/{objectType}", f"{prefix}/contacts", expect=404)
 
 
 def test_lists_and_oauth_errors_conform(sandbox):

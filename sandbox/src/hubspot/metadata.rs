@@ -12,9 +12,10 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::api::{Params, body};
+use super::associations::default_type;
 use super::error::HsError;
 use super::schema::{DEAL_STAGES, ENTERPRISE_DEAL_STAGES};
-use super::store::{PropType, PropertyDef};
+use super::store::{Objects, PropType, PropertyDef};
 use super::{HubSpot, lock};
 use crate::clock::iso;
 
@@ -31,6 +32,13 @@ pub fn routes() -> Router<Arc<HubSpot>> {
         .route("/crm/v3/owners", get(list_owners))
         .route("/crm/v3/owners/{id}", get(read_owner))
         .route("/crm/v3/pipelines/{object_type}", get(list_pipelines))
+        .route("/crm/v3/schemas", get(list_schemas))
+        .route("/crm/v3/schemas/{object_type}", get(read_schema))
+        .route("/crm-object-schemas/v3/schemas", get(list_schemas))
+        .route(
+            "/crm-object-schemas/v3/schemas/{object_type}",
+            get(read_schema),
+        )
         .route(
             "/crm/v3/pipelines/{object_type}/{pipeline_id}",
             get(read_pipeline),
@@ -311,4 +319,75 @@ async fn read_pipeline(Path((object_type, id)): Path<(String, String)>) -> Reply
         .find(|p| p["id"] == id.as_str())
         .ok_or_else(|| HsError::not_found("PIPELINE", &id))?;
     Ok(Json(p).into_response())
+}
+
+/// A custom object's schema, as HubSpot's schemas API reads it (schema management is
+/// not imitated: the portal's custom objects are fixed).
+fn render_schema(objects: &Objects, all: &[&Objects]) -> Value {
+    let kind = &objects.kind;
+    let short = kind.name.trim_start_matches("p_");
+    let associations: Vec<Value> = all
+        .iter()
+        .filter_map(|other| {
+            let (type_id, _) = default_type(&kind.name, &other.kind.name)?;
+            Some(json!({
+                "id": type_id.to_string(),
+                "name": format!("{short}_to_{}", other.kind.name.trim_start_matches("p_")),
+                "fromObjectTypeId": kind.type_id,
+                "toObjectTypeId": other.kind.type_id,
+                "createdAt": iso(DEFINED_AT),
+                "updatedAt": iso(DEFINED_AT),
+            }))
+        })
+        .collect();
+    let required: Vec<&str> = objects
+        .properties
+        .keys()
+        .map(|k| k.as_ref())
+        .filter(|k| *k == "name")
+        .collect();
+    json!({
+        "id": kind.type_id,
+        "objectTypeId": kind.type_id,
+        "name": short,
+        "fullyQualifiedName": kind.name,
+        "labels": {"singular": short.trim_end_matches('s'), "plural": short},
+        "primaryDisplayProperty": "name",
+        "requiredProperties": required,
+        "searchableProperties": [],
+        "secondaryDisplayProperties": [],
+        "properties": objects.properties.values().map(render_property).collect::<Vec<_>>(),
+        "associations": associations,
+        "archived": false,
+        "createdAt": iso(DEFINED_AT),
+        "updatedAt": iso(DEFINED_AT),
+    })
+}
+
+async fn list_schemas(State(hs): State<Arc<HubSpot>>) -> Reply {
+    let portal = lock(&hs.portal);
+    let all: Vec<&Objects> = portal.objects.values().collect();
+    let results: Vec<Value> = all
+        .iter()
+        .filter(|o| o.kind.name.starts_with("p_"))
+        .map(|o| render_schema(o, &all))
+        .collect();
+    Ok(Json(json!({"results": results})).into_response())
+}
+
+async fn read_schema(State(hs): State<Arc<HubSpot>>, Path(object_type): Path<String>) -> Reply {
+    let portal = lock(&hs.portal);
+    let all: Vec<&Objects> = portal.objects.values().collect();
+    let objects = portal
+        .objects(&object_type)
+        .ok()
+        .filter(|o| o.kind.name.starts_with("p_"))
+        .ok_or_else(|| {
+            HsError::new(
+                StatusCode::NOT_FOUND,
+                "OBJECT_NOT_FOUND",
+                format!("Unable to find object schema {object_type}"),
+            )
+        })?;
+    Ok(Json(render_schema(objects, &all)).into_response())
 }

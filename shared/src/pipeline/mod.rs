@@ -58,6 +58,9 @@ pub struct Pipeline {
     pub tally: Arc<Tally>,
     /// The enabled object pairs, in dependency order.
     pairs: Arc<Vec<PairRun>>,
+    /// Custom object type ids and names, both ways (`2-1001` <-> `p_machines`):
+    /// webhooks name a custom object by id, a configuration may name it either way.
+    object_aliases: Arc<HashMap<String, String>>,
 }
 
 /// Records synced, skipped and failed since the process started.
@@ -125,6 +128,7 @@ impl Pipeline {
         let pairs = Arc::new(pairs::build(&config));
         Pipeline {
             pairs,
+            object_aliases: Arc::default(),
             config: Arc::new(config),
             hubspot,
             salesforce,
@@ -233,6 +237,39 @@ impl Pipeline {
             feeds.extend(p.spec.sobjects.iter().map(|o| format!("salesforce:{o}")));
         }
         feeds
+    }
+
+    /// Learns the portal's custom object type ids and names, so that a webhook naming
+    /// `2-1001` reaches the pair configured as `p_machines` (and back).
+    pub async fn load_object_types(&mut self) -> Result<(), String> {
+        if !self.config.custom_objects.iter().any(|c| c.enabled) {
+            return Ok(());
+        }
+        let types = self
+            .hubspot
+            .custom_object_types()
+            .await
+            .map_err(|e| format!("HubSpot custom object schemas: {e}"))?;
+        let mut aliases = HashMap::new();
+        for (id, name) in types {
+            aliases.insert(id.clone(), name.clone());
+            aliases.insert(name, id);
+        }
+        self.object_aliases = Arc::new(aliases);
+        Ok(())
+    }
+
+    /// The object type a pair knows a HubSpot object by (`2-1001` -> `p_machines` when
+    /// the pair is configured by name); unknown ones unchanged.
+    pub fn hubspot_object_name(&self, object: &str) -> String {
+        let known = |o: &str| self.pairs.iter().any(|p| p.spec.hubspot_object == o);
+        if known(object) {
+            return object.to_owned();
+        }
+        match self.object_aliases.get(object) {
+            Some(alias) if known(alias) => alias.clone(),
+            _ => object.to_owned(),
+        }
     }
 
     /// Syncs a batch of queued references: one outcome per reference, in order. A

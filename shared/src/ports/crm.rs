@@ -151,6 +151,8 @@ pub trait HubSpotApi: Send + Sync {
     /// writes by seconds.
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError>;
     async fn owners(&self) -> Result<Vec<Owner>, CrmError>;
+    /// The portal's custom object types: (object type id, fully qualified name).
+    async fn custom_object_types(&self) -> Result<Vec<(String, String)>, CrmError>;
     /// The property definitions of an object type.
     async fn properties(&self, object: &str) -> Result<Vec<Value>, CrmError>;
     /// Calls made since this client was built (sync health).

@@ -92,6 +92,11 @@ impl HubSpotApi for HubSpotClient {
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError> {
         Ok(HubSpotClient::search(self, object, body).await?.records)
     }
+    async fn custom_object_types(&self) -> Result<Vec<(String, String)>, CrmError> {
+        HubSpotClient::custom_object_types(self)
+            .await
+            .map_err(CrmError::from)
+    }
     async fn owners(&self) -> Result<Vec<Owner>, CrmError> {
         HubSpotClient::owners(self).await.map_err(CrmError::from)
     }

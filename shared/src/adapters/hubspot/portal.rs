@@ -58,6 +58,25 @@ impl HubSpotClient {
     }
 
     /// Every owner, page by page.
+    /// The portal's custom object types: (object type id `2-1001`, fully qualified
+    /// name `p_machines`).
+    pub async fn custom_object_types(&self) -> Result<Vec<(String, String)>, HubSpotError> {
+        let a = self
+            .request(Method::GET, "/crm/v3/schemas", &[], None, Idempotent::Yes)
+            .await?;
+        Ok(a.body
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let id = s.get("objectTypeId").or_else(|| s.get("id"))?.as_str()?;
+                let name = s.get("fullyQualifiedName")?.as_str()?;
+                Some((id.to_owned(), name.to_owned()))
+            })
+            .collect())
+    }
+
     pub async fn owners(&self) -> Result<Vec<Owner>, HubSpotError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;

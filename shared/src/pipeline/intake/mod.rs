@@ -232,7 +232,10 @@ impl Intake {
         };
         let keyed = events
             .into_iter()
-            .map(|e| (format!("hubspot:{}", e.event_id), e.item))
+            .map(|mut e| {
+                e.item.object = self.pipeline.hubspot_object_name(&e.item.object);
+                (format!("hubspot:{}", e.event_id), e.item)
+            })
             .collect();
         match self.enqueue_new(keyed).await {
             Ok(n) => IntakeResponse::json(200, json!({"queued": n})),

@@ -212,10 +212,12 @@ async fn unmapped_stage(push: bool) {
 }
 both_ways!(an_unmapped_stage_is_held_back_with_a_reason, unmapped_stage);
 
+/// Named by its fully qualified name; HubSpot's webhooks name it by type id, which
+/// crmsync learns from the portal's schemas.
 const MACHINES: &str = r#"
 [[custom_objects]]
 name = "machines"
-hubspot_object = "2-1001"
+hubspot_object = "p_machines"
 salesforce_object = "Machine__c"
 hubspot_id_field = "HubSpot_Machine_Id__c"
 salesforce_id_property = "salesforcemachineid"
@@ -240,6 +242,7 @@ hubspot = "model"
 salesforce = "Model__c"
 "#;
 
+/// Named by its object type id.
 const SUBSCRIPTIONS: &str = r#"
 [[custom_objects]]
 name = "subscriptions"

@@ -104,6 +104,10 @@ impl World {
             .load_owners()
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+        pipeline
+            .load_object_types()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let intake = IntakeSettings {
             public_url: String::new(),
             hubspot_app_secret: Some(Secret::new(HS_SECRET)),
