@@ -17,7 +17,7 @@ use super::api::body;
 use super::error::HsError;
 use super::limits::RateLimits;
 use super::store::{ReadSpec, Source, UI_USER_ID};
-use super::{Fault, HubSpot, lock};
+use super::{Fault, HubSpot, PendingEdit, lock};
 use crate::seed::SeedSpec;
 
 const HUMAN: Source = Source::User(UI_USER_ID);
@@ -166,6 +166,10 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
         .unwrap_or_default();
     let mut parsed = Vec::new();
     for f in &list {
+        if let Some(edit) = f.get("person_edit") {
+            hs.schedule_edit(person_edit(edit, f)?);
+            continue;
+        }
         let fault = match (
             f.get("status").and_then(Value::as_u64),
             f.get("delay_ms").and_then(Value::as_u64),
@@ -176,7 +180,7 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
             (None, None, Some(true)) => Fault::Drop,
             _ => {
                 return Err(HsError::validation(
-                    "a fault is {\"status\": N}, {\"delay_ms\": N} or {\"drop\": true}",
+                    "a fault is {\"status\": N}, {\"delay_ms\": N}, {\"drop\": true} or {\"person_edit\": {\"object\", \"id\", \"properties\"}, \"after_reads\": N}",
                 ));
             }
         };
@@ -185,6 +189,29 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
     let n = parsed.len() * repeat;
     hs.inject(parsed.into_iter().cycle().take(n));
     Ok(Json(json!({"queued": n})).into_response())
+}
+
+/// `{"person_edit": {"object": "contacts", "id": "51", "properties": {...}}, "after_reads": 1}`:
+/// a person's edit that lands right after the integration's next reads.
+fn person_edit(edit: &Value, fault: &Value) -> Result<PendingEdit, HsError> {
+    let id = edit
+        .get("id")
+        .and_then(|x| x.as_str().and_then(|s| s.parse().ok()).or(x.as_u64()))
+        .ok_or_else(|| HsError::validation("person_edit.id must be a record id"))?;
+    let object_type = edit
+        .get("object")
+        .and_then(Value::as_str)
+        .ok_or_else(|| HsError::validation("person_edit.object is required"))?;
+    Ok(PendingEdit {
+        object_type: object_type.to_owned(),
+        id,
+        properties: props(edit),
+        reads_left: fault
+            .get("after_reads")
+            .and_then(Value::as_u64)
+            .unwrap_or(1)
+            .clamp(1, 1_000) as u32,
+    })
 }
 
 async fn counters(State(hs): State<Arc<HubSpot>>) -> Reply {

@@ -98,6 +98,16 @@ pub enum Fault {
     Drop,
 }
 
+/// A person's edit that lands right after the integration's next `reads_left` reads:
+/// between a sync's read and its write, where a careless sync loses updates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEdit {
+    pub object_type: String,
+    pub id: u64,
+    pub properties: serde_json::Map<String, serde_json::Value>,
+    pub reads_left: u32,
+}
+
 /// Calls per caller and endpoint (`POST /crm/v3/objects/contacts/batch/read`).
 pub type Counters = BTreeMap<String, BTreeMap<String, u64>>;
 
@@ -109,6 +119,7 @@ pub struct HubSpot {
     limiter: Mutex<Limiter>,
     counters: Mutex<Counters>,
     faults: Mutex<VecDeque<Fault>>,
+    pending_edits: Mutex<Vec<PendingEdit>>,
     pub webhooks: Mutex<webhooks::Webhooks>,
     pub associations: Mutex<associations::Associations>,
     pub lists: Mutex<lists::Lists>,
@@ -134,6 +145,7 @@ impl HubSpot {
             limiter: Mutex::new(Limiter::default()),
             counters: Mutex::new(Counters::new()),
             faults: Mutex::new(VecDeque::new()),
+            pending_edits: Mutex::new(Vec::new()),
         })
     }
 
@@ -152,6 +164,37 @@ impl HubSpot {
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         lock(&self.faults).extend(faults);
     }
+
+    pub fn schedule_edit(&self, edit: PendingEdit) {
+        lock(&self.pending_edits).push(edit);
+    }
+
+    /// After one of the integration's reads: the edits now due land, as a person's.
+    fn after_integration_read(&self) {
+        let due: Vec<PendingEdit> = {
+            let mut pending = lock(&self.pending_edits);
+            for e in pending.iter_mut() {
+                e.reads_left = e.reads_left.saturating_sub(1);
+            }
+            let (due, later) = pending.drain(..).partition(|e| e.reads_left == 0);
+            *pending = later;
+            due
+        };
+        let now = self.clock.now_ms();
+        for e in due {
+            let source = Source::User(UI_USER_ID);
+            let result =
+                lock(&self.portal).update(&e.object_type, e.id, &e.properties, now, source);
+            if let Err(err) = result {
+                eprintln!("crmsync-sandbox: a scheduled person's edit failed: {err:?}");
+            }
+        }
+    }
+}
+
+/// Whether a call only reads (GET, batch reads, searches).
+fn is_read(method: &Method, path: &str) -> bool {
+    method == Method::GET || path.ends_with("/batch/read") || path.ends_with("/search")
 }
 
 /// The portal's HTTP routes.
@@ -254,7 +297,11 @@ async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) 
         }
     }
     request.extensions_mut().insert(caller);
+    let read = is_read(request.method(), &path);
     let mut response = next.run(request).await;
+    if caller == Caller::Integration && read {
+        hs.after_integration_read();
+    }
     for (name, value) in headers {
         if let Ok(v) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, v);

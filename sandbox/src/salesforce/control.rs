@@ -14,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{SfError, SfFailure};
 use super::store::{RuleCondition, ValidationRule, WriteOptions, Writer};
-use super::{Fault, Salesforce, query};
+use super::{Fault, PendingEdit, Salesforce, query};
 use crate::hubspot::lock;
 use crate::seed::SeedSpec;
 
@@ -158,6 +158,30 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
         .cloned()
         .unwrap_or_default()
     {
+        if let Some(edit) = f.get("person_edit") {
+            let text = |k: &str| edit.get(k).and_then(Value::as_str).map(str::to_owned);
+            let (Some(object), Some(id)) = (text("object"), text("id")) else {
+                return Err(SfFailure::bad_request(vec![SfError::new(
+                    "INVALID_FAULT",
+                    "person_edit needs object and id",
+                )]));
+            };
+            sf.schedule_edit(PendingEdit {
+                object,
+                id,
+                fields: edit
+                    .get("fields")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default(),
+                reads_left: f
+                    .get("after_reads")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(1)
+                    .clamp(1, 1_000) as u32,
+            });
+            continue;
+        }
         let fault = if let Some(s) = f.get("status").and_then(Value::as_u64) {
             Fault::Status(s as u16)
         } else if let Some(ms) = f.get("delay_ms").and_then(Value::as_u64) {
@@ -167,7 +191,7 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
         } else {
             return Err(SfFailure::bad_request(vec![SfError::new(
                 "INVALID_FAULT",
-                "a fault is {\"status\": N}, {\"delay_ms\": N} or {\"lock_row\": true}",
+                "a fault is {\"status\": N}, {\"delay_ms\": N}, {\"lock_row\": true} or {\"person_edit\": {\"object\", \"id\", \"fields\"}, \"after_reads\": N}",
             )]));
         };
         parsed.push(fault);

@@ -112,6 +112,26 @@ pub enum Fault {
     LockRow,
 }
 
+/// A person's edit that lands right after the integration's next `reads_left` reads:
+/// between a sync's read and its write, where a careless sync loses updates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEdit {
+    pub object: String,
+    pub id: String,
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    pub reads_left: u32,
+}
+
+/// Whether a call only reads: GETs, Composite query batches, Collections retrieves.
+fn is_read(method: &axum::http::Method, path: &str) -> bool {
+    if method == axum::http::Method::GET {
+        return true;
+    }
+    let after = path.split("/composite").nth(1);
+    method == axum::http::Method::POST
+        && (after == Some("") || after.is_some_and(|a| a.starts_with("/sobjects/")))
+}
+
 /// A query cursor: the matching ids and what to render of them.
 #[derive(Debug, Clone)]
 pub struct Cursor {
@@ -129,6 +149,7 @@ pub struct Salesforce {
     usage: Mutex<VecDeque<i64>>,
     counters: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     faults: Mutex<VecDeque<Fault>>,
+    pending_edits: Mutex<Vec<PendingEdit>>,
     pub cursors: Mutex<HashMap<String, Cursor>>,
     /// OAuth-issued sessions -> expiry.
     sessions: Mutex<HashMap<String, i64>>,
@@ -146,6 +167,7 @@ impl Salesforce {
             usage: Mutex::new(VecDeque::new()),
             counters: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(VecDeque::new()),
+            pending_edits: Mutex::new(Vec::new()),
             cursors: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
@@ -170,6 +192,40 @@ impl Salesforce {
 
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         lock(&self.faults).extend(faults);
+    }
+
+    pub fn schedule_edit(&self, edit: PendingEdit) {
+        lock(&self.pending_edits).push(edit);
+    }
+
+    /// After one of the integration's reads: the edits now due land, as a person's.
+    fn after_integration_read(&self) {
+        let due: Vec<PendingEdit> = {
+            let mut pending = lock(&self.pending_edits);
+            for e in pending.iter_mut() {
+                e.reads_left = e.reads_left.saturating_sub(1);
+            }
+            let (due, later) = pending.drain(..).partition(|e| e.reads_left == 0);
+            *pending = later;
+            due
+        };
+        let now = self.clock.now_ms();
+        for e in due {
+            let options = store::WriteOptions {
+                allow_duplicates: true,
+            };
+            let result = lock(&self.org).update(
+                Some(&e.object),
+                &e.id,
+                &e.fields,
+                now,
+                Writer::Human,
+                options,
+            );
+            if let Err(err) = result {
+                eprintln!("crmsync-sandbox: a scheduled person's edit failed: {err:?}");
+            }
+        }
     }
 
     /// Takes a pending UNABLE_TO_LOCK_ROW fault, if the next fault is one.
@@ -329,7 +385,11 @@ async fn gate(State(sf): State<Arc<Salesforce>>, mut request: Request, next: Nex
         }
     }
     request.extensions_mut().insert(caller);
+    let read = is_read(request.method(), &path);
     let mut response = next.run(request).await;
+    if caller == Caller::Integration && read {
+        sf.after_integration_read();
+    }
     let max = limit.map_or("unlimited".to_owned(), |m| m.to_string());
     if let Ok(v) = HeaderValue::from_str(&format!("api-usage={}/{max}", sf.api_usage())) {
         response.headers_mut().insert("sforce-limit-info", v);

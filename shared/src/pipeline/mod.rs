@@ -8,6 +8,7 @@
 
 pub mod backfill;
 mod flow;
+mod fresh;
 pub mod health;
 pub mod intake;
 mod lookups;

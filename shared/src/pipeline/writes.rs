@@ -143,6 +143,8 @@ impl Pipeline {
                     && !planned[n].salesforce_writes.is_empty()
             })
             .collect();
+        self.hold_changed_salesforce(planned, &updates).await;
+        let updates: Vec<usize> = updates.into_iter().filter(|&n| planned[n].live()).collect();
         if !updates.is_empty() {
             let rows: Vec<(String, Map<String, Value>)> = updates
                 .iter()
@@ -279,6 +281,8 @@ impl Pipeline {
                     && !planned[n].hubspot_writes.is_empty()
             })
             .collect();
+        self.hold_changed_hubspot(object, planned, &updates).await;
+        let updates: Vec<usize> = updates.into_iter().filter(|&n| planned[n].live()).collect();
         if updates.is_empty() {
             return;
         }

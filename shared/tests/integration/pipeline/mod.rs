@@ -56,6 +56,7 @@ macro_rules! both_ways {
 }
 
 mod deals;
+mod races;
 
 async fn new_lead_appears_in_hubspot(push: bool) {
     let w = world(push, DEFAULT_TOML.to_owned()).await;

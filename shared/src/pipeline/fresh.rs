@@ -1,0 +1,195 @@
+//! No write over a newer edit. Between a batch's reads and its writes a person may edit
+//! a field the merge is about to overwrite; writing anyway would lose that edit (both
+//! sides would end on the older value). So just before each side's updates leave, the
+//! fields about to be written are read again, one call per side and batch, and a pair
+//! whose target changed since the merge read it goes back to the queue to be merged
+//! again with what is there now, instead of being written.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{Map, Value};
+
+use super::flow::same_sf_id;
+use super::writes::Planned;
+use super::{ItemOutcome, Pipeline};
+
+/// Why a pair was held back.
+const CHANGED: &str = "changed since it was read: merged again instead of written over";
+
+/// Blank in either CRM's forms (`null`, absent, `""`) compares equal.
+fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
+    let blank = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        _ => false,
+    };
+    (blank(a) && blank(b)) || a == b
+}
+
+/// Whether any field about to be written differs now from what the merge read.
+fn changed(
+    writes: &Map<String, Value>,
+    read: &Map<String, Value>,
+    now: &Map<String, Value>,
+) -> bool {
+    writes.keys().any(|f| !same(read.get(f), now.get(f)))
+}
+
+fn soql_quote(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\'', "\\'")
+}
+
+impl Pipeline {
+    /// Holds back the Salesforce updates `which` whose record changed since it was read.
+    pub(crate) async fn hold_changed_salesforce(&self, planned: &mut [Planned], which: &[usize]) {
+        let mut by_object: HashMap<String, (BTreeSet<String>, Vec<usize>)> = HashMap::new();
+        for &n in which {
+            let p = &planned[n];
+            if p.work.salesforce.is_none() {
+                continue;
+            }
+            let entry = by_object.entry(p.sobject.clone()).or_default();
+            entry.0.extend(p.salesforce_writes.keys().cloned());
+            entry.1.push(n);
+        }
+        if by_object.is_empty() {
+            return;
+        }
+        let queries: Vec<(String, String)> = by_object
+            .iter()
+            .map(|(sobject, (fields, members))| {
+                let ids: Vec<String> = members
+                    .iter()
+                    .filter_map(|&n| planned[n].salesforce_id.as_deref())
+                    .map(|id| format!("'{}'", soql_quote(id)))
+                    .collect();
+                let fields: Vec<&str> = fields
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|f| *f != "Id")
+                    .collect();
+                let soql = format!(
+                    "SELECT Id, {} FROM {sobject} WHERE Id IN ({})",
+                    fields.join(", "),
+                    ids.join(", ")
+                );
+                (sobject.clone(), soql)
+            })
+            .collect();
+        let answers = if queries.len() == 1 {
+            let (sobject, soql) = &queries[0];
+            self.salesforce
+                .query(soql, false)
+                .await
+                .map(|rows| HashMap::from([(sobject.clone(), rows)]))
+        } else {
+            self.salesforce.composite_queries(&queries, false).await
+        };
+        let answers = match answers {
+            Ok(a) => a,
+            Err(e) => {
+                // Unchecked, nothing is written: the pairs are merged again later.
+                for (_, members) in by_object.values() {
+                    for &n in members {
+                        planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
+                    }
+                }
+                return;
+            }
+        };
+        for (sobject, (_, members)) in &by_object {
+            let rows = answers.get(sobject).map(Vec::as_slice).unwrap_or_default();
+            for &n in members {
+                let p = &planned[n];
+                let id = p.salesforce_id.clone().unwrap_or_default();
+                let now = rows.iter().filter_map(Value::as_object).find(|r| {
+                    r.get("Id")
+                        .and_then(Value::as_str)
+                        .is_some_and(|x| same_sf_id(x, &id))
+                });
+                let read = p.work.salesforce.as_ref().map(|s| &s.row);
+                let stale = match (read, now) {
+                    (Some(read), Some(now)) => changed(&p.salesforce_writes, read, now),
+                    // Gone since: the retry finds it deleted and says so.
+                    _ => true,
+                };
+                if stale {
+                    tracing::info!(message = "a Salesforce record changed since it was read", record = %id);
+                    planned[n].outcome = Some(ItemOutcome::Retry(CHANGED.into()));
+                }
+            }
+        }
+    }
+
+    /// Holds back the HubSpot updates `which` whose record changed since it was read.
+    pub(crate) async fn hold_changed_hubspot(
+        &self,
+        object: &str,
+        planned: &mut [Planned],
+        which: &[usize],
+    ) {
+        let members: Vec<usize> = which
+            .iter()
+            .copied()
+            .filter(|&n| planned[n].work.hubspot.is_some())
+            .collect();
+        if members.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = members
+            .iter()
+            .filter_map(|&n| planned[n].hubspot_id.clone())
+            .collect();
+        let props: BTreeSet<&str> = members
+            .iter()
+            .flat_map(|&n| planned[n].hubspot_writes.keys().map(String::as_str))
+            .collect();
+        let props: Vec<&str> = props.into_iter().collect();
+        let fresh = match self
+            .hubspot
+            .batch_read(object, &ids, &props, &[], None)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                for &n in &members {
+                    planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
+                }
+                return;
+            }
+        };
+        for &n in &members {
+            let p = &planned[n];
+            let id = p.hubspot_id.clone().unwrap_or_default();
+            let now = fresh.iter().find(|r| r.id == id).map(|r| &r.properties);
+            let read = p.work.hubspot.as_ref().map(|h| &h.properties);
+            let stale = match (read, now) {
+                (Some(read), Some(now)) => changed(&p.hubspot_writes, read, now),
+                _ => true,
+            };
+            if stale {
+                tracing::info!(message = "a HubSpot record changed since it was read", record = %id);
+                planned[n].outcome = Some(ItemOutcome::Retry(CHANGED.into()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn blanks_compare_equal_and_only_written_fields_count() {
+        let map = |v: Value| v.as_object().cloned().unwrap_or_default();
+        let writes = map(json!({"FirstName": "Ann"}));
+        let read = map(json!({"FirstName": null, "Phone": "1"}));
+        assert!(!changed(
+            &writes,
+            &read,
+            &map(json!({"FirstName": "", "Phone": "2"}))
+        ));
+        assert!(changed(&writes, &read, &map(json!({"FirstName": "Sally"}))));
+    }
+}

@@ -1,0 +1,84 @@
+//! A person's edit that lands between a sync's read and its write is never written
+//! over: the sandboxes land the edit right after the integration's next read (a
+//! scheduled `person_edit`), which is exactly the window a read-modify-write loses an
+//! update in. Pushes on: the edit must land between the worker's read and its write,
+//! and a poll would read first and close the window.
+
+use crmsync_shared::domain::config::DEFAULT_TOML;
+use serde_json::json;
+
+use super::world::World;
+use super::{prop, world};
+
+async fn lead_and_contact(w: &World, email: &str) -> (String, String) {
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Race", "FirstName": "Old", "Email": email, "Company": "Acme", "Phone": "+1 555 0001"}),
+        )
+        .await;
+    w.sync().await;
+    let contact = w
+        .hs_contact_by_email(email)
+        .await
+        .unwrap_or_else(|| panic!("no HubSpot contact"));
+    let id = contact["id"].as_str().unwrap_or_default().to_owned();
+    (lead, id)
+}
+
+/// HubSpot changes the first name; a person changes it in Salesforce 0.6 s later, while
+/// the worker holds the Lead as it read it. The later Salesforce edit wins on both sides.
+#[tokio::test]
+async fn a_salesforce_edit_during_a_sync_is_not_written_over() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let (lead, contact) = lead_and_contact(&w, "race-sf@example.org").await;
+    w.advance(1_000);
+    w.hs_update(&contact, json!({"firstname": "Ann"})).await;
+    w.advance(600);
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"person_edit": {"object": "Lead", "id": lead, "fields": {"FirstName": "Sally"}}, "after_reads": 1}]}),
+    )
+    .await;
+    w.settle().await;
+    let leads = w.sf_by_email("Lead", "race-sf@example.org").await;
+    assert_eq!(
+        leads[0]["FirstName"],
+        json!("Sally"),
+        "the later edit is kept"
+    );
+    let hs = w
+        .hs_contact_by_email("race-sf@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(prop(&hs, "firstname"), "Sally", "and reaches HubSpot");
+}
+
+/// Salesforce changes the phone; a person changes it in HubSpot 0.6 s later, while the
+/// worker holds the contact as it read it. The later HubSpot edit wins on both sides.
+#[tokio::test]
+async fn a_hubspot_edit_during_a_sync_is_not_written_over() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let (lead, contact) = lead_and_contact(&w, "race-hs@example.org").await;
+    w.advance(1_000);
+    w.sf_update("Lead", &lead, json!({"Phone": "+1 555 0100"}))
+        .await;
+    w.advance(600);
+    w.post(
+        &w.hs_control("/faults"),
+        json!({"faults": [{"person_edit": {"object": "contacts", "id": contact, "properties": {"phone": "+1 555 0200"}}, "after_reads": 1}]}),
+    )
+    .await;
+    w.settle().await;
+    let hs = w
+        .hs_contact_by_email("race-hs@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(prop(&hs, "phone"), "+1 555 0200", "the later edit is kept");
+    let leads = w.sf_by_email("Lead", "race-hs@example.org").await;
+    assert_eq!(
+        leads[0]["Phone"],
+        json!("+1 555 0200"),
+        "and reaches Salesforce"
+    );
+}
