@@ -616,6 +616,47 @@ async fn calls_are_counted_per_caller_and_endpoint_and_faults_hit_the_integratio
     );
 }
 
+/// A scheduled person's edit lands right after the integration's next read (not before,
+/// not on a write), as a person's: the window a sync's read-modify-write has.
+#[tokio::test]
+async fn a_scheduled_person_edit_lands_after_the_integrations_next_read() {
+    let p = portal(relaxed(), None).await;
+    let id = p.create_contact("window@example.com").await;
+    let r = p
+        .control(
+            "POST",
+            "/faults",
+            Some(json!({"faults": [{"person_edit": {"object": "contacts", "id": id, "properties": {"firstname": "Person"}}, "after_reads": 2}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let path = format!("/crm/v3/objects/contacts/{id}?properties=firstname");
+    let first = p.api("GET", &path, None).await;
+    assert_eq!(first.body["properties"]["firstname"], "Ada");
+    // A write is not a read: the edit still waits.
+    p.api(
+        "PATCH",
+        &format!("/crm/v3/objects/contacts/{id}"),
+        Some(json!({"properties": {"lastname": "Sync"}})),
+    )
+    .await;
+    let second = p.api("GET", &path, None).await;
+    assert_eq!(
+        second.body["properties"]["firstname"], "Ada",
+        "it lands after the read"
+    );
+    let third = p.api("GET", &path, None).await;
+    assert_eq!(third.body["properties"]["firstname"], "Person");
+    let bad = p
+        .control(
+            "POST",
+            "/faults",
+            Some(json!({"faults": [{"person_edit": {"object": "contacts"}}]})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn control_edits_are_a_humans_and_archived_records_leave_reads_and_search() {
     let p = portal(relaxed(), None).await;

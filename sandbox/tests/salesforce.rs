@@ -389,6 +389,58 @@ async fn rows_are_created_read_updated_deleted_and_upserted_by_external_id() {
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
+/// A scheduled person's edit lands right after the integration's next read (a query, a
+/// retrieve), never on a write, and as a person's.
+#[tokio::test]
+async fn a_scheduled_person_edit_lands_after_the_integrations_next_read() {
+    let o = org(None).await;
+    let id = o
+        .create(
+            "Contact",
+            json!({"LastName": "Window", "Email": "w@example.com"}),
+        )
+        .await;
+    let r = o
+        .control(
+            "POST",
+            "/faults",
+            Some(json!({"faults": [{"person_edit": {"object": "Contact", "id": id, "fields": {"Title": "Person"}}, "after_reads": 1}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let write = o
+        .api(
+            "PATCH",
+            &format!("/sobjects/Contact/{id}"),
+            Some(json!({"Phone": "1"})),
+        )
+        .await;
+    assert_eq!(write.status, StatusCode::NO_CONTENT);
+    let read = o
+        .api("GET", &format!("/sobjects/Contact/{id}?fields=Title"), None)
+        .await;
+    assert!(
+        read.body["Title"].is_null(),
+        "the read saw the record before the edit"
+    );
+    let after = o
+        .api(
+            "GET",
+            &format!("/sobjects/Contact/{id}?fields=Title,LastModifiedById"),
+            None,
+        )
+        .await;
+    assert_eq!(after.body["Title"], "Person");
+    let bad = o
+        .control(
+            "POST",
+            "/faults",
+            Some(json!({"faults": [{"person_edit": {"id": id}}]})),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
 /// The org's second custom object: a required Name, a unique Code__c, a lookup to
 /// Account, and upserts on its HubSpot id.
 #[tokio::test]
