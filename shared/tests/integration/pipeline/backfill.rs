@@ -52,12 +52,12 @@ async fn an_interrupted_backfill_resumes_at_its_checkpoint_and_skips_nothing() {
     .await;
     w.post(
         &w.hs_control("/seed"),
-        json!({"seed": 3, "records": 3000, "overlap": 0.5}),
+        json!({"seed": 3, "records": 4000, "overlap": 0.5}),
     )
     .await;
     w.post(
         &w.sf_control("/seed"),
-        json!({"seed": 3, "records": 3000, "overlap": 0.5}),
+        json!({"seed": 3, "records": 4000, "overlap": 0.5}),
     )
     .await;
     let hubspot: HashSet<String> = w
@@ -67,27 +67,29 @@ async fn an_interrupted_backfill_resumes_at_its_checkpoint_and_skips_nothing() {
         .filter_map(|c| c["id"].as_str().map(str::to_owned))
         .collect();
     assert!(
-        hubspot.len() > 2_000,
-        "more than one chunk: {}",
+        hubspot.len() > 2_500,
+        "more than one chunk, the second over one send: {}",
         hubspot.len()
     );
+    // Sends of 500: the companies' chunk, the contacts' first chunk (4 sends), then
+    // the first send of their second chunk; the one after it fails, mid-chunk.
+    let companies = w.hs_objects("companies").await.len();
+    let fail_at = companies.div_ceil(500) + 4 + 1;
 
     let store = w.runner.store.clone();
     let flaky = FlakyQueue {
         inner: store.clone(),
         sends: AtomicUsize::new(0),
-        // The companies' chunk goes out whole (one send) and is checkpointed; the
-        // contacts' first chunk fails after two of its four sends.
-        fail_at: 3,
+        fail_at,
     };
     let pipeline = &w.runner.pipeline;
     assert!(
         pipeline.poll(store.as_ref(), &flaky).await.is_err(),
-        "the contacts' first chunk fails"
+        "the contacts' second chunk fails"
     );
     let after_crash = store.queued().await.unwrap_or_else(|e| panic!("{e}"));
     assert!(
-        after_crash >= 1_000,
+        after_crash >= 2_500,
         "what went out before the crash stays queued: {after_crash}"
     );
     let report = pipeline
@@ -123,7 +125,8 @@ async fn an_interrupted_backfill_resumes_at_its_checkpoint_and_skips_nothing() {
         twice.len()
     );
     // Resuming re-queued the chunk in flight when the queue failed (part of it had
-    // gone out), at most one chunk, and nothing of a chunk checkpointed before.
+    // gone out), at most one chunk, and nothing of a chunk checkpointed before (the
+    // companies', the contacts' first).
     assert!(!twice.is_empty(), "the crash came mid-chunk");
     assert!(twice.len() <= 2_000, "{} re-queued", twice.len());
     assert!(
