@@ -104,11 +104,16 @@ async fn an_interrupted_backfill_resumes_at_its_checkpoint_and_skips_nothing() {
     let queued: HashSet<String> = deliveries
         .iter()
         .filter(|d| {
-            d.item.side == crmsync_shared::domain::Side::HubSpot && d.item.object == "contacts"
+            d.item.side == crmsync_shared::domain::Side::HubSpot
+                && d.item.object == "contacts"
+                && d.item.origin == "backfill"
         })
         .map(|d| d.item.id.clone())
         .collect();
-    assert!(hubspot.is_subset(&queued), "every HubSpot contact queued");
+    assert!(
+        hubspot.is_subset(&queued),
+        "the backfill queued every HubSpot contact"
+    );
     let total = deliveries.len();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     let mut twice: Vec<(String, String)> = Vec::new();
