@@ -223,28 +223,36 @@ async fn run_syncs_a_new_contact_each_way_against_a_sandbox_process() {
     assert!(status.success(), "a clean stop exits 0: {status:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_crash_between_the_crm_write_and_the_link_write_leaves_no_duplicate() {
+/// A worker killed at each step boundary of a sync (between the Salesforce and the
+/// HubSpot write, after both before the link, after the link before the queue heard of
+/// it) leaves no duplicate: restarted on the same store, the retry finds what it made.
+async fn crash_leaves_no_duplicate(failpoint: &str, email: &str) {
     let s = sandboxes();
-    let store = temp_store("crash");
-    let (mut crashing, url) = start_crmsync(&s, &store, Some("after_crm_write:contacts"));
+    let store = temp_store(&failpoint.replace(':', "-"));
+    let (mut crashing, url) = start_crmsync(&s, &store, Some(failpoint));
     point_pushes_at(&s, &url).await;
     let http = reqwest::Client::new();
-    let p = json!({"properties": {"email": "crash@example.org", "lastname": "Crash"}});
+    let p = json!({"properties": {"email": email, "lastname": "Crash"}});
     call(
         http.post(format!("{}/_sandbox/hubspot/objects/contacts", s.hubspot))
             .json(&p),
     )
     .await;
 
-    // The worker writes Salesforce, then aborts before the link is stored.
-    let status = tokio::task::spawn_blocking(move || crashing.0.wait())
-        .await
+    // The worker writes Salesforce, then aborts at the failpoint; a process that never
+    // gets there fails the test instead of hanging it.
+    let waited = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || crashing.0.wait()),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the failpoint {failpoint} was never reached"));
+    let status = waited
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!status.success(), "the failpoint aborts the process");
     assert_eq!(
-        leads_with(&s, "crash@example.org").await.len(),
+        leads_with(&s, email).await.len(),
         1,
         "Salesforce was written"
     );
@@ -253,26 +261,34 @@ async fn a_crash_between_the_crm_write_and_the_link_write_leaves_no_duplicate() 
     let (_crmsync, url) = start_crmsync(&s, &store, None);
     point_pushes_at(&s, &url).await;
     eventually("the retry finishing the pair", || async {
-        contacts_with(&s, "crash@example.org")
-            .await
-            .first()
-            .is_some_and(|c| {
-                c["properties"]["salesforceleadid"]
-                    .as_str()
-                    .is_some_and(|v| !v.is_empty())
-            })
+        contacts_with(&s, email).await.first().is_some_and(|c| {
+            c["properties"]["salesforceleadid"]
+                .as_str()
+                .is_some_and(|v| !v.is_empty())
+        })
     })
     .await;
+    assert_eq!(leads_with(&s, email).await.len(), 1, "no duplicate lead");
     assert_eq!(
-        leads_with(&s, "crash@example.org").await.len(),
-        1,
-        "no duplicate lead"
-    );
-    assert_eq!(
-        contacts_with(&s, "crash@example.org").await.len(),
+        contacts_with(&s, email).await.len(),
         1,
         "no duplicate contact"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_the_salesforce_and_the_hubspot_write_leaves_no_duplicate() {
+    crash_leaves_no_duplicate("after_salesforce_write:contacts", "crash-sf@example.org").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_the_crm_writes_and_the_link_write_leaves_no_duplicate() {
+    crash_leaves_no_duplicate("after_crm_write:contacts", "crash@example.org").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_between_the_link_write_and_the_acknowledgement_leaves_no_duplicate() {
+    crash_leaves_no_duplicate("after_link_write:contacts", "crash-link@example.org").await;
 }
 
 #[test]

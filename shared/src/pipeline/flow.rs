@@ -168,19 +168,29 @@ impl Pipeline {
                 }
             }
         }
+        // Crash tests aim at every step boundary of a batch that writes: between the
+        // Salesforce and the HubSpot write, after both before the links, after the
+        // links before the queue hears of it.
+        let pair = &run.spec.name;
         self.write_salesforce(run, items, &mut planned, now).await;
+        let wrote_salesforce = planned
+            .iter()
+            .any(|p| p.live() && !p.salesforce_writes.is_empty());
+        if wrote_salesforce {
+            self.failpoint(&format!("after_salesforce_write:{pair}"));
+        }
         self.write_hubspot(run, items, &mut planned, now).await;
-        // Crash tests aim between the CRM writes and the link writes: only a batch
-        // that wrote something gets there.
         let wrote = planned
             .iter()
             .any(|p| p.live() && !(p.salesforce_writes.is_empty() && p.hubspot_writes.is_empty()));
         if wrote {
-            self.failpoint(&format!("after_crm_write:{}", run.spec.name));
+            self.failpoint(&format!("after_crm_write:{pair}"));
         }
         let synced = super::lookups::Synced::of(&planned);
-        self.finish(&run.spec.name, items, planned, outcomes, now)
-            .await;
+        self.finish(pair, items, planned, outcomes, now).await;
+        if wrote {
+            self.failpoint(&format!("after_link_write:{pair}"));
+        }
         self.sync_lookups(run, items, synced, outcomes, depth).await;
         Ok(())
     }

@@ -333,7 +333,8 @@ impl Pipeline {
     }
 
     /// Aborts the process at a named point when the failpoint says so (crash tests):
-    /// `after_crm_write` anywhere, `after_crm_write:contacts` in one pair's flow.
+    /// `after_salesforce_write`, `after_crm_write` or `after_link_write` anywhere, or
+    /// with `:contacts` in one pair's flow.
     pub(crate) fn failpoint(&self, name: &str) {
         let hit = self
             .failpoint
