@@ -154,12 +154,15 @@ impl Pipeline {
         self.refine_with_history(run, &mut works).await?;
         let members = self.inclusion_members(run, &works).await?;
         let mut planned = Vec::new();
+        // Keys a pair of this batch is creating: the claim store lets its owner claim
+        // again, so two records of one batch with one key are kept apart here.
+        let mut creating: HashSet<String> = HashSet::new();
         for mut w in works {
             w.in_list = members
                 .as_ref()
                 .map(|m| w.hubspot.as_ref().is_some_and(|h| m.contains(&h.id)));
             let first = w.items.first().copied().unwrap_or(0);
-            match self.plan(run, &items[first], w, now).await {
+            match self.plan(run, &items[first], w, &mut creating, now).await {
                 Ok(p) => planned.push(p),
                 Err((outcome, indexes)) => {
                     for n in indexes {

@@ -1,7 +1,7 @@
 //! From a matched record pair to its writes: the pair's rules, twins, the dedup key's
 //! claim before any create, and the three-way merge on both CRMs' field metadata.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use super::pairs::{PairRun, PlanCheck, Verdict};
@@ -94,6 +94,7 @@ impl Pipeline {
         run: &PairRun,
         item: &WorkItem,
         mut w: Work,
+        in_batch: &mut HashSet<String>,
         now: i64,
     ) -> Result<Planned, Ended> {
         let spec = &run.spec;
@@ -164,6 +165,11 @@ impl Pipeline {
         let creating = w.hubspot.is_none() || w.salesforce.is_none();
         let claim_key = key.as_ref().filter(|_| creating).map(|k| spec.claim_key(k));
         if let Some(k) = &claim_key {
+            if !in_batch.insert(k.clone()) {
+                // The retry matches it against the record the other one makes.
+                let why = format!("another record of this batch is creating {k}");
+                return Err((ItemOutcome::Retry(why), w.items));
+            }
             match self.claims.claim(k, &self.worker, CLAIM_TTL_MS, now).await {
                 Ok(true) => {}
                 Ok(false) => {

@@ -30,7 +30,7 @@ async fn world(push: bool, config: String) -> World {
     World::start(Setup {
         config,
         push,
-        workers: 0,
+        ..Setup::default()
     })
     .await
 }
@@ -411,35 +411,93 @@ async fn an_edit_right_after_our_write_still_syncs() {
     assert_eq!(l[0]["LastName"], "Faster");
 }
 
-/// The same new record by webhook and by poll at once, several workers: one create.
-#[tokio::test]
-async fn a_record_arriving_twice_at_once_is_created_once() {
+/// The dedup key's claim is what keeps concurrent workers from creating one key twice,
+/// where neither CRM would refuse the second create: ten domains, each on two HubSpot
+/// companies, synced by four workers on four threads that take one record at a time.
+/// Each domain becomes one Account; its second company is told which one won.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_workers_create_each_key_once() {
     let w = World::start(Setup {
         config: DEFAULT_TOML.to_owned(),
-        push: true,
+        push: false,
         workers: 4,
+        batch_size: 1,
     })
     .await;
-    for n in 0..20 {
-        w.hs_create(
-            json!({"email": format!("race{n}@example.org"), "lastname": format!("Race {n}")}),
-        )
-        .await;
+    let mut companies = Vec::new();
+    for n in 0..10 {
+        for twin in 0..2 {
+            let id = w
+                .hs_create_object(
+                    "companies",
+                    json!({"name": format!("Co {n}-{twin}"), "domain": format!("co{n}.example")}),
+                )
+                .await;
+            companies.push(id);
+        }
     }
     w.advance(1_000);
     w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-    // Retries wait on the clock: move it past them while the workers drain.
-    for _ in 0..20 {
-        w.advance(10_000);
-        w.settle().await;
+    // The background workers drain the queue; retries wait on the clock.
+    let started = std::time::Instant::now();
+    while w
+        .runner
+        .store
+        .queued()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        > 0
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the workers did not drain the queue"
+        );
+        w.advance(2_000);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let leads = w.sf_records("Lead").await;
-    assert_eq!(leads.len(), 20, "each contact created once in Salesforce");
+    let accounts = w.sf_records("Account").await;
+    assert_eq!(accounts.len(), 10, "one Account per domain: {accounts:?}");
+    let mut skipped = 0;
+    for id in &companies {
+        if let Some(s) = w.status("hubspot", "companies", id).await
+            && s.last.code.as_deref() == Some("duplicate_in_salesforce")
+        {
+            skipped += 1;
+        }
+    }
     assert_eq!(
-        w.hs_contacts().await.len(),
-        20,
-        "and nothing duplicated in HubSpot"
+        skipped, 10,
+        "each domain's second company says which one won"
+    );
+}
+
+/// Two records with one key in one batch: the claim store lets its owner claim again,
+/// so the batch itself keeps them apart (one Account; the other waits and then pairs
+/// as a twin).
+#[tokio::test]
+async fn two_records_with_one_key_in_one_batch_create_once() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let a = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Twin A", "domain": "twins.example"}),
+        )
+        .await;
+    let b = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Twin B", "domain": "twins.example"}),
+        )
+        .await;
+    w.sync().await;
+    assert_eq!(w.sf_records("Account").await.len(), 1);
+    let codes = [
+        w.last_outcome("hubspot", "companies", &a).await.1,
+        w.last_outcome("hubspot", "companies", &b).await.1,
+    ];
+    assert!(
+        codes.contains(&Some("duplicate_in_salesforce".to_owned())),
+        "{codes:?}"
     );
 }
 

@@ -42,7 +42,10 @@ pub struct Setup {
     pub config: String,
     /// Webhooks and outbound messages on; off: changes arrive by polling alone.
     pub push: bool,
+    /// Background workers (0: only `settle` works the queue, in the test's task).
     pub workers: usize,
+    /// References a background worker takes per batch.
+    pub batch_size: usize,
 }
 
 impl Default for Setup {
@@ -51,6 +54,7 @@ impl Default for Setup {
             config: crmsync_shared::domain::config::DEFAULT_TOML.to_owned(),
             push: true,
             workers: 0,
+            batch_size: 100,
         }
     }
 }
@@ -119,7 +123,7 @@ impl World {
             listen: "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
             poll_interval: None,
             workers: setup.workers,
-            batch_size: 100,
+            batch_size: setup.batch_size,
         };
         let runner = LocalRunner::start(pipeline, intake, store, options)
             .await
