@@ -925,6 +925,28 @@ mod webhooks {
         assert_eq!(r.status, StatusCode::NO_CONTENT);
     }
 
+    /// The channel's imperfections are set through the control API (a loss rate, a
+    /// duplicate rate, a delay), shown in its state, and refused out of range.
+    #[tokio::test]
+    async fn delivery_imperfections_are_set_and_checked() {
+        let p = portal(relaxed(), None).await;
+        let r = p
+            .control(
+                "PUT",
+                "/webhooks",
+                Some(json!({"loss_rate": 0.1, "duplicate_rate": 0.2, "delay_ms_max": 5000})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        let state = p.control("GET", "/webhooks", None).await.body;
+        assert_eq!(state["loss_rate"], 0.1);
+        assert_eq!(state["delay_ms_max"], 5000);
+        let bad = p
+            .control("PUT", "/webhooks", Some(json!({"duplicate_rate": -0.5})))
+            .await;
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    }
+
     /// Custom objects' changes arrive as HubSpot's generic `object.*` events, naming
     /// the object type by id.
     #[tokio::test]

@@ -441,6 +441,75 @@ async fn a_scheduled_person_edit_lands_after_the_integrations_next_read() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
+/// With a skew set, `SystemModstamp` lands before the commit, out of commit order (a
+/// long transaction stamps an earlier time than a later, faster one), and never after it.
+#[tokio::test]
+async fn system_modstamps_can_land_out_of_commit_order() {
+    let o = org(None).await;
+    let r = o
+        .control(
+            "PUT",
+            "/settings",
+            Some(json!({"modstamp_skew_ms": 30_000})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let mut stamps = Vec::new();
+    for n in 0..20 {
+        let id = o
+            .create("Contact", json!({"LastName": format!("Skew {n}")}))
+            .await;
+        o.control("POST", "/clock/advance", Some(json!({"ms": 1_000})))
+            .await;
+        let r = o
+            .api(
+                "GET",
+                &format!("/sobjects/Contact/{id}?fields=SystemModstamp,CreatedDate"),
+                None,
+            )
+            .await;
+        let stamp = r.body["SystemModstamp"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let created = r.body["CreatedDate"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            stamp <= created,
+            "never after the commit: {stamp} > {created}"
+        );
+        stamps.push(stamp);
+    }
+    let mut sorted = stamps.clone();
+    sorted.sort();
+    assert_ne!(stamps, sorted, "some land before an earlier commit");
+    let bad = o
+        .control("PUT", "/settings", Some(json!({"modstamp_skew_ms": -1})))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+/// The push channel's imperfections are set through the control API, refused out of
+/// range.
+#[tokio::test]
+async fn outbound_imperfections_are_set_and_checked() {
+    let o = org(None).await;
+    let r = o
+        .control(
+            "PUT",
+            "/outbound",
+            Some(json!({"loss_rate": 0.1, "duplicate_rate": 0.1, "delay_ms_max": 5000})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let bad = o
+        .control("PUT", "/outbound", Some(json!({"loss_rate": 2})))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
 /// The org's second custom object: a required Name, a unique Code__c, a lookup to
 /// Account, and upserts on its HubSpot id.
 #[tokio::test]

@@ -122,6 +122,7 @@ async fn main() -> std::process::ExitCode {
             app_secret: args.hubspot_app_secret,
             imperfect: !args.perfect_webhooks,
             seed: args.seed,
+            ..WebhookSettings::default()
         },
         oauth: OAuthApp {
             client_id: args.hubspot_client_id,

@@ -275,6 +275,28 @@ async fn webhook_settings(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply
     if let Some(imperfect) = v.get("imperfect").and_then(Value::as_bool) {
         w.settings.imperfect = imperfect;
     }
+    let rate = |k: &str| -> Result<Option<f64>, HsError> {
+        match v.get(k) {
+            None => Ok(None),
+            Some(x) => x
+                .as_f64()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .map(Some)
+                .ok_or_else(|| HsError::validation(format!("{k} must be between 0 and 1"))),
+        }
+    };
+    if let Some(r) = rate("loss_rate")? {
+        w.settings.loss_rate = r;
+    }
+    if let Some(r) = rate("duplicate_rate")? {
+        w.settings.duplicate_rate = r;
+    }
+    if let Some(ms) = v.get("delay_ms_max") {
+        w.settings.delay_ms_max = ms
+            .as_i64()
+            .filter(|m| (0..=86_400_000).contains(m))
+            .ok_or_else(|| HsError::validation("delay_ms_max must be 0 to 86400000"))?;
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -283,6 +305,10 @@ async fn webhook_state(State(hs): State<Arc<HubSpot>>) -> Reply {
     Ok(Json(json!({
         "target_url": w.settings.target_url,
         "imperfect": w.settings.imperfect,
+        "loss_rate": w.settings.loss_rate,
+        "duplicate_rate": w.settings.duplicate_rate,
+        "delay_ms_max": w.settings.delay_ms_max,
+        "lost": w.lost,
         "pending": w.pending(),
         "delivered": w.delivered,
         "failed": w.failed,

@@ -40,6 +40,12 @@ pub struct WebhookSettings {
     pub app_secret: String,
     /// Duplicates and re-ordering, as HubSpot does (on by default).
     pub imperfect: bool,
+    /// Share of batches never delivered (the polling safety net must catch them).
+    pub loss_rate: f64,
+    /// Share of batches delivered twice (on top of `imperfect`'s).
+    pub duplicate_rate: f64,
+    /// Each batch is sent up to this much later (sandbox clock), at random.
+    pub delay_ms_max: i64,
     /// Seed of the imperfections and retry jitter.
     pub seed: u64,
 }
@@ -50,6 +56,9 @@ impl Default for WebhookSettings {
             target_url: None,
             app_secret: "hubspot-app-secret".into(),
             imperfect: true,
+            loss_rate: 0.0,
+            duplicate_rate: 0.0,
+            delay_ms_max: 0,
             seed: 1,
         }
     }
@@ -74,6 +83,8 @@ pub struct Webhooks {
     pub failed: u64,
     /// Deliveries dropped after the last retry.
     pub abandoned: u64,
+    /// Batches lost on purpose (`loss_rate`).
+    pub lost: u64,
 }
 
 impl Webhooks {
@@ -86,6 +97,7 @@ impl Webhooks {
             delivered: 0,
             failed: 0,
             abandoned: 0,
+            lost: 0,
         }
     }
 
@@ -138,22 +150,29 @@ impl Webhooks {
             return;
         }
         let events: Vec<Value> = changes.iter().map(|c| self.event(c)).collect();
+        let s = self.settings.clone();
         for chunk in events.chunks(BATCH_MAX) {
             let mut batch = chunk.to_vec();
-            if self.settings.imperfect && batch.len() > 1 && self.rng.random_bool(0.3) {
+            if s.imperfect && batch.len() > 1 && self.rng.random_bool(0.3) {
                 batch.reverse();
             }
-            let twice = self.settings.imperfect && self.rng.random_bool(0.1);
-            self.pending.push_back(Delivery {
-                events: batch.clone(),
-                attempt: 0,
-                due_ms: now,
-            });
-            if twice {
+            if self.rng.random_bool(s.loss_rate.clamp(0.0, 1.0)) {
+                self.lost += 1;
+                continue;
+            }
+            let twice = (s.imperfect && self.rng.random_bool(0.1))
+                || self.rng.random_bool(s.duplicate_rate.clamp(0.0, 1.0));
+            let copies = if twice { 2 } else { 1 };
+            for _ in 0..copies {
+                let delay = if s.delay_ms_max > 0 {
+                    self.rng.random_range(0..=s.delay_ms_max)
+                } else {
+                    0
+                };
                 self.pending.push_back(Delivery {
-                    events: batch,
+                    events: batch.clone(),
                     attempt: 0,
-                    due_ms: now,
+                    due_ms: now + delay,
                 });
             }
         }
@@ -384,6 +403,37 @@ mod imperfection_tests {
             exact.enqueue(vec![change(i), change(i + 1000)], 0);
         }
         assert_eq!(exact.due(0).len(), 100);
+    }
+
+    #[test]
+    fn batches_are_lost_late_and_duplicated_at_the_set_rates() {
+        let mut w = Webhooks::new(WebhookSettings {
+            target_url: Some("http://127.0.0.1:9/".into()),
+            imperfect: false,
+            loss_rate: 0.25,
+            duplicate_rate: 0.2,
+            delay_ms_max: 5_000,
+            ..WebhookSettings::default()
+        });
+        for i in 0..400 {
+            w.enqueue(vec![change(i)], 0);
+        }
+        assert!(
+            (60..=140).contains(&w.lost),
+            "about a quarter lost: {}",
+            w.lost
+        );
+        let now = w.due(0);
+        let later = w.due(5_000);
+        assert!(!later.is_empty(), "some arrive late");
+        assert!(later.len() > now.len(), "most arrive later than sent");
+        let sent = now.len() + later.len();
+        let kept = 400 - w.lost as usize;
+        assert!(
+            sent > kept,
+            "some twice: {sent} deliveries of {kept} batches"
+        );
+        assert!(w.due(i64::MAX).is_empty(), "none later than the maximum");
     }
 
     #[test]

@@ -245,6 +245,17 @@ async fn settings(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
     if let Some(b) = v.get("state_country_picklists").and_then(Value::as_bool) {
         org.state_country_picklists = b;
     }
+    if let Some(x) = v.get("modstamp_skew_ms") {
+        org.modstamp_skew_ms = x
+            .as_i64()
+            .filter(|m| (0..=3_600_000).contains(m))
+            .ok_or_else(|| {
+                SfFailure::bad_request(vec![SfError::new(
+                    "INVALID_FIELD",
+                    "modstamp_skew_ms must be 0 to 3600000",
+                )])
+            })?;
+    }
     let strings = |k: &str| -> Option<Vec<String>> {
         v.get(k).and_then(Value::as_array).map(|a| {
             a.iter()
@@ -310,6 +321,38 @@ async fn outbound_settings(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> R
     if let Some(url) = v.get("url") {
         s.outbound.url = url.as_str().map(str::to_owned);
     }
+    let rate = |key: &str| -> Result<Option<f64>, SfFailure> {
+        match v.get(key) {
+            None => Ok(None),
+            Some(x) => x
+                .as_f64()
+                .filter(|r| (0.0..=1.0).contains(r))
+                .map(Some)
+                .ok_or_else(|| {
+                    SfFailure::bad_request(vec![SfError::new(
+                        "INVALID_FIELD",
+                        format!("{key} must be between 0 and 1"),
+                    )])
+                }),
+        }
+    };
+    if let Some(r) = rate("loss_rate")? {
+        s.outbound.loss_rate = r;
+    }
+    if let Some(r) = rate("duplicate_rate")? {
+        s.outbound.duplicate_rate = r;
+    }
+    if let Some(x) = v.get("delay_ms_max") {
+        s.outbound.delay_ms_max = x
+            .as_i64()
+            .filter(|m| (0..=86_400_000).contains(m))
+            .ok_or_else(|| {
+                SfFailure::bad_request(vec![SfError::new(
+                    "INVALID_FIELD",
+                    "delay_ms_max must be 0 to 86400000",
+                )])
+            })?;
+    }
     if let Some(objects) = v.get("objects").and_then(Value::as_array) {
         s.outbound.objects = objects
             .iter()
@@ -326,6 +369,7 @@ async fn outbound_state(State(sf): State<Arc<Salesforce>>) -> Reply {
     Ok(Json(json!({
         "url": url,
         "pending": o.pending(),
+        "lost": o.lost,
         "delivered": o.delivered,
         "failed": o.failed,
         "abandoned": o.abandoned,

@@ -9,6 +9,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use super::Salesforce;
 use super::ids;
 use crate::hubspot::lock;
@@ -28,6 +31,12 @@ pub struct OutboundSettings {
     pub url: Option<String>,
     /// The objects whose creates and updates send messages.
     pub objects: Vec<String>,
+    /// Share of messages never sent (the polling safety net must catch them).
+    pub loss_rate: f64,
+    /// Share of messages sent twice.
+    pub duplicate_rate: f64,
+    /// Each message is sent up to this much later (sandbox clock), at random.
+    pub delay_ms_max: i64,
 }
 
 impl Default for OutboundSettings {
@@ -37,6 +46,9 @@ impl Default for OutboundSettings {
             objects: ["Lead", "Contact", "Account", "Opportunity"]
                 .map(str::to_owned)
                 .to_vec(),
+            loss_rate: 0.0,
+            duplicate_rate: 0.0,
+            delay_ms_max: 0,
         }
     }
 }
@@ -50,18 +62,61 @@ struct Message {
     due_ms: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outbound {
     pending: VecDeque<Message>,
     next_notification: u64,
+    rng: ChaCha8Rng,
     pub delivered: u64,
     pub failed: u64,
     pub abandoned: u64,
+    /// Messages lost on purpose (`loss_rate`).
+    pub lost: u64,
+}
+
+impl Default for Outbound {
+    fn default() -> Self {
+        Outbound {
+            pending: VecDeque::new(),
+            next_notification: 0,
+            rng: ChaCha8Rng::seed_from_u64(7),
+            delivered: 0,
+            failed: 0,
+            abandoned: 0,
+            lost: 0,
+        }
+    }
 }
 
 impl Outbound {
     pub fn pending(&self) -> usize {
         self.pending.len()
+    }
+
+    /// Queues a new message as the settings' imperfections say: lost, late or twice.
+    fn queue(&mut self, settings: &OutboundSettings, message: Message, now: i64) {
+        if self.rng.random_bool(settings.loss_rate.clamp(0.0, 1.0)) {
+            self.lost += 1;
+            return;
+        }
+        let copies = if self
+            .rng
+            .random_bool(settings.duplicate_rate.clamp(0.0, 1.0))
+        {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = if settings.delay_ms_max > 0 {
+                self.rng.random_range(0..=settings.delay_ms_max)
+            } else {
+                0
+            };
+            let mut m = message.clone();
+            m.due_ms = now + delay;
+            self.pending.push_back(m);
+        }
     }
 }
 
@@ -140,7 +195,9 @@ pub async fn run(sf: Arc<Salesforce>, base_url: String) {
             let s = lock(&sf.settings);
             (s.outbound.clone(), s.org_id.clone())
         };
-        let Some(url) = settings.url else { continue };
+        let Some(url) = settings.url.clone() else {
+            continue;
+        };
         let due: Vec<Message> = {
             let mut out = lock(&sf.outbound);
             for object in &settings.objects {
@@ -157,12 +214,13 @@ pub async fn run(sf: Arc<Salesforce>, base_url: String) {
                             (ids::make("04l", out.next_notification), (*id).clone())
                         })
                         .collect();
-                    out.pending.push_back(Message {
+                    let message = Message {
                         notifications,
                         first_ms: now,
                         attempts: 0,
                         due_ms: now,
-                    });
+                    };
+                    out.queue(&settings, message, now);
                 }
             }
             let (due, later): (Vec<_>, Vec<_>) =
@@ -216,6 +274,35 @@ mod tests {
         assert!(!is_ack(500, ack));
         assert!(!is_ack(200, ""));
         assert!(!is_ack(200, &ack.replace("true", "false")));
+    }
+
+    #[test]
+    fn messages_are_lost_late_and_duplicated_at_the_set_rates() {
+        let settings = OutboundSettings {
+            loss_rate: 0.25,
+            duplicate_rate: 0.2,
+            delay_ms_max: 5_000,
+            ..OutboundSettings::default()
+        };
+        let mut out = Outbound::default();
+        for n in 0..400 {
+            let message = Message {
+                notifications: vec![(format!("n{n}"), format!("r{n}"))],
+                first_ms: 0,
+                attempts: 0,
+                due_ms: 0,
+            };
+            out.queue(&settings, message, 0);
+        }
+        assert!(
+            (60..=140).contains(&out.lost),
+            "about a quarter lost: {}",
+            out.lost
+        );
+        let kept = 400 - out.lost as usize;
+        assert!(out.pending() > kept, "some twice");
+        assert!(out.pending.iter().all(|m| (0..=5_000).contains(&m.due_ms)));
+        assert!(out.pending.iter().any(|m| m.due_ms > 0), "some late");
     }
 
     #[test]

@@ -94,6 +94,11 @@ pub struct Org {
     /// While an all-or-none call runs: each touched record as it was before (`None`:
     /// created by the call), to roll back.
     journal: Option<Vec<(String, String, Option<Record>)>>,
+    /// `SystemModstamp` is set when a transaction commits, so a long transaction can
+    /// stamp an earlier time than a later, faster one: writes are stamped up to this
+    /// much before their commit, at random.
+    pub modstamp_skew_ms: i64,
+    skew_state: u64,
 }
 
 /// Where to roll an all-or-none call back to.
@@ -124,6 +129,20 @@ fn parse_date(s: &str) -> Option<chrono::NaiveDate> {
 }
 
 impl Org {
+    /// The `SystemModstamp` of a write committed at `now`.
+    fn stamp(&mut self, now: i64) -> i64 {
+        if self.modstamp_skew_ms <= 0 {
+            return now;
+        }
+        // xorshift64: deterministic, no shared RNG needed.
+        let mut x = self.skew_state;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.skew_state = x;
+        now - (x % (self.modstamp_skew_ms as u64 + 1)) as i64
+    }
+
     pub fn new(org_id: &str) -> Self {
         let mut org = Org {
             id: org_id.to_owned(),
@@ -138,6 +157,8 @@ impl Org {
             deletions: Vec::new(),
             outbox: Vec::new(),
             journal: None,
+            modstamp_skew_ms: 0,
+            skew_state: 0x9E37_79B9_7F4A_7C15,
         };
         // Users 1 and 2: the integration user and the admin behind the control API.
         for (id, first, last, email) in [
@@ -706,12 +727,13 @@ impl Org {
         self.check_saved(&object, None, &changes, options)?;
         let id = self.new_id(&object);
         self.remember(object.name, &id);
+        let stamp = self.stamp(now);
         let record = Record {
             id: id.clone(),
             fields: changes.into_iter().filter(|(_, v)| !v.is_null()).collect(),
             created_ms: now,
             modified_ms: now,
-            modstamp_ms: now,
+            modstamp_ms: stamp,
             created_by: writer.user().into(),
             modified_by: writer.user().into(),
             deleted_ms: None,
@@ -777,6 +799,7 @@ impl Org {
             saved.insert(k.clone(), v.clone());
         }
         self.check_saved(&object, Some(&id18), &saved, options)?;
+        let stamp = self.stamp(now);
         if let Some(r) = self
             .records
             .get_mut(object.name)
@@ -784,7 +807,7 @@ impl Org {
         {
             r.fields = saved.into_iter().filter(|(_, v)| !v.is_null()).collect();
             r.modified_ms = now;
-            r.modstamp_ms = now;
+            r.modstamp_ms = stamp;
             r.modified_by = writer.user().into();
         }
         self.outbox.push((object.name.to_owned(), id18));
@@ -821,13 +844,14 @@ impl Org {
             return Err(SfError::new("ENTITY_IS_DELETED", "entity is deleted"));
         }
         self.check_access(&object, Some(&id18), writer)?;
+        let stamp = self.stamp(now);
         if let Some(r) = self
             .records
             .get_mut(object.name)
             .and_then(|m| m.get_mut(&id18))
         {
             r.deleted_ms = Some(now);
-            r.modstamp_ms = now;
+            r.modstamp_ms = stamp;
         }
         self.deletions.push((object.name.to_owned(), id18, now));
         Ok(())
