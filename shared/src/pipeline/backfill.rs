@@ -47,11 +47,21 @@ impl Pipeline {
         let pair = spec.name.as_str();
         let props = self.pair_properties(run);
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
-        let hubspot = self
-            .hubspot
-            .changed_since(&spec.hubspot_object, 0, &refs)
-            .await
-            .map_err(|e| format!("HubSpot {}: {e}", spec.hubspot_object))?;
+        // Listed, as the backfill lists them: search lags writes and stops at 10,000.
+        let mut hubspot = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (page, next) = self
+                .hubspot
+                .list_page(&spec.hubspot_object, &refs, false, after.as_deref())
+                .await
+                .map_err(|e| format!("HubSpot {}: {e}", spec.hubspot_object))?;
+            hubspot.extend(page);
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
         // Salesforce records by key (best first) and by id.
         let mut by_key: HashMap<String, Record> = HashMap::new();
         let mut by_id: HashMap<String, Record> = HashMap::new();

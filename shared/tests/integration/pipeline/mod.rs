@@ -422,6 +422,7 @@ async fn concurrent_workers_create_each_key_once() {
         push: false,
         workers: 4,
         batch_size: 1,
+        ..Setup::default()
     })
     .await;
     let mut companies = Vec::new();
@@ -677,8 +678,7 @@ async fn the_contact_company_association_follows_account_id() {
         json!({"LastName": "Lumbergh", "Email": "bill@initech.example", "AccountId": account}),
     )
     .await;
-    w.advance(1_000);
-    w.poll_and_settle().await;
+    w.sync().await;
     let company = w
         .hs_objects("companies")
         .await
@@ -702,8 +702,7 @@ async fn the_contact_company_association_follows_account_id() {
     let company_id = company["id"].as_str().unwrap_or_default().to_owned();
     w.hs_associate("contacts", &peter, "companies", &company_id)
         .await;
-    w.advance(1_000);
-    w.poll_and_settle().await;
+    w.sync().await;
     let contacts = w.sf_by_email("Contact", "peter@initech.example").await;
     assert_eq!(contacts.len(), 1);
     assert_eq!(contacts[0]["AccountId"], json!(account));

@@ -82,3 +82,27 @@ async fn a_hubspot_edit_during_a_sync_is_not_written_over() {
         "and reaches Salesforce"
     );
 }
+
+/// Every push lost: the poller is the safety net, and both directions still sync.
+#[tokio::test]
+async fn with_every_push_lost_the_poller_delivers() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let lost = json!({"loss_rate": 1.0});
+    w.put(&w.hs_control("/webhooks"), lost.clone()).await;
+    w.put(&w.sf_control("/outbound"), lost).await;
+    w.hs_create(json!({"email": "lost@example.org", "lastname": "Lost"}))
+        .await;
+    w.sf_create(
+        "Lead",
+        json!({"LastName": "Gone", "Email": "gone@example.org", "Company": "Acme"}),
+    )
+    .await;
+    w.sync().await;
+    assert_eq!(w.sf_by_email("Lead", "lost@example.org").await.len(), 1);
+    assert!(w.hs_contact_by_email("gone@example.org").await.is_some());
+    let state = w.send_get(&w.hs_control("/webhooks")).await;
+    assert!(
+        state["lost"].as_u64().unwrap_or(0) > 0,
+        "pushes were lost: {state}"
+    );
+}

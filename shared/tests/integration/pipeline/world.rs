@@ -46,6 +46,11 @@ pub struct Setup {
     pub workers: usize,
     /// References a background worker takes per batch.
     pub batch_size: usize,
+    /// The world as it is (the default): HubSpot search lags writes, pushes arrive
+    /// late, twice, out of order or never, SystemModstamp lands out of commit order,
+    /// and the poller is the safety net under the pushes. Off only in tests that say
+    /// why they need perfection.
+    pub realistic: bool,
 }
 
 impl Default for Setup {
@@ -55,11 +60,18 @@ impl Default for Setup {
             push: true,
             workers: 0,
             batch_size: 100,
+            realistic: true,
         }
     }
 }
 
+/// How far behind writes HubSpot's search index is in a realistic world.
+pub const SEARCH_LAG_MS: i64 = 2_000;
+/// How late a push may arrive in a realistic world.
+pub const PUSH_DELAY_MS: i64 = 3_000;
+
 pub struct World {
+    pub realistic: bool,
     pub clock: Clock,
     pub hs: HubSpotSandbox,
     pub sf: SalesforceSandbox,
@@ -73,7 +85,7 @@ impl World {
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
         let clock = Clock::frozen(T0);
         let hs_settings = HubSpotSettings {
-            search_lag_ms: 0,
+            search_lag_ms: if setup.realistic { SEARCH_LAG_MS } else { 0 },
             ..HubSpotSettings::default()
         };
         let hs = HubSpotSandbox::spawn(hs_settings, clock.clone(), None)
@@ -129,6 +141,7 @@ impl World {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let world = World {
+            realistic: setup.realistic,
             clock,
             hs,
             sf,
@@ -142,6 +155,20 @@ impl World {
                 .await;
             world
                 .put(&world.sf_control("/outbound"), json!({"url": format!("{}/webhooks/salesforce?token={OUTBOUND_TOKEN}", world.runner.url())}))
+                .await;
+        }
+        if setup.realistic {
+            let imperfect =
+                json!({"loss_rate": 0.05, "duplicate_rate": 0.1, "delay_ms_max": PUSH_DELAY_MS});
+            world
+                .put(&world.hs_control("/webhooks"), imperfect.clone())
+                .await;
+            world.put(&world.sf_control("/outbound"), imperfect).await;
+            world
+                .put(
+                    &world.sf_control("/settings"),
+                    json!({"modstamp_skew_ms": 5_000}),
+                )
                 .await;
         }
         world
@@ -161,6 +188,10 @@ impl World {
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert!(status.is_success(), "control call failed: {status} {body}");
         body
+    }
+
+    pub async fn send_get(&self, url: &str) -> Value {
+        self.send(self.http.get(url)).await
     }
 
     pub async fn put(&self, url: &str, body: Value) -> Value {
@@ -382,7 +413,8 @@ impl World {
     /// Works until nothing is left: pushes delivered, the queue empty, several times in
     /// a row (our own writes push echoes, which must be worked off too). Waits on
     /// deliveries in flight over loopback, never on time-based behaviour: the clock is
-    /// frozen. Panics after 20 seconds.
+    /// frozen, and moved on when only late pushes or retries are left. Panics after 20
+    /// seconds.
     pub async fn settle(&self) {
         let started = std::time::Instant::now();
         let mut quiet = 0;
@@ -408,6 +440,10 @@ impl World {
                 if round.received == 0 && queued > 0 {
                     // Retries wait on the clock: let their delay pass.
                     self.advance(worker::retry_delay_ms(6));
+                } else if round.received == 0 && self.realistic {
+                    // Late pushes are due on the sandbox clock.
+                    self.advance(500);
+                    tokio::time::sleep(Duration::from_millis(25)).await;
                 }
             }
         }
@@ -429,8 +465,17 @@ impl World {
 
     /// The sync: by pushes when they are on, by a poll otherwise.
     pub async fn sync(&self) {
-        if self.push {
+        if self.push && self.realistic {
+            // Pushes first; the poller then catches what they lost, once HubSpot's
+            // search index shows the changes.
             self.settle().await;
+            self.advance(SEARCH_LAG_MS + 1_000);
+            self.poll_and_settle().await;
+        } else if self.push {
+            self.settle().await;
+        } else if self.realistic {
+            self.advance(SEARCH_LAG_MS + 1_000);
+            self.poll_and_settle().await;
         } else {
             self.advance(1_000);
             self.poll_and_settle().await;
