@@ -22,6 +22,10 @@ impl Pause for SandboxPause {
             .advance(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 4));
         tokio::task::yield_now().await;
     }
+
+    fn now_ms(&self) -> i64 {
+        self.0.now_ms()
+    }
 }
 
 pub fn pause(clock: &Clock) -> Arc<dyn Pause> {

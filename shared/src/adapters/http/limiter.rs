@@ -6,15 +6,14 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use super::Pause;
 
 #[derive(Debug)]
 pub struct RateLimiter {
     max: usize,
     window: Duration,
-    calls: Mutex<VecDeque<Instant>>,
+    /// When the calls in the window were made, on the pause's clock (ms).
+    calls: Mutex<VecDeque<i64>>,
 }
 
 impl RateLimiter {
@@ -37,12 +36,10 @@ impl RateLimiter {
     pub async fn acquire(&self, pause: &dyn Pause) {
         loop {
             let wait = {
-                let now = Instant::now();
+                let now = pause.now_ms();
+                let window = i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX);
                 let mut calls = self.calls.lock().unwrap_or_else(|p| p.into_inner());
-                while calls
-                    .front()
-                    .is_some_and(|t| now.duration_since(*t) >= self.window)
-                {
+                while calls.front().is_some_and(|t| now - *t >= window) {
                     calls.pop_front();
                 }
                 if calls.len() < self.max {
@@ -50,7 +47,8 @@ impl RateLimiter {
                     return;
                 }
                 calls.front().map_or(Duration::ZERO, |oldest| {
-                    self.window.saturating_sub(now.duration_since(*oldest))
+                    let left = (window - (now - *oldest)).max(0);
+                    Duration::from_millis(u64::try_from(left).unwrap_or(0))
                 })
             };
             pause.pause(wait.max(Duration::from_millis(1))).await;
@@ -67,7 +65,7 @@ mod tests {
     async fn calls_beyond_the_window_wait_for_it_to_roll() {
         let limiter = RateLimiter::shared(10, Duration::from_secs(10), 2);
         assert_eq!(limiter.max(), 5);
-        let start = Instant::now();
+        let start = tokio::time::Instant::now();
         for _ in 0..5 {
             limiter.acquire(&TokioPause).await;
         }

@@ -14,11 +14,15 @@ pub use retry::RetryPolicy;
 
 pub use crate::ports::crm::ErrorClass;
 
-/// Waits between attempts. Injected so that tests against a sandbox can move the
-/// sandbox's clock instead of sleeping.
+/// Waits between attempts, and the clock those waits run on. Injected so that tests
+/// against a sandbox move the sandbox's clock instead of sleeping; whatever measures
+/// time in a client (its rate limiter, its token's expiry) reads this clock too, or a
+/// wait that moves one clock would be measured on another.
 #[async_trait::async_trait]
 pub trait Pause: Send + Sync + std::fmt::Debug {
     async fn pause(&self, duration: Duration);
+    /// Milliseconds on this clock (only differences mean anything).
+    fn now_ms(&self) -> i64;
 }
 
 /// Real waiting, on tokio's clock.
@@ -29,6 +33,12 @@ pub struct TokioPause;
 impl Pause for TokioPause {
     async fn pause(&self, duration: Duration) {
         tokio::time::sleep(duration).await;
+    }
+
+    fn now_ms(&self) -> i64 {
+        static START: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+        let start = *START.get_or_init(tokio::time::Instant::now);
+        i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 }
 

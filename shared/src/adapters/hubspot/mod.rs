@@ -16,7 +16,6 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use reqwest::Method;
 use serde_json::Value;
-use tokio::time::Instant;
 
 pub use error::{ApiError, HubSpotError};
 pub use objects::{BatchOutcome, HsRecord, InputError};
@@ -86,7 +85,8 @@ pub struct HubSpotClient {
     pause: Arc<dyn Pause>,
     counter: CallCounter,
     /// OAuth access token and when to refresh it.
-    token: tokio::sync::Mutex<Option<(Secret, Instant)>>,
+    /// The access token and when to refresh it (on the pause's clock, ms).
+    token: tokio::sync::Mutex<Option<(Secret, i64)>>,
     rng: Mutex<StdRng>,
 }
 
@@ -144,7 +144,7 @@ impl HubSpotClient {
         let mut token = self.token.lock().await;
         if let Some((t, refresh_at)) = token.as_ref()
             && !force_refresh
-            && Instant::now() < *refresh_at
+            && self.pause.now_ms() < *refresh_at
         {
             return Ok(t.clone());
         }
@@ -181,7 +181,8 @@ impl HubSpotClient {
             .and_then(Value::as_u64)
             .unwrap_or(1800);
         // Refresh a minute early: HubSpot advises refreshing on expiry, not on 401.
-        let refresh_at = Instant::now() + Duration::from_secs(expires_in.saturating_sub(60));
+        let lifetime = i64::try_from(expires_in.saturating_sub(60)).unwrap_or(0) * 1_000;
+        let refresh_at = self.pause.now_ms() + lifetime;
         let secret = Secret::new(access);
         *token = Some((secret.clone(), refresh_at));
         Ok(secret)

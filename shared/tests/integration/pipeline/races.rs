@@ -106,3 +106,23 @@ async fn with_every_push_lost_the_poller_delivers() {
         "pushes were lost: {state}"
     );
 }
+
+/// Hours pass between two edits: both CRMs' access tokens expired meanwhile, and the
+/// clients renew them (a refresh grant each) instead of failing the sync.
+#[tokio::test]
+async fn expired_tokens_are_renewed_mid_run() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let id = w
+        .hs_create(json!({"email": "token@example.org", "lastname": "Token"}))
+        .await;
+    w.sync().await;
+    w.advance(3 * 3_600_000);
+    w.hs_update(&id, json!({"firstname": "Later"})).await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", "token@example.org").await;
+    assert_eq!(
+        leads[0]["FirstName"],
+        json!("Later"),
+        "synced with renewed tokens"
+    );
+}

@@ -94,16 +94,35 @@ impl World {
         let sf = SalesforceSandbox::spawn(SalesforceSettings::default(), clock.clone(), None)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let hubspot = HubSpotClient::with_pause(
-            HubSpotConfig::new(hs.url(), HubSpotAuth::PrivateApp(Secret::new(HS_TOKEN))),
-            pause(&clock),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let salesforce = SalesforceClient::with_pause(
-            SalesforceConfig::new(sf.url(), SalesforceAuth::AccessToken(Secret::new(SF_TOKEN))),
-            pause(&clock),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
+        // A realistic world's credentials expire: OAuth apps whose access tokens the
+        // clients renew (HubSpot's after 30 minutes, Salesforce's sessions after 2
+        // hours, both on the sandbox clock).
+        let (hubspot_auth, salesforce_auth) = if setup.realistic {
+            (
+                HubSpotAuth::OAuth {
+                    client_id: "hubspot-client-id".into(),
+                    client_secret: Secret::new("hubspot-client-secret"),
+                    refresh_token: Secret::new("hubspot-refresh-token"),
+                },
+                SalesforceAuth::RefreshToken {
+                    client_id: "salesforce-client-id".into(),
+                    client_secret: Secret::new("salesforce-client-secret"),
+                    refresh_token: Secret::new("salesforce-refresh-token"),
+                },
+            )
+        } else {
+            (
+                HubSpotAuth::PrivateApp(Secret::new(HS_TOKEN)),
+                SalesforceAuth::AccessToken(Secret::new(SF_TOKEN)),
+            )
+        };
+        let hubspot =
+            HubSpotClient::with_pause(HubSpotConfig::new(hs.url(), hubspot_auth), pause(&clock))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let mut sf_config = SalesforceConfig::new(sf.url(), salesforce_auth);
+        sf_config.login_url = sf.url();
+        let salesforce = SalesforceClient::with_pause(sf_config, pause(&clock))
+            .unwrap_or_else(|e| panic!("{e}"));
         let ours: Arc<dyn crmsync_shared::ports::Clock> = Arc::new(SandboxClock(clock.clone()));
         let store =
             Arc::new(SqliteStore::in_memory(ours.clone(), 5).unwrap_or_else(|e| panic!("{e}")));
