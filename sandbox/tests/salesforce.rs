@@ -510,6 +510,45 @@ async fn outbound_imperfections_are_set_and_checked() {
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
 }
 
+/// Field history tracking: each changed field of a tracked object leaves a row in its
+/// history object (`LeadHistory`, `OpportunityFieldHistory`, `Machine__History`...),
+/// queryable, with the time of the change.
+#[tokio::test]
+async fn field_changes_leave_history_rows() {
+    let o = org(None).await;
+    let id = o
+        .create(
+            "Lead",
+            json!({"LastName": "Hist", "Company": "C", "Phone": "1"}),
+        )
+        .await;
+    o.control("POST", "/clock/advance", Some(json!({"ms": 5_000})))
+        .await;
+    let r = o
+        .api(
+            "PATCH",
+            &format!("/sobjects/Lead/{id}"),
+            Some(json!({"Phone": "2", "Title": "CTO"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let q = format!(
+        "/query?q=SELECT+LeadId,+Field,+OldValue,+NewValue,+CreatedDate+FROM+LeadHistory+WHERE+LeadId+=+'{id}'+ORDER+BY+Field"
+    );
+    let r = o.api("GET", &q, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let rows = r.body["records"].as_array().cloned().unwrap_or_default();
+    let fields: Vec<&str> = rows.iter().filter_map(|x| x["Field"].as_str()).collect();
+    assert_eq!(fields, ["Phone", "Title"]);
+    assert_eq!(rows[0]["OldValue"], "1");
+    assert_eq!(rows[0]["NewValue"], "2");
+    assert_eq!(rows[0]["CreatedDate"], "2024-05-01T00:00:05.000+0000");
+    let refused = o
+        .api("POST", "/sobjects/LeadHistory", Some(json!({"Field": "x"})))
+        .await;
+    assert!(refused.status.is_client_error(), "history is read-only");
+}
+
 /// The org's second custom object: a required Name, a unique Code__c, a lookup to
 /// Account, and upserts on its HubSpot id.
 #[tokio::test]

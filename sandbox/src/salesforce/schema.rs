@@ -467,6 +467,17 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         reference("Account__c", &["Account"]),
         external_id("HubSpot_Subscription_Id__c"),
     ]);
+    // Field history tracking: one row per tracked field change, read-only.
+    let history = |parent: &str, to: &'static str| {
+        let mut v = system_fields();
+        v.extend([
+            read_only(reference(parent, &[to])),
+            read_only(len(f("Field", SfType::String), 255)),
+            read_only(len(f("OldValue", SfType::String), 255)),
+            read_only(len(f("NewValue", SfType::String), 255)),
+        ]);
+        v
+    };
     let object = |name, key_prefix, fields| ObjectDef {
         name,
         key_prefix,
@@ -480,6 +491,15 @@ pub fn standard_objects() -> Vec<ObjectDef> {
     machine.custom = true;
     let mut subscription = object("Subscription__c", "a0S", subscription_fields);
     subscription.custom = true;
+    let mut histories: Vec<ObjectDef> = HISTORIES
+        .iter()
+        .map(|(parent_object, name, parent_field)| {
+            let mut h = object(name, "017", history(parent_field, parent_object));
+            h.createable = false;
+            h.custom = name.ends_with("__History");
+            h
+        })
+        .collect();
     vec![
         object("Lead", "00Q", lead_fields),
         object("Contact", "003", contact_fields),
@@ -494,7 +514,22 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         machine,
         subscription,
     ]
+    .into_iter()
+    .chain(histories.drain(..))
+    .collect()
 }
+
+/// Objects with field history tracking: (object, its history object, the field that
+/// points at the record). Salesforce names them so: `LeadHistory`, but
+/// `OpportunityFieldHistory`, and `Machine__History` with `ParentId` for custom objects.
+pub const HISTORIES: [(&str, &str, &str); 6] = [
+    ("Lead", "LeadHistory", "LeadId"),
+    ("Contact", "ContactHistory", "ContactId"),
+    ("Account", "AccountHistory", "AccountId"),
+    ("Opportunity", "OpportunityFieldHistory", "OpportunityId"),
+    ("Machine__c", "Machine__History", "ParentId"),
+    ("Subscription__c", "Subscription__History", "ParentId"),
+];
 
 #[cfg(test)]
 mod tests {

@@ -799,6 +799,7 @@ impl Org {
             saved.insert(k.clone(), v.clone());
         }
         self.check_saved(&object, Some(&id18), &saved, options)?;
+        self.track_history(object.name, &id18, &record.fields, &saved, now, writer);
         let stamp = self.stamp(now);
         if let Some(r) = self
             .records
@@ -812,6 +813,42 @@ impl Org {
         }
         self.outbox.push((object.name.to_owned(), id18));
         Ok(())
+    }
+
+    /// Field history: a row per changed field of a tracked object, as the platform
+    /// writes them (`Field`, `OldValue`, `NewValue`, `CreatedDate` = the change).
+    fn track_history(
+        &mut self,
+        object: &str,
+        id: &str,
+        before: &Map<String, Value>,
+        after: &Map<String, Value>,
+        now: i64,
+        writer: Writer,
+    ) {
+        let Some((_, history, parent)) = super::schema::HISTORIES
+            .iter()
+            .find(|(o, _, _)| *o == object)
+        else {
+            return;
+        };
+        let text = |v: Option<&Value>| match v {
+            None | Some(Value::Null) => Value::Null,
+            Some(Value::String(s)) => Value::String(s.clone()),
+            Some(other) => Value::String(other.to_string()),
+        };
+        for (field, new) in after {
+            let old = before.get(field);
+            if old.unwrap_or(&Value::Null) == new {
+                continue;
+            }
+            let mut row = Map::new();
+            row.insert((*parent).to_owned(), Value::String(id.to_owned()));
+            row.insert("Field".into(), Value::String(field.clone()));
+            row.insert("OldValue".into(), text(old));
+            row.insert("NewValue".into(), text(Some(new)));
+            self.seed(history, row, now, writer.user());
+        }
     }
 
     /// Sets fields the API may not write (conversion results), as the platform does.

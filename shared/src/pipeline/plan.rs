@@ -4,6 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use serde_json::Value;
+
+use super::flow::same_sf_id;
 use super::pairs::{PairRun, PlanCheck, Verdict};
 use super::work::{Work, hubspot_snapshot};
 use super::writes::Planned;
@@ -11,7 +14,27 @@ use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::merge::{MergeRules, Reason, merge_fields};
 use crate::domain::metadata::PairMeta;
+use crate::domain::value::parse_datetime_millis;
 use crate::ports::{Outcome, WorkItem};
+
+/// An sObject's field history object and the field that points at the record, as
+/// Salesforce names them.
+fn history_of(sobject: &str) -> (String, &'static str) {
+    match sobject.strip_suffix("__c") {
+        Some(custom) => (format!("{custom}__History"), "ParentId"),
+        None if sobject == "Opportunity" => ("OpportunityFieldHistory".into(), "OpportunityId"),
+        None => (
+            format!("{sobject}History"),
+            match sobject {
+                "Lead" => "LeadId",
+                "Contact" => "ContactId",
+                "Account" => "AccountId",
+                "Case" => "CaseId",
+                _ => "ParentId",
+            },
+        ),
+    }
+}
 
 /// A pair that ends before its writes: how, and the items it answers.
 pub(crate) type Ended = (ItemOutcome, Vec<usize>);
@@ -29,6 +52,7 @@ impl Pipeline {
         let spec = &run.spec;
         let mut metas: HashMap<String, Arc<PairMeta>> = HashMap::new();
         let mut ids = Vec::new();
+        let mut timed_salesforce: HashMap<String, Vec<String>> = HashMap::new();
         for w in works.iter() {
             let (Some(h), Some(s)) = (&w.hubspot, &w.salesforce) else {
                 continue;
@@ -61,11 +85,17 @@ impl Pipeline {
             });
             if timed {
                 ids.push(h.id.clone());
+                timed_salesforce
+                    .entry(s.object.clone())
+                    .or_default()
+                    .push(s.id());
             }
         }
         if ids.is_empty() {
             return Ok(());
         }
+        self.salesforce_field_times(run, works, &timed_salesforce)
+            .await;
         let props = self.pair_properties(run);
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
         let history: Vec<&str> = self
@@ -85,6 +115,68 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// When each mapped field of these Salesforce records last changed, from the org's
+    /// field history (`LeadHistory`, `OpportunityFieldHistory`, `Machine__History`...):
+    /// without it a record's last modification stands for all its fields, and a later
+    /// edit of one field would win the conflicts of every other. One query per sObject;
+    /// an org that does not track a field's history keeps the record's time for it.
+    async fn salesforce_field_times(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+        ids: &HashMap<String, Vec<String>>,
+    ) {
+        let Some(pair) = self.config.pair(&run.spec.name) else {
+            return;
+        };
+        for (sobject, records) in ids {
+            let (history, parent) = history_of(sobject);
+            let fields: Vec<String> = pair
+                .fields()
+                .iter()
+                .filter_map(|f| f.salesforce.on(sobject))
+                .map(|f| format!("'{}'", f.replace('\'', "")))
+                .collect();
+            let list: Vec<String> = records
+                .iter()
+                .map(|id| format!("'{}'", id.replace('\'', "")))
+                .collect();
+            if fields.is_empty() || list.is_empty() {
+                continue;
+            }
+            let soql = format!(
+                "SELECT {parent}, Field, CreatedDate FROM {history} WHERE {parent} IN ({}) AND Field IN ({})",
+                list.join(", "),
+                fields.join(", ")
+            );
+            let rows = match self.salesforce.query(&soql, false).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::info!(message = "no Salesforce field history; record times stand for fields", object = %sobject, error = %e);
+                    continue;
+                }
+            };
+            for row in rows.iter().filter_map(Value::as_object) {
+                let text = |k: &str| row.get(k).and_then(Value::as_str);
+                let (Some(id), Some(field), Some(at)) = (
+                    text(parent),
+                    text("Field"),
+                    text("CreatedDate").and_then(parse_datetime_millis),
+                ) else {
+                    continue;
+                };
+                let record = works
+                    .iter_mut()
+                    .filter_map(|w| w.salesforce.as_mut())
+                    .find(|s| s.object == *sobject && same_sf_id(&s.id(), id));
+                if let Some(r) = record {
+                    let latest = r.field_changed_at.entry(field.to_owned()).or_insert(at);
+                    *latest = (*latest).max(at);
+                }
+            }
+        }
     }
 
     /// The rules and the merge for one pair. `Err` ends the pair here (skipped, or a

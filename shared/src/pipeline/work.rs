@@ -14,6 +14,8 @@ pub(crate) struct Record {
     pub object: String,
     pub row: Map<String, Value>,
     pub modified_at: i64,
+    /// When each field last changed, where the org's field history says.
+    pub field_changed_at: std::collections::HashMap<String, i64>,
 }
 
 impl Record {
@@ -27,6 +29,7 @@ impl Record {
             object: object.to_owned(),
             row,
             modified_at,
+            field_changed_at: Default::default(),
         }
     }
 
@@ -39,7 +42,13 @@ impl Record {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.row.clone(), Some(self.modified_at))
+        let mut s = Snapshot::new(self.row.clone(), Some(self.modified_at));
+        s.field_modified_at = self
+            .field_changed_at
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        s
     }
 }
 
