@@ -10,6 +10,7 @@
 pub mod clock;
 pub mod hubspot;
 pub mod salesforce;
+pub mod scheduled;
 pub mod seed;
 
 use std::net::SocketAddr;

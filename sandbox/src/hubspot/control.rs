@@ -167,7 +167,8 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
     let mut parsed = Vec::new();
     for f in &list {
         if let Some(edit) = f.get("person_edit") {
-            hs.schedule_edit(person_edit(edit, f)?);
+            let reads = f.get("after_reads").and_then(Value::as_u64).unwrap_or(1);
+            hs.schedule_edit(reads.clamp(1, 1_000) as u32, person_edit(edit)?);
             continue;
         }
         let fault = match (
@@ -193,7 +194,7 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
 
 /// `{"person_edit": {"object": "contacts", "id": "51", "properties": {...}}, "after_reads": 1}`:
 /// a person's edit that lands right after the integration's next reads.
-fn person_edit(edit: &Value, fault: &Value) -> Result<PendingEdit, HsError> {
+fn person_edit(edit: &Value) -> Result<PendingEdit, HsError> {
     let id = edit
         .get("id")
         .and_then(|x| x.as_str().and_then(|s| s.parse().ok()).or(x.as_u64()))
@@ -206,11 +207,6 @@ fn person_edit(edit: &Value, fault: &Value) -> Result<PendingEdit, HsError> {
         object_type: object_type.to_owned(),
         id,
         properties: props(edit),
-        reads_left: fault
-            .get("after_reads")
-            .and_then(Value::as_u64)
-            .unwrap_or(1)
-            .clamp(1, 1_000) as u32,
     })
 }
 

@@ -98,14 +98,13 @@ pub enum Fault {
     Drop,
 }
 
-/// A person's edit that lands right after the integration's next `reads_left` reads:
-/// between a sync's read and its write, where a careless sync loses updates.
+/// A person's edit that lands right after the integration's next reads: between a
+/// sync's read and its write, where a careless sync loses updates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingEdit {
     pub object_type: String,
     pub id: u64,
     pub properties: serde_json::Map<String, serde_json::Value>,
-    pub reads_left: u32,
 }
 
 /// Calls per caller and endpoint (`POST /crm/v3/objects/contacts/batch/read`).
@@ -119,7 +118,7 @@ pub struct HubSpot {
     limiter: Mutex<Limiter>,
     counters: Mutex<Counters>,
     faults: Mutex<VecDeque<Fault>>,
-    pending_edits: Mutex<Vec<PendingEdit>>,
+    pending_edits: Mutex<crate::scheduled::AfterReads<PendingEdit>>,
     pub webhooks: Mutex<webhooks::Webhooks>,
     pub associations: Mutex<associations::Associations>,
     pub lists: Mutex<lists::Lists>,
@@ -145,7 +144,7 @@ impl HubSpot {
             limiter: Mutex::new(Limiter::default()),
             counters: Mutex::new(Counters::new()),
             faults: Mutex::new(VecDeque::new()),
-            pending_edits: Mutex::new(Vec::new()),
+            pending_edits: Mutex::default(),
         })
     }
 
@@ -165,21 +164,13 @@ impl HubSpot {
         lock(&self.faults).extend(faults);
     }
 
-    pub fn schedule_edit(&self, edit: PendingEdit) {
-        lock(&self.pending_edits).push(edit);
+    pub fn schedule_edit(&self, after_reads: u32, edit: PendingEdit) {
+        lock(&self.pending_edits).schedule(after_reads, edit);
     }
 
     /// After one of the integration's reads: the edits now due land, as a person's.
     fn after_integration_read(&self) {
-        let due: Vec<PendingEdit> = {
-            let mut pending = lock(&self.pending_edits);
-            for e in pending.iter_mut() {
-                e.reads_left = e.reads_left.saturating_sub(1);
-            }
-            let (due, later) = pending.drain(..).partition(|e| e.reads_left == 0);
-            *pending = later;
-            due
-        };
+        let due = lock(&self.pending_edits).read();
         let now = self.clock.now_ms();
         for e in due {
             let source = Source::User(UI_USER_ID);

@@ -166,20 +166,14 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
                     "person_edit needs object and id",
                 )]));
             };
-            sf.schedule_edit(PendingEdit {
-                object,
-                id,
-                fields: edit
-                    .get("fields")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default(),
-                reads_left: f
-                    .get("after_reads")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(1)
-                    .clamp(1, 1_000) as u32,
-            });
+            let reads = f.get("after_reads").and_then(Value::as_u64).unwrap_or(1);
+            let fields = edit
+                .get("fields")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            let edit = PendingEdit { object, id, fields };
+            sf.schedule_edit(reads.clamp(1, 1_000) as u32, edit);
             continue;
         }
         let fault = if let Some(s) = f.get("status").and_then(Value::as_u64) {

@@ -112,14 +112,13 @@ pub enum Fault {
     LockRow,
 }
 
-/// A person's edit that lands right after the integration's next `reads_left` reads:
-/// between a sync's read and its write, where a careless sync loses updates.
+/// A person's edit that lands right after the integration's next reads: between a
+/// sync's read and its write, where a careless sync loses updates.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingEdit {
     pub object: String,
     pub id: String,
     pub fields: serde_json::Map<String, serde_json::Value>,
-    pub reads_left: u32,
 }
 
 /// Whether a call only reads: GETs, Composite query batches, Collections retrieves.
@@ -149,7 +148,7 @@ pub struct Salesforce {
     usage: Mutex<VecDeque<i64>>,
     counters: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     faults: Mutex<VecDeque<Fault>>,
-    pending_edits: Mutex<Vec<PendingEdit>>,
+    pending_edits: Mutex<crate::scheduled::AfterReads<PendingEdit>>,
     pub cursors: Mutex<HashMap<String, Cursor>>,
     /// OAuth-issued sessions -> expiry.
     sessions: Mutex<HashMap<String, i64>>,
@@ -167,7 +166,7 @@ impl Salesforce {
             usage: Mutex::new(VecDeque::new()),
             counters: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(VecDeque::new()),
-            pending_edits: Mutex::new(Vec::new()),
+            pending_edits: Mutex::default(),
             cursors: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
@@ -194,21 +193,13 @@ impl Salesforce {
         lock(&self.faults).extend(faults);
     }
 
-    pub fn schedule_edit(&self, edit: PendingEdit) {
-        lock(&self.pending_edits).push(edit);
+    pub fn schedule_edit(&self, after_reads: u32, edit: PendingEdit) {
+        lock(&self.pending_edits).schedule(after_reads, edit);
     }
 
     /// After one of the integration's reads: the edits now due land, as a person's.
     fn after_integration_read(&self) {
-        let due: Vec<PendingEdit> = {
-            let mut pending = lock(&self.pending_edits);
-            for e in pending.iter_mut() {
-                e.reads_left = e.reads_left.saturating_sub(1);
-            }
-            let (due, later) = pending.drain(..).partition(|e| e.reads_left == 0);
-            *pending = later;
-            due
-        };
+        let due = lock(&self.pending_edits).read();
         let now = self.clock.now_ms();
         for e in due {
             let options = store::WriteOptions {

@@ -1,0 +1,51 @@
+//! Edits scheduled to land after the integration's next reads (both CRMs' `person_edit`
+//! fault): a person's change between a sync's read and its write.
+
+/// Scheduled items, each with the integration reads still to come before it is due.
+#[derive(Debug)]
+pub struct AfterReads<T> {
+    items: Vec<(u32, T)>,
+}
+
+impl<T> Default for AfterReads<T> {
+    fn default() -> Self {
+        AfterReads { items: Vec::new() }
+    }
+}
+
+impl<T> AfterReads<T> {
+    /// Due after `reads` more reads (at least one).
+    pub fn schedule(&mut self, reads: u32, item: T) {
+        self.items.push((reads.max(1), item));
+    }
+
+    /// One read happened: the items now due, in the order they were scheduled.
+    pub fn read(&mut self) -> Vec<T> {
+        let mut due = Vec::new();
+        let mut later = Vec::new();
+        for (left, item) in self.items.drain(..) {
+            if left <= 1 {
+                due.push(item);
+            } else {
+                later.push((left - 1, item));
+            }
+        }
+        self.items = later;
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_come_due_after_their_reads() {
+        let mut s = AfterReads::default();
+        s.schedule(2, "b");
+        s.schedule(1, "a");
+        assert_eq!(s.read(), ["a"]);
+        assert_eq!(s.read(), ["b"]);
+        assert!(s.read().is_empty());
+    }
+}
