@@ -1,6 +1,7 @@
 //! The shared crate against real parts over loopback: the CRM clients against the
 //! CRM sandboxes. One test binary, a module per part.
 
+mod fuzz;
 mod harness;
 mod hubspot_client;
 mod pipeline;
