@@ -9,8 +9,13 @@
 //! 1. convergence: every pair agrees on every mapped field;
 //! 2. no duplicates: one HubSpot contact and one Salesforce person per email;
 //! 3. no lost winner: each field holds the value of its last human edit;
+//! 4. bounded work, in part: once every edit is synced, re-reading the feeds writes
+//!    nothing (no echo, no ping-pong);
 //! 5. nothing silently dropped: every record has its partner (the histories only make
 //!    records that can sync).
+//!
+//! Some edits land in the middle of a sync, between the worker's read and its write
+//! (the sandboxes' `person_edit`).
 //!
 //! `CRMSYNC_MODEL_HISTORIES` (default 200) sets how many run, `CRMSYNC_MODEL_SEED` the
 //! first seed; a failure prints the seed and the history, replayed with
@@ -48,6 +53,17 @@ enum Step {
     /// Pushes delivered and worked off, or a poll.
     Settle,
     Poll,
+    /// A person edits a field on one side while the pipeline syncs a change of another
+    /// field from the other side: the edit lands right after the worker reads the
+    /// record (between its read and its write). `true`: the edit is in Salesforce.
+    EditDuringSync {
+        n: usize,
+        in_salesforce: bool,
+        field: usize,
+        value: String,
+        other_field: usize,
+        other_value: String,
+    },
 }
 
 fn email(n: usize) -> String {
@@ -86,7 +102,18 @@ impl History {
                     calls: rng.random_range(1..3),
                 },
                 7 => Step::Settle,
-                8 => Step::Poll,
+                8 if rng.random_bool(0.5) => Step::Poll,
+                8 => {
+                    let other_field = (k + 1 + rng.random_range(0..2)) % FIELDS.len();
+                    Step::EditDuringSync {
+                        n,
+                        in_salesforce: rng.random_bool(0.5),
+                        field: k,
+                        value: value(&mut rng, k),
+                        other_field,
+                        other_value: value(&mut rng, other_field),
+                    }
+                }
                 _ => Step::Advance(rng.random_range(1..1_500)),
             };
             steps.push(step);
@@ -192,6 +219,48 @@ async fn run(history: &History) -> Result<(), String> {
                 w.post(&url, faults).await;
             }
             Step::Settle => w.settle().await,
+            Step::EditDuringSync {
+                n,
+                in_salesforce,
+                field,
+                value,
+                other_field,
+                other_value,
+            } => {
+                let (Some(hs), Some((object, sf))) = (&people[*n].hubspot, &people[*n].salesforce)
+                else {
+                    continue;
+                };
+                // The person's edit is armed on one side; a change of another field on
+                // the other side sends the worker to read this record, and the edit
+                // lands right after that read.
+                if *in_salesforce {
+                    let edit =
+                        json!({"object": object, "id": sf, "fields": {FIELDS[*field].1: value}});
+                    w.post(
+                        &w.sf_control("/faults"),
+                        json!({"faults": [{"person_edit": edit, "after_reads": 1}]}),
+                    )
+                    .await;
+                    w.hs_update(hs, json!({FIELDS[*other_field].0: other_value}))
+                        .await;
+                } else {
+                    let edit = json!({"object": "contacts", "id": hs, "properties": {FIELDS[*field].0: value}});
+                    w.post(
+                        &w.hs_control("/faults"),
+                        json!({"faults": [{"person_edit": edit, "after_reads": 1}]}),
+                    )
+                    .await;
+                    w.sf_update(object, sf, json!({FIELDS[*other_field].1: other_value}))
+                        .await;
+                }
+                truth.insert((*n, *other_field), other_value.clone());
+                // Worked off at once, so the edit lands now and later edits stay later.
+                w.settle().await;
+                w.advance(3_000);
+                w.poll_and_settle().await;
+                truth.insert((*n, *field), value.clone());
+            }
             Step::Poll => {
                 w.advance(3_000);
                 w.poll_and_settle().await;
@@ -199,7 +268,21 @@ async fn run(history: &History) -> Result<(), String> {
         }
     }
     quiesce(&w).await;
-    check(&w, history, &truth).await
+    check(&w, history, &truth).await?;
+    // 4: once every edit is synced, nothing is written any more (no echo, no
+    // ping-pong), however often the feeds are read again.
+    let before = w.integration_writes().await;
+    for _ in 0..2 {
+        w.advance(150_000);
+        w.poll_and_settle().await;
+    }
+    let after = w.integration_writes().await;
+    if after != before {
+        return Err(format!(
+            "a quiet system wrote: (HubSpot, Salesforce) write calls {before:?} -> {after:?}"
+        ));
+    }
+    Ok(())
 }
 
 async fn check(
