@@ -104,7 +104,13 @@ impl History {
                 7 => Step::Settle,
                 8 if rng.random_bool(0.5) => Step::Poll,
                 8 => {
-                    let other_field = (k + 1 + rng.random_range(0..2)) % FIELDS.len();
+                    // Mostly the same field: the sync would write the very field the
+                    // person is editing.
+                    let other_field = if rng.random_bool(0.75) {
+                        k
+                    } else {
+                        (k + 1) % FIELDS.len()
+                    };
                     Step::EditDuringSync {
                         n,
                         in_salesforce: rng.random_bool(0.5),
