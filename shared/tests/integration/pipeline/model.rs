@@ -261,6 +261,9 @@ async fn run(history: &History) -> Result<(), String> {
                         .await;
                 }
                 truth.insert((*n, *other_field), other_value.clone());
+                // The person's edit lands later than the change that triggers the sync
+                // (at the same millisecond neither is later, and the preferred side wins).
+                w.advance(1);
                 // Worked off at once, so the edit lands now and later edits stay later.
                 w.settle().await;
                 w.advance(3_000);
