@@ -45,6 +45,12 @@ enum Step {
     EditSalesforce(usize, usize, String),
     /// The clock moves on.
     Advance(i64),
+    /// A new person appears mid-history, in HubSpot, in Salesforce or in both at once
+    /// (the same email: they must pair, never duplicate).
+    Create {
+        n: usize,
+        where_: u8,
+    },
     /// The next calls to a CRM answer 503.
     Outage {
         hubspot: bool,
@@ -79,7 +85,10 @@ fn value(rng: &mut StdRng, field: usize) -> String {
 
 struct History {
     seed: u64,
+    /// People created before the history starts.
     people: usize,
+    /// People created during it (numbered after those).
+    later: usize,
     /// Where each person starts: HubSpot, Salesforce, or both (same email).
     starts: Vec<u8>,
     steps: Vec<Step>,
@@ -91,7 +100,15 @@ impl History {
         let people = rng.random_range(2..6);
         let starts = (0..people).map(|_| rng.random_range(0..3)).collect();
         let mut steps = Vec::new();
+        let mut later = 0;
         for _ in 0..rng.random_range(4..14) {
+            if rng.random_bool(0.15) {
+                steps.push(Step::Create {
+                    n: people + later,
+                    where_: rng.random_range(0..3),
+                });
+                later += 1;
+            }
             let n = rng.random_range(0..people);
             let k = rng.random_range(0..FIELDS.len());
             let step = match rng.random_range(0..10) {
@@ -129,6 +146,7 @@ impl History {
         History {
             seed,
             people,
+            later,
             starts,
             steps,
         }
@@ -172,6 +190,22 @@ async fn quiesce(w: &World) {
     }
 }
 
+/// A person `n` created in HubSpot (0), Salesforce (1) or both (2), the same values on
+/// both sides.
+async fn create(w: &World, n: usize, where_: u8) {
+    if where_ != 1 {
+        w.hs_create(json!({"email": email(n), "lastname": format!("P{n}"), "firstname": "first"}))
+            .await;
+    }
+    if where_ != 0 {
+        w.sf_create(
+            "Lead",
+            json!({"Email": email(n), "LastName": format!("P{n}"), "FirstName": "first", "Company": "Model"}),
+        )
+        .await;
+    }
+}
+
 async fn run(history: &History) -> Result<(), String> {
     let w = World::start(Setup {
         config: DEFAULT_TOML.to_owned(),
@@ -180,20 +214,7 @@ async fn run(history: &History) -> Result<(), String> {
     })
     .await;
     for n in 0..history.people {
-        let start = history.starts[n];
-        if start != 1 {
-            w.hs_create(
-                json!({"email": email(n), "lastname": format!("P{n}"), "firstname": "first"}),
-            )
-            .await;
-        }
-        if start != 0 {
-            w.sf_create(
-                "Lead",
-                json!({"Email": email(n), "LastName": format!("P{n}"), "FirstName": "first", "Company": "Model"}),
-            )
-            .await;
-        }
+        create(&w, n, history.starts[n]).await;
         w.advance(10);
     }
     quiesce(&w).await;
@@ -215,6 +236,7 @@ async fn run(history: &History) -> Result<(), String> {
                 }
             }
             Step::Advance(ms) => w.advance(*ms),
+            Step::Create { n, where_ } => create(&w, *n, *where_).await,
             Step::Outage { hubspot, calls } => {
                 let faults = json!({"faults": [{"status": 503}], "repeat": calls});
                 let url = if *hubspot {
@@ -302,7 +324,7 @@ async fn check(
     let contacts = w.hs_contacts().await;
     let mut people = w.sf_records("Lead").await;
     people.extend(w.sf_records("Contact").await);
-    for n in 0..history.people {
+    for n in 0..history.people + history.later {
         let e = email(n);
         let hs: Vec<&Value> = contacts
             .iter()
