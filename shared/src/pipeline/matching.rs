@@ -38,7 +38,82 @@ impl Pipeline {
             }
             .map_err(|e| e.to_string())?;
         }
-        // A converted record hands its link to the record it became.
+        self.follow_conversions(run, works).await?;
+        self.take_over_merged_links(run, works).await?;
+        merge_same_pairs(works, &rank);
+        self.read_linked_sides(run, works).await?;
+        // A linked record read just now may have been converted too.
+        if self.follow_conversions(run, works).await? {
+            self.read_linked_sides(run, works).await?;
+        }
+        self.match_named(run, works).await?;
+        if let Some(key) = &spec.match_key {
+            self.match_hubspot_by_key(run, key, works).await?;
+        }
+        self.match_salesforce_records(run, works).await?;
+        self.take_over_twins(run, works).await?;
+        merge_same_pairs(works, &rank);
+        Ok(())
+    }
+
+    /// A Salesforce record that wins over its linked twin (a Contact over a Lead with its
+    /// email) takes the twin's link here, before the merge, so the merge runs against
+    /// what the pair last agreed on. A twin it was converted from is kept: its field
+    /// history tells when the inherited values changed.
+    async fn take_over_twins(&self, run: &PairRun, works: &mut [Work]) -> Result<(), String> {
+        let winners: Vec<usize> = (0..works.len())
+            .filter(|&n| {
+                let w = &works[n];
+                match (&w.salesforce, &w.twin_of, &w.link) {
+                    (Some(s), Some(twin), None) => run.hooks.takes_over(s, twin),
+                    _ => false,
+                }
+            })
+            .collect();
+        if winners.is_empty() {
+            return Ok(());
+        }
+        let mut by_object: HashMap<String, Vec<String>> = HashMap::new();
+        for &n in &winners {
+            if let Some(twin) = &works[n].twin_of {
+                by_object
+                    .entry(twin.salesforce_object.clone())
+                    .or_default()
+                    .push(twin.salesforce_id.clone());
+            }
+        }
+        let mut twins: Vec<Record> = Vec::new();
+        for (sobject, ids) in &by_object {
+            twins.extend(self.read_salesforce(run, sobject, ids).await?);
+        }
+        for n in winners {
+            let w = &mut works[n];
+            let (Some(s), Some(twin)) = (w.salesforce.clone(), w.twin_of.take()) else {
+                continue;
+            };
+            let relinked = self
+                .links
+                .relink(&twin, &twin.hubspot_id, &s.object, &s.id())
+                .await
+                .map_err(|e| e.to_string())?;
+            w.link = Some(relinked);
+            w.converted_from = twins
+                .iter()
+                .find(|t| same_sf_id(&t.id(), &twin.salesforce_id))
+                .filter(|t| {
+                    run.hooks
+                        .converted_to(t)
+                        .is_some_and(|(o, id)| o == s.object && same_sf_id(&id, &s.id()))
+                })
+                .cloned();
+        }
+        Ok(())
+    }
+
+    /// A converted record hands its link to the record it became (a Lead to its
+    /// Contact); the Contact is read in its place. Whether any was.
+    async fn follow_conversions(&self, run: &PairRun, works: &mut [Work]) -> Result<bool, String> {
+        let mut any = false;
         for w in works.iter_mut() {
             let Some(s) = &w.salesforce else { continue };
             if let (Some(link), Some((sobject, id))) = (&w.link, run.hooks.converted_to(s)) {
@@ -48,19 +123,11 @@ impl Pipeline {
                     .await
                     .map_err(|e| e.to_string())?;
                 w.link = Some(relinked);
-                w.salesforce = None;
+                w.converted_from = w.salesforce.take();
+                any = true;
             }
         }
-        self.take_over_merged_links(run, works).await?;
-        merge_same_pairs(works, &rank);
-        self.read_linked_sides(run, works).await?;
-        self.match_named(run, works).await?;
-        if let Some(key) = &spec.match_key {
-            self.match_hubspot_by_key(run, key, works).await?;
-        }
-        self.match_salesforce_records(run, works).await?;
-        merge_same_pairs(works, &rank);
-        Ok(())
+        Ok(any)
     }
 
     /// A HubSpot merge makes one record of several: an unlinked survivor takes over a

@@ -89,6 +89,12 @@ impl Pipeline {
                     .entry(s.object.clone())
                     .or_default()
                     .push(s.id());
+                if let Some(from) = &w.converted_from {
+                    timed_salesforce
+                        .entry(from.object.clone())
+                        .or_default()
+                        .push(from.id());
+                }
             }
         }
         if ids.is_empty() {
@@ -167,13 +173,33 @@ impl Pipeline {
                 ) else {
                     continue;
                 };
-                let record = works
-                    .iter_mut()
-                    .filter_map(|w| w.salesforce.as_mut())
-                    .find(|s| s.object == *sobject && same_sf_id(&s.id(), id));
-                if let Some(r) = record {
-                    let latest = r.field_changed_at.entry(field.to_owned()).or_insert(at);
-                    *latest = (*latest).max(at);
+                for w in works.iter_mut() {
+                    // The record itself, or the one it was converted from (whose field
+                    // values it inherited, under the same mapping's field names).
+                    let own = w
+                        .salesforce
+                        .as_ref()
+                        .is_some_and(|s| s.object == *sobject && same_sf_id(&s.id(), id));
+                    let from = w
+                        .converted_from
+                        .as_ref()
+                        .is_some_and(|c| c.object == *sobject && same_sf_id(&c.id(), id));
+                    let Some(s) = w.salesforce.as_mut().filter(|_| own || from) else {
+                        continue;
+                    };
+                    let name = if own {
+                        Some(field.to_owned())
+                    } else {
+                        pair.fields()
+                            .iter()
+                            .find(|f| f.salesforce.on(sobject) == Some(field))
+                            .and_then(|f| f.salesforce.on(&s.object))
+                            .map(str::to_owned)
+                    };
+                    if let Some(name) = name {
+                        let latest = s.field_changed_at.entry(name).or_insert(at);
+                        *latest = (*latest).max(at);
+                    }
                 }
             }
         }

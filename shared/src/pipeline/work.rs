@@ -79,6 +79,9 @@ pub(crate) struct Work {
     pub in_list: Option<bool>,
     /// Which side's change brought it here.
     pub origin: Option<Side>,
+    /// The record the Salesforce side was converted from (a Lead, for its Contact): its
+    /// field history tells when the values the Contact inherited changed.
+    pub converted_from: Option<Record>,
 }
 
 /// Both sides of one pair may be in a batch (a poll reads both feeds, or a webhook

@@ -162,7 +162,7 @@ struct Person {
 
 async fn people_now(w: &World, count: usize) -> Vec<Person> {
     let contacts = w.hs_contacts().await;
-    let mut leads = w.sf_records("Lead").await;
+    let mut leads = live_leads(w).await;
     leads.extend(w.sf_records("Contact").await);
     (0..count)
         .map(|n| {
@@ -178,6 +178,16 @@ async fn people_now(w: &World, count: usize) -> Vec<Person> {
                 }),
             }
         })
+        .collect()
+}
+
+/// Leads not converted (a converted Lead keeps its email, but it is not a person any
+/// more: its Contact is).
+async fn live_leads(w: &World) -> Vec<Value> {
+    w.sf_records("Lead")
+        .await
+        .into_iter()
+        .filter(|r| r["IsConverted"] != json!(true))
         .collect()
 }
 
@@ -322,7 +332,7 @@ async fn check(
     truth: &BTreeMap<(usize, usize), String>,
 ) -> Result<(), String> {
     let contacts = w.hs_contacts().await;
-    let mut people = w.sf_records("Lead").await;
+    let mut people = live_leads(w).await;
     people.extend(w.sf_records("Contact").await);
     for n in 0..history.people + history.later {
         let e = email(n);
