@@ -491,10 +491,14 @@ pub fn standard_objects() -> Vec<ObjectDef> {
     machine.custom = true;
     let mut subscription = object("Subscription__c", "a0S", subscription_fields);
     subscription.custom = true;
+    // Real orgs share one key prefix (017) for every history object; the sandbox finds
+    // a record's object by its prefix, so each gets its own.
+    let prefixes = ["017", "0H1", "0H2", "0H3", "0H4", "0H5"];
     let mut histories: Vec<ObjectDef> = HISTORIES
         .iter()
-        .map(|(parent_object, name, parent_field)| {
-            let mut h = object(name, "017", history(parent_field, parent_object));
+        .zip(prefixes)
+        .map(|((parent_object, name, parent_field), prefix)| {
+            let mut h = object(name, prefix, history(parent_field, parent_object));
             h.createable = false;
             h.custom = name.ends_with("__History");
             h

@@ -126,3 +126,37 @@ async fn expired_tokens_are_renewed_mid_run() {
         "synced with renewed tokens"
     );
 }
+
+/// Found by the harness (history 142): on a Contact, a phone changed in Salesforce, then
+/// later in HubSpot, then the Contact's first name later still: the HubSpot phone wins
+/// (the Contact's field history times its fields, not its last modification).
+#[tokio::test]
+async fn a_later_edit_of_another_contact_field_does_not_win_a_conflict() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let hs = w
+        .hs_create(json!({"email": "hist@example.org", "lastname": "Hist", "firstname": "first"}))
+        .await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Hist", "FirstName": "first", "Email": "hist@example.org"}),
+        )
+        .await;
+    w.sync().await;
+    w.advance(500);
+    w.sf_update("Contact", &contact, json!({"Phone": "+1 555 2454"}))
+        .await;
+    w.advance(900);
+    w.hs_update(&hs, json!({"phone": "+1 555 7863"})).await;
+    w.advance(700);
+    w.sf_update("Contact", &contact, json!({"FirstName": "later"}))
+        .await;
+    w.sync().await;
+    let c = w.sf_by_email("Contact", "hist@example.org").await;
+    assert_eq!(
+        c[0]["Phone"],
+        json!("+1 555 7863"),
+        "the later HubSpot phone"
+    );
+    assert_eq!(c[0]["FirstName"], json!("later"));
+}
