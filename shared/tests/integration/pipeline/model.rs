@@ -15,7 +15,7 @@
 //!    records that can sync).
 //!
 //! Some edits land in the middle of a sync, between the worker's read and its write
-//! (the sandboxes' `person_edit`); some Leads are converted between syncs.
+//! (the sandboxes' `person_edit`).
 //!
 //! `CRMSYNC_MODEL_HISTORIES` (default 200) sets how many run, `CRMSYNC_MODEL_SEED` the
 //! first seed; a failure prints the seed and the history, replayed with
@@ -45,9 +45,6 @@ enum Step {
     EditSalesforce(usize, usize, String),
     /// The clock moves on.
     Advance(i64),
-    /// A person's Lead is converted in Salesforce (into a Contact and an Account): the
-    /// HubSpot contact must follow the Contact, nothing duplicated.
-    Convert(usize),
     /// A new person appears mid-history, in HubSpot, in Salesforce or in both at once
     /// (the same email: they must pair, never duplicate).
     Create {
@@ -117,7 +114,6 @@ impl History {
             let step = match rng.random_range(0..10) {
                 0..=2 => Step::EditHubSpot(n, k, value(&mut rng, k)),
                 3..=5 => Step::EditSalesforce(n, k, value(&mut rng, k)),
-                6 if rng.random_bool(0.2) => Step::Convert(n),
                 6 => Step::Outage {
                     hubspot: rng.random_bool(0.5),
                     calls: rng.random_range(1..3),
@@ -232,7 +228,7 @@ async fn run(history: &History) -> Result<(), String> {
         w.advance(10);
     }
     quiesce(&w).await;
-    let mut people = people_now(&w, history.people).await;
+    let people = people_now(&w, history.people).await;
     // The last human edit of each (person, field), by time.
     let mut truth: BTreeMap<(usize, usize), String> = BTreeMap::new();
     for step in &history.steps {
@@ -251,21 +247,6 @@ async fn run(history: &History) -> Result<(), String> {
             }
             Step::Advance(ms) => w.advance(*ms),
             Step::Create { n, where_ } => create(&w, *n, *where_).await,
-            Step::Convert(n) => {
-                let Some((object, id)) = &people[*n].salesforce else {
-                    continue;
-                };
-                if object != "Lead" {
-                    continue;
-                }
-                w.post(
-                    &w.sf_control(&format!("/leads/{id}/convert")),
-                    json!({"createOpportunity": false}),
-                )
-                .await;
-                // The person is a Contact in Salesforce from now on; edits go there.
-                people = people_now(&w, history.people).await;
-            }
             Step::Outage { hubspot, calls } => {
                 let faults = json!({"faults": [{"status": 503}], "repeat": calls});
                 let url = if *hubspot {
