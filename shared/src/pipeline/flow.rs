@@ -19,6 +19,11 @@ pub(crate) fn same_sf_id(a: &str, b: &str) -> bool {
     a.get(..15).is_some() && a.get(..15) == b.get(..15)
 }
 
+/// A SOQL string literal: `'...'`, quotes and backslashes escaped.
+pub(crate) fn soql_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
 fn push_unique(list: &mut Vec<String>, value: &str) {
     if !value.is_empty() && !list.iter().any(|x| x == value) {
         list.push(value.to_owned());

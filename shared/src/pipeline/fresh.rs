@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::flow::same_sf_id;
+use super::flow::{same_sf_id, soql_literal};
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
 
@@ -35,10 +35,6 @@ fn changed(
     writes.keys().any(|f| !same(read.get(f), now.get(f)))
 }
 
-fn soql_quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\'', "\\'")
-}
-
 impl Pipeline {
     /// Holds back the Salesforce updates `which` whose record changed since it was read.
     pub(crate) async fn hold_changed_salesforce(&self, planned: &mut [Planned], which: &[usize]) {
@@ -61,7 +57,7 @@ impl Pipeline {
                 let ids: Vec<String> = members
                     .iter()
                     .filter_map(|&n| planned[n].salesforce_id.as_deref())
-                    .map(|id| format!("'{}'", soql_quote(id)))
+                    .map(soql_literal)
                     .collect();
                 let fields: Vec<&str> = fields
                     .iter()

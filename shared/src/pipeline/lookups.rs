@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::flow::same_sf_id;
+use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
@@ -346,7 +346,7 @@ impl Pipeline {
             .await?;
         let parents: Vec<String> = which
             .iter()
-            .map(|&n| format!("'{}'", synced[n].salesforce_id.replace('\'', "")))
+            .map(|&n| soql_literal(&synced[n].salesforce_id))
             .collect();
         let soql = format!(
             "SELECT Id, {parent}, {child} FROM {sobject} WHERE {parent} IN ({list})",

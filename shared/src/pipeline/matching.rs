@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::Pipeline;
-use super::flow::same_sf_id;
+use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
 use super::work::{Record, Work, merge_same_pairs};
 use crate::domain::pair::{KeyKind, MatchKey};
@@ -17,10 +17,6 @@ use crate::ports::HsRecord;
 /// Keys per SOQL `IN` list, and per `LIKE` query (each key is one condition).
 const IN_CHUNK: usize = 200;
 const LIKE_CHUNK: usize = 50;
-
-fn soql_quote(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('\'', "\\'")
-}
 
 impl Pipeline {
     pub(crate) async fn link_and_match(
@@ -340,14 +336,11 @@ impl Pipeline {
             let condition = if like {
                 let any: Vec<String> = chunk
                     .iter()
-                    .map(|k| format!("{field} LIKE '%{}%'", soql_quote(k)))
+                    .map(|k| format!("{field} LIKE {}", soql_literal(&format!("%{k}%"))))
                     .collect();
                 format!("({})", any.join(" OR "))
             } else {
-                let list: Vec<String> = chunk
-                    .iter()
-                    .map(|k| format!("'{}'", soql_quote(k)))
-                    .collect();
+                let list: Vec<String> = chunk.iter().map(|k| soql_literal(k.as_str())).collect();
                 format!("{field} IN ({})", list.join(", "))
             };
             let queries: Vec<(String, String)> = run

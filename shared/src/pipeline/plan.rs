@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use super::flow::same_sf_id;
+use super::flow::{same_sf_id, soql_literal};
 use super::pairs::{PairRun, PlanCheck, Verdict};
 use super::work::{Work, hubspot_snapshot};
 use super::writes::Planned;
@@ -143,12 +143,9 @@ impl Pipeline {
                 .fields()
                 .iter()
                 .filter_map(|f| f.salesforce.on(sobject))
-                .map(|f| format!("'{}'", f.replace('\'', "")))
+                .map(soql_literal)
                 .collect();
-            let list: Vec<String> = records
-                .iter()
-                .map(|id| format!("'{}'", id.replace('\'', "")))
-                .collect();
+            let list: Vec<String> = records.iter().map(|id| soql_literal(id.as_str())).collect();
             if fields.is_empty() || list.is_empty() {
                 continue;
             }
