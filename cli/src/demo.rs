@@ -360,21 +360,15 @@ pub async fn run() -> Result<(), CliError> {
     demo.quiet().await?;
 
     println!("\n== Sync health");
-    let health = health::report(&demo.runner.pipeline, demo.runner.store.as_ref())
-        .await
-        .map_err(|e| fail("health")(e.to_string()))?;
-    for (key, c) in &health.records {
-        println!(
-            "   {key:<28} synced {:>4}   skipped {:>3}   failed {:>3}",
-            c.synced, c.skipped, c.failed
-        );
-    }
-    for (reason, n) in &health.skipped_by_reason {
-        println!("   skipped: {reason:<40} {n:>4} records");
-    }
-    for (code, n) in &health.failing_by_code {
-        let hint = health::fix_hint(code).unwrap_or("");
-        println!("   failing: {code:<40} {n:>4} records  ({hint})");
+    let health = health::report(
+        &demo.runner.pipeline,
+        demo.runner.store.as_ref(),
+        Some(demo.runner.store.as_ref()),
+    )
+    .await
+    .map_err(|e| fail("health")(e.to_string()))?;
+    for line in crate::ops::status_text(&health).lines() {
+        println!("   {line}");
     }
     for f in health.failing.iter().take(3) {
         println!(
@@ -402,12 +396,6 @@ pub async fn run() -> Result<(), CliError> {
         sum(&sf_calls["calls"]["integration"]),
         EDITS * 4
     );
-    if let (Some(used), Some(limit)) = (
-        health.api.salesforce_daily_used,
-        health.api.salesforce_daily_limit,
-    ) {
-        println!("   Salesforce daily API allowance: {used} of {limit} used");
-    }
     latencies.sort();
     if let (Some(first), Some(last)) = (latencies.first(), latencies.last()) {
         let median = latencies[latencies.len() / 2];

@@ -2,6 +2,7 @@
 //! shared crate; nothing about syncing is decided in this file.
 
 mod demo;
+mod ops;
 mod run;
 mod setup;
 
@@ -73,6 +74,70 @@ enum Command {
     /// Check, print or explain sync configurations.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Sync health: records synced, skipped and failing per pair and direction, codes,
+    /// broken mappings, feed lag, the queue, API use against each CRM's allowance.
+    Status {
+        #[command(flatten)]
+        target: ops::Target,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Failing records grouped by code, each with its field, the CRM's message and a fix.
+    Errors {
+        #[command(flatten)]
+        target: ops::Target,
+        /// Only this code (REQUIRED_FIELD_MISSING, waiting_for_related...).
+        #[arg(long)]
+        code: Option<String>,
+        /// Only this object pair's records (contacts, companies, deals, a custom pair).
+        #[arg(long)]
+        pair: Option<String>,
+        /// Records listed per code.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A record's sync card: its link, last outcomes with their reasons, and field by
+    /// field what was written or held back.
+    Record {
+        #[command(flatten)]
+        target: ops::Target,
+        /// hubspot:OBJECT:ID or salesforce:SOBJECT:ID (hubspot:contacts:101,
+        /// salesforce:Lead:00Q...).
+        record: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue records to sync again: by id, a HubSpot list's members, or every record
+    /// failing with a code.
+    Resync {
+        #[command(flatten)]
+        target: ops::Target,
+        /// Records as hubspot:OBJECT:ID or salesforce:SOBJECT:ID.
+        records: Vec<String>,
+        /// Every member of this HubSpot list (contacts).
+        #[arg(long)]
+        list: Option<String>,
+        /// Every record whose last attempt failed with this code.
+        #[arg(long)]
+        code: Option<String>,
+    },
+    /// Pause the sync while it runs: nothing syncs, nothing queued is lost.
+    Pause {
+        #[command(flatten)]
+        target: ops::Target,
+        /// Why, for whoever reads the status.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Resume a paused sync (catching up from the cursors, or reconciling everything
+    /// after a pause longer than 15 days), and check broken fields again.
+    Resume {
+        #[command(flatten)]
+        target: ops::Target,
+    },
     /// Explain one record pair: the writes for each side and the reason for every field.
     Explain {
         /// The sync configuration (default: the built-in one).
@@ -120,6 +185,8 @@ enum CliError {
     Output(#[from] serde_json::Error),
     #[error("{0}")]
     Setup(String),
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl CliError {
@@ -156,7 +223,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::Setup(format!("cannot start the async runtime: {e}")))
 }
 
-fn config_or_builtin(path: Option<PathBuf>) -> Result<ValidatedConfig, CliError> {
+pub(crate) fn config_or_builtin(path: Option<PathBuf>) -> Result<ValidatedConfig, CliError> {
     match path {
         Some(path) => load_config(&path),
         None => Ok(SyncConfig::builtin()),
@@ -213,6 +280,45 @@ fn execute(command: Command) -> Result<(), CliError> {
                 )))
             }
         }
+        Command::Status { target, json } => runtime()?.block_on(ops::status(&target, json)),
+        Command::Errors {
+            target,
+            code,
+            pair,
+            limit,
+            json,
+        } => runtime()?.block_on(ops::errors(
+            &target,
+            code.as_deref(),
+            pair.as_deref(),
+            limit,
+            json,
+        )),
+        Command::Record {
+            target,
+            record,
+            json,
+        } => runtime()?.block_on(ops::record(&target, &record, json)),
+        Command::Resync {
+            target,
+            records,
+            list,
+            code,
+        } => {
+            if records.is_empty() && list.is_none() && code.is_none() {
+                return Err(CliError::Usage(
+                    "give records (hubspot:contacts:ID...), --list ID or --code CODE".into(),
+                ));
+            }
+            let what = ops::Resync {
+                records,
+                hubspot_list: list,
+                code,
+            };
+            runtime()?.block_on(ops::resync(&target, what))
+        }
+        Command::Pause { target, reason } => runtime()?.block_on(ops::pause(&target, reason)),
+        Command::Resume { target } => runtime()?.block_on(ops::resume(&target)),
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE_TOML}");
             Ok(())
@@ -292,7 +398,7 @@ async fn backfill(config: ValidatedConfig, store: PathBuf, dry_run: bool) -> Res
     Ok(())
 }
 
-fn read(path: &Path) -> Result<String, CliError> {
+pub(crate) fn read(path: &Path) -> Result<String, CliError> {
     let result = if path == Path::new("-") {
         std::io::read_to_string(std::io::stdin())
     } else {

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from cfnlint.decode import cfn_yaml
 
 from conftest import APP_SECRET, INTEGRATION_TOKEN, ROOT, SF_TOKEN, Sandbox
 
@@ -64,15 +65,13 @@ class Deployment:
         suffix = uuid.uuid4().hex[:8]
         self.table = f"crmsync-state-{suffix}"
         ddb = aws("dynamodb", moto_url)
+        # The table as the template defines it (the key types the store writes).
+        table = cfn_yaml.load(str(ROOT / "infra" / "template.yaml"))["Resources"]["StateTable"]["Properties"]
         ddb.create_table(
             TableName=self.table, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gpk", "gsk")],
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            GlobalSecondaryIndexes=[{
-                "IndexName": "by_outcome",
-                "KeySchema": [{"AttributeName": "gpk", "KeyType": "HASH"}, {"AttributeName": "gsk", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            KeySchema=table["KeySchema"],
+            GlobalSecondaryIndexes=table["GlobalSecondaryIndexes"],
         )
         self.sqs = aws("sqs", moto_url)
         self.queue_url = self.sqs.create_queue(QueueName=f"crmsync-work-{suffix}")["QueueUrl"]

@@ -46,9 +46,19 @@ fn request(event: &ApiGatewayV2httpRequest) -> Result<IntakeRequest, String> {
     })
 }
 
-fn response(status: u16, content_type: &'static str, body: String) -> ApiGatewayV2httpResponse {
+fn response(
+    status: u16,
+    content_type: &'static str,
+    body: String,
+    extra: Vec<(&'static str, String)>,
+) -> ApiGatewayV2httpResponse {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static(content_type));
+    for (name, value) in extra {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
     ApiGatewayV2httpResponse {
         status_code: i64::from(status),
         headers,
@@ -69,11 +79,17 @@ async fn handle(
                 400,
                 "application/json",
                 serde_json::json!({"error": e}).to_string(),
+                Vec::new(),
             ));
         }
     };
     let answer = deployment.intake.handle(&request).await;
-    Ok(response(answer.status, answer.content_type, answer.body))
+    Ok(response(
+        answer.status,
+        answer.content_type,
+        answer.body,
+        answer.headers,
+    ))
 }
 
 #[tokio::main]

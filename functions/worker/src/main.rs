@@ -6,7 +6,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use crmsync_shared::aws::{Deployment, cold_start};
 use crmsync_shared::metrics;
 use crmsync_shared::pipeline::ItemOutcome;
-use crmsync_shared::ports::WorkItem;
+use crmsync_shared::ports::{MAX_SEND_DELAY_MS, WorkItem, WorkQueue};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
@@ -36,6 +36,29 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
                 malformed += 1;
             }
         }
+    }
+    // Paused: the batch is parked on the queue as new messages (SQS's longest delay)
+    // and these are acknowledged, so a long pause never dead-letters anything.
+    if let Ok(controls) = d.pipeline.controls().await
+        && controls.paused.is_some()
+    {
+        return Ok(match d.queue.send_later(&items, MAX_SEND_DELAY_MS).await {
+            Ok(()) => {
+                tracing::info!(message = "paused: batch parked", records = items.len());
+                SqsBatchResponse {
+                    batch_item_failures: failures,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(message = "paused, and the batch could not be parked", error = %e);
+                failures.extend(ids.into_iter().map(|id| BatchItemFailure {
+                    item_identifier: id,
+                }));
+                SqsBatchResponse {
+                    batch_item_failures: failures,
+                }
+            }
+        });
     }
     let outcomes = d.pipeline.sync_batch(&items).await;
     let mut retried = 0;

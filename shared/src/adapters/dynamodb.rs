@@ -9,9 +9,13 @@
 //! | cursor | `cursor#{feed}` | `_` | `at`, `last_id` |
 //! | claim | `claim#{key}` | `_` | `owner`, `expires` (ms), `ttl` (s, DynamoDB TTL) |
 //! | seen event | `event#{key}` | `_` | `expires` (ms), `ttl` (s) |
-//! | record status | `status#{side}#{object}#{id}` | `_` | `data` (JSON), `gpk` = `outcome#{outcome}`, `gsk` = last seen |
+//! | record status | `status#{side}#{object}#{id}` | `_` | `data` (JSON), `gpk` = `outcome#{outcome}`, `gsk` = last seen, `v` |
 //! | history event | `history#{side}#{object}#{id}` | `{at}#{n}` | `data` (JSON), `ttl` |
-//! | counts | `counts` | `{object}#{direction}` | `synced`, `skipped`, `failed` |
+//! | record counts | `records` | `{object}#{direction}` | `synced`, `skipped`, `failed`: records by last outcome |
+//! | code counts | `codes` | `{outcome}#{code}` | `n`: records whose last outcome had this code |
+//! | controls | `control` | `_` | `data` (JSON: pause, broken fields), `v` |
+//! | time series | `series` | `{bucket:020}` | one number per name, `ttl` |
+//! | gauges | `gauges` | `_` | one number per name (the latest) |
 //! | dedup key | `dedup#{side}#{kind}#{key}` | record id | |
 //!
 //! Index `by_outcome` (`gpk`, `gsk`) lists records by their last outcome.
@@ -31,8 +35,16 @@ use aws_sdk_dynamodb::types::{
 const BY_OUTCOME: &str = "by_outcome";
 /// The sort key of single items.
 const ONE: &str = "_";
+/// The partition of record counts per object, direction and last outcome.
+const RECORD_COUNTS: &str = "records";
+/// The partition of record counts per last outcome and code.
+const CODE_COUNTS: &str = "codes";
+/// The controls item, the time-series partition and the gauges item.
+const CONTROLS: &str = "control";
+const SERIES: &str = "series";
+const GAUGES: &str = "gauges";
 
-use crate::ports::{ClaimStore, Cursor, CursorStore, Link, LinkStore, StoreError};
+use crate::ports::{ClaimStore, Cursor, CursorStore, Link, LinkStore, Outcome, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -531,6 +543,132 @@ fn data_of<T: serde::de::DeserializeOwned>(item: &Item) -> Result<T, StoreError>
 }
 
 impl DynamoStore {
+    async fn record_once(
+        &self,
+        event: &crate::ports::SyncEvent,
+        history_ttl_ms: i64,
+    ) -> Result<crate::ports::RecordStatus, StoreError> {
+        let key = record_key(&event.record);
+        let previous_item = self.get(format!("status#{key}")).await?;
+        let previous: Option<crate::ports::RecordStatus> =
+            previous_item.as_ref().map(data_of).transpose()?;
+        // Items written before record counts existed carry no version and were never
+        // counted: they count as new.
+        let previous_version = previous_item.as_ref().and_then(|i| get_n(i, "v"));
+        let status = crate::ports::RecordStatus::after(previous.clone(), event);
+        let data =
+            serde_json::to_string(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut status_item = HashMap::from([
+            ("pk".to_owned(), s(format!("status#{key}"))),
+            ("sk".to_owned(), s(ONE)),
+            ("data".to_owned(), s(data)),
+            (
+                "gpk".to_owned(),
+                s(format!("outcome#{}", event.outcome.as_str())),
+            ),
+            ("gsk".to_owned(), n(event.at)),
+            ("v".to_owned(), n(previous_version.unwrap_or(0) + 1)),
+        ]);
+        if let Some(code) = &event.code {
+            status_item.insert("code".to_owned(), s(code.clone()));
+        }
+        let status_put = match previous_version {
+            Some(v) => self.put(
+                status_item,
+                "v = :v",
+                HashMap::from([(":v".to_owned(), n(v))]),
+            )?,
+            None => self.put(status_item, "attribute_not_exists(v)", Item::new())?,
+        };
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let history =
+            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let expires = event.at + history_ttl_ms;
+        let history_item = HashMap::from([
+            ("pk".to_owned(), s(format!("history#{key}"))),
+            ("sk".to_owned(), s(format!("{:020}#{seq:020}", event.at))),
+            ("data".to_owned(), s(history)),
+            ("expires".to_owned(), n(expires)),
+            ("ttl".to_owned(), n(expires / 1000 + 1)),
+        ]);
+        let mut writes = vec![
+            status_put,
+            self.put(history_item, "attribute_not_exists(pk)", Item::new())?,
+        ];
+        // Record counts: +1 where the record is now, -1 where it was, per (object,
+        // direction) by outcome and per (outcome, code).
+        let counted = previous.filter(|_| previous_version.is_some());
+        let place = |object: &str, direction: &str, outcome: Outcome, code: Option<&str>| {
+            let mut at = vec![(
+                RECORD_COUNTS,
+                format!("{object}#{direction}"),
+                outcome.as_str().to_owned(),
+            )];
+            if let Some(code) = code {
+                at.push((
+                    CODE_COUNTS,
+                    format!("{}#{code}", outcome.as_str()),
+                    "n".to_owned(),
+                ));
+            }
+            at
+        };
+        let now_at = place(
+            &event.record.object,
+            &event.direction,
+            event.outcome,
+            event.code.as_deref(),
+        );
+        let was_at = counted
+            .map(|p| {
+                place(
+                    &p.last.record.object,
+                    &p.last.direction,
+                    p.last.outcome,
+                    p.last.code.as_deref(),
+                )
+            })
+            .unwrap_or_default();
+        // (partition, sort key) -> the columns it moves, and by how much.
+        type Moves<'a> = Vec<((&'a str, String), Vec<(String, i64)>)>;
+        let mut moves: Moves<'_> = Vec::new();
+        let mut shift = |(pk, sk, column): (&'static str, String, String), delta: i64| match moves
+            .iter_mut()
+            .find(|(k, _)| k.0 == pk && k.1 == sk)
+        {
+            Some((_, columns)) => columns.push((column, delta)),
+            None => moves.push(((pk, sk), vec![(column, delta)])),
+        };
+        for at in now_at.iter().filter(|a| !was_at.contains(a)) {
+            shift(at.clone(), 1);
+        }
+        for at in was_at.iter().filter(|a| !now_at.contains(a)) {
+            shift(at.clone(), -1);
+        }
+        for ((pk, sk), columns) in moves {
+            let mut update = Update::builder()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk));
+            let mut parts = Vec::new();
+            for (i, (column, delta)) in columns.into_iter().enumerate() {
+                parts.push(format!("#c{i} :d{i}"));
+                update = update
+                    .expression_attribute_names(format!("#c{i}"), column)
+                    .expression_attribute_values(format!(":d{i}"), n(delta));
+            }
+            update = update.update_expression(format!("ADD {}", parts.join(", ")));
+            writes.push(
+                TransactWriteItem::builder()
+                    .update(build(update.build())?)
+                    .build(),
+            );
+        }
+        self.transact(writes).await?;
+        Ok(status)
+    }
+
     async fn query_all(
         &self,
         pk: String,
@@ -570,60 +708,16 @@ impl crate::ports::StatusStore for DynamoStore {
         event: &crate::ports::SyncEvent,
         history_ttl_ms: i64,
     ) -> Result<crate::ports::RecordStatus, StoreError> {
-        let key = record_key(&event.record);
-        let previous = self
-            .get(format!("status#{key}"))
-            .await?
-            .as_ref()
-            .map(data_of)
-            .transpose()?;
-        let status = crate::ports::RecordStatus::after(previous, event);
-        let data =
-            serde_json::to_string(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut status_item = HashMap::from([
-            ("pk".to_owned(), s(format!("status#{key}"))),
-            ("sk".to_owned(), s(ONE)),
-            ("data".to_owned(), s(data)),
-            (
-                "gpk".to_owned(),
-                s(format!("outcome#{}", event.outcome.as_str())),
-            ),
-            ("gsk".to_owned(), n(event.at)),
-        ]);
-        if let Some(code) = &event.code {
-            status_item.insert("code".to_owned(), s(code.clone()));
+        // The status is replaced under its version so that the record counts move once
+        // per change of outcome even when two workers record the same record at once.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.record_once(event, history_ttl_ms).await {
+                Err(StoreError::Conflict(_)) if attempt < 5 => continue,
+                other => return other,
+            }
         }
-        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let history =
-            serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let expires = event.at + history_ttl_ms;
-        let history_item = HashMap::from([
-            ("pk".to_owned(), s(format!("history#{key}"))),
-            ("sk".to_owned(), s(format!("{:020}#{seq:020}", event.at))),
-            ("data".to_owned(), s(history)),
-            ("expires".to_owned(), n(expires)),
-            ("ttl".to_owned(), n(expires / 1000 + 1)),
-        ]);
-        let column = event.outcome.as_str();
-        let counts = Update::builder()
-            .table_name(&self.table)
-            .key("pk", s("counts"))
-            .key(
-                "sk",
-                s(format!("{}#{}", event.record.object, event.direction)),
-            )
-            .update_expression(format!("ADD {column} :one"))
-            .expression_attribute_values(":one", n(1));
-        self.transact(vec![
-            self.put(status_item, "", Item::new())?,
-            self.put(history_item, "attribute_not_exists(pk)", Item::new())?,
-            TransactWriteItem::builder()
-                .update(build(counts.build())?)
-                .build(),
-        ])
-        .await?;
-        Ok(status)
     }
 
     async fn status(
@@ -673,7 +767,7 @@ impl crate::ports::StatusStore for DynamoStore {
     }
 
     async fn counts(&self) -> Result<Vec<(String, String, crate::ports::Counts)>, StoreError> {
-        let items = self.query_all("counts".to_owned(), None, "pk").await?;
+        let items = self.query_all(RECORD_COUNTS.to_owned(), None, "pk").await?;
         Ok(items
             .iter()
             .filter_map(|i| {
@@ -691,6 +785,175 @@ impl crate::ports::StatusStore for DynamoStore {
             })
             .collect())
     }
+
+    async fn codes(&self) -> Result<Vec<(Outcome, String, u64)>, StoreError> {
+        let items = self.query_all(CODE_COUNTS.to_owned(), None, "pk").await?;
+        Ok(items
+            .iter()
+            .filter_map(|i| {
+                let (outcome, code) = get_s(i, "sk")?.split_once('#')?;
+                let outcome = [Outcome::Synced, Outcome::Skipped, Outcome::Failed]
+                    .into_iter()
+                    .find(|o| o.as_str() == outcome)?;
+                let count = get_n(i, "n").unwrap_or(0).max(0) as u64;
+                (count > 0).then(|| (outcome, code.to_owned(), count))
+            })
+            .collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::ControlStore for DynamoStore {
+    async fn controls(&self) -> Result<(crate::ports::Controls, u64), StoreError> {
+        match self.get(CONTROLS.to_owned()).await? {
+            None => Ok((crate::ports::Controls::default(), 0)),
+            Some(item) => Ok((data_of(&item)?, get_n(&item, "v").unwrap_or(0) as u64)),
+        }
+    }
+
+    async fn put_controls(
+        &self,
+        controls: &crate::ports::Controls,
+        version: u64,
+    ) -> Result<u64, StoreError> {
+        let data =
+            serde_json::to_string(controls).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let next = version as i64 + 1;
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(CONTROLS))
+            .item("sk", s(ONE))
+            .item("data", s(data))
+            .item("v", n(next));
+        put = if version == 0 {
+            put.condition_expression("attribute_not_exists(pk)")
+        } else {
+            put.condition_expression("v = :v")
+                .expression_attribute_values(":v", n(version as i64))
+        };
+        put.send().await.map_err(classify)?;
+        Ok(next as u64)
+    }
+}
+
+impl DynamoStore {
+    /// One update of named numbers: `ADD` sums them, `SET` replaces them; names go
+    /// through placeholders (`lag.salesforce:Lead` is no valid attribute path).
+    async fn update_numbers(
+        &self,
+        pk: &str,
+        sk: String,
+        add: bool,
+        values: &[(String, i64)],
+        ttl: Option<i64>,
+    ) -> Result<(), StoreError> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let mut names = HashMap::new();
+        let mut numbers = Item::new();
+        let mut parts = Vec::new();
+        for (i, (name, value)) in values.iter().enumerate() {
+            names.insert(format!("#n{i}"), name.clone());
+            numbers.insert(format!(":v{i}"), n(*value));
+            parts.push(if add {
+                format!("#n{i} :v{i}")
+            } else {
+                format!("#n{i} = :v{i}")
+            });
+        }
+        let mut expression = format!("{} {}", if add { "ADD" } else { "SET" }, parts.join(", "));
+        if let Some(ttl) = ttl {
+            names.insert("#ttl".into(), "ttl".into());
+            numbers.insert(":ttl".into(), n(ttl));
+            expression.push_str(if add {
+                " SET #ttl = :ttl"
+            } else {
+                ", #ttl = :ttl"
+            });
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .update_expression(expression)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(numbers))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::TelemetryStore for DynamoStore {
+    async fn add(&self, at: i64, values: &[(String, i64)]) -> Result<(), StoreError> {
+        let bucket = crate::ports::bucket_of(at);
+        let ttl = (bucket + crate::ports::ops::SERIES_TTL_MS) / 1000;
+        self.update_numbers(SERIES, format!("{bucket:020}"), true, values, Some(ttl))
+            .await
+    }
+
+    async fn gauge(&self, at: i64, values: &[(String, i64)]) -> Result<(), StoreError> {
+        let bucket = crate::ports::bucket_of(at);
+        let ttl = (bucket + crate::ports::ops::SERIES_TTL_MS) / 1000;
+        self.update_numbers(SERIES, format!("{bucket:020}"), false, values, Some(ttl))
+            .await?;
+        self.update_numbers(GAUGES, ONE.to_owned(), false, values, None)
+            .await
+    }
+
+    async fn series(&self, since: i64) -> Result<Vec<crate::ports::SeriesPoint>, StoreError> {
+        let from = format!("{:020}", crate::ports::bucket_of(since).max(0));
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk >= :from")
+                .expression_attribute_values(":pk", s(SERIES))
+                .expression_attribute_values(":from", s(from.clone()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(classify)?;
+            for item in page.items.unwrap_or_default() {
+                let Some(bucket) = get_s(&item, "sk").and_then(|b| b.parse().ok()) else {
+                    continue;
+                };
+                out.push(crate::ports::SeriesPoint {
+                    bucket,
+                    values: numbers_of(&item, &["ttl"]),
+                });
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn gauges(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        Ok(self
+            .get(GAUGES.to_owned())
+            .await?
+            .map(|item| numbers_of(&item, &[]))
+            .unwrap_or_default())
+    }
+}
+
+/// An item's number attributes, keys and `skip` aside.
+fn numbers_of(item: &Item, skip: &[&str]) -> std::collections::BTreeMap<String, i64> {
+    item.iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "pk" | "sk") && !skip.contains(&k.as_str()))
+        .filter_map(|(k, v)| Some((k.clone(), v.as_n().ok()?.parse().ok()?)))
+        .collect()
 }
 
 #[async_trait]

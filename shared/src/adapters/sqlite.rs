@@ -10,15 +10,16 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::ports::{
-    ClaimStore, Clock, Counts, Cursor, CursorStore, DedupIndex, Delivery, Link, LinkStore, Outcome,
-    RecordRef, RecordStatus, StatusStore, StoreError, SyncEvent, WorkItem, WorkQueue,
+    ClaimStore, Clock, ControlStore, Controls, Counts, Cursor, CursorStore, DedupIndex, Delivery,
+    Link, LinkStore, Outcome, QueueDepth, RecordRef, RecordStatus, SeriesPoint, StatusStore,
+    StoreError, SyncEvent, TelemetryStore, WorkItem, WorkQueue, bucket_of,
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Statements that take a file from one version to the next; index 0 creates v1.
-const MIGRATIONS: [&str; 2] = ["
+const MIGRATIONS: [&str; 3] = ["
     CREATE TABLE IF NOT EXISTS links (
         pair TEXT NOT NULL, hubspot_id TEXT NOT NULL,
         salesforce_object TEXT NOT NULL, salesforce_id TEXT NOT NULL,
@@ -49,6 +50,17 @@ const MIGRATIONS: [&str; 2] = ["
     CREATE TABLE IF NOT EXISTS dedup (
         side TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, record_id TEXT NOT NULL,
         PRIMARY KEY (side, kind, key, record_id));
+", "
+    ALTER TABLE status ADD COLUMN direction TEXT NOT NULL DEFAULT '';
+    UPDATE status SET direction = COALESCE(json_extract(data, '$.last.direction'), '');
+    CREATE INDEX IF NOT EXISTS status_by_object ON status (object, direction, outcome);
+    DROP TABLE IF EXISTS counts;
+    CREATE TABLE IF NOT EXISTS controls (
+        id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, data TEXT NOT NULL);
+    CREATE TABLE IF NOT EXISTS series (
+        bucket INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+        PRIMARY KEY (bucket, name));
+    CREATE TABLE IF NOT EXISTS gauges (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 "];
 
 /// The default file of the embedded store.
@@ -458,22 +470,47 @@ impl ClaimStore for SqliteStore {
 #[async_trait]
 impl WorkQueue for SqliteStore {
     async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError> {
+        self.send_later(items, 0).await
+    }
+
+    async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError> {
         let bodies = items
             .iter()
             .map(serde_json::to_string)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let now = self.clock.now_ms();
+        let at = self.clock.now_ms() + delay_ms.clamp(0, crate::ports::MAX_SEND_DELAY_MS);
         self.with(move |c| {
             let tx = c.transaction().map_err(unavailable)?;
             for body in bodies {
                 tx.execute(
                     "INSERT INTO queue (body, visible_at) VALUES (?1, ?2)",
-                    params![body, now],
+                    params![body, at],
                 )
                 .map_err(unavailable)?;
             }
             tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        let now = self.clock.now_ms();
+        self.with(move |c| {
+            c.query_row(
+                "SELECT COALESCE(SUM(dead = 0 AND (receipt IS NULL OR visible_at <= ?1)), 0),
+                        COALESCE(SUM(dead = 0 AND receipt IS NOT NULL AND visible_at > ?1), 0),
+                        COALESCE(SUM(dead = 1), 0) FROM queue",
+                params![now],
+                |r| {
+                    Ok(QueueDepth {
+                        waiting: r.get::<_, i64>(0)? as u64,
+                        in_flight: r.get::<_, i64>(1)? as u64,
+                        dead: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .map_err(unavailable)
         })
         .await
     }
@@ -588,25 +625,16 @@ impl StatusStore for SqliteStore {
             let status = RecordStatus::after(previous, &event);
             let data = serde_json::to_string(&status).map_err(corrupt)?;
             tx.execute(
-                "INSERT INTO status (side, object, id, outcome, code, last_seen, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                "INSERT INTO status (side, object, id, outcome, code, last_seen, data, direction) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (side, object, id) DO UPDATE SET outcome = excluded.outcome, code = excluded.code,
-                 last_seen = excluded.last_seen, data = excluded.data",
-                params![r.side, r.object, r.id, event.outcome.as_str(), event.code, event.at, data],
+                 last_seen = excluded.last_seen, data = excluded.data, direction = excluded.direction",
+                params![r.side, r.object, r.id, event.outcome.as_str(), event.code, event.at, data, event.direction],
             )
             .map_err(unavailable)?;
             let history = serde_json::to_string(&event).map_err(corrupt)?;
             tx.execute(
                 "INSERT INTO history (side, object, id, at, expires, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![r.side, r.object, r.id, event.at, event.at + history_ttl_ms, history],
-            )
-            .map_err(unavailable)?;
-            let column = event.outcome.as_str();
-            tx.execute(
-                &format!(
-                    "INSERT INTO counts (object, direction, {column}) VALUES (?1, ?2, 1)
-                     ON CONFLICT (object, direction) DO UPDATE SET {column} = {column} + 1"
-                ),
-                params![r.object, event.direction],
             )
             .map_err(unavailable)?;
             tx.commit().map_err(unavailable)?;
@@ -673,7 +701,10 @@ impl StatusStore for SqliteStore {
     async fn counts(&self) -> Result<Vec<(String, String, Counts)>, StoreError> {
         self.with(move |c| {
             let mut stmt = c
-                .prepare("SELECT object, direction, synced, skipped, failed FROM counts ORDER BY object, direction")
+                .prepare(
+                    "SELECT object, direction, SUM(outcome = 'synced'), SUM(outcome = 'skipped'), SUM(outcome = 'failed')
+                     FROM status GROUP BY object, direction ORDER BY object, direction",
+                )
                 .map_err(unavailable)?;
             let rows = stmt
                 .query_map([], |row| {
@@ -687,6 +718,168 @@ impl StatusStore for SqliteStore {
                         },
                     ))
                 })
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn codes(&self) -> Result<Vec<(Outcome, String, u64)>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare(
+                    "SELECT outcome, code, COUNT(*) FROM status WHERE code IS NOT NULL
+                     GROUP BY outcome, code ORDER BY outcome, code",
+                )
+                .map_err(unavailable)?;
+            let rows: Vec<(String, String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(o, code, n)| Some((outcome_named(&o)?, code, n as u64)))
+                .collect())
+        })
+        .await
+    }
+}
+
+fn outcome_named(name: &str) -> Option<Outcome> {
+    [Outcome::Synced, Outcome::Skipped, Outcome::Failed]
+        .into_iter()
+        .find(|o| o.as_str() == name)
+}
+
+#[async_trait]
+impl ControlStore for SqliteStore {
+    async fn controls(&self) -> Result<(Controls, u64), StoreError> {
+        self.with(|c| {
+            let row: Option<(i64, String)> = c
+                .query_row("SELECT version, data FROM controls WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()
+                .map_err(unavailable)?;
+            match row {
+                None => Ok((Controls::default(), 0)),
+                Some((version, data)) => Ok((
+                    serde_json::from_str(&data).map_err(corrupt)?,
+                    version as u64,
+                )),
+            }
+        })
+        .await
+    }
+
+    async fn put_controls(&self, controls: &Controls, version: u64) -> Result<u64, StoreError> {
+        let data = serde_json::to_string(controls).map_err(corrupt)?;
+        let (from, to) = (version as i64, version as i64 + 1);
+        self.with(move |c| {
+            let changed = if from == 0 {
+                c.execute(
+                    "INSERT INTO controls (id, version, data) VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
+                    params![to, data],
+                )
+            } else {
+                c.execute(
+                    "UPDATE controls SET version = ?1, data = ?2 WHERE id = 1 AND version = ?3",
+                    params![to, data, from],
+                )
+            }
+            .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict("the controls changed meanwhile".into()));
+            }
+            Ok(to as u64)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl TelemetryStore for SqliteStore {
+    async fn add(&self, at: i64, values: &[(String, i64)]) -> Result<(), StoreError> {
+        let values = values.to_vec();
+        let bucket = bucket_of(at);
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            for (name, value) in values {
+                tx.execute(
+                    "INSERT INTO series (bucket, name, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (bucket, name) DO UPDATE SET value = value + excluded.value",
+                    params![bucket, name, value],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.execute(
+                "DELETE FROM series WHERE bucket < ?1",
+                params![bucket - crate::ports::ops::SERIES_TTL_MS],
+            )
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn gauge(&self, at: i64, values: &[(String, i64)]) -> Result<(), StoreError> {
+        let values = values.to_vec();
+        let bucket = bucket_of(at);
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            for (name, value) in values {
+                tx.execute(
+                    "INSERT INTO series (bucket, name, value) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value",
+                    params![bucket, name, value],
+                )
+                .map_err(unavailable)?;
+                tx.execute(
+                    "INSERT INTO gauges (name, value) VALUES (?1, ?2)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![name, value],
+                )
+                .map_err(unavailable)?;
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn series(&self, since: i64) -> Result<Vec<SeriesPoint>, StoreError> {
+        self.with(move |c| {
+            let mut stmt = c
+                .prepare("SELECT bucket, name, value FROM series WHERE bucket >= ?1 ORDER BY bucket, name")
+                .map_err(unavailable)?;
+            let rows: Vec<(i64, String, i64)> = stmt
+                .query_map(params![bucket_of(since)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            let mut out: Vec<SeriesPoint> = Vec::new();
+            for (bucket, name, value) in rows {
+                if out.last().is_none_or(|p| p.bucket != bucket) {
+                    out.push(SeriesPoint { bucket, ..SeriesPoint::default() });
+                }
+                if let Some(p) = out.last_mut() {
+                    p.values.insert(name, value);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn gauges(&self) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        self.with(|c| {
+            let mut stmt = c
+                .prepare("SELECT name, value FROM gauges")
+                .map_err(unavailable)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(unavailable)?
                 .collect::<Result<_, _>>()
                 .map_err(unavailable)?;

@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
 
-use crate::ports::{Delivery, StoreError, WorkItem, WorkQueue};
+use crate::ports::{Delivery, QueueDepth, StoreError, WorkItem, WorkQueue};
 
 /// SQS's limits per send call.
 const ENTRIES_MAX: usize = 10;
@@ -129,6 +129,11 @@ impl SqsQueue {
 #[async_trait]
 impl WorkQueue for SqsQueue {
     async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError> {
+        self.send_later(items, 0).await
+    }
+
+    async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError> {
+        let delay = (delay_ms.clamp(0, crate::ports::MAX_SEND_DELAY_MS) / 1000) as i32;
         let bodies = items
             .iter()
             .map(serde_json::to_string)
@@ -146,6 +151,7 @@ impl WorkQueue for SqsQueue {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
                     .message_body(body)
+                    .delay_seconds(delay)
                     .build()
                     .map_err(unavailable)?,
             );
@@ -184,6 +190,31 @@ impl WorkQueue for SqsQueue {
         Ok(())
     }
 
+    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        let main = self
+            .attributes(
+                &self.url,
+                &[
+                    QueueAttributeName::ApproximateNumberOfMessages,
+                    QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+                    QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+                ],
+            )
+            .await?;
+        let dead = match &self.dead_letter_url {
+            Some(url) => {
+                self.attributes(url, &[QueueAttributeName::ApproximateNumberOfMessages])
+                    .await?[0]
+            }
+            None => 0,
+        };
+        Ok(QueueDepth {
+            waiting: main[0] + main[1],
+            in_flight: main[2],
+            dead,
+        })
+    }
+
     async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError> {
         let Some(url) = self.dead_letter_url.clone() else {
             return Ok(Vec::new());
@@ -199,6 +230,27 @@ impl WorkQueue for SqsQueue {
 }
 
 impl SqsQueue {
+    /// Numeric queue attributes, in the order asked (0 when SQS leaves one out).
+    async fn attributes(
+        &self,
+        url: &str,
+        names: &[QueueAttributeName],
+    ) -> Result<Vec<u64>, StoreError> {
+        let answer = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .set_attribute_names(Some(names.to_vec()))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let attributes = answer.attributes.unwrap_or_default();
+        Ok(names
+            .iter()
+            .map(|n| attributes.get(n).and_then(|v| v.parse().ok()).unwrap_or(0))
+            .collect())
+    }
+
     async fn flush(&self, entries: Vec<SendMessageBatchRequestEntry>) -> Result<(), StoreError> {
         let answer = self
             .client

@@ -331,9 +331,95 @@ pub async fn queue(queue: &dyn WorkQueue, max_receives: u32) {
     // Received max_receives times and never acknowledged: dead-lettered.
     assert!(queue.receive(1, 0).await.unwrap().is_empty());
     assert_eq!(queue.dead_letters().await.unwrap(), vec![item(100)]);
+    assert_eq!(queue.depth().await.unwrap().dead, 1);
+
+    // Parked for later (a paused worker's batch): waiting, not receivable yet, and
+    // never received when it comes back.
+    queue.send_later(&[item(200)], 60_000).await.unwrap();
+    assert!(queue.receive(10, 0).await.unwrap().is_empty());
+    let depth = queue.depth().await.unwrap();
+    assert_eq!((depth.waiting, depth.in_flight), (1, 0));
 }
 
-use crate::ports::{Counts, DedupIndex, Outcome, RecordRef, StatusStore, SyncEvent};
+/// Controls replace each other under a version: a stale writer is refused.
+pub async fn controls(store: &dyn ControlStore) {
+    let (empty, version) = store.controls().await.unwrap();
+    assert_eq!((empty, version), (Controls::default(), 0));
+    let paused = Controls {
+        paused: Some(Pause {
+            since: 5,
+            by: "admin".into(),
+            reason: Some("migration".into()),
+        }),
+        ..Controls::default()
+    };
+    let v1 = store.put_controls(&paused, 0).await.unwrap();
+    assert!(matches!(
+        store.put_controls(&Controls::default(), 0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.controls().await.unwrap(), (paused.clone(), v1));
+    let mut broken = paused;
+    broken.paused = None;
+    broken.broken_fields.push(BrokenField {
+        pair: "contacts".into(),
+        side: Side::Salesforce,
+        object: "Contact".into(),
+        field: "Title".into(),
+        message: "No such column".into(),
+        since: 6,
+    });
+    let v2 = store.put_controls(&broken, v1).await.unwrap();
+    assert!(v2 > v1);
+    assert!(matches!(
+        store.put_controls(&Controls::default(), v1).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let (read, _) = store.controls().await.unwrap();
+    assert!(read.is_broken(Side::Salesforce, "Contact", "title"));
+    assert!(read.paused.is_none());
+}
+
+/// Counters add up per bucket, gauges keep the latest value, names keep any character.
+pub async fn telemetry(store: &dyn TelemetryStore) {
+    let t0 = 10 * BUCKET_MS + 5;
+    let named = |pairs: &[(&str, i64)]| -> Vec<(String, i64)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+    };
+    store
+        .add(t0, &named(&[("synced", 2), ("failed", 1)]))
+        .await
+        .unwrap();
+    store.add(t0 + 10, &named(&[("synced", 3)])).await.unwrap();
+    store
+        .add(t0 + BUCKET_MS, &named(&[("calls.salesforce", 7)]))
+        .await
+        .unwrap();
+    store
+        .gauge(t0, &named(&[("lag.salesforce:Lead", 900)]))
+        .await
+        .unwrap();
+    store
+        .gauge(t0 + 20, &named(&[("lag.salesforce:Lead", 400)]))
+        .await
+        .unwrap();
+    let series = store.series(t0).await.unwrap();
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[0].bucket, 10 * BUCKET_MS);
+    assert_eq!(series[0].values.get("synced"), Some(&5));
+    assert_eq!(series[0].values.get("failed"), Some(&1));
+    assert_eq!(series[0].values.get("lag.salesforce:Lead"), Some(&400));
+    assert_eq!(series[1].values.get("calls.salesforce"), Some(&7));
+    assert_eq!(store.series(t0 + BUCKET_MS).await.unwrap().len(), 1);
+    let gauges = store.gauges().await.unwrap();
+    assert_eq!(gauges.get("lag.salesforce:Lead"), Some(&400));
+}
+
+use crate::domain::Side;
+use crate::ports::{
+    BUCKET_MS, BrokenField, ControlStore, Controls, Counts, DedupIndex, Outcome, Pause, RecordRef,
+    StatusStore, SyncEvent, TelemetryStore,
+};
 
 fn event(id: &str, outcome: Outcome, code: Option<&str>, at: i64) -> SyncEvent {
     SyncEvent {
@@ -348,6 +434,7 @@ fn event(id: &str, outcome: Outcome, code: Option<&str>, at: i64) -> SyncEvent {
         message: code.map(|c| format!("{c} happened")),
         field: code.map(|_| "LastName".to_owned()),
         changes: Vec::new(),
+        held_back: Vec::new(),
         at,
     }
 }
@@ -446,12 +533,24 @@ pub async fn statuses(store: &dyn StatusStore) {
         vec![(
             "contacts".to_owned(),
             "to_salesforce".to_owned(),
+            // Records by their last outcome: 1 and 4 synced, 3 skipped, 2 failing
+            // (1's two failures count once, and not at all since it synced).
             Counts {
                 synced: 2,
                 skipped: 1,
-                failed: 3
+                failed: 1
             }
         )]
+    );
+    let mut codes = store.codes().await.unwrap();
+    codes.sort_by(|a, b| a.1.cmp(&b.1));
+    assert_eq!(
+        codes,
+        vec![
+            (Outcome::Failed, "DUPLICATE_VALUE".to_owned(), 1),
+            (Outcome::Skipped, "no_email".to_owned(), 1)
+        ],
+        "records by last outcome and code: 1's failures are gone with its success"
     );
 }
 

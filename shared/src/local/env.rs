@@ -26,6 +26,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "CRMSYNC_HUBSPOT_APP_SECRET",
         "app secret that signs webhooks (v3)",
     ),
+    (
+        "CRMSYNC_HUBSPOT_PORTAL_ID",
+        "the portal (hub) id, for links to records in HubSpot (optional)",
+    ),
     ("CRMSYNC_SALESFORCE_URL", "the org's instance URL"),
     (
         "CRMSYNC_SALESFORCE_LOGIN_URL",
@@ -62,7 +66,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     (
         "CRMSYNC_API_KEY",
-        "bearer key for POST /sync and GET /health",
+        "bearer key for POST /sync, GET /health and GET /dashboard",
     ),
     (
         "CRMSYNC_PUBLIC_URL",
@@ -197,7 +201,10 @@ impl Connections {
         let mut salesforce = SalesforceConfig::new(instance, salesforce_auth);
         salesforce.login_url = login;
         Ok(Connections {
-            hubspot: HubSpotConfig::new(hubspot_url, hubspot_auth),
+            hubspot: HubSpotConfig {
+                portal_id: var("CRMSYNC_HUBSPOT_PORTAL_ID"),
+                ..HubSpotConfig::new(hubspot_url, hubspot_auth)
+            },
             salesforce,
             intake: IntakeSettings {
                 public_url,

@@ -34,10 +34,16 @@ async fn handle(State(intake): State<Intake>, request: Request) -> Response {
     };
     let answer = intake.handle(&request).await;
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, answer.content_type)],
         Body::from(answer.body),
     )
-        .into_response()
+        .into_response();
+    for (name, value) in answer.headers {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }

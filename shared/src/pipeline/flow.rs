@@ -37,7 +37,9 @@ impl Pipeline {
         let mut props: Vec<String> = Vec::new();
         if let Some(pair) = self.config.pair(&spec.name) {
             for f in pair.fields() {
-                push_unique(&mut props, &f.hubspot);
+                if !self.is_broken(Side::HubSpot, &spec.hubspot_object, &f.hubspot) {
+                    push_unique(&mut props, &f.hubspot);
+                }
             }
         }
         push_unique(&mut props, &spec.hubspot_modified);
@@ -63,7 +65,9 @@ impl Pipeline {
         let mut fields: Vec<String> = Vec::new();
         if let Some(pair) = self.config.pair(&spec.name) {
             for f in pair.fields() {
-                if let Some(field) = f.salesforce.on(sobject) {
+                if let Some(field) = f.salesforce.on(sobject)
+                    && !self.is_broken(Side::Salesforce, sobject, field)
+                {
                     push_unique(&mut fields, field);
                 }
             }
@@ -139,7 +143,12 @@ impl Pipeline {
         depth: u8,
     ) -> Vec<ItemOutcome> {
         let mut outcomes = vec![ItemOutcome::Done; items.len()];
+        self.check_mapping(run).await;
         if let Err(e) = self.try_sync_pair(run, items, &mut outcomes, depth).await {
+            // A field deleted since the metadata was read: the retry runs without it.
+            if e.contains("INVALID_FIELD") || e.contains("No such column") {
+                self.field_refused(&e).await;
+            }
             tracing::warn!(message = "batch failed; returning it to the queue", pair = %run.spec.name, error = %e);
             return vec![ItemOutcome::Retry(e); items.len()];
         }

@@ -1,51 +1,141 @@
-//! Sync health, as an admin reads it: records synced, skipped and failing per object
-//! and direction, the reasons and CRM codes behind skips and failures, and how far
-//! behind each change feed is.
+//! Sync health, as an admin reads it: records (not events) synced, skipped and failing
+//! per pair and direction, the codes behind skips, failures and held-back values, mapped
+//! fields a CRM lost, how far behind each feed is, the queue, API use against each
+//! CRM's allowance, and whether the sync is paused. `crmsync status`, `GET /health` and
+//! the dashboard all show this one report.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::Pipeline;
-use crate::ports::{Counts, CursorStore, Outcome, StoreError};
+use crate::domain::{Millis, Side};
+use crate::ports::{
+    BrokenField, Counts, CursorStore, Outcome, Pause, QueueDepth, RecordStatus, StoreError,
+    WorkItem, WorkQueue,
+};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Health {
-    /// `object direction` -> counts.
-    pub records: BTreeMap<String, Counts>,
-    /// Last outcome's code -> records whose last attempt failed with it.
+    pub at: Millis,
+    pub paused: Option<Pause>,
+    /// Records per pair, object and direction, by last outcome.
+    pub flows: Vec<Flow>,
+    /// Records whose last attempt failed, per code.
     pub failing_by_code: BTreeMap<String, u64>,
-    /// Reason -> records whose last attempt was skipped for it.
+    /// Records whose last attempt was skipped, per reason.
     pub skipped_by_reason: BTreeMap<String, u64>,
-    /// A few failing records with their error, field and attempts.
+    /// Records synced with a value held back (too long, not in a picklist...), per
+    /// reason.
+    pub held_back_by_reason: BTreeMap<String, u64>,
+    /// Mapped fields a CRM no longer has: each pauses that field of its pair.
+    pub broken_fields: Vec<BrokenField>,
+    pub feeds: Vec<FeedHealth>,
+    /// Work waiting; none when this process cannot see the queue.
+    pub queue: Option<QueueDepth>,
+    pub api: Vec<ApiUse>,
+    /// The first failing records, oldest first.
     pub failing: Vec<FailingRecord>,
-    /// Feed -> how far behind now its cursor is (milliseconds); none: never polled.
-    pub feed_lag_ms: BTreeMap<String, Option<i64>>,
-    pub api: ApiUsage,
 }
 
-/// API calls this process made, and the Salesforce org's daily allowance as its last
-/// answer reported it (`Sforce-Limit-Info`).
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ApiUsage {
-    pub hubspot_calls: u64,
-    pub salesforce_calls: u64,
-    pub salesforce_daily_used: Option<u64>,
-    pub salesforce_daily_limit: Option<u64>,
+/// Records of one object moving one way.
+#[derive(Debug, Clone, Serialize)]
+pub struct Flow {
+    pub pair: String,
+    pub object: String,
+    pub direction: String,
+    pub records: Counts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedHealth {
+    pub feed: String,
+    /// When the poller last read it.
+    pub last_poll: Option<Millis>,
+    /// How long since then, now.
+    pub lag_ms: Option<i64>,
+    /// The newest change read from it.
+    pub cursor: Option<Millis>,
+}
+
+/// One CRM's API use: calls crmsync made in the last 24 hours (all its processes), and
+/// the CRM's own daily count and allowance as its last answer reported them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiUse {
+    pub side: Side,
+    pub calls_24h: u64,
+    pub daily_used: Option<u64>,
+    pub daily_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FailingRecord {
+    /// `hubspot:contacts:101`, as `crmsync record` takes it.
     pub record: String,
+    pub pair: Option<String>,
     pub direction: String,
     pub code: Option<String>,
     pub field: Option<String>,
     pub message: Option<String>,
     pub attempts: u32,
+    pub since: Millis,
     pub hint: Option<&'static str>,
+    /// The record in its CRM's web app, where known.
+    pub url: Option<String>,
 }
 
-/// What an admin can do about a CRM error code.
+/// Failing records sharing a code.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorGroup {
+    pub code: String,
+    /// Records failing with it (of the pair asked for, if any).
+    pub records: u64,
+    pub hint: Option<&'static str>,
+    /// The first of them, oldest first.
+    pub failing: Vec<FailingRecord>,
+}
+
+/// Failing records grouped by code, `limit` listed per code; only `code` and only
+/// `pair`'s records when given.
+pub async fn errors(
+    pipeline: &Pipeline,
+    code: Option<&str>,
+    pair: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ErrorGroup>, StoreError> {
+    let mut groups = Vec::new();
+    for (outcome, c, n) in pipeline.status.codes().await? {
+        if outcome != Outcome::Failed || code.is_some_and(|want| want != c) {
+            continue;
+        }
+        // A pair filter reads every record of the code (failing records are few).
+        let read = if pair.is_some() { 100_000 } else { limit };
+        let mine: Vec<FailingRecord> = pipeline
+            .status
+            .by_outcome(Outcome::Failed, Some(&c), read)
+            .await?
+            .iter()
+            .map(|s| pipeline.failing_record(s))
+            .filter(|r| pair.is_none_or(|p| r.pair.as_deref() == Some(p)))
+            .collect();
+        let records = if pair.is_some() { mine.len() as u64 } else { n };
+        if records == 0 {
+            continue;
+        }
+        groups.push(ErrorGroup {
+            hint: fix_hint(&c),
+            code: c,
+            records,
+            failing: mine.into_iter().take(limit).collect(),
+        });
+    }
+    Ok(groups)
+}
+
+/// How many failing records the report lists.
+const FAILING_LISTED: usize = 50;
+
+/// What an admin can do about a code.
 pub fn fix_hint(code: &str) -> Option<&'static str> {
     Some(match code {
         "REQUIRED_FIELD_MISSING" => "fill the field in HubSpot, or map a HubSpot property to it",
@@ -62,61 +152,150 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         "INSUFFICIENT_ACCESS_OR_READONLY" | "INVALID_FIELD_FOR_INSERT_UPDATE" => {
             "give the integration user edit access to the field and record"
         }
+        "INVALID_FIELD" => {
+            "a mapped field is gone from Salesforce: restore it or remove it from the mapping, then `crmsync resume`"
+        }
         "CANNOT_UPDATE_CONVERTED_LEAD" => "the lead was converted: sync the contact it became",
+        "ENTITY_IS_DELETED" => {
+            "the record was deleted in Salesforce: restore it or let the link go"
+        }
         "CONFLICT" => "another HubSpot record already has this email: merge the two contacts",
         "VALIDATION_ERROR" => "HubSpot refused a value: check the property's type and options",
         "unmapped_stage" => "add the stage to deals.pipelines.<pipeline> in both directions",
         "waiting_for_related" => {
             "the record it points at (a company, a contact) does not sync yet: see that record"
         }
+        "would_truncate" => "shorten the value or widen the target field",
+        "not_in_picklist" => "add the value to the target picklist, or map it with a value map",
+        "value_not_mapped" => "add the value to the field's value map",
+        "owner_not_matched" => "give the owner a user with the same email on the other side",
+        "state_needs_country" => "fill the country, so the state matches Salesforce's picklist",
+        "type_mismatch" => "the value does not read as the target field's type: fix the value",
+        "no_email" => "give the contact an email (crmsync matches contacts by email)",
         _ => return None,
     })
 }
 
-pub async fn report(pipeline: &Pipeline, cursors: &dyn CursorStore) -> Result<Health, StoreError> {
-    let mut h = Health::default();
-    for (object, direction, counts) in pipeline.status.counts().await? {
-        h.records.insert(format!("{object} {direction}"), counts);
+/// `side:object:id`, as the CLI takes a record.
+pub fn record_key(side: &str, object: &str, id: &str) -> String {
+    format!("{side}:{object}:{id}")
+}
+
+impl Pipeline {
+    /// The pair a status's record belongs to.
+    pub fn pair_of_record(&self, side: &str, object: &str) -> Option<String> {
+        let side = Side::from_name(side)?;
+        let item = WorkItem {
+            side,
+            object: object.to_owned(),
+            id: String::new(),
+            origin: String::new(),
+        };
+        self.pair_of(&item).map(|r| r.spec.name.clone())
     }
-    for status in pipeline
-        .status
-        .by_outcome(Outcome::Failed, None, 10_000)
-        .await?
-    {
-        let code = status.last.code.clone().unwrap_or_else(|| "unknown".into());
-        *h.failing_by_code.entry(code.clone()).or_default() += 1;
-        if h.failing.len() < 50 {
-            let r = &status.last.record;
-            h.failing.push(FailingRecord {
-                record: format!("{} {} {}", r.side, r.object, r.id),
-                direction: status.last.direction.clone(),
-                hint: fix_hint(&code),
-                code: status.last.code.clone(),
-                field: status.last.field.clone(),
-                message: status.last.message.clone(),
-                attempts: status.attempts,
-            });
+
+    /// The record in its CRM's web app, where the deployment knows how to link.
+    pub fn record_url(&self, side: &str, object: &str, id: &str) -> Option<String> {
+        match Side::from_name(side)? {
+            Side::HubSpot => self.hubspot.record_url(object, id),
+            Side::Salesforce => self.salesforce.record_url(object, id),
         }
     }
-    for status in pipeline
-        .status
-        .by_outcome(Outcome::Skipped, None, 10_000)
-        .await?
-    {
-        let code = status.last.code.unwrap_or_else(|| "unknown".into());
-        *h.skipped_by_reason.entry(code).or_default() += 1;
+
+    /// A failing (or skipped) record as health and `crmsync errors` list it.
+    pub fn failing_record(&self, status: &RecordStatus) -> FailingRecord {
+        let r = &status.last.record;
+        FailingRecord {
+            record: record_key(&r.side, &r.object, &r.id),
+            pair: self.pair_of_record(&r.side, &r.object),
+            direction: status.last.direction.clone(),
+            hint: status.last.code.as_deref().and_then(fix_hint),
+            code: status.last.code.clone(),
+            field: status.last.field.clone(),
+            message: status.last.message.clone(),
+            attempts: status.attempts,
+            since: status.first_seen,
+            url: self.record_url(&r.side, &r.object, &r.id),
+        }
     }
-    let daily = pipeline.salesforce.daily_usage();
-    h.api = ApiUsage {
-        hubspot_calls: pipeline.hubspot.calls_made(),
-        salesforce_calls: pipeline.salesforce.calls_made(),
-        salesforce_daily_used: daily.map(|(used, _)| used),
-        salesforce_daily_limit: daily.map(|(_, limit)| limit),
-    };
+}
+
+/// The health report. `queue`: the work queue, when this process can see it.
+pub async fn report(
+    pipeline: &Pipeline,
+    cursors: &dyn CursorStore,
+    queue: Option<&dyn WorkQueue>,
+) -> Result<Health, StoreError> {
     let now = pipeline.clock.now_ms();
+    let controls = pipeline.controls().await?;
+    let mut h = Health {
+        at: now,
+        paused: controls.paused,
+        broken_fields: controls.broken_fields,
+        ..Health::default()
+    };
+    for (object, direction, records) in pipeline.status.counts().await? {
+        // The record moving `to_salesforce` is a HubSpot one, and back.
+        let side = if direction == "to_salesforce" {
+            "hubspot"
+        } else {
+            "salesforce"
+        };
+        h.flows.push(Flow {
+            pair: pipeline
+                .pair_of_record(side, &object)
+                .unwrap_or_else(|| "(not synced)".into()),
+            object,
+            direction,
+            records,
+        });
+    }
+    for (outcome, code, n) in pipeline.status.codes().await? {
+        let into = match outcome {
+            Outcome::Failed => &mut h.failing_by_code,
+            Outcome::Skipped => &mut h.skipped_by_reason,
+            Outcome::Synced => &mut h.held_back_by_reason,
+        };
+        *into.entry(code).or_default() += n;
+    }
+    h.failing = pipeline
+        .status
+        .by_outcome(Outcome::Failed, None, FAILING_LISTED)
+        .await?
+        .iter()
+        .map(|s| pipeline.failing_record(s))
+        .collect();
+    let gauges = pipeline.telemetry.gauges().await?;
     for feed in pipeline.feeds() {
-        let lag = cursors.cursor(&feed).await?.map(|c| (now - c.at).max(0));
-        h.feed_lag_ms.insert(feed, lag);
+        let last_poll = gauges.get(&format!("polled_at.{feed}")).copied();
+        h.feeds.push(FeedHealth {
+            lag_ms: last_poll.map(|t| (now - t).max(0)),
+            last_poll,
+            cursor: cursors.cursor(&feed).await?.map(|c| c.at),
+            feed,
+        });
+    }
+    if let Some(q) = queue {
+        h.queue = Some(q.depth().await?);
+    }
+    let day = pipeline.telemetry.series(now - 86_400_000).await?;
+    for side in [Side::HubSpot, Side::Salesforce] {
+        let name = side.as_str();
+        let calls: i64 = day
+            .iter()
+            .filter_map(|p| p.values.get(&format!("calls.{name}")))
+            .sum();
+        let gauge = |k: &str| {
+            gauges
+                .get(&format!("{name}.{k}"))
+                .map(|v| (*v).max(0) as u64)
+        };
+        h.api.push(ApiUse {
+            side,
+            calls_24h: calls.max(0) as u64,
+            daily_used: gauge("daily_used"),
+            daily_limit: gauge("daily_limit"),
+        });
     }
     Ok(h)
 }

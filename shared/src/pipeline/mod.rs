@@ -7,6 +7,8 @@
 //! - [`Pipeline::sync_batch`]: record references -> both CRMs and the link state.
 
 pub mod backfill;
+pub mod control;
+pub mod dashboard;
 mod flow;
 mod fresh;
 pub mod health;
@@ -34,8 +36,8 @@ use crate::domain::config::ValidatedConfig;
 use crate::domain::merge::OwnerDirectory;
 use crate::domain::metadata::{PairMeta, from_hubspot_property, from_salesforce_field};
 use crate::ports::{
-    ClaimStore, Clock, ErrorClass, HubSpotApi, LinkStore, Outcome, RecordRef, SalesforceApi,
-    SfErrorItem, StatusStore, SyncEvent, WorkItem,
+    BrokenField, ClaimStore, Clock, ControlStore, ErrorClass, HubSpotApi, LinkStore, Outcome,
+    RecordRef, SalesforceApi, SfErrorItem, StatusStore, SyncEvent, TelemetryStore, WorkItem,
 };
 
 /// Everything a sync needs, built once per process (per Lambda cold start).
@@ -47,6 +49,10 @@ pub struct Pipeline {
     pub links: Arc<dyn LinkStore>,
     pub claims: Arc<dyn ClaimStore>,
     pub status: Arc<dyn StatusStore>,
+    /// Pause and broken fields, set by operators and workers while running.
+    pub control: Arc<dyn ControlStore>,
+    /// Outcomes, API calls and feed lag over time (sync health's charts).
+    pub telemetry: Arc<dyn TelemetryStore>,
     pub clock: Arc<dyn Clock>,
     pub owners: Arc<OwnerDirectory>,
     /// Who claims dedup keys (a Lambda request id, a local worker name).
@@ -62,6 +68,11 @@ pub struct Pipeline {
     /// Custom object type ids and names, both ways (`2-1001` <-> `p_machines`):
     /// webhooks name a custom object by id, a configuration may name it either way.
     object_aliases: Arc<HashMap<String, String>>,
+    /// Mapped fields known gone from a CRM, as of this batch's controls.
+    broken: Arc<std::sync::RwLock<Vec<BrokenField>>>,
+    /// The controls' generation the cached metadata was read under.
+    meta_generation: Arc<std::sync::atomic::AtomicU64>,
+    api_noted: Arc<control::ApiNoted>,
 }
 
 /// Records synced, skipped and failed since the process started.
@@ -124,7 +135,7 @@ impl Pipeline {
         worker: impl Into<String>,
     ) -> Self
     where
-        S: LinkStore + ClaimStore + StatusStore + 'static,
+        S: LinkStore + ClaimStore + StatusStore + ControlStore + TelemetryStore + 'static,
     {
         let pairs = Arc::new(pairs::build(&config));
         Pipeline {
@@ -135,13 +146,18 @@ impl Pipeline {
             salesforce,
             links: store.clone(),
             claims: store.clone(),
-            status: store,
+            status: store.clone(),
+            control: store.clone(),
+            telemetry: store,
             clock,
             owners: Arc::new(OwnerDirectory::default()),
             worker: worker.into(),
             failpoint: None,
             metadata: Arc::default(),
             tally: Arc::default(),
+            broken: Arc::default(),
+            meta_generation: Arc::default(),
+            api_noted: Arc::default(),
         }
     }
 
@@ -223,6 +239,14 @@ impl Pipeline {
         })
     }
 
+    /// The HubSpot object of an enabled pair.
+    pub fn hubspot_object_of(&self, pair: &str) -> Option<String> {
+        self.pairs
+            .iter()
+            .find(|p| p.spec.name == pair)
+            .map(|p| p.spec.hubspot_object.clone())
+    }
+
     /// The enabled object pairs, in the order a batch syncs them.
     pub fn pair_names(&self) -> Vec<String> {
         self.pairs.iter().map(|p| p.spec.name.clone()).collect()
@@ -278,8 +302,14 @@ impl Pipeline {
     /// as [`ItemOutcome::Retry`].
     pub async fn sync_batch(&self, items: &[WorkItem]) -> Vec<ItemOutcome> {
         let mut outcomes = vec![ItemOutcome::Done; items.len()];
-        if self.config.paused {
-            return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
+        match self.load_controls().await {
+            Ok(c) if c.paused.is_some() => {
+                return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return vec![ItemOutcome::Retry(format!("controls unreadable: {e}")); items.len()];
+            }
         }
         let now = self.clock.now_ms();
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
@@ -308,6 +338,7 @@ impl Pipeline {
                 }
             }
         }
+        self.note_api_use().await;
         outcomes
     }
 
@@ -348,6 +379,7 @@ impl Pipeline {
 
     pub(crate) async fn record(&self, event: SyncEvent) {
         self.tally.add(event.outcome);
+        self.note_outcome(&event).await;
         if let Err(e) = self.status.record(&event, HISTORY_TTL_MS).await {
             tracing::warn!(message = "could not record a sync outcome", error = %e);
         }
@@ -369,6 +401,7 @@ impl Pipeline {
             message: None,
             field: None,
             changes: Vec::new(),
+            held_back: Vec::new(),
             at,
         }
     }

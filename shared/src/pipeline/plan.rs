@@ -305,7 +305,16 @@ impl Pipeline {
             }
         };
         let rules = match MergeRules::new(&self.config, &spec.name, &sobject, &meta, &self.owners) {
-            Ok(r) => r,
+            // A field gone from a CRM is neither read nor merged: its blank is no change.
+            Ok(mut r) => {
+                r.fields.retain(|f| {
+                    !self.is_broken(Side::HubSpot, &spec.hubspot_object, f.hubspot)
+                        && !f
+                            .salesforce
+                            .is_some_and(|sf| self.is_broken(Side::Salesforce, &sobject, sf))
+                });
+                r
+            }
             Err(e) => {
                 release(claim_key).await;
                 return Err((ItemOutcome::Retry(e.to_string()), w.items));

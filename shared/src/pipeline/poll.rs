@@ -58,6 +58,8 @@ pub enum PollError {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PollReport {
     pub feeds: BTreeMap<String, FeedReport>,
+    /// The sync is paused: nothing was read.
+    pub paused: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -92,6 +94,16 @@ pub fn default_interval_ms(daily_allowance: u64) -> u64 {
     ((86_400_000.0 / polls).ceil() as u64).max(1_000)
 }
 
+/// The checkpoint of a feed's listing: the initial sync's, or a full reconcile's
+/// (`reconcile` > 0, one per reconcile the controls asked for).
+fn backfill_key(feed: &str, reconcile: u64) -> String {
+    if reconcile == 0 {
+        format!("backfill:{feed}")
+    } else {
+        format!("reconcile{reconcile}|backfill:{feed}")
+    }
+}
+
 fn soql_datetime(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -107,7 +119,9 @@ impl Pipeline {
         queue: &dyn WorkQueue,
     ) -> Result<PollReport, PollError> {
         let mut report = PollReport::default();
-        if self.config.paused {
+        let controls = self.controls().await?;
+        if controls.paused.is_some() {
+            report.paused = true;
             return Ok(report);
         }
         let started = std::time::Instant::now();
@@ -162,7 +176,22 @@ impl Pipeline {
             }
         }
         for feed in report.feeds.keys().cloned().collect::<Vec<_>>() {
-            let queued = self.backfill(cursors, queue, &feed, started).await?;
+            let mut queued = self
+                .backfill(cursors, queue, &backfill_key(&feed, 0), started)
+                .await?;
+            // A full reconcile lists every record again under its own checkpoint.
+            if controls.reconcile > 0 {
+                let key = backfill_key(&feed, controls.reconcile);
+                let start = Cursor {
+                    at: 0,
+                    last_id: String::new(),
+                };
+                match cursors.advance(&key, None, &start).await {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                queued += self.backfill(cursors, queue, &key, started).await?;
+            }
             if let Some(r) = report.feeds.get_mut(&feed) {
                 r.enqueued += queued;
                 r.read += queued;
@@ -177,6 +206,8 @@ impl Pipeline {
             self.sweep_hubspot_deletions(cursors, queue, pair, object, now)
                 .await?;
         }
+        self.note_poll(&report).await;
+        self.note_api_use().await;
         Ok(report)
     }
 
@@ -192,10 +223,7 @@ impl Pipeline {
             at: 0,
             last_id: String::new(),
         };
-        match cursors
-            .advance(&format!("backfill:{feed}"), None, &start)
-            .await
-        {
+        match cursors.advance(&backfill_key(feed, 0), None, &start).await {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
@@ -214,20 +242,21 @@ impl Pipeline {
         })
     }
 
-    /// Lists a feed's records in chunks, each queued and then checkpointed, until the
-    /// listing ends or this poll's time budget is spent; the next poll (the next Lambda
-    /// invocation, after a crash or a timeout) resumes at the checkpoint.
+    /// Lists a feed's records in chunks, each queued and then checkpointed (at `key`),
+    /// until the listing ends or this poll's time budget is spent; the next poll (the
+    /// next Lambda invocation, after a crash or a timeout) resumes at the checkpoint.
     async fn backfill(
         &self,
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
-        feed: &str,
+        key: &str,
         started: std::time::Instant,
     ) -> Result<usize, PollError> {
-        let key = format!("backfill:{feed}");
+        let feed = key.rsplit_once('|').map_or(key, |(_, f)| f);
+        let feed = feed.strip_prefix("backfill:").unwrap_or(feed);
         let mut queued = 0;
         while started.elapsed() < BACKFILL_BUDGET {
-            let Some(at) = cursors.cursor(&key).await? else {
+            let Some(at) = cursors.cursor(key).await? else {
                 return Ok(queued);
             };
             if at.at == BACKFILL_DONE {
@@ -248,7 +277,7 @@ impl Pipeline {
                     last_id: String::new(),
                 },
             };
-            match cursors.advance(&key, Some(&at), &to).await {
+            match cursors.advance(key, Some(&at), &to).await {
                 Ok(()) => {}
                 // Another poller took this chunk: stop, it carries on.
                 Err(StoreError::Conflict(_)) => return Ok(queued),

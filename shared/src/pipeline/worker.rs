@@ -17,6 +17,8 @@ pub struct Round {
     pub received: usize,
     pub done: usize,
     pub retried: usize,
+    /// The sync is paused: nothing was taken off the queue.
+    pub paused: bool,
 }
 
 pub fn retry_delay_ms(receives: u32) -> i64 {
@@ -24,12 +26,19 @@ pub fn retry_delay_ms(receives: u32) -> i64 {
     (RETRY_BASE_MS << shift).min(RETRY_MAX_MS)
 }
 
-/// Receives up to `max` items and syncs them as one batch.
+/// Receives up to `max` items and syncs them as one batch. While the sync is paused
+/// nothing is received, so nothing counts towards the dead letters.
 pub async fn run_once(
     pipeline: &Pipeline,
     queue: &dyn WorkQueue,
     max: usize,
 ) -> Result<Round, StoreError> {
+    if pipeline.controls().await?.paused.is_some() {
+        return Ok(Round {
+            paused: true,
+            ..Round::default()
+        });
+    }
     let deliveries = queue.receive(max, VISIBILITY_MS).await?;
     if deliveries.is_empty() {
         return Ok(Round::default());

@@ -12,7 +12,9 @@ use super::work::{Record, Work};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::merge::{Action, LastSynced, MergePlan, Snapshot};
-use crate::ports::{BatchOutcome, CrmError, ErrorClass, FieldChange, Link, RecordResult, WorkItem};
+use crate::ports::{
+    BatchOutcome, CrmError, ErrorClass, FieldChange, HeldBack, Link, RecordResult, WorkItem,
+};
 
 /// One HubSpot batch input: its key (id, email or trace id) and properties.
 pub(crate) type HubSpotInput = (String, Map<String, Value>);
@@ -43,6 +45,8 @@ pub(crate) struct Planned {
     pub hubspot_id: Option<String>,
     /// A data-quality note for the record's status: (code, field, message).
     pub note: Option<(&'static str, String, String)>,
+    /// Values not written because the target would refuse or cut them.
+    pub held_back: Vec<HeldBack>,
     /// Set once the pair failed or must be retried; later steps leave it alone.
     pub outcome: Option<ItemOutcome>,
 }
@@ -80,7 +84,18 @@ impl Planned {
                 }
             })
             .collect();
+        let held_back = plan
+            .fields
+            .iter()
+            .filter(|f| f.reason.is_data_quality())
+            .map(|f| HeldBack {
+                field: f.hubspot.to_owned(),
+                reason: f.reason.code().to_owned(),
+                detail: f.detail.clone(),
+            })
+            .collect();
         Planned {
+            held_back,
             from,
             sobject,
             claim_key: None,
@@ -541,7 +556,8 @@ impl Pipeline {
             return ItemOutcome::Retry(format!("link not stored: {e}"));
         }
         // An echo of our own write, or a change to unmapped fields: nothing moved, and
-        // the record's status stays what the last real sync left.
+        // the record's status stays what the last real sync left (values held back
+        // then are still on it).
         let moved_nothing = p.work.link.is_some()
             && !p.last_synced_moved
             && p.hubspot_writes.is_empty()
@@ -552,10 +568,16 @@ impl Pipeline {
                 let from = item.side;
                 let mut event = self.event(item, from, crate::ports::Outcome::Synced, now);
                 event.changes = p.changes.clone();
+                event.held_back = p.held_back.clone();
                 if let Some((code, field, message)) = &p.note {
                     event.code = Some((*code).to_owned());
                     event.field = Some(field.clone());
                     event.message = Some(message.clone());
+                } else if let Some(first) = p.held_back.first() {
+                    // Synced, with a value held back: sync health counts it by reason.
+                    event.code = Some(first.reason.clone());
+                    event.field = Some(first.field.clone());
+                    event.message = first.detail.clone();
                 }
                 self.record(event).await;
             }

@@ -159,6 +159,14 @@ pub trait HubSpotApi: Send + Sync {
     fn calls_made(&self) -> u64 {
         0
     }
+    /// The portal's last reported daily API use: (used, allowed); private apps only.
+    fn daily_usage(&self) -> Option<(u64, u64)> {
+        None
+    }
+    /// The record in HubSpot's web app (needs the portal id).
+    fn record_url(&self, _object: &str, _id: &str) -> Option<String> {
+        None
+    }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, CrmError>;
     async fn associations(
         &self,
@@ -216,6 +224,10 @@ pub trait SalesforceApi: Send + Sync {
     }
     /// The org's last reported API usage in the rolling 24 hours: (used, allowed).
     fn daily_usage(&self) -> Option<(u64, u64)> {
+        None
+    }
+    /// The record in Salesforce's web app.
+    fn record_url(&self, _object: &str, _id: &str) -> Option<String> {
         None
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod crm;
+pub mod ops;
 pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -11,7 +12,11 @@ pub use crm::{
     BatchOutcome, CrmError, ErrorClass, HsRecord, HubSpotApi, InputError, Owner, RecordResult,
     SalesforceApi, SfErrorItem,
 };
+pub use ops::{
+    BUCKET_MS, BrokenField, ControlStore, Controls, Pause, SeriesPoint, TelemetryStore, bucket_of,
+};
 pub use state::{
-    ClaimStore, Counts, Cursor, CursorStore, DedupIndex, Delivery, FieldChange, Link, LinkStore,
-    Outcome, RecordRef, RecordStatus, StatusStore, StoreError, SyncEvent, WorkItem, WorkQueue,
+    ClaimStore, Counts, Cursor, CursorStore, DedupIndex, Delivery, FieldChange, HeldBack, Link,
+    LinkStore, MAX_SEND_DELAY_MS, Outcome, QueueDepth, RecordRef, RecordStatus, StatusStore,
+    StoreError, SyncEvent, WorkItem, WorkQueue,
 };

@@ -142,6 +142,24 @@ pub trait WorkQueue: Send + Sync {
     async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError>;
     /// Items that failed too many times, with their bodies intact.
     async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError>;
+    /// Queues items that become visible after `delay_ms` (at most 15 minutes: SQS's
+    /// limit), each counted as never received: a paused worker parks its batch so.
+    async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError>;
+    /// How much work waits (approximate on SQS).
+    async fn depth(&self) -> Result<QueueDepth, StoreError>;
+}
+
+/// The longest delay [`WorkQueue::send_later`] takes.
+pub const MAX_SEND_DELAY_MS: i64 = 15 * 60_000;
+
+/// Items waiting, in hand, and dead-lettered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueDepth {
+    /// Visible now or delayed.
+    pub waiting: u64,
+    /// Received and not yet acknowledged.
+    pub in_flight: u64,
+    pub dead: u64,
 }
 
 /// How one sync of one record ended.
@@ -192,7 +210,20 @@ pub struct SyncEvent {
     pub message: Option<String>,
     pub field: Option<String>,
     pub changes: Vec<FieldChange>,
+    /// Values the sync did not write because the target would refuse or cut them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<HeldBack>,
     pub at: Millis,
+}
+
+/// One value held back: the field, the reason code (`would_truncate`,
+/// `not_in_picklist`...) and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldBack {
+    pub field: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A record's sync status: its last outcome and how often it was tried.
@@ -262,8 +293,11 @@ pub trait StatusStore: Send + Sync {
         code: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RecordStatus>, StoreError>;
-    /// Counts per (object, direction).
+    /// Records per (object, direction), by their last outcome.
     async fn counts(&self) -> Result<Vec<(String, String, Counts)>, StoreError>;
+    /// Records per last outcome and code (`failed` `REQUIRED_FIELD_MISSING`, `skipped`
+    /// `no_email`, `synced` `would_truncate`...), records without a code aside.
+    async fn codes(&self) -> Result<Vec<(Outcome, String, u64)>, StoreError>;
 }
 
 /// Normalized dedup keys (email, company domain) -> record ids, per side: Salesforce

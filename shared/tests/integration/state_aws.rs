@@ -82,4 +82,6 @@ async fn queue_contract_on_sqs() {
 async fn statuses_and_dedup_contract_on_dynamodb() {
     contract::statuses(&dynamo().await).await;
     contract::dedup_index(&dynamo().await).await;
+    contract::controls(&dynamo().await).await;
+    contract::telemetry(&dynamo().await).await;
 }

@@ -128,4 +128,6 @@ fn rusqlite_connection(path: &std::path::Path) -> rusqlite::Connection {
 async fn statuses_and_dedup_contract() {
     contract::statuses(&store()).await;
     contract::dedup_index(&store()).await;
+    contract::controls(&store()).await;
+    contract::telemetry(&store()).await;
 }

@@ -53,6 +53,8 @@ pub struct HubSpotConfig {
     pub search_per_second: u32,
     pub retry: RetryPolicy,
     pub timeout: Duration,
+    /// The portal (hub) id, for links to records in HubSpot's app.
+    pub portal_id: Option<String>,
 }
 
 impl HubSpotConfig {
@@ -65,6 +67,7 @@ impl HubSpotConfig {
             search_per_second: 5,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(30),
+            portal_id: None,
         }
     }
 }
@@ -88,6 +91,9 @@ pub struct HubSpotClient {
     /// The access token and when to refresh it (on the pause's clock, ms).
     token: tokio::sync::Mutex<Option<(Secret, i64)>>,
     rng: Mutex<StdRng>,
+    /// The portal's daily allowance as its last answer reported it: (used, allowed).
+    /// HubSpot sends it to private apps, not to OAuth apps.
+    daily: Mutex<Option<(u64, u64)>>,
 }
 
 /// A successful answer: status and body (`Null` for 204).
@@ -124,7 +130,40 @@ impl HubSpotClient {
             counter: CallCounter::default(),
             token: tokio::sync::Mutex::new(None),
             rng: Mutex::new(StdRng::from_os_rng()),
+            daily: Mutex::new(None),
         })
+    }
+
+    /// The record in HubSpot's app, when the portal id is known.
+    pub fn record_url(&self, object: &str, id: &str) -> Option<String> {
+        let portal = self.config.portal_id.as_deref()?;
+        let type_id = match object {
+            "contacts" => "0-1",
+            "companies" => "0-2",
+            "deals" => "0-3",
+            "tickets" => "0-5",
+            other => other,
+        };
+        Some(format!(
+            "https://app.hubspot.com/contacts/{portal}/record/{type_id}/{id}"
+        ))
+    }
+
+    /// The portal's daily API use as its last answer reported it: (used, allowed).
+    pub fn daily_usage(&self) -> Option<(u64, u64)> {
+        *self.daily.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn note_daily(&self, headers: &reqwest::header::HeaderMap) {
+        let number =
+            |name: &str| -> Option<u64> { headers.get(name)?.to_str().ok()?.trim().parse().ok() };
+        if let (Some(limit), Some(left)) = (
+            number("x-hubspot-ratelimit-daily"),
+            number("x-hubspot-ratelimit-daily-remaining"),
+        ) {
+            *self.daily.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((limit.saturating_sub(left), limit));
+        }
     }
 
     /// Calls made, per endpoint.
@@ -231,6 +270,7 @@ impl HubSpotClient {
                 }
                 Ok(resp) => {
                     let status = resp.status().as_u16();
+                    self.note_daily(resp.headers());
                     let retry_after = resp
                         .headers()
                         .get("retry-after")

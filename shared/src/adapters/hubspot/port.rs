@@ -108,6 +108,12 @@ impl HubSpotApi for HubSpotClient {
     fn calls_made(&self) -> u64 {
         self.calls().total()
     }
+    fn daily_usage(&self) -> Option<(u64, u64)> {
+        HubSpotClient::daily_usage(self)
+    }
+    fn record_url(&self, object: &str, id: &str) -> Option<String> {
+        HubSpotClient::record_url(self, object, id)
+    }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, CrmError> {
         HubSpotClient::list_members(self, list_id)
             .await

@@ -135,6 +135,14 @@ impl SalesforceClient {
         *self.usage.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The record in Lightning Experience.
+    pub fn record_url(&self, object: &str, id: &str) -> String {
+        format!(
+            "{}/lightning/r/{object}/{id}/view",
+            self.config.instance_url
+        )
+    }
+
     /// Whether usage passed the configured ceiling: non-urgent work should stop.
     pub fn over_budget(&self) -> bool {
         self.api_usage().is_some_and(|(used, max)| {

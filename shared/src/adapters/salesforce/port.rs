@@ -101,4 +101,7 @@ impl SalesforceApi for SalesforceClient {
     fn daily_usage(&self) -> Option<(u64, u64)> {
         self.api_usage()
     }
+    fn record_url(&self, object: &str, id: &str) -> Option<String> {
+        Some(self.record_url(object, id))
+    }
 }

@@ -407,9 +407,6 @@ pub struct CustomLookup {
 /// The whole sync configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncConfig {
-    /// Switched off: nothing syncs, mappings and cursors are kept, and switching back on
-    /// catches up on everything that changed meanwhile.
-    pub paused: bool,
     pub contacts: ContactSettings,
     pub companies: CompanySettings,
     pub deals: DealSettings,

@@ -266,7 +266,13 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 fn read_root(root: &mut Node<'_>, p: &mut Problems) -> SyncConfig {
-    let paused = root.bool("paused", false, p);
+    // Pausing is run-time state now (`crmsync pause`), not a setting a restart reads.
+    if root.get("paused").is_some() {
+        p.push(
+            root.at("paused"),
+            "pausing is not a configuration setting: run `crmsync pause` and `crmsync resume` (remove this key)",
+        );
+    }
     let contacts = section(root, "contacts", p, read_contacts);
     let companies = section(root, "companies", p, read_companies);
     let deals = section(root, "deals", p, read_deals);
@@ -286,7 +292,6 @@ fn read_root(root: &mut Node<'_>, p: &mut Problems) -> SyncConfig {
         })
         .collect();
     SyncConfig {
-        paused,
         contacts,
         companies,
         deals,

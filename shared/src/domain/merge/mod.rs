@@ -222,6 +222,35 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The reason as sync health names it (`would_truncate`, `not_in_picklist`...).
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::InSync => "in_sync",
+            Reason::Unchanged => "unchanged",
+            Reason::ChangedInHubspot => "changed_in_hubspot",
+            Reason::ChangedInSalesforce => "changed_in_salesforce",
+            Reason::FirstSyncFillsBlank => "first_sync_fills_blank",
+            Reason::FirstSyncPreferred => "first_sync_preferred",
+            Reason::FirstSyncMostRecent => "first_sync_most_recent",
+            Reason::ConflictMostRecent => "conflict_most_recent",
+            Reason::ConflictPreferred => "conflict_preferred",
+            Reason::AlwaysSource => "always_source",
+            Reason::Direction => "direction",
+            Reason::BlankProtected => "blank_protected",
+            Reason::FormulaField => "formula_field",
+            Reason::ReadOnlyField => "read_only_field",
+            Reason::FormulaChangeAlone => "formula_change_alone",
+            Reason::NotInPicklist => "not_in_picklist",
+            Reason::ValueNotMapped => "value_not_mapped",
+            Reason::OwnerNotMatched => "owner_not_matched",
+            Reason::StateNeedsCountry => "state_needs_country",
+            Reason::TypeMismatch => "type_mismatch",
+            Reason::WouldTruncate => "would_truncate",
+            Reason::LifecycleBackwards => "lifecycle_backwards",
+            Reason::NotMappedForObject => "not_mapped_for_object",
+        }
+    }
+
     /// A data-quality issue: the write was held back because the target would refuse
     /// it or lose part of it.
     pub fn is_data_quality(self) -> bool {

@@ -11,6 +11,7 @@ pub mod salesforce;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use base64::Engine;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -78,6 +79,8 @@ pub struct IntakeResponse {
     pub status: u16,
     pub content_type: &'static str,
     pub body: String,
+    /// Headers beyond the content type (a login challenge).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl IntakeResponse {
@@ -86,6 +89,7 @@ impl IntakeResponse {
             status,
             content_type: "application/json",
             body: body.to_string(),
+            headers: Vec::new(),
         }
     }
 
@@ -98,6 +102,7 @@ impl IntakeResponse {
             status,
             content_type: "text/xml; charset=utf-8",
             body,
+            headers: Vec::new(),
         }
     }
 }
@@ -143,9 +148,11 @@ impl Intake {
             ("POST", "/webhooks/salesforce") => self.salesforce_outbound(request).await,
             ("POST", "/sync") => self.manual_sync(request).await,
             ("GET", "/health") => self.health(request).await,
-            (_, "/webhooks/hubspot" | "/webhooks/salesforce" | "/sync" | "/health") => {
-                IntakeResponse::error(405, "method not allowed")
-            }
+            ("GET", "/dashboard") => self.dashboard(request).await,
+            (
+                _,
+                "/webhooks/hubspot" | "/webhooks/salesforce" | "/sync" | "/health" | "/dashboard",
+            ) => IntakeResponse::error(405, "method not allowed"),
             _ => IntakeResponse::error(404, "no such route"),
         }
     }
@@ -275,15 +282,27 @@ impl Intake {
         }
     }
 
+    /// The bearer key, or (for a browser) HTTP Basic with the key as the password.
     fn authorized(&self, request: &IntakeRequest) -> bool {
         let Some(key) = &self.settings.api_key else {
             return false;
         };
-        let given = request
-            .header("authorization")
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .unwrap_or("");
-        secret_matches(key, given.trim())
+        let header = request.header("authorization").unwrap_or("");
+        if let Some(given) = header.strip_prefix("Bearer ") {
+            return secret_matches(key, given.trim());
+        }
+        let basic = header
+            .strip_prefix("Basic ")
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
+            .and_then(|b| String::from_utf8(b).ok());
+        match basic.as_deref().and_then(|b| b.split_once(':')) {
+            Some((_, password)) => secret_matches(key, password),
+            None => false,
+        }
     }
 
     async fn manual_sync(&self, request: &IntakeRequest) -> IntakeResponse {
@@ -349,8 +368,41 @@ impl Intake {
         if !self.authorized(request) {
             return IntakeResponse::error(401, "a valid bearer key is required");
         }
-        match super::health::report(&self.pipeline, self.cursors.as_ref()).await {
+        let queue = Some(self.queue.as_ref());
+        match super::health::report(&self.pipeline, self.cursors.as_ref(), queue).await {
             Ok(h) => IntakeResponse::json(200, serde_json::to_value(h).unwrap_or(Value::Null)),
+            Err(e) => IntakeResponse::error(503, &e.to_string()),
+        }
+    }
+
+    /// The sync-health page; a browser without the key gets a login prompt (the key
+    /// is the password, any user name).
+    async fn dashboard(&self, request: &IntakeRequest) -> IntakeResponse {
+        if !self.authorized(request) {
+            let mut answer = IntakeResponse::error(401, "a valid key is required");
+            answer.headers.push((
+                "www-authenticate",
+                "Basic realm=\"crmsync\", charset=\"UTF-8\"".into(),
+            ));
+            return answer;
+        }
+        let pipeline = &self.pipeline;
+        let since = pipeline.clock.now_ms() - super::dashboard::CHART_HOURS * 3_600_000;
+        let page = async {
+            let health =
+                super::health::report(pipeline, self.cursors.as_ref(), Some(self.queue.as_ref()))
+                    .await?;
+            let series = pipeline.telemetry.series(since).await?;
+            let errors = super::health::errors(pipeline, None, None, 5).await?;
+            Ok::<_, crate::ports::StoreError>(super::dashboard::render(&health, &series, &errors))
+        };
+        match page.await {
+            Ok(html) => IntakeResponse {
+                status: 200,
+                content_type: "text/html; charset=utf-8",
+                body: html,
+                headers: vec![("cache-control", "no-store".into())],
+            },
             Err(e) => IntakeResponse::error(503, &e.to_string()),
         }
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::pipeline::poll::SWEEP_INTERVAL_MS;
-use crmsync_shared::ports::{Delivery, Outcome, StoreError, WorkItem, WorkQueue};
+use crmsync_shared::ports::{Delivery, Outcome, QueueDepth, StoreError, WorkItem, WorkQueue};
 use serde_json::json;
 
 use super::world::{Setup, World};
@@ -40,6 +40,12 @@ impl WorkQueue for FlakyQueue {
     }
     async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError> {
         self.inner.dead_letters().await
+    }
+    async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError> {
+        self.inner.send_later(items, delay_ms).await
+    }
+    async fn depth(&self) -> Result<QueueDepth, StoreError> {
+        self.inner.depth().await
     }
 }
 
