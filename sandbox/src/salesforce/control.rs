@@ -35,7 +35,11 @@ pub fn routes() -> Router<Arc<Salesforce>> {
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance))
         .route("/settings", put(settings))
-        .route("/validation-rules", post(add_rule))
+        .route("/validation-rules", post(add_rule).delete(remove_rules))
+        .route(
+            "/schema/{object}/fields/{field}",
+            axum::routing::delete(remove_field),
+        )
         .route("/outbound", get(outbound_state).put(outbound_settings))
 }
 
@@ -306,6 +310,32 @@ async fn add_rule(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
         message,
     });
     Ok(StatusCode::CREATED.into_response())
+}
+
+/// Removes every validation rule (an admin fixing what blocked records).
+async fn remove_rules(State(sf): State<Arc<Salesforce>>) -> Reply {
+    lock(&sf.org).validation_rules.clear();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Deletes a field from an object, as an admin deleting a custom field: describe stops
+/// listing it, and queries and writes naming it fail with INVALID_FIELD.
+async fn remove_field(
+    State(sf): State<Arc<Salesforce>>,
+    Path((object, field)): Path<(String, String)>,
+) -> Reply {
+    let mut org = lock(&sf.org);
+    let def = org
+        .objects
+        .iter_mut()
+        .find(|o| o.name.eq_ignore_ascii_case(&object))
+        .ok_or_else(SfFailure::not_found)?;
+    let before = def.fields.len();
+    def.fields.retain(|f| !f.name.eq_ignore_ascii_case(&field));
+    if def.fields.len() == before {
+        return Err(SfFailure::not_found());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `{"url": "http://127.0.0.1:8080/webhooks/salesforce?token=..." | null, "objects": ["Lead", "Contact"]}`

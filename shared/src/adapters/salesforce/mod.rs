@@ -90,7 +90,6 @@ pub struct SalesforceClient {
     session: tokio::sync::Mutex<Option<Session>>,
     /// The last `api-usage=used/max` the org reported.
     usage: Mutex<Option<(u64, u64)>>,
-    describes: Mutex<HashMap<String, Value>>,
     rng: Mutex<StdRng>,
 }
 
@@ -121,7 +120,6 @@ impl SalesforceClient {
             counter: CallCounter::default(),
             session: tokio::sync::Mutex::new(session),
             usage: Mutex::new(None),
-            describes: Mutex::new(HashMap::new()),
             rng: Mutex::new(StdRng::from_os_rng()),
         })
     }
@@ -430,30 +428,17 @@ impl SalesforceClient {
             .unwrap_or_default())
     }
 
-    /// An object's describe, fetched once and cached.
+    /// An object's describe, as the org answers now (the pipeline keeps what it read
+    /// and asks again when a field turns out gone).
     pub async fn describe(&self, object: &str) -> Result<Value, SalesforceError> {
-        if let Some(v) = self
-            .describes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(object)
-        {
-            return Ok(v.clone());
-        }
-        let v = self
-            .request(
-                Method::GET,
-                &self.data_path(&format!("/sobjects/{object}/describe")),
-                &[],
-                None,
-                true,
-            )
-            .await?;
-        self.describes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(object.to_owned(), v.clone());
-        Ok(v)
+        self.request(
+            Method::GET,
+            &self.data_path(&format!("/sobjects/{object}/describe")),
+            &[],
+            None,
+            true,
+        )
+        .await
     }
 
     /// Fails with a budget error when usage is past the ceiling.

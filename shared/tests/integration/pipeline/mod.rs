@@ -57,6 +57,7 @@ macro_rules! both_ways {
 
 mod deals;
 mod model;
+mod operate;
 mod races;
 
 async fn new_lead_appears_in_hubspot(push: bool) {

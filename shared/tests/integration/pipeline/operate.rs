@@ -1,0 +1,267 @@
+//! Operating a running sync: pause and resume as state (nothing queued lost or
+//! dead-lettered, a pause longer than Salesforce's deletion history reconciles
+//! everything), a mapped field deleted in Salesforce as one error on its pair while the
+//! rest syncs, and values held back counted in health.
+
+use std::collections::HashMap;
+
+use crmsync_shared::pipeline::health;
+use crmsync_shared::pipeline::{control, worker};
+use crmsync_shared::ports::WorkQueue;
+use serde_json::json;
+
+use super::prop;
+use super::world::{Setup, World};
+
+async fn report(w: &World) -> health::Health {
+    let store = w.runner.store.as_ref();
+    health::report(&w.runner.pipeline, store, Some(store))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn lead_of(w: &World, email: &str) -> serde_json::Value {
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "one lead for {email}: {leads:?}");
+    leads[0].clone()
+}
+
+/// A pause as long as 1,000 edits take: webhooks keep arriving and are queued, the
+/// workers and the poller keep running and take nothing, nothing is dead-lettered;
+/// after resume every edit's last value is on the other side.
+#[tokio::test]
+async fn a_pause_of_a_thousand_edits_loses_nothing() {
+    let w = World::start(Setup::default()).await;
+    const PEOPLE: usize = 50;
+    let mut contacts = Vec::new();
+    for n in 0..PEOPLE {
+        let email = format!("paused{n}@example.org");
+        let id = w
+            .hs_create(
+                json!({"email": email, "lastname": format!("Paused {n}"), "jobtitle": "Start"}),
+            )
+            .await;
+        contacts.push((id, email));
+    }
+    w.sync().await;
+    let mut leads = Vec::new();
+    for (_, email) in &contacts {
+        leads.push(
+            lead_of(&w, email).await["Id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+
+    let pipeline = &w.runner.pipeline;
+    pipeline
+        .pause("admin", Some("data migration".into()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut titles: HashMap<usize, String> = HashMap::new();
+    let mut phones: HashMap<usize, String> = HashMap::new();
+    for edit in 0..1_000 {
+        let n = edit % PEOPLE;
+        if edit % 4 == 3 {
+            // A quarter of the edits are made in Salesforce.
+            let phone = format!("+1 555 {edit:04}");
+            w.sf_update("Lead", &leads[n], json!({"Phone": phone}))
+                .await;
+            phones.insert(n, phone);
+        } else {
+            let title = format!("Title {edit}");
+            w.hs_update(&contacts[n].0, json!({"jobtitle": title}))
+                .await;
+            titles.insert(n, title);
+        }
+        w.advance(1_000);
+        if edit % 50 == 49 {
+            // The running processes meanwhile: workers and the poller find the sync
+            // paused and take nothing, however long it lasts.
+            let round = worker::run_once(pipeline, w.runner.store.as_ref(), 100)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(round.paused && round.received == 0, "{round:?}");
+            let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+            assert!(polled.paused);
+            w.advance(5 * 60_000);
+        }
+    }
+    let store = w.runner.store.as_ref();
+    assert!(
+        store
+            .dead_letters()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    let depth = store.depth().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        depth.waiting > 0,
+        "pushes were queued while paused: {depth:?}"
+    );
+    assert_eq!(depth.in_flight, 0, "nothing was taken while paused");
+    let h = report(&w).await;
+    assert_eq!(h.paused.as_ref().map(|p| p.by.as_str()), Some("admin"));
+    // Nothing moved while paused.
+    assert_eq!(lead_of(&w, &contacts[0].1).await["Title"], json!("Start"));
+
+    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(resumed.paused_for_ms.is_some_and(|ms| ms > 1_000_000));
+    assert!(
+        !resumed.reconcile,
+        "a pause of hours catches up from the cursors"
+    );
+    w.sync().await;
+    for (n, (id, email)) in contacts.iter().enumerate() {
+        let lead = lead_of(&w, email).await;
+        if let Some(title) = titles.get(&n) {
+            assert_eq!(lead["Title"], json!(title), "{email}");
+        }
+        if let Some(phone) = phones.get(&n) {
+            let contact = w
+                .hs_contacts()
+                .await
+                .into_iter()
+                .find(|c| c["id"] == json!(id))
+                .unwrap_or_else(|| panic!("{email} is gone"));
+            assert_eq!(prop(&contact, "phone"), &json!(phone), "{email}");
+        }
+    }
+    assert!(
+        store
+            .dead_letters()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    assert!(report(&w).await.paused.is_none());
+}
+
+/// A pause longer than Salesforce keeps deleted records (15 days) resumes with a full
+/// reconcile: every record is listed again, not only what the cursors would read.
+#[tokio::test]
+async fn a_pause_past_the_deletion_window_reconciles_everything() {
+    let w = World::start(Setup::default()).await;
+    for n in 0..5 {
+        w.hs_create(json!({"email": format!("long{n}@example.org"), "lastname": "Long"}))
+            .await;
+    }
+    w.sync().await;
+    let pipeline = &w.runner.pipeline;
+    pipeline
+        .pause("admin", None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.advance(control::SALESFORCE_DELETED_WINDOW_MS + 60_000);
+    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(resumed.reconcile, "{resumed:?}");
+    let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    // Nothing changed, yet every record of both sides is queued again.
+    assert!(
+        polled.enqueued() >= 10,
+        "a reconcile lists the 5 contacts and their 5 leads: {polled:?}"
+    );
+    w.settle().await;
+
+    // A short pause catches up from the cursors: nothing changed, nothing queued.
+    pipeline
+        .pause("admin", None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.advance(60_000);
+    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(!resumed.reconcile);
+    w.advance(5 * 60_000);
+    let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(polled.enqueued(), 0, "{polled:?}");
+}
+
+/// A mapped field an admin deleted in Salesforce: the pair keeps syncing its other
+/// fields, health shows one broken mapping on the pair, no record fails and nothing
+/// is dead-lettered.
+#[tokio::test]
+async fn a_field_deleted_in_salesforce_breaks_only_that_field() {
+    let w = World::start(Setup::default()).await;
+    let id = w
+        .hs_create(json!({"email": "gone@example.org", "lastname": "Gone", "jobtitle": "CTO", "phone": "+1 555 0100"}))
+        .await;
+    w.sync().await;
+    assert_eq!(lead_of(&w, "gone@example.org").await["Title"], json!("CTO"));
+
+    let deleted = w
+        .http
+        .delete(w.sf_control("/schema/Lead/fields/Title"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(deleted.status().is_success());
+    w.hs_update(&id, json!({"jobtitle": "CEO", "phone": "+1 555 0199"}))
+        .await;
+    w.sync().await;
+
+    let lead = lead_of(&w, "gone@example.org").await;
+    assert_eq!(lead["Phone"], json!("+1 555 0199"), "the other fields sync");
+    let h = report(&w).await;
+    assert_eq!(h.broken_fields.len(), 1, "{:?}", h.broken_fields);
+    let b = &h.broken_fields[0];
+    assert_eq!(
+        (b.pair.as_str(), b.object.as_str(), b.field.as_str()),
+        ("contacts", "Lead", "Title")
+    );
+    assert!(h.failing_by_code.is_empty(), "{:?}", h.failing_by_code);
+    let store = w.runner.store.as_ref();
+    assert!(
+        store
+            .dead_letters()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
+    // The HubSpot value stays: a field gone on one side is no blank to copy back.
+    let contact = w.hs_contact_by_email("gone@example.org").await;
+    assert_eq!(
+        contact.as_ref().map(|c| prop(c, "jobtitle").clone()),
+        Some(json!("CEO"))
+    );
+
+    // A resume checks again: the field is still gone, so it stays broken.
+    w.runner
+        .pipeline
+        .resume()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.hs_update(&id, json!({"phone": "+1 555 0142"})).await;
+    w.sync().await;
+    assert_eq!(
+        lead_of(&w, "gone@example.org").await["Phone"],
+        json!("+1 555 0142")
+    );
+    assert_eq!(report(&w).await.broken_fields.len(), 1);
+}
+
+/// A value too long for its Salesforce field is held back, the record still syncs,
+/// and health counts it by reason.
+#[tokio::test]
+async fn held_back_values_show_in_health() {
+    let w = World::start(Setup::default()).await;
+    let id = w
+        .hs_create(
+            json!({"email": "long@example.org", "lastname": "Long", "jobtitle": "x".repeat(300)}),
+        )
+        .await;
+    w.sync().await;
+    let h = report(&w).await;
+    assert_eq!(
+        h.held_back_by_reason.get("would_truncate"),
+        Some(&1),
+        "{h:?}"
+    );
+    let status = w
+        .status("hubspot", "contacts", &id)
+        .await
+        .unwrap_or_else(|| panic!("no status"));
+    assert_eq!(status.last.held_back.len(), 1, "{status:?}");
+    assert_eq!(status.last.held_back[0].field, "jobtitle");
+}
