@@ -2,6 +2,8 @@
 //! configuration checks and their exit codes, the demo, and `crmsync run` as a process
 //! against a `crmsync-sandbox` process.
 
+#[path = "cli/ops.rs"]
+mod ops;
 #[path = "cli/run.rs"]
 mod run;
 

@@ -14,7 +14,7 @@ const OUTBOUND_TOKEN: &str = "outbound-token";
 const ORG: &str = "00D8M0000000001AAA";
 
 /// A child process killed when dropped.
-struct Process(Child);
+pub(super) struct Process(pub(super) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -23,7 +23,7 @@ impl Drop for Process {
     }
 }
 
-fn sandbox_binary() -> PathBuf {
+pub(super) fn sandbox_binary() -> PathBuf {
     let crmsync = PathBuf::from(env!("CARGO_BIN_EXE_crmsync"));
     let path = crmsync.with_file_name(format!("crmsync-sandbox{}", std::env::consts::EXE_SUFFIX));
     assert!(
@@ -47,15 +47,15 @@ fn read_line(out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
     }
 }
 
-struct Sandboxes {
+pub(super) struct Sandboxes {
     _process: Process,
-    hubspot: String,
-    salesforce: String,
+    pub(super) hubspot: String,
+    pub(super) salesforce: String,
 }
 
 /// The sandbox binary as strict as it starts by default: search lags writes, webhooks
 /// come twice or out of order now and then.
-fn sandboxes() -> Sandboxes {
+pub(super) fn sandboxes() -> Sandboxes {
     let mut child = Command::new(sandbox_binary())
         .args(["--records", "0"])
         .stdout(Stdio::piped())
@@ -71,18 +71,17 @@ fn sandboxes() -> Sandboxes {
     }
 }
 
-fn start_crmsync(s: &Sandboxes, store: &PathBuf, failpoint: Option<&str>) -> (Process, String) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_crmsync"));
+pub(super) fn start_crmsync(
+    s: &Sandboxes,
+    store: &PathBuf,
+    failpoint: Option<&str>,
+) -> (Process, String) {
+    start_crmsync_polling(s, store, failpoint, "1h")
+}
+
+/// The environment `crmsync run` and the operator commands read.
+pub(super) fn crmsync_env(command: &mut Command, s: &Sandboxes) {
     command
-        .args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--poll-interval",
-            "1h",
-            "--store",
-        ])
-        .arg(store)
         .env_clear()
         .env("CRMSYNC_HUBSPOT_URL", &s.hubspot)
         .env("CRMSYNC_HUBSPOT_TOKEN", "hubspot-integration-token")
@@ -91,8 +90,28 @@ fn start_crmsync(s: &Sandboxes, store: &PathBuf, failpoint: Option<&str>) -> (Pr
         .env("CRMSYNC_SALESFORCE_TOKEN", "salesforce-integration-token")
         .env("CRMSYNC_SALESFORCE_ORG_ID", ORG)
         .env("CRMSYNC_SALESFORCE_OUTBOUND_TOKEN", OUTBOUND_TOKEN)
-        .env("CRMSYNC_API_KEY", "key")
+        .env("CRMSYNC_API_KEY", "key");
+}
+
+pub(super) fn start_crmsync_polling(
+    s: &Sandboxes,
+    store: &PathBuf,
+    failpoint: Option<&str>,
+    poll: &str,
+) -> (Process, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crmsync"));
+    command
+        .args([
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--poll-interval",
+            poll,
+            "--store",
+        ])
+        .arg(store)
         .stdout(Stdio::piped());
+    crmsync_env(&mut command, s);
     if let Some(f) = failpoint {
         command.env("CRMSYNC_FAILPOINT", f);
     }
@@ -106,13 +125,13 @@ fn start_crmsync(s: &Sandboxes, store: &PathBuf, failpoint: Option<&str>) -> (Pr
     (Process(child), url)
 }
 
-async fn call(request: reqwest::RequestBuilder) -> Value {
+pub(super) async fn call(request: reqwest::RequestBuilder) -> Value {
     let r = request.send().await.unwrap_or_else(|e| panic!("{e}"));
     assert!(r.status().is_success(), "{}", r.status());
     r.json().await.unwrap_or(Value::Null)
 }
 
-async fn point_pushes_at(s: &Sandboxes, url: &str) {
+pub(super) async fn point_pushes_at(s: &Sandboxes, url: &str) {
     let http = reqwest::Client::new();
     let hook = json!({"target_url": format!("{url}/webhooks/hubspot"), "app_secret": HS_SECRET});
     call(
@@ -128,12 +147,12 @@ async fn point_pushes_at(s: &Sandboxes, url: &str) {
     .await;
 }
 
-async fn records(base: &str, path: &str, key: &str) -> Vec<Value> {
+pub(super) async fn records(base: &str, path: &str, key: &str) -> Vec<Value> {
     let v = call(reqwest::Client::new().get(format!("{base}{path}"))).await;
     v[key].as_array().cloned().unwrap_or_default()
 }
 
-async fn leads_with(s: &Sandboxes, email: &str) -> Vec<Value> {
+pub(super) async fn leads_with(s: &Sandboxes, email: &str) -> Vec<Value> {
     records(
         &s.salesforce,
         "/_sandbox/salesforce/objects/Lead",
@@ -145,7 +164,7 @@ async fn leads_with(s: &Sandboxes, email: &str) -> Vec<Value> {
     .collect()
 }
 
-async fn contacts_with(s: &Sandboxes, email: &str) -> Vec<Value> {
+pub(super) async fn contacts_with(s: &Sandboxes, email: &str) -> Vec<Value> {
     records(&s.hubspot, "/_sandbox/hubspot/objects/contacts", "results")
         .await
         .into_iter()
@@ -155,7 +174,7 @@ async fn contacts_with(s: &Sandboxes, email: &str) -> Vec<Value> {
 
 /// Waits for pushes to arrive and be worked off, over loopback (no time-based
 /// behaviour: both processes act as soon as they can).
-async fn eventually<F, Fut>(what: &str, check: F)
+pub(super) async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -170,7 +189,7 @@ where
     }
 }
 
-fn temp_store(name: &str) -> PathBuf {
+pub(super) fn temp_store(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("crmsync-run-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));

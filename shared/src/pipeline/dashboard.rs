@@ -101,17 +101,22 @@ fn state_banner(out: &mut String, h: &Health) {
 
 fn pairs_table(out: &mut String, h: &Health) {
     out.push_str(
-        "<h2>Records</h2><table id=\"records\"><tr><th>pair</th><th>object</th><th>direction</th>\
+        "<h2>Records</h2><table id=\"records\"><tr><th>pair · object</th><th>to</th>\
          <th>synced</th><th>skipped</th><th>failing</th></tr>",
     );
     for f in &h.flows {
+        let to = match f.direction.as_str() {
+            "to_salesforce" => "Salesforce",
+            "to_hubspot" => "HubSpot",
+            other => other,
+        };
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+            "<tr><td>{} · {}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
              <td class=\"n{}\">{}</td></tr>",
             esc(&f.pair),
             esc(&f.object),
-            esc(&f.direction.replace('_', " ")),
+            esc(to),
             f.records.synced,
             f.records.skipped,
             if f.records.failed > 0 { " bad" } else { "" },
@@ -350,3 +355,73 @@ polyline.lag{fill:none;stroke:#1565c0;stroke-width:2}.k.lag{background:#1565c0}.
 .k{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}.hint{margin:.2em 0;color:#555}\
 .bar{background:#eee;height:8px;border-radius:4px;min-width:80px}.bar div{background:#1565c0;height:8px;border-radius:4px}\
 details{margin:.4em 0}ul{padding-left:1.2em}@media(max-width:520px){body{font-size:14px}td,th{padding:3px}}";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::health::FailingRecord;
+    use crate::ports::Pause;
+
+    #[test]
+    fn what_crms_and_admins_wrote_is_escaped() {
+        let mut h = Health {
+            at: 7_200_000,
+            paused: Some(Pause {
+                since: 0,
+                by: "<b>eve</b>".into(),
+                reason: Some("\"quoted\" & <i>".into()),
+            }),
+            ..Health::default()
+        };
+        h.failing_by_code.insert("X<y>".into(), 1);
+        let group = ErrorGroup {
+            code: "X<y>".into(),
+            records: 1,
+            hint: None,
+            failing: vec![FailingRecord {
+                record: "hubspot:contacts:1".into(),
+                pair: None,
+                direction: "to_salesforce".into(),
+                code: Some("X<y>".into()),
+                field: Some("Title".into()),
+                message: Some("<script>alert(1)</script>".into()),
+                attempts: 1,
+                since: 0,
+                hint: None,
+                url: Some("https://x/\"><script>".into()),
+            }],
+        };
+        let page = render(&h, &[], &[group]);
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("&lt;b&gt;eve&lt;/b&gt;"));
+        assert!(page.contains("PAUSED"));
+    }
+
+    #[test]
+    fn the_chart_places_buckets_by_time() {
+        let now = 100 * BUCKET_MS + 5;
+        let mut p = SeriesPoint {
+            bucket: 100 * BUCKET_MS,
+            ..SeriesPoint::default()
+        };
+        p.values.insert("synced".into(), 40);
+        p.values.insert("failed".into(), 2);
+        p.values.insert("lag.hubspot:contacts".into(), 90_000);
+        let old = SeriesPoint {
+            bucket: 10 * BUCKET_MS,
+            ..SeriesPoint::default()
+        };
+        let mut out = String::new();
+        chart(&mut out, &[old, p], now);
+        assert!(out.contains("<title>40 synced</title>"));
+        assert!(out.contains("<title>2 failed</title>"));
+        assert!(out.contains("max 42 records"));
+        assert!(out.contains("lag up to 90 s"));
+        assert_eq!(
+            out.matches("<rect").count(),
+            2,
+            "the old bucket is off the chart"
+        );
+    }
+}
