@@ -62,6 +62,7 @@ class Deployment:
     the credentials secret; and the functions served by `cargo lambda watch`."""
 
     def __init__(self, moto_url, sandbox):
+        self.moto_url = moto_url
         suffix = uuid.uuid4().hex[:8]
         self.table = f"crmsync-state-{suffix}"
         ddb = aws("dynamodb", moto_url)
@@ -246,3 +247,49 @@ def test_no_secret_reaches_the_logs(deployment):
     assert '"message":"synced"' in log.replace(" ", ""), "the functions logged"
     for secret in (INTEGRATION_TOKEN, APP_SECRET, SF_TOKEN, "outbound-token", "api-key"):
         assert secret not in log
+
+
+def set_paused(deployment, paused):
+    """What `crmsync pause --aws` writes: the controls item of the state table."""
+    ddb = aws("dynamodb", deployment.moto_url)
+    key = {"pk": {"S": "control"}, "sk": {"S": "_"}}
+    current = ddb.get_item(TableName=deployment.table, Key=key, ConsistentRead=True).get("Item")
+    version = int(current["v"]["N"]) if current else 0
+    controls = {"paused": {"since": int(time.time() * 1000), "by": "test"}} if paused else {}
+    ddb.put_item(TableName=deployment.table, Item={**key, "data": {"S": json.dumps(controls)},
+                                                    "v": {"N": str(version + 1)}})
+
+
+def test_a_paused_worker_parks_its_batch_and_loses_nothing(deployment):
+    sandbox = deployment.sandbox
+    created = sandbox.control("POST", "/objects/contacts",
+                              {"properties": {"email": "parked@example.org", "lastname": "Parked"}})
+    body = json.dumps({"side": "hubspot", "object": "contacts", "id": created["id"], "origin": "webhook"})
+    deployment.queued()
+    set_paused(deployment, True)
+    try:
+        answer = deployment.invoke("worker", sqs_event([body]))
+        # Acknowledged (nothing counts towards the dead letters), and queued again for later.
+        assert answer["batchItemFailures"] == [], answer
+        attrs = deployment.sqs.get_queue_attributes(
+            QueueUrl=deployment.queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"])
+        assert int(attrs["Attributes"]["ApproximateNumberOfMessagesDelayed"]) == 1, attrs
+        leads = sandbox.control("GET", "/objects/Lead", crm="salesforce")["records"]
+        assert not [l for l in leads if l["Email"] == "parked@example.org"], "nothing synced while paused"
+    finally:
+        set_paused(deployment, False)
+    answer = deployment.invoke("worker", sqs_event([body]))
+    assert answer["batchItemFailures"] == [], answer
+    leads = sandbox.control("GET", "/objects/Lead", crm="salesforce")["records"]
+    assert [l["Email"] for l in leads if l["Email"] == "parked@example.org"] == ["parked@example.org"]
+
+
+def test_the_intake_serves_the_dashboard_behind_the_key(deployment):
+    refused = deployment.invoke("intake", http_event("GET", "/dashboard", None, {}))
+    assert refused["statusCode"] == 401
+    assert "basic" in refused["headers"]["www-authenticate"].lower(), refused
+    page = deployment.invoke("intake", http_event("GET", "/dashboard", None,
+                                                  {"authorization": "Bearer api-key"}))
+    assert page["statusCode"] == 200, page
+    assert page["headers"]["content-type"].startswith("text/html")
+    assert "crmsync sync health" in page["body"] and 'id="records"' in page["body"]
