@@ -59,13 +59,13 @@ fn response(
             headers.insert(name, value);
         }
     }
-    ApiGatewayV2httpResponse {
-        status_code: i64::from(status),
-        headers,
-        body: Some(Body::Text(body)),
-        is_base64_encoded: false,
-        ..Default::default()
-    }
+    // The event types are non-exhaustive in 1.x: built from the default.
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response.headers = headers;
+    response.body = Some(Body::Text(body));
+    response.is_base64_encoded = false;
+    response
 }
 
 async fn handle(

@@ -9,6 +9,20 @@ use crmsync_shared::pipeline::ItemOutcome;
 use crmsync_shared::ports::{MAX_SEND_DELAY_MS, WorkItem, WorkQueue};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
+/// A message SQS should deliver again. (The event types are non-exhaustive: built
+/// from their defaults.)
+fn failure(message_id: String) -> BatchItemFailure {
+    let mut f = BatchItemFailure::default();
+    f.item_identifier = message_id;
+    f
+}
+
+fn answer(failures: Vec<BatchItemFailure>) -> SqsBatchResponse {
+    let mut a = SqsBatchResponse::default();
+    a.batch_item_failures = failures;
+    a
+}
+
 async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatchResponse, Error> {
     let (hs_before, sf_before) = d.api_calls();
     let (synced_before, skipped_before, failed_before) = d.pipeline.tally.get();
@@ -30,9 +44,7 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             // Never parses, so it goes to the DLQ intact after its receives run out.
             _ => {
                 tracing::error!(message = "not a record reference", message_id = %id);
-                failures.push(BatchItemFailure {
-                    item_identifier: id,
-                });
+                failures.push(failure(id));
                 malformed += 1;
             }
         }
@@ -45,18 +57,12 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
         return Ok(match d.queue.send_later(&items, MAX_SEND_DELAY_MS).await {
             Ok(()) => {
                 tracing::info!(message = "paused: batch parked", records = items.len());
-                SqsBatchResponse {
-                    batch_item_failures: failures,
-                }
+                answer(failures)
             }
             Err(e) => {
                 tracing::warn!(message = "paused, and the batch could not be parked", error = %e);
-                failures.extend(ids.into_iter().map(|id| BatchItemFailure {
-                    item_identifier: id,
-                }));
-                SqsBatchResponse {
-                    batch_item_failures: failures,
-                }
+                failures.extend(ids.into_iter().map(failure));
+                answer(failures)
             }
         });
     }
@@ -71,9 +77,7 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             }
             ItemOutcome::Retry(reason) => {
                 tracing::info!(message = "retrying", record = %record, reason = %reason);
-                failures.push(BatchItemFailure {
-                    item_identifier: id,
-                });
+                failures.push(failure(id));
                 retried += 1;
             }
         }
@@ -94,9 +98,7 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             ("SalesforceCalls", "Count", (sf_after - sf_before) as f64),
         ],
     );
-    Ok(SqsBatchResponse {
-        batch_item_failures: failures,
-    })
+    Ok(answer(failures))
 }
 
 #[tokio::main]
