@@ -1,6 +1,7 @@
 //! `crmsync`: the operator CLI. Each subcommand parses its arguments here and calls the
 //! shared crate; nothing about syncing is decided in this file.
 
+mod backfill;
 mod demo;
 mod ops;
 mod run;
@@ -256,7 +257,7 @@ fn execute(command: Command) -> Result<(), CliError> {
             dry_run,
         } => {
             let config = config_or_builtin(config)?;
-            runtime()?.block_on(backfill(config, store, dry_run))
+            runtime()?.block_on(backfill::run(config, store, dry_run))
         }
         Command::Setup { config } => {
             let config = config_or_builtin(config)?;
@@ -347,55 +348,6 @@ fn execute(command: Command) -> Result<(), CliError> {
             Ok(())
         }
     }
-}
-
-async fn backfill(config: ValidatedConfig, store: PathBuf, dry_run: bool) -> Result<(), CliError> {
-    let (pipeline, store, _) = run::connect(config, &store).await?;
-    if dry_run {
-        let plan = pipeline.plan_backfill().await.map_err(CliError::Setup)?;
-        println!("dry run: nothing was written");
-        for (pair, actions) in &plan.pairs {
-            println!("{pair}:");
-            for (what, n) in actions {
-                println!("  {n:>7}  {what}");
-            }
-        }
-        return Ok(());
-    }
-    // The poll on empty cursors queues everything; the queue in the store is the
-    // checkpoint, so an interrupted backfill resumes where it stopped.
-    let report = pipeline
-        .poll(store.as_ref(), store.as_ref())
-        .await
-        .map_err(|e| CliError::Setup(e.to_string()))?;
-    println!("queued {} records", report.enqueued());
-    loop {
-        let round = crmsync_shared::pipeline::worker::run_once(&pipeline, store.as_ref(), 100)
-            .await
-            .map_err(|e| CliError::Setup(e.to_string()))?;
-        let left = store
-            .queued()
-            .await
-            .map_err(|e| CliError::Setup(e.to_string()))?;
-        if left == 0 {
-            break;
-        }
-        if round.received == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        }
-    }
-    let counts = pipeline
-        .status
-        .counts()
-        .await
-        .map_err(|e| CliError::Setup(e.to_string()))?;
-    for (object, direction, c) in counts {
-        println!(
-            "{object} {direction}: synced {}, skipped {}, failed {}",
-            c.synced, c.skipped, c.failed
-        );
-    }
-    Ok(())
 }
 
 pub(crate) fn read(path: &Path) -> Result<String, CliError> {

@@ -510,3 +510,59 @@ async fn operator_commands_work_against_aws() {
     assert_eq!(bare.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bare.stderr).contains("CRMSYNC_TABLE"));
 }
+
+/// `crmsync backfill` on a terminal: a bar per object with its rate and time left,
+/// then a summary per object; everything listed is synced.
+#[tokio::test(flavor = "multi_thread")]
+async fn backfill_shows_progress_per_object() {
+    let s = sandboxes();
+    let http = reqwest::Client::new();
+    for crm in ["hubspot", "salesforce"] {
+        let base = if crm == "hubspot" {
+            &s.hubspot
+        } else {
+            &s.salesforce
+        };
+        call(
+            http.post(format!("{base}/_sandbox/{crm}/seed"))
+                .json(&json!({"seed": 5, "records": 400, "overlap": 0.5})),
+        )
+        .await;
+    }
+    let store = temp_store("backfill").display().to_string();
+    // `script` gives the command a terminal, where indicatif draws.
+    let line = format!(
+        "{} backfill --store {}",
+        env!("CARGO_BIN_EXE_crmsync"),
+        store
+    );
+    let mut command = Command::new("script");
+    command.args(["-qec", &line, "/dev/null"]);
+    crmsync_env(&mut command, &s);
+    command.env("PATH", std::env::var("PATH").unwrap_or_default());
+    command.env("TERM", "xterm");
+    let text = ok(&command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run script: {e}")));
+    for expected in ["contacts [", "Lead [", "/s", " left"] {
+        assert!(
+            text.contains(expected),
+            "no {expected:?} in the progress:\n{text}"
+        );
+    }
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("contacts: "))
+        .unwrap_or_else(|| panic!("no summary for contacts:\n{text}"));
+    let numbers: Vec<u64> = summary
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(
+        numbers.len() >= 2 && numbers[0] > 100 && numbers[0] == numbers[1],
+        "{summary}"
+    );
+    let h = status_json(&s, &store);
+    assert!(h["flows"].as_array().is_some_and(|f| !f.is_empty()), "{h}");
+    assert_eq!(h["queue"]["waiting"], 0, "{h}");
+}

@@ -211,6 +211,21 @@ impl Pipeline {
         Ok(report)
     }
 
+    /// Whether every feed's listing (the initial sync's, and a reconcile's) is done: a
+    /// backfill polls until it is.
+    pub async fn listing_done(&self, cursors: &dyn CursorStore) -> Result<bool, PollError> {
+        let reconcile = self.controls().await?.reconcile;
+        for feed in self.feeds() {
+            for generation in [0, reconcile] {
+                let at = cursors.cursor(&backfill_key(&feed, generation)).await?;
+                if at.is_none_or(|c| c.at != BACKFILL_DONE) {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
     /// The first poll of a feed: the feed starts at now (what changes from here on, the
     /// feed reads), and a backfill cursor starts listing every record that exists.
     async fn start_backfill(

@@ -12,13 +12,15 @@ pub const RETRY_BASE_MS: i64 = 1_000;
 const RETRY_MAX_MS: i64 = 5 * 60_000;
 
 /// What one round did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Round {
     pub received: usize,
     pub done: usize,
     pub retried: usize,
     /// The sync is paused: nothing was taken off the queue.
     pub paused: bool,
+    /// Items done per queued object (`contacts`, `Lead`), for progress reports.
+    pub done_by_object: Vec<(String, usize)>,
 }
 
 pub fn retry_delay_ms(receives: u32) -> i64 {
@@ -54,6 +56,11 @@ pub async fn run_once(
             ItemOutcome::Done => {
                 queue.ack(delivery).await?;
                 round.done += 1;
+                let object = &delivery.item.object;
+                match round.done_by_object.iter_mut().find(|(o, _)| o == object) {
+                    Some((_, n)) => *n += 1,
+                    None => round.done_by_object.push((object.clone(), 1)),
+                }
             }
             ItemOutcome::Retry(why) => {
                 tracing::info!(message = "retrying a record", record = %delivery.item.id, reason = %why);
