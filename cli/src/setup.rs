@@ -1,6 +1,8 @@
 //! `crmsync setup`: prepares both CRMs, idempotently. Creates the HubSpot properties
-//! crmsync writes; checks that every mapped Salesforce field exists and is writable by
-//! the integration user, and says how to fix what is not.
+//! crmsync writes; checks that every mapped HubSpot property exists and that every
+//! Salesforce field the configuration needs (external ids, mapped fields, lookups) exists
+//! on every synced object and is writable by the integration user, and says how to fix
+//! what is not.
 
 use crmsync_shared::adapters::hubspot::HubSpotClient;
 use crmsync_shared::adapters::salesforce::SalesforceClient;
@@ -77,6 +79,42 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
             Err(e) => report.problems.push(format!(
                 "HubSpot {object}.{name}: could not create it ({e}); give the app the crm.schemas.{object}.write scope"
             )),
+        }
+    }
+
+    // Every mapped HubSpot property exists on its object.
+    for pair in &pairs {
+        let mappings = config
+            .pair(&pair.name)
+            .map(|p| p.fields())
+            .unwrap_or_default();
+        let object = &pair.hubspot_object;
+        let existing: Vec<String> = match hubspot.properties(object).await {
+            Ok(props) => props
+                .iter()
+                .filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect(),
+            Err(e) => {
+                report.problems.push(format!(
+                    "HubSpot {object}: could not read its properties ({e}); give the app the crm.schemas.{object}.read scope"
+                ));
+                continue;
+            }
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        for f in mappings {
+            let name = f.hubspot.as_str();
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            if existing.iter().any(|p| p == name) {
+                report.present.push(format!("HubSpot {object}.{name}"));
+            } else {
+                report.problems.push(format!(
+                    "HubSpot {object}.{name} is missing: create the property or change the mapping"
+                ));
+            }
         }
     }
 

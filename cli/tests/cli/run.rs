@@ -343,6 +343,10 @@ fn setup_prepares_both_crms_idempotently() {
         "Salesforce Machine__c.Account__c",
         "HubSpot deals.salesforceopportunityid",
         "HubSpot p_machines.salesforcemachineid",
+        "Salesforce Account.HubSpot_Company_Id__c",
+        "Salesforce Contact.Title",
+        "HubSpot contacts.jobtitle",
+        "HubSpot deals.dealstage",
     ] {
         assert!(text.contains(expected), "{expected} not checked: {text}");
     }
@@ -353,6 +357,19 @@ fn setup_prepares_both_crms_idempotently() {
     assert!(
         !again.contains("created "),
         "nothing to create the second time: {again}"
+    );
+
+    // A mapped property or field that is gone is named, with the fix.
+    let broken = std::fs::read_to_string(&config)
+        .unwrap_or_default()
+        .replacen("hubspot = \"jobtitle\"", "hubspot = \"job_title_gone\"", 1);
+    std::fs::write(&config, broken).unwrap_or_else(|e| panic!("{e}"));
+    let missing = run();
+    let text = String::from_utf8_lossy(&missing.stdout);
+    assert!(!missing.status.success(), "{text}");
+    assert!(
+        text.contains("MISSING  HubSpot contacts.job_title_gone is missing"),
+        "{text}"
     );
 
     // Without credentials it names the variable.
