@@ -1,11 +1,19 @@
 #!/usr/bin/env bash
-# The test command: starts moto's server (DynamoDB and SQS on loopback), runs the Rust
+# The test command: installs Debian's chromium if it is missing (the dashboard's browser
+# test), starts moto's server (DynamoDB and SQS on loopback), runs the Rust
 # unit, property and integration tests, then the Python-side tests that drive the
 # sandbox binary with HubSpot's own client and simple-salesforce and validate its
 # answers against HubSpot's OpenAPI specs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/venv.sh
+# Headless Chromium for the dashboard's browser test: Debian's package, once.
+if [ ! -x "${CRMSYNC_CHROMIUM:-/usr/bin/chromium}" ]; then
+  sudo_=""
+  if [ "$(id -u)" != 0 ]; then sudo_="sudo"; fi
+  $sudo_ apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq chromium >/dev/null
+fi
 
 mkdir -p target
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
