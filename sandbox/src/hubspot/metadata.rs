@@ -27,7 +27,7 @@ pub fn routes() -> Router<Arc<HubSpot>> {
         )
         .route(
             "/crm/v3/properties/{object_type}/{name}",
-            get(read_property),
+            get(read_property).delete(archive_property),
         )
         .route("/crm/v3/owners", get(list_owners))
         .route("/crm/v3/owners/{id}", get(read_owner))
@@ -104,6 +104,34 @@ async fn read_property(
         )
     })?;
     Ok(Json(render_property(def)).into_response())
+}
+
+/// Archives (deletes) a property: it leaves the property list, reads leave it out,
+/// writes naming it fail with PROPERTY_DOESNT_EXIST. HubSpot's own read-only and
+/// calculated properties cannot be archived.
+async fn archive_property(
+    State(hs): State<Arc<HubSpot>>,
+    Path((object_type, name)): Path<(String, String)>,
+) -> Reply {
+    let mut portal = lock(&hs.portal);
+    let objects = portal.objects_mut(&object_type)?;
+    let type_id = objects.kind.type_id.clone();
+    let Some(def) = objects.properties.get(name.as_str()) else {
+        return Err(HsError::new(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            format!("Unable to find property {name} on object type {type_id}"),
+        ));
+    };
+    if def.read_only || def.calculated || def.unique {
+        return Err(HsError::new(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            format!("{name} is a HubSpot defined property and can't be archived"),
+        ));
+    }
+    objects.properties.remove(name.as_str());
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn prop_type(ty: &str) -> Option<PropType> {

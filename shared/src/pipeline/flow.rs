@@ -146,7 +146,10 @@ impl Pipeline {
         self.check_mapping(run).await;
         if let Err(e) = self.try_sync_pair(run, items, &mut outcomes, depth).await {
             // A field deleted since the metadata was read: the retry runs without it.
-            if e.contains("INVALID_FIELD") || e.contains("No such column") {
+            if e.contains("INVALID_FIELD")
+                || e.contains("No such column")
+                || e.contains("PROPERTY_DOESNT_EXIST")
+            {
                 self.field_refused(&e).await;
             }
             tracing::warn!(message = "batch failed; returning it to the queue", pair = %run.spec.name, error = %e);

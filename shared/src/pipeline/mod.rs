@@ -60,7 +60,8 @@ pub struct Pipeline {
     /// A named point where the process aborts (crash tests; `CRMSYNC_FAILPOINT`).
     pub failpoint: Option<String>,
     /// Both CRMs' field metadata per object pair, read once per process.
-    pub metadata: Arc<tokio::sync::Mutex<HashMap<String, Arc<PairMeta>>>>,
+    /// Read at (clock ms), per pair and sObject; read again after [`METADATA_TTL_MS`].
+    pub metadata: Arc<tokio::sync::Mutex<HashMap<String, (i64, Arc<PairMeta>)>>>,
     /// Outcomes recorded by this process (for metrics).
     pub tally: Arc<Tally>,
     /// The enabled object pairs, in dependency order.
@@ -113,6 +114,10 @@ pub enum ItemOutcome {
 
 /// How long a claim on a dedup key lasts: longer than one batch takes.
 pub const CLAIM_TTL_MS: i64 = 5 * 60 * 1000;
+/// How long field metadata is trusted: a property deleted in HubSpot reads as blank
+/// (HubSpot leaves unknown properties out), so it must be noticed by reading the
+/// metadata again.
+pub const METADATA_TTL_MS: i64 = 5 * 60_000;
 /// How long per-record history is kept.
 pub const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
 
@@ -167,8 +172,11 @@ impl Pipeline {
     /// cannot be asked, the merge runs on the types it knows.
     pub(crate) async fn pair_meta(&self, hubspot_object: &str, sobject: &str) -> Arc<PairMeta> {
         let key = format!("{hubspot_object}/{sobject}");
+        let now = self.clock.now_ms();
         let mut cache = self.metadata.lock().await;
-        if let Some(m) = cache.get(&key) {
+        if let Some((at, m)) = cache.get(&key)
+            && now - at < METADATA_TTL_MS
+        {
             return m.clone();
         }
         let mut meta = PairMeta::default();
@@ -192,7 +200,7 @@ impl Pipeline {
         }
         let meta = Arc::new(meta);
         if !meta.hubspot.is_empty() && !meta.salesforce.is_empty() {
-            cache.insert(key, meta.clone());
+            cache.insert(key, (now, meta.clone()));
         }
         meta
     }
@@ -457,6 +465,12 @@ impl Pipeline {
     ) -> ItemOutcome {
         if matches!(category, "RATE_LIMITS" | "LOCKED" | "INTERNAL_ERROR") {
             return ItemOutcome::Retry(category.to_owned());
+        }
+        // A mapped property deleted since the metadata was read: the retry leaves it
+        // out, and health shows the broken mapping instead of a failing record.
+        if message.contains("PROPERTY_DOESNT_EXIST") || category == "PROPERTY_DOESNT_EXIST" {
+            self.field_refused(message).await;
+            return ItemOutcome::Retry(format!("{category}: {message}"));
         }
         let (code, message) = (Some(category), Some(message.to_owned()));
         self.note(item, from, Outcome::Failed, code, message, now)

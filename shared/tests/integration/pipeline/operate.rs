@@ -5,13 +5,15 @@
 
 use std::collections::HashMap;
 
+use crmsync_shared::domain::Side;
+use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::pipeline::health;
 use crmsync_shared::pipeline::{control, worker};
 use crmsync_shared::ports::WorkQueue;
 use serde_json::json;
 
 use super::prop;
-use super::world::{Setup, World};
+use super::world::{HS_TOKEN, Setup, World};
 
 async fn report(w: &World) -> health::Health {
     let store = w.runner.store.as_ref();
@@ -266,4 +268,91 @@ async fn held_back_values_show_in_health() {
         .unwrap_or_else(|| panic!("no status"));
     assert_eq!(status.last.held_back.len(), 1, "{status:?}");
     assert_eq!(status.last.held_back[0].field, "jobtitle");
+}
+
+/// A mapped custom property an admin archived in HubSpot: reads leave it out (it would
+/// look blank), so it is found by reading the metadata again; the pair syncs its other
+/// fields, the Salesforce value is not blanked, and health names the broken mapping.
+#[tokio::test]
+async fn a_property_deleted_in_hubspot_breaks_only_that_field() {
+    let mut config = DEFAULT_TOML.to_owned();
+    config.push_str(
+        "\n[[contacts.fields]]\nhubspot = \"favorite_color\"\nsalesforce = { lead = \"Industry\" }\n",
+    );
+    let w = World::start(Setup {
+        config,
+        ..Setup::default()
+    })
+    .await;
+    let property = json!({"name": "favorite_color", "label": "Favorite color", "type": "string", "fieldType": "text", "groupName": "contactinformation"});
+    let created = w
+        .http
+        .post(format!("{}/crm/v3/properties/contacts", w.hs.url()))
+        .bearer_auth(HS_TOKEN)
+        .json(&property)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(created.status().is_success(), "{}", created.status());
+    let id = w
+        .hs_create(
+            json!({"email": "color@example.org", "lastname": "Color", "favorite_color": "Retail"}),
+        )
+        .await;
+    w.sync().await;
+    let first = lead_of(&w, "color@example.org").await;
+    let status = w.status("hubspot", "contacts", &id).await;
+    assert_eq!(first["Industry"], json!("Retail"), "{first} {status:?}");
+
+    let archived = w
+        .http
+        .delete(format!(
+            "{}/crm/v3/properties/contacts/favorite_color",
+            w.hs.url()
+        ))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(archived.status().as_u16(), 204);
+    // Past the metadata's time to live, a change syncs without the property.
+    w.advance(crmsync_shared::pipeline::METADATA_TTL_MS + 1_000);
+    w.hs_update(&id, json!({"phone": "+1 555 0177"})).await;
+    w.sync().await;
+    let lead = lead_of(&w, "color@example.org").await;
+    assert_eq!(lead["Phone"], json!("+1 555 0177"));
+    assert_eq!(lead["Industry"], json!("Retail"), "not blanked");
+    let h = report(&w).await;
+    assert!(
+        h.broken_fields
+            .iter()
+            .any(|b| b.side == Side::HubSpot && b.field == "favorite_color"),
+        "{:?}",
+        h.broken_fields
+    );
+    assert!(h.failing_by_code.is_empty(), "{:?}", h.failing_by_code);
+
+    // A Salesforce change to the field has nowhere to go, and fails nothing.
+    let lead_id = lead["Id"].as_str().unwrap_or_default().to_owned();
+    w.sf_update(
+        "Lead",
+        &lead_id,
+        json!({"Industry": "Banking", "Phone": "+1 555 0188"}),
+    )
+    .await;
+    w.sync().await;
+    let contact = w.hs_contact_by_email("color@example.org").await;
+    assert_eq!(
+        contact.as_ref().map(|c| prop(c, "phone").clone()),
+        Some(json!("+1 555 0188"))
+    );
+    assert!(report(&w).await.failing_by_code.is_empty());
+    let store = w.runner.store.as_ref();
+    assert!(
+        store
+            .dead_letters()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_empty()
+    );
 }
