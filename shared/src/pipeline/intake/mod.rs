@@ -361,7 +361,9 @@ impl Intake {
                 return IntakeResponse::error(503, &format!("could not queue: {e}"));
             }
         }
-        IntakeResponse::json(202, json!({"queued": items.len()}))
+        // Queued either way; a paused sync takes them on resume.
+        let paused = matches!(self.pipeline.controls().await, Ok(c) if c.paused.is_some());
+        IntakeResponse::json(202, json!({"queued": items.len(), "paused": paused}))
     }
 
     async fn health(&self, request: &IntakeRequest) -> IntakeResponse {
