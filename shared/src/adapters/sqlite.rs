@@ -800,20 +800,37 @@ impl ControlStore for SqliteStore {
     }
 }
 
-#[async_trait]
-impl TelemetryStore for SqliteStore {
-    async fn add(&self, at: i64, values: &[(String, i64)]) -> Result<(), StoreError> {
+impl SqliteStore {
+    /// Writes values into the bucket of `at`: summed (`add`) or replaced, and then
+    /// also as gauges (the latest value of each name).
+    async fn write_series(
+        &self,
+        at: i64,
+        values: &[(String, i64)],
+        add: bool,
+    ) -> Result<(), StoreError> {
         let values = values.to_vec();
         let bucket = bucket_of(at);
+        let upsert = if add {
+            "INSERT INTO series (bucket, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (bucket, name) DO UPDATE SET value = value + excluded.value"
+        } else {
+            "INSERT INTO series (bucket, name, value) VALUES (?1, ?2, ?3)
+             ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value"
+        };
         self.with(move |c| {
             let tx = c.transaction().map_err(unavailable)?;
             for (name, value) in values {
-                tx.execute(
-                    "INSERT INTO series (bucket, name, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (bucket, name) DO UPDATE SET value = value + excluded.value",
-                    params![bucket, name, value],
-                )
-                .map_err(unavailable)?;
+                tx.execute(upsert, params![bucket, name, value])
+                    .map_err(unavailable)?;
+                if !add {
+                    tx.execute(
+                        "INSERT INTO gauges (name, value) VALUES (?1, ?2)
+                         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                        params![name, value],
+                    )
+                    .map_err(unavailable)?;
+                }
             }
             tx.execute(
                 "DELETE FROM series WHERE bucket < ?1",
@@ -824,29 +841,16 @@ impl TelemetryStore for SqliteStore {
         })
         .await
     }
+}
+
+#[async_trait]
+impl TelemetryStore for SqliteStore {
+    async fn add(&self, at: i64, values: &[(String, i64)]) -> Result<(), StoreError> {
+        self.write_series(at, values, true).await
+    }
 
     async fn gauge(&self, at: i64, values: &[(String, i64)]) -> Result<(), StoreError> {
-        let values = values.to_vec();
-        let bucket = bucket_of(at);
-        self.with(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
-            for (name, value) in values {
-                tx.execute(
-                    "INSERT INTO series (bucket, name, value) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value",
-                    params![bucket, name, value],
-                )
-                .map_err(unavailable)?;
-                tx.execute(
-                    "INSERT INTO gauges (name, value) VALUES (?1, ?2)
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                    params![name, value],
-                )
-                .map_err(unavailable)?;
-            }
-            tx.commit().map_err(unavailable)
-        })
-        .await
+        self.write_series(at, values, false).await
     }
 
     async fn series(&self, since: i64) -> Result<Vec<SeriesPoint>, StoreError> {

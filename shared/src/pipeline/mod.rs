@@ -40,6 +40,9 @@ use crate::ports::{
     RecordRef, SalesforceApi, SfErrorItem, StatusStore, SyncEvent, TelemetryStore, WorkItem,
 };
 
+/// Field metadata per `{hubspot object}/{sObject}`, with when it was read.
+pub type MetadataCache = HashMap<String, (i64, Arc<PairMeta>)>;
+
 /// Everything a sync needs, built once per process (per Lambda cold start).
 #[derive(Clone)]
 pub struct Pipeline {
@@ -61,7 +64,7 @@ pub struct Pipeline {
     pub failpoint: Option<String>,
     /// Both CRMs' field metadata per object pair, read once per process.
     /// Read at (clock ms), per pair and sObject; read again after [`METADATA_TTL_MS`].
-    pub metadata: Arc<tokio::sync::Mutex<HashMap<String, (i64, Arc<PairMeta>)>>>,
+    pub metadata: Arc<tokio::sync::Mutex<MetadataCache>>,
     /// Outcomes recorded by this process (for metrics).
     pub tally: Arc<Tally>,
     /// The enabled object pairs, in dependency order.

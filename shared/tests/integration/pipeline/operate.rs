@@ -22,6 +22,16 @@ async fn report(w: &World) -> health::Health {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+async fn assert_no_dead_letters(w: &World) {
+    let dead = w
+        .runner
+        .store
+        .dead_letters()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(dead.is_empty(), "dead-lettered: {dead:?}");
+}
+
 async fn lead_of(w: &World, email: &str) -> serde_json::Value {
     let leads = w.sf_by_email("Lead", email).await;
     assert_eq!(leads.len(), 1, "one lead for {email}: {leads:?}");
@@ -90,15 +100,8 @@ async fn a_pause_of_a_thousand_edits_loses_nothing() {
             w.advance(5 * 60_000);
         }
     }
-    let store = w.runner.store.as_ref();
-    assert!(
-        store
-            .dead_letters()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .is_empty()
-    );
-    let depth = store.depth().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_no_dead_letters(&w).await;
+    let depth = w.runner.store.depth().await.unwrap_or_else(|e| panic!("{e}"));
     assert!(
         depth.waiting > 0,
         "pushes were queued while paused: {depth:?}"
@@ -131,13 +134,7 @@ async fn a_pause_of_a_thousand_edits_loses_nothing() {
             assert_eq!(prop(&contact, "phone"), &json!(phone), "{email}");
         }
     }
-    assert!(
-        store
-            .dead_letters()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .is_empty()
-    );
+    assert_no_dead_letters(&w).await;
     assert!(report(&w).await.paused.is_none());
 }
 
@@ -215,14 +212,7 @@ async fn a_field_deleted_in_salesforce_breaks_only_that_field() {
         ("contacts", "Lead", "Title")
     );
     assert!(h.failing_by_code.is_empty(), "{:?}", h.failing_by_code);
-    let store = w.runner.store.as_ref();
-    assert!(
-        store
-            .dead_letters()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .is_empty()
-    );
+    assert_no_dead_letters(&w).await;
     // The HubSpot value stays: a field gone on one side is no blank to copy back.
     let contact = w.hs_contact_by_email("gone@example.org").await;
     assert_eq!(
@@ -347,12 +337,5 @@ async fn a_property_deleted_in_hubspot_breaks_only_that_field() {
         Some(json!("+1 555 0188"))
     );
     assert!(report(&w).await.failing_by_code.is_empty());
-    let store = w.runner.store.as_ref();
-    assert!(
-        store
-            .dead_letters()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"))
-            .is_empty()
-    );
+    assert_no_dead_letters(&w).await;
 }
