@@ -361,6 +361,35 @@ async fn operator_commands_work_on_a_running_sync() {
             && leads_with(&s, "intern2@example.org").await.len() == 1
     })
     .await;
+    // resync a HubSpot list's members.
+    let list = call(
+        http.post(format!("{}/crm/v3/lists", s.hubspot))
+            .bearer_auth("hubspot-integration-token")
+            .json(&json!({"name": "Resync", "objectTypeId": "0-1", "processingType": "MANUAL"})),
+    )
+    .await;
+    let list_id = list["list"]["listId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let added = http
+        .put(format!(
+            "{}/crm/v3/lists/{list_id}/memberships/add",
+            s.hubspot
+        ))
+        .bearer_auth("hubspot-integration-token")
+        .json(&json!([ok_id, interns[0]]))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(added.status().is_success(), "{}", added.status());
+    let queued = ok(&op(
+        &s,
+        &["resync", "--store", &store, "--list", &list_id],
+        &[],
+    ));
+    assert!(queued.contains("queued 2 records"), "{queued}");
+
     let none = op(&s, &["resync", "--store", &store], &[]);
     assert_eq!(
         none.status.code(),

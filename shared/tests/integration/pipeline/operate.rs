@@ -101,7 +101,12 @@ async fn a_pause_of_a_thousand_edits_loses_nothing() {
         }
     }
     assert_no_dead_letters(&w).await;
-    let depth = w.runner.store.depth().await.unwrap_or_else(|e| panic!("{e}"));
+    let depth = w
+        .runner
+        .store
+        .depth()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         depth.waiting > 0,
         "pushes were queued while paused: {depth:?}"
