@@ -11,6 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
+use super::associations::v3_block;
 use super::error::HsError;
 use super::store::{Objects, Portal, ReadSpec, Record};
 use super::{Caller, HubSpot, lock};
@@ -173,6 +174,7 @@ async fn list(
             "limit must be at most {BATCH_WITH_HISTORY_MAX} with propertiesWithHistory"
         )));
     }
+    let asked = params.list("associations").unwrap_or_default();
     let portal = lock(&hs.portal);
     let objects = portal.objects(&object_type)?;
     let mut page: Vec<&Record> = objects
@@ -185,10 +187,17 @@ async fn list(
     let next = (page.len() > limit)
         .then(|| page.pop().map(|r| r.id))
         .flatten();
-    let results: Vec<Value> = page
-        .iter()
-        .map(|r| portal.render(objects, r, &spec))
-        .collect();
+    let links = lock(&hs.associations);
+    let mut results: Vec<Value> = Vec::with_capacity(page.len());
+    for r in &page {
+        let mut one = portal.render(objects, r, &spec);
+        if !asked.is_empty()
+            && let Some(block) = v3_block(&links, &portal, (&objects.kind.name, r.id), &asked)?
+        {
+            one["associations"] = block;
+        }
+        results.push(one);
+    }
     let mut out = json!({ "results": results });
     if let Some(next) = next {
         out["paging"] = json!({"next": {
@@ -251,7 +260,15 @@ async fn read(
         .and_then(|id| objects.records.get(&id))
         .filter(|r| r.archived_ms.is_some() == archived);
     let record = found.ok_or_else(|| HsError::not_found(&objects.kind.upper, &id))?;
-    Ok(Json(portal.render(objects, record, &params.read_spec())).into_response())
+    let mut out = portal.render(objects, record, &params.read_spec());
+    let asked = params.list("associations").unwrap_or_default();
+    if !asked.is_empty() {
+        let links = lock(&hs.associations);
+        if let Some(block) = v3_block(&links, &portal, (&objects.kind.name, record.id), &asked)? {
+            out["associations"] = block;
+        }
+    }
+    Ok(Json(out).into_response())
 }
 
 async fn update(

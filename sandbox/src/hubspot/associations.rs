@@ -11,11 +11,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::api::{Params, body};
 use super::error::HsError;
-use super::store::{AssociationChange, ChangeEvent, Source};
+use super::store::{AssociationChange, ChangeEvent, Portal, Source, singular};
 use super::{HubSpot, lock};
 use crate::clock::iso;
 
@@ -55,6 +55,8 @@ pub fn default_type(from: &str, to: &str) -> Option<(u32, Option<u32>)> {
         ("contacts", "notes") => (201, None),
         ("tasks", "contacts") => (204, None),
         ("contacts", "tasks") => (203, None),
+        ("deals", "line_items") => (19, None),
+        ("line_items", "deals") => (20, None),
         // The portal's custom objects, with the type ids their schemas define.
         ("p_machines", "companies") => (711, None),
         ("companies", "p_machines") => (712, None),
@@ -180,6 +182,65 @@ impl Associations {
             })
             .unwrap_or_default()
     }
+}
+
+/// Associated ids per type in a v3 object read.
+const V3_ASSOCIATIONS_PAGE: usize = 100;
+
+/// The `associations` block of a v3 object read (`?associations=companies,deals`), as
+/// HubSpot renders it: keyed by the plural type name (`line items` with a space), each
+/// link once per type name (`deal_to_company` for the primary,
+/// `deal_to_company_unlabeled` for the plain link). `None` when nothing of the asked
+/// types is linked: HubSpot leaves the key out.
+pub fn v3_block(
+    links: &Associations,
+    portal: &Portal,
+    from: (&str, u64),
+    requested: &[String],
+) -> Result<Option<Value>, HsError> {
+    let mut block = Map::new();
+    for asked in requested {
+        let to = portal
+            .canonical(asked)
+            .cloned()
+            .ok_or_else(|| HsError::unknown_object_type(asked))?;
+        let has_primary = default_type(from.0, &to).is_some_and(|(_, p)| p.is_some());
+        let base = format!("{}_to_{}", singular(from.0), singular(&to));
+        let mut results: Vec<Value> = Vec::new();
+        for (id, types) in links.of(from, &to) {
+            let mut names: Vec<String> = types
+                .iter()
+                .map(|(category, type_id)| {
+                    let primary = category == "HUBSPOT_DEFINED"
+                        && default_type(from.0, &to).and_then(|(_, p)| p) == Some(*type_id);
+                    if has_primary && !primary && category == "HUBSPOT_DEFINED" {
+                        format!("{base}_unlabeled")
+                    } else {
+                        base.clone()
+                    }
+                })
+                .collect();
+            names.sort();
+            names.dedup();
+            results.extend(
+                names
+                    .into_iter()
+                    .map(|t| json!({"id": id.to_string(), "type": t})),
+            );
+        }
+        if results.is_empty() {
+            continue;
+        }
+        let mut entry = Map::new();
+        if results.len() > V3_ASSOCIATIONS_PAGE {
+            let next = results[V3_ASSOCIATIONS_PAGE]["id"].clone();
+            results.truncate(V3_ASSOCIATIONS_PAGE);
+            entry.insert("paging".into(), json!({"next": {"after": next}}));
+        }
+        entry.insert("results".into(), Value::Array(results));
+        block.insert(to.replace('_', " "), Value::Object(entry));
+    }
+    Ok((!block.is_empty()).then_some(Value::Object(block)))
 }
 
 pub fn routes() -> Router<Arc<HubSpot>> {

@@ -199,7 +199,29 @@ pub fn router(state: Arc<HubSpot>) -> Router {
         .merge(api)
         .merge(oauth::routes())
         .nest("/_sandbox/hubspot", control::routes())
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
+}
+
+/// An unknown route: HubSpot's error body, never an empty 404.
+async fn no_route() -> Response {
+    HsError::new(
+        StatusCode::NOT_FOUND,
+        "OBJECT_NOT_FOUND",
+        "resource not found",
+    )
+    .into_response()
+}
+
+/// A known route with a method it does not take (axum adds the `Allow` header).
+async fn wrong_method(method: Method) -> Response {
+    HsError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "VALIDATION_ERROR",
+        format!("HTTP {method} is not allowed on this resource"),
+    )
+    .into_response()
 }
 
 /// `/crm/v3/objects/contacts/123` -> `/crm/v3/objects/contacts/{id}`, for counters.

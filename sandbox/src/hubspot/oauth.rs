@@ -1,15 +1,17 @@
-//! The OAuth token endpoint (`POST /oauth/v1/token`, also `/oauth/v3/token`): the
-//! refresh-token grant issues access tokens that live 30 minutes on the sandbox clock.
-//! Issued tokens act as the integration.
+//! OAuth: the token endpoint (`POST /oauth/v1/token`, and the paths HubSpot's current
+//! docs use, `/oauth/v3/token`, `/oauth/2026-03/token`, `/oauth/2026-09/token`): the
+//! refresh-token grant issues access tokens that live 30 minutes on the sandbox clock
+//! and act as the integration. `GET /oauth/v1/access-tokens/{token}` tells what an
+//! issued token is (hub, app, user, scopes, seconds left).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 
@@ -61,10 +63,60 @@ impl IssuedTokens {
     }
 }
 
+/// What the sandbox's OAuth app was installed with.
+const SCOPES: [&str; 8] = [
+    "oauth",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.objects.companies.read",
+    "crm.objects.companies.write",
+    "crm.objects.deals.read",
+    "crm.objects.deals.write",
+    "crm.schemas.custom.read",
+];
+const APP_ID: u64 = 4_242_001;
+const USER_ID: u64 = 9_001;
+
 pub fn routes() -> Router<Arc<HubSpot>> {
     Router::new()
         .route("/oauth/v1/token", post(token))
         .route("/oauth/v3/token", post(token))
+        .route("/oauth/2026-03/token", post(token))
+        .route("/oauth/2026-09/token", post(token))
+        .route("/oauth/v1/access-tokens/{token}", get(token_info))
+}
+
+/// An access token's metadata (`AccessTokenInfoResponse`). A private app's token is no
+/// OAuth token (HubSpot answers 400); an unknown or expired one is not found.
+async fn token_info(State(hs): State<Arc<HubSpot>>, Path(token): Path<String>) -> Response {
+    let now = hs.clock.now_ms();
+    let state = lock(&hs.issued).check(&token, now);
+    match state {
+        TokenState::Valid => {
+            let expires_at = lock(&hs.issued).expiry.get(&token).copied().unwrap_or(now);
+            Json(json!({
+                "token": token,
+                "user": "integration@sandbox.example",
+                "hub_domain": "sandbox.example",
+                "scopes": SCOPES,
+                "hub_id": super::webhooks::PORTAL_ID,
+                "app_id": APP_ID,
+                "expires_in": (expires_at - now) / 1000,
+                "user_id": USER_ID,
+                "token_type": "access",
+            }))
+            .into_response()
+        }
+        _ if lock(&hs.settings).tokens.iter().any(|t| *t == token) => {
+            bad("error", "The access token must have the correct format")
+        }
+        TokenState::Expired(_) | TokenState::Unknown => super::error::HsError::new(
+            StatusCode::NOT_FOUND,
+            "OBJECT_NOT_FOUND",
+            "access token not found or expired",
+        )
+        .into_response(),
+    }
 }
 
 fn bad(status: &str, message: &str) -> Response {
@@ -106,9 +158,12 @@ async fn token(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Response {
     };
     Json(json!({
         "token_type": "bearer",
+        "token_use": "access_token",
         "refresh_token": app.refresh_token,
         "access_token": access,
         "expires_in": ACCESS_TOKEN_TTL_MS / 1000,
+        "hub_id": super::webhooks::PORTAL_ID,
+        "scopes": SCOPES,
     }))
     .into_response()
 }

@@ -1,5 +1,6 @@
 //! The object types and properties a new portal starts with: HubSpot's standard objects
-//! (with the properties crmsync and its tests touch) and one custom object.
+//! (with the properties crmsync and its tests touch; line items and products with their
+//! common ones) and two custom objects.
 
 use super::store::{ObjectKind, PropType, PropertyDef};
 
@@ -172,6 +173,21 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
         ],
     ));
     tasks.push(enumeration("hs_task_priority", &["LOW", "MEDIUM", "HIGH"]));
+    let mut line_items = text(&["name", "description", "hs_sku", "hs_product_id"]);
+    line_items.push(prop("price", PropType::Number));
+    line_items.push(prop("quantity", PropType::Number));
+    let mut amount = prop("amount", PropType::Number);
+    amount.read_only = true;
+    amount.calculated = true;
+    line_items.push(amount);
+    let mut products = text(&[
+        "name",
+        "description",
+        "hs_sku",
+        "hs_recurring_billing_period",
+    ]);
+    products.push(prop("price", PropType::Number));
+    products.push(prop("hs_cost_of_goods_sold", PropType::Number));
     let mut machines = text(&["name", "model", "salesforcemachineid"]);
     let mut serial = prop("serial_number", PropType::String);
     serial.unique = true;
@@ -241,6 +257,38 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
         ),
         (kind("notes", "0-46", "NOTE", &OBJECT_DEFAULTS), notes),
         (kind("tasks", "0-27", "TASK", &OBJECT_DEFAULTS), tasks),
+        (
+            kind(
+                "line_items",
+                "0-8",
+                "LINE_ITEM",
+                &[
+                    "createdate",
+                    "hs_lastmodifieddate",
+                    "hs_object_id",
+                    "name",
+                    "price",
+                    "quantity",
+                ],
+            ),
+            line_items,
+        ),
+        (
+            kind(
+                "products",
+                "0-7",
+                "PRODUCT",
+                &[
+                    "createdate",
+                    "description",
+                    "hs_lastmodifieddate",
+                    "hs_object_id",
+                    "name",
+                    "price",
+                ],
+            ),
+            products,
+        ),
         (
             kind(
                 CUSTOM_OBJECT.0,

@@ -168,6 +168,14 @@ pub struct Objects {
     pub index_queue: VecDeque<(i64, u64)>,
 }
 
+/// `contacts` -> `contact`, `companies` -> `company`, `line_items` -> `line_item`.
+pub fn singular(name: &str) -> String {
+    match name.strip_suffix("ies") {
+        Some(stem) => format!("{stem}y"),
+        None => name.strip_suffix('s').unwrap_or(name).to_owned(),
+    }
+}
+
 /// Computed properties every object has.
 const SYSTEM: [&str; 4] = [
     "hs_object_id",
@@ -234,6 +242,12 @@ impl Objects {
             "createdate" => Some(Cow::Owned(iso(record.created_ms))),
             "lastmodifieddate" | "hs_lastmodifieddate" => {
                 (name == self.kind.modified_property).then(|| Cow::Owned(iso(record.updated_ms)))
+            }
+            // A line item's amount is its price times its quantity.
+            "amount" if self.kind.name == "line_items" => {
+                let number = |k: &str| props.get(k).and_then(|v| v.trim().parse::<f64>().ok());
+                let (price, quantity) = (number("price")?, number("quantity").unwrap_or(1.0));
+                Some(Cow::Owned(format!("{:.2}", price * quantity)))
             }
             "hs_merged_object_ids" if !record.merged_ids.is_empty() => Some(Cow::Owned(
                 record
@@ -482,6 +496,10 @@ impl Portal {
     pub fn add_type(&mut self, kind: ObjectKind, defs: Vec<PropertyDef>) {
         self.aliases.insert(kind.type_id.clone(), kind.name.clone());
         self.aliases.insert(kind.name.clone(), kind.name.clone());
+        // HubSpot's standard objects go by their singular too (`contact`, `company`).
+        if kind.type_id.starts_with("0-") {
+            self.aliases.insert(singular(&kind.name), kind.name.clone());
+        }
         if let Some(short) = kind.name.strip_prefix("p_") {
             self.aliases.insert(short.to_owned(), kind.name.clone());
         }
@@ -489,18 +507,24 @@ impl Portal {
             .insert(kind.name.clone(), Objects::new(kind, defs));
     }
 
-    /// The object type a path segment names (`contacts`, `0-1`, `p_machines`, `2-1001`).
+    /// The object type a path segment names (`contacts`, `contact`, `0-1`, `Contacts`,
+    /// `p_machines`, `2-1001`).
     pub fn objects(&self, name: &str) -> Result<&Objects, HsError> {
-        self.aliases
-            .get(name)
+        self.canonical(name)
             .and_then(|n| self.objects.get(n))
             .ok_or_else(|| HsError::unknown_object_type(name))
     }
 
+    /// The object type's own name for a path segment, case aside.
+    pub fn canonical(&self, name: &str) -> Option<&String> {
+        self.aliases
+            .get(name)
+            .or_else(|| self.aliases.get(&name.to_ascii_lowercase()))
+    }
+
     pub fn objects_mut(&mut self, name: &str) -> Result<&mut Objects, HsError> {
         let canonical = self
-            .aliases
-            .get(name)
+            .canonical(name)
             .cloned()
             .ok_or_else(|| HsError::unknown_object_type(name))?;
         self.objects
