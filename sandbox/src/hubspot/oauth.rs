@@ -107,7 +107,7 @@ async fn token_info(State(hs): State<Arc<HubSpot>>, Path(token): Path<String>) -
             }))
             .into_response()
         }
-        _ if lock(&hs.settings).tokens.iter().any(|t| *t == token) => {
+        _ if lock(&hs.settings).tokens.contains(&token) => {
             bad("error", "The access token must have the correct format")
         }
         TokenState::Expired(_) | TokenState::Unknown => super::error::HsError::new(

@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::error::{SfError, SfFailure};
 use super::query::{self, Matches};
-use super::schema::{FieldDef, ObjectDef};
+use super::schema::{FieldDef, ObjectDef, SfType};
 use super::store::{Org, WriteOptions, parse_datetime, sf_datetime};
 use super::{API_VERSION, Caller, Cursor, Salesforce, ids, soql};
 use crate::hubspot::lock;
@@ -273,12 +273,16 @@ fn describe_field(f: &FieldDef) -> Value {
         "dependentPicklist": false,
         "referenceTo": f.reference_to,
         "relationshipName": f.relationship_name,
+        "compoundFieldName": f.compound,
+        "queryByDistance": f.ty == SfType::Address,
+        "sortable": f.ty != SfType::Address && f.ty != SfType::TextArea,
+        "groupable": f.ty != SfType::Address && f.ty != SfType::TextArea,
         "polymorphicForeignKey": f.reference_to.len() > 1,
     })
 }
 
 fn urls(name: &str) -> Value {
-    let base = format!("/services/data/v{API_VERSION}/sobjects/{name}");
+    let base = format!("{}/sobjects/{name}", super::data_path());
     json!({"sobject": base, "describe": format!("{base}/describe"), "rowTemplate": format!("{base}/{{ID}}")})
 }
 
@@ -503,7 +507,7 @@ async fn read_by_external_id(
             StatusCode::MULTIPLE_CHOICES,
             Json(json!(
                 many.iter()
-                    .map(|id| format!("/services/data/v{API_VERSION}/sobjects/{object}/{id}"))
+                    .map(|id| format!("{}/sobjects/{object}/{id}", super::data_path()))
                     .collect::<Vec<_>>()
             )),
         )
@@ -1060,35 +1064,40 @@ async fn composite_get(sf: &Arc<Salesforce>, url: &str) -> Result<Value, SfFailu
         .map(|s| (*s).to_owned())
         .unwrap_or_else(|| format!("v{API_VERSION}"));
     let rest = parts.get(4..).unwrap_or_default();
-    let response = match rest {
-        ["query"] => run_query(sf.clone(), version, raw, HeaderMap::new(), false).await?,
-        ["queryAll"] => run_query(sf.clone(), version, raw, HeaderMap::new(), true).await?,
-        ["sobjects", object, "updated"] => {
-            updated(
-                State(sf.clone()),
-                Path((version, (*object).to_owned())),
-                RawQuery(raw),
-            )
-            .await?
-        }
-        ["sobjects", object, "deleted"] => {
-            deleted(
-                State(sf.clone()),
-                Path((version, (*object).to_owned())),
-                RawQuery(raw),
-            )
-            .await?
-        }
-        ["sobjects", object, id] => {
-            read(
-                State(sf.clone()),
-                Path((version, (*object).to_owned(), (*id).to_owned())),
-                RawQuery(raw),
-            )
-            .await?
-        }
-        _ => return Err(SfFailure::not_found()),
-    };
+    // A subrequest answers in the version its own URL names.
+    let scoped = version.clone();
+    let response = super::in_version(scoped, async move {
+        Ok::<_, SfFailure>(match rest {
+            ["query"] => run_query(sf.clone(), version, raw, HeaderMap::new(), false).await?,
+            ["queryAll"] => run_query(sf.clone(), version, raw, HeaderMap::new(), true).await?,
+            ["sobjects", object, "updated"] => {
+                updated(
+                    State(sf.clone()),
+                    Path((version, (*object).to_owned())),
+                    RawQuery(raw),
+                )
+                .await?
+            }
+            ["sobjects", object, "deleted"] => {
+                deleted(
+                    State(sf.clone()),
+                    Path((version, (*object).to_owned())),
+                    RawQuery(raw),
+                )
+                .await?
+            }
+            ["sobjects", object, id] => {
+                read(
+                    State(sf.clone()),
+                    Path((version, (*object).to_owned(), (*id).to_owned())),
+                    RawQuery(raw),
+                )
+                .await?
+            }
+            _ => return Err(SfFailure::not_found()),
+        })
+    })
+    .await?;
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .map_err(|_| SfFailure::not_found())?;

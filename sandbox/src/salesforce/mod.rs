@@ -8,6 +8,7 @@
 //! API act as the org's admin.
 
 mod api;
+mod bulk;
 mod control;
 pub mod error;
 pub mod ids;
@@ -36,6 +37,47 @@ use store::{Org, Writer};
 
 /// The API version the sandbox reports as current.
 pub const API_VERSION: &str = "65.0";
+/// The oldest version the org still serves.
+const OLDEST_VERSION: f64 = 20.0;
+
+tokio::task_local! {
+    /// The API version of the request being answered (`v59.0`): URLs in answers carry
+    /// the version that was called, as Salesforce's do.
+    static REQUEST_VERSION: String;
+}
+
+/// `/services/data/v59.0`, with the version the caller used.
+pub fn data_path() -> String {
+    REQUEST_VERSION
+        .try_with(|v| format!("/services/data/{v}"))
+        .unwrap_or_else(|_| format!("/services/data/v{API_VERSION}"))
+}
+
+/// Runs `f` as an answer in API version `version` (`v59.0`).
+pub async fn in_version<F: std::future::Future>(version: String, f: F) -> F::Output {
+    REQUEST_VERSION.scope(version, f).await
+}
+
+/// The version segment of a REST path (`v59.0`), if it names one the org serves.
+fn served_version(path: &str) -> Result<Option<String>, SfFailure> {
+    let Some(segment) = path
+        .strip_prefix("/services/data/")
+        .map(|r| r.split('/').next().unwrap_or_default())
+    else {
+        return Ok(None);
+    };
+    let newest: f64 = API_VERSION.parse().unwrap_or(65.0);
+    let served = segment
+        .strip_prefix('v')
+        .filter(|n| n.ends_with(".0"))
+        .and_then(|n| n.parse::<f64>().ok())
+        .is_some_and(|n| (OLDEST_VERSION..=newest).contains(&n));
+    if served {
+        Ok(Some(segment.to_owned()))
+    } else {
+        Err(SfFailure::not_found())
+    }
+}
 /// Salesforce's URI length limit.
 const URI_MAX: usize = 16_384;
 const DAY_MS: i64 = 86_400_000;
@@ -155,6 +197,7 @@ pub struct Salesforce {
     revoked: Mutex<HashSet<String>>,
     next_cursor: Mutex<u64>,
     pub outbound: Mutex<outbound::Outbound>,
+    pub bulk: Mutex<bulk::BulkJobs>,
 }
 
 impl Salesforce {
@@ -172,6 +215,7 @@ impl Salesforce {
             revoked: Mutex::new(HashSet::new()),
             next_cursor: Mutex::new(0),
             outbound: Mutex::new(outbound::Outbound::default()),
+            bulk: Mutex::default(),
         })
     }
 
@@ -279,13 +323,56 @@ impl Salesforce {
 }
 
 pub fn router(state: Arc<Salesforce>) -> Router {
-    let api = api::routes().layer(middleware::from_fn_with_state(state.clone(), gate));
-    Router::new()
+    let api = api::routes()
+        .merge(bulk::routes())
+        .layer(middleware::from_fn_with_state(state.clone(), gate));
+    let routes = Router::new()
         .merge(api)
         .merge(api::public_routes())
         .merge(oauth::routes())
         .nest("/_sandbox/salesforce", control::routes())
-        .with_state(state)
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .with_state(state);
+    // Outside the routes, where axum has set `Allow` on a 405.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::map_response(name_allowed_methods))
+}
+
+/// An unknown route: Salesforce's NOT_FOUND body, never an empty 404.
+async fn no_route() -> Response {
+    SfFailure::not_found().into_response()
+}
+
+/// A known route with a method it does not take; the message names the allowed ones
+/// once axum has set `Allow` (`name_allowed_methods`).
+async fn wrong_method() -> Response {
+    StatusCode::METHOD_NOT_ALLOWED.into_response()
+}
+
+async fn name_allowed_methods(request_method: axum::http::Method, response: Response) -> Response {
+    if response.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return response;
+    }
+    let allowed = response
+        .headers()
+        .get("allow")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .replace(' ', "");
+    let mut answer = SfFailure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        SfError::new(
+            "METHOD_NOT_ALLOWED",
+            format!("HTTP Method '{request_method}' not allowed. Allowed are {allowed}"),
+        ),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&allowed) {
+        answer.headers_mut().insert("allow", v);
+    }
+    answer
 }
 
 fn endpoint_key(method: &axum::http::Method, path: &str) -> String {
@@ -377,7 +464,11 @@ async fn gate(State(sf): State<Arc<Salesforce>>, mut request: Request, next: Nex
     }
     request.extensions_mut().insert(caller);
     let read = is_read(request.method(), &path);
-    let mut response = next.run(request).await;
+    let version = match served_version(&path) {
+        Ok(v) => v.unwrap_or_else(|| format!("v{API_VERSION}")),
+        Err(f) => return f.into_response(),
+    };
+    let mut response = REQUEST_VERSION.scope(version, next.run(request)).await;
     if caller == Caller::Integration && read {
         sf.after_integration_read();
     }

@@ -13,7 +13,6 @@ use super::store::{Org, Record, parse_datetime};
 
 /// `OFFSET` may not go past this.
 const OFFSET_MAX: usize = 2_000;
-const API: &str = "/services/data/v65.0";
 
 /// Matching record ids, in order; the caller pages through them.
 #[derive(Debug, Clone)]
@@ -104,13 +103,24 @@ pub fn run(
         Select::Count => Vec::new(),
         Select::Fields(f) => f.iter().map(String::as_str).collect(),
     };
-    if let Some(filter) = &q.filter {
-        paths.extend(filter.fields());
-    }
-    paths.extend(q.order.iter().map(|o| o.field.as_str()));
+    let filtered: Vec<&str> = q.filter.as_ref().map(|f| f.fields()).unwrap_or_default();
+    let ordered: Vec<&str> = q.order.iter().map(|o| o.field.as_str()).collect();
+    paths.extend(filtered.iter().copied());
+    paths.extend(ordered.iter().copied());
     for path in paths {
         if field_of(org, object, path).is_none() {
             return Err(invalid_field(soql, path, object.name));
+        }
+    }
+    // A compound address is selected, never filtered or sorted on.
+    for path in filtered.iter().chain(&ordered) {
+        if field_of(org, object, path).is_some_and(|f| f.ty == SfType::Address) {
+            return Err(SfFailure::bad_request(vec![SfError::new(
+                "INVALID_FIELD",
+                format!(
+                    "\n{soql}\nERROR at Row:1:Column:1\nAddress fields can only be filtered using Distance expressions: {path}"
+                ),
+            )]));
         }
     }
     if q.offset.is_some_and(|o| o > OFFSET_MAX) {
@@ -314,9 +324,10 @@ fn compare(ty: Option<SfType>, actual: &Value, op: Op, literal: &Literal, now: i
     }
 }
 
-/// `{"type": "Contact", "url": "/services/data/v65.0/sobjects/Contact/003..."}`
+/// `{"type": "Contact", "url": "/services/data/v59.0/sobjects/Contact/003..."}`, with the
+/// version the caller used.
 pub fn attributes(object: &str, id: &str) -> Value {
-    json!({"type": object, "url": format!("{API}/sobjects/{object}/{id}")})
+    json!({"type": object, "url": format!("{}/sobjects/{object}/{id}", super::data_path())})
 }
 
 /// A record as a query returns it: `attributes`, then the selected fields in order,

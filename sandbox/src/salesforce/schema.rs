@@ -21,6 +21,9 @@ pub enum SfType {
     Picklist,
     MultiPicklist,
     Reference,
+    /// A compound address (`MailingAddress`): read-only, read as an object built from
+    /// its component fields.
+    Address,
 }
 
 impl SfType {
@@ -42,6 +45,7 @@ impl SfType {
             SfType::Picklist => "picklist",
             SfType::MultiPicklist => "multipicklist",
             SfType::Reference => "reference",
+            SfType::Address => "address",
         }
     }
 
@@ -98,6 +102,8 @@ pub struct FieldDef {
     pub external_id: bool,
     pub reference_to: Vec<&'static str>,
     pub relationship_name: Option<String>,
+    /// The compound field this one is a component of (`MailingCity` -> `MailingAddress`).
+    pub compound: Option<&'static str>,
 }
 
 impl FieldDef {
@@ -132,6 +138,7 @@ impl FieldDef {
             external_id: false,
             reference_to: Vec::new(),
             relationship_name,
+            compound: None,
         }
     }
 
@@ -283,11 +290,27 @@ const INDUSTRIES: [&str; 10] = [
     "Transportation",
 ];
 
-/// Address fields with a prefix (`Mailing`, `Billing`, or none for leads), including the
-/// State/Country picklist code fields.
-fn address(prefix: &str) -> Vec<FieldDef> {
+/// The accuracy values of a geocoded address.
+const GEOCODE_ACCURACY: [&str; 11] = [
+    "Address",
+    "NearAddress",
+    "Block",
+    "Street",
+    "ExtendedZip",
+    "Zip",
+    "Neighborhood",
+    "City",
+    "County",
+    "State",
+    "Unknown",
+];
+
+/// An address with a prefix (`Mailing`, `Other`, `Billing`, `Shipping`, or none for
+/// leads): its component fields (the State/Country picklist code fields included),
+/// then the compound field (`MailingAddress`), as describe lists them.
+fn address(prefix: &str, compound: &'static str) -> Vec<FieldDef> {
     let name = |s: &str| format!("{prefix}{s}");
-    vec![
+    let mut fields = vec![
         len(f(&name("Street"), SfType::TextArea), 255),
         len(f(&name("City"), SfType::String), 40),
         len(f(&name("State"), SfType::String), 80),
@@ -295,6 +318,36 @@ fn address(prefix: &str) -> Vec<FieldDef> {
         len(f(&name("Country"), SfType::String), 80),
         len(f(&name("StateCode"), SfType::Picklist), 10),
         len(f(&name("CountryCode"), SfType::Picklist), 10),
+        f(&name("Latitude"), SfType::Double),
+        f(&name("Longitude"), SfType::Double),
+        len(
+            picklist(&name("GeocodeAccuracy"), &GEOCODE_ACCURACY, false),
+            40,
+        ),
+    ];
+    for c in &mut fields {
+        c.compound = Some(compound);
+    }
+    fields.push(read_only(f(compound, SfType::Address)));
+    fields
+}
+
+/// Contact and Lead fields an admin expects to map, beyond the sync's own.
+fn person_details() -> Vec<FieldDef> {
+    vec![
+        picklist(
+            "Salutation",
+            &["Mr.", "Ms.", "Mrs.", "Dr.", "Prof.", "Mx."],
+            false,
+        ),
+        f("MobilePhone", SfType::Phone),
+        f("Fax", SfType::Phone),
+        f("Description", SfType::TextArea),
+        f("DoNotCall", SfType::Boolean),
+        f("HasOptedOutOfEmail", SfType::Boolean),
+        f("HasOptedOutOfFax", SfType::Boolean),
+        len(f("EmailBouncedReason", SfType::String), 255),
+        f("EmailBouncedDate", SfType::DateTime),
     ]
 }
 
@@ -329,13 +382,26 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         read_only(reference("ConvertedContactId", &["Contact"])),
         read_only(reference("ConvertedOpportunityId", &["Opportunity"])),
         external_id("HubSpot_Contact_Id__c"),
+        f("Website", SfType::Url),
+        f("AnnualRevenue", SfType::Currency),
+        f("NumberOfEmployees", SfType::Int),
     ]);
-    lead_fields.extend(address(""));
+    lead_fields.extend(person_details());
+    lead_fields.extend(address("", "Address"));
     let mut contact_fields = person(vec![
         reference("AccountId", &["Account"]),
         external_id("HubSpot_Contact_Id__c"),
+        len(f("Department", SfType::String), 80),
+        f("HomePhone", SfType::Phone),
+        f("OtherPhone", SfType::Phone),
+        len(f("AssistantName", SfType::String), 40),
+        f("AssistantPhone", SfType::Phone),
+        f("Birthdate", SfType::Date),
+        reference("ReportsToId", &["Contact"]),
     ]);
-    contact_fields.extend(address("Mailing"));
+    contact_fields.extend(person_details());
+    contact_fields.extend(address("Other", "OtherAddress"));
+    contact_fields.extend(address("Mailing", "MailingAddress"));
     let mut account_fields = system_fields();
     account_fields.extend([
         required(f("Name", SfType::String)),
@@ -350,8 +416,22 @@ pub fn standard_objects() -> Vec<ObjectDef> {
             Formula::EmployeeBand,
         ),
         external_id("HubSpot_Company_Id__c"),
+        f("Fax", SfType::Phone),
+        f("Description", SfType::TextArea),
+        picklist(
+            "Type",
+            &[
+                "Prospect",
+                "Customer - Direct",
+                "Customer - Channel",
+                "Partner",
+                "Other",
+            ],
+            false,
+        ),
     ]);
-    account_fields.extend(address("Billing"));
+    account_fields.extend(address("Billing", "BillingAddress"));
+    account_fields.extend(address("Shipping", "ShippingAddress"));
     let mut opportunity_fields = system_fields();
     opportunity_fields.extend([
         required(len(f("Name", SfType::String), 120)),

@@ -19,6 +19,9 @@ pub static INTEGRATION_USER: std::sync::LazyLock<String> =
 pub static ADMIN_USER: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| ids::make("005", 2));
 
+/// The prefixes of address fields (`MailingCity`, `City` on leads...).
+const ADDRESS_PREFIXES: [&str; 5] = ["", "Mailing", "Other", "Billing", "Shipping"];
+
 #[derive(Debug, Clone)]
 pub struct Record {
     pub id: String,
@@ -266,7 +269,43 @@ impl Org {
     }
 
     /// A field's value on a record, computed ones included; `Null` when empty.
+    /// A compound address as SOQL reads it: an object of its components (keys in
+    /// alphabetical order; the codes only with State and Country picklists on), or null
+    /// when every component is empty.
+    fn compound_address(&self, record: &Record, field: &FieldDef) -> Value {
+        let prefix = field.name.strip_suffix("Address").unwrap_or_default();
+        let get = |part: &str| {
+            record
+                .fields
+                .get(&format!("{prefix}{part}"))
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let mut parts = vec![
+            ("city", get("City")),
+            ("country", get("Country")),
+            ("geocodeAccuracy", get("GeocodeAccuracy")),
+            ("latitude", get("Latitude")),
+            ("longitude", get("Longitude")),
+            ("postalCode", get("PostalCode")),
+            ("state", get("State")),
+            ("street", get("Street")),
+        ];
+        if self.state_country_picklists {
+            parts.push(("countryCode", get("CountryCode")));
+            parts.push(("stateCode", get("StateCode")));
+            parts.sort_by_key(|(k, _)| *k);
+        }
+        if parts.iter().all(|(_, v)| v.is_null()) {
+            return Value::Null;
+        }
+        Value::Object(parts.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+    }
+
     pub fn value(&self, record: &Record, field: &FieldDef) -> Value {
+        if field.ty == SfType::Address {
+            return self.compound_address(record, field);
+        }
         match field.name.as_str() {
             "Id" => return json!(record.id),
             "IsDeleted" => return json!(record.deleted_ms.is_some()),
@@ -515,7 +554,7 @@ impl Org {
                     "entityType": entity, "errors": [], "matchEngine": "FuzzyMatchEngine",
                     "rule": format!("Standard_{entity}_Match_Rule_v1_1"), "size": 1, "success": true,
                     "matchRecords": [{"additionalInformation": [], "fieldDiffs": [], "matchConfidence": 100.0,
-                        "record": {"attributes": {"type": entity, "url": format!("/services/data/v65.0/sobjects/{entity}/{}", found.id)}, "Id": found.id}}]
+                        "record": {"attributes": {"type": entity, "url": format!("{}/sobjects/{entity}/{}", super::data_path(), found.id)}, "Id": found.id}}]
                 }]
             }),
         )));
@@ -528,7 +567,7 @@ impl Org {
         if !self.state_country_picklists {
             return Ok(());
         }
-        for prefix in ["", "Mailing", "Billing"] {
+        for prefix in ADDRESS_PREFIXES {
             let country_code = format!("{prefix}CountryCode");
             if object.field(&country_code).is_none() {
                 continue;
@@ -582,7 +621,7 @@ impl Org {
         if !self.state_country_picklists {
             return Ok(());
         }
-        for prefix in ["", "Mailing", "Billing"] {
+        for prefix in ADDRESS_PREFIXES {
             let (country, country_code) =
                 (format!("{prefix}Country"), format!("{prefix}CountryCode"));
             if object.field(&country_code).is_none() {

@@ -1,0 +1,166 @@
+"""What real Salesforce clients meet and the sandbox must answer the same way: compound
+address fields (describe, SOQL, writes), the standard fields admins map, URLs in the API
+version that was called, NOT_FOUND and METHOD_NOT_ALLOWED bodies for unknown routes and
+methods, and Bulk API 2.0 query jobs, through simple-salesforce's own bulk2 client."""
+
+import csv
+import io
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import SalesforceMalformedRequest
+
+from conftest import SF_TOKEN
+from test_salesforce_client import HttpSession
+
+
+@pytest.fixture(scope="module")
+def sf59(sandbox):
+    host = sandbox.salesforce_url.removeprefix("http://")
+    return Salesforce(instance_url=f"https://{host}", session_id=SF_TOKEN, session=HttpSession(host), version="59.0")
+
+
+def rest(sandbox, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"authorization": f"Bearer {SF_TOKEN}", "content-type": "application/json"}
+    r = urllib.request.Request(sandbox.salesforce_url + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(r, timeout=10) as resp:
+            status, head, text = resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        status, head, text = e.code, e.headers, e.read().decode()
+    try:
+        return status, head, (json.loads(text) if text else None)
+    except ValueError:
+        return status, head, text
+
+
+def fields(sf, sobject):
+    return {f["name"]: f for f in getattr(sf, sobject).describe()["fields"]}
+
+
+def test_describe_has_compound_addresses_and_the_standard_fields(sf59):
+    contact = fields(sf59, "Contact")
+    for compound in ("MailingAddress", "OtherAddress"):
+        f = contact[compound]
+        assert f["type"] == "address" and not f["createable"] and not f["updateable"], f
+        assert f["compoundFieldName"] is None and f["queryByDistance"] is True
+    prefix = "Mailing"
+    for part in ("Street", "City", "State", "PostalCode", "Country", "Latitude", "Longitude", "GeocodeAccuracy"):
+        assert contact[f"{prefix}{part}"]["compoundFieldName"] == "MailingAddress", part
+    for name, ty in (("Department", "string"), ("MobilePhone", "phone"), ("HomePhone", "phone"), ("Birthdate", "date"),
+                     ("AssistantName", "string"), ("ReportsToId", "reference"), ("DoNotCall", "boolean"),
+                     ("HasOptedOutOfEmail", "boolean"), ("Description", "textarea"), ("Salutation", "picklist")):
+        assert contact[name]["type"] == ty, name
+    lead = fields(sf59, "Lead")
+    assert lead["Address"]["type"] == "address" and lead["City"]["compoundFieldName"] == "Address"
+    for name in ("Website", "NumberOfEmployees", "AnnualRevenue", "MobilePhone", "Description"):
+        assert name in lead, name
+    account = fields(sf59, "Account")
+    assert account["BillingAddress"]["type"] == "address" and account["ShippingAddress"]["type"] == "address"
+    assert account["ShippingCity"]["compoundFieldName"] == "ShippingAddress"
+
+
+def test_soql_reads_a_compound_address_and_refuses_to_filter_or_write_it(sf59, sandbox):
+    cid = sf59.Contact.create({"LastName": "Compound", "MailingCity": "Lisbon", "MailingCountry": "Portugal",
+                               "MailingStreet": "Rua Augusta 1"})["id"]
+    bare = sf59.Contact.create({"LastName": "NoAddress"})["id"]
+    rows = sf59.query(f"SELECT Id, MailingAddress FROM Contact WHERE Id IN ('{cid}', '{bare}')")["records"]
+    by_id = {r["Id"][:15]: r for r in rows}
+    address = by_id[cid[:15]]["MailingAddress"]
+    assert list(address) == sorted(address), "keys in alphabetical order"
+    assert address == {"city": "Lisbon", "country": "Portugal", "geocodeAccuracy": None, "latitude": None,
+                       "longitude": None, "postalCode": None, "state": None, "street": "Rua Augusta 1"}
+    assert by_id[bare[:15]]["MailingAddress"] is None
+    with pytest.raises(SalesforceMalformedRequest) as e:
+        sf59.query("SELECT Id FROM Contact WHERE MailingAddress != null")
+    assert "Address fields can only be filtered" in str(e.value)
+    status, _, body = rest(sandbox, "PATCH", f"/services/data/v59.0/sobjects/Contact/{cid}",
+                           {"MailingAddress": {"city": "Porto"}})
+    assert status == 400 and body[0]["errorCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE", body
+
+
+def test_urls_carry_the_api_version_that_was_called(sf59, sandbox):
+    sf59.Lead.create({"LastName": "Versioned", "Company": "V Co"})
+    record = sf59.query("SELECT Id FROM Lead WHERE LastName = 'Versioned'")["records"][0]
+    assert record["attributes"]["url"].startswith("/services/data/v59.0/sobjects/Lead/"), record
+    assert sf59.Lead.describe()["urls"]["describe"] == "/services/data/v59.0/sobjects/Lead/describe"
+    status, _, body = rest(sandbox, "GET", "/services/data/v61.0/query?q=SELECT+Id+FROM+Lead+LIMIT+1")
+    assert status == 200 and body["records"][0]["attributes"]["url"].startswith("/services/data/v61.0/")
+    status, _, body = rest(sandbox, "GET", "/services/data/v99.0/query?q=SELECT+Id+FROM+Lead")
+    assert status == 404 and body == [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+
+
+def test_unknown_routes_and_methods_answer_salesforces_json_errors(sandbox):
+    status, head, body = rest(sandbox, "GET", "/services/data/v65.0/nothing/here")
+    assert status == 404 and head["content-type"].startswith("application/json")
+    assert body == [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+    status, _, body = rest(sandbox, "GET", "/services/data/v65.0/sobjects/Nope__c/describe")
+    assert status == 404 and body[0]["errorCode"] == "NOT_FOUND"
+    status, head, body = rest(sandbox, "PUT", "/services/data/v65.0/sobjects/Lead/00Q000000000001", {})
+    assert status == 405 and head["content-type"].startswith("application/json"), body
+    assert body[0]["errorCode"] == "METHOD_NOT_ALLOWED"
+    assert body[0]["message"].startswith("HTTP Method 'PUT' not allowed. Allowed are "), body
+    assert "PATCH" in head["allow"] and "GET" in head["allow"]
+
+
+def test_bulk_query_jobs_through_simple_salesforces_bulk2(sf59):
+    for i in range(7):
+        sf59.Contact.create({"LastName": f"Bulk{i}", "Email": f"bulk{i}@sf.example", "Title": 'Says "hi", twice'})
+    expected = sf59.query("SELECT COUNT() FROM Contact")["totalSize"]
+    pages = list(sf59.bulk2.Contact.query("SELECT Id, LastName, Title, Account.Name FROM Contact", max_records=3, wait=0))
+    rows = [row for page in pages for row in csv.DictReader(io.StringIO(page))]
+    assert len(rows) == expected and len(pages) == (expected + 2) // 3, (len(rows), len(pages))
+    assert list(rows[0]) == ["Id", "LastName", "Title", "Account.Name"]
+    bulk = [r for r in rows if r["LastName"].startswith("Bulk")]
+    assert len(bulk) == 7 and bulk[0]["Title"] == 'Says "hi", twice'
+    # queryAll includes deleted records.
+    gone = sf59.Contact.create({"LastName": "BulkGone"})["id"]
+    sf59.Contact.delete(gone)
+    live = [r for p in sf59.bulk2.Contact.query("SELECT Id FROM Contact", wait=0) for r in csv.DictReader(io.StringIO(p))]
+    every = [r for p in sf59.bulk2.Contact.query_all("SELECT Id FROM Contact", wait=0) for r in csv.DictReader(io.StringIO(p))]
+    assert len(every) == len(live) + 1
+
+
+def test_bulk_query_jobs_over_http(sandbox):
+    base = "/services/data/v59.0/jobs/query"
+    status, _, job = rest(sandbox, "POST", base, {"operation": "query", "query": "SELECT Id, Name FROM Lead"})
+    assert status == 200 and job["state"] == "UploadComplete" and job["object"] == "Lead", job
+    assert job["apiVersion"] == 59.0 and job["contentType"] == "CSV" and job["columnDelimiter"] == "COMMA"
+    status, _, early = rest(sandbox, "GET", f"{base}/{job['id']}/results")
+    assert status == 412 and early[0]["errorCode"] == "JOB_NOT_COMPLETE"
+    status, _, done = rest(sandbox, "GET", f"{base}/{job['id']}")
+    assert done["state"] == "JobComplete" and done["jobType"] == "V2Query"
+    total = done["numberRecordsProcessed"]
+    locator, seen = None, 0
+    while True:
+        query = "?maxRecords=2" + (f"&locator={locator}" if locator else "")
+        status, head, text = rest(sandbox, "GET", f"{base}/{job['id']}/results{query}")
+        assert status == 200 and head["content-type"].startswith("text/csv")
+        assert text.splitlines()[0] == '"Id","Name"'
+        assert int(head["Sforce-NumberOfRecords"]) == len(text.splitlines()) - 1
+        seen += int(head["Sforce-NumberOfRecords"])
+        locator = head["Sforce-Locator"]
+        if locator == "null":
+            break
+    assert seen == total
+    status, _, listed = rest(sandbox, "GET", base)
+    assert any(j["id"] == job["id"] for j in listed["records"]) and listed["done"] is True
+    status, _, _ = rest(sandbox, "DELETE", f"{base}/{job['id']}")
+    assert status == 204
+    status, _, _ = rest(sandbox, "GET", f"{base}/{job['id']}")
+    assert status == 404
+    # Abort a job that has not run yet; a running one cannot be deleted.
+    _, _, second = rest(sandbox, "POST", base, {"operation": "query", "query": "SELECT Id FROM Account", "columnDelimiter": "PIPE"})
+    status, _, _ = rest(sandbox, "DELETE", f"{base}/{second['id']}")
+    assert status == 400
+    status, _, aborted = rest(sandbox, "PATCH", f"{base}/{second['id']}", {"state": "Aborted"})
+    assert status == 200 and aborted["state"] == "Aborted"
+    # What Bulk queries refuse, refused when the job is created.
+    for soql, code in (("SELECT COUNT() FROM Lead", "API_ERROR"), ("SELECT Id, Address FROM Lead", "API_ERROR"),
+                       ("SELECT Nope__c FROM Lead", "INVALID_FIELD"), ("SELECT Id FROM Nope__c", "INVALID_TYPE")):
+        status, _, body = rest(sandbox, "POST", base, {"operation": "query", "query": soql})
+        assert status == 400 and body[0]["errorCode"] == code, (soql, body)
