@@ -465,6 +465,7 @@ fn webhook_object(type_name: &str) -> Option<&'static str> {
         "contacts" => Some("contact"),
         "companies" => Some("company"),
         "deals" => Some("deal"),
+        "tickets" => Some("ticket"),
         t if t.starts_with("p_") => Some("object"),
         _ => None,
     }

@@ -43,7 +43,7 @@ impl Default for OutboundSettings {
     fn default() -> Self {
         OutboundSettings {
             url: None,
-            objects: ["Lead", "Contact", "Account", "Opportunity"]
+            objects: ["Lead", "Contact", "Account", "Opportunity", "Case"]
                 .map(str::to_owned)
                 .to_vec(),
             loss_rate: 0.0,

@@ -267,6 +267,35 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
             junctions,
         });
     }
+    if config.tickets.enabled {
+        let mut lookups: Vec<Lookup> = Vec::new();
+        // A Case points at a Contact (never a Lead) and an Account: the ticket's
+        // associations.
+        if config.contacts.enabled {
+            lookups.push(Lookup {
+                field: "ContactId".into(),
+                on: vec!["Case".into()],
+                target: "contacts".into(),
+                target_hubspot: "contacts".into(),
+                target_sobject: "Contact".into(),
+            });
+        }
+        lookups.extend(account_lookup(config, "AccountId", "Case"));
+        pairs.push(PairSpec {
+            name: "tickets".into(),
+            rank: 3,
+            hubspot_object: "tickets".into(),
+            sobjects: vec!["Case".into()],
+            create_as: "Case".into(),
+            hubspot_id_field: "HubSpot_Ticket_Id__c".into(),
+            salesforce_id_properties: vec![("Case".into(), "salesforcecaseid".into())],
+            kind_property: None,
+            hubspot_modified: "hs_lastmodifieddate".into(),
+            match_key: None,
+            lookups,
+            junctions: Vec::new(),
+        });
+    }
     for custom in config.custom_objects.iter().filter(|c| c.enabled) {
         let lookups = custom
             .lookups
@@ -286,7 +315,7 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
         pairs.push(PairSpec {
             name: custom.name.clone(),
             // After every standard pair, and after the custom pairs it points at.
-            rank: 3 + custom.lookups.len().min(200) as Rank,
+            rank: 4 + custom.lookups.len().min(200) as Rank,
             hubspot_object: custom.hubspot_object.clone(),
             sobjects: vec![custom.salesforce_object.clone()],
             create_as: custom.salesforce_object.clone(),

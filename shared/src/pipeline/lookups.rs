@@ -58,11 +58,14 @@ impl Synced {
     }
 }
 
-/// What one pass over a lookup found missing: targets to sync, by side.
+/// What one pass over a lookup found missing: targets to sync, by side, and targets
+/// that can never fill the field (a Case's contact that syncs with a Lead).
 #[derive(Default)]
 struct Missing {
     /// (record index in `synced`, the target reference).
     targets: Vec<(usize, WorkItem)>,
+    /// (record index in `synced`, why the field stays empty).
+    wrong_kind: Vec<(usize, String)>,
 }
 
 impl Missing {
@@ -169,17 +172,17 @@ impl Pipeline {
         synced: &[Synced],
         which: &[usize],
         depth: u8,
-    ) -> Result<Vec<(usize, WorkItem)>, String> {
+    ) -> Result<Missing, String> {
         let missing = self.pass(run, step, synced, which).await?;
         if missing.targets.is_empty() || depth >= MAX_DEPTH {
-            return Ok(missing.targets);
+            return Ok(missing);
         }
         let mut refs: Vec<WorkItem> = missing.targets.iter().map(|(_, t)| t.clone()).collect();
         refs.sort_by(|a, b| (&a.side, &a.object, &a.id).cmp(&(&b.side, &b.object, &b.id)));
         refs.dedup();
         tracing::info!(message = "syncing related records first", pair = %run.spec.name, count = refs.len());
         self.sync_related(refs, depth + 1).await;
-        Ok(self.pass(run, step, synced, which).await?.targets)
+        self.pass(run, step, synced, which).await
     }
 
     /// After a pass: records whose targets are still missing wait (retried), with the
@@ -189,13 +192,28 @@ impl Pipeline {
         run: &PairRun,
         items: &[WorkItem],
         synced: &[Synced],
-        result: Result<Vec<(usize, WorkItem)>, String>,
+        result: Result<Missing, String>,
         waiting: &mut BTreeSet<usize>,
         target: &str,
     ) {
         match result {
-            Ok(still) => {
-                for (n, t) in still {
+            Ok(missing) => {
+                for (n, why) in missing.wrong_kind {
+                    let Some(&first) = synced[n].items.first() else {
+                        continue;
+                    };
+                    // The record synced; this field of it cannot follow the association.
+                    let mut event = self.event(
+                        &items[first],
+                        synced[n].from,
+                        Outcome::Synced,
+                        self.clock.now_ms(),
+                    );
+                    event.code = Some("related_not_contact".into());
+                    event.message = Some(why);
+                    self.record(event).await;
+                }
+                for (n, t) in missing.targets {
                     if !waiting.insert(n) {
                         continue;
                     }
@@ -285,6 +303,8 @@ impl Pipeline {
                     }
                 }
                 None => {
+                    // The first linked target the field can point at, else the first
+                    // linked one (to say why the field stays empty).
                     let mut found = None;
                     for target in associated {
                         let link = self
@@ -293,11 +313,33 @@ impl Pipeline {
                             .await
                             .map_err(|e| e.to_string())?;
                         if let Some(l) = link {
-                            found = Some(l);
-                            break;
+                            let fits = l.salesforce_object == lookup.target_sobject;
+                            if fits || found.is_none() {
+                                found = Some(l);
+                            }
+                            if fits {
+                                break;
+                            }
                         }
                     }
                     match (found, associated.first()) {
+                        // Linked, but as an sObject this field cannot point at.
+                        (Some(l), _) if l.salesforce_object != lookup.target_sobject => {
+                            missing.wrong_kind.push((
+                                n,
+                                format!(
+                                    "{}.{} takes a {}; HubSpot {} {} syncs with {} {}: convert the {} to fill it",
+                                    s.sobject,
+                                    lookup.field,
+                                    lookup.target_sobject,
+                                    lookup.target_hubspot,
+                                    l.hubspot_id,
+                                    l.salesforce_object,
+                                    l.salesforce_id,
+                                    l.salesforce_object
+                                ),
+                            ));
+                        }
                         (Some(l), _) => {
                             let mut row = Map::new();
                             row.insert("Id".into(), json!(s.salesforce_id));

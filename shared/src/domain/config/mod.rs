@@ -357,6 +357,10 @@ pub struct DealSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketSettings {
     pub enabled: bool,
+    /// The HubSpot ticket pipeline of tickets created from Salesforce cases.
+    pub pipeline: String,
+    /// Its stage for a new ticket whose case status has no stage mapped.
+    pub default_stage: String,
     pub fields: Vec<FieldMapping>,
 }
 

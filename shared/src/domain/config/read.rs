@@ -278,6 +278,8 @@ fn read_root(root: &mut Node<'_>, p: &mut Problems) -> SyncConfig {
     let deals = section(root, "deals", p, read_deals);
     let tickets = section(root, "tickets", p, |n, p| TicketSettings {
         enabled: n.bool("enabled", false, p),
+        pipeline: n.string("pipeline", p).unwrap_or_else(|| "0".into()),
+        default_stage: n.string("default_stage", p).unwrap_or_else(|| "1".into()),
         fields: read_fields(n, false, p),
     });
     let activities = section(root, "activities", p, read_activities);

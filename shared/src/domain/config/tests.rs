@@ -69,8 +69,11 @@ fn the_example_is_valid_and_enables_every_pair_that_runs() {
         .filter(|p| p.enabled())
         .map(|p| p.name())
         .collect();
-    assert_eq!(on, ["contacts", "companies", "deals", "machines"]);
-    assert!(!c.tickets.enabled && !c.activities.enabled);
+    assert_eq!(
+        on,
+        ["contacts", "companies", "deals", "tickets", "machines"]
+    );
+    assert!(!c.activities.enabled);
     assert!(!c.contacts.lifecycle_from_opportunities.enabled);
     assert_eq!(c.custom_objects[0].lookups.len(), 1);
     assert!(matches!(c.contacts.inclusion, Inclusion::Filter(_)));
@@ -81,7 +84,6 @@ fn the_example_is_valid_and_enables_every_pair_that_runs() {
 #[test]
 fn settings_this_build_does_not_carry_out_are_refused() {
     for (key, line) in [
-        ("tickets.enabled", "[tickets]\nenabled = true\n"),
         (
             "activities.enabled",
             "[activities]\nenabled = true\ntypes = [\"call\"]\n",
@@ -441,4 +443,64 @@ fn a_pipeline_mapped_to_record_types_needs_a_stage_map_for_each_pipeline() {
         &p,
         ".value_map.enterprise: pipeline \"enterprise\" has no stage map"
     ));
+}
+
+/// A ticket status or priority without its counterpart on the other side is refused,
+/// naming it, once the CRMs' picklists are known.
+#[test]
+fn ticket_statuses_and_priorities_map_both_ways() {
+    let config = match SyncConfig::from_toml(EXAMPLE_TOML) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let enumeration = |values: &[&str]| {
+        let mut m = FieldMeta::of_type(FieldType::Enum);
+        m.picklist = Some(values.iter().map(|v| (*v).to_owned()).collect());
+        m
+    };
+    let mut tickets = HashMap::new();
+    tickets.insert(
+        "hs_pipeline_stage".to_owned(),
+        enumeration(&["1", "2", "3", "4", "5"]),
+    );
+    tickets.insert(
+        "hs_ticket_priority".to_owned(),
+        enumeration(&["LOW", "MEDIUM", "HIGH"]),
+    );
+    let mut hubspot = HashMap::new();
+    hubspot.insert("tickets".to_owned(), tickets);
+    let mut case = HashMap::new();
+    case.insert(
+        "Status".to_owned(),
+        enumeration(&["New", "Working", "Escalated", "Closed", "On Hold"]),
+    );
+    case.insert(
+        "Priority".to_owned(),
+        enumeration(&["Low", "Medium", "High"]),
+    );
+    let mut salesforce = HashMap::new();
+    salesforce.insert("Case".to_owned(), case);
+    let errors: Vec<String> = validate_against_metadata(&config, &hubspot, &salesforce)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let status: Vec<&String> = errors
+        .iter()
+        .filter(|e| e.starts_with("tickets.fields[2].value_map"))
+        .collect();
+    assert_eq!(status.len(), 2, "{errors:#?}");
+    assert!(
+        status
+            .iter()
+            .any(|e| e.contains("hs_pipeline_stage \"5\" has no Salesforce value"))
+    );
+    assert!(
+        status
+            .iter()
+            .any(|e| e.contains("Case.Status \"On Hold\" has no HubSpot value"))
+    );
+    assert!(
+        !errors.iter().any(|e| e.starts_with("tickets.fields[3]")),
+        "priorities map both ways: {errors:#?}"
+    );
 }

@@ -67,9 +67,9 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Everything this build's pipeline carries out. Tickets, activities, lifecycle
-    /// stages from opportunities and customized State/Country picklists are not here
-    /// yet: a configuration that switches them on is refused, naming the key.
+    /// Everything this build's pipeline carries out. Activities, lifecycle stages from
+    /// opportunities and customized State/Country picklists are not here yet: a
+    /// configuration that switches them on is refused, naming the key.
     pub fn current() -> Self {
         use Feature::*;
         Capabilities {
@@ -77,6 +77,7 @@ impl Capabilities {
                 Contacts,
                 Companies,
                 Deals,
+                Tickets,
                 CustomObjects,
                 InclusionList,
                 InclusionFilter,
@@ -481,6 +482,32 @@ pub fn validate_against_metadata(
                             if sf_field.formula { "a formula field" } else { "read-only" }
                         ),
                     ));
+                }
+                // A ticket's status and priority: every value on either side has its
+                // counterpart, or a ticket or case would meet one it cannot carry.
+                if let (Some(map), "tickets") = (&f.value_map, pair.name()) {
+                    let options = hs_field.and_then(|h| h.picklist.as_ref());
+                    for o in options.into_iter().flatten() {
+                        if !map.to_salesforce.contains_key(o) {
+                            errors.push(ConfigError::new(
+                                format!("{path}.value_map"),
+                                format!(
+                                    "HubSpot tickets {} \"{o}\" has no Salesforce value",
+                                    f.hubspot
+                                ),
+                            ));
+                        }
+                    }
+                    for v in sf_field.picklist.iter().flatten() {
+                        if !map.to_hubspot.contains_key(v) {
+                            errors.push(ConfigError::new(
+                                format!("{path}.value_map"),
+                                format!(
+                                    "Salesforce {sobject}.{field} \"{v}\" has no HubSpot value"
+                                ),
+                            ));
+                        }
+                    }
                 }
                 if let Some(map) = &f.value_map {
                     for (h, s) in &map.to_salesforce {

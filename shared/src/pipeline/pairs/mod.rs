@@ -6,6 +6,7 @@
 
 mod contacts;
 mod deals;
+mod tickets;
 
 use serde_json::{Map, Value};
 
@@ -29,6 +30,7 @@ pub(crate) fn build(config: &ValidatedConfig) -> Vec<PairRun> {
             let hooks: Box<dyn PairHooks> = match spec.name.as_str() {
                 "contacts" => Box::new(contacts::Contacts::new(config)),
                 "deals" => Box::new(deals::Deals::new(config)),
+                "tickets" => Box::new(tickets::Tickets::new(config)),
                 _ => Box::new(Plain),
             };
             PairRun { spec, hooks }

@@ -59,6 +59,7 @@ mod deals;
 mod model;
 mod operate;
 mod races;
+mod tickets;
 
 async fn new_lead_appears_in_hubspot(push: bool) {
     let w = world(push, DEFAULT_TOML.to_owned()).await;
