@@ -164,3 +164,11 @@ def test_bulk_query_jobs_over_http(sandbox):
                        ("SELECT Nope__c FROM Lead", "INVALID_FIELD"), ("SELECT Id FROM Nope__c", "INVALID_TYPE")):
         status, _, body = rest(sandbox, "POST", base, {"operation": "query", "query": soql})
         assert status == 400 and body[0]["errorCode"] == code, (soql, body)
+
+
+def test_a_lookup_refuses_an_id_of_another_object(sf59, sandbox):
+    lead = sf59.Lead.create({"LastName": "NotAContact", "Company": "L Co"})["id"]
+    status, _, body = rest(sandbox, "POST", "/services/data/v59.0/sobjects/Case",
+                           {"Subject": "Wrong lookup", "ContactId": lead})
+    assert status == 400 and body[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION", body
+    assert "id value of incorrect type" in body[0]["message"] and body[0]["fields"] == ["ContactId"]

@@ -355,6 +355,27 @@ impl Org {
         }
     }
 
+    /// A lookup takes ids of the objects it points at: a Lead's id in `Case.ContactId`
+    /// is refused as Salesforce refuses it.
+    fn check_reference(&self, def: &FieldDef, value: Value) -> Result<Value, SfError> {
+        let Some(id) = value.as_str().filter(|_| def.ty == SfType::Reference) else {
+            return Ok(value);
+        };
+        let prefixes: Vec<&str> = def
+            .reference_to
+            .iter()
+            .filter_map(|o| self.object(o).map(|d| d.key_prefix))
+            .collect();
+        if prefixes.is_empty() || prefixes.iter().any(|p| id.starts_with(p)) {
+            return Ok(value);
+        }
+        Err(SfError::new(
+            "FIELD_INTEGRITY_EXCEPTION",
+            format!("{}: id value of incorrect type: {id}", def.label),
+        )
+        .on(&[&def.name]))
+    }
+
     /// Validates and converts the values of a write. Problems are collected, not
     /// returned at the first one, as Salesforce lists them.
     fn convert(
@@ -389,7 +410,7 @@ impl Org {
                 not_writable.push(def.name.clone());
                 continue;
             }
-            match convert_value(def, value) {
+            match convert_value(def, value).and_then(|v| self.check_reference(def, v)) {
                 Ok(v) => {
                     out.insert(def.name.clone(), v);
                 }
