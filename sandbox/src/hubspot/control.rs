@@ -28,6 +28,7 @@ pub fn routes() -> Router<Arc<HubSpot>> {
         .route("/objects/{object_type}", get(dump).post(create))
         .route("/objects/{object_type}/{id}", patch(update).delete(archive))
         .route("/objects/{object_type}/merge", post(merge))
+        .route("/objects/{object_type}/{id}/restore", post(restore))
         .route("/faults", post(faults))
         .route("/counters", get(counters))
         .route("/clock", get(clock))
@@ -112,6 +113,19 @@ async fn archive(
 ) -> Reply {
     let now = hs.clock.now_ms();
     lock(&hs.portal).archive(&object_type, id, now, HUMAN)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Restores an archived record, as a person restoring it from the recycle bin.
+async fn restore(
+    State(hs): State<Arc<HubSpot>>,
+    Path((object_type, id)): Path<(String, String)>,
+) -> Reply {
+    let now = hs.clock.now_ms();
+    let id: u64 = id
+        .parse()
+        .map_err(|_| HsError::validation(format!("not a record id: {id}")))?;
+    lock(&hs.portal).restore(&object_type, id, now, HUMAN)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

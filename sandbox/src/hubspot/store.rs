@@ -773,6 +773,51 @@ impl Portal {
         Ok(true)
     }
 
+    /// Restores an archived record (from HubSpot's recycle bin): live again with its
+    /// id, unless another record took its unique values (email) meanwhile.
+    pub fn restore(
+        &mut self,
+        type_name: &str,
+        id: u64,
+        now: i64,
+        source: Source,
+    ) -> Result<(), HsError> {
+        let lag = self.search_lag_ms;
+        let objects = self.objects_mut(type_name)?;
+        let upper = objects.kind.upper.clone();
+        let Some(record) = objects.records.get(&id).filter(|r| r.archived_ms.is_some()) else {
+            return Err(HsError::not_found(&upper, id));
+        };
+        let props = record.props.clone();
+        for (name, index) in &objects.unique {
+            if let Some(other) = props.get(name).and_then(|v| index.get(&v.to_lowercase())) {
+                return Err(HsError::conflict(*other, &upper));
+            }
+        }
+        for (name, index) in objects.unique.iter_mut() {
+            if let Some(v) = props.get(name) {
+                index.insert(v.to_lowercase(), id);
+            }
+        }
+        if let Some(record) = objects.records.get_mut(&id) {
+            record.archived_ms = None;
+            record.updated_ms = now;
+        }
+        objects.index_queue.push_back((now + lag.max(0), id));
+        self.emit(type_name, |object| ChangeEvent {
+            object,
+            kind: "restore",
+            object_id: id,
+            property: None,
+            merge: None,
+            association: None,
+            object_type_id: None,
+            at_ms: now,
+            source,
+        });
+        Ok(())
+    }
+
     /// Makes every record visible to search at once (seeded data existed before).
     pub fn index_all(&mut self) {
         for objects in self.objects.values_mut() {

@@ -29,6 +29,7 @@ pub fn routes() -> Router<Arc<Salesforce>> {
             axum::routing::patch(update).delete(remove),
         )
         .route("/leads/{id}/convert", post(convert))
+        .route("/objects/{object}/{id}/undelete", post(undelete))
         .route("/faults", post(faults))
         .route("/sessions/revoke", post(revoke))
         .route("/counters", get(counters))
@@ -152,6 +153,18 @@ async fn convert(State(sf): State<Arc<Salesforce>>, Path(id): Path<String>, byte
 }
 
 /// `{"faults": [{"status": 503}, {"delay_ms": 500}, {"lock_row": true}], "repeat": 1}`
+/// Restores a record from the recycle bin, as an admin does.
+async fn undelete(
+    State(sf): State<Arc<Salesforce>>,
+    Path((_, id)): Path<(String, String)>,
+) -> Reply {
+    let now = sf.clock.now_ms();
+    lock(&sf.org)
+        .undelete(&id, now)
+        .map_err(|e| SfFailure::bad_request(vec![e]))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
     let v = body(&bytes)?;
     let repeat = v.get("repeat").and_then(Value::as_u64).unwrap_or(1) as usize;

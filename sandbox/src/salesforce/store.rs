@@ -954,6 +954,34 @@ impl Org {
         Ok(())
     }
 
+    /// Restores a record from the recycle bin (an admin's undelete): it is live again
+    /// with its id, and `SystemModstamp` moves so that change feeds see it.
+    pub fn undelete(&mut self, id: &str, now: i64) -> Result<(), SfError> {
+        let id18 = ids::to18(id).ok_or_else(|| {
+            SfError::new(
+                "MALFORMED_ID",
+                format!("Record ID: id value of incorrect type: {id}"),
+            )
+        })?;
+        let object = self
+            .get(&id18)
+            .filter(|(_, r)| r.deleted_ms.is_some())
+            .map(|(o, _)| o.name.to_owned())
+            .ok_or_else(|| SfError::new("UNDELETE_FAILED", "Entity is not in the recycle bin"))?;
+        let stamp = self.stamp(now);
+        if let Some(r) = self
+            .records
+            .get_mut(object.as_str())
+            .and_then(|m| m.get_mut(&id18))
+        {
+            r.deleted_ms = None;
+            r.modified_ms = now;
+            r.modstamp_ms = stamp;
+        }
+        self.deletions.retain(|(_, d, _)| *d != id18);
+        Ok(())
+    }
+
     /// Converts a lead, as `convertLead()` does: an account (new, or the one given), a
     /// contact, optionally an opportunity, and the lead marked converted, in one go.
     pub fn convert_lead(

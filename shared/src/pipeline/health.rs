@@ -172,6 +172,13 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         "state_needs_country" => "fill the country, so the state matches Salesforce's picklist",
         "type_mismatch" => "the value does not read as the target field's type: fix the value",
         "no_email" => "give the contact an email (crmsync matches contacts by email)",
+        "partner_deleted_in_salesforce" => {
+            "its Salesforce record is deleted: restore it from the recycle bin, or clear the HubSpot property naming it to create a new one"
+        }
+        "partner_deleted_in_hubspot" => {
+            "its HubSpot record is deleted: restore it in HubSpot, or clear the HubSpot id field to create a new one"
+        }
+        "related_not_contact" => "convert the Lead to a Contact, or associate a contact that syncs with a Contact",
         _ => return None,
     })
 }

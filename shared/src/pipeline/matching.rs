@@ -317,6 +317,50 @@ impl Pipeline {
                 Some(other) => w.twin_of = Some(other),
             }
         }
+        self.take_over_deleted_twins(run, works).await
+    }
+
+    /// A twin whose HubSpot record is gone (deleted, and a new one made with its key):
+    /// the new record takes its link, and the Salesforce record with it.
+    async fn take_over_deleted_twins(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+    ) -> Result<(), String> {
+        let ids: Vec<String> = works
+            .iter()
+            .filter_map(|w| w.twin_of.as_ref().map(|t| t.hubspot_id.clone()))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let alive = self.read_hubspot(run, &ids, None).await?;
+        for w in works.iter_mut() {
+            let (Some(twin), Some(h)) = (w.twin_of.clone(), w.hubspot.as_ref()) else {
+                continue;
+            };
+            let gone = !alive
+                .iter()
+                .any(|a| a.id == twin.hubspot_id || merged_ids(a).any(|m| m == twin.hubspot_id));
+            if !gone {
+                continue;
+            }
+            let relinked = self
+                .links
+                .relink(&twin, &h.id, &twin.salesforce_object, &twin.salesforce_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let rows = self
+                .read_salesforce(
+                    run,
+                    &twin.salesforce_object,
+                    std::slice::from_ref(&twin.salesforce_id),
+                )
+                .await?;
+            w.salesforce = rows.into_iter().next();
+            w.link = Some(relinked);
+            w.twin_of = None;
+        }
         Ok(())
     }
 

@@ -278,6 +278,13 @@ impl Pipeline {
             return Err((ItemOutcome::Done, w.items));
         }
         let creating = w.hubspot.is_none() || w.salesforce.is_none();
+        // A record that still names its partner, which is gone (deleted, in a recycle
+        // bin; linked or not): making a new partner would leave a duplicate when the
+        // old one is restored, so it waits, saying why. A restore finds the link again.
+        if creating && let Some((code, message)) = partner_gone(spec, &w) {
+            skip(code, Some(message)).await;
+            return Err((ItemOutcome::Done, w.items));
+        }
         let claim_key = key.as_ref().filter(|_| creating).map(|k| spec.claim_key(k));
         if let Some(k) = &claim_key {
             if !in_batch.insert(k.clone()) {
@@ -354,5 +361,38 @@ impl Pipeline {
         planned.key = key;
         planned.note = note;
         Ok(planned)
+    }
+}
+
+/// The partner an unlinked record names but that was not found: `(code, message)`.
+fn partner_gone(spec: &crate::domain::pair::PairSpec, w: &Work) -> Option<(&'static str, String)> {
+    match (&w.hubspot, &w.salesforce) {
+        (Some(h), None) => spec.sobjects.iter().find_map(|sobject| {
+            let property = spec.salesforce_id_property(sobject)?;
+            let id = h.properties.get(property).and_then(Value::as_str)?;
+            (!id.is_empty()).then(|| {
+                (
+                    "partner_deleted_in_salesforce",
+                    format!(
+                        "it names Salesforce {sobject} {id} ({property}), which is deleted: restore it from the recycle bin, or clear {property} to create a new one"
+                    ),
+                )
+            })
+        }),
+        (None, Some(s)) => {
+            let id = s
+                .row
+                .get(&spec.hubspot_id_field)
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())?;
+            Some((
+                "partner_deleted_in_hubspot",
+                format!(
+                    "it names HubSpot {} {id} ({}), which is deleted: restore it in HubSpot, or clear {} to create a new one",
+                    spec.hubspot_object, spec.hubspot_id_field, spec.hubspot_id_field
+                ),
+            ))
+        }
+        _ => None,
     }
 }

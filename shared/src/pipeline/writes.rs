@@ -134,20 +134,21 @@ impl Pipeline {
         now: i64,
     ) {
         let external_id = run.spec.hubspot_id_field.as_str();
-        // A record linked for the first time learns its HubSpot id (what a retry after
-        // a crash, and an admin, find it by).
-        for p in planned
-            .iter_mut()
-            .filter(|p| p.live() && p.work.link.is_none())
-        {
-            let known = p
+        // A record learns the HubSpot id it is linked with (what a retry after a crash,
+        // and an admin, find it by): when first linked, or when its link moved.
+        for p in planned.iter_mut().filter(|p| p.live()) {
+            // It may name another HubSpot record still (one deleted, whose email a new
+            // one took): the record it is linked with now replaces it.
+            let named = p
                 .work
                 .salesforce
                 .as_ref()
                 .and_then(|s| s.row.get(external_id))
                 .and_then(Value::as_str)
-                .is_some_and(|v| !v.is_empty());
-            if let (Some(_), Some(hs), false) = (&p.salesforce_id, &p.hubspot_id, known) {
+                .map(str::to_owned);
+            if let (Some(_), Some(hs)) = (&p.salesforce_id, &p.hubspot_id)
+                && named.as_deref() != Some(hs.as_str())
+            {
                 p.salesforce_writes.insert(external_id.into(), json!(hs));
             }
         }

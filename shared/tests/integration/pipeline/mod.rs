@@ -59,6 +59,7 @@ mod deals;
 mod model;
 mod operate;
 mod races;
+mod restores;
 mod tickets;
 
 async fn new_lead_appears_in_hubspot(push: bool) {

@@ -1,0 +1,127 @@
+//! Restores, by push and by polling: a record back from either CRM's recycle bin, or a
+//! HubSpot contact deleted and made again with its email, finds its partner again; no
+//! duplicate on either side.
+
+use serde_json::{Value, json};
+
+use super::{prop, world};
+use crate::pipeline::world::World;
+use crmsync_shared::domain::config::DEFAULT_TOML;
+
+async fn linked_lead(w: &World, email: &str) -> (String, String) {
+    let contact = w
+        .hs_create(json!({"email": email, "lastname": "Restored", "jobtitle": "Before"}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
+    (contact, lead)
+}
+
+async fn contacts_with(w: &World, email: &str) -> Vec<Value> {
+    w.hs_contacts()
+        .await
+        .into_iter()
+        .filter(|c| prop(c, "email") == &json!(email))
+        .collect()
+}
+
+async fn post(w: &World, url: String) {
+    let r = w
+        .http
+        .post(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+async fn delete(w: &World, url: String) {
+    let r = w
+        .http
+        .delete(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+async fn undeleted_lead_relinks(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let email = "undeleted@example.org";
+    let (contact, lead) = linked_lead(&w, email).await;
+    delete(&w, w.sf_control(&format!("/objects/Lead/{lead}"))).await;
+    w.sync().await;
+    post(&w, w.sf_control(&format!("/objects/Lead/{lead}/undelete"))).await;
+    w.sync().await;
+    w.sf_update("Lead", &lead, json!({"Phone": "+1 555 0101"}))
+        .await;
+    w.sync().await;
+    let contacts = contacts_with(&w, email).await;
+    assert_eq!(contacts.len(), 1, "no second contact: {contacts:?}");
+    assert_eq!(contacts[0]["id"], json!(contact));
+    assert_eq!(prop(&contacts[0], "phone"), &json!("+1 555 0101"));
+    // And back: the HubSpot side's edits reach the restored Lead.
+    w.hs_update(&contact, json!({"jobtitle": "After"})).await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "no second lead: {leads:?}");
+    assert_eq!(leads[0]["Id"], json!(lead));
+    assert_eq!(leads[0]["Title"], json!("After"));
+}
+both_ways!(
+    a_lead_undeleted_in_salesforce_relinks,
+    undeleted_lead_relinks
+);
+
+async fn restored_contact_relinks(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let email = "restored@example.org";
+    let (contact, lead) = linked_lead(&w, email).await;
+    delete(&w, w.hs_control(&format!("/objects/contacts/{contact}"))).await;
+    w.sync().await;
+    post(
+        &w,
+        w.hs_control(&format!("/objects/contacts/{contact}/restore")),
+    )
+    .await;
+    w.sync().await;
+    w.sf_update("Lead", &lead, json!({"Phone": "+1 555 0102"}))
+        .await;
+    w.sync().await;
+    let contacts = contacts_with(&w, email).await;
+    assert_eq!(contacts.len(), 1, "no second contact: {contacts:?}");
+    assert_eq!(contacts[0]["id"], json!(contact));
+    assert_eq!(prop(&contacts[0], "phone"), &json!("+1 555 0102"));
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "no second lead: {leads:?}");
+}
+both_ways!(
+    a_contact_restored_in_hubspot_relinks,
+    restored_contact_relinks
+);
+
+async fn recreated_contact_relinks_by_email(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let email = "recreated@example.org";
+    let (contact, lead) = linked_lead(&w, email).await;
+    delete(&w, w.hs_control(&format!("/objects/contacts/{contact}"))).await;
+    w.sync().await;
+    let again = w
+        .hs_create(json!({"email": email, "lastname": "Again", "jobtitle": "Returned"}))
+        .await;
+    assert_ne!(again, contact);
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "no second lead: {leads:?}");
+    assert_eq!(leads[0]["Id"], json!(lead));
+    assert_eq!(leads[0]["HubSpot_Contact_Id__c"], json!(again));
+    let contacts = contacts_with(&w, email).await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(prop(&contacts[0], "salesforceleadid"), &json!(lead));
+}
+both_ways!(
+    a_contact_deleted_and_recreated_relinks_by_email,
+    recreated_contact_relinks_by_email
+);
