@@ -243,3 +243,19 @@ def test_every_operation_answers_a_documented_shape(sandbox, spec_name):
         seen.append((method, template, status))
     assert len(seen) == len(list(operations(spec_name)))
     print(spec_name, seen)
+
+
+def test_a_person_restores_an_archived_record_unless_its_email_was_taken(sandbox):
+    u = sandbox.url
+    cid = create(u, "contacts", {"email": "bin@fid.example"})
+    sandbox.control("DELETE", f"/objects/contacts/{cid}")
+    status, _, _ = req(u, "GET", f"/crm/v3/objects/contacts/{cid}")
+    assert status == 404
+    sandbox.control("POST", f"/objects/contacts/{cid}/restore")
+    status, _, body = req(u, "GET", f"/crm/v3/objects/contacts/{cid}?properties=email")
+    assert status == 200 and body["properties"]["email"] == "bin@fid.example"
+    sandbox.control("DELETE", f"/objects/contacts/{cid}")
+    create(u, "contacts", {"email": "bin@fid.example"})
+    with pytest.raises(urllib.error.HTTPError) as e:
+        sandbox.control("POST", f"/objects/contacts/{cid}/restore")
+    assert e.value.code == 409

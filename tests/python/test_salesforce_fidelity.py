@@ -172,3 +172,16 @@ def test_a_lookup_refuses_an_id_of_another_object(sf59, sandbox):
                            {"Subject": "Wrong lookup", "ContactId": lead})
     assert status == 400 and body[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION", body
     assert "id value of incorrect type" in body[0]["message"] and body[0]["fields"] == ["ContactId"]
+
+
+def test_an_admin_undeletes_a_record_from_the_recycle_bin(sf59, sandbox):
+    lead = sf59.Lead.create({"LastName": "Binned", "Company": "Bin Co"})["id"]
+    sf59.Lead.delete(lead)
+    assert sf59.query(f"SELECT Id FROM Lead WHERE Id = '{lead}'")["totalSize"] == 0
+    binned = sf59.query_all(f"SELECT Id, IsDeleted FROM Lead WHERE Id = '{lead}'", include_deleted=True)
+    assert binned["records"][0]["IsDeleted"] is True
+    sandbox.control("POST", f"/objects/Lead/{lead}/undelete", crm="salesforce")
+    back = sf59.query(f"SELECT Id, IsDeleted FROM Lead WHERE Id = '{lead}'")["records"]
+    assert len(back) == 1 and back[0]["IsDeleted"] is False
+    with pytest.raises(Exception):
+        sandbox.control("POST", f"/objects/Lead/{lead}/undelete", crm="salesforce")

@@ -178,7 +178,9 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         "partner_deleted_in_hubspot" => {
             "its HubSpot record is deleted: restore it in HubSpot, or clear the HubSpot id field to create a new one"
         }
-        "related_not_contact" => "convert the Lead to a Contact, or associate a contact that syncs with a Contact",
+        "related_not_contact" => {
+            "convert the Lead to a Contact, or associate a contact that syncs with a Contact"
+        }
         _ => return None,
     })
 }
