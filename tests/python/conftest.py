@@ -3,6 +3,8 @@
 import json
 import os
 import subprocess
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -15,6 +17,32 @@ INTEGRATION_TOKEN = "py-integration-token"
 SF_TOKEN = "py-sf-integration-token"
 HUMAN_TOKEN = "py-human-token"
 APP_SECRET = "py-app-secret"
+
+
+def http(base, method, path, body=None, token=None, form=None):
+    """One call: status, headers and the parsed body (None when empty, the text when it
+    is not JSON). `form` sends a form-encoded body instead of JSON."""
+    headers = {}
+    data = None
+    if form is not None:
+        data = urllib.parse.urlencode(form).encode()
+        headers["content-type"] = "application/x-www-form-urlencoded"
+    elif body is not None:
+        data = json.dumps(body).encode()
+        headers["content-type"] = "application/json"
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    r = urllib.request.Request(base + path, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(r, timeout=10) as resp:
+            status, head, text = resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        status, head, text = e.code, e.headers, e.read().decode()
+    try:
+        parsed = json.loads(text) if text else None
+    except ValueError:
+        parsed = text
+    return status, head, parsed
 
 
 class Sandbox:

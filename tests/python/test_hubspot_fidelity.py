@@ -4,42 +4,17 @@ line items and products, OAuth token metadata and the dated token paths, JSON er
 for unknown routes and methods, and every operation of the contacts, companies, deals
 and associations specs answering a documented shape."""
 
-import json
-import re
 import urllib.error
-import urllib.parse
-import urllib.request
 
 import hubspot
 import pytest
 
-from conftest import INTEGRATION_TOKEN
+from conftest import INTEGRATION_TOKEN, http
 from test_hubspot_conformance import OBJ, call, spec, validate
 
 
 def req(url, method, path, body=None, token=INTEGRATION_TOKEN, form=None):
-    """Status, headers and parsed body (None when empty, the text when not JSON)."""
-    headers = {}
-    data = None
-    if form is not None:
-        data = urllib.parse.urlencode(form).encode()
-        headers["content-type"] = "application/x-www-form-urlencoded"
-    elif body is not None:
-        data = json.dumps(body).encode()
-        headers["content-type"] = "application/json"
-    if token:
-        headers["authorization"] = f"Bearer {token}"
-    r = urllib.request.Request(url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(r, timeout=10) as resp:
-            status, head, text = resp.status, resp.headers, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        status, head, text = e.code, e.headers, e.read().decode()
-    try:
-        parsed = json.loads(text) if text else None
-    except ValueError:
-        parsed = text
-    return status, head, parsed
+    return http(url, method, path, body, token, form)
 
 
 def create(url, object_type, properties):

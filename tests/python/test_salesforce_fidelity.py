@@ -5,15 +5,12 @@ methods, and Bulk API 2.0 query jobs, through simple-salesforce's own bulk2 clie
 
 import csv
 import io
-import json
-import urllib.error
-import urllib.request
 
 import pytest
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from conftest import SF_TOKEN
+from conftest import SF_TOKEN, http
 from test_salesforce_client import HttpSession
 
 
@@ -24,18 +21,7 @@ def sf59(sandbox):
 
 
 def rest(sandbox, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"authorization": f"Bearer {SF_TOKEN}", "content-type": "application/json"}
-    r = urllib.request.Request(sandbox.salesforce_url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(r, timeout=10) as resp:
-            status, head, text = resp.status, resp.headers, resp.read().decode()
-    except urllib.error.HTTPError as e:
-        status, head, text = e.code, e.headers, e.read().decode()
-    try:
-        return status, head, (json.loads(text) if text else None)
-    except ValueError:
-        return status, head, text
+    return http(sandbox.salesforce_url, method, path, body, SF_TOKEN)
 
 
 def fields(sf, sobject):

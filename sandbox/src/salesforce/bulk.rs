@@ -86,6 +86,20 @@ fn bad(code: &str, message: impl Into<String>) -> SfFailure {
     SfFailure::bad_request(vec![SfError::new(code, message)])
 }
 
+/// A JSON request body, or Salesforce's parser error.
+fn json_body(bytes: &Bytes) -> Result<Value, SfFailure> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| bad("JSON_PARSER_ERROR", format!("Invalid JSON: {e}")))
+}
+
+/// A job by id, or NOT_FOUND.
+fn job_mut<'j>(jobs: &'j mut BulkJobs, id: &str) -> Result<&'j mut Job, SfFailure> {
+    jobs.jobs
+        .iter_mut()
+        .find(|j| j.id == id)
+        .ok_or_else(not_found)
+}
+
 fn version_number(version: &str) -> f64 {
     version.trim_start_matches('v').parse().unwrap_or(0.0)
 }
@@ -125,8 +139,7 @@ async fn create(
     Path(version): Path<String>,
     bytes: Bytes,
 ) -> Reply {
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| bad("JSON_PARSER_ERROR", format!("Invalid JSON: {e}")))?;
+    let v = json_body(&bytes)?;
     let text = |k: &str| v.get(k).and_then(Value::as_str);
     let operation = match text("operation") {
         Some(o @ ("query" | "queryAll")) => o.to_owned(),
@@ -248,11 +261,7 @@ fn not_found() -> SfFailure {
 async fn status(State(sf): State<Arc<Salesforce>>, Path((_, id)): Path<(String, String)>) -> Reply {
     let now = sf.clock.now_ms();
     let mut jobs = lock(&sf.bulk);
-    let job = jobs
-        .jobs
-        .iter_mut()
-        .find(|j| j.id == id)
-        .ok_or_else(not_found)?;
+    let job = job_mut(&mut jobs, &id)?;
     if job.state == JobState::UploadComplete {
         job.state = JobState::JobComplete;
         job.modified_ms = now;
@@ -271,8 +280,7 @@ async fn abort(
     Path((_, id)): Path<(String, String)>,
     bytes: Bytes,
 ) -> Reply {
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| bad("JSON_PARSER_ERROR", format!("Invalid JSON: {e}")))?;
+    let v = json_body(&bytes)?;
     if v.get("state").and_then(Value::as_str) != Some("Aborted") {
         return Err(bad(
             "INVALIDJOBSTATE",
@@ -281,11 +289,7 @@ async fn abort(
     }
     let now = sf.clock.now_ms();
     let mut jobs = lock(&sf.bulk);
-    let job = jobs
-        .jobs
-        .iter_mut()
-        .find(|j| j.id == id)
-        .ok_or_else(not_found)?;
+    let job = job_mut(&mut jobs, &id)?;
     if job.state != JobState::UploadComplete {
         return Err(bad(
             "INVALIDJOBSTATE",

@@ -360,6 +360,7 @@ impl Pipeline {
             w.salesforce = rows.into_iter().next();
             w.link = Some(relinked);
             w.twin_of = None;
+            w.relinked = true;
         }
         Ok(())
     }

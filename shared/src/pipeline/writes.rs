@@ -135,20 +135,25 @@ impl Pipeline {
     ) {
         let external_id = run.spec.hubspot_id_field.as_str();
         // A record learns the HubSpot id it is linked with (what a retry after a crash,
-        // and an admin, find it by): when first linked, or when its link moved.
+        // and an admin, find it by): when first linked, and when it still names another
+        // HubSpot record (one deleted, whose email a new one took, took over its link).
         for p in planned.iter_mut().filter(|p| p.live()) {
-            // It may name another HubSpot record still (one deleted, whose email a new
-            // one took): the record it is linked with now replaces it.
             let named = p
                 .work
                 .salesforce
                 .as_ref()
                 .and_then(|s| s.row.get(external_id))
                 .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
                 .map(str::to_owned);
-            if let (Some(_), Some(hs)) = (&p.salesforce_id, &p.hubspot_id)
-                && named.as_deref() != Some(hs.as_str())
-            {
+            let Some(hs) = p.hubspot_id.clone() else {
+                continue;
+            };
+            let stale = match &named {
+                None => p.work.link.is_none(),
+                Some(n) => *n != hs,
+            };
+            if p.salesforce_id.is_some() && stale {
                 p.salesforce_writes.insert(external_id.into(), json!(hs));
             }
         }
@@ -252,7 +257,10 @@ impl Pipeline {
         planned: &mut [Planned],
         now: i64,
     ) {
-        for p in planned.iter_mut().filter(|p| p.live()) {
+        for p in planned
+            .iter_mut()
+            .filter(|p| p.live() && (p.work.link.is_none() || p.work.relinked))
+        {
             let Some(sf) = p.salesforce_id.clone() else {
                 continue;
             };
