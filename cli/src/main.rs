@@ -66,8 +66,8 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
-    /// Prepare both CRMs: create the HubSpot properties crmsync needs, check the mapped
-    /// Salesforce fields, and print what is missing and how to fix it.
+    /// Prepare both CRMs: create the HubSpot properties crmsync needs, check every mapped
+    /// HubSpot property and Salesforce field, and print what is missing and how to fix it.
     Setup {
         #[arg(long)]
         config: Option<PathBuf>,
