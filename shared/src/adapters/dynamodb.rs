@@ -792,9 +792,7 @@ impl crate::ports::StatusStore for DynamoStore {
             .iter()
             .filter_map(|i| {
                 let (outcome, code) = get_s(i, "sk")?.split_once('#')?;
-                let outcome = [Outcome::Synced, Outcome::Skipped, Outcome::Failed]
-                    .into_iter()
-                    .find(|o| o.as_str() == outcome)?;
+                let outcome = Outcome::from_name(outcome)?;
                 let count = get_n(i, "n").unwrap_or(0).max(0) as u64;
                 (count > 0).then(|| (outcome, code.to_owned(), count))
             })

@@ -741,17 +741,11 @@ impl StatusStore for SqliteStore {
                 .map_err(unavailable)?;
             Ok(rows
                 .into_iter()
-                .filter_map(|(o, code, n)| Some((outcome_named(&o)?, code, n as u64)))
+                .filter_map(|(o, code, n)| Some((Outcome::from_name(&o)?, code, n as u64)))
                 .collect())
         })
         .await
     }
-}
-
-fn outcome_named(name: &str) -> Option<Outcome> {
-    [Outcome::Synced, Outcome::Skipped, Outcome::Failed]
-        .into_iter()
-        .find(|o| o.as_str() == name)
 }
 
 #[async_trait]

@@ -172,6 +172,13 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome a stored name (`synced`, `skipped`, `failed`) names.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        [Outcome::Synced, Outcome::Skipped, Outcome::Failed]
+            .into_iter()
+            .find(|o| o.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Synced => "synced",
