@@ -496,11 +496,21 @@ impl Pipeline {
             let Some(h) = by_id.or_else(by_key) else {
                 continue;
             };
-            w.twin_of = self
+            let linked = self
                 .links
                 .by_hubspot(&spec.name, &h.id)
                 .await
                 .map_err(|e| e.to_string())?;
+            match linked {
+                // Its link already points here: it moved in this batch, after this work
+                // looked its link up (a converted Lead's Contact). Linked, not a twin;
+                // both sides learn the ids.
+                Some(l) if l.salesforce_object == s.object && same_sf_id(&l.salesforce_id, &id) => {
+                    w.link = Some(l);
+                    w.relinked = true;
+                }
+                other => w.twin_of = other,
+            }
             w.hubspot = Some(h.clone());
         }
         Ok(())

@@ -236,15 +236,6 @@ impl Pipeline {
             skip("merged_in_hubspot", Some(message)).await;
             return Err((ItemOutcome::Done, w.items));
         }
-        // The "twin" is this very record (its link moved here in this batch: a
-        // converted Lead's Contact): it is simply linked, and both sides learn the ids.
-        if let (Some(twin), Some(s)) = (&w.twin_of, &w.salesforce)
-            && twin.salesforce_object == s.object
-            && same_sf_id(&twin.salesforce_id, &s.id())
-        {
-            w.link = w.twin_of.take();
-            w.relinked = true;
-        }
         if let Some(twin) = w.twin_of.clone() {
             let takes_over = w
                 .salesforce
