@@ -51,8 +51,9 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
     }
     // Paused: the batch is parked on the queue as new messages (SQS's longest delay)
     // and these are acknowledged, so a long pause never dead-letters anything.
-    if let Ok(controls) = d.pipeline.controls().await
-        && controls.paused.is_some()
+    let controls = d.pipeline.load_controls().await;
+    if let Ok(c) = &controls
+        && c.paused.is_some()
     {
         return Ok(match d.queue.send_later(&items, MAX_SEND_DELAY_MS).await {
             Ok(()) => {
@@ -66,7 +67,10 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             }
         });
     }
-    let outcomes = d.pipeline.sync_batch(&items).await;
+    let outcomes = match &controls {
+        Ok(c) => d.pipeline.sync_batch_under(&items, c).await,
+        Err(_) => d.pipeline.sync_batch(&items).await,
+    };
     let mut retried = 0;
     for ((id, item), outcome) in ids.into_iter().zip(&items).zip(outcomes) {
         // One line per record, with the record as the correlation id across functions.

@@ -9,7 +9,8 @@
 //! - Broken mappings: a mapped field a CRM no longer has is one error on its pair; the
 //!   pair syncs its other fields until the field is back (checked on resume and
 //!   whenever the field metadata is read again).
-//! - Telemetry: outcomes, API calls and feed lag per time bucket, for the charts.
+//! - Telemetry: outcomes, API calls and feed lag per time bucket, for the charts,
+//!   written once per batch and per poll.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,7 +18,7 @@ use super::Pipeline;
 use super::pairs::PairRun;
 use super::poll::PollReport;
 use crate::domain::Side;
-use crate::ports::{BrokenField, Controls, Pause, StoreError, SyncEvent};
+use crate::ports::{BrokenField, Controls, Pause, StoreError};
 
 /// Salesforce keeps deleted records in the recycle bin (and `queryAll` finds them) for
 /// 15 days; a cursor older than that misses deletions.
@@ -34,11 +35,15 @@ pub struct Resumed {
     pub reconcile: bool,
 }
 
-/// API calls already reported to the time series, per side, by this process.
+/// What this process already added to the time series: API calls per side and
+/// outcomes (from its tally), so that each note adds only what came since.
 #[derive(Debug, Default)]
-pub struct ApiNoted {
+pub struct Noted {
     hubspot: AtomicU64,
     salesforce: AtomicU64,
+    synced: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
 }
 
 impl Pipeline {
@@ -105,7 +110,7 @@ impl Pipeline {
 
     /// The controls for this batch: fields known broken are left out of reads,
     /// writes and merges; a resume makes this process read field metadata again.
-    pub(crate) async fn load_controls(&self) -> Result<Controls, StoreError> {
+    pub async fn load_controls(&self) -> Result<Controls, StoreError> {
         let controls = self.controls().await?;
         if self
             .meta_generation
@@ -232,34 +237,38 @@ impl Pipeline {
         }
     }
 
-    /// Counts an outcome in its time bucket.
-    pub(crate) async fn note_outcome(&self, event: &SyncEvent) {
-        let values = [(event.outcome.as_str().to_owned(), 1)];
-        if let Err(e) = self.telemetry.add(event.at, &values).await {
-            tracing::warn!(message = "could not count an outcome", error = %e);
-        }
-    }
-
-    /// Adds the API calls this process made since its last note to the time series,
-    /// and stores each CRM's last reported daily use.
-    pub async fn note_api_use(&self) {
+    /// Adds the outcomes and API calls of this process since its last note to the time
+    /// series (one write per batch or poll, not one per record), and stores each CRM's
+    /// last reported daily use.
+    pub async fn note_usage(&self) {
         let now = self.clock.now_ms();
         let delta = |counter: &AtomicU64, total: u64| {
             total.saturating_sub(counter.swap(total, Ordering::SeqCst))
         };
-        let hubspot = delta(&self.api_noted.hubspot, self.hubspot.calls_made());
-        let salesforce = delta(&self.api_noted.salesforce, self.salesforce.calls_made());
-        let mut calls = Vec::new();
-        if hubspot > 0 {
-            calls.push(("calls.hubspot".to_owned(), hubspot as i64));
-        }
-        if salesforce > 0 {
-            calls.push(("calls.salesforce".to_owned(), salesforce as i64));
-        }
-        if !calls.is_empty()
-            && let Err(e) = self.telemetry.add(now, &calls).await
+        let n = &self.noted;
+        let (synced, skipped, failed) = self.tally.get();
+        let counts = [
+            (
+                "calls.hubspot",
+                delta(&n.hubspot, self.hubspot.calls_made()),
+            ),
+            (
+                "calls.salesforce",
+                delta(&n.salesforce, self.salesforce.calls_made()),
+            ),
+            ("synced", delta(&n.synced, synced)),
+            ("skipped", delta(&n.skipped, skipped)),
+            ("failed", delta(&n.failed, failed)),
+        ];
+        let counts: Vec<(String, i64)> = counts
+            .into_iter()
+            .filter(|(_, d)| *d > 0)
+            .map(|(k, d)| (k.to_owned(), d as i64))
+            .collect();
+        if !counts.is_empty()
+            && let Err(e) = self.telemetry.add(now, &counts).await
         {
-            tracing::warn!(message = "could not count API calls", error = %e);
+            tracing::warn!(message = "could not count outcomes and API calls", error = %e);
         }
         let mut gauges = Vec::new();
         for (side, usage) in [

@@ -76,7 +76,7 @@ pub struct Pipeline {
     broken: Arc<std::sync::RwLock<Vec<BrokenField>>>,
     /// The controls' generation the cached metadata was read under.
     meta_generation: Arc<std::sync::atomic::AtomicU64>,
-    api_noted: Arc<control::ApiNoted>,
+    noted: Arc<control::Noted>,
 }
 
 /// Records synced, skipped and failed since the process started.
@@ -165,7 +165,7 @@ impl Pipeline {
             tally: Arc::default(),
             broken: Arc::default(),
             meta_generation: Arc::default(),
-            api_noted: Arc::default(),
+            noted: Arc::default(),
         }
     }
 
@@ -312,16 +312,24 @@ impl Pipeline {
     /// record-level CRM error stays on its record; only retryable failures come back
     /// as [`ItemOutcome::Retry`].
     pub async fn sync_batch(&self, items: &[WorkItem]) -> Vec<ItemOutcome> {
-        let mut outcomes = vec![ItemOutcome::Done; items.len()];
         match self.load_controls().await {
-            Ok(c) if c.paused.is_some() => {
-                return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
-            }
-            Ok(_) => {}
-            Err(e) => {
-                return vec![ItemOutcome::Retry(format!("controls unreadable: {e}")); items.len()];
-            }
+            Ok(controls) => self.sync_batch_under(items, &controls).await,
+            Err(e) => vec![ItemOutcome::Retry(format!("controls unreadable: {e}")); items.len()],
         }
+    }
+
+    /// [`Pipeline::sync_batch`] under controls the caller loaded already
+    /// ([`Pipeline::load_controls`]: a worker that read them to see whether the sync is
+    /// paused need not read them again).
+    pub async fn sync_batch_under(
+        &self,
+        items: &[WorkItem],
+        controls: &crate::ports::Controls,
+    ) -> Vec<ItemOutcome> {
+        if controls.paused.is_some() {
+            return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
+        }
+        let mut outcomes = vec![ItemOutcome::Done; items.len()];
         let now = self.clock.now_ms();
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
         for (n, item) in items.iter().enumerate() {
@@ -349,7 +357,7 @@ impl Pipeline {
                 }
             }
         }
-        self.note_api_use().await;
+        self.note_usage().await;
         outcomes
     }
 
@@ -390,7 +398,6 @@ impl Pipeline {
 
     pub(crate) async fn record(&self, event: SyncEvent) {
         self.tally.add(event.outcome);
-        self.note_outcome(&event).await;
         if let Err(e) = self.status.record(&event, HISTORY_TTL_MS).await {
             tracing::warn!(message = "could not record a sync outcome", error = %e);
         }

@@ -207,7 +207,7 @@ impl Pipeline {
                 .await?;
         }
         self.note_poll(&report).await;
-        self.note_api_use().await;
+        self.note_usage().await;
         Ok(report)
     }
 

@@ -35,7 +35,8 @@ pub async fn run_once(
     queue: &dyn WorkQueue,
     max: usize,
 ) -> Result<Round, StoreError> {
-    if pipeline.controls().await?.paused.is_some() {
+    let controls = pipeline.load_controls().await?;
+    if controls.paused.is_some() {
         return Ok(Round {
             paused: true,
             ..Round::default()
@@ -46,7 +47,7 @@ pub async fn run_once(
         return Ok(Round::default());
     }
     let items: Vec<_> = deliveries.iter().map(|d| d.item.clone()).collect();
-    let outcomes = pipeline.sync_batch(&items).await;
+    let outcomes = pipeline.sync_batch_under(&items, &controls).await;
     let mut round = Round {
         received: deliveries.len(),
         ..Round::default()
