@@ -433,7 +433,7 @@ pub struct Portal {
 pub struct ChangeEvent {
     /// `contact`, `company`, `deal` (webhooks cover these three).
     pub object: &'static str,
-    /// `creation`, `propertyChange`, `deletion`, `merge`.
+    /// `creation`, `propertyChange`, `deletion`, `restore`, `merge`.
     pub kind: &'static str,
     pub object_id: u64,
     pub property: Option<(String, String)>,
@@ -445,6 +445,28 @@ pub struct ChangeEvent {
     pub object_type_id: Option<String>,
     pub at_ms: i64,
     pub source: Source,
+}
+
+impl ChangeEvent {
+    /// An event about a whole record (`creation`, `deletion`, `restore`), for `emit`.
+    fn of_record(
+        kind: &'static str,
+        object_id: u64,
+        at_ms: i64,
+        source: Source,
+    ) -> impl FnOnce(&'static str) -> ChangeEvent {
+        move |object| ChangeEvent {
+            object,
+            kind,
+            object_id,
+            property: None,
+            merge: None,
+            association: None,
+            object_type_id: None,
+            at_ms,
+            source,
+        }
+    }
 }
 
 /// One side of an association change, as its webhook event describes it.
@@ -613,17 +635,10 @@ impl Portal {
         if lag > 0 {
             objects.index_queue.push_back((now + lag, id));
         }
-        self.emit(type_name, |object| ChangeEvent {
-            object,
-            kind: "creation",
-            object_id: id,
-            property: None,
-            merge: None,
-            association: None,
-            object_type_id: None,
-            at_ms: now,
-            source,
-        });
+        self.emit(
+            type_name,
+            ChangeEvent::of_record("creation", id, now, source),
+        );
         Ok(id)
     }
 
@@ -759,17 +774,10 @@ impl Portal {
                 index.remove(&v.to_lowercase());
             }
         }
-        self.emit(type_name, |object| ChangeEvent {
-            object,
-            kind: "deletion",
-            object_id: id,
-            property: None,
-            merge: None,
-            association: None,
-            object_type_id: None,
-            at_ms: now,
-            source,
-        });
+        self.emit(
+            type_name,
+            ChangeEvent::of_record("deletion", id, now, source),
+        );
         Ok(true)
     }
 
@@ -802,19 +810,17 @@ impl Portal {
         if let Some(record) = objects.records.get_mut(&id) {
             record.archived_ms = None;
             record.updated_ms = now;
+            // Back in search like any write: at once without lag, else when it is due.
+            if lag <= 0 {
+                record.indexed = Some(record.props.clone());
+            } else {
+                objects.index_queue.push_back((now + lag, id));
+            }
         }
-        objects.index_queue.push_back((now + lag.max(0), id));
-        self.emit(type_name, |object| ChangeEvent {
-            object,
-            kind: "restore",
-            object_id: id,
-            property: None,
-            merge: None,
-            association: None,
-            object_type_id: None,
-            at_ms: now,
-            source,
-        });
+        self.emit(
+            type_name,
+            ChangeEvent::of_record("restore", id, now, source),
+        );
         Ok(())
     }
 
