@@ -491,17 +491,11 @@ pub async fn resync(target: &Target, what: Resync) -> Result<(), CliError> {
         });
     }
     if let Some(list) = &what.hubspot_list {
-        let ids = p
-            .hubspot
-            .list_members(list)
+        let members = p
+            .list_items(list)
             .await
             .map_err(|e| CliError::Setup(format!("HubSpot list {list}: {e}")))?;
-        items.extend(ids.into_iter().map(|id| WorkItem {
-            side: Side::HubSpot,
-            object: "contacts".into(),
-            id,
-            origin: "manual".into(),
-        }));
+        items.extend(members);
     }
     if let Some(code) = &what.code {
         let failing = p

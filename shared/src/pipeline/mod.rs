@@ -250,6 +250,23 @@ impl Pipeline {
         })
     }
 
+    /// A HubSpot list's members (contacts), as references queued by hand (`POST /sync`,
+    /// `crmsync resync --list`).
+    pub async fn list_items(&self, list: &str) -> Result<Vec<WorkItem>, crate::ports::CrmError> {
+        Ok(self
+            .hubspot
+            .list_members(list)
+            .await?
+            .into_iter()
+            .map(|id| WorkItem {
+                side: Side::HubSpot,
+                object: "contacts".into(),
+                id,
+                origin: "manual".into(),
+            })
+            .collect())
+    }
+
     /// The HubSpot object of an enabled pair.
     pub fn hubspot_object_of(&self, pair: &str) -> Option<String> {
         self.pairs

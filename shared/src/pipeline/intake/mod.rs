@@ -341,13 +341,8 @@ impl Intake {
             items.push(item);
         }
         if let Some(list) = parsed.hubspot_list {
-            match self.pipeline.hubspot.list_members(&list).await {
-                Ok(ids) => items.extend(ids.into_iter().map(|id| WorkItem {
-                    side: Side::HubSpot,
-                    object: "contacts".into(),
-                    id,
-                    origin: "manual".into(),
-                })),
+            match self.pipeline.list_items(&list).await {
+                Ok(members) => items.extend(members),
                 Err(e) => {
                     return IntakeResponse::error(502, &format!("could not read list {list}: {e}"));
                 }
