@@ -56,6 +56,22 @@ pub enum OpportunityState {
     Lost,
 }
 
+impl OpportunityState {
+    /// From an Opportunity's `IsClosed` and `IsWon`.
+    pub fn of(closed: bool, won: bool) -> Self {
+        match (closed, won) {
+            (_, true) => OpportunityState::Won,
+            (true, false) => OpportunityState::Lost,
+            (false, false) => OpportunityState::Open,
+        }
+    }
+}
+
+/// The furthest of two stages (`a` when they cannot be compared).
+pub fn furthest<'a>(a: &'a str, b: &'a str) -> &'a str {
+    if may_move(a, b) { b } else { a }
+}
+
 /// The stage "lifecycle stage from opportunity stage" moves a contact to, given the
 /// opportunities its Salesforce contact has roles on: `customer` once one is won,
 /// `opportunity` while one is open; `None` when that would not move it forward.

@@ -169,6 +169,7 @@ impl Pipeline {
         let mut works = self.gather(run, items, now).await?;
         self.link_and_match(run, &mut works).await?;
         self.refine_with_history(run, &mut works).await?;
+        self.read_opportunities(run, &mut works).await?;
         let members = self.inclusion_members(run, &works).await?;
         let mut planned = Vec::new();
         // Keys a pair of this batch is creating: the claim store lets its owner claim
@@ -206,12 +207,14 @@ impl Pipeline {
         if wrote {
             self.failpoint(&format!("after_crm_write:{pair}"));
         }
+        let moved = Pipeline::lifecycle_moves(&planned);
         let synced = super::lookups::Synced::of(&planned);
         self.finish(pair, items, planned, outcomes, now).await;
         if wrote {
             self.failpoint(&format!("after_link_write:{pair}"));
         }
         self.sync_lookups(run, items, synced, outcomes, depth).await;
+        self.propagate_lifecycle(&moved).await;
         Ok(())
     }
 

@@ -275,7 +275,8 @@ pub async fn report(
         .map(|s| pipeline.failing_record(s))
         .collect();
     let gauges = pipeline.telemetry.gauges().await?;
-    for feed in pipeline.feeds() {
+    let triggers = pipeline.trigger_feeds().into_iter().map(|o| format!("salesforce:{o}"));
+    for feed in pipeline.feeds().into_iter().chain(triggers) {
         let last_poll = gauges.get(&format!("polled_at.{feed}")).copied();
         h.feeds.push(FeedHealth {
             lag_ms: last_poll.map(|t| (now - t).max(0)),

@@ -13,6 +13,7 @@ mod flow;
 mod fresh;
 pub mod health;
 pub mod intake;
+mod lifecycle;
 mod lookups;
 mod matching;
 mod pairs;
@@ -346,6 +347,21 @@ impl Pipeline {
         if controls.paused.is_some() {
             return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
         }
+        let queued = items.len();
+        // Opportunities and contact roles that changed queue the contacts they can move.
+        let triggers: Vec<&WorkItem> = items
+            .iter()
+            .filter(|i| self.lifecycle_on() && lifecycle::is_trigger(i))
+            .collect();
+        let mut trigger_failed = None;
+        let mut all = items.to_vec();
+        if !triggers.is_empty() {
+            match self.lifecycle_contacts(&triggers).await {
+                Ok(contacts) => all.extend(contacts),
+                Err(e) => trigger_failed = Some(e),
+            }
+        }
+        let items = all.as_slice();
         let mut outcomes = vec![ItemOutcome::Done; items.len()];
         let now = self.clock.now_ms();
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
@@ -353,6 +369,7 @@ impl Pipeline {
             let run = self.pair_of(item);
             match run.and_then(|r| self.pairs.iter().position(|p| std::ptr::eq(p, r))) {
                 Some(k) => groups[k].push(n),
+                None if self.lifecycle_on() && lifecycle::is_trigger(item) => {}
                 None => {
                     let from = item.side;
                     let code = Some("pair_not_synced");
@@ -375,6 +392,21 @@ impl Pipeline {
             }
         }
         self.note_usage().await;
+        // A trigger is done once the contacts it queued are.
+        let retry = trigger_failed.or_else(|| {
+            outcomes[queued..].iter().find_map(|o| match o {
+                ItemOutcome::Retry(why) => Some(why.clone()),
+                _ => None,
+            })
+        });
+        outcomes.truncate(queued);
+        if let Some(why) = retry {
+            for (n, item) in items[..queued].iter().enumerate() {
+                if lifecycle::is_trigger(item) && outcomes[n] == ItemOutcome::Done {
+                    outcomes[n] = ItemOutcome::Retry(why.clone());
+                }
+            }
+        }
         outcomes
     }
 

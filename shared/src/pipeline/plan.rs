@@ -15,7 +15,7 @@ use crate::domain::Side;
 use crate::domain::merge::{MergeRules, Reason, merge_fields};
 use crate::domain::metadata::PairMeta;
 use crate::domain::value::parse_datetime_millis;
-use crate::ports::{Outcome, WorkItem};
+use crate::ports::{FieldChange, Outcome, WorkItem};
 
 /// An sObject's field history object and the field that points at the record, as
 /// Salesforce names them.
@@ -357,6 +357,18 @@ impl Pipeline {
             }
         };
         let mut planned = Planned::from_plan(w, &plan, &hubspot, &salesforce, from, sobject);
+        let derived = run
+            .hooks
+            .derived_hubspot_writes(&planned.work, &planned.hubspot_writes);
+        for (field, value) in derived {
+            planned.changes.push(FieldChange {
+                old: hubspot.values.get(&field).cloned().unwrap_or(Value::Null),
+                new: value.clone(),
+                field: field.clone(),
+            });
+            planned.hubspot_writes.insert(field.clone(), value.clone());
+            planned.derived.insert(field, value);
+        }
         planned.claim_key = claim_key;
         planned.key = key;
         planned.note = note;

@@ -131,6 +131,8 @@ impl Pipeline {
             .iter()
             .flat_map(|p| p.spec.sobjects.iter().cloned())
             .collect();
+        // Read only for what their changes trigger (lifecycle stages): never listed.
+        let triggers = self.trigger_feeds();
         let hubspot_objects: Vec<String> = self
             .pairs
             .iter()
@@ -151,9 +153,13 @@ impl Pipeline {
         // Every object already polled: changes and deletions in one Composite call.
         let mut polled = Vec::new();
         let mut froms = Vec::new();
-        for object in &objects {
+        for object in objects.iter().chain(&triggers) {
             let feed = format!("salesforce:{object}");
             match cursors.cursor(&feed).await? {
+                None if triggers.contains(object) => {
+                    let r = self.start_feed(cursors, &feed, now).await?;
+                    report.feeds.insert(feed, r);
+                }
                 None => {
                     let r = self.start_backfill(cursors, &feed, now).await?;
                     report.feeds.insert(feed, r);
@@ -242,6 +248,16 @@ impl Pipeline {
             Ok(()) | Err(StoreError::Conflict(_)) => {}
             Err(e) => return Err(e.into()),
         }
+        self.start_feed(cursors, feed, now).await
+    }
+
+    /// A feed's first cursor: now.
+    async fn start_feed(
+        &self,
+        cursors: &dyn CursorStore,
+        feed: &str,
+        now: i64,
+    ) -> Result<FeedReport, PollError> {
         let to = Cursor {
             at: now,
             last_id: String::new(),

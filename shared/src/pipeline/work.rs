@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::domain::Side;
+use crate::domain::lifecycle::OpportunityState;
 use crate::domain::merge::Snapshot;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{HsRecord, Link};
@@ -16,6 +17,9 @@ pub(crate) struct Record {
     pub modified_at: i64,
     /// When each field last changed, where the org's field history says.
     pub field_changed_at: std::collections::HashMap<String, i64>,
+    /// A Contact's opportunities through its contact roles, where lifecycle stages
+    /// follow them (read per batch, `lifecycle.rs`).
+    pub opportunities: Option<Vec<OpportunityState>>,
 }
 
 impl Record {
@@ -30,6 +34,7 @@ impl Record {
             row,
             modified_at,
             field_changed_at: Default::default(),
+            opportunities: None,
         }
     }
 

@@ -39,6 +39,8 @@ pub(crate) struct Planned {
     pub next_last_synced: LastSynced,
     pub last_synced_moved: bool,
     pub hubspot_writes: Map<String, Value>,
+    /// The HubSpot writes the pair's own rules added (`PairHooks::derived_hubspot_writes`).
+    pub derived: Map<String, Value>,
     pub salesforce_writes: Map<String, Value>,
     pub changes: Vec<FieldChange>,
     pub salesforce_id: Option<String>,
@@ -103,6 +105,7 @@ impl Planned {
             next_last_synced: plan.next_last_synced(last),
             last_synced_moved: !plan.last_synced_changes.is_empty() || work.link.is_none(),
             hubspot_writes: plan.hubspot_writes.clone(),
+            derived: Map::new(),
             salesforce_writes: plan.salesforce_writes.clone(),
             changes,
             salesforce_id: work.salesforce.as_ref().map(Record::id),

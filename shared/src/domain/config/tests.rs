@@ -89,10 +89,6 @@ fn settings_this_build_does_not_carry_out_are_refused() {
             "[activities]\nenabled = true\ntypes = [\"call\"]\n",
         ),
         (
-            "contacts.lifecycle_from_opportunities.enabled",
-            "[contacts.lifecycle_from_opportunities]\nenabled = true\n",
-        ),
-        (
             "contacts.state_country.salesforce_picklists",
             "[contacts.state_country]\nsalesforce_picklists = \"customized\"\n",
         ),

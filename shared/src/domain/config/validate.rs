@@ -67,9 +67,9 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Everything this build's pipeline carries out. Activities, lifecycle stages from
-    /// opportunities and customized State/Country picklists are not here yet: a
-    /// configuration that switches them on is refused, naming the key.
+    /// Everything this build's pipeline carries out. Activities and customized
+    /// State/Country picklists are not here yet: a configuration that switches them on
+    /// is refused, naming the key.
     pub fn current() -> Self {
         use Feature::*;
         Capabilities {
@@ -79,6 +79,7 @@ impl Capabilities {
                 Deals,
                 Tickets,
                 CustomObjects,
+                LifecycleFromOpportunities,
                 InclusionList,
                 InclusionFilter,
                 StateCountryConversion,
@@ -168,6 +169,19 @@ pub(super) fn validate(c: &SyncConfig, capabilities: &Capabilities) -> Vec<Confi
                 "activity sync is enabled but no type is: expected some of {}",
                 ActivityType::expected()
             ),
+        ));
+    }
+    let lifecycle = c.contacts.lifecycle_from_opportunities;
+    if lifecycle.propagate_to_company && !lifecycle.enabled {
+        errors.push(ConfigError::new(
+            "contacts.lifecycle_from_opportunities.propagate_to_company",
+            "propagates lifecycle stages that are not moved: set enabled = true too, or remove it",
+        ));
+    }
+    if lifecycle.enabled && !c.contacts.enabled {
+        errors.push(ConfigError::new(
+            "contacts.lifecycle_from_opportunities.enabled",
+            "moves the stages of contacts, which do not sync: set contacts.enabled = true too",
         ));
     }
     let uses_owner = c.pairs().iter().any(|p| {

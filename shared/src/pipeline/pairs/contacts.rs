@@ -11,6 +11,7 @@ use crate::domain::Side;
 use crate::domain::config::{
     ContactSettings, Inclusion, SalesforceDeleteRule, SalesforceUpdateRule, ValidatedConfig,
 };
+use crate::domain::lifecycle;
 use crate::domain::merge::Snapshot;
 use crate::pipeline::work::{Record, Work};
 use crate::ports::Link;
@@ -36,6 +37,9 @@ impl PairHooks for Contacts {
         let mut props = Vec::new();
         if let Inclusion::Filter(conditions) = &self.settings.inclusion {
             props.extend(conditions.iter().map(|c| c.property.clone()));
+        }
+        if self.settings.lifecycle_from_opportunities.enabled {
+            props.push(lifecycle::PROPERTY.into());
         }
         props
     }
@@ -114,6 +118,23 @@ impl PairHooks for Contacts {
         if sobject == "Lead" && blank {
             row.insert("Company".into(), json!(NO_COMPANY));
         }
+    }
+
+    fn derived_hubspot_writes(&self, work: &Work, planned: &Map<String, Value>) -> Map<String, Value> {
+        let mut writes = Map::new();
+        let opportunities = work.salesforce.as_ref().and_then(|s| s.opportunities.as_ref());
+        if let (true, Some(opportunities)) =
+            (self.settings.lifecycle_from_opportunities.enabled, opportunities)
+        {
+            let current = planned
+                .get(lifecycle::PROPERTY)
+                .or_else(|| work.hubspot.as_ref()?.properties.get(lifecycle::PROPERTY))
+                .and_then(Value::as_str);
+            if let Some(stage) = lifecycle::stage_from_opportunities(current, opportunities) {
+                writes.insert(lifecycle::PROPERTY.into(), json!(stage));
+            }
+        }
+        writes
     }
 
     fn identity_writes(

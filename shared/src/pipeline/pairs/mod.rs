@@ -126,6 +126,12 @@ pub(crate) trait PairHooks: Send + Sync {
     /// What a HubSpot create needs that Salesforce may not have.
     fn hubspot_create_defaults(&self, _properties: &mut Map<String, Value>) {}
 
+    /// HubSpot writes the pair's own rules add to the merge's (`planned`), such as a
+    /// lifecycle stage its opportunities move a contact to.
+    fn derived_hubspot_writes(&self, _work: &Work, _planned: &Map<String, Value>) -> Map<String, Value> {
+        Map::new()
+    }
+
     /// HubSpot properties that say what kind of Salesforce record this is, beyond its
     /// id (`known`: the HubSpot record's current properties).
     fn identity_writes(

@@ -56,6 +56,7 @@ macro_rules! both_ways {
 }
 
 mod deals;
+mod lifecycle;
 mod model;
 mod operate;
 mod races;
