@@ -171,3 +171,45 @@ def test_an_admin_undeletes_a_record_from_the_recycle_bin(sf59, sandbox):
     assert len(back) == 1 and back[0]["IsDeleted"] is False
     with pytest.raises(Exception):
         sandbox.control("POST", f"/objects/Lead/{lead}/undelete", crm="salesforce")
+
+
+def valid_for(entry, countries):
+    """The country codes a dependent picklist entry's validFor bitmap names."""
+    import base64
+    bits = base64.b64decode(entry["validFor"])
+    return [c["value"] for i, c in enumerate(countries) if bits[i // 8] & (0x80 >> (i % 8))]
+
+
+def test_state_and_country_picklists_as_the_org_customized_them(sf59, sandbox):
+    sandbox.control("PUT", "/settings", {
+        "state_country_picklists": True,
+        "places": {"countries": [{"code": "FR", "label": "France", "active": False},
+                                 {"code": "XK", "label": "Kosovo"}],
+                   "states": [{"country": "GB", "code": "SCT", "label": "Scotland"},
+                              {"country": "US", "code": "CA", "label": "Golden State"}]},
+    }, crm="salesforce")
+    try:
+        contact = fields(sf59, "Contact")
+        countries = contact["MailingCountryCode"]["picklistValues"]
+        codes = [c["value"] for c in countries]
+        assert "XK" in codes and "FR" not in codes and "US" in codes
+        assert contact["MailingCountryCode"]["restrictedPicklist"] is True
+        states = contact["MailingStateCode"]
+        assert states["dependentPicklist"] is True and states["controllerName"] == "MailingCountryCode"
+        scotland = next(s for s in states["picklistValues"] if s["value"] == "SCT")
+        assert scotland["label"] == "Scotland" and valid_for(scotland, countries) == ["GB"]
+        assert [s["label"] for s in states["picklistValues"] if valid_for(s, countries) == ["US"] and s["value"] == "CA"] == ["Golden State"]
+
+        cid = sf59.Contact.create({"LastName": "Places", "MailingCountry": "United Kingdom", "MailingState": "Scotland"})["id"]
+        row = sf59.Contact.get(cid)
+        assert (row["MailingCountryCode"], row["MailingStateCode"]) == ("GB", "SCT")
+        sf59.Contact.update(cid, {"MailingCountryCode": "US", "MailingStateCode": "CA", "MailingCountry": None, "MailingState": None})
+        row = sf59.Contact.get(cid)
+        assert (row["MailingCountry"], row["MailingState"]) == ("United States", "Golden State")
+        for bad in ({"MailingCountry": "France"}, {"MailingCountryCode": "FR"},
+                    {"MailingCountryCode": "US", "MailingStateCode": "ZZ"}):
+            with pytest.raises(SalesforceMalformedRequest) as e:
+                sf59.Contact.create({"LastName": "Refused", **bad})
+            assert e.value.content[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION", bad
+    finally:
+        sandbox.control("PUT", "/settings", {"state_country_picklists": False}, crm="salesforce")

@@ -244,6 +244,23 @@ fn object_def(org: &Org, name: &str) -> Result<ObjectDef, SfFailure> {
     })
 }
 
+/// With State and Country picklists on, an address's code fields list the org's values:
+/// the state code depends on the country code.
+fn describe_places(org: &Org, field: &mut Value) {
+    let Some(name) = field["name"].as_str().map(str::to_owned) else {
+        return;
+    };
+    if name.ends_with("CountryCode") {
+        field["picklistValues"] = json!(org.places.country_values());
+        field["restrictedPicklist"] = json!(true);
+    } else if let Some(prefix) = name.strip_suffix("StateCode") {
+        field["picklistValues"] = json!(org.places.state_values());
+        field["restrictedPicklist"] = json!(true);
+        field["dependentPicklist"] = json!(true);
+        field["controllerName"] = json!(format!("{prefix}CountryCode"));
+    }
+}
+
 fn describe_field(f: &FieldDef) -> Value {
     let picklist: Vec<Value> = f
         .picklist
@@ -292,7 +309,12 @@ async fn describe(
 ) -> Reply {
     let org = lock(&sf.org);
     let o = object_def(&org, &object)?;
-    let fields: Vec<Value> = o.fields.iter().map(describe_field).collect();
+    let mut fields: Vec<Value> = o.fields.iter().map(describe_field).collect();
+    if org.state_country_picklists {
+        for f in &mut fields {
+            describe_places(&org, f);
+        }
+    }
     Ok(Json(json!({
         "name": o.name, "label": o.name.trim_end_matches("__c"), "keyPrefix": o.key_prefix,
         "custom": o.custom, "createable": o.createable, "updateable": true, "deletable": true,

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::error::{SfError, SfFailure};
+use super::places::{Place, Places};
 use super::store::{RuleCondition, ValidationRule, WriteOptions, Writer};
 use super::{Fault, PendingEdit, Salesforce, query};
 use crate::hubspot::lock;
@@ -233,8 +234,9 @@ async fn advance(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
 }
 
 /// `{"daily_api_limit": 100000 | null, "session_ttl_ms": N, "duplicate_rules": bool,
-/// "state_country_picklists": bool, "read_only_objects": [..], "read_only_records": [..],
-/// "batch_size": N}`
+/// "state_country_picklists": bool, "places": {"countries": [{"code", "label", "active"}],
+/// "states": [{"country", "code", "label", "active"}]}, "read_only_objects": [..],
+/// "read_only_records": [..], "batch_size": N}`
 async fn settings(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
     let v = body(&bytes)?;
     {
@@ -255,6 +257,10 @@ async fn settings(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
     }
     if let Some(b) = v.get("state_country_picklists").and_then(Value::as_bool) {
         org.state_country_picklists = b;
+    }
+    if let Some(p) = v.get("places") {
+        customize_places(&mut org.places, p)
+            .map_err(|m| SfFailure::bad_request(vec![SfError::new("INVALID_FIELD", m)]))?;
     }
     if let Some(x) = v.get("modstamp_skew_ms") {
         org.modstamp_skew_ms = x
@@ -412,4 +418,44 @@ async fn outbound_state(State(sf): State<Arc<Salesforce>>) -> Reply {
         "abandoned": o.abandoned,
     }))
     .into_response())
+}
+
+/// An admin's customization of the State and Country/Territory picklists: each entry adds
+/// a value or replaces the one with its code (`active` defaults to true).
+fn customize_places(places: &mut Places, v: &Value) -> Result<(), String> {
+    let place = |e: &Value, what: &str| -> Result<Place, String> {
+        let text = |k: &str| {
+            e.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("places.{what}: each needs a \"{k}\""))
+        };
+        Ok(Place {
+            code: text("code")?,
+            label: text("label")?,
+            active: e.get("active").and_then(Value::as_bool).unwrap_or(true),
+        })
+    };
+    let list = |k: &str| -> Result<Vec<Value>, String> {
+        match v.get(k) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(a)) => Ok(a.clone()),
+            Some(_) => Err(format!("places.{k} must be a list")),
+        }
+    };
+    for e in list("countries")? {
+        places.set_country(place(&e, "countries")?);
+    }
+    for e in list("states")? {
+        let country = e
+            .get("country")
+            .and_then(Value::as_str)
+            .ok_or("places.states: each needs a \"country\" (its code)")?;
+        if !places.countries.iter().any(|c| c.code == country) {
+            return Err(format!("places.states: no country with code {country}"));
+        }
+        places.set_state(country, place(&e, "states")?);
+    }
+    Ok(())
 }

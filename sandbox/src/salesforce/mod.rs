@@ -14,6 +14,7 @@ pub mod error;
 pub mod ids;
 mod oauth;
 pub mod outbound;
+pub mod places;
 pub mod query;
 pub mod schema;
 pub mod seed;

@@ -87,6 +87,8 @@ pub struct Org {
     pub duplicate_rules: bool,
     /// State and Country picklists (`...StateCode`, `...CountryCode` hold ISO codes).
     pub state_country_picklists: bool,
+    /// Their values: Salesforce's standard ones, as customized.
+    pub places: super::places::Places,
     /// Objects and records the integration user may not edit.
     pub read_only_objects: HashSet<String>,
     pub read_only_records: HashSet<String>,
@@ -155,6 +157,7 @@ impl Org {
             validation_rules: Vec::new(),
             duplicate_rules: true,
             state_country_picklists: false,
+            places: super::places::Places::standard(),
             read_only_objects: HashSet::new(),
             read_only_records: HashSet::new(),
             deletions: Vec::new(),
@@ -582,8 +585,8 @@ impl Org {
         Some(e)
     }
 
-    /// State and Country picklists: codes must be ISO codes, names must name a known
-    /// country or state, and a state needs a country. Names and codes are kept in step.
+    /// State and Country picklists: codes and names must be the org's active values
+    /// (`places.rs`), and a state needs a country. Names and codes are kept in step.
     fn check_places(&self, object: &ObjectDef, saved: &Map<String, Value>) -> Result<(), SfError> {
         if !self.state_country_picklists {
             return Ok(());
@@ -598,7 +601,11 @@ impl Org {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
             if let Some(code) = code
-                && rust_iso3166::from_alpha2(code).is_none()
+                && self
+                    .places
+                    .countries
+                    .iter()
+                    .all(|c| !c.active || c.code != code)
             {
                 return Err(SfError::new(
                         "FIELD_INTEGRITY_EXCEPTION",
@@ -619,7 +626,11 @@ impl Org {
                     )
                     .on(&[&state_code]));
                 };
-                if rust_iso3166::iso3166_2::from_code(&format!("{country}-{state}")).is_none() {
+                if self
+                    .places
+                    .state(country, state)
+                    .is_none_or(|s| s.code != state)
+                {
                     return Err(SfError::new(
                         "FIELD_INTEGRITY_EXCEPTION",
                         format!("The {state_code} field contains {state}, which isn't an available state. Choose a valid state."),
@@ -654,22 +665,22 @@ impl Org {
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
             {
-                let code = country_by_name(&name).ok_or_else(|| {
+                let place = self.places.country(&name).ok_or_else(|| {
                     SfError::new(
                         "FIELD_INTEGRITY_EXCEPTION",
                         format!("There's a problem with this country, even though it may appear correct. Please select a country/territory from the list of valid countries. ({name})"),
                     )
                     .on(&[&country])
                 })?;
-                changes.insert(country_code.clone(), json!(code.0));
-                changes.insert(country.clone(), json!(code.1));
+                changes.insert(country_code.clone(), json!(place.code));
+                changes.insert(country.clone(), json!(place.label));
             } else if let Some(code) = changes
                 .get(&country_code)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                && let Some(c) = rust_iso3166::from_alpha2(&code)
+                && let Some(place) = self.places.country(&code).filter(|c| c.code == code)
             {
-                changes.insert(country.clone(), json!(country_label(c)));
+                changes.insert(country.clone(), json!(place.label));
             }
             let (state, state_code) = (format!("{prefix}State"), format!("{prefix}StateCode"));
             let country_now = changes
@@ -690,30 +701,25 @@ impl Org {
                     )
                     .on(&[&state]));
                 };
-                let country = rust_iso3166::from_alpha2(&cc);
-                let sub = country
-                    .as_ref()
-                    .and_then(|c| c.subdivisions())
-                    .and_then(|subs| subs.iter().find(|s| s.name.eq_ignore_ascii_case(&name) || s.region_code.eq_ignore_ascii_case(&name)).copied())
-                    .ok_or_else(|| {
-                        SfError::new(
-                            "FIELD_INTEGRITY_EXCEPTION",
-                            format!("There's a problem with this state, even though it may appear correct. Please select a state from the list of valid states. ({name})"),
-                        )
-                        .on(&[&state])
-                    })?;
-                changes.insert(state_code.clone(), json!(sub.region_code));
-                changes.insert(state.clone(), json!(sub.name));
+                let place = self.places.state(&cc, &name).ok_or_else(|| {
+                    SfError::new(
+                        "FIELD_INTEGRITY_EXCEPTION",
+                        format!("There's a problem with this state, even though it may appear correct. Please select a state from the list of valid states. ({name})"),
+                    )
+                    .on(&[&state])
+                })?;
+                changes.insert(state_code.clone(), json!(place.code));
+                changes.insert(state.clone(), json!(place.label));
             } else if let (Some(code), Some(cc)) = (
                 changes
                     .get(&state_code)
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 country_now,
-            ) && let Some(sub) =
-                rust_iso3166::iso3166_2::from_code(&format!("{cc}-{code}"))
+            ) && let Some(place) =
+                self.places.state(&cc, &code).filter(|s| s.code == code)
             {
-                changes.insert(state.clone(), json!(sub.name));
+                changes.insert(state.clone(), json!(place.label));
             }
         }
         Ok(())
@@ -1158,32 +1164,6 @@ impl Org {
             .or_default()
             .insert(id.to_owned(), record);
     }
-}
-
-/// Salesforce's default country labels where they differ from ISO's short names.
-fn country_label(c: rust_iso3166::CountryCode) -> &'static str {
-    match c.alpha2 {
-        "US" => "United States",
-        "GB" => "United Kingdom",
-        _ => c.name.split('[').next().unwrap_or(c.name).trim(),
-    }
-}
-
-/// (code, label) of a country written as its code, ISO name or Salesforce label.
-fn country_by_name(name: &str) -> Option<(&'static str, &'static str)> {
-    rust_iso3166::ALL
-        .iter()
-        .find(|c| {
-            c.alpha2.eq_ignore_ascii_case(name)
-                || country_label(**c).eq_ignore_ascii_case(name)
-                || c.name
-                    .split('[')
-                    .next()
-                    .unwrap_or(c.name)
-                    .trim()
-                    .eq_ignore_ascii_case(name)
-        })
-        .map(|c| (c.alpha2, country_label(*c)))
 }
 
 fn is_blank(v: &Value) -> bool {

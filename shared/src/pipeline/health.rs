@@ -275,7 +275,10 @@ pub async fn report(
         .map(|s| pipeline.failing_record(s))
         .collect();
     let gauges = pipeline.telemetry.gauges().await?;
-    let triggers = pipeline.trigger_feeds().into_iter().map(|o| format!("salesforce:{o}"));
+    let triggers = pipeline
+        .trigger_feeds()
+        .into_iter()
+        .map(|o| format!("salesforce:{o}"));
     for feed in pipeline.feeds().into_iter().chain(triggers) {
         let last_poll = gauges.get(&format!("polled_at.{feed}")).copied();
         h.feeds.push(FeedHealth {

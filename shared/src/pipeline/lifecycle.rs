@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::writes::Planned;
-use super::{PairRun, Pipeline};
 use super::flow::soql_literal;
 use super::work::Work;
+use super::writes::Planned;
+use super::{PairRun, Pipeline};
 use crate::domain::Side;
 use crate::domain::lifecycle::{OpportunityState, PROPERTY, may_move};
 use crate::ports::WorkItem;
@@ -238,7 +238,11 @@ impl Pipeline {
 
     /// Sets each record's stage where that moves it forward (read first: HubSpot would
     /// take a step back).
-    async fn move_forward(&self, object: &str, stages: &BTreeMap<String, &str>) -> Result<(), String> {
+    async fn move_forward(
+        &self,
+        object: &str,
+        stages: &BTreeMap<String, &str>,
+    ) -> Result<(), String> {
         let ids: Vec<String> = stages.keys().cloned().collect();
         let mut inputs: Vec<(String, Map<String, Value>)> = Vec::new();
         for chunk in ids.chunks(100) {

@@ -120,12 +120,20 @@ impl PairHooks for Contacts {
         }
     }
 
-    fn derived_hubspot_writes(&self, work: &Work, planned: &Map<String, Value>) -> Map<String, Value> {
+    fn derived_hubspot_writes(
+        &self,
+        work: &Work,
+        planned: &Map<String, Value>,
+    ) -> Map<String, Value> {
         let mut writes = Map::new();
-        let opportunities = work.salesforce.as_ref().and_then(|s| s.opportunities.as_ref());
-        if let (true, Some(opportunities)) =
-            (self.settings.lifecycle_from_opportunities.enabled, opportunities)
-        {
+        let opportunities = work
+            .salesforce
+            .as_ref()
+            .and_then(|s| s.opportunities.as_ref());
+        if let (true, Some(opportunities)) = (
+            self.settings.lifecycle_from_opportunities.enabled,
+            opportunities,
+        ) {
             let current = planned
                 .get(lifecycle::PROPERTY)
                 .or_else(|| work.hubspot.as_ref()?.properties.get(lifecycle::PROPERTY))

@@ -128,7 +128,11 @@ pub(crate) trait PairHooks: Send + Sync {
 
     /// HubSpot writes the pair's own rules add to the merge's (`planned`), such as a
     /// lifecycle stage its opportunities move a contact to.
-    fn derived_hubspot_writes(&self, _work: &Work, _planned: &Map<String, Value>) -> Map<String, Value> {
+    fn derived_hubspot_writes(
+        &self,
+        _work: &Work,
+        _planned: &Map<String, Value>,
+    ) -> Map<String, Value> {
         Map::new()
     }
 

@@ -113,7 +113,10 @@ async fn stages_follow_contact_roles(push: bool, deals: bool) {
     w.advance(60_000);
     w.sync().await;
     assert_eq!(stage(&w, "contacts", buyer).await, json!("customer"));
-    assert_eq!(stage(&w, "contacts", loser).await, json!("salesqualifiedlead"));
+    assert_eq!(
+        stage(&w, "contacts", loser).await,
+        json!("salesqualifiedlead")
+    );
 
     // Never backwards: a new open opportunity leaves the customer a customer.
     w.advance(60_000);
@@ -160,7 +163,10 @@ async fn a_new_role_alone_moves_the_contact(push: bool) {
     .await;
     w.advance(60_000);
     w.sync().await;
-    assert_eq!(stage(&w, "contacts", &people[1].1).await, json!("opportunity"));
+    assert_eq!(
+        stage(&w, "contacts", &people[1].1).await,
+        json!("opportunity")
+    );
 
     // Never backwards: a customer with a role on an open opportunity stays a customer.
     w.sf_create(
@@ -172,7 +178,10 @@ async fn a_new_role_alone_moves_the_contact(push: bool) {
     w.sync().await;
     assert_eq!(stage(&w, "contacts", &people[2].1).await, json!("customer"));
 }
-both_ways!(a_contact_role_moves_its_contact, a_new_role_alone_moves_the_contact);
+both_ways!(
+    a_contact_role_moves_its_contact,
+    a_new_role_alone_moves_the_contact
+);
 
 async fn the_company_and_its_contacts_follow(push: bool) {
     let w = world(push, lifecycle_on(true, true)).await;
@@ -192,4 +201,7 @@ async fn the_company_and_its_contacts_follow(push: bool) {
         "never backwards, propagated or not"
     );
 }
-both_ways!(lifecycle_propagates_to_the_company, the_company_and_its_contacts_follow);
+both_ways!(
+    lifecycle_propagates_to_the_company,
+    the_company_and_its_contacts_follow
+);
