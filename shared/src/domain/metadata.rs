@@ -67,6 +67,9 @@ pub struct PairMeta {
     pub hubspot: ObjectMeta,
     #[serde(default)]
     pub salesforce: ObjectMeta,
+    /// The org's State and Country/Territory picklists, where they are on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub places: Option<std::sync::Arc<super::geo::PlaceCatalog>>,
 }
 
 /// The types of the fields of HubSpot's and Salesforce's standard objects that the

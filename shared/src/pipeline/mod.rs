@@ -192,6 +192,7 @@ impl Pipeline {
         }
         match self.salesforce.describe(sobject).await {
             Ok(d) => {
+                meta.places = crate::domain::geo::PlaceCatalog::from_describe(&d).map(Arc::new);
                 meta.salesforce = d
                     .get("fields")
                     .and_then(Value::as_array)

@@ -83,16 +83,10 @@ fn the_example_is_valid_and_enables_every_pair_that_runs() {
 /// list, naming the key and saying so: nothing is accepted and then ignored.
 #[test]
 fn settings_this_build_does_not_carry_out_are_refused() {
-    for (key, line) in [
-        (
-            "activities.enabled",
-            "[activities]\nenabled = true\ntypes = [\"call\"]\n",
-        ),
-        (
-            "contacts.state_country.salesforce_picklists",
-            "[contacts.state_country]\nsalesforce_picklists = \"customized\"\n",
-        ),
-    ] {
+    for (key, line) in [(
+        "activities.enabled",
+        "[activities]\nenabled = true\ntypes = [\"call\"]\n",
+    )] {
         let text = format!("[deals]\nenabled = false\n{line}");
         let p = problems(&text);
         assert!(

@@ -67,9 +67,8 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Everything this build's pipeline carries out. Activities and customized
-    /// State/Country picklists are not here yet: a configuration that switches them on
-    /// is refused, naming the key.
+    /// Everything this build's pipeline carries out. Activities are not here yet: a
+    /// configuration that switches them on is refused, naming the key.
     pub fn current() -> Self {
         use Feature::*;
         Capabilities {
@@ -83,6 +82,7 @@ impl Capabilities {
                 InclusionList,
                 InclusionFilter,
                 StateCountryConversion,
+                CustomizedStateCountryPicklists,
                 DeleteContactOnSalesforceDelete,
             ],
         }

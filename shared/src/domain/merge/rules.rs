@@ -2,12 +2,15 @@
 //! validated configuration and the CRMs' field metadata, then used for every record.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use crate::domain::Side;
 use crate::domain::config::{
-    Direction, FieldMapping, Pair, StageMap, StateCountryRule, Transform, ValidatedConfig, ValueMap,
+    Direction, FieldMapping, Pair, PicklistMode, StageMap, StateCountryRule, Transform,
+    ValidatedConfig, ValueMap,
 };
 use crate::domain::dedup::email_key;
+use crate::domain::geo::{PlaceCatalog, Places};
 use crate::domain::metadata::{FieldMeta, PairMeta, well_known_type};
 use crate::domain::value::FieldType;
 
@@ -115,6 +118,9 @@ pub struct MergeRules<'c> {
     pub salesforce_object: &'c str,
     pub fields: Vec<FieldRule<'c>>,
     pub state_country: Option<StateCountryRule>,
+    /// The org's own State/Country picklists, where the settings say they are
+    /// customized and describe listed them.
+    pub places: Option<Arc<PlaceCatalog>>,
     pub owners: &'c OwnerDirectory,
 }
 
@@ -167,14 +173,23 @@ impl<'c> MergeRules<'c> {
             Pair::Companies(_) => Some(config.contacts.state_country),
             _ => None,
         };
+        let places = state_country
+            .filter(|r| r.salesforce_picklists == PicklistMode::Customized)
+            .and_then(|_| meta.places.clone());
         Ok(MergeRules {
             pair: pair.name(),
             hubspot_object: pair.hubspot_object(),
             salesforce_object: sobject,
             fields,
             state_country,
+            places,
             owners,
         })
+    }
+
+    /// Where this record's places are looked up.
+    pub fn places(&self) -> Places<'_> {
+        self.places.as_deref().map_or(Places::Standard, Places::Org)
     }
 
     /// The mapping with a given transform (the record's country, for a state).

@@ -614,6 +614,60 @@ fn free_text_places_become_salesforce_picklist_values_and_a_state_needs_a_countr
 }
 
 #[test]
+fn customized_picklists_take_the_orgs_own_values_and_hold_back_the_rest() {
+    use crate::domain::geo::{Place, PlaceCatalog};
+    let config = contact_rules_case(
+        "[contacts.state_country]\nsalesforce_picklists = \"customized\"\nhubspot_values = \"match_salesforce_defaults\"",
+    );
+    let owners = OwnerDirectory::default();
+    let place = |code: &str, label: &str| Place {
+        code: code.into(),
+        label: label.into(),
+    };
+    let meta = PairMeta {
+        places: Some(std::sync::Arc::new(PlaceCatalog {
+            countries: vec![place("US", "United States"), place("XK", "Kosovo")],
+            states: [("US".to_owned(), vec![place("CA", "Golden State")])].into(),
+        })),
+        ..PairMeta::default()
+    };
+    let rules = MergeRules::new(&config, "contacts", "Lead", &meta, &owners)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let plan = merge_fields(
+        &rules,
+        &snap(json!({"state": "California", "country": "usa"}), 9),
+        &snap(json!({}), 1),
+        None,
+    );
+    assert_eq!(
+        Value::Object(plan.salesforce_writes),
+        json!({"State": "Golden State", "Country": "United States"})
+    );
+    let plan = merge_fields(
+        &rules,
+        &snap(json!({"state": "Texas", "country": "Kosovo"}), 9),
+        &snap(json!({}), 1),
+        None,
+    );
+    assert_eq!(
+        Value::Object(plan.salesforce_writes.clone()),
+        json!({"Country": "Kosovo"}),
+        "the country syncs, the state the org does not have is held back"
+    );
+    let state = plan
+        .fields
+        .iter()
+        .find(|f| f.hubspot == "state")
+        .unwrap_or_else(|| panic!("state"));
+    assert_eq!(state.reason, Reason::NotInPicklist);
+    assert!(
+        state.detail.as_deref().is_some_and(|d| d.contains("Texas")),
+        "{:?}",
+        state.detail
+    );
+}
+
+#[test]
 fn deal_stages_translate_through_the_pipeline_stage_map() {
     let config = SyncConfig::builtin();
     let owners = OwnerDirectory::default();

@@ -10,7 +10,6 @@ use super::rules::{FieldRule, MergeRules, Translation};
 use crate::domain::Side;
 use crate::domain::config::{HubSpotGeoMode, PicklistMode, Transform};
 use crate::domain::dedup::domain_key;
-use crate::domain::geo;
 use crate::domain::value::Canon;
 
 /// Why a value has no counterpart on the other side.
@@ -45,16 +44,17 @@ impl<'a> RecordPair<'a> {
         }
     }
 
-    /// The record's ISO country code, from whichever side names a country it knows.
-    fn country_code(&self) -> Option<&'static str> {
+    /// The record's country code, from whichever side names a country it knows.
+    fn country_code(&self) -> Option<String> {
         let rule = self.rules.field_with(Transform::Country)?;
+        let places = self.rules.places();
         let from_hubspot = self
             .raw_text(Side::HubSpot, rule.hubspot)
-            .and_then(geo::country_code);
+            .and_then(|t| places.country_code(t));
         from_hubspot.or_else(|| {
             rule.salesforce
                 .and_then(|f| self.raw_text(Side::Salesforce, f))
-                .and_then(geo::country_code)
+                .and_then(|t| places.country_code(t))
         })
     }
 
@@ -174,22 +174,24 @@ fn translate_country<'a>(
     pair: &RecordPair<'a>,
 ) -> Result<Canon<'a>, Untranslatable> {
     let text = value.text();
+    let places = pair.rules.places();
     match from {
         Side::HubSpot if pair.converts_places() || is_code_field(rule) => {
-            let code = geo::country_code(&text).ok_or_else(|| {
+            let code = places.country_code(&text).ok_or_else(|| {
                 Untranslatable::UnknownPlace(format!(
-                    "\"{text}\" is not a country Salesforce knows"
+                    "\"{text}\" is not a country Salesforce's picklist has"
                 ))
             })?;
             let out = if is_code_field(rule) {
                 code
             } else {
-                geo::country_label(code).unwrap_or(code)
+                places.country_label(&code).unwrap_or(code)
             };
-            Ok(Canon::Text(Cow::Borrowed(out)))
+            Ok(Canon::Text(Cow::Owned(out)))
         }
-        Side::Salesforce if is_code_field(rule) => Ok(geo::country_label(&text)
-            .map(|l| Canon::Text(Cow::Borrowed(l)))
+        Side::Salesforce if is_code_field(rule) => Ok(places
+            .country_label(&text)
+            .map(|l| Canon::Text(Cow::Owned(l)))
             .unwrap_or_else(|| value.clone())),
         _ => Ok(value.clone()),
     }
@@ -202,6 +204,7 @@ fn translate_state<'a>(
     pair: &RecordPair<'a>,
 ) -> Result<Canon<'a>, Untranslatable> {
     let text = value.text();
+    let places = pair.rules.places();
     match from {
         Side::HubSpot if pair.converts_places() || is_code_field(rule) => {
             let country = pair.country_code().ok_or_else(|| {
@@ -209,20 +212,22 @@ fn translate_state<'a>(
                     "state \"{text}\" cannot be matched to Salesforce's picklist without a country"
                 ))
             })?;
-            let code = geo::state_code(country, &text).ok_or_else(|| {
-                Untranslatable::UnknownPlace(format!("\"{text}\" is not a state of {country}"))
+            let code = places.state_code(&country, &text).ok_or_else(|| {
+                Untranslatable::UnknownPlace(format!(
+                    "\"{text}\" is not a state of {country} in Salesforce's picklist"
+                ))
             })?;
             let out = if is_code_field(rule) {
                 code
             } else {
-                geo::state_label(country, code).unwrap_or(code)
+                places.state_label(&country, &code).unwrap_or(code)
             };
-            Ok(Canon::Text(Cow::Borrowed(out)))
+            Ok(Canon::Text(Cow::Owned(out)))
         }
         Side::Salesforce if is_code_field(rule) => Ok(pair
             .country_code()
-            .and_then(|c| geo::state_label(c, &text))
-            .map(|l| Canon::Text(Cow::Borrowed(l)))
+            .and_then(|c| places.state_label(&c, &text))
+            .map(|l| Canon::Text(Cow::Owned(l)))
             .unwrap_or_else(|| value.clone())),
         _ => Ok(value.clone()),
     }
@@ -247,14 +252,15 @@ pub fn same_meaning(
         Translation::Country | Translation::State => texts(),
         _ => return false,
     };
+    let places = pair.rules.places();
     match rule.translation {
         Translation::Country => matches!(
-            (geo::country_code(&h), geo::country_code(&s)),
+            (places.country_code(&h), places.country_code(&s)),
             (Some(a), Some(b)) if a == b
         ),
         Translation::State => pair.country_code().is_some_and(|c| {
             matches!(
-                (geo::state_code(c, &h), geo::state_code(c, &s)),
+                (places.state_code(&c, &h), places.state_code(&c, &s)),
                 (Some(a), Some(b)) if a == b
             )
         }),

@@ -59,6 +59,7 @@ mod deals;
 mod lifecycle;
 mod model;
 mod operate;
+mod places;
 mod races;
 mod restores;
 mod tickets;
