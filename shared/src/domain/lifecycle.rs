@@ -67,11 +67,6 @@ impl OpportunityState {
     }
 }
 
-/// The furthest of two stages (`a` when they cannot be compared).
-pub fn furthest<'a>(a: &'a str, b: &'a str) -> &'a str {
-    if may_move(a, b) { b } else { a }
-}
-
 /// The stage "lifecycle stage from opportunity stage" moves a contact to, given the
 /// opportunities its Salesforce contact has roles on: `customer` once one is won,
 /// `opportunity` while one is open; `None` when that would not move it forward.

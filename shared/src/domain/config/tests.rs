@@ -83,18 +83,27 @@ fn the_example_is_valid_and_enables_every_pair_that_runs() {
 /// list, naming the key and saying so: nothing is accepted and then ignored.
 #[test]
 fn settings_this_build_does_not_carry_out_are_refused() {
-    for (key, line) in [(
-        "activities.enabled",
-        "[activities]\nenabled = true\ntypes = [\"call\"]\n",
-    )] {
-        let text = format!("[deals]\nenabled = false\n{line}");
-        let p = problems(&text);
-        assert!(
-            p.iter()
-                .any(|e| e.starts_with(&format!("{key}: ")) && e.contains("not implemented")),
-            "{key} not refused: {p:?}"
-        );
-    }
+    let key = "activities.enabled";
+    let text = "[deals]\nenabled = false\n[activities]\nenabled = true\ntypes = [\"call\"]\n";
+    let p = problems(text);
+    assert!(
+        p.iter()
+            .any(|e| e.starts_with(&format!("{key}: ")) && e.contains("not implemented")),
+        "{key} not refused: {p:?}"
+    );
+}
+
+#[test]
+fn lifecycle_propagation_needs_the_lifecycle_rule() {
+    let text = "[deals]\nenabled = false\n[contacts.lifecycle_from_opportunities]\npropagate_to_company = true\n";
+    let p = problems(text);
+    assert!(
+        p.iter()
+            .any(|e| e.starts_with("contacts.lifecycle_from_opportunities.propagate_to_company: ")),
+        "{p:?}"
+    );
+    let text = "[deals]\nenabled = false\n[contacts.lifecycle_from_opportunities]\nenabled = true\npropagate_to_company = true\n[contacts.state_country]\nsalesforce_picklists = \"customized\"\n";
+    assert_eq!(problems(text), Vec::<String>::new());
 }
 
 #[test]
