@@ -19,6 +19,7 @@ mod matching;
 mod pairs;
 mod plan;
 pub mod poll;
+pub mod sabotage;
 mod work;
 pub mod worker;
 mod writes;
@@ -63,6 +64,13 @@ pub struct Pipeline {
     pub worker: String,
     /// A named point where the process aborts (crash tests; `CRMSYNC_FAILPOINT`).
     pub failpoint: Option<String>,
+    /// A guarantee switched off on purpose (tests of the convergence harness only).
+    pub sabotage: Option<sabotage::Sabotage>,
+    /// A one-shot crash, shared by every clone: the first worker to reach this step
+    /// boundary (a failpoint's name) unwinds there, as a killed worker would stop, and
+    /// leaves its batch unacknowledged. The in-process harness's stand-in for
+    /// `failpoint`, which ends the whole process.
+    pub crash_once: Arc<std::sync::Mutex<Option<String>>>,
     /// Both CRMs' field metadata per object pair, read once per process.
     /// Read at (clock ms), per pair and sObject; read again after [`METADATA_TTL_MS`].
     pub metadata: Arc<tokio::sync::Mutex<MetadataCache>>,
@@ -162,6 +170,8 @@ impl Pipeline {
             owners: Arc::new(OwnerDirectory::default()),
             worker: worker.into(),
             failpoint: None,
+            sabotage: None,
+            crash_once: Arc::default(),
             metadata: Arc::default(),
             tally: Arc::default(),
             broken: Arc::default(),
@@ -436,11 +446,16 @@ impl Pipeline {
     /// `after_salesforce_write`, `after_crm_write` or `after_link_write` anywhere, or
     /// with `:contacts` in one pair's flow.
     pub(crate) fn failpoint(&self, name: &str) {
-        let hit = self
-            .failpoint
-            .as_deref()
-            .is_some_and(|f| f == name || name.split(':').next() == Some(f));
-        if hit {
+        let matches = |f: &str| f == name || name.split(':').next() == Some(f);
+        let crash = self
+            .crash_once
+            .lock()
+            .ok()
+            .and_then(|mut at| at.take_if(|f| matches(f.as_str())));
+        if let Some(at) = crash {
+            std::panic::panic_any(format!("crmsync: worker crashed at {at} (harness)"));
+        }
+        if self.failpoint.as_deref().is_some_and(matches) {
             eprintln!("crmsync: failpoint {name} reached, aborting");
             std::process::abort();
         }
@@ -483,6 +498,9 @@ impl Pipeline {
         message: Option<String>,
         now: i64,
     ) {
+        if outcome == Outcome::Skipped && self.sabotaged(sabotage::Sabotage::ReasonNotRecorded) {
+            return;
+        }
         let mut event = self.event(item, from, outcome, now);
         event.code = code.map(str::to_owned);
         event.message = message;

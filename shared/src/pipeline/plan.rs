@@ -8,11 +8,12 @@ use serde_json::Value;
 
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::{PairRun, PlanCheck, Verdict};
+use super::sabotage::Sabotage;
 use super::work::{Work, hubspot_snapshot};
 use super::writes::Planned;
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline};
 use crate::domain::Side;
-use crate::domain::merge::{MergeRules, Reason, merge_fields};
+use crate::domain::merge::{Action, MergeRules, Reason, merge_fields};
 use crate::domain::metadata::PairMeta;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{FieldChange, Outcome, WorkItem};
@@ -292,7 +293,12 @@ impl Pipeline {
                 let why = format!("another record of this batch is creating {k}");
                 return Err((ItemOutcome::Retry(why), w.items));
             }
-            match self.claims.claim(k, &self.worker, CLAIM_TTL_MS, now).await {
+            let claimed = if self.sabotaged(Sabotage::ClaimsOff) {
+                Ok(true)
+            } else {
+                self.claims.claim(k, &self.worker, CLAIM_TTL_MS, now).await
+            };
+            match claimed {
                 Ok(true) => {}
                 Ok(false) => {
                     let why = format!("another worker is creating {k}");
@@ -357,6 +363,17 @@ impl Pipeline {
             }
         };
         let mut planned = Planned::from_plan(w, &plan, &hubspot, &salesforce, from, sobject);
+        if self.sabotaged(Sabotage::EchoSuppressionOff) && planned.work.link.is_some() {
+            for f in plan.fields.iter().filter(|f| f.action == Action::None) {
+                if let (Some(field), Some(v)) = (f.salesforce, hubspot.values.get(f.hubspot))
+                    && v.as_str().is_some_and(|t| !t.is_empty())
+                {
+                    planned
+                        .salesforce_writes
+                        .insert(field.to_owned(), v.clone());
+                }
+            }
+        }
         let derived = run
             .hooks
             .derived_hubspot_writes(&planned.work, &planned.hubspot_writes);

@@ -560,7 +560,11 @@ impl Pipeline {
                     synced_at: now,
                     version: 0,
                 };
-                self.links.create(&link).await
+                if self.sabotaged(super::sabotage::Sabotage::LinkWriteSkipped) {
+                    Ok(link)
+                } else {
+                    self.links.create(&link).await
+                }
             }
         };
         release(p.claim_key).await;

@@ -2,6 +2,7 @@
 //! CRM sandboxes. One test binary, a module per part.
 
 mod fuzz;
+mod fuzz_checks;
 mod harness;
 mod hubspot_client;
 mod pipeline;

@@ -12,6 +12,7 @@ use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::ports::Outcome;
 use serde_json::{Value, json};
 
+use crmsync_shared::pipeline::sabotage::Sabotage;
 use world::{Setup, World};
 
 fn config(replacements: &[(&str, &str)]) -> String {
@@ -423,11 +424,46 @@ async fn an_edit_right_after_our_write_still_syncs() {
 /// Each domain becomes one Account; its second company is told which one won.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_workers_create_each_key_once() {
+    let (w, companies) = ten_domains_twice(None).await;
+    let accounts = w.sf_records("Account").await;
+    let names: Vec<&str> = accounts.iter().filter_map(|a| a["Name"].as_str()).collect();
+    assert_eq!(accounts.len(), 10, "one Account per domain: {names:?}");
+    let mut skipped = 0;
+    for id in &companies {
+        if let Some(s) = w.status("hubspot", "companies", id).await
+            && s.last.code.as_deref() == Some("duplicate_in_salesforce")
+        {
+            skipped += 1;
+        }
+    }
+    assert_eq!(
+        skipped, 10,
+        "each domain's second company says which one won"
+    );
+}
+
+/// The guard above can fail: with the claims switched off, the same run creates some
+/// domain's Account twice (a race, so up to three runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_claims_concurrent_workers_create_duplicates() {
+    for _ in 0..3 {
+        let (w, _) = ten_domains_twice(Some(Sabotage::ClaimsOff)).await;
+        if w.sf_records("Account").await.len() > 10 {
+            return;
+        }
+    }
+    panic!("three runs without claims made no duplicate: the claims test guards nothing");
+}
+
+/// Ten domains, each on two HubSpot companies, polled and drained by four background
+/// workers taking one record at a time: the world and the companies.
+async fn ten_domains_twice(sabotage: Option<Sabotage>) -> (World, Vec<String>) {
     let w = World::start(Setup {
         config: DEFAULT_TOML.to_owned(),
         push: false,
         workers: 4,
         batch_size: 1,
+        sabotage,
         ..Setup::default()
     })
     .await;
@@ -462,21 +498,7 @@ async fn concurrent_workers_create_each_key_once() {
         w.advance(2_000);
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    let accounts = w.sf_records("Account").await;
-    let names: Vec<&str> = accounts.iter().filter_map(|a| a["Name"].as_str()).collect();
-    assert_eq!(accounts.len(), 10, "one Account per domain: {names:?}");
-    let mut skipped = 0;
-    for id in &companies {
-        if let Some(s) = w.status("hubspot", "companies", id).await
-            && s.last.code.as_deref() == Some("duplicate_in_salesforce")
-        {
-            skipped += 1;
-        }
-    }
-    assert_eq!(
-        skipped, 10,
-        "each domain's second company says which one won"
-    );
+    (w, companies)
 }
 
 /// Two records with one key in one batch: the claim store lets its owner claim again,

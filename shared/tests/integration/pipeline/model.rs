@@ -30,8 +30,16 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use super::world::{Setup, World};
+use crmsync_shared::pipeline::sabotage::Sabotage;
 
 /// A mapped field: HubSpot property, Salesforce field (the same on Lead and Contact).
+/// Where a worker may crash: every step boundary of a sync that writes.
+const BOUNDARIES: [&str; 3] = [
+    "after_salesforce_write",
+    "after_crm_write",
+    "after_link_write",
+];
+
 const FIELDS: [(&str, &str); 3] = [
     ("firstname", "FirstName"),
     ("jobtitle", "Title"),
@@ -51,6 +59,15 @@ enum Step {
         n: usize,
         where_: u8,
     },
+    /// A record that cannot sync (no email: no dedup key) appears on one side: it must
+    /// say why on its status (invariant 5).
+    CreateUnsyncable {
+        in_salesforce: bool,
+    },
+    /// The next worker to reach this step boundary of a sync that writes crashes there
+    /// (after the Salesforce write, after both writes, after the links), leaving its
+    /// batch unacknowledged.
+    Crash(usize),
     /// The next calls to a CRM answer 503.
     Outage {
         hubspot: bool,
@@ -92,16 +109,26 @@ struct History {
     /// Where each person starts: HubSpot, Salesforce, or both (same email).
     starts: Vec<u8>,
     steps: Vec<Step>,
+    /// Workers working the queue at once, on their own tasks, and their batch size.
+    workers: usize,
+    batch: usize,
 }
 
 impl History {
     fn generate(seed: u64) -> History {
         let mut rng = StdRng::seed_from_u64(seed);
+        let workers = rng.random_range(1..=4);
+        let batch = *[1, 3, 10, 100].get(rng.random_range(0..4)).unwrap_or(&100);
         let people = rng.random_range(2..6);
         let starts = (0..people).map(|_| rng.random_range(0..3)).collect();
         let mut steps = Vec::new();
         let mut later = 0;
         for _ in 0..rng.random_range(4..14) {
+            if rng.random_bool(0.05) {
+                steps.push(Step::CreateUnsyncable {
+                    in_salesforce: rng.random_bool(0.5),
+                });
+            }
             if rng.random_bool(0.15) {
                 steps.push(Step::Create {
                     n: people + later,
@@ -114,6 +141,7 @@ impl History {
             let step = match rng.random_range(0..10) {
                 0..=2 => Step::EditHubSpot(n, k, value(&mut rng, k)),
                 3..=5 => Step::EditSalesforce(n, k, value(&mut rng, k)),
+                6 if rng.random_bool(0.3) => Step::Crash(rng.random_range(0..BOUNDARIES.len())),
                 6 => Step::Outage {
                     hubspot: rng.random_bool(0.5),
                     calls: rng.random_range(1..3),
@@ -149,6 +177,8 @@ impl History {
             later,
             starts,
             steps,
+            workers,
+            batch,
         }
     }
 }
@@ -191,13 +221,15 @@ async fn live_leads(w: &World) -> Vec<Value> {
         .collect()
 }
 
-/// Quiet: pushes worked off, polls past the search lag and the feeds' overlap.
-async fn quiesce(w: &World) {
-    w.settle().await;
+/// Quiet: pushes worked off, polls past the search lag and the feeds' overlap. An
+/// error when the pipeline never goes quiet (writes without end).
+async fn quiesce(w: &World) -> Result<(), String> {
+    w.try_settle().await?;
     for _ in 0..2 {
         w.advance(5_000);
-        w.poll_and_settle().await;
+        w.try_poll_and_settle().await?;
     }
+    Ok(())
 }
 
 /// A person `n` created in HubSpot (0), Salesforce (1) or both (2), the same values on
@@ -216,10 +248,34 @@ async fn create(w: &World, n: usize, where_: u8) {
     }
 }
 
-async fn run(history: &History) -> Result<(), String> {
+/// Records that cannot sync, made during a history: (side, object, id).
+type Unsyncable = Vec<(&'static str, &'static str, String)>;
+
+async fn create_unsyncable(w: &World, in_salesforce: bool, made: &mut Unsyncable) {
+    let n = made.len();
+    if in_salesforce {
+        let id = w
+            .sf_create(
+                "Lead",
+                json!({"LastName": format!("NoEmail{n}"), "Company": "Model"}),
+            )
+            .await;
+        made.push(("salesforce", "Lead", id));
+    } else {
+        let id = w
+            .hs_create(json!({"lastname": format!("NoEmail{n}")}))
+            .await;
+        made.push(("hubspot", "contacts", id));
+    }
+}
+
+async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String> {
     let w = World::start(Setup {
         config: DEFAULT_TOML.to_owned(),
         push: true,
+        settle_workers: history.workers,
+        settle_batch: history.batch,
+        sabotage,
         ..Setup::default()
     })
     .await;
@@ -227,7 +283,8 @@ async fn run(history: &History) -> Result<(), String> {
         create(&w, n, history.starts[n]).await;
         w.advance(10);
     }
-    quiesce(&w).await;
+    quiesce(&w).await?;
+    let mut unsyncable = Unsyncable::new();
     let people = people_now(&w, history.people).await;
     // The last human edit of each (person, field), by time.
     let mut truth: BTreeMap<(usize, usize), String> = BTreeMap::new();
@@ -247,6 +304,9 @@ async fn run(history: &History) -> Result<(), String> {
             }
             Step::Advance(ms) => w.advance(*ms),
             Step::Create { n, where_ } => create(&w, *n, *where_).await,
+            Step::CreateUnsyncable { in_salesforce } => {
+                create_unsyncable(&w, *in_salesforce, &mut unsyncable).await
+            }
             Step::Outage { hubspot, calls } => {
                 let faults = json!({"faults": [{"status": 503}], "repeat": calls});
                 let url = if *hubspot {
@@ -256,7 +316,12 @@ async fn run(history: &History) -> Result<(), String> {
                 };
                 w.post(&url, faults).await;
             }
-            Step::Settle => w.settle().await,
+            Step::Settle => w.try_settle().await?,
+            Step::Crash(at) => {
+                if let Ok(mut armed) = w.runner.pipeline.crash_once.lock() {
+                    *armed = Some(BOUNDARIES[*at].to_owned());
+                }
+            }
             Step::EditDuringSync {
                 n,
                 in_salesforce,
@@ -297,25 +362,34 @@ async fn run(history: &History) -> Result<(), String> {
                 // (at the same millisecond neither is later, and the preferred side wins).
                 w.advance(1);
                 // Worked off at once, so the edit lands now and later edits stay later.
-                w.settle().await;
+                w.try_settle().await?;
                 w.advance(3_000);
-                w.poll_and_settle().await;
+                w.try_poll_and_settle().await?;
                 truth.insert((*n, *field), value.clone());
             }
             Step::Poll => {
                 w.advance(3_000);
-                w.poll_and_settle().await;
+                w.try_poll_and_settle().await?;
             }
         }
     }
-    quiesce(&w).await;
+    quiesce(&w).await?;
     check(&w, history, &truth).await?;
+    // 5: a record that did not sync says why.
+    for (side, object, id) in &unsyncable {
+        let code = w.status(side, object, id).await.and_then(|s| s.last.code);
+        if code.is_none() {
+            return Err(format!(
+                "{side} {object} {id} did not sync and its status gives no reason"
+            ));
+        }
+    }
     // 4: once every edit is synced, nothing is written any more (no echo, no
     // ping-pong), however often the feeds are read again.
     let before = w.integration_writes().await;
     for _ in 0..2 {
         w.advance(150_000);
-        w.poll_and_settle().await;
+        w.try_poll_and_settle().await?;
     }
     let after = w.integration_writes().await;
     if after != before {
@@ -379,6 +453,25 @@ fn env_u64(key: &str, default: u64) -> u64 {
 /// Runs histories `seeds`, several at once (each in its own world); the first broken
 /// one fails with its seed and steps.
 async fn run_all(seeds: std::ops::Range<u64>) {
+    if let Some((history, e)) = first_broken(seeds, None).await {
+        panic!(
+            "history {} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, starts: {:?}\nsteps: {:#?}",
+            history.seed,
+            history.seed,
+            history.workers,
+            history.batch,
+            history.starts,
+            history.steps
+        );
+    }
+}
+
+/// The first history of `seeds` (run several at once, each in its own world) that
+/// breaks an invariant, with what it broke.
+async fn first_broken(
+    seeds: std::ops::Range<u64>,
+    sabotage: Option<Sabotage>,
+) -> Option<(History, String)> {
     const AT_ONCE: usize = 8;
     let seeds: Vec<u64> = seeds.collect();
     for chunk in seeds.chunks(AT_ONCE) {
@@ -386,20 +479,26 @@ async fn run_all(seeds: std::ops::Range<u64>) {
         for &seed in chunk {
             running.spawn(async move {
                 let history = History::generate(seed);
-                run(&history).await.map_err(|e| (history, e))
+                run(&history, sabotage).await.map_err(|e| (history, e))
             });
         }
+        let mut broken: Option<(History, String)> = None;
         while let Some(done) = running.join_next().await {
             match done {
                 Ok(Ok(())) => {}
-                Ok(Err((history, e))) => panic!(
-                    "history {} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={} CRMSYNC_MODEL_HISTORIES=1\nstarts: {:?}\nsteps: {:#?}",
-                    history.seed, history.seed, history.starts, history.steps
-                ),
+                Ok(Err((history, e))) => {
+                    if broken.as_ref().is_none_or(|(b, _)| history.seed < b.seed) {
+                        broken = Some((history, e));
+                    }
+                }
                 Err(e) => panic!("a history's task failed: {e}"),
             }
         }
+        if broken.is_some() {
+            return broken;
+        }
     }
+    None
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -420,4 +519,22 @@ async fn random_histories_converge_without_duplicates_or_lost_edits() {
 #[tokio::test]
 async fn history_6_a_later_edit_of_another_field_does_not_win_a_conflict() {
     run_all(6..7).await;
+}
+
+/// The harness can fail: each deliberately broken engine is caught by some history of
+/// the first few seeds, by the invariant it breaks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_broken_engine_is_caught() {
+    for (sabotage, breaks) in [
+        (Sabotage::EchoSuppressionOff, "quiet"),
+        (Sabotage::LinkWriteSkipped, ""),
+        (Sabotage::ReasonNotRecorded, "gives no reason"),
+    ] {
+        let found = first_broken(1..41, Some(sabotage)).await;
+        let Some((history, e)) = found else {
+            panic!("{sabotage:?}: no history of seeds 1-40 noticed");
+        };
+        assert!(e.contains(breaks), "{sabotage:?}: caught, but as {e}");
+        println!("{sabotage:?}: caught by history {}: {e}", history.seed);
+    }
 }

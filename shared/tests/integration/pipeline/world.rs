@@ -15,6 +15,7 @@ use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::domain::config::SyncConfig;
 use crmsync_shared::local::{LocalRunner, RunOptions};
 use crmsync_shared::pipeline::intake::IntakeSettings;
+use crmsync_shared::pipeline::sabotage::Sabotage;
 use crmsync_shared::pipeline::{Pipeline, worker};
 use crmsync_shared::ports::{Outcome, RecordRef, RecordStatus};
 use serde_json::{Value, json};
@@ -51,6 +52,12 @@ pub struct Setup {
     /// and the poller is the safety net under the pushes. Off only in tests that say
     /// why they need perfection.
     pub realistic: bool,
+    /// Workers `settle` runs at once, each on its own task (threads, on a multi-thread
+    /// runtime), and the references each takes per batch.
+    pub settle_workers: usize,
+    pub settle_batch: usize,
+    /// A guarantee switched off, to show a harness catching it.
+    pub sabotage: Option<Sabotage>,
 }
 
 impl Default for Setup {
@@ -61,6 +68,9 @@ impl Default for Setup {
             workers: 0,
             batch_size: 100,
             realistic: true,
+            settle_workers: 1,
+            settle_batch: 100,
+            sabotage: None,
         }
     }
 }
@@ -78,6 +88,8 @@ pub struct World {
     pub runner: LocalRunner,
     pub http: reqwest::Client,
     pub push: bool,
+    settle_workers: usize,
+    settle_batch: usize,
 }
 
 impl World {
@@ -135,6 +147,7 @@ impl World {
             ours,
             "test",
         );
+        pipeline.sabotage = setup.sabotage;
         pipeline
             .load_owners()
             .await
@@ -167,6 +180,8 @@ impl World {
             runner,
             http: reqwest::Client::new(),
             push: setup.push,
+            settle_workers: setup.settle_workers.max(1),
+            settle_batch: setup.settle_batch.max(1),
         };
         if setup.push {
             world
@@ -435,37 +450,80 @@ impl World {
     /// frozen, and moved on when only late pushes or retries are left. Panics after 20
     /// seconds.
     pub async fn settle(&self) {
+        self.try_settle().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`World::settle`], saying so when the pipeline does not go quiet in 20 seconds.
+    pub async fn try_settle(&self) -> Result<(), String> {
         let started = std::time::Instant::now();
         let mut quiet = 0;
         while quiet < 4 {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "the pipeline did not go quiet"
-            );
-            let round = worker::run_once(&self.runner.pipeline, self.runner.store.as_ref(), 100)
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+            if started.elapsed() > Duration::from_secs(20) {
+                return Err("the pipeline did not go quiet in 20 s (writes without end?)".into());
+            }
+            let received = self.work_round().await;
             let queued = self
                 .runner
                 .store
                 .queued()
                 .await
                 .unwrap_or_else(|e| panic!("{e}"));
-            if round.received == 0 && queued == 0 && !self.deliveries_pending().await {
+            if received == 0 && queued == 0 && !self.deliveries_pending().await {
                 quiet += 1;
                 tokio::time::sleep(Duration::from_millis(30)).await;
             } else {
                 quiet = 0;
-                if round.received == 0 && queued > 0 {
+                if received == 0 && queued > 0 {
                     // Retries wait on the clock: let their delay pass.
                     self.advance(worker::retry_delay_ms(6));
-                } else if round.received == 0 && self.realistic {
+                } else if received == 0 && self.realistic {
                     // Late pushes are due on the sandbox clock.
                     self.advance(500);
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
             }
         }
+        Ok(())
+    }
+
+    /// One batch per settle worker, all at once, each on its own task: how many
+    /// references they took.
+    async fn work_round(&self) -> usize {
+        let mut workers = tokio::task::JoinSet::new();
+        for n in 0..self.settle_workers {
+            // Each its own worker, as separate processes would be (claims are owned).
+            let mut pipeline = self.runner.pipeline.clone();
+            pipeline.worker = format!("settle-{n}");
+            let store = self.runner.store.clone();
+            let batch = self.settle_batch;
+            workers.spawn(async move {
+                worker::run_once(&pipeline, store.as_ref(), batch)
+                    .await
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .received
+            });
+        }
+        let mut received = 0;
+        while let Some(r) = workers.join_next().await {
+            received += match r {
+                Ok(n) => n,
+                // A worker crashed on purpose (`Pipeline::crash_once`): its batch comes
+                // back once its visibility ends.
+                Err(e) if e.is_panic() => 1,
+                Err(e) => panic!("a worker failed: {e}"),
+            };
+        }
+        received
+    }
+
+    /// Without pushes: poll, then work off what it queued; an error when it does not go
+    /// quiet.
+    pub async fn try_poll_and_settle(&self) -> Result<(), String> {
+        self.runner
+            .poll_now()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.try_settle().await
     }
 
     /// Without pushes: poll, then work off what it queued.
