@@ -100,6 +100,7 @@ fn value(rng: &mut StdRng, field: usize) -> String {
     }
 }
 
+#[derive(Debug, Clone)]
 struct History {
     seed: u64,
     /// People created before the history starts.
@@ -454,16 +455,41 @@ fn env_u64(key: &str, default: u64) -> u64 {
 /// one fails with its seed and steps.
 async fn run_all(seeds: std::ops::Range<u64>) {
     if let Some((history, e)) = first_broken(seeds, None).await {
+        let seed = history.seed;
+        let steps = history.steps.len();
+        let (shrunk, e) = shrink(history, None, e).await;
         panic!(
-            "history {} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, starts: {:?}\nsteps: {:#?}",
-            history.seed,
-            history.seed,
-            history.workers,
-            history.batch,
-            history.starts,
-            history.steps
+            "history {seed} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={seed} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, starts: {:?}\nshrunk from {steps} to {} steps: {:#?}",
+            shrunk.workers,
+            shrunk.batch,
+            shrunk.starts,
+            shrunk.steps.len(),
+            shrunk.steps
         );
     }
+}
+
+/// A smaller history that still breaks an invariant: steps are taken out one at a time
+/// (never a person's creation, which the checks count on) and stay out while the rest
+/// still fails. A failure that turns on timing may shrink less; its seed replays the
+/// whole history.
+async fn shrink(
+    mut history: History,
+    sabotage: Option<Sabotage>,
+    mut error: String,
+) -> (History, String) {
+    for i in (0..history.steps.len()).rev() {
+        if matches!(history.steps[i], Step::Create { .. }) {
+            continue;
+        }
+        let mut smaller = history.clone();
+        smaller.steps.remove(i);
+        if let Err(e) = run(&smaller, sabotage).await {
+            history = smaller;
+            error = e;
+        }
+    }
+    (history, error)
 }
 
 /// The first history of `seeds` (run several at once, each in its own world) that
@@ -536,5 +562,20 @@ async fn each_broken_engine_is_caught() {
         };
         assert!(e.contains(breaks), "{sabotage:?}: caught, but as {e}");
         println!("{sabotage:?}: caught by history {}: {e}", history.seed);
+        if sabotage == Sabotage::ReasonNotRecorded {
+            // And the failure shrinks to the steps that matter.
+            let steps = history.steps.len();
+            let (shrunk, e) = shrink(history, Some(sabotage), e).await;
+            assert!(
+                shrunk.steps.len() < steps && e.contains(breaks),
+                "{sabotage:?}: {steps} steps shrank to {:?} ({e})",
+                shrunk.steps
+            );
+            println!(
+                "{sabotage:?}: shrunk from {steps} to {} steps: {:?}",
+                shrunk.steps.len(),
+                shrunk.steps
+            );
+        }
     }
 }
