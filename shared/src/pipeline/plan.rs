@@ -222,6 +222,14 @@ impl Pipeline {
                     .await;
             }
         };
+        // The records were read before their link: a link another worker stored since
+        // this batch began may hold values newer than the records as read, and merging
+        // the two would take our stale read for a new edit and write it back over the
+        // newer one. Read again instead (found by the convergence harness, 4 workers).
+        if w.link.as_ref().is_some_and(|l| l.synced_at >= now) && !w.relinked {
+            let why = "its link changed while the records were read: read again";
+            return Err((ItemOutcome::Retry(why.into()), w.items));
+        }
         if let Verdict::Skip { code, message } = run.hooks.admit(&w) {
             skip(code, message).await;
             return Err((ItemOutcome::Done, w.items));

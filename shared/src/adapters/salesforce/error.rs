@@ -9,8 +9,10 @@ pub use crate::ports::crm::SfErrorItem;
 impl SfErrorItem {
     pub fn from_json(v: &Value) -> Self {
         let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        let code = text("errorCode")
-            .or_else(|| text("statusCode"))
+        // A blank code is no code (found by fuzzing): status and health group by it.
+        let code = |k: &str| text(k).filter(|c| !c.trim().is_empty());
+        let code = code("errorCode")
+            .or_else(|| code("statusCode"))
             .unwrap_or_else(|| "UNKNOWN_ERROR".into());
         SfErrorItem {
             class: code_class(&code),

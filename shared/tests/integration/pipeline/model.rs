@@ -15,7 +15,7 @@
 //!    records that can sync).
 //!
 //! Some edits land in the middle of a sync, between the worker's read and its write
-//! (the sandboxes' `person_edit`).
+//! (the sandboxes' `person_edit`); some Leads are converted between syncs.
 //!
 //! `CRMSYNC_MODEL_HISTORIES` (default 200) sets how many run, `CRMSYNC_MODEL_SEED` the
 //! first seed; a failure prints the seed and the history, replayed with
@@ -53,6 +53,9 @@ enum Step {
     EditSalesforce(usize, usize, String),
     /// The clock moves on.
     Advance(i64),
+    /// A person's Lead is converted in Salesforce (into a Contact and an Account): the
+    /// HubSpot contact must follow the Contact, nothing duplicated.
+    Convert(usize),
     /// A new person appears mid-history, in HubSpot, in Salesforce or in both at once
     /// (the same email: they must pair, never duplicate).
     Create {
@@ -147,6 +150,7 @@ impl History {
                     hubspot: rng.random_bool(0.5),
                     calls: rng.random_range(1..3),
                 },
+                7 if rng.random_bool(0.2) => Step::Convert(n),
                 7 => Step::Settle,
                 8 if rng.random_bool(0.5) => Step::Poll,
                 8 => {
@@ -286,7 +290,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
     }
     quiesce(&w).await?;
     let mut unsyncable = Unsyncable::new();
-    let people = people_now(&w, history.people).await;
+    let mut people = people_now(&w, history.people).await;
     // The last human edit of each (person, field), by time.
     let mut truth: BTreeMap<(usize, usize), String> = BTreeMap::new();
     for step in &history.steps {
@@ -305,6 +309,21 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
             }
             Step::Advance(ms) => w.advance(*ms),
             Step::Create { n, where_ } => create(&w, *n, *where_).await,
+            Step::Convert(n) => {
+                let Some((object, id)) = &people[*n].salesforce else {
+                    continue;
+                };
+                if object != "Lead" {
+                    continue;
+                }
+                w.post(
+                    &w.sf_control(&format!("/leads/{id}/convert")),
+                    json!({"createOpportunity": false}),
+                )
+                .await;
+                // The person is a Contact in Salesforce from now on; edits go there.
+                people = people_now(&w, history.people).await;
+            }
             Step::CreateUnsyncable { in_salesforce } => {
                 create_unsyncable(&w, *in_salesforce, &mut unsyncable).await
             }
