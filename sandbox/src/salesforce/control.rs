@@ -194,8 +194,12 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
             sf.schedule_edit(reads.clamp(1, 1_000) as u32, edit);
             continue;
         }
+        let when = f.get("when").and_then(Value::as_str).map(str::to_owned);
         let fault = if let Some(s) = f.get("status").and_then(Value::as_u64) {
-            Fault::Status(s as u16)
+            match when {
+                Some(text) => Fault::StatusWhen(s as u16, text),
+                None => Fault::Status(s as u16),
+            }
         } else if let Some(ms) = f.get("delay_ms").and_then(Value::as_u64) {
             Fault::Delay(ms)
         } else if f.get("lock_row").and_then(Value::as_bool) == Some(true) {
@@ -203,7 +207,7 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
         } else {
             return Err(SfFailure::bad_request(vec![SfError::new(
                 "INVALID_FAULT",
-                "a fault is {\"status\": N}, {\"delay_ms\": N}, {\"lock_row\": true} or {\"person_edit\": {\"object\", \"id\", \"fields\"}, \"after_reads\": N}",
+                "a fault is {\"status\": N} (with \"when\": text, only calls whose path and query hold it), {\"delay_ms\": N}, {\"lock_row\": true} or {\"person_edit\": {\"object\", \"id\", \"fields\"}, \"after_reads\": N}",
             )]));
         };
         parsed.push(fault);

@@ -147,9 +147,13 @@ impl Caller {
 }
 
 /// A fault the next integration calls meet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     Status(u16),
+    /// The next call whose path and query contain the text answers this status (other
+    /// calls pass, the fault waits): one failing kind of call, such as a field history
+    /// query.
+    StatusWhen(u16, String),
     Delay(u64),
     /// The next write fails with UNABLE_TO_LOCK_ROW.
     LockRow,
@@ -443,15 +447,17 @@ async fn gate(State(sf): State<Arc<Salesforce>>, mut request: Request, next: Nex
             return f.into_response();
         }
         lock(&sf.usage).push_back(sf.clock.now_ms());
+        let uri = request.uri().to_string();
         let fault = {
             let mut faults = lock(&sf.faults);
             match faults.front() {
                 Some(Fault::LockRow) | None => None,
+                Some(Fault::StatusWhen(_, text)) if !uri.contains(text.as_str()) => None,
                 Some(_) => faults.pop_front(),
             }
         };
         match fault {
-            Some(Fault::Status(code)) => {
+            Some(Fault::Status(code) | Fault::StatusWhen(code, _)) => {
                 let status = StatusCode::from_u16(code).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
                 let error = SfError::new(
                     "SERVER_UNAVAILABLE",

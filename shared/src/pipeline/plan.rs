@@ -16,7 +16,7 @@ use crate::domain::Side;
 use crate::domain::merge::{Action, MergeRules, Reason, merge_fields};
 use crate::domain::metadata::PairMeta;
 use crate::domain::value::parse_datetime_millis;
-use crate::ports::{FieldChange, Outcome, WorkItem};
+use crate::ports::{ErrorClass, FieldChange, Outcome, WorkItem};
 
 /// An sObject's field history object and the field that points at the record, as
 /// Salesforce names them.
@@ -102,7 +102,7 @@ impl Pipeline {
             return Ok(());
         }
         self.salesforce_field_times(run, works, &timed_salesforce)
-            .await;
+            .await?;
         let props = self.pair_properties(run);
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
         let history: Vec<&str> = self
@@ -128,15 +128,17 @@ impl Pipeline {
     /// field history (`LeadHistory`, `OpportunityFieldHistory`, `Machine__History`...):
     /// without it a record's last modification stands for all its fields, and a later
     /// edit of one field would win the conflicts of every other. One query per sObject;
-    /// an org that does not track a field's history keeps the record's time for it.
+    /// an org that does not track a field's history keeps the record's time for it. A
+    /// call that fails for now (a 5xx, a rate limit) returns the batch to the queue: the
+    /// record's time standing in would pick the wrong winner.
     async fn salesforce_field_times(
         &self,
         run: &PairRun,
         works: &mut [Work],
         ids: &HashMap<String, Vec<String>>,
-    ) {
+    ) -> Result<(), String> {
         let Some(pair) = self.config.pair(&run.spec.name) else {
-            return;
+            return Ok(());
         };
         for (sobject, records) in ids {
             let (history, parent) = history_of(sobject);
@@ -157,10 +159,12 @@ impl Pipeline {
             );
             let rows = match self.salesforce.query(&soql, false).await {
                 Ok(rows) => rows,
-                Err(e) => {
+                // No history object for it (INVALID_TYPE): the org does not track it.
+                Err(e) if e.class == ErrorClass::RecordLevel => {
                     tracing::info!(message = "no Salesforce field history; record times stand for fields", object = %sobject, error = %e);
                     continue;
                 }
+                Err(e) => return Err(format!("Salesforce field history unreadable: {e}")),
             };
             for row in rows.iter().filter_map(Value::as_object) {
                 let text = |k: &str| row.get(k).and_then(Value::as_str);
@@ -201,6 +205,7 @@ impl Pipeline {
                 }
             }
         }
+        Ok(())
     }
 
     /// The rules and the merge for one pair. `Err` ends the pair here (skipped, or a

@@ -160,3 +160,34 @@ async fn a_later_edit_of_another_contact_field_does_not_win_a_conflict() {
     );
     assert_eq!(c[0]["FirstName"], json!("later"));
 }
+
+/// Like the test above, but the field history query fails for a while (503s aimed at it
+/// alone, more than the client's own retries): the batch waits and tries again, rather
+/// than letting the Lead's later modification time stand for the phone (which gave the
+/// conflict to the older Salesforce value). By polling: one merge, no push racing it.
+#[tokio::test]
+async fn an_unreadable_field_history_is_waited_for_not_guessed() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let (lead, hs) = lead_and_contact(&w, "flaky@history.example").await;
+    w.advance(500);
+    w.sf_update("Lead", &lead, json!({"Phone": "+1 555 1111"}))
+        .await;
+    w.advance(900);
+    w.hs_update(&hs, json!({"phone": "+1 555 2222"})).await;
+    w.advance(700);
+    w.sf_update("Lead", &lead, json!({"FirstName": "later"}))
+        .await;
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"status": 503, "when": "LeadHistory"}], "repeat": 6}),
+    )
+    .await;
+    w.sync().await;
+    let l = w.sf_by_email("Lead", "flaky@history.example").await;
+    assert_eq!(
+        l[0]["Phone"],
+        json!("+1 555 2222"),
+        "the later HubSpot phone"
+    );
+    assert_eq!(l[0]["FirstName"], json!("later"));
+}
