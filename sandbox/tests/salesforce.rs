@@ -867,6 +867,22 @@ async fn org_rules_answer_with_salesforces_error_bodies() {
         StatusCode::NO_CONTENT
     );
 
+    // A fault aimed at one kind of call waits for it; the others pass.
+    o.control(
+        "POST",
+        "/faults",
+        Some(json!({"faults": [{"status": 503, "when": "AccountHistory"}]})),
+    )
+    .await;
+    let plain = "/query?q=SELECT+Id+FROM+Account";
+    assert_eq!(o.api("GET", plain, None).await.status, StatusCode::OK);
+    let history = "/query?q=SELECT+AccountId+FROM+AccountHistory";
+    assert_eq!(
+        o.api("GET", history, None).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(o.api("GET", history, None).await.status, StatusCode::OK);
+
     let long = format!(
         "/query?q=SELECT+Id+FROM+Account+WHERE+Name+IN+('{}')",
         "a".repeat(17_000)
