@@ -220,45 +220,45 @@ pub enum Places<'a> {
     Org(&'a PlaceCatalog),
 }
 
-impl Places<'_> {
+impl<'a> Places<'a> {
     /// The country code of a country written as a code, a label, a name or an alias.
-    pub fn country_code(&self, text: &str) -> Option<String> {
-        match self {
-            Places::Standard => country_code(text).map(str::to_owned),
-            Places::Org(c) => c.country(text).map(|p| p.code.clone()),
+    pub fn country_code(&self, text: &str) -> Option<&'a str> {
+        match *self {
+            Places::Standard => country_code(text),
+            Places::Org(c) => c.country(text).map(|p| p.code.as_str()),
         }
     }
 
     /// The picklist's label of a country code.
-    pub fn country_label(&self, code: &str) -> Option<String> {
-        match self {
-            Places::Standard => country_label(code).map(str::to_owned),
+    pub fn country_label(&self, code: &str) -> Option<&'a str> {
+        match *self {
+            Places::Standard => country_label(code),
             Places::Org(c) => c
                 .countries
                 .iter()
                 .find(|p| p.code.eq_ignore_ascii_case(code))
-                .map(|p| p.label.clone()),
+                .map(|p| p.label.as_str()),
         }
     }
 
     /// The state code of a state written as a code or a name, within a country.
-    pub fn state_code(&self, country: &str, text: &str) -> Option<String> {
-        match self {
-            Places::Standard => state_code(country, text).map(str::to_owned),
-            Places::Org(c) => c.state(country, text).map(|p| p.code.clone()),
+    pub fn state_code(&self, country: &str, text: &str) -> Option<&'a str> {
+        match *self {
+            Places::Standard => state_code(country, text),
+            Places::Org(c) => c.state(country, text).map(|p| p.code.as_str()),
         }
     }
 
     /// The picklist's label of a state code within a country.
-    pub fn state_label(&self, country: &str, code: &str) -> Option<String> {
-        match self {
-            Places::Standard => state_label(country, code).map(str::to_owned),
+    pub fn state_label(&self, country: &str, code: &str) -> Option<&'a str> {
+        match *self {
+            Places::Standard => state_label(country, code),
             Places::Org(c) => c
                 .states
                 .get(country)?
                 .iter()
                 .find(|p| p.code.eq_ignore_ascii_case(code))
-                .map(|p| p.label.clone()),
+                .map(|p| p.label.as_str()),
         }
     }
 }
@@ -329,18 +329,14 @@ mod tests {
         let catalog =
             PlaceCatalog::from_describe(&customized()).unwrap_or_else(|| panic!("a catalog"));
         let org = Places::Org(&catalog);
-        assert_eq!(org.country_code("kosovo").as_deref(), Some("XK"));
-        assert_eq!(
-            org.country_code("USA").as_deref(),
-            Some("US"),
-            "aliases still work"
-        );
+        assert_eq!(org.country_code("kosovo"), Some("XK"));
+        assert_eq!(org.country_code("USA"), Some("US"), "aliases still work");
         assert_eq!(org.country_code("France"), None, "inactive");
-        assert_eq!(org.country_label("GB").as_deref(), Some("United Kingdom"));
-        assert_eq!(org.state_code("GB", "Scotland").as_deref(), Some("SCT"));
-        assert_eq!(org.state_code("US", "golden state").as_deref(), Some("CA"));
+        assert_eq!(org.country_label("GB"), Some("United Kingdom"));
+        assert_eq!(org.state_code("GB", "Scotland"), Some("SCT"));
+        assert_eq!(org.state_code("US", "golden state"), Some("CA"));
         assert_eq!(
-            org.state_code("US", "California").as_deref(),
+            org.state_code("US", "California"),
             Some("CA"),
             "ISO name of an org code"
         );
@@ -349,11 +345,8 @@ mod tests {
             None,
             "not in the org's picklist"
         );
-        assert_eq!(org.state_label("US", "CA").as_deref(), Some("Golden State"));
-        assert_eq!(
-            Places::Standard.state_label("US", "CA").as_deref(),
-            Some("California")
-        );
+        assert_eq!(org.state_label("US", "CA"), Some("Golden State"));
+        assert_eq!(Places::Standard.state_label("US", "CA"), Some("California"));
         assert!(PlaceCatalog::from_describe(&serde_json::json!({"fields": [{"name": "MailingCountryCode", "picklistValues": []}]})).is_none());
     }
 }

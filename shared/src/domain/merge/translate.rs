@@ -45,7 +45,7 @@ impl<'a> RecordPair<'a> {
     }
 
     /// The record's country code, from whichever side names a country it knows.
-    fn country_code(&self) -> Option<String> {
+    fn country_code(&self) -> Option<&'a str> {
         let rule = self.rules.field_with(Transform::Country)?;
         let places = self.rules.places();
         let from_hubspot = self
@@ -185,13 +185,13 @@ fn translate_country<'a>(
             let out = if is_code_field(rule) {
                 code
             } else {
-                places.country_label(&code).unwrap_or(code)
+                places.country_label(code).unwrap_or(code)
             };
-            Ok(Canon::Text(Cow::Owned(out)))
+            Ok(Canon::Text(Cow::Borrowed(out)))
         }
         Side::Salesforce if is_code_field(rule) => Ok(places
             .country_label(&text)
-            .map(|l| Canon::Text(Cow::Owned(l)))
+            .map(|l| Canon::Text(Cow::Borrowed(l)))
             .unwrap_or_else(|| value.clone())),
         _ => Ok(value.clone()),
     }
@@ -212,7 +212,7 @@ fn translate_state<'a>(
                     "state \"{text}\" cannot be matched to Salesforce's picklist without a country"
                 ))
             })?;
-            let code = places.state_code(&country, &text).ok_or_else(|| {
+            let code = places.state_code(country, &text).ok_or_else(|| {
                 Untranslatable::UnknownPlace(format!(
                     "\"{text}\" is not a state of {country} in Salesforce's picklist"
                 ))
@@ -220,14 +220,14 @@ fn translate_state<'a>(
             let out = if is_code_field(rule) {
                 code
             } else {
-                places.state_label(&country, &code).unwrap_or(code)
+                places.state_label(country, code).unwrap_or(code)
             };
-            Ok(Canon::Text(Cow::Owned(out)))
+            Ok(Canon::Text(Cow::Borrowed(out)))
         }
         Side::Salesforce if is_code_field(rule) => Ok(pair
             .country_code()
-            .and_then(|c| places.state_label(&c, &text))
-            .map(|l| Canon::Text(Cow::Owned(l)))
+            .and_then(|c| places.state_label(c, &text))
+            .map(|l| Canon::Text(Cow::Borrowed(l)))
             .unwrap_or_else(|| value.clone())),
         _ => Ok(value.clone()),
     }
@@ -260,7 +260,7 @@ pub fn same_meaning(
         ),
         Translation::State => pair.country_code().is_some_and(|c| {
             matches!(
-                (places.state_code(&c, &h), places.state_code(&c, &s)),
+                (places.state_code(c, &h), places.state_code(c, &s)),
                 (Some(a), Some(b)) if a == b
             )
         }),
