@@ -40,6 +40,14 @@ fn in_list(ids: &[&str]) -> String {
         .join(", ")
 }
 
+/// A record's stage in a propagation: the furthest of the stages reaching it.
+fn move_to<'s>(stages: &mut BTreeMap<String, &'s str>, id: String, stage: &'s str) {
+    let at = stages.entry(id).or_insert(stage);
+    if may_move(at, stage) {
+        *at = stage;
+    }
+}
+
 impl Pipeline {
     /// Whether contacts move with their opportunities.
     pub(crate) fn lifecycle_on(&self) -> bool {
@@ -205,10 +213,7 @@ impl Pipeline {
                 continue;
             };
             for company in list {
-                let at = companies.entry(company.clone()).or_insert(stage);
-                if may_move(at, stage) {
-                    *at = stage;
-                }
+                move_to(&mut companies, company.clone(), stage);
             }
         }
         if companies.is_empty() {
@@ -226,10 +231,7 @@ impl Pipeline {
                 continue;
             };
             for contact in list {
-                let at = contacts.entry(contact).or_insert(stage);
-                if may_move(at, stage) {
-                    *at = stage;
-                }
+                move_to(&mut contacts, contact, stage);
             }
         }
         self.move_forward("companies", &companies).await?;
