@@ -360,10 +360,9 @@ impl Pipeline {
         }
         let queued = items.len();
         // Opportunities and contact roles that changed queue the contacts they can move.
-        let triggers: Vec<&WorkItem> = items
-            .iter()
-            .filter(|i| self.lifecycle_on() && lifecycle::is_trigger(i))
-            .collect();
+        let lifecycle_on = self.lifecycle_on();
+        let is_trigger = |i: &WorkItem| lifecycle_on && lifecycle::is_trigger(i);
+        let triggers: Vec<&WorkItem> = items.iter().filter(|i| is_trigger(i)).collect();
         let mut trigger_failed = None;
         let mut all = items.to_vec();
         if !triggers.is_empty() {
@@ -380,7 +379,7 @@ impl Pipeline {
             let run = self.pair_of(item);
             match run.and_then(|r| self.pairs.iter().position(|p| std::ptr::eq(p, r))) {
                 Some(k) => groups[k].push(n),
-                None if self.lifecycle_on() && lifecycle::is_trigger(item) => {}
+                None if is_trigger(item) => {}
                 None => {
                     let from = item.side;
                     let code = Some("pair_not_synced");
@@ -413,7 +412,7 @@ impl Pipeline {
         outcomes.truncate(queued);
         if let Some(why) = retry {
             for (n, item) in items[..queued].iter().enumerate() {
-                if lifecycle::is_trigger(item) && outcomes[n] == ItemOutcome::Done {
+                if is_trigger(item) && outcomes[n] == ItemOutcome::Done {
                     outcomes[n] = ItemOutcome::Retry(why.clone());
                 }
             }
