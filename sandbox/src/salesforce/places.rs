@@ -92,6 +92,16 @@ impl Places {
             .find(|s| s.code.eq_ignore_ascii_case(text) || s.label.eq_ignore_ascii_case(text))
     }
 
+    /// An active country by its exact code (what a code field must hold).
+    pub fn country_by_code(&self, code: &str) -> Option<&Place> {
+        self.country(code).filter(|c| c.code == code)
+    }
+
+    /// An active state of a country by its exact code.
+    pub fn state_by_code(&self, country: &str, code: &str) -> Option<&Place> {
+        self.state(country, code).filter(|s| s.code == code)
+    }
+
     /// Adds a country, or relabels / (de)activates the one with its code.
     pub fn set_country(&mut self, place: Place) {
         match self.countries.iter_mut().find(|c| c.code == place.code) {

@@ -601,11 +601,7 @@ impl Org {
                 .and_then(Value::as_str)
                 .filter(|s| !s.is_empty());
             if let Some(code) = code
-                && self
-                    .places
-                    .countries
-                    .iter()
-                    .all(|c| !c.active || c.code != code)
+                && self.places.country_by_code(code).is_none()
             {
                 return Err(SfError::new(
                         "FIELD_INTEGRITY_EXCEPTION",
@@ -626,11 +622,7 @@ impl Org {
                     )
                     .on(&[&state_code]));
                 };
-                if self
-                    .places
-                    .state(country, state)
-                    .is_none_or(|s| s.code != state)
-                {
+                if self.places.state_by_code(country, state).is_none() {
                     return Err(SfError::new(
                         "FIELD_INTEGRITY_EXCEPTION",
                         format!("The {state_code} field contains {state}, which isn't an available state. Choose a valid state."),
@@ -678,7 +670,7 @@ impl Org {
                 .get(&country_code)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                && let Some(place) = self.places.country(&code).filter(|c| c.code == code)
+                && let Some(place) = self.places.country_by_code(&code)
             {
                 changes.insert(country.clone(), json!(place.label));
             }
@@ -716,8 +708,7 @@ impl Org {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 country_now,
-            ) && let Some(place) =
-                self.places.state(&cc, &code).filter(|s| s.code == code)
+            ) && let Some(place) = self.places.state_by_code(&cc, &code)
             {
                 changes.insert(state.clone(), json!(place.label));
             }
