@@ -883,6 +883,40 @@ async fn org_rules_answer_with_salesforces_error_bodies() {
     );
     assert_eq!(o.api("GET", history, None).await.status, StatusCode::OK);
 
+    // A held call waits, unanswered, while other calls pass, until it is released;
+    // what it answers is the org as it is at the release.
+    o.control(
+        "POST",
+        "/faults",
+        Some(json!({"faults": [{"hold": true, "when": "AccountHistory"}]})),
+    )
+    .await;
+    let held = {
+        let request = o
+            .http
+            .get(format!("{}{V}{history}", o.sandbox.url()))
+            .bearer_auth(TOKEN);
+        tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+    };
+    while o.control("GET", "/faults", None).await.body["held"] != json!(1) {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(o.api("GET", plain, None).await.status, StatusCode::OK);
+    assert!(!held.is_finished(), "the held call was answered before its release");
+    let released = o.control("POST", "/faults/release", None).await;
+    assert_eq!(released.body["released"], json!(1));
+    let answer = held.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.ok(), Some(StatusCode::OK));
+    assert_eq!(
+        o.control("GET", "/faults", None).await.body,
+        json!({"pending": 0, "held": 0})
+    );
+    // A hold names the call it holds.
+    let bad = o
+        .control("POST", "/faults", Some(json!({"faults": [{"hold": true}]})))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
     let long = format!(
         "/query?q=SELECT+Id+FROM+Account+WHERE+Name+IN+('{}')",
         "a".repeat(17_000)

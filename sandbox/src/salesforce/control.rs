@@ -31,7 +31,8 @@ pub fn routes() -> Router<Arc<Salesforce>> {
         )
         .route("/leads/{id}/convert", post(convert))
         .route("/objects/{object}/{id}/undelete", post(undelete))
-        .route("/faults", post(faults))
+        .route("/faults", post(faults).get(fault_state))
+        .route("/faults/release", post(release_held))
         .route("/sessions/revoke", post(revoke))
         .route("/counters", get(counters))
         .route("/clock", get(clock))
@@ -153,7 +154,6 @@ async fn convert(State(sf): State<Arc<Salesforce>>, Path(id): Path<String>, byte
     Ok(Json(result).into_response())
 }
 
-/// `{"faults": [{"status": 503}, {"delay_ms": 500}, {"lock_row": true}], "repeat": 1}`
 /// Restores a record from the recycle bin, as an admin does.
 async fn undelete(
     State(sf): State<Arc<Salesforce>>,
@@ -166,6 +166,8 @@ async fn undelete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `{"faults": [{"status": 503}, {"delay_ms": 500}, {"lock_row": true},
+/// {"hold": true, "when": "LeadHistory"}], "repeat": 1}`
 async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
     let v = body(&bytes)?;
     let repeat = v.get("repeat").and_then(Value::as_u64).unwrap_or(1) as usize;
@@ -200,6 +202,16 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
                 Some(text) => Fault::StatusWhen(s as u16, text),
                 None => Fault::Status(s as u16),
             }
+        } else if f.get("hold").and_then(Value::as_bool) == Some(true) {
+            match when {
+                Some(text) => Fault::HoldWhen(text),
+                None => {
+                    return Err(SfFailure::bad_request(vec![SfError::new(
+                        "INVALID_FAULT",
+                        "a hold needs \"when\": the text of the call it holds",
+                    )]));
+                }
+            }
         } else if let Some(ms) = f.get("delay_ms").and_then(Value::as_u64) {
             Fault::Delay(ms)
         } else if f.get("lock_row").and_then(Value::as_bool) == Some(true) {
@@ -207,7 +219,7 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
         } else {
             return Err(SfFailure::bad_request(vec![SfError::new(
                 "INVALID_FAULT",
-                "a fault is {\"status\": N} (with \"when\": text, only calls whose path and query hold it), {\"delay_ms\": N}, {\"lock_row\": true} or {\"person_edit\": {\"object\", \"id\", \"fields\"}, \"after_reads\": N}",
+                "a fault is {\"status\": N} (with \"when\": text, only calls whose path and query hold it), {\"delay_ms\": N}, {\"lock_row\": true}, {\"hold\": true, \"when\": text} (until POST /faults/release) or {\"person_edit\": {\"object\", \"id\", \"fields\"}, \"after_reads\": N}",
             )]));
         };
         parsed.push(fault);
@@ -215,6 +227,17 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
     let n = parsed.len() * repeat;
     sf.inject(parsed.into_iter().cycle().take(n));
     Ok(Json(json!({"queued": n})).into_response())
+}
+
+/// `{"pending": faults not yet used, "held": calls waiting for a release}`.
+async fn fault_state(State(sf): State<Arc<Salesforce>>) -> Reply {
+    let (pending, held) = sf.fault_state();
+    Ok(Json(json!({"pending": pending, "held": held})).into_response())
+}
+
+/// Lets the calls held by a `hold` fault go on: `{"released": n}`.
+async fn release_held(State(sf): State<Arc<Salesforce>>) -> Reply {
+    Ok(Json(json!({"released": sf.release_held()})).into_response())
 }
 
 async fn revoke(State(sf): State<Arc<Salesforce>>) -> Reply {

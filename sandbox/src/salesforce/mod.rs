@@ -157,6 +157,10 @@ pub enum Fault {
     Delay(u64),
     /// The next write fails with UNABLE_TO_LOCK_ROW.
     LockRow,
+    /// The next call whose path and query contain the text waits, unanswered, until
+    /// the control API releases it: a slow call that lets a test put another client's
+    /// calls in between, in a chosen order, without waiting on time.
+    HoldWhen(String),
 }
 
 /// A person's edit that lands right after the integration's next reads: between a
@@ -195,6 +199,9 @@ pub struct Salesforce {
     usage: Mutex<VecDeque<i64>>,
     counters: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
     faults: Mutex<VecDeque<Fault>>,
+    /// Calls held by `Fault::HoldWhen`: each waits for a permit from `release_held`.
+    held: tokio::sync::Semaphore,
+    holding: std::sync::atomic::AtomicUsize,
     pending_edits: Mutex<crate::scheduled::AfterReads<PendingEdit>>,
     pub cursors: Mutex<HashMap<String, Cursor>>,
     /// OAuth-issued sessions -> expiry.
@@ -214,6 +221,8 @@ impl Salesforce {
             usage: Mutex::new(VecDeque::new()),
             counters: Mutex::new(BTreeMap::new()),
             faults: Mutex::new(VecDeque::new()),
+            held: tokio::sync::Semaphore::new(0),
+            holding: std::sync::atomic::AtomicUsize::new(0),
             pending_edits: Mutex::default(),
             cursors: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
@@ -240,6 +249,21 @@ impl Salesforce {
 
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         lock(&self.faults).extend(faults);
+    }
+
+    /// Faults not yet used, and calls held now.
+    pub fn fault_state(&self) -> (usize, usize) {
+        (
+            lock(&self.faults).len(),
+            self.holding.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    /// Lets every held call go on.
+    pub fn release_held(&self) -> usize {
+        let n = self.holding.load(std::sync::atomic::Ordering::SeqCst);
+        self.held.add_permits(n);
+        n
     }
 
     pub fn schedule_edit(&self, after_reads: u32, edit: PendingEdit) {
@@ -452,7 +476,11 @@ async fn gate(State(sf): State<Arc<Salesforce>>, mut request: Request, next: Nex
             let mut faults = lock(&sf.faults);
             match faults.front() {
                 Some(Fault::LockRow) | None => None,
-                Some(Fault::StatusWhen(_, text)) if !uri.contains(text.as_str()) => None,
+                Some(Fault::StatusWhen(_, text) | Fault::HoldWhen(text))
+                    if !uri.contains(text.as_str()) =>
+                {
+                    None
+                }
                 Some(_) => faults.pop_front(),
             }
         };
@@ -466,6 +494,14 @@ async fn gate(State(sf): State<Arc<Salesforce>>, mut request: Request, next: Nex
                 return SfFailure::new(status, error).into_response();
             }
             Some(Fault::Delay(ms)) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            Some(Fault::HoldWhen(_)) => {
+                use std::sync::atomic::Ordering;
+                sf.holding.fetch_add(1, Ordering::SeqCst);
+                if let Ok(permit) = sf.held.acquire().await {
+                    permit.forget();
+                }
+                sf.holding.fetch_sub(1, Ordering::SeqCst);
+            }
             _ => {}
         }
     }

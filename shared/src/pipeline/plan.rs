@@ -198,6 +198,12 @@ impl Pipeline {
                             .and_then(|f| f.salesforce.on(&s.object))
                             .map(str::to_owned)
                     };
+                    if own && s.modified_at > 0 && at > s.modified_at {
+                        // A change after the version read (another worker's write in
+                        // between): its time would stand for a value we do not hold.
+                        s.changed_since_read = true;
+                        continue;
+                    }
                     if let Some(name) = name {
                         let latest = s.field_changed_at.entry(name).or_insert(at);
                         *latest = (*latest).max(at);
@@ -233,6 +239,13 @@ impl Pipeline {
         // newer one. Read again instead (found by the convergence harness, 4 workers).
         if w.link.as_ref().is_some_and(|l| l.synced_at >= now) && !w.relinked {
             let why = "its link changed while the records were read: read again";
+            return Err((ItemOutcome::Retry(why.into()), w.items));
+        }
+        // Likewise a Salesforce record written between its read and its field history's
+        // query: the history's newest time belongs to a value this merge does not hold,
+        // and would make that stale value win (found by the harness, 4 workers under load).
+        if w.salesforce.as_ref().is_some_and(|s| s.changed_since_read) {
+            let why = "it changed while its field history was read: read again";
             return Err((ItemOutcome::Retry(why.into()), w.items));
         }
         if let Verdict::Skip { code, message } = run.hooks.admit(&w) {

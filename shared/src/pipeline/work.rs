@@ -17,6 +17,10 @@ pub(crate) struct Record {
     pub modified_at: i64,
     /// When each field last changed, where the org's field history says.
     pub field_changed_at: std::collections::HashMap<String, i64>,
+    /// Its field history shows a change after the modification time it was read with:
+    /// another writer got in between the read and the history query, so the values as
+    /// read and the times as queried belong to different versions.
+    pub changed_since_read: bool,
     /// A Contact's opportunities through its contact roles, where lifecycle stages
     /// follow them (read per batch, `lifecycle.rs`).
     pub opportunities: Option<Vec<OpportunityState>>,
@@ -34,6 +38,7 @@ impl Record {
             row,
             modified_at,
             field_changed_at: Default::default(),
+            changed_since_read: false,
             opportunities: None,
         }
     }

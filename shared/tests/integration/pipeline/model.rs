@@ -475,13 +475,71 @@ async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String
             if let Some(last) = truth.last(n, k)
                 && h != last
             {
+                let why = diagnose(w, hs[0], sf[0], property, field).await;
                 return Err(format!(
-                    "{e}.{property}: the last edit was {last:?}, both sides hold {h:?}"
+                    "{e}.{property}: the last edit was {last:?} ({:?}), both sides hold {h:?}\n{why}",
+                    truth.0.get(&(n, k))
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// What each side and the engine remember of a field of a pair, for a failure's report:
+/// HubSpot's property history, Salesforce's field history and the engine's sync events.
+async fn diagnose(w: &World, hs: &Value, sf: &Value, property: &str, field: &str) -> String {
+    let hs_id = hs["id"].as_str().unwrap_or_default();
+    let sf_id = sf["Id"].as_str().unwrap_or_default();
+    let object = sf["attributes"]["type"].as_str().unwrap_or("Lead");
+    let url = format!(
+        "{}/crm/v3/objects/contacts/{hs_id}?propertiesWithHistory={property}",
+        w.hs.url()
+    );
+    let hubspot: Value = match w.http.get(url).bearer_auth(super::world::HS_TOKEN).send().await {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(e) => json!(e.to_string()),
+    };
+    let parent = if object == "Contact" { "ContactId" } else { "LeadId" };
+    let soql = format!(
+        "SELECT Field, OldValue, NewValue, CreatedDate, CreatedById FROM {object}History WHERE {parent} = '{sf_id}' AND Field = '{field}'"
+    );
+    let salesforce: Value = match w
+        .http
+        .get(format!("{}/services/data/v65.0/query", w.sf.url()))
+        .query(&[("q", soql)])
+        .bearer_auth(super::world::SF_TOKEN)
+        .send()
+        .await
+    {
+        Ok(r) => r.json().await.unwrap_or(Value::Null),
+        Err(e) => json!(e.to_string()),
+    };
+    let mut events = String::new();
+    for (side, object, id) in [("hubspot", "contacts", hs_id), ("salesforce", object, sf_id)] {
+        let record = crmsync_shared::ports::RecordRef {
+            side: side.into(),
+            object: object.into(),
+            id: id.into(),
+        };
+        let history = w
+            .runner
+            .pipeline
+            .status
+            .history(&record, w.clock.now_ms())
+            .await
+            .unwrap_or_default();
+        for e in history {
+            events.push_str(&format!(
+                "  {side} {id} at {}: {} {:?} {:?} {:?}\n",
+                e.at, e.direction, e.outcome, e.code, e.changes
+            ));
+        }
+    }
+    format!(
+        "HubSpot {property} history: {}\nSalesforce {field} history: {}\nsync events:\n{events}",
+        hubspot["propertiesWithHistory"][property], salesforce["records"]
+    )
 }
 
 /// The most workers a history runs at once: `CRMSYNC_MODEL_WORKERS`, 1 by default.

@@ -191,3 +191,65 @@ async fn an_unreadable_field_history_is_waited_for_not_guessed() {
     );
     assert_eq!(l[0]["FirstName"], json!("later"));
 }
+
+/// History 145 of the convergence harness (four workers, under load): one worker read a
+/// Lead, a second worker synced the same pair to the end (the later HubSpot first name
+/// written to the Lead, its link stored), and only then did the first worker query the
+/// Lead's field history. The newest history row (the second worker's write) stood for
+/// the older first name the first worker held, which then won the conflict and went to
+/// HubSpot over the later edit: both sides ended on the older value. Here the first
+/// worker's field history query is held until the second worker is done, so the race
+/// happens every time; by polling, so both references are queued at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_145_a_write_between_a_read_and_its_field_history_does_not_win() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let (lead, hs) = lead_and_contact(&w, "torn@history.example").await;
+    w.advance(1_000);
+    w.sf_update("Lead", &lead, json!({"FirstName": "Older"}))
+        .await;
+    w.advance(700);
+    w.hs_update(&hs, json!({"firstname": "Later"})).await;
+    w.advance(world::SEARCH_LAG_MS + 1_000);
+    w.runner
+        .poll_now()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"hold": true, "when": "LeadHistory"}]}),
+    )
+    .await;
+    let worker = |name: &str| {
+        let mut pipeline = w.runner.pipeline.clone();
+        pipeline.worker = name.to_owned();
+        pipeline
+    };
+    let (one, two) = (worker("one"), worker("two"));
+    let store = w.runner.store.clone();
+    let first = tokio::spawn(async move {
+        crmsync_shared::pipeline::worker::run_once(&one, store.as_ref(), 1).await
+    });
+    while w.send_get(&w.sf_control("/faults")).await["held"] != json!(1) {
+        tokio::task::yield_now().await;
+    }
+    let second = crmsync_shared::pipeline::worker::run_once(&two, w.runner.store.as_ref(), 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(second.received, 1, "the second worker took the other reference");
+    w.post(&w.sf_control("/faults/release"), json!({})).await;
+    first
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.sync().await;
+    let l = w.sf_by_email("Lead", "torn@history.example").await;
+    let c = w
+        .hs_contact_by_email("torn@history.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(
+        (prop(&c, "firstname"), &l[0]["FirstName"]),
+        (&json!("Later"), &json!("Later")),
+        "the later HubSpot edit on both sides"
+    );
+}
