@@ -902,7 +902,10 @@ async fn org_rules_answer_with_salesforces_error_bodies() {
         tokio::task::yield_now().await;
     }
     assert_eq!(o.api("GET", plain, None).await.status, StatusCode::OK);
-    assert!(!held.is_finished(), "the held call was answered before its release");
+    assert!(
+        !held.is_finished(),
+        "the held call was answered before its release"
+    );
     let released = o.control("POST", "/faults/release", None).await;
     assert_eq!(released.body["released"], json!(1));
     let answer = held.await.unwrap_or_else(|e| panic!("{e}"));

@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<HubSpot>> {
         .route("/objects/{object_type}/{id}/restore", post(restore))
         .route("/faults", post(faults))
         .route("/counters", get(counters))
+        .route("/writes", get(writes))
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance))
         .route("/settings", put(settings))
@@ -226,6 +227,11 @@ fn person_edit(edit: &Value) -> Result<PendingEdit, HsError> {
 
 async fn counters(State(hs): State<Arc<HubSpot>>) -> Reply {
     Ok(Json(json!(hs.counters())).into_response())
+}
+
+/// How often the integration wrote each record: `{"contacts/100001": 2, ...}`.
+async fn writes(State(hs): State<Arc<HubSpot>>) -> Reply {
+    Ok(Json(json!(lock(&hs.portal).integration_writes)).into_response())
 }
 
 async fn clock(State(hs): State<Arc<HubSpot>>) -> Reply {

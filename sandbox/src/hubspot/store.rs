@@ -426,6 +426,9 @@ pub struct Portal {
     pub owners: Vec<Value>,
     /// Changes not yet handed to the webhook dispatcher.
     pub outbox: Vec<ChangeEvent>,
+    /// The integration's successful creates and updates per record (`contacts/100001`),
+    /// whether or not they changed a value: when, and the properties they changed.
+    pub integration_writes: BTreeMap<String, Vec<Value>>,
 }
 
 /// One change, as a webhook event will describe it.
@@ -509,6 +512,7 @@ impl Portal {
             search_lag_ms,
             owners: Vec::new(),
             outbox: Vec::new(),
+            integration_writes: BTreeMap::new(),
         };
         for (kind, defs) in super::schema::standard_objects() {
             portal.add_type(kind, defs);
@@ -635,6 +639,7 @@ impl Portal {
         if lag > 0 {
             objects.index_queue.push_back((now + lag, id));
         }
+        self.count_write(type_name, id, source, now, &["(created)".into()]);
         self.emit(
             type_name,
             ChangeEvent::of_record("creation", id, now, source),
@@ -693,6 +698,7 @@ impl Portal {
             }
         }
         if changes.is_empty() {
+            self.count_write(type_name, id, source, now, &[]);
             return Ok(changes);
         }
         let Some(record) = objects.records.get_mut(&id) else {
@@ -747,7 +753,25 @@ impl Portal {
                 source,
             });
         }
+        let names: Vec<String> = changes.iter().map(|(n, _)| n.to_string()).collect();
+        self.count_write(type_name, id, source, now, &names);
         Ok(changes)
+    }
+
+    fn count_write(
+        &mut self,
+        type_name: &str,
+        id: u64,
+        source: Source,
+        now: i64,
+        changed: &[String],
+    ) {
+        if source == Source::Integration {
+            self.integration_writes
+                .entry(format!("{type_name}/{id}"))
+                .or_default()
+                .push(serde_json::json!({"at": now, "changed": changed}));
+        }
     }
 
     /// Archives (soft-deletes) a record; unknown ids are fine, as in HubSpot.

@@ -35,6 +35,7 @@ pub fn routes() -> Router<Arc<Salesforce>> {
         .route("/faults/release", post(release_held))
         .route("/sessions/revoke", post(revoke))
         .route("/counters", get(counters))
+        .route("/writes", get(writes))
         .route("/clock", get(clock))
         .route("/clock/advance", post(advance))
         .route("/settings", put(settings))
@@ -247,6 +248,11 @@ async fn revoke(State(sf): State<Arc<Salesforce>>) -> Reply {
 
 async fn counters(State(sf): State<Arc<Salesforce>>) -> Reply {
     Ok(Json(json!({"calls": sf.counters(), "api_usage": sf.api_usage()})).into_response())
+}
+
+/// How often the integration wrote each record: `{"00Q...": 2, ...}`.
+async fn writes(State(sf): State<Arc<Salesforce>>) -> Reply {
+    Ok(Json(json!(lock(&sf.org).integration_writes)).into_response())
 }
 
 async fn clock(State(sf): State<Arc<Salesforce>>) -> Reply {

@@ -104,6 +104,9 @@ pub struct Org {
     /// much before their commit, at random.
     pub modstamp_skew_ms: i64,
     skew_state: u64,
+    /// The integration's successful creates and updates per record id, whether or not
+    /// they changed a value: when, and the fields they changed.
+    pub integration_writes: BTreeMap<String, Vec<Value>>,
 }
 
 /// Where to roll an all-or-none call back to.
@@ -165,6 +168,7 @@ impl Org {
             journal: None,
             modstamp_skew_ms: 0,
             skew_state: 0x9E37_79B9_7F4A_7C15,
+            integration_writes: BTreeMap::new(),
         };
         // Users 1 and 2: the integration user and the admin behind the control API.
         for (id, first, last, email) in [
@@ -800,6 +804,7 @@ impl Org {
             .or_default()
             .insert(id.clone(), record);
         self.outbox.push((object.name.to_owned(), id.clone()));
+        self.count_write(&id, writer, now, vec!["(created)".into()]);
         Ok(id)
     }
 
@@ -856,6 +861,11 @@ impl Org {
             saved.insert(k.clone(), v.clone());
         }
         self.check_saved(&object, Some(&id18), &saved, options)?;
+        let changed: Vec<String> = saved
+            .iter()
+            .filter(|(k, v)| record.fields.get(*k).unwrap_or(&Value::Null) != *v)
+            .map(|(k, _)| k.clone())
+            .collect();
         self.track_history(object.name, &id18, &record.fields, &saved, now, writer);
         let stamp = self.stamp(now);
         if let Some(r) = self
@@ -868,8 +878,18 @@ impl Org {
             r.modstamp_ms = stamp;
             r.modified_by = writer.user().into();
         }
+        self.count_write(&id18, writer, now, changed);
         self.outbox.push((object.name.to_owned(), id18));
         Ok(())
+    }
+
+    fn count_write(&mut self, id: &str, writer: Writer, now: i64, changed: Vec<String>) {
+        if writer == Writer::Integration {
+            self.integration_writes
+                .entry(id.to_owned())
+                .or_default()
+                .push(json!({"at": now, "changed": changed}));
+        }
     }
 
     /// Field history: a row per changed field of a tracked object, as the platform

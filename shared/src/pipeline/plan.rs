@@ -68,11 +68,12 @@ impl Pipeline {
             let Some(meta) = metas.get(&s.object) else {
                 continue;
             };
-            let Ok(rules) =
+            let Ok(mut rules) =
                 MergeRules::new(&self.config, &spec.name, &s.object, meta, &self.owners)
             else {
                 continue;
             };
+            rules.resumed = resumed(spec, w);
             let last = w.link.as_ref().map(|l| &l.last_synced);
             let salesforce = run.hooks.salesforce_snapshot(s);
             let plan = merge_fields(&rules, &hubspot_snapshot(h), &salesforce, last);
@@ -312,11 +313,17 @@ impl Pipeline {
             skip(code, Some(message)).await;
             return Err((ItemOutcome::Done, w.items));
         }
-        let claim_key = key.as_ref().filter(|_| creating).map(|k| spec.claim_key(k));
+        // The key is claimed for a first link too, not only a create: two workers linking
+        // one pair at once (its records' pushes, duplicated) would both write the ids.
+        let first_link = creating || w.link.is_none();
+        let claim_key = key
+            .as_ref()
+            .filter(|_| first_link)
+            .map(|k| spec.claim_key(k));
         if let Some(k) = &claim_key {
             if !in_batch.insert(k.clone()) {
                 // The retry matches it against the record the other one makes.
-                let why = format!("another record of this batch is creating {k}");
+                let why = format!("another record of this batch is creating or linking {k}");
                 return Err((ItemOutcome::Retry(why), w.items));
             }
             let claimed = if self.sabotaged(Sabotage::ClaimsOff) {
@@ -327,7 +334,7 @@ impl Pipeline {
             match claimed {
                 Ok(true) => {}
                 Ok(false) => {
-                    let why = format!("another worker is creating {k}");
+                    let why = format!("another worker is creating or linking {k}");
                     return Err((ItemOutcome::Retry(why), w.items));
                 }
                 Err(e) => return Err((ItemOutcome::Retry(e.to_string()), w.items)),
@@ -352,6 +359,7 @@ impl Pipeline {
                             .salesforce
                             .is_some_and(|sf| self.is_broken(Side::Salesforce, &sobject, sf))
                 });
+                r.resumed = resumed(spec, &w);
                 r
             }
             Err(e) => {
@@ -420,6 +428,25 @@ impl Pipeline {
 }
 
 /// The partner an unlinked record names but that was not found: `(code, message)`.
+/// Whether one of an unlinked pair's records names the other (holds its id, as the sync
+/// wrote it): they were synced before and lost their link to a deletion, and one is back.
+fn resumed(spec: &crate::domain::pair::PairSpec, w: &Work) -> bool {
+    let (None, Some(h), Some(s)) = (&w.link, &w.hubspot, &w.salesforce) else {
+        return false;
+    };
+    let names_hubspot = s
+        .row
+        .get(&spec.hubspot_id_field)
+        .and_then(Value::as_str)
+        .is_some_and(|id| id == h.id);
+    let names_salesforce = spec
+        .salesforce_id_property(&s.object)
+        .and_then(|p| h.properties.get(p))
+        .and_then(Value::as_str)
+        .is_some_and(|id| same_sf_id(id, &s.id()));
+    names_hubspot || names_salesforce
+}
+
 fn partner_gone(spec: &crate::domain::pair::PairSpec, w: &Work) -> Option<(&'static str, String)> {
     match (&w.hubspot, &w.salesforce) {
         (Some(h), None) => spec.sobjects.iter().find_map(|sobject| {

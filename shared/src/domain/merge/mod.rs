@@ -660,7 +660,7 @@ fn choose_source(
             (Side::Salesforce, Reason::FirstSyncFillsBlank)
         } else if sv.is_blank() {
             (Side::HubSpot, Reason::FirstSyncFillsBlank)
-        } else if rule.direction == Direction::TwoWay {
+        } else if rule.direction == Direction::TwoWay || pair.rules.resumed {
             (newer().unwrap_or(preferred), Reason::FirstSyncMostRecent)
         } else {
             (preferred, Reason::FirstSyncPreferred)

@@ -122,6 +122,11 @@ pub struct MergeRules<'c> {
     /// customized and describe listed them.
     pub places: Option<Arc<PlaceCatalog>>,
     pub owners: &'c OwnerDirectory,
+    /// The two records were synced before and lost their link (one was deleted and
+    /// restored): with no last-synced values, a field filled on both sides goes to its
+    /// most recent change, as a conflict would, not to the preferred side as when two
+    /// strangers first meet; a person's edit after the restore is kept.
+    pub resumed: bool,
 }
 
 /// A pair or Salesforce object the configuration does not have.
@@ -184,6 +189,7 @@ impl<'c> MergeRules<'c> {
             state_country,
             places,
             owners,
+            resumed: false,
         })
     }
 

@@ -76,7 +76,18 @@ impl Case {
         sf: &Snapshot,
         last: Option<&LastSynced>,
     ) -> (Value, Value, Vec<(String, Reason)>) {
-        let rules = match MergeRules::new(
+        self.merge_resumed(hs, sf, last, false)
+    }
+
+    /// [`Case::merge`] of a pair that was synced before and lost its link (`resumed`).
+    fn merge_resumed(
+        &self,
+        hs: &Snapshot,
+        sf: &Snapshot,
+        last: Option<&LastSynced>,
+        resumed: bool,
+    ) -> (Value, Value, Vec<(String, Reason)>) {
+        let mut rules = match MergeRules::new(
             &self.config,
             "companies",
             "Account",
@@ -86,6 +97,7 @@ impl Case {
             Ok(r) => r,
             Err(e) => panic!("{e}"),
         };
+        rules.resumed = resumed;
         let plan = merge_fields(&rules, hs, sf, last);
         (
             Value::Object(plan.hubspot_writes.clone()),
@@ -104,6 +116,27 @@ fn reason_of(reasons: &[(String, Reason)], hs: &str) -> Reason {
         .find(|(k, _)| k == hs)
         .map(|(_, r)| *r)
         .unwrap_or(Reason::Unchanged)
+}
+
+#[test]
+fn a_pair_synced_before_resumes_with_the_most_recent_value() {
+    // Strangers: the preferred side. A pair that lost its link to a deletion and a
+    // restore: the later edit (here HubSpot's, made after the restore), like a conflict.
+    let case = Case::new(&field("name", "Name", "prefer_salesforce", ""));
+    let hs = snap(json!({"name": "Edited after the restore"}), 20);
+    let sf = snap(json!({"Name": "Acme"}), 10);
+    let (hw, sw, r) = case.merge_resumed(&hs, &sf, None, true);
+    assert_eq!(
+        (hw, sw),
+        (json!({}), json!({"Name": "Edited after the restore"}))
+    );
+    assert_eq!(reason_of(&r, "name"), Reason::FirstSyncMostRecent);
+    let (hw, _, r) = case.merge_resumed(&hs, &sf, None, false);
+    assert_eq!(hw, json!({"name": "Acme"}));
+    assert_eq!(reason_of(&r, "name"), Reason::FirstSyncPreferred);
+    // Times unknown or equal: the preferred side still.
+    let (hw, _, _) = case.merge_resumed(&snap(json!({"name": "x"}), 10), &sf, None, true);
+    assert_eq!(hw, json!({"name": "Acme"}));
 }
 
 #[test]

@@ -76,6 +76,16 @@ enum Step {
         hubspot: bool,
         calls: u64,
     },
+    /// A person's record is deleted on one side (to the recycle bin), the deletion is
+    /// synced (the link goes, nothing is deleted on the other side), and the record is
+    /// restored and synced: the pair must find itself again, one record per side, and
+    /// later edits flow as before. The person's earlier edits are synced first, so that none is
+    /// pending while the record is gone (one would make a new partner, and the restore
+    /// a duplicate of the person's own making).
+    DeleteRestore {
+        n: usize,
+        in_salesforce: bool,
+    },
     /// Pushes delivered and worked off, or a poll.
     Settle,
     Poll,
@@ -116,11 +126,19 @@ struct History {
     /// Workers working the queue at once, on their own tasks, and their batch size.
     workers: usize,
     batch: usize,
+    /// Whether the org's duplicate rules block a second Lead with an email (many orgs
+    /// only alert, and the API then saves it): off, only our claims stand between two
+    /// workers and a duplicate.
+    duplicate_rules: bool,
 }
 
 impl History {
     fn generate(seed: u64) -> History {
         let mut rng = StdRng::seed_from_u64(seed);
+        // What was added to the histories later draws from its own stream, so that the
+        // histories of earlier seeds keep their steps (and their regression tests).
+        let mut extra = StdRng::seed_from_u64(seed ^ 0x5EED_E47A);
+        let duplicate_rules = extra.random_bool(0.5);
         // Drawn whatever the cap, so a seed's history is the same at any cap.
         let workers = rng.random_range(1..=4).min(max_workers());
         let batch = *[1, 3, 10, 100].get(rng.random_range(0..4)).unwrap_or(&100);
@@ -132,6 +150,12 @@ impl History {
             if rng.random_bool(0.05) {
                 steps.push(Step::CreateUnsyncable {
                     in_salesforce: rng.random_bool(0.5),
+                });
+            }
+            if extra.random_bool(0.06) {
+                steps.push(Step::DeleteRestore {
+                    n: extra.random_range(0..people),
+                    in_salesforce: extra.random_bool(0.5),
                 });
             }
             if rng.random_bool(0.15) {
@@ -185,6 +209,7 @@ impl History {
             steps,
             workers,
             batch,
+            duplicate_rules,
         }
     }
 }
@@ -193,23 +218,45 @@ impl History {
 /// whether it was made in Salesforce. Two edits in the same millisecond are a tie, which
 /// the fields' direction (`prefer_salesforce`) gives to Salesforce, so a shrunk history
 /// with its pauses taken out still knows the winner.
+///
+/// It also keeps what bounds the engine's writes (invariant 4): each person's human
+/// edits per side, and the events that may each cost a person's records one more write.
 #[derive(Default)]
-struct Truth(BTreeMap<(usize, usize), (String, i64, bool)>);
+struct Truth {
+    last: BTreeMap<(usize, usize), (String, i64, bool)>,
+    /// (person, edited in Salesforce) -> human edits.
+    edits: BTreeMap<(usize, bool), u64>,
+    /// Person -> writes its records may take besides one per edit: a conversion, a
+    /// restore (the pair links again).
+    allowance: BTreeMap<usize, u64>,
+    /// Crashes: each may have every record of its batch written once more.
+    crashes: u64,
+}
 
 impl Truth {
     fn edit(&mut self, w: &World, key: (usize, usize), value: &str, in_salesforce: bool) {
         let at = w.clock.now_ms();
+        *self.edits.entry((key.0, in_salesforce)).or_default() += 1;
         let tie_lost = self
-            .0
+            .last
             .get(&key)
             .is_some_and(|(_, when, sf)| *when == at && *sf && !in_salesforce);
         if !tie_lost {
-            self.0.insert(key, (value.to_owned(), at, in_salesforce));
+            self.last.insert(key, (value.to_owned(), at, in_salesforce));
         }
     }
 
     fn last(&self, n: usize, k: usize) -> Option<&str> {
-        self.0.get(&(n, k)).map(|(v, _, _)| v.as_str())
+        self.last.get(&(n, k)).map(|(v, _, _)| v.as_str())
+    }
+
+    /// The most writes person `n`'s record on one side may take: one for its first sync,
+    /// one per human edit on the other side, and what conversions, restores and crashes
+    /// allow.
+    fn write_budget(&self, n: usize, to_salesforce: bool) -> u64 {
+        1 + self.edits.get(&(n, !to_salesforce)).copied().unwrap_or(0)
+            + self.allowance.get(&n).copied().unwrap_or(0)
+            + self.crashes
     }
 }
 
@@ -309,6 +356,13 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         ..Setup::default()
     })
     .await;
+    if !history.duplicate_rules {
+        w.put(
+            &w.sf_control("/settings"),
+            json!({"duplicate_rules": false}),
+        )
+        .await;
+    }
     for n in 0..history.people {
         create(&w, n, history.starts[n]).await;
         w.advance(10);
@@ -348,6 +402,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                 .await;
                 // The person is a Contact in Salesforce from now on; edits go there.
                 people = people_now(&w, history.people).await;
+                *truth.allowance.entry(*n).or_default() += 2;
             }
             Step::CreateUnsyncable { in_salesforce } => {
                 create_unsyncable(&w, *in_salesforce, &mut unsyncable).await
@@ -362,7 +417,39 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                 w.post(&url, faults).await;
             }
             Step::Settle => w.try_settle().await?,
+            Step::DeleteRestore { n, in_salesforce } => {
+                let (gone, back) = if *in_salesforce {
+                    let Some((object, id)) = &people[*n].salesforce else {
+                        continue;
+                    };
+                    let at = format!("/objects/{object}/{id}");
+                    (w.sf_control(&at), w.sf_control(&format!("{at}/undelete")))
+                } else {
+                    let Some(id) = &people[*n].hubspot else {
+                        continue;
+                    };
+                    let at = format!("/objects/contacts/{id}");
+                    (w.hs_control(&at), w.hs_control(&format!("{at}/restore")))
+                };
+                quiesce(&w).await?;
+                w.delete(&gone).await;
+                w.advance(1_000);
+                w.try_poll_and_settle().await?;
+                w.advance(3_000);
+                w.try_poll_and_settle().await?;
+                w.post(&back, json!({})).await;
+                // The restore is synced before the next edit. An edit of a field in
+                // HubSpot after a Lead's restore but before its sync can still lose to
+                // the Lead's older value when another of its fields changed later: the
+                // pair has no last-synced values then, and a Salesforce field never
+                // edited since creation has no history row, so the record's last
+                // modification stands for it (an open finding, see the README).
+                w.advance(10);
+                quiesce(&w).await?;
+                *truth.allowance.entry(*n).or_default() += 2;
+            }
             Step::Crash(at) => {
+                truth.crashes += 1;
                 if let Ok(mut armed) = w.runner.pipeline.crash_once.lock() {
                     *armed = Some(BOUNDARIES[*at].to_owned());
                 }
@@ -429,7 +516,53 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
             ));
         }
     }
-    // 4: once every edit is synced, nothing is written any more (no echo, no
+    // 4: bounded work. At most one write that changes a record per human edit on the
+    // other side (counted at the sandboxes, per record), besides a record's first sync
+    // and what conversions, restores and crashes allow.
+    let hs_writes = w.send_get(&w.hs_control("/writes")).await;
+    let sf_writes = w.send_get(&w.sf_control("/writes")).await;
+    let everyone = history.people + history.later;
+    for (n, person) in people_now(&w, everyone).await.iter().enumerate() {
+        let records = [
+            (
+                false,
+                person.hubspot.as_ref().map(|id| format!("contacts/{id}")),
+                &hs_writes,
+            ),
+            (
+                true,
+                person.salesforce.as_ref().map(|(_, id)| id.clone()),
+                &sf_writes,
+            ),
+        ];
+        for (to_salesforce, key, writes) in records {
+            let Some(key) = key else { continue };
+            let log = &writes[key.as_str()];
+            // Writes that changed a value: two workers that both took a duplicated
+            // push of one record may both write its (same) values at once, which costs
+            // a call but moves nothing (a waste the queue's coalescing is for), while an
+            // echo or a ping-pong changes values back and forth.
+            let got = log.as_array().map_or(0, |l| {
+                l.iter()
+                    .filter(|w| w["changed"].as_array().is_some_and(|c| !c.is_empty()))
+                    .count() as u64
+            });
+            let budget = truth.write_budget(n, to_salesforce);
+            if got > budget {
+                let (hs, (object, sf)) = (
+                    person.hubspot.clone().unwrap_or_default(),
+                    person.salesforce.clone().unwrap_or_default(),
+                );
+                return Err(format!(
+                    "{}: {key} was changed by {got} writes, for {} human edits on the other side (at most {budget}): {log}\n{}",
+                    email(n),
+                    truth.edits.get(&(n, !to_salesforce)).copied().unwrap_or(0),
+                    sync_events(&w, &hs, &object, &sf).await
+                ));
+            }
+        }
+    }
+    // And once every edit is synced, nothing is written any more (no echo, no
     // ping-pong), however often the feeds are read again.
     let before = w.integration_writes().await;
     for _ in 0..2 {
@@ -478,7 +611,7 @@ async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String
                 let why = diagnose(w, hs[0], sf[0], property, field).await;
                 return Err(format!(
                     "{e}.{property}: the last edit was {last:?} ({:?}), both sides hold {h:?}\n{why}",
-                    truth.0.get(&(n, k))
+                    truth.last.get(&(n, k))
                 ));
             }
         }
@@ -496,11 +629,21 @@ async fn diagnose(w: &World, hs: &Value, sf: &Value, property: &str, field: &str
         "{}/crm/v3/objects/contacts/{hs_id}?propertiesWithHistory={property}",
         w.hs.url()
     );
-    let hubspot: Value = match w.http.get(url).bearer_auth(super::world::HS_TOKEN).send().await {
+    let hubspot: Value = match w
+        .http
+        .get(url)
+        .bearer_auth(super::world::HS_TOKEN)
+        .send()
+        .await
+    {
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(e) => json!(e.to_string()),
     };
-    let parent = if object == "Contact" { "ContactId" } else { "LeadId" };
+    let parent = if object == "Contact" {
+        "ContactId"
+    } else {
+        "LeadId"
+    };
     let soql = format!(
         "SELECT Field, OldValue, NewValue, CreatedDate, CreatedById FROM {object}History WHERE {parent} = '{sf_id}' AND Field = '{field}'"
     );
@@ -515,8 +658,20 @@ async fn diagnose(w: &World, hs: &Value, sf: &Value, property: &str, field: &str
         Ok(r) => r.json().await.unwrap_or(Value::Null),
         Err(e) => json!(e.to_string()),
     };
+    let events = sync_events(w, hs_id, object, sf_id).await;
+    format!(
+        "HubSpot {property} history: {}\nSalesforce {field} history: {}\nsync events:\n{events}",
+        hubspot["propertiesWithHistory"][property], salesforce["records"]
+    )
+}
+
+/// The engine's sync events of a pair's two records, a line each.
+async fn sync_events(w: &World, hs_id: &str, object: &str, sf_id: &str) -> String {
     let mut events = String::new();
-    for (side, object, id) in [("hubspot", "contacts", hs_id), ("salesforce", object, sf_id)] {
+    for (side, object, id) in [
+        ("hubspot", "contacts", hs_id),
+        ("salesforce", object, sf_id),
+    ] {
         let record = crmsync_shared::ports::RecordRef {
             side: side.into(),
             object: object.into(),
@@ -536,19 +691,14 @@ async fn diagnose(w: &World, hs: &Value, sf: &Value, property: &str, field: &str
             ));
         }
     }
-    format!(
-        "HubSpot {property} history: {}\nSalesforce {field} history: {}\nsync events:\n{events}",
-        hubspot["propertiesWithHistory"][property], salesforce["records"]
-    )
+    events
 }
 
-/// The most workers a history runs at once: `CRMSYNC_MODEL_WORKERS`, 1 by default.
-/// Several workers found a torn read (history 496, fixed) and a lost update seen only
-/// under load that is not understood yet (histories 238 and 189, see the README); until
-/// it is, the test command runs one worker per history so that it passes reliably, and
-/// `CRMSYNC_MODEL_WORKERS=4` runs up to four.
+/// The most workers a history runs at once: `CRMSYNC_MODEL_WORKERS`, 4 by default
+/// (each history draws 1 to 4). Several workers found two torn reads (histories 496 and
+/// 145, both fixed, `races.rs`); `CRMSYNC_MODEL_WORKERS=1` runs one per history.
 fn max_workers() -> usize {
-    usize::try_from(env_u64("CRMSYNC_MODEL_WORKERS", 1).clamp(1, 16)).unwrap_or(1)
+    usize::try_from(env_u64("CRMSYNC_MODEL_WORKERS", 4).clamp(1, 16)).unwrap_or(4)
 }
 
 fn env_u64(key: &str, default: u64) -> u64 {
@@ -566,9 +716,10 @@ async fn run_all(seeds: std::ops::Range<u64>) {
         let steps = history.steps.len();
         let (shrunk, e) = shrink(history, None, e).await;
         panic!(
-            "history {seed} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={seed} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, starts: {:?}\nshrunk from {steps} to {} steps: {:#?}",
+            "history {seed} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={seed} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, duplicate rules: {}, starts: {:?}\nshrunk from {steps} to {} steps: {:#?}",
             shrunk.workers,
             shrunk.batch,
+            shrunk.duplicate_rules,
             shrunk.starts,
             shrunk.steps.len(),
             shrunk.steps

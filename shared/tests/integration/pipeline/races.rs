@@ -210,10 +210,7 @@ async fn history_145_a_write_between_a_read_and_its_field_history_does_not_win()
     w.advance(700);
     w.hs_update(&hs, json!({"firstname": "Later"})).await;
     w.advance(world::SEARCH_LAG_MS + 1_000);
-    w.runner
-        .poll_now()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
     w.post(
         &w.sf_control("/faults"),
         json!({"faults": [{"hold": true, "when": "LeadHistory"}]}),
@@ -235,7 +232,10 @@ async fn history_145_a_write_between_a_read_and_its_field_history_does_not_win()
     let second = crmsync_shared::pipeline::worker::run_once(&two, w.runner.store.as_ref(), 1)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(second.received, 1, "the second worker took the other reference");
+    assert_eq!(
+        second.received, 1,
+        "the second worker took the other reference"
+    );
     w.post(&w.sf_control("/faults/release"), json!({})).await;
     first
         .await

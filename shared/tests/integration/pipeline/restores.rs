@@ -125,3 +125,33 @@ both_ways!(
     a_contact_deleted_and_recreated_relinks_by_email,
     recreated_contact_relinks_by_email
 );
+
+/// Found by the convergence harness (history 36): a Lead deleted and restored, then its
+/// contact edited in HubSpot before the restore was synced. The pair had lost its link,
+/// so its next merge was a first sync, where the preferred side (Salesforce) took every
+/// field filled on both: the later HubSpot edit was written over. Records that name each
+/// other were synced before: the most recent value wins instead.
+async fn edit_after_a_restore_is_kept(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let email = "edited-after-restore@example.org";
+    let (contact, lead) = linked_lead(&w, email).await;
+    delete(&w, w.sf_control(&format!("/objects/Lead/{lead}"))).await;
+    w.sync().await;
+    post(&w, w.sf_control(&format!("/objects/Lead/{lead}/undelete"))).await;
+    w.advance(500);
+    w.hs_update(&contact, json!({"jobtitle": "Edited after the restore"}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "no second lead: {leads:?}");
+    assert_eq!(leads[0]["Title"], json!("Edited after the restore"));
+    let contacts = contacts_with(&w, email).await;
+    assert_eq!(
+        prop(&contacts[0], "jobtitle"),
+        &json!("Edited after the restore")
+    );
+}
+both_ways!(
+    an_edit_after_a_restore_is_kept,
+    edit_after_a_restore_is_kept
+);

@@ -236,6 +236,10 @@ impl World {
         self.send(self.http.post(url).json(&body)).await
     }
 
+    pub async fn delete(&self, url: &str) -> Value {
+        self.send(self.http.delete(url)).await
+    }
+
     pub async fn patch(&self, url: &str, body: Value) -> Value {
         self.send(self.http.patch(url).json(&body)).await
     }
