@@ -102,6 +102,10 @@ enum Step {
     },
 }
 
+fn domain(m: usize) -> String {
+    format!("co{m}.model.example")
+}
+
 fn email(n: usize) -> String {
     format!("person{n}@model.example")
 }
@@ -126,6 +130,14 @@ struct History {
     /// Workers working the queue at once, on their own tasks, and their batch size.
     workers: usize,
     batch: usize,
+    /// HubSpot companies made before the history starts: per domain, one or two (a
+    /// portal with duplicate companies is common). Each domain must end with exactly one
+    /// Salesforce Account, however many workers sync its companies at once: only the
+    /// engine's claims stand between two workers and a second Account (two different
+    /// companies, so no upsert key catches it). Companies are made in HubSpot only: one
+    /// made in both CRMs at once can still pair with a new company of our making, since
+    /// HubSpot's search does not show the person's company for 2 s (noticed, open).
+    companies: Vec<u8>,
     /// Whether the org's duplicate rules block a second Lead with an email (many orgs
     /// only alert, and the API then saves it): off, only our claims stand between two
     /// workers and a duplicate.
@@ -139,6 +151,9 @@ impl History {
         // histories of earlier seeds keep their steps (and their regression tests).
         let mut extra = StdRng::seed_from_u64(seed ^ 0x5EED_E47A);
         let duplicate_rules = extra.random_bool(0.5);
+        let companies = (0..extra.random_range(0..4))
+            .map(|_| extra.random_range(1..=2))
+            .collect();
         // Drawn whatever the cap, so a seed's history is the same at any cap.
         let workers = rng.random_range(1..=4).min(max_workers());
         let batch = *[1, 3, 10, 100].get(rng.random_range(0..4)).unwrap_or(&100);
@@ -210,6 +225,7 @@ impl History {
             workers,
             batch,
             duplicate_rules,
+            companies,
         }
     }
 }
@@ -367,6 +383,15 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         create(&w, n, history.starts[n]).await;
         w.advance(10);
     }
+    for (m, copies) in history.companies.iter().enumerate() {
+        for copy in 0..*copies {
+            w.hs_create_object(
+                "companies",
+                json!({"name": format!("Company {m}.{copy}"), "domain": domain(m)}),
+            )
+            .await;
+        }
+    }
     quiesce(&w).await?;
     let mut unsyncable = Unsyncable::new();
     let mut people = people_now(&w, history.people).await;
@@ -437,7 +462,21 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                 w.try_poll_and_settle().await?;
                 w.advance(3_000);
                 w.try_poll_and_settle().await?;
-                w.post(&back, json!({})).await;
+                // Refused when the engine made the person a new record while this one
+                // was gone (a duplicate, once restored): invariant 2.
+                let restored = w.http.post(&back).json(&json!({})).send().await;
+                match restored {
+                    Ok(r) if r.status().is_success() => {}
+                    Ok(r) => {
+                        let status = r.status();
+                        let body = r.text().await.unwrap_or_default();
+                        return Err(format!(
+                            "{}: the restore was refused ({status} {body}): the sync made a second record while it was gone",
+                            email(*n)
+                        ));
+                    }
+                    Err(e) => return Err(format!("restore: {e}")),
+                }
                 // The restore is synced before the next edit. An edit of a field in
                 // HubSpot after a Lead's restore but before its sync can still lose to
                 // the Lead's older value when another of its fields changed later: the
@@ -579,6 +618,23 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
 }
 
 async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String> {
+    // 2, companies: one Account per domain, and no HubSpot company of our making.
+    let accounts = w.sf_records("Account").await;
+    let companies = w.hs_objects("companies").await;
+    for (m, copies) in history.companies.iter().enumerate() {
+        let d = domain(m);
+        let on = |v: &Value| v.as_str().is_some_and(|s| s.contains(&d));
+        let sf = accounts.iter().filter(|a| on(&a["Website"])).count();
+        let hs = companies
+            .iter()
+            .filter(|c| on(&c["properties"]["domain"]))
+            .count();
+        if sf != 1 || hs != usize::from(*copies) {
+            return Err(format!(
+                "{d}: {hs} HubSpot companies ({copies} made by people), {sf} Salesforce Accounts"
+            ));
+        }
+    }
     let contacts = w.hs_contacts().await;
     let mut people = live_leads(w).await;
     people.extend(w.sf_records("Contact").await);
@@ -716,10 +772,11 @@ async fn run_all(seeds: std::ops::Range<u64>) {
         let steps = history.steps.len();
         let (shrunk, e) = shrink(history, None, e).await;
         panic!(
-            "history {seed} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={seed} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, duplicate rules: {}, starts: {:?}\nshrunk from {steps} to {} steps: {:#?}",
+            "history {seed} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={seed} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, duplicate rules: {}, companies: {:?}, starts: {:?}\nshrunk from {steps} to {} steps: {:#?}",
             shrunk.workers,
             shrunk.batch,
             shrunk.duplicate_rules,
+            shrunk.companies,
             shrunk.starts,
             shrunk.steps.len(),
             shrunk.steps
@@ -813,6 +870,7 @@ async fn each_broken_engine_is_caught() {
         (Sabotage::EchoSuppressionOff, "quiet"),
         (Sabotage::LinkWriteSkipped, ""),
         (Sabotage::ReasonNotRecorded, "gives no reason"),
+        (Sabotage::ClaimsOff, "Salesforce Accounts"),
     ] {
         let found = first_broken(1..41, Some(sabotage)).await;
         let Some((history, e)) = found else {
