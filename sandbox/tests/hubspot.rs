@@ -1225,3 +1225,37 @@ async fn a_dropped_connection_fault_leaves_the_client_without_an_answer() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn the_integrations_writes_are_listed_per_record() {
+    let p = portal(relaxed(), None).await;
+    let id = p.create_contact("writes@example.com").await;
+    let path = format!("/crm/v3/objects/contacts/{id}");
+    let set = json!({"properties": {"firstname": "Grace"}});
+    for _ in 0..2 {
+        assert!(
+            p.api("PATCH", &path, Some(set.clone()))
+                .await
+                .status
+                .is_success()
+        );
+    }
+    // A person's edit is not the integration's.
+    p.control(
+        "PATCH",
+        &format!("/objects/contacts/{id}"),
+        Some(json!({"properties": {"lastname": "Lovelace"}})),
+    )
+    .await;
+    let writes = p.control("GET", "/writes", None).await.body;
+    let log = writes[format!("contacts/{id}")]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let changed: Vec<&Value> = log.iter().map(|w| &w["changed"]).collect();
+    assert_eq!(
+        changed,
+        vec![&json!(["(created)"]), &json!(["firstname"]), &json!([])],
+        "{writes}"
+    );
+}

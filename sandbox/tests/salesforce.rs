@@ -1245,3 +1245,35 @@ mod jwt {
         );
     }
 }
+
+#[tokio::test]
+async fn the_integrations_writes_are_listed_per_record() {
+    let o = org(None).await;
+    let id = o
+        .create("Lead", json!({"LastName": "Writes", "Company": "Acme"}))
+        .await;
+    let path = format!("/sobjects/Lead/{id}");
+    for _ in 0..2 {
+        let r = o.api("PATCH", &path, Some(json!({"Title": "CTO"}))).await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+    }
+    // A person's edit is not the integration's.
+    o.control(
+        "PATCH",
+        &format!("/objects/Lead/{id}"),
+        Some(json!({"Phone": "+1 555 0100"})),
+    )
+    .await;
+    let writes = o.control("GET", "/writes", None).await.body;
+    let log = writes
+        .as_object()
+        .and_then(|m| m.iter().find(|(k, _)| k.starts_with(&id[..15])))
+        .and_then(|(_, v)| v.as_array().cloned())
+        .unwrap_or_default();
+    let changed: Vec<&Value> = log.iter().map(|w| &w["changed"]).collect();
+    assert_eq!(
+        changed,
+        vec![&json!(["(created)"]), &json!(["Title"]), &json!([])],
+        "{writes}"
+    );
+}

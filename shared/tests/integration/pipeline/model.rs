@@ -1,24 +1,30 @@
-//! Randomized histories against the realistic world (a first model-based harness).
+//! Randomized histories against the realistic world (a model-based harness).
 //!
 //! Each history is seeded: people create contacts on either side (some with the same
-//! email on both), the sync runs, then people edit mapped fields on both sides close in
-//! time while pushes arrive late, twice or never, CRM calls meet 503s, and the pipeline
-//! runs in random slices (a push round, a poll). Then everything goes quiet and the
+//! email on both) and HubSpot companies (some twice with one domain), the sync runs, then
+//! people edit mapped fields on both sides close in time, convert Leads, delete and
+//! restore records, make records that cannot sync, while pushes arrive late, twice or
+//! never, CRM calls meet 503s, workers crash at every step boundary of a sync, and one to
+//! four workers (own tasks on a multi-thread runtime, batches of 1 to 100) work the queue
+//! in random slices (a push round, a poll). Then everything goes quiet and the
 //! invariants are checked against both sandboxes' state and the store:
 //!
 //! 1. convergence: every pair agrees on every mapped field;
-//! 2. no duplicates: one HubSpot contact and one Salesforce person per email;
+//! 2. no duplicates made by the engine: one HubSpot contact and one Salesforce person per
+//!    email, one Account per company domain;
 //! 3. no lost winner: each field holds the value of its last human edit;
-//! 4. bounded work, in part: once every edit is synced, re-reading the feeds writes
-//!    nothing (no echo, no ping-pong);
-//! 5. nothing silently dropped: every record has its partner (the histories only make
-//!    records that can sync).
+//! 4. bounded work: each record was changed by at most one write per human edit on the
+//!    other side (counted per record at the sandboxes' `/writes`), besides its first sync
+//!    and what conversions, restores and crashes allow; and once every edit is synced,
+//!    re-reading the feeds writes nothing (no echo, no ping-pong);
+//! 5. nothing silently dropped: every record has its partner, or its status says why.
 //!
 //! Some edits land in the middle of a sync, between the worker's read and its write
-//! (the sandboxes' `person_edit`); some Leads are converted between syncs.
+//! (the sandboxes' `person_edit`).
 //!
 //! `CRMSYNC_MODEL_HISTORIES` (default 200) sets how many run, `CRMSYNC_MODEL_SEED` the
-//! first seed; a failure prints the seed and the history, replayed with
+//! first seed, `CRMSYNC_MODEL_WORKERS` (default 4) the most workers per history; a
+//! failure prints the seed and the shrunk history, replayed with
 //! `CRMSYNC_MODEL_SEED=<seed> CRMSYNC_MODEL_HISTORIES=1 scripts/test.sh` (or the cargo
 //! test filter `model::`).
 
