@@ -253,3 +253,64 @@ async fn history_145_a_write_between_a_read_and_its_field_history_does_not_win()
         "the later HubSpot edit on both sides"
     );
 }
+
+/// Found by the convergence harness (history 29, four workers): a person made in both
+/// CRMs with one email, its two references taken by two workers at once. Both linked the
+/// pair and both wrote the HubSpot id to the Lead: a create claimed the email, a first
+/// link did not. Here the first worker is held at its Salesforce write while the second
+/// works; the second must wait for the first's claim instead of writing too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_29_two_workers_link_a_pair_once() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let email = "linked-once@example.org";
+    w.hs_create(json!({"email": email, "lastname": "Once"})).await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"Email": email, "LastName": "Once", "Company": "Acme"}),
+        )
+        .await;
+    w.advance(world::SEARCH_LAG_MS + 1_000);
+    w.runner
+        .poll_now()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The Collections update (reads are queries).
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"hold": true, "when": "composite/sobjects"}]}),
+    )
+    .await;
+    let worker = |name: &str| {
+        let mut pipeline = w.runner.pipeline.clone();
+        pipeline.worker = name.to_owned();
+        pipeline
+    };
+    let (one, two) = (worker("one"), worker("two"));
+    let store = w.runner.store.clone();
+    let first = tokio::spawn(async move {
+        crmsync_shared::pipeline::worker::run_once(&one, store.as_ref(), 1).await
+    });
+    let mut spins = 0;
+    while w.send_get(&w.sf_control("/faults")).await["held"] != json!(1) {
+        spins += 1;
+        assert!(spins < 10_000, "the first worker never reached its write");
+        tokio::task::yield_now().await;
+    }
+    crmsync_shared::pipeline::worker::run_once(&two, w.runner.store.as_ref(), 1)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.post(&w.sf_control("/faults/release"), json!({})).await;
+    first
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.sync().await;
+    let writes = w.send_get(&w.sf_control("/writes")).await;
+    let lead_writes = writes
+        .as_object()
+        .and_then(|m| m.iter().find(|(k, _)| k.starts_with(&lead[..15])))
+        .and_then(|(_, v)| v.as_array().cloned())
+        .unwrap_or_default();
+    assert_eq!(lead_writes.len(), 1, "the Lead was written once: {writes}");
+}
