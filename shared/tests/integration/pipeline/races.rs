@@ -263,7 +263,8 @@ async fn history_145_a_write_between_a_read_and_its_field_history_does_not_win()
 async fn history_29_two_workers_link_a_pair_once() {
     let w = world(false, DEFAULT_TOML.to_owned()).await;
     let email = "linked-once@example.org";
-    w.hs_create(json!({"email": email, "lastname": "Once"})).await;
+    w.hs_create(json!({"email": email, "lastname": "Once"}))
+        .await;
     let lead = w
         .sf_create(
             "Lead",
@@ -271,10 +272,7 @@ async fn history_29_two_workers_link_a_pair_once() {
         )
         .await;
     w.advance(world::SEARCH_LAG_MS + 1_000);
-    w.runner
-        .poll_now()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
     // The Collections update (reads are queries).
     w.post(
         &w.sf_control("/faults"),
