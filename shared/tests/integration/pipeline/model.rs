@@ -653,10 +653,18 @@ async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String
         let sf: Vec<&Value> = people.iter().filter(|r| r["Email"] == json!(e)).collect();
         // 2 and 5: exactly one record on each side.
         if hs.len() != 1 || sf.len() != 1 {
+            let id = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();
+            let hs_id = hs.first().map(|c| id(c, "id")).unwrap_or_default();
+            let (object, sf_id) = sf
+                .first()
+                .map(|r| (id(&r["attributes"], "type"), id(r, "Id")))
+                .unwrap_or_default();
+            let queue = w.runner.store.queued().await.unwrap_or(0);
             return Err(format!(
-                "{e}: {} HubSpot contacts, {} Salesforce people",
+                "{e}: {} HubSpot contacts, {} Salesforce people (queued: {queue})\n{}",
                 hs.len(),
-                sf.len()
+                sf.len(),
+                sync_events(w, &hs_id, &object, &sf_id).await
             ));
         }
         for (k, (property, field)) in FIELDS.iter().enumerate() {
