@@ -124,8 +124,12 @@ pub enum ItemOutcome {
     Retry(String),
 }
 
-/// How long a claim on a dedup key lasts: longer than one batch takes.
-pub const CLAIM_TTL_MS: i64 = 5 * 60 * 1000;
+/// How long a claim on a dedup key lasts: as long as the batch holding it stays
+/// invisible in the queue (a batch still at work after that is received again anyway).
+/// Longer, a crashed worker's claim outlived its batch: the records' other references
+/// met the claim on every attempt and went to the dead letters unsynced (history 881 of
+/// the convergence harness).
+pub const CLAIM_TTL_MS: i64 = worker::VISIBILITY_MS;
 /// How long field metadata is trusted: a property deleted in HubSpot reads as blank
 /// (HubSpot leaves unknown properties out), so it must be noticed by reading the
 /// metadata again.

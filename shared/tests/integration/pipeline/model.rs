@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 
 use super::world::{Setup, World};
 use crmsync_shared::pipeline::sabotage::Sabotage;
+use crmsync_shared::ports::WorkQueue;
 
 /// A mapped field: HubSpot property, Salesforce field (the same on Lead and Contact).
 /// Where a worker may crash: every step boundary of a sync that writes.
@@ -660,8 +661,9 @@ async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String
                 .map(|r| (id(&r["attributes"], "type"), id(r, "Id")))
                 .unwrap_or_default();
             let queue = w.runner.store.queued().await.unwrap_or(0);
+            let dead = w.runner.store.dead_letters().await.unwrap_or_default();
             return Err(format!(
-                "{e}: {} HubSpot contacts, {} Salesforce people (queued: {queue})\n{}",
+                "{e}: {} HubSpot contacts, {} Salesforce people (queued: {queue}, dead letters: {dead:?})\n{}",
                 hs.len(),
                 sf.len(),
                 sync_events(w, &hs_id, &object, &sf_id).await
