@@ -211,36 +211,11 @@ async fn history_145_a_write_between_a_read_and_its_field_history_does_not_win()
     w.hs_update(&hs, json!({"firstname": "Later"})).await;
     w.advance(world::SEARCH_LAG_MS + 1_000);
     w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-    w.post(
-        &w.sf_control("/faults"),
-        json!({"faults": [{"hold": true, "when": "LeadHistory"}]}),
-    )
-    .await;
-    let worker = |name: &str| {
-        let mut pipeline = w.runner.pipeline.clone();
-        pipeline.worker = name.to_owned();
-        pipeline
-    };
-    let (one, two) = (worker("one"), worker("two"));
-    let store = w.runner.store.clone();
-    let first = tokio::spawn(async move {
-        crmsync_shared::pipeline::worker::run_once(&one, store.as_ref(), 1).await
-    });
-    while w.send_get(&w.sf_control("/faults")).await["held"] != json!(1) {
-        tokio::task::yield_now().await;
-    }
-    let second = crmsync_shared::pipeline::worker::run_once(&two, w.runner.store.as_ref(), 1)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        second.received, 1,
+        w.race_held_at("LeadHistory").await,
+        1,
         "the second worker took the other reference"
     );
-    w.post(&w.sf_control("/faults/release"), json!({})).await;
-    first
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("{e}"));
     w.sync().await;
     let l = w.sf_by_email("Lead", "torn@history.example").await;
     let c = w
@@ -273,36 +248,8 @@ async fn history_29_two_workers_link_a_pair_once() {
         .await;
     w.advance(world::SEARCH_LAG_MS + 1_000);
     w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-    // The Collections update (reads are queries).
-    w.post(
-        &w.sf_control("/faults"),
-        json!({"faults": [{"hold": true, "when": "composite/sobjects"}]}),
-    )
-    .await;
-    let worker = |name: &str| {
-        let mut pipeline = w.runner.pipeline.clone();
-        pipeline.worker = name.to_owned();
-        pipeline
-    };
-    let (one, two) = (worker("one"), worker("two"));
-    let store = w.runner.store.clone();
-    let first = tokio::spawn(async move {
-        crmsync_shared::pipeline::worker::run_once(&one, store.as_ref(), 1).await
-    });
-    let mut spins = 0;
-    while w.send_get(&w.sf_control("/faults")).await["held"] != json!(1) {
-        spins += 1;
-        assert!(spins < 10_000, "the first worker never reached its write");
-        tokio::task::yield_now().await;
-    }
-    crmsync_shared::pipeline::worker::run_once(&two, w.runner.store.as_ref(), 1)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    w.post(&w.sf_control("/faults/release"), json!({})).await;
-    first
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("{e}"));
+    // Held at the Collections update (its reads are queries).
+    w.race_held_at("composite/sobjects").await;
     w.sync().await;
     let writes = w.send_get(&w.sf_control("/writes")).await;
     let lead_writes = writes

@@ -495,9 +495,7 @@ impl World {
     async fn work_round(&self) -> usize {
         let mut workers = tokio::task::JoinSet::new();
         for n in 0..self.settle_workers {
-            // Each its own worker, as separate processes would be (claims are owned).
-            let mut pipeline = self.runner.pipeline.clone();
-            pipeline.worker = format!("settle-{n}");
+            let pipeline = self.worker(&format!("settle-{n}"));
             let store = self.runner.store.clone();
             let batch = self.settle_batch;
             workers.spawn(async move {
@@ -518,6 +516,45 @@ impl World {
             };
         }
         received
+    }
+
+    /// The pipeline as a worker of its own, as a separate process would be (claims are
+    /// owned by the worker that takes them).
+    fn worker(&self, name: &str) -> Pipeline {
+        let mut pipeline = self.runner.pipeline.clone();
+        pipeline.worker = name.to_owned();
+        pipeline
+    }
+
+    /// Two workers race, one reference each, in a set order: the first is held at its
+    /// first Salesforce call whose path and query hold `when` (the sandbox's hold fault)
+    /// while the second works its reference to the end; then the first is released and
+    /// finishes. How many references the second took.
+    pub async fn race_held_at(&self, when: &str) -> usize {
+        self.post(
+            &self.sf_control("/faults"),
+            json!({"faults": [{"hold": true, "when": when}]}),
+        )
+        .await;
+        let first = self.worker("one");
+        let store = self.runner.store.clone();
+        let first = tokio::spawn(async move { worker::run_once(&first, store.as_ref(), 1).await });
+        let mut spins = 0;
+        while self.send_get(&self.sf_control("/faults")).await["held"] != json!(1) {
+            spins += 1;
+            assert!(spins < 10_000, "the first worker never reached {when}");
+            tokio::task::yield_now().await;
+        }
+        let second = worker::run_once(&self.worker("two"), self.runner.store.as_ref(), 1)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.post(&self.sf_control("/faults/release"), json!({}))
+            .await;
+        first
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        second.received
     }
 
     /// Without pushes: poll, then work off what it queued; an error when it does not go
