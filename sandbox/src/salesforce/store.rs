@@ -861,12 +861,15 @@ impl Org {
             saved.insert(k.clone(), v.clone());
         }
         self.check_saved(&object, Some(&id18), &saved, options)?;
-        let changed: Vec<String> = saved
+        // Each changed field: (name, old value, new value).
+        let changed: Vec<(String, Value, Value)> = saved
             .iter()
-            .filter(|(k, v)| record.fields.get(*k).unwrap_or(&Value::Null) != *v)
-            .map(|(k, _)| k.clone())
+            .filter_map(|(k, v)| {
+                let old = record.fields.get(k).unwrap_or(&Value::Null);
+                (old != v).then(|| (k.clone(), old.clone(), v.clone()))
+            })
             .collect();
-        self.track_history(object.name, &id18, &record.fields, &saved, now, writer);
+        self.track_history(object.name, &id18, &changed, now, writer);
         let stamp = self.stamp(now);
         if let Some(r) = self
             .records
@@ -878,7 +881,8 @@ impl Org {
             r.modstamp_ms = stamp;
             r.modified_by = writer.user().into();
         }
-        self.count_write(&id18, writer, now, changed);
+        let names = changed.into_iter().map(|(k, _, _)| k).collect();
+        self.count_write(&id18, writer, now, names);
         self.outbox.push((object.name.to_owned(), id18));
         Ok(())
     }
@@ -898,8 +902,7 @@ impl Org {
         &mut self,
         object: &str,
         id: &str,
-        before: &Map<String, Value>,
-        after: &Map<String, Value>,
+        changed: &[(String, Value, Value)],
         now: i64,
         writer: Writer,
     ) {
@@ -909,21 +912,17 @@ impl Org {
         else {
             return;
         };
-        let text = |v: Option<&Value>| match v {
-            None | Some(Value::Null) => Value::Null,
-            Some(Value::String(s)) => Value::String(s.clone()),
-            Some(other) => Value::String(other.to_string()),
+        let text = |v: &Value| match v {
+            Value::Null => Value::Null,
+            Value::String(s) => Value::String(s.clone()),
+            other => Value::String(other.to_string()),
         };
-        for (field, new) in after {
-            let old = before.get(field);
-            if old.unwrap_or(&Value::Null) == new {
-                continue;
-            }
+        for (field, old, new) in changed {
             let mut row = Map::new();
             row.insert((*parent).to_owned(), Value::String(id.to_owned()));
             row.insert("Field".into(), Value::String(field.clone()));
             row.insert("OldValue".into(), text(old));
-            row.insert("NewValue".into(), text(Some(new)));
+            row.insert("NewValue".into(), text(new));
             self.seed(history, row, now, writer.user());
         }
     }
