@@ -549,6 +549,88 @@ async fn field_changes_leave_history_rows() {
     assert!(refused.status.is_client_error(), "history is read-only");
 }
 
+/// Only the fields an admin chose keep history (at most 20 per object), and Setup's
+/// `FieldDefinition` rows say which: a field that changed without a row may simply
+/// not be tracked.
+#[tokio::test]
+async fn only_tracked_fields_keep_history_and_field_definitions_say_which() {
+    let o = org(None).await;
+    let tracked_soql = "SELECT QualifiedApiName FROM FieldDefinition WHERE EntityDefinition.QualifiedApiName = 'Lead' AND IsFieldHistoryTracked = true";
+    let names = |r: &Reply| -> Vec<String> {
+        let mut v: Vec<String> = r.body["records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["QualifiedApiName"].as_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    };
+    // By default every field a person edits is tracked; system fields never are.
+    let all = o.query(tracked_soql).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.body);
+    let all = names(&all);
+    assert!(all.iter().any(|f| f == "Phone") && all.iter().any(|f| f == "Title"));
+    assert!(!all.iter().any(|f| f == "LastModifiedDate" || f == "Id"));
+
+    let r = o
+        .control(
+            "PUT",
+            "/settings",
+            Some(json!({"history_tracked": {"Lead": ["Phone", "Status"]}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(names(&o.query(tracked_soql).await), ["Phone", "Status"]);
+    let untracked = o
+        .query("SELECT QualifiedApiName, IsFieldHistoryTracked, DataType FROM FieldDefinition WHERE EntityDefinition.QualifiedApiName = 'Lead' AND QualifiedApiName = 'Title'")
+        .await;
+    assert_eq!(untracked.body["records"][0]["IsFieldHistoryTracked"], false);
+    assert_eq!(untracked.body["records"][0]["DataType"], "string");
+
+    let id = o
+        .create(
+            "Lead",
+            json!({"LastName": "Hist", "Company": "C", "Phone": "1"}),
+        )
+        .await;
+    let r = o
+        .api(
+            "PATCH",
+            &format!("/sobjects/Lead/{id}"),
+            Some(json!({"Phone": "2", "Title": "CTO"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let rows = o
+        .query(&format!(
+            "SELECT Field FROM LeadHistory WHERE LeadId = '{id}'"
+        ))
+        .await;
+    let fields: Vec<&str> = rows.body["records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x["Field"].as_str())
+        .collect();
+    assert_eq!(fields, ["Phone"], "Title is not tracked");
+
+    // Setup's limits: 20 fields, fields that exist and may be tracked, objects with history.
+    let many: Vec<String> = (0..21).map(|i| format!("F{i}")).collect();
+    for bad in [
+        json!({"Lead": many}),
+        json!({"Lead": ["NoSuchField__c"]}),
+        json!({"Lead": ["LastModifiedDate"]}),
+        json!({"Task": ["Subject"]}),
+    ] {
+        let r = o
+            .control("PUT", "/settings", Some(json!({"history_tracked": bad})))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+    assert_eq!(names(&o.query(tracked_soql).await), ["Phone", "Status"]);
+}
+
 /// The org's second custom object: a required Name, a unique Code__c, a lookup to
 /// Account, and upserts on its HubSpot id.
 #[tokio::test]
@@ -914,6 +996,18 @@ async fn org_rules_answer_with_salesforces_error_bodies() {
         o.control("GET", "/faults", None).await.body,
         json!({"pending": 0, "held": 0})
     );
+    // An outage ends when it is cleared: its faults not yet met are dropped.
+    o.control(
+        "POST",
+        "/faults",
+        Some(json!({"faults": [{"status": 503}], "repeat": 50})),
+    )
+    .await;
+    let down = o.query("SELECT Id FROM Lead").await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    let cleared = o.control("DELETE", "/faults", None).await;
+    assert_eq!(cleared.body, json!({"cleared": 49}));
+    assert_eq!(o.query("SELECT Id FROM Lead").await.status, StatusCode::OK);
     // A hold names the call it holds.
     let bad = o
         .control("POST", "/faults", Some(json!({"faults": [{"hold": true}]})))

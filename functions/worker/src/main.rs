@@ -29,9 +29,15 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
     let mut failures = Vec::new();
     let mut items = Vec::new();
     let mut ids = Vec::new();
+    let mut receives = Vec::new();
     let mut malformed = 0;
     for message in event.payload.records {
         let id = message.message_id.clone().unwrap_or_default();
+        let received = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|c| c.parse::<u32>().ok())
+            .unwrap_or(1);
         match message
             .body
             .as_deref()
@@ -40,6 +46,7 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             Some(Ok(item)) => {
                 items.push(item);
                 ids.push(id);
+                receives.push(received);
             }
             // Never parses, so it goes to the DLQ intact after its receives run out.
             _ => {
@@ -71,8 +78,13 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
         Ok(c) => d.pipeline.sync_batch_under(&items, c).await,
         Err(_) => d.pipeline.sync_batch(&items).await,
     };
+    let max_receives = d.queue.max_receives().await.unwrap_or_else(|e| {
+        tracing::warn!(message = "the queue's dead-letter threshold is unknown", error = %e);
+        None
+    });
     let mut retried = 0;
-    for ((id, item), outcome) in ids.into_iter().zip(&items).zip(outcomes) {
+    for (((id, item), outcome), received) in ids.into_iter().zip(&items).zip(outcomes).zip(receives)
+    {
         // One line per record, with the record as the correlation id across functions.
         let record = format!("{}:{}:{}", item.side.as_str(), item.object, item.id);
         match outcome {
@@ -81,6 +93,10 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             }
             ItemOutcome::Retry(reason) => {
                 tracing::info!(message = "retrying", record = %record, reason = %reason);
+                // The last receive before the DLQ: the record's status says why.
+                if max_receives.is_some_and(|max| received >= max) {
+                    d.pipeline.gave_up(item, &reason, received).await;
+                }
                 failures.push(failure(id));
                 retried += 1;
             }

@@ -31,7 +31,10 @@ pub fn routes() -> Router<Arc<Salesforce>> {
         )
         .route("/leads/{id}/convert", post(convert))
         .route("/objects/{object}/{id}/undelete", post(undelete))
-        .route("/faults", post(faults).get(fault_state))
+        .route(
+            "/faults",
+            post(faults).get(fault_state).delete(clear_faults),
+        )
         .route("/faults/release", post(release_held))
         .route("/sessions/revoke", post(revoke))
         .route("/counters", get(counters))
@@ -230,6 +233,11 @@ async fn faults(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
     Ok(Json(json!({"queued": n})).into_response())
 }
 
+/// Ends an injected outage: the faults not yet used are dropped, `{"cleared": n}`.
+async fn clear_faults(State(sf): State<Arc<Salesforce>>) -> Reply {
+    Ok(Json(json!({"cleared": sf.clear_faults()})).into_response())
+}
+
 /// `{"pending": faults not yet used, "held": calls waiting for a release}`.
 async fn fault_state(State(sf): State<Arc<Salesforce>>) -> Reply {
     let (pending, held) = sf.fault_state();
@@ -314,6 +322,21 @@ async fn settings(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
                 .collect()
         })
     };
+    if let Some(tracked) = v.get("history_tracked").and_then(Value::as_object) {
+        for (object, fields) in tracked {
+            let fields: Vec<String> = fields
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            org.set_history_tracked(object, &fields)
+                .map_err(|m| SfFailure::bad_request(vec![SfError::new("INVALID_FIELD", m)]))?;
+        }
+    }
     if let Some(objects) = strings("read_only_objects") {
         org.read_only_objects = objects.into_iter().collect();
     }
@@ -387,6 +410,7 @@ async fn remove_field(
     if def.fields.len() == before {
         return Err(SfFailure::not_found());
     }
+    org.define_objects();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -251,6 +251,14 @@ impl Salesforce {
         lock(&self.faults).extend(faults);
     }
 
+    /// Drops the faults not yet used (an outage that ends): how many there were.
+    pub fn clear_faults(&self) -> usize {
+        let mut faults = lock(&self.faults);
+        let n = faults.len();
+        faults.clear();
+        n
+    }
+
     /// Faults not yet used, and calls held now.
     pub fn fault_state(&self) -> (usize, usize) {
         (

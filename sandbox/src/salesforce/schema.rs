@@ -558,6 +558,23 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         ]);
         v
     };
+    // Setup's metadata as rows (`FieldDefinition` has been queryable through the
+    // regular API since v45.0): which fields an object has, and which of them keep
+    // field history.
+    let mut entity_fields = system_fields();
+    entity_fields.extend([
+        read_only(len(f("QualifiedApiName", SfType::String), 255)),
+        read_only(len(f("DeveloperName", SfType::String), 40)),
+        read_only(len(f("Label", SfType::String), 40)),
+    ]);
+    let mut field_definition_fields = system_fields();
+    field_definition_fields.extend([
+        read_only(len(f("QualifiedApiName", SfType::String), 255)),
+        read_only(len(f("DeveloperName", SfType::String), 40)),
+        read_only(len(f("DataType", SfType::String), 255)),
+        read_only(reference("EntityDefinitionId", &["EntityDefinition"])),
+        read_only(f("IsFieldHistoryTracked", SfType::Boolean)),
+    ]);
     let object = |name, key_prefix, fields| ObjectDef {
         name,
         key_prefix,
@@ -574,6 +591,10 @@ pub fn standard_objects() -> Vec<ObjectDef> {
     // Real orgs share one key prefix (017) for every history object; the sandbox finds
     // a record's object by its prefix, so each gets its own.
     let prefixes = ["017", "0H1", "0H2", "0H3", "0H4", "0H5"];
+    let mut entity = object("EntityDefinition", "0ED", entity_fields);
+    entity.createable = false;
+    let mut field_definition = object("FieldDefinition", "0FD", field_definition_fields);
+    field_definition.createable = false;
     let mut histories: Vec<ObjectDef> = HISTORIES
         .iter()
         .zip(prefixes)
@@ -597,6 +618,8 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         object("CampaignMember", "00v", member_fields),
         machine,
         subscription,
+        entity,
+        field_definition,
     ]
     .into_iter()
     .chain(histories.drain(..))

@@ -4,7 +4,7 @@
 //! deleted records, read-only access, State/Country picklists. Formula fields are
 //! computed on read.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use serde_json::{Map, Value, json};
 
@@ -107,7 +107,14 @@ pub struct Org {
     /// The integration's successful creates and updates per record id, whether or not
     /// they changed a value: when, and the fields they changed.
     pub integration_writes: BTreeMap<String, Vec<Value>>,
+    /// The fields whose changes write field history rows, per object that keeps
+    /// history. An object not named here tracks every field it may (the sandbox's
+    /// default); a real org's admin picks up to [`HISTORY_TRACKED_MAX`] per object.
+    history_tracked: HashMap<String, BTreeSet<String>>,
 }
+
+/// How many fields of one object may keep field history (without Field Audit Trail).
+pub const HISTORY_TRACKED_MAX: usize = 20;
 
 /// Where to roll an all-or-none call back to.
 #[derive(Debug)]
@@ -169,7 +176,9 @@ impl Org {
             modstamp_skew_ms: 0,
             skew_state: 0x9E37_79B9_7F4A_7C15,
             integration_writes: BTreeMap::new(),
+            history_tracked: HashMap::new(),
         };
+        org.define_objects();
         // Users 1 and 2: the integration user and the admin behind the control API.
         for (id, first, last, email) in [
             (
@@ -266,6 +275,101 @@ impl Org {
         let before = self.records.get(object).and_then(|m| m.get(id)).cloned();
         if let Some(journal) = self.journal.as_mut() {
             journal.push((object.to_owned(), id.to_owned(), before));
+        }
+    }
+
+    /// Whether changes of `field` on `object` write field history rows.
+    pub fn is_history_tracked(&self, object: &str, field: &str) -> bool {
+        if !super::schema::HISTORIES
+            .iter()
+            .any(|(o, _, _)| *o == object)
+        {
+            return false;
+        }
+        match self.history_tracked.get(object) {
+            Some(fields) => fields.contains(field),
+            None => self
+                .object(object)
+                .and_then(|o| o.field(field))
+                .is_some_and(Self::may_track),
+        }
+    }
+
+    /// Salesforce tracks history of fields a person edits: not of formulas, system
+    /// fields or compound addresses.
+    fn may_track(def: &FieldDef) -> bool {
+        def.updateable && def.formula.is_none() && def.ty != SfType::Address
+    }
+
+    /// Sets which fields of `object` keep field history, as an admin does in Setup:
+    /// only an object with history, at most [`HISTORY_TRACKED_MAX`] fields, each one
+    /// that may be tracked.
+    pub fn set_history_tracked(&mut self, object: &str, fields: &[String]) -> Result<(), String> {
+        if !super::schema::HISTORIES
+            .iter()
+            .any(|(o, _, _)| *o == object)
+        {
+            return Err(format!("{object} does not keep field history"));
+        }
+        if fields.len() > HISTORY_TRACKED_MAX {
+            return Err(format!(
+                "{object}: at most {HISTORY_TRACKED_MAX} fields keep history, {} named",
+                fields.len()
+            ));
+        }
+        let def = self
+            .object(object)
+            .ok_or_else(|| format!("no object {object}"))?;
+        for name in fields {
+            match def.field(name) {
+                Some(f) if Self::may_track(f) => {}
+                Some(_) => return Err(format!("{object}.{name} cannot keep history")),
+                None => return Err(format!("no field {object}.{name}")),
+            }
+        }
+        self.history_tracked
+            .insert(object.to_owned(), fields.iter().cloned().collect());
+        self.define_objects();
+        Ok(())
+    }
+
+    /// (Re)writes the `EntityDefinition` and `FieldDefinition` rows from the schema
+    /// and the history settings, so SOQL on them answers as Setup would.
+    pub fn define_objects(&mut self) {
+        self.records.remove("EntityDefinition");
+        self.records.remove("FieldDefinition");
+        let objects: Vec<ObjectDef> = self.objects.clone();
+        let (mut entity_n, mut field_n) = (0u64, 0u64);
+        for object in &objects {
+            entity_n += 1;
+            let entity_id = ids::make("0ED", entity_n);
+            let row = json!({
+                "QualifiedApiName": object.name,
+                "DeveloperName": object.name.trim_end_matches("__c"),
+                "Label": object.name,
+            });
+            self.seed_with_id(
+                "EntityDefinition",
+                &entity_id,
+                row.as_object().cloned().unwrap_or_default(),
+                0,
+            );
+            for field in &object.fields {
+                field_n += 1;
+                let row = json!({
+                    "QualifiedApiName": field.name,
+                    "DeveloperName": field.name.trim_end_matches("__c"),
+                    "DataType": field.ty.name(),
+                    "EntityDefinitionId": entity_id,
+                    "IsFieldHistoryTracked": self.is_history_tracked(object.name, &field.name),
+                });
+                self.seed_with_id(
+                    "FieldDefinition",
+                    &ids::make("0FD", field_n),
+                    row.as_object().cloned().unwrap_or_default(),
+                    0,
+                );
+            }
         }
     }
 
@@ -918,6 +1022,9 @@ impl Org {
             other => Value::String(other.to_string()),
         };
         for (field, old, new) in changed {
+            if !self.is_history_tracked(object, field) {
+                continue;
+            }
             let mut row = Map::new();
             row.insert((*parent).to_owned(), Value::String(id.to_owned()));
             row.insert("Field".into(), Value::String(field.clone()));

@@ -552,6 +552,10 @@ impl WorkQueue for SqliteStore {
         .await
     }
 
+    async fn max_receives(&self) -> Result<Option<u32>, StoreError> {
+        Ok(Some(self.max_receives))
+    }
+
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let receipt = delivery.receipt.clone();
         self.with(move |c| {

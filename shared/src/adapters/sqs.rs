@@ -3,6 +3,8 @@
 //! not FIFO order) with a dead-letter queue through a redrive policy. Sends go in
 //! batches of 10 entries and at most 256 KiB.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
@@ -22,6 +24,8 @@ pub struct SqsQueue {
     client: Client,
     url: String,
     dead_letter_url: Option<String>,
+    /// The redrive policy's `maxReceiveCount`, read once.
+    max_receives: Arc<tokio::sync::OnceCell<Option<u32>>>,
 }
 
 fn unavailable(e: impl std::fmt::Debug) -> StoreError {
@@ -34,6 +38,7 @@ impl SqsQueue {
             client,
             url: url.into(),
             dead_letter_url,
+            max_receives: Arc::default(),
         }
     }
 
@@ -126,8 +131,42 @@ impl SqsQueue {
     }
 }
 
+/// `maxReceiveCount` of a redrive policy (SQS writes it as a number, some tools as a
+/// string).
+fn max_receive_count(policy: &str) -> Option<u32> {
+    let v: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match v.get("maxReceiveCount")? {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl WorkQueue for SqsQueue {
+    async fn max_receives(&self) -> Result<Option<u32>, StoreError> {
+        let read = self
+            .max_receives
+            .get_or_try_init(|| async {
+                let attributes = self
+                    .client
+                    .get_queue_attributes()
+                    .queue_url(&self.url)
+                    .attribute_names(QueueAttributeName::RedrivePolicy)
+                    .send()
+                    .await
+                    .map_err(unavailable)?
+                    .attributes;
+                Ok::<_, StoreError>(
+                    attributes
+                        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy).cloned())
+                        .and_then(|p| max_receive_count(&p)),
+                )
+            })
+            .await?;
+        Ok(*read)
+    }
+
     async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError> {
         self.send_later(items, 0).await
     }

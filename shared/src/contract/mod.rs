@@ -298,6 +298,8 @@ fn item(n: usize) -> WorkItem {
 /// ends; one that keeps failing ends among the dead letters with its body intact.
 /// `max_receives` is what the queue was set up with.
 pub async fn queue(queue: &dyn WorkQueue, max_receives: u32) {
+    // The worker's last attempt must know it is the last.
+    assert_eq!(queue.max_receives().await.unwrap(), Some(max_receives));
     let items: Vec<WorkItem> = (0..25).map(item).collect();
     queue.send(&items).await.unwrap();
     let mut seen = Vec::new();

@@ -72,7 +72,13 @@ impl Pipeline {
                 }
             }
         }
-        for f in ["Id", "LastModifiedDate", spec.hubspot_id_field.as_str()] {
+        // CreatedDate: when a history-tracked field without history rows got its value.
+        for f in [
+            "Id",
+            "LastModifiedDate",
+            "CreatedDate",
+            spec.hubspot_id_field.as_str(),
+        ] {
             push_unique(&mut fields, f);
         }
         if let Some(key) = &spec.match_key {

@@ -135,6 +135,9 @@ pub async fn errors(
 /// How many failing records the report lists.
 const FAILING_LISTED: usize = 50;
 
+/// The code of a record whose reference ran out of attempts (dead-lettered).
+pub const RETRIES_EXHAUSTED: &str = "RETRIES_EXHAUSTED";
+
 /// What an admin can do about a code.
 pub fn fix_hint(code: &str) -> Option<&'static str> {
     Some(match code {
@@ -177,6 +180,9 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         }
         "partner_deleted_in_hubspot" => {
             "its HubSpot record is deleted: restore it in HubSpot, or clear the HubSpot id field to create a new one"
+        }
+        RETRIES_EXHAUSTED => {
+            "it kept failing for a passing reason (see its message); once that is fixed, `crmsync resync --code RETRIES_EXHAUSTED`"
         }
         "related_not_contact" => {
             "convert the Lead to a Contact, or associate a contact that syncs with a Contact"

@@ -217,11 +217,34 @@ impl Pipeline {
                 tracing::warn!(message = "Salesforce describe unavailable", object = sobject, error = %e)
             }
         }
+        meta.history_tracked = self.history_tracked(sobject).await;
         let meta = Arc::new(meta);
         if !meta.hubspot.is_empty() && !meta.salesforce.is_empty() {
             cache.insert(key, (now, meta.clone()));
         }
         meta
+    }
+
+    /// The fields of `sobject` the org keeps field history for, from Setup's
+    /// `FieldDefinition` rows; `None` when they cannot be read (the integration user
+    /// may lack "View Setup and Configuration"): record times then stand for fields.
+    async fn history_tracked(&self, sobject: &str) -> Option<std::collections::BTreeSet<String>> {
+        let soql = format!(
+            "SELECT QualifiedApiName FROM FieldDefinition WHERE EntityDefinition.QualifiedApiName = {} AND IsFieldHistoryTracked = true",
+            flow::soql_literal(sobject)
+        );
+        match self.salesforce.query(&soql, false).await {
+            Ok(rows) => Some(
+                rows.iter()
+                    .filter_map(|r| r.get("QualifiedApiName").and_then(Value::as_str))
+                    .map(str::to_owned)
+                    .collect(),
+            ),
+            Err(e) => {
+                tracing::info!(message = "which fields keep Salesforce field history is unknown; record times stand for fields", object = sobject, error = %e);
+                None
+            }
+        }
     }
 
     /// Pairs HubSpot owners with Salesforce users by email (plus the configured
@@ -508,6 +531,27 @@ impl Pipeline {
         event.code = code.map(str::to_owned);
         event.message = message;
         self.record(event).await;
+    }
+
+    /// A reference retried for the last time: the queue moves it to the dead letters
+    /// next. Its record says so, with the last reason, so nothing is dropped silently
+    /// (`crmsync errors` lists it; `crmsync resync --code RETRIES_EXHAUSTED` tries
+    /// again). The record's next successful sync replaces this status.
+    pub async fn gave_up(&self, item: &WorkItem, why: &str, attempts: u32) {
+        let message = format!(
+            "not synced after {attempts} attempts, the last because {why}; its change is in the dead letters"
+        );
+        let now = self.clock.now_ms();
+        let from = item.side;
+        self.note(
+            item,
+            from,
+            Outcome::Failed,
+            Some(health::RETRIES_EXHAUSTED),
+            Some(message),
+            now,
+        )
+        .await;
     }
 
     /// A Salesforce per-record error: retried when Salesforce says it is passing (a

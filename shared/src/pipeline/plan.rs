@@ -1,7 +1,7 @@
 //! From a matched record pair to its writes: the pair's rules, twins, the dedup key's
 //! claim before any create, and the three-way merge on both CRMs' field metadata.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -141,6 +141,7 @@ impl Pipeline {
         let Some(pair) = self.config.pair(&run.spec.name) else {
             return Ok(());
         };
+        let mut tracked: HashMap<String, BTreeSet<String>> = HashMap::new();
         for (sobject, records) in ids {
             let (history, parent) = history_of(sobject);
             let fields: Vec<String> = pair
@@ -167,6 +168,13 @@ impl Pipeline {
                 }
                 Err(e) => return Err(format!("Salesforce field history unreadable: {e}")),
             };
+            if let Some(fields) = &self
+                .pair_meta(&run.spec.hubspot_object, sobject)
+                .await
+                .history_tracked
+            {
+                tracked.insert(sobject.clone(), fields.clone());
+            }
             for row in rows.iter().filter_map(Value::as_object) {
                 let text = |k: &str| row.get(k).and_then(Value::as_str);
                 let (Some(id), Some(field), Some(at)) = (
@@ -209,6 +217,36 @@ impl Pipeline {
                         let latest = s.field_changed_at.entry(name).or_insert(at);
                         *latest = (*latest).max(at);
                     }
+                }
+            }
+        }
+        // A tracked field with no row (its own, or its converted Lead's) kept the value
+        // it was created with: its time is the record's creation, not its last
+        // modification (another field's later edit would otherwise make this field's
+        // old value win; a HubSpot edit made after a Lead's restore was lost so,
+        // history 45 of the convergence harness).
+        for w in works.iter_mut() {
+            let Some(s) = w.salesforce.as_mut() else {
+                continue;
+            };
+            let (Some(fields), Some(created)) = (
+                tracked.get(&s.object),
+                s.row
+                    .get("CreatedDate")
+                    .and_then(Value::as_str)
+                    .and_then(parse_datetime_millis),
+            ) else {
+                continue;
+            };
+            for field in pair
+                .fields()
+                .iter()
+                .filter_map(|f| f.salesforce.on(&s.object))
+            {
+                if fields.contains(field) {
+                    s.field_changed_at
+                        .entry(field.to_owned())
+                        .or_insert(created);
                 }
             }
         }

@@ -48,6 +48,10 @@ pub async fn run_once(
     }
     let items: Vec<_> = deliveries.iter().map(|d| d.item.clone()).collect();
     let outcomes = pipeline.sync_batch_under(&items, &controls).await;
+    let max_receives = queue.max_receives().await.unwrap_or_else(|e| {
+        tracing::warn!(message = "the queue's dead-letter threshold is unknown", error = %e);
+        None
+    });
     let mut round = Round {
         received: deliveries.len(),
         ..Round::default()
@@ -65,6 +69,11 @@ pub async fn run_once(
             }
             ItemOutcome::Retry(why) => {
                 tracing::info!(message = "retrying a record", record = %delivery.item.id, reason = %why);
+                if max_receives.is_some_and(|max| delivery.receives >= max) {
+                    pipeline
+                        .gave_up(&delivery.item, &why, delivery.receives)
+                        .await;
+                }
                 queue
                     .retry(delivery, retry_delay_ms(delivery.receives))
                     .await?;

@@ -147,6 +147,9 @@ pub trait WorkQueue: Send + Sync {
     async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError>;
     /// How much work waits (approximate on SQS).
     async fn depth(&self) -> Result<QueueDepth, StoreError>;
+    /// How many receives an item gets before it goes to the dead letters (`None`:
+    /// never), so the last attempt can say on the record's status why it gave up.
+    async fn max_receives(&self) -> Result<Option<u32>, StoreError>;
 }
 
 /// The longest delay [`WorkQueue::send_later`] takes.

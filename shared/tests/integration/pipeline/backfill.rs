@@ -47,6 +47,9 @@ impl WorkQueue for FlakyQueue {
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
         self.inner.depth().await
     }
+    async fn max_receives(&self) -> Result<Option<u32>, StoreError> {
+        self.inner.max_receives().await
+    }
 }
 
 #[tokio::test]

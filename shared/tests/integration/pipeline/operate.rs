@@ -9,7 +9,7 @@ use crmsync_shared::domain::Side;
 use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::pipeline::health;
 use crmsync_shared::pipeline::{control, worker};
-use crmsync_shared::ports::WorkQueue;
+use crmsync_shared::ports::{Outcome, WorkQueue};
 use serde_json::json;
 
 use super::prop;
@@ -343,4 +343,75 @@ async fn a_property_deleted_in_hubspot_breaks_only_that_field() {
     );
     assert!(report(&w).await.failing_by_code.is_empty());
     assert_no_dead_letters(&w).await;
+}
+
+/// A change that meets a passing failure on every attempt (Salesforce down for longer
+/// than the queue's five receives) is not dropped silently: its last attempt records
+/// why on the record before the reference goes to the dead letters, `crmsync errors`
+/// lists it under RETRIES_EXHAUSTED with what to do, and its next sync replaces that.
+#[tokio::test]
+async fn a_dead_lettered_change_says_why_on_its_record() {
+    // By polling, so the change is queued exactly once before the outage.
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let contact = w
+        .hs_create(json!({"email": "dead-lettered@example.org", "lastname": "Down"}))
+        .await;
+    w.advance(super::world::SEARCH_LAG_MS + 1_000);
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"status": 503}], "repeat": 100_000}),
+    )
+    .await;
+    w.settle().await;
+    let dead = w
+        .runner
+        .store
+        .dead_letters()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        dead.iter().any(|d| d.id == contact),
+        "dead-lettered: {dead:?}"
+    );
+    let status = w
+        .status("hubspot", "contacts", &contact)
+        .await
+        .unwrap_or_else(|| panic!("the dead-lettered contact has no status"));
+    assert_eq!(status.last.outcome, Outcome::Failed);
+    assert_eq!(status.last.code.as_deref(), Some(health::RETRIES_EXHAUSTED));
+    let message = status.last.message.clone().unwrap_or_default();
+    assert!(
+        message.contains("5 attempts") && message.contains("dead letters"),
+        "{message}"
+    );
+    let groups = health::errors(
+        &w.runner.pipeline,
+        Some(health::RETRIES_EXHAUSTED),
+        None,
+        10,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(groups.len(), 1, "{groups:?}");
+    assert!(groups[0].hint.is_some());
+    assert!(
+        groups[0].failing[0].record.ends_with(&contact),
+        "{groups:?}"
+    );
+
+    // The outage ends; the contact's next change syncs and replaces the failure.
+    w.delete(&w.sf_control("/faults")).await;
+    w.hs_update(&contact, json!({"jobtitle": "Back"})).await;
+    w.sync().await;
+    assert_eq!(
+        lead_of(&w, "dead-lettered@example.org").await["Title"],
+        json!("Back")
+    );
+    let (outcome, _) = w.last_outcome("hubspot", "contacts", &contact).await;
+    assert_eq!(outcome, Outcome::Synced);
 }
