@@ -488,16 +488,22 @@ impl ClaimStore for DynamoStore {
         }
     }
 
-    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
+        // Kept, expiring now (DynamoDB's TTL removes it an hour later): a claim made
+        // under an earlier time is still refused.
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(format!("claim#{key}")))
             .key("sk", s(ONE))
+            .update_expression("SET expires = :now, #t = :ttl")
             .condition_expression("#o = :owner")
             .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#t", "ttl")
             .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":ttl", n(now / 1000 + 3_600))
             .send()
             .await;
         match result.map_err(classify) {

@@ -16,10 +16,13 @@ use crate::ports::{
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
+
+/// How long a released claim is remembered: longer than any batch runs.
+const RELEASED_KEPT_MS: i64 = 3_600_000;
 
 /// Statements that take a file from one version to the next; index 0 creates v1.
-const MIGRATIONS: [&str; 3] = ["
+const MIGRATIONS: [&str; 4] = ["
     CREATE TABLE IF NOT EXISTS links (
         pair TEXT NOT NULL, hubspot_id TEXT NOT NULL,
         salesforce_object TEXT NOT NULL, salesforce_id TEXT NOT NULL,
@@ -61,6 +64,8 @@ const MIGRATIONS: [&str; 3] = ["
         bucket INTEGER NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
         PRIMARY KEY (bucket, name));
     CREATE TABLE IF NOT EXISTS gauges (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+", "
+    CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires);
 "];
 
 /// The default file of the embedded store.
@@ -433,12 +438,18 @@ impl ClaimStore for SqliteStore {
         .await
     }
 
-    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         self.with(move |c| {
+            // Kept, expiring now: a claim made under an earlier time is still refused.
             c.execute(
-                "DELETE FROM claims WHERE key = ?1 AND owner = ?2",
-                params![key, owner],
+                "UPDATE claims SET expires = ?3 WHERE key = ?1 AND owner = ?2",
+                params![key, owner, now],
+            )
+            .map_err(unavailable)?;
+            c.execute(
+                "DELETE FROM claims WHERE expires < ?1",
+                params![now - RELEASED_KEPT_MS],
             )
             .map_err(unavailable)
             .map(|_| ())

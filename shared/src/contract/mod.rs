@@ -230,14 +230,36 @@ pub async fn claims(store: &dyn ClaimStore) {
         "expired claims are free"
     );
     store
-        .release("email:ana@acme.com", "worker-2")
+        .release("email:ana@acme.com", "worker-2", 2_100)
+        .await
+        .unwrap();
+    // A batch that began before the release read the CRMs before the holder's writes
+    // landed: it must read again, not create a second record from its stale read.
+    assert!(
+        !store
+            .claim("email:ana@acme.com", "worker-3", 1_000, 2_050)
+            .await
+            .unwrap(),
+        "a claim made under a time before the release is refused"
+    );
+    assert!(
+        store
+            .claim("email:ana@acme.com", "worker-3", 1_000, 2_100)
+            .await
+            .unwrap(),
+        "a batch that began at or after the release takes it"
+    );
+    // Someone else's release leaves the holder's claim alone.
+    store
+        .release("email:ana@acme.com", "worker-2", 2_200)
         .await
         .unwrap();
     assert!(
-        store
-            .claim("email:ana@acme.com", "worker-3", 1_000, 2_001)
+        !store
+            .claim("email:ana@acme.com", "worker-4", 1_000, 2_300)
             .await
-            .unwrap()
+            .unwrap(),
+        "only the holder releases"
     );
 
     assert!(

@@ -385,7 +385,8 @@ impl Pipeline {
         let meta = self.pair_meta(&spec.hubspot_object, &sobject).await;
         let release = |claim_key: Option<String>| async move {
             if let Some(k) = claim_key {
-                let _ = self.claims.release(&k, &self.worker).await;
+                let now = self.clock.now_ms();
+                let _ = self.claims.release(&k, &self.worker, now).await;
             }
         };
         let rules = match MergeRules::new(&self.config, &spec.name, &sobject, &meta, &self.owners) {

@@ -527,7 +527,8 @@ impl Pipeline {
     ) -> ItemOutcome {
         let release = |key: Option<String>| async move {
             if let Some(key) = key {
-                let _ = self.claims.release(&key, &self.worker).await;
+                let now = self.clock.now_ms();
+                let _ = self.claims.release(&key, &self.worker, now).await;
             }
         };
         if let Some(outcome) = p.outcome {

@@ -92,8 +92,9 @@ pub trait CursorStore: Send + Sync {
 /// remembered event keys (to skip redelivered events cheaply).
 #[async_trait]
 pub trait ClaimStore: Send + Sync {
-    /// Takes `key` for `owner` until `now + ttl_ms`; `false` when someone else holds it.
-    /// The same owner may take it again (a retry).
+    /// Takes `key` for `owner` until `now + ttl_ms`; `false` when someone else holds it
+    /// or released it after `now` (the time the caller's reads began). The same owner
+    /// may take it again (a retry).
     async fn claim(
         &self,
         key: &str,
@@ -101,7 +102,11 @@ pub trait ClaimStore: Send + Sync {
         ttl_ms: i64,
         now: Millis,
     ) -> Result<bool, StoreError>;
-    async fn release(&self, key: &str, owner: &str) -> Result<(), StoreError>;
+    /// Ends `owner`'s claim at `now`. The key stays taken for claims made under an
+    /// earlier `now` (batches that began before the release): their reads may predate
+    /// what the holder made or linked, so they must read again (a company created by
+    /// one worker, missed by another's earlier read, was otherwise created twice).
+    async fn release(&self, key: &str, owner: &str, now: Millis) -> Result<(), StoreError>;
     /// Records an event key; `true` the first time it is seen within `ttl_ms`.
     async fn first_sight(
         &self,

@@ -201,7 +201,8 @@ impl Intake {
 
     async fn release(&self, keys: &[String], owner: &str) {
         for key in keys {
-            let _ = self.pipeline.claims.release(key, owner).await;
+            let now = self.pipeline.clock.now_ms();
+            let _ = self.pipeline.claims.release(key, owner, now).await;
         }
     }
 

@@ -626,14 +626,32 @@ async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String
     for (m, copies) in history.companies.iter().enumerate() {
         let d = domain(m);
         let on = |v: &Value| v.as_str().is_some_and(|s| s.contains(&d));
-        let sf = accounts.iter().filter(|a| on(&a["Website"])).count();
-        let hs = companies
+        let sf: Vec<&Value> = accounts.iter().filter(|a| on(&a["Website"])).collect();
+        let hs: Vec<&Value> = companies
             .iter()
             .filter(|c| on(&c["properties"]["domain"]))
-            .count();
-        if sf != 1 || hs != usize::from(*copies) {
+            .collect();
+        if sf.len() != 1 || hs.len() != usize::from(*copies) {
+            let mut records: Vec<(&str, &str, &str)> = hs
+                .iter()
+                .map(|c| ("hubspot", "companies", c["id"].as_str().unwrap_or_default()))
+                .collect();
+            records.extend(sf.iter().map(|a| {
+                (
+                    "salesforce",
+                    "Account",
+                    a["Id"].as_str().unwrap_or_default(),
+                )
+            }));
             return Err(format!(
-                "{d}: {hs} HubSpot companies ({copies} made by people), {sf} Salesforce Accounts"
+                "{d}: {} HubSpot companies ({copies} made by people), {} Salesforce Accounts {:?} (HubSpot ids {:?}); sync events:\n{}",
+                hs.len(),
+                sf.len(),
+                sf.iter().map(|a| &a["Id"]).collect::<Vec<_>>(),
+                sf.iter()
+                    .map(|a| &a["HubSpot_Company_Id__c"])
+                    .collect::<Vec<_>>(),
+                events_of(w, &records).await
             ));
         }
     }
@@ -734,11 +752,20 @@ async fn diagnose(w: &World, hs: &Value, sf: &Value, property: &str, field: &str
 
 /// The engine's sync events of a pair's two records, a line each.
 async fn sync_events(w: &World, hs_id: &str, object: &str, sf_id: &str) -> String {
+    events_of(
+        w,
+        &[
+            ("hubspot", "contacts", hs_id),
+            ("salesforce", object, sf_id),
+        ],
+    )
+    .await
+}
+
+/// The engine's sync events of these records, (side, object, id) each.
+async fn events_of(w: &World, records: &[(&str, &str, &str)]) -> String {
     let mut events = String::new();
-    for (side, object, id) in [
-        ("hubspot", "contacts", hs_id),
-        ("salesforce", object, sf_id),
-    ] {
+    for &(side, object, id) in records {
         let record = crmsync_shared::ports::RecordRef {
             side: side.into(),
             object: object.into(),
