@@ -245,7 +245,12 @@ pub fn generate(spec: SeedSpec) -> World {
             }
         })
         .collect();
-    let company_count = (spec.records / 5).max(1);
+    // No records: the owners alone (a portal and an org with their users, nothing else).
+    let company_count = if spec.records == 0 {
+        0
+    } else {
+        (spec.records / 5).max(1)
+    };
     let companies: Vec<Company> = (0..company_count)
         .map(|i| {
             let word = pick(&mut rng, &WORDS);

@@ -489,8 +489,9 @@ impl ClaimStore for DynamoStore {
     }
 
     async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
-        // Kept, expiring now (DynamoDB's TTL removes it an hour later): a claim made
-        // under an earlier time is still refused.
+        // Kept until just after now (DynamoDB's TTL removes it an hour later): a claim
+        // made under the same or an earlier time is still refused (a batch that began in
+        // the release's millisecond may have read before the holder wrote).
         let result = self
             .client
             .update_item()
@@ -502,7 +503,7 @@ impl ClaimStore for DynamoStore {
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#t", "ttl")
             .expression_attribute_values(":owner", s(owner))
-            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":now", n(now + 1))
             .expression_attribute_values(":ttl", n(now / 1000 + 3_600))
             .send()
             .await;

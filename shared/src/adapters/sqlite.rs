@@ -441,10 +441,12 @@ impl ClaimStore for SqliteStore {
     async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         self.with(move |c| {
-            // Kept, expiring now: a claim made under an earlier time is still refused.
+            // Kept until just after now: a claim made under the same or an earlier time
+            // is still refused (a batch that began in the release's millisecond may
+            // have read before the holder wrote).
             c.execute(
                 "UPDATE claims SET expires = ?3 WHERE key = ?1 AND owner = ?2",
-                params![key, owner, now],
+                params![key, owner, now + 1],
             )
             .map_err(unavailable)?;
             c.execute(

@@ -93,7 +93,7 @@ pub trait CursorStore: Send + Sync {
 #[async_trait]
 pub trait ClaimStore: Send + Sync {
     /// Takes `key` for `owner` until `now + ttl_ms`; `false` when someone else holds it
-    /// or released it after `now` (the time the caller's reads began). The same owner
+    /// or released it at or after `now` (the time the caller's reads began). The same owner
     /// may take it again (a retry).
     async fn claim(
         &self,
@@ -102,8 +102,8 @@ pub trait ClaimStore: Send + Sync {
         ttl_ms: i64,
         now: Millis,
     ) -> Result<bool, StoreError>;
-    /// Ends `owner`'s claim at `now`. The key stays taken for claims made under an
-    /// earlier `now` (batches that began before the release): their reads may predate
+    /// Ends `owner`'s claim at `now`. The key stays taken for claims made under the
+    /// same or an earlier `now` (batches that began by the release): their reads may predate
     /// what the holder made or linked, so they must read again (a company created by
     /// one worker, missed by another's earlier read, was otherwise created twice).
     async fn release(&self, key: &str, owner: &str, now: Millis) -> Result<(), StoreError>;

@@ -53,6 +53,11 @@ const FIELDS: [(&str, &str); 3] = [
     ("phone", "Phone"),
 ];
 
+/// The owner, as the truth keeps it (beside the `FIELDS` indexes): the owner's index.
+const OWNER: usize = 100;
+/// How many of the worlds' owners the histories hand records to.
+const OWNERS: usize = 3;
+
 #[derive(Debug, Clone)]
 enum Step {
     /// A person edits a field in HubSpot (person n, field k, value).
@@ -92,6 +97,13 @@ enum Step {
     DeleteRestore {
         n: usize,
         in_salesforce: bool,
+    },
+    /// A person gives a record another owner on one side (one of three owners who
+    /// are users on both sides, matched by email): the other side's record follows.
+    ChangeOwner {
+        n: usize,
+        in_salesforce: bool,
+        owner: usize,
     },
     /// Pushes delivered and worked off, or a poll.
     Settle,
@@ -157,6 +169,7 @@ impl History {
         // What was added to the histories later draws from its own stream, so that the
         // histories of earlier seeds keep their steps (and their regression tests).
         let mut extra = StdRng::seed_from_u64(seed ^ 0x5EED_E47A);
+        let mut owners = StdRng::seed_from_u64(seed ^ 0x0_0E4E);
         let duplicate_rules = extra.random_bool(0.5);
         let companies = (0..extra.random_range(0..4))
             .map(|_| extra.random_range(1..=2))
@@ -178,6 +191,13 @@ impl History {
                 steps.push(Step::DeleteRestore {
                     n: extra.random_range(0..people),
                     in_salesforce: extra.random_bool(0.5),
+                });
+            }
+            if owners.random_bool(0.1) {
+                steps.push(Step::ChangeOwner {
+                    n: owners.random_range(0..people),
+                    in_salesforce: owners.random_bool(0.5),
+                    owner: owners.random_range(0..OWNERS),
                 });
             }
             if rng.random_bool(0.15) {
@@ -376,9 +396,11 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         settle_workers: history.workers,
         settle_batch: history.batch,
         sabotage,
+        owners: true,
         ..Setup::default()
     })
     .await;
+    let owners = owner_pairs(&w).await?;
     if !history.duplicate_rules {
         w.put(
             &w.sf_control("/settings"),
@@ -419,6 +441,23 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                 }
             }
             Step::Advance(ms) => w.advance(*ms),
+            Step::ChangeOwner {
+                n,
+                in_salesforce,
+                owner,
+            } => {
+                let (hubspot_owner, user) = &owners[*owner];
+                if *in_salesforce {
+                    if let Some((object, id)) = &people[*n].salesforce {
+                        w.sf_update(object, id, json!({"OwnerId": user})).await;
+                        truth.edit(&w, (*n, OWNER), &owner.to_string(), true);
+                    }
+                } else if let Some(id) = &people[*n].hubspot {
+                    w.hs_update(id, json!({"hubspot_owner_id": hubspot_owner}))
+                        .await;
+                    truth.edit(&w, (*n, OWNER), &owner.to_string(), false);
+                }
+            }
             Step::Create { n, where_ } => create(&w, *n, *where_).await,
             Step::Convert(n) => {
                 let Some((object, id)) = &people[*n].salesforce else {
@@ -547,7 +586,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         }
     }
     quiesce(&w).await?;
-    check(&w, history, &truth).await?;
+    check(&w, history, &truth, &owners).await?;
     // 5: a record that did not sync says why.
     for (side, object, id) in &unsyncable {
         let code = w.status(side, object, id).await.and_then(|s| s.last.code);
@@ -619,7 +658,58 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
     Ok(())
 }
 
-async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String> {
+/// The worlds' first owners, (HubSpot owner id, Salesforce user id) each, matched by
+/// email as the engine matches them.
+async fn owner_pairs(w: &World) -> Result<Vec<(String, String)>, String> {
+    let hubspot = w
+        .http
+        .get(format!("{}/crm/v3/owners", w.hs.url()))
+        .bearer_auth(super::world::HS_TOKEN)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json::<Value>()
+        .await
+        .map_err(|e| e.to_string())?;
+    let users = w.sf_records("User").await;
+    let mut pairs: Vec<(String, String, String)> = hubspot["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let email = o["email"].as_str()?;
+            let user = users.iter().find(|u| {
+                u["Email"]
+                    .as_str()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })?;
+            Some((
+                email.to_owned(),
+                o["id"].as_str()?.to_owned(),
+                user["Id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    pairs.sort();
+    if pairs.len() < OWNERS {
+        return Err(format!(
+            "the world has {} owners on both sides",
+            pairs.len()
+        ));
+    }
+    Ok(pairs
+        .into_iter()
+        .take(OWNERS)
+        .map(|(_, hubspot, user)| (hubspot, user))
+        .collect())
+}
+
+async fn check(
+    w: &World,
+    history: &History,
+    truth: &Truth,
+    owners: &[(String, String)],
+) -> Result<(), String> {
     // 2, companies: one Account per domain, and no HubSpot company of our making.
     let accounts = w.sf_records("Account").await;
     let companies = w.hs_objects("companies").await;
@@ -681,6 +771,27 @@ async fn check(w: &World, history: &History, truth: &Truth) -> Result<(), String
                 sf.len(),
                 sync_events(w, &hs_id, &object, &sf_id).await
             ));
+        }
+        // 1 and 3 for owners: the last owner a person gave either record, on both.
+        if let Some(last) = truth.last(n, OWNER) {
+            let k: usize = last.parse().unwrap_or_default();
+            let h = hs[0]["properties"]["hubspot_owner_id"]
+                .as_str()
+                .unwrap_or_default();
+            let s = sf[0]["OwnerId"].as_str().unwrap_or_default();
+            let (want_h, want_s) = &owners[k];
+            if h != want_h || !s.starts_with(&want_s[..15.min(want_s.len())]) {
+                let (hs_id, sf_id) = (
+                    hs[0]["id"].as_str().unwrap_or_default(),
+                    sf[0]["Id"].as_str().unwrap_or_default(),
+                );
+                let object = sf[0]["attributes"]["type"].as_str().unwrap_or("Lead");
+                return Err(format!(
+                    "{e}: the last owner given was owner {k} ({want_h} / {want_s}, {:?}), HubSpot holds {h:?}, Salesforce {s:?}\n{}",
+                    truth.last.get(&(n, OWNER)),
+                    sync_events(w, hs_id, object, sf_id).await
+                ));
+            }
         }
         for (k, (property, field)) in FIELDS.iter().enumerate() {
             let h = hs[0]["properties"][*property].as_str().unwrap_or_default();

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crmsync_sandbox::hubspot::HubSpotSettings;
 use crmsync_sandbox::salesforce::SalesforceSettings;
+use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, SalesforceSandbox};
 use crmsync_shared::adapters::http::Secret;
 use crmsync_shared::adapters::hubspot::{HubSpotAuth, HubSpotClient, HubSpotConfig};
@@ -58,6 +59,9 @@ pub struct Setup {
     pub settle_batch: usize,
     /// A guarantee switched off, to show a harness catching it.
     pub sabotage: Option<Sabotage>,
+    /// Both CRMs start with the seed world's five owners (HubSpot owners, Salesforce
+    /// users, one email each), and nothing else.
+    pub owners: bool,
 }
 
 impl Default for Setup {
@@ -71,6 +75,7 @@ impl Default for Setup {
             settle_workers: 1,
             settle_batch: 100,
             sabotage: None,
+            owners: false,
         }
     }
 }
@@ -100,10 +105,15 @@ impl World {
             search_lag_ms: if setup.realistic { SEARCH_LAG_MS } else { 0 },
             ..HubSpotSettings::default()
         };
-        let hs = HubSpotSandbox::spawn(hs_settings, clock.clone(), None)
+        let owners = setup.owners.then_some(SeedSpec {
+            seed: 1,
+            records: 0,
+            overlap: 0.0,
+        });
+        let hs = HubSpotSandbox::spawn(hs_settings, clock.clone(), owners)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let sf = SalesforceSandbox::spawn(SalesforceSettings::default(), clock.clone(), None)
+        let sf = SalesforceSandbox::spawn(SalesforceSettings::default(), clock.clone(), owners)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         // A realistic world's credentials expire: OAuth apps whose access tokens the
