@@ -101,6 +101,7 @@ fn setup() -> (
                     SyncedField {
                         hubspot: value(i, r, true, 0),
                         salesforce: value(i, r, false, 0),
+                        held: None,
                     },
                 );
             }

@@ -20,6 +20,7 @@ fn last_synced() -> LastSynced {
                 SyncedField {
                     hubspot: json!(format!("value {i}")),
                     salesforce: json!(format!("value {i}")),
+                    held: None,
                 },
             )
         })

@@ -160,6 +160,14 @@ impl<'de> Deserialize<'de> for LastSynced {
 pub struct SyncedField {
     pub hubspot: Value,
     pub salesforce: Value,
+    /// The values as last seen when this side's value was held back (an owner with
+    /// no match, a value the target refuses): the sides disagree as recorded here, so
+    /// a later change on either side is a change, and while neither changes the hold
+    /// is decided again (and its reason reported again). Without it, a held field
+    /// had no last-synced value, and the preferred side's held value kept beating
+    /// every later change of the other side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<Side>,
 }
 
 /// What happens to one field.
@@ -349,6 +357,11 @@ pub fn merge_fields<'c>(
         });
         match decision.result {
             Outcome::Keep => {}
+            Outcome::Held(seen) => {
+                if last != Some(&seen) {
+                    plan.last_synced_changes.push((rule.hubspot, seen));
+                }
+            }
             Outcome::Agreed {
                 hubspot,
                 salesforce,
@@ -359,6 +372,7 @@ pub fn merge_fields<'c>(
                     let synced = SyncedField {
                         hubspot: hubspot.clone(),
                         salesforce: salesforce.clone(),
+                        held: None,
                     };
                     plan.last_synced_changes.push((rule.hubspot, synced));
                 }
@@ -408,6 +422,8 @@ impl Pending {
 enum Outcome<'v> {
     /// Nothing written; the previous last-synced value (if any) stays.
     Keep,
+    /// The chosen side's value was held back: the pair as seen is remembered.
+    Held(SyncedField),
     /// Both sides agree on these raw values: they are the new last-synced ones.
     Agreed {
         hubspot: &'v Value,
@@ -428,6 +444,17 @@ impl Decision<'_> {
             result: Outcome::Keep,
             reason,
             detail,
+        }
+    }
+
+    /// A value chosen to move and then kept back is a hold: the pair as `seen`.
+    fn held_as(self, seen: SyncedField) -> Self {
+        match self.result {
+            Outcome::Keep => Decision {
+                result: Outcome::Held(seen),
+                ..self
+            },
+            _ => self,
         }
     }
 }
@@ -496,127 +523,137 @@ fn decide<'c>(
     let Some((source, reason)) = choose_source(rule, pair, last, &hv, &sv, ty) else {
         return Decision::keep(Reason::Unchanged, None);
     };
-    let (value, translated) = match source {
-        Side::HubSpot => (&hv, hv_for_sf),
-        Side::Salesforce => (&sv, sv_for_hs),
+    let seen = SyncedField {
+        hubspot: hs_raw.clone(),
+        salesforce: sf_raw.clone(),
+        held: Some(source),
     };
-    let target = source.other();
-    let target_field = match target {
-        Side::HubSpot => rule.hubspot,
-        Side::Salesforce => sf_field,
-    };
-    let target_current = match target {
-        Side::HubSpot => &hv,
-        Side::Salesforce => &sv,
-    };
-
-    if rule.unless_blank && value.is_blank() && !target_current.is_blank() {
-        return Decision::keep(
-            Reason::BlankProtected,
-            Some(format!(
-                "a blank {source} value does not overwrite {target}'s"
-            )),
-        );
-    }
-    let target_meta = rule.meta(target);
-    if let Some(meta) = target_meta {
-        if meta.formula {
-            return Decision::keep(
-                Reason::FormulaField,
-                Some(format!("{target} {target_field} is a formula field")),
-            );
-        }
-        if meta.read_only {
-            return Decision::keep(
-                Reason::ReadOnlyField,
-                Some(format!(
-                    "{target} {target_field} is read-only for the integration"
-                )),
-            );
-        }
-    }
-    let translated = match translated {
-        Ok(v) => v,
-        Err(u) => return untranslatable(u),
-    };
-    let target_type = rule.declared_type(target).unwrap_or(ty);
-    let rendered = translated.render(target, target_type);
-    if let Some(meta) = target_meta.filter(|m| m.picklist.is_some() || m.length.is_some()) {
-        let text = translated.text();
-        let refused = match &translated {
-            Canon::Set(items) => items
-                .iter()
-                .find(|i| meta.refuses_value(i))
-                .map(|i| i.to_string()),
-            Canon::Blank => None,
-            _ => meta.refuses_value(&text).then(|| text.to_string()),
+    let move_value = move || -> Decision<'c> {
+        let (value, translated) = match source {
+            Side::HubSpot => (&hv, hv_for_sf),
+            Side::Salesforce => (&sv, sv_for_hs),
         };
-        if let Some(value) = refused {
+        let target = source.other();
+        let target_field = match target {
+            Side::HubSpot => rule.hubspot,
+            Side::Salesforce => sf_field,
+        };
+        let target_current = match target {
+            Side::HubSpot => &hv,
+            Side::Salesforce => &sv,
+        };
+
+        if rule.unless_blank && value.is_blank() && !target_current.is_blank() {
             return Decision::keep(
-                Reason::NotInPicklist,
+                Reason::BlankProtected,
                 Some(format!(
-                    "\"{value}\" is not an allowed value of {target} {target_field}"
+                    "a blank {source} value does not overwrite {target}'s"
                 )),
             );
         }
-        if let Some(max) = meta.length {
-            let len = text.chars().count();
-            if len > max {
+        let target_meta = rule.meta(target);
+        if let Some(meta) = target_meta {
+            if meta.formula {
                 return Decision::keep(
-                    Reason::WouldTruncate,
+                    Reason::FormulaField,
+                    Some(format!("{target} {target_field} is a formula field")),
+                );
+            }
+            if meta.read_only {
+                return Decision::keep(
+                    Reason::ReadOnlyField,
                     Some(format!(
-                        "{len} characters; {target} {target_field} holds {max}"
+                        "{target} {target_field} is read-only for the integration"
                     )),
                 );
             }
         }
-    }
-    if target == Side::HubSpot
-        && rule.hubspot == lifecycle::PROPERTY
-        && !lifecycle::may_move(&hv.text(), &translated.text())
-    {
-        return Decision::keep(
-            Reason::LifecycleBackwards,
-            Some(format!(
-                "lifecycle stage moves forward only: \"{}\" -> \"{}\" refused",
-                hv.text(),
-                translated.text()
-            )),
-        );
-    }
-    let source_is_formula = source == Side::Salesforce
-        && rule.meta(Side::Salesforce).is_some_and(|m| m.formula)
-        && last.is_some();
-    let synced = match target {
-        Side::HubSpot => SyncedField {
-            hubspot: rendered.clone(),
-            salesforce: sf_raw.clone(),
-        },
-        Side::Salesforce => SyncedField {
-            hubspot: hs_raw.clone(),
-            salesforce: rendered.clone(),
-        },
+        let translated = match translated {
+            Ok(v) => v,
+            Err(u) => return untranslatable(u),
+        };
+        let target_type = rule.declared_type(target).unwrap_or(ty);
+        let rendered = translated.render(target, target_type);
+        if let Some(meta) = target_meta.filter(|m| m.picklist.is_some() || m.length.is_some()) {
+            let text = translated.text();
+            let refused = match &translated {
+                Canon::Set(items) => items
+                    .iter()
+                    .find(|i| meta.refuses_value(i))
+                    .map(|i| i.to_string()),
+                Canon::Blank => None,
+                _ => meta.refuses_value(&text).then(|| text.to_string()),
+            };
+            if let Some(value) = refused {
+                return Decision::keep(
+                    Reason::NotInPicklist,
+                    Some(format!(
+                        "\"{value}\" is not an allowed value of {target} {target_field}"
+                    )),
+                );
+            }
+            if let Some(max) = meta.length {
+                let len = text.chars().count();
+                if len > max {
+                    return Decision::keep(
+                        Reason::WouldTruncate,
+                        Some(format!(
+                            "{len} characters; {target} {target_field} holds {max}"
+                        )),
+                    );
+                }
+            }
+        }
+        if target == Side::HubSpot
+            && rule.hubspot == lifecycle::PROPERTY
+            && !lifecycle::may_move(&hv.text(), &translated.text())
+        {
+            return Decision::keep(
+                Reason::LifecycleBackwards,
+                Some(format!(
+                    "lifecycle stage moves forward only: \"{}\" -> \"{}\" refused",
+                    hv.text(),
+                    translated.text()
+                )),
+            );
+        }
+        let source_is_formula = source == Side::Salesforce
+            && rule.meta(Side::Salesforce).is_some_and(|m| m.formula)
+            && last.is_some();
+        let synced = match target {
+            Side::HubSpot => SyncedField {
+                hubspot: rendered.clone(),
+                salesforce: sf_raw.clone(),
+                held: None,
+            },
+            Side::Salesforce => SyncedField {
+                hubspot: hs_raw.clone(),
+                salesforce: rendered.clone(),
+                held: None,
+            },
+        };
+        Decision {
+            result: Outcome::Write(Box::new(Pending {
+                target,
+                field: target_field.to_owned(),
+                value: rendered,
+                synced,
+                formula_only: source_is_formula,
+                reason,
+            })),
+            reason: if source_is_formula {
+                Reason::FormulaChangeAlone
+            } else {
+                reason
+            },
+            detail: source_is_formula.then(|| {
+                format!(
+                    "only the formula field {sf_field} changed; it syncs with the record's next change"
+                )
+            }),
+        }
     };
-    Decision {
-        result: Outcome::Write(Box::new(Pending {
-            target,
-            field: target_field.to_owned(),
-            value: rendered,
-            synced,
-            formula_only: source_is_formula,
-            reason,
-        })),
-        reason: if source_is_formula {
-            Reason::FormulaChangeAlone
-        } else {
-            reason
-        },
-        detail: source_is_formula.then(|| {
-            format!(
-                "only the formula field {sf_field} changed; it syncs with the record's next change"
-            )
-        }),
-    }
+    move_value().held_as(seen)
 }
 
 fn untranslatable(u: Untranslatable) -> Decision<'static> {
@@ -679,7 +716,11 @@ fn choose_source(
         sv,
     );
     match (hs_changed, sf_changed) {
-        (false, false) => None,
+        // A hold stands while neither side changes: decided again, its reason told.
+        (false, false) => last.held.map(|side| match side {
+            Side::HubSpot => (side, Reason::ChangedInHubspot),
+            Side::Salesforce => (side, Reason::ChangedInSalesforce),
+        }),
         (true, false) => Some((Side::HubSpot, Reason::ChangedInHubspot)),
         (false, true) => Some((Side::Salesforce, Reason::ChangedInSalesforce)),
         (true, true) => Some(match newer() {

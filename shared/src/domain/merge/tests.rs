@@ -38,6 +38,7 @@ fn last(pairs: &[(&str, Value, Value)]) -> LastSynced {
                 SyncedField {
                     hubspot: h.clone(),
                     salesforce: s.clone(),
+                    held: None,
                 },
             )
         })
@@ -554,6 +555,51 @@ fn owners_translate_by_email_and_an_unmatched_one_is_held() {
     assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerNotMatched);
 }
 
+/// A held value is remembered with the pair as seen: while neither side changes it
+/// stays held (its reason told again, nothing written); a later change on the other
+/// side moves, where without the memory the preferred side's held value kept winning.
+#[test]
+fn a_held_owner_does_not_block_a_later_change_of_the_other_side() {
+    let mut case = Case::new(&field(
+        "hubspot_owner_id",
+        "OwnerId",
+        "prefer_salesforce",
+        "transform = \"owner\"",
+    ));
+    case.owners = OwnerDirectory::match_by_email(
+        &[("101".into(), "rep@acme.com".into())],
+        &[
+            ("005A".into(), "rep@acme.com".into()),
+            ("005B".into(), "other@acme.com".into()),
+        ],
+        &Default::default(),
+    );
+    let seen: LastSynced = [(
+        "hubspot_owner_id".to_owned(),
+        SyncedField {
+            hubspot: json!(""),
+            salesforce: json!("005B"),
+            held: Some(Side::Salesforce),
+        },
+    )]
+    .into_iter()
+    .collect();
+    let (hw, sw, r) = case.merge(
+        &snap(json!({"hubspot_owner_id": ""}), 1),
+        &snap(json!({"OwnerId": "005B"}), 9),
+        Some(&seen),
+    );
+    assert_eq!((hw, sw), (json!({}), json!({})));
+    assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerNotMatched);
+    let (hw, sw, _) = case.merge(
+        &snap(json!({"hubspot_owner_id": "101"}), 10),
+        &snap(json!({"OwnerId": "005B"}), 9),
+        Some(&seen),
+    );
+    assert_eq!(hw, json!({}));
+    assert_eq!(sw, json!({"OwnerId": "005A"}));
+}
+
 #[test]
 fn types_from_metadata_render_each_side_correctly() {
     let case = Case::new(&field("founded", "Founded__c", "prefer_salesforce", ""))
@@ -831,6 +877,7 @@ fn build(
                 SyncedField {
                     hubspot: json!(l),
                     salesforce: json!(l),
+                    held: None,
                 },
             );
         }

@@ -60,6 +60,7 @@ mod deals;
 mod lifecycle;
 mod model;
 mod operate;
+mod owners;
 mod places;
 mod races;
 mod restores;

@@ -1,0 +1,94 @@
+//! Owners, by push and by polling: a record's owner follows it to the other side,
+//! through the owners matched by email (HubSpot owners, Salesforce users); an owner
+//! with no match on the other side is held back with a reason and does not block a
+//! later owner that matches.
+
+use serde_json::{Value, json};
+
+use super::prop;
+use crate::pipeline::world::{HS_TOKEN, Setup, World};
+
+async fn owners_world(push: bool) -> World {
+    World::start(Setup {
+        push,
+        owners: true,
+        ..Setup::default()
+    })
+    .await
+}
+
+/// (HubSpot owner id, Salesforce user id) of the worlds' owners, by email.
+async fn owner_pairs(w: &World) -> Vec<(String, String)> {
+    let owners: Value = w
+        .http
+        .get(format!("{}/crm/v3/owners", w.hs.url()))
+        .bearer_auth(HS_TOKEN)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let users = w.sf_records("User").await;
+    let mut pairs: Vec<(String, String)> = owners["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| {
+            let email = o["email"].as_str()?;
+            let user = users.iter().find(|u| u["Email"] == json!(email))?;
+            Some((
+                o["id"].as_str()?.to_owned(),
+                user["Id"].as_str()?.to_owned(),
+            ))
+        })
+        .collect();
+    pairs.sort();
+    assert!(pairs.len() >= 2, "{owners} {users:?}");
+    pairs
+}
+
+/// A Lead made by a Salesforce user HubSpot does not know (the org's admin): its
+/// contact gets no owner, with a reason; then a HubSpot owner given to the contact
+/// reaches the Lead, and a Salesforce owner given to the Lead reaches the contact.
+async fn owner_changes_follow_after_an_unmatched_owner(push: bool) {
+    let w = owners_world(push).await;
+    let pairs = owner_pairs(&w).await;
+    let email = "owned@example.org";
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"Email": email, "LastName": "Owned", "Company": "Model"}),
+        )
+        .await;
+    w.sync().await;
+    let contact = w
+        .hs_contacts()
+        .await
+        .into_iter()
+        .find(|c| prop(c, "email") == &json!(email))
+        .unwrap_or_else(|| panic!("no contact for the Lead"));
+    let contact = contact["id"].as_str().unwrap_or_default().to_owned();
+
+    w.advance(1_000);
+    w.hs_update(&contact, json!({"hubspot_owner_id": pairs[0].0}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads[0]["OwnerId"], json!(pairs[0].1), "{leads:?}");
+
+    w.advance(1_000);
+    w.sf_update("Lead", &lead, json!({"OwnerId": pairs[1].1}))
+        .await;
+    w.sync().await;
+    let contacts = w.hs_contacts().await;
+    let c = contacts
+        .iter()
+        .find(|c| c["id"] == json!(contact))
+        .unwrap_or_else(|| panic!("contact gone"));
+    assert_eq!(prop(c, "hubspot_owner_id"), &json!(pairs[1].0));
+}
+both_ways!(
+    owner_changes_follow_after_an_unmatched_owner_both_ways,
+    owner_changes_follow_after_an_unmatched_owner
+);
