@@ -49,6 +49,62 @@ impl Pipeline {
         self.match_salesforce_records(run, works).await?;
         self.take_over_twins(run, works).await?;
         merge_same_pairs(works, &rank);
+        self.find_unlinked_conversions(run, works).await
+    }
+
+    /// An unlinked pair whose HubSpot record names another Salesforce record, which was
+    /// converted into this pair's (a Lead deleted and restored, then converted before
+    /// its restore synced): the same person resumed, whose inherited values date from
+    /// the Lead (its field history and creation), not from the conversion. One read
+    /// per sObject, for these rare pairs only.
+    async fn find_unlinked_conversions(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+    ) -> Result<(), String> {
+        let spec = &run.spec;
+        let named_other = |w: &Work| -> Option<(String, String)> {
+            let (None, None, Some(h), Some(s)) =
+                (&w.link, &w.converted_from, &w.hubspot, &w.salesforce)
+            else {
+                return None;
+            };
+            spec.sobjects.iter().find_map(|sobject| {
+                let id = spec
+                    .salesforce_id_property(sobject)
+                    .and_then(|p| h.properties.get(p))
+                    .and_then(Value::as_str)?;
+                (!id.is_empty() && !same_sf_id(id, &s.id()))
+                    .then(|| (sobject.clone(), id.to_owned()))
+            })
+        };
+        let mut named: HashMap<String, Vec<String>> = HashMap::new();
+        for (sobject, id) in works.iter().filter_map(named_other) {
+            named.entry(sobject).or_default().push(id);
+        }
+        if named.is_empty() {
+            return Ok(());
+        }
+        let mut rows: Vec<Record> = Vec::new();
+        for (sobject, ids) in &named {
+            rows.extend(self.read_salesforce(run, sobject, ids).await?);
+        }
+        for w in works.iter_mut() {
+            let (Some((_, id)), Some(s)) = (named_other(w), &w.salesforce) else {
+                continue;
+            };
+            let into = (s.object.clone(), s.id());
+            let from = rows.iter().find(|r| {
+                same_sf_id(&r.id(), &id)
+                    && run
+                        .hooks
+                        .converted_to(r)
+                        .is_some_and(|(o, i)| o == into.0 && same_sf_id(&i, &into.1))
+            });
+            if let Some(from) = from {
+                w.converted_from = Some(from.clone());
+            }
+        }
         Ok(())
     }
 

@@ -229,13 +229,17 @@ impl Pipeline {
             let Some(s) = w.salesforce.as_mut() else {
                 continue;
             };
-            let (Some(fields), Some(created)) = (
-                tracked.get(&s.object),
-                s.row
+            // A converted Lead's Contact holds the Lead's values: they date from the
+            // Lead's creation, not the conversion.
+            let created = |r: &super::work::Record| {
+                r.row
                     .get("CreatedDate")
                     .and_then(Value::as_str)
-                    .and_then(parse_datetime_millis),
-            ) else {
+                    .and_then(parse_datetime_millis)
+            };
+            let origin = w.converted_from.as_ref().and_then(created);
+            let (Some(fields), Some(created)) = (tracked.get(&s.object), origin.or(created(s)))
+            else {
                 continue;
             };
             for field in pair
@@ -478,12 +482,14 @@ fn resumed(spec: &crate::domain::pair::PairSpec, w: &Work) -> bool {
         .get(&spec.hubspot_id_field)
         .and_then(Value::as_str)
         .is_some_and(|id| id == h.id);
-    let names_salesforce = spec
-        .salesforce_id_property(&s.object)
-        .and_then(|p| h.properties.get(p))
-        .and_then(Value::as_str)
-        .is_some_and(|id| same_sf_id(id, &s.id()));
-    names_hubspot || names_salesforce
+    let names = |r: &super::work::Record| {
+        spec.salesforce_id_property(&r.object)
+            .and_then(|p| h.properties.get(p))
+            .and_then(Value::as_str)
+            .is_some_and(|id| same_sf_id(id, &r.id()))
+    };
+    // Or names the Lead the Salesforce record was converted from.
+    names_hubspot || names(s) || w.converted_from.as_ref().is_some_and(names)
 }
 
 fn partner_gone(spec: &crate::domain::pair::PairSpec, w: &Work) -> Option<(&'static str, String)> {

@@ -189,3 +189,81 @@ both_ways!(
     history_45_an_edit_after_a_restore_survives_a_later_edit_of_another_field,
     edit_after_a_restore_survives_a_later_edit_of_another_field
 );
+
+/// Found by the harness (history 149): a Lead deleted and restored, then converted
+/// before its restore synced, then its contact edited in HubSpot. The HubSpot contact
+/// names the Lead, not the Contact it became, so the pair was taken for strangers and
+/// the preferred side (Salesforce) took the field: the later HubSpot edit was lost. A
+/// contact naming the Lead a Contact was converted from resumes with that Contact.
+async fn edit_after_a_restore_and_a_conversion_is_kept(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let email = "restored-then-converted@example.org";
+    let (contact, lead) = linked_lead(&w, email).await;
+    delete(&w, w.sf_control(&format!("/objects/Lead/{lead}"))).await;
+    w.sync().await;
+    post(&w, w.sf_control(&format!("/objects/Lead/{lead}/undelete"))).await;
+    w.post(
+        &w.sf_control(&format!("/leads/{lead}/convert")),
+        json!({"createOpportunity": false}),
+    )
+    .await;
+    w.advance(500);
+    w.hs_update(&contact, json!({"jobtitle": "Edited after the conversion"}))
+        .await;
+    w.sync().await;
+    let contacts = w.sf_by_email("Contact", email).await;
+    assert_eq!(contacts.len(), 1, "one Contact: {contacts:?}");
+    assert_eq!(contacts[0]["Title"], json!("Edited after the conversion"));
+    let hubspot = contacts_with(&w, email).await;
+    assert_eq!(hubspot.len(), 1, "{hubspot:?}");
+    assert_eq!(
+        prop(&hubspot[0], "jobtitle"),
+        &json!("Edited after the conversion")
+    );
+}
+both_ways!(
+    history_149_an_edit_after_a_restore_and_a_conversion_is_kept,
+    edit_after_a_restore_and_a_conversion_is_kept
+);
+
+/// Found by the harness (history 5285): a HubSpot contact deleted and restored, edited,
+/// and only then its Lead converted. The Contact's title (never edited, so without a
+/// history row) took the conversion's time and beat the earlier HubSpot edit; it holds
+/// the Lead's value, which dates from the Lead's creation.
+async fn edit_before_a_conversion_of_a_resumed_pair_is_kept(push: bool) {
+    let w = world(push, DEFAULT_TOML.to_owned()).await;
+    let email = "restored-edited-converted@example.org";
+    let (contact, lead) = linked_lead(&w, email).await;
+    delete(&w, w.hs_control(&format!("/objects/contacts/{contact}"))).await;
+    w.sync().await;
+    post(
+        &w,
+        w.hs_control(&format!("/objects/contacts/{contact}/restore")),
+    )
+    .await;
+    w.advance(500);
+    w.hs_update(
+        &contact,
+        json!({"jobtitle": "Edited before the conversion"}),
+    )
+    .await;
+    w.advance(500);
+    w.post(
+        &w.sf_control(&format!("/leads/{lead}/convert")),
+        json!({"createOpportunity": false}),
+    )
+    .await;
+    w.sync().await;
+    let contacts = w.sf_by_email("Contact", email).await;
+    assert_eq!(contacts.len(), 1, "one Contact: {contacts:?}");
+    assert_eq!(contacts[0]["Title"], json!("Edited before the conversion"));
+    let hubspot = contacts_with(&w, email).await;
+    assert_eq!(
+        prop(&hubspot[0], "jobtitle"),
+        &json!("Edited before the conversion")
+    );
+}
+both_ways!(
+    history_5285_an_edit_before_a_resumed_pairs_conversion_is_kept,
+    edit_before_a_conversion_of_a_resumed_pair_is_kept
+);
