@@ -184,6 +184,9 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         RETRIES_EXHAUSTED => {
             "it kept failing for a passing reason (see its message); once that is fixed, `crmsync resync --code RETRIES_EXHAUSTED`"
         }
+        "merged_in_hubspot" => {
+            "its HubSpot record was merged into another: merge this Salesforce record into the survivor's partner"
+        }
         "related_not_contact" => {
             "convert the Lead to a Contact, or associate a contact that syncs with a Contact"
         }

@@ -11,8 +11,9 @@ use super::Pipeline;
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
 use super::work::{Record, Work, merge_same_pairs};
+use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
-use crate::ports::HsRecord;
+use crate::ports::{HsRecord, Outcome, WorkItem};
 
 /// Keys per SOQL `IN` list, and per `LIKE` query (each key is one condition).
 const IN_CHUNK: usize = 200;
@@ -218,9 +219,75 @@ impl Pipeline {
                 .relink(link, &h.id, &link.salesforce_object, &link.salesforce_id)
                 .await
                 .map_err(|e| e.to_string())?;
+            // The other merged records' Salesforce partners stay, unsynced: each says
+            // why, now rather than at its next edit (crmsync never merges Salesforce
+            // records; a person does).
+            for other in links.iter().filter(|l| l.hubspot_id != link.hubspot_id) {
+                let item = WorkItem {
+                    side: Side::Salesforce,
+                    object: other.salesforce_object.clone(),
+                    id: other.salesforce_id.clone(),
+                    origin: "merge".into(),
+                };
+                let message = merged_message(
+                    &spec.hubspot_object,
+                    &relinked.hubspot_id,
+                    &relinked.salesforce_object,
+                    &relinked.salesforce_id,
+                );
+                let now = self.clock.now_ms();
+                self.note(
+                    &item,
+                    Side::Salesforce,
+                    Outcome::Skipped,
+                    Some(MERGED_IN_HUBSPOT),
+                    Some(message),
+                    now,
+                )
+                .await;
+            }
             w.link = Some(relinked);
         }
         Ok(())
+    }
+
+    /// The link of another record merged into `survivor` whose Salesforce id the
+    /// survivor carries, moved to the survivor; `None` when it carries `link`'s own id
+    /// or none of the others'.
+    async fn carried_merged_link(
+        &self,
+        run: &PairRun,
+        survivor: &HsRecord,
+        link: &crate::ports::Link,
+    ) -> Result<Option<crate::ports::Link>, String> {
+        let spec = &run.spec;
+        for sobject in &spec.sobjects {
+            let Some(id) = spec
+                .salesforce_id_property(sobject)
+                .and_then(|p| survivor.properties.get(p))
+                .and_then(Value::as_str)
+                .filter(|id| !id.is_empty())
+            else {
+                continue;
+            };
+            if same_sf_id(id, &link.salesforce_id) {
+                return Ok(None);
+            }
+            let other = self
+                .links
+                .by_salesforce(sobject, id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(other) = other.filter(|l| merged_ids(survivor).any(|m| m == l.hubspot_id)) {
+                let relinked = self
+                    .links
+                    .relink(&other, &survivor.id, sobject, id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                return Ok(Some(relinked));
+            }
+        }
+        Ok(None)
     }
 
     /// The other side of linked pairs, in one read per side and sObject.
@@ -259,6 +326,13 @@ impl Pipeline {
                         .by_hubspot(&run.spec.name, &survivor.id)
                         .await
                         .map_err(|e| e.to_string())?;
+                    // Not linked yet: the survivor keeps the partner whose id it carries
+                    // (as `take_over_merged_links` decides when the survivor's own sync
+                    // comes first), which may be another merged record's.
+                    let taken = match taken {
+                        Some(other) => Some(other),
+                        None => self.carried_merged_link(run, survivor, &link).await?,
+                    };
                     match taken {
                         Some(other) => w.merged_into = Some(other),
                         None => {
@@ -624,4 +698,19 @@ fn merged_ids(h: &HsRecord) -> impl Iterator<Item = String> + '_ {
 
 fn unlinked_hubspot(w: &Work) -> bool {
     w.link.is_none() && w.salesforce.is_none() && w.hubspot.is_some() && w.twin_of.is_none()
+}
+
+/// The code of a Salesforce record whose HubSpot partner was merged into another's.
+pub(crate) const MERGED_IN_HUBSPOT: &str = "merged_in_hubspot";
+
+/// Why a record whose HubSpot partner was merged away no longer syncs.
+pub(crate) fn merged_message(
+    hubspot_object: &str,
+    survivor: &str,
+    salesforce_object: &str,
+    salesforce_id: &str,
+) -> String {
+    format!(
+        "its HubSpot {hubspot_object} was merged into {survivor}, which is synced with Salesforce {salesforce_object} {salesforce_id}: merge the two Salesforce records too"
+    )
 }

@@ -296,14 +296,13 @@ impl Pipeline {
             return Err((ItemOutcome::Done, w.items));
         }
         if let Some(survivor) = &w.merged_into {
-            let message = format!(
-                "its HubSpot {} was merged into {}, which is synced with Salesforce {} {}: merge the two Salesforce records too",
-                spec.hubspot_object,
-                survivor.hubspot_id,
-                survivor.salesforce_object,
-                survivor.salesforce_id
+            let message = super::matching::merged_message(
+                &spec.hubspot_object,
+                &survivor.hubspot_id,
+                &survivor.salesforce_object,
+                &survivor.salesforce_id,
             );
-            skip("merged_in_hubspot", Some(message)).await;
+            skip(super::matching::MERGED_IN_HUBSPOT, Some(message)).await;
             return Err((ItemOutcome::Done, w.items));
         }
         if let Some(twin) = w.twin_of.clone() {

@@ -58,6 +58,7 @@ macro_rules! both_ways {
 
 mod deals;
 mod lifecycle;
+mod merges;
 mod model;
 mod operate;
 mod owners;

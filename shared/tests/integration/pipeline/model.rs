@@ -28,7 +28,7 @@
 //! `CRMSYNC_MODEL_SEED=<seed> CRMSYNC_MODEL_HISTORIES=1 scripts/test.sh` (or the cargo
 //! test filter `model::`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crmsync_shared::domain::config::DEFAULT_TOML;
 use rand::rngs::StdRng;
@@ -105,6 +105,13 @@ enum Step {
         in_salesforce: bool,
         owner: usize,
     },
+    /// A person merges person b's HubSpot contact into person a's (both synced): the
+    /// merged contact (a new id, a's values, b's where a's are blank) stays synced with
+    /// a's Salesforce record; b's Salesforce record stays, unsynced, saying why.
+    MergeHubSpot {
+        a: usize,
+        b: usize,
+    },
     /// Pushes delivered and worked off, or a poll.
     Settle,
     Poll,
@@ -119,6 +126,22 @@ enum Step {
         other_field: usize,
         other_value: String,
     },
+}
+
+impl Step {
+    /// The person a step acts on, where it acts on one.
+    fn person(&self) -> Option<usize> {
+        match self {
+            Step::EditHubSpot(n, _, _) | Step::EditSalesforce(n, _, _) | Step::Convert(n) => {
+                Some(*n)
+            }
+            Step::DeleteRestore { n, .. }
+            | Step::ChangeOwner { n, .. }
+            | Step::EditDuringSync { n, .. } => Some(*n),
+            Step::MergeHubSpot { a, .. } => Some(*a),
+            _ => None,
+        }
+    }
 }
 
 fn domain(m: usize) -> String {
@@ -170,6 +193,7 @@ impl History {
         // histories of earlier seeds keep their steps (and their regression tests).
         let mut extra = StdRng::seed_from_u64(seed ^ 0x5EED_E47A);
         let mut owners = StdRng::seed_from_u64(seed ^ 0x0_0E4E);
+        let mut merges = StdRng::seed_from_u64(seed ^ 0x3E_4E6E);
         let duplicate_rules = extra.random_bool(0.5);
         let companies = (0..extra.random_range(0..4))
             .map(|_| extra.random_range(1..=2))
@@ -191,6 +215,12 @@ impl History {
                 steps.push(Step::DeleteRestore {
                     n: extra.random_range(0..people),
                     in_salesforce: extra.random_bool(0.5),
+                });
+            }
+            if merges.random_bool(0.04) {
+                steps.push(Step::MergeHubSpot {
+                    a: merges.random_range(0..people),
+                    b: merges.random_range(0..people),
                 });
             }
             if owners.random_bool(0.1) {
@@ -426,8 +456,72 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
     let mut people = people_now(&w, history.people).await;
     // The last human edit of each (person, field), by time.
     let mut truth = Truth::default();
+    // People whose HubSpot contact was merged into another's.
+    let mut merged: BTreeSet<usize> = BTreeSet::new();
     for step in &history.steps {
+        // A merged person's Salesforce record no longer syncs: edits of it are made
+        // (the engine must leave them there), nothing else happens to the person.
+        match step.person() {
+            Some(n) if merged.contains(&n) => {
+                if let Step::EditSalesforce(_, k, v) = step
+                    && let Some((object, id)) = &people[n].salesforce
+                {
+                    w.sf_update(object, id, json!({FIELDS[*k].1: v})).await;
+                }
+                continue;
+            }
+            _ => {}
+        }
         match step {
+            Step::MergeHubSpot { a, b } => {
+                let (a, b) = (*a, *b);
+                let (Some(ha), Some(hb), Some(_), Some(_)) = (
+                    &people[a].hubspot,
+                    &people[b].hubspot,
+                    &people[a].salesforce,
+                    &people[b].salesforce,
+                ) else {
+                    continue;
+                };
+                if a == b {
+                    continue;
+                }
+                // Their edits synced first: the merge's own effect is what is judged.
+                quiesce(&w).await?;
+                let before = w
+                    .hs_contacts()
+                    .await
+                    .into_iter()
+                    .find(|c| c["id"] == json!(ha))
+                    .unwrap_or_default();
+                let survivor = w
+                    .post(
+                        &w.hs_control("/objects/contacts/merge"),
+                        json!({"primaryObjectId": ha, "objectIdToMerge": hb}),
+                    )
+                    .await;
+                merged.insert(b);
+                truth.last.retain(|(n, _), _| *n != b);
+                // b's values that filled a's blanks are the person's merge, now.
+                for (k, (property, _)) in FIELDS.iter().enumerate() {
+                    let now = &survivor["properties"][*property];
+                    if now != &before["properties"][*property]
+                        && let Some(v) = now.as_str()
+                    {
+                        truth.edit(&w, (a, k), v, false);
+                    }
+                }
+                let owner = &survivor["properties"]["hubspot_owner_id"];
+                if owner != &before["properties"]["hubspot_owner_id"]
+                    && let Some(k) = owners.iter().position(|(h, _)| owner == &json!(h))
+                {
+                    truth.edit(&w, (a, OWNER), &k.to_string(), false);
+                }
+                // The survivor is a new record: its link moves, and it is written once.
+                *truth.allowance.entry(a).or_default() += 2;
+                w.advance(10);
+                people = people_now(&w, history.people).await;
+            }
             Step::EditHubSpot(n, k, v) => {
                 if let Some(id) = &people[*n].hubspot {
                     w.hs_update(id, json!({FIELDS[*k].0: v})).await;
@@ -586,7 +680,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         }
     }
     quiesce(&w).await?;
-    check(&w, history, &truth, &owners).await?;
+    check(&w, history, &truth, &owners, &merged).await?;
     // 5: a record that did not sync says why.
     for (side, object, id) in &unsyncable {
         let code = w.status(side, object, id).await.and_then(|s| s.last.code);
@@ -709,6 +803,7 @@ async fn check(
     history: &History,
     truth: &Truth,
     owners: &[(String, String)],
+    merged: &BTreeSet<usize>,
 ) -> Result<(), String> {
     // 2, companies: one Account per domain, and no HubSpot company of our making.
     let accounts = w.sf_records("Account").await;
@@ -755,6 +850,31 @@ async fn check(
             .filter(|c| c["properties"]["email"] == json!(e))
             .collect();
         let sf: Vec<&Value> = people.iter().filter(|r| r["Email"] == json!(e)).collect();
+        if merged.contains(&n) {
+            // Merged away in HubSpot: no contact of its own; its Salesforce record
+            // stays (once) and says why it no longer syncs (2 and 5).
+            let (object, id) = sf
+                .first()
+                .map(|r| {
+                    (
+                        r["attributes"]["type"].as_str().unwrap_or_default(),
+                        r["Id"].as_str().unwrap_or_default(),
+                    )
+                })
+                .unwrap_or_default();
+            let code = w
+                .status("salesforce", object, id)
+                .await
+                .and_then(|s| s.last.code);
+            if !hs.is_empty() || sf.len() != 1 || code.as_deref() != Some("merged_in_hubspot") {
+                return Err(format!(
+                    "{e}, merged into another contact in HubSpot: {} HubSpot contacts, {} Salesforce people, status code {code:?}",
+                    hs.len(),
+                    sf.len()
+                ));
+            }
+            continue;
+        }
         // 2 and 5: exactly one record on each side.
         if hs.len() != 1 || sf.len() != 1 {
             let id = |r: &Value, k: &str| r[k].as_str().unwrap_or_default().to_owned();

@@ -1,0 +1,108 @@
+//! HubSpot merges of synced contacts: the merged contact (a new id) keeps the partner
+//! whose Salesforce id it carries, whichever side's change is worked first; the other
+//! contact's Salesforce record stays, unsynced, saying why. Nothing is duplicated and
+//! no Salesforce record takes the survivor's email.
+
+use serde_json::json;
+
+use super::prop;
+use crate::pipeline::world::{SEARCH_LAG_MS, Setup, World};
+use crmsync_shared::ports::Outcome;
+
+async fn lead_for(w: &World, email: &str, title: &str) -> (String, String) {
+    let contact = w
+        .hs_create(json!({"email": email, "lastname": "Merged", "jobtitle": title}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    (
+        contact,
+        leads[0]["Id"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// Found by the convergence harness (history 62): the merged-away contact's Lead was
+/// edited and synced before the survivor was (HubSpot's search had not shown the
+/// survivor yet), and the survivor took that Lead as its partner: the survivor's
+/// email went to it (refused as a duplicate), and the primary's Lead lost its partner.
+#[tokio::test]
+async fn history_62_a_merged_away_contacts_lead_worked_first_does_not_take_the_survivor() {
+    // By polling, so that the Lead's change is worked before HubSpot's search shows
+    // the merged contact (pushes would bring both at once).
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let (primary, primary_lead) = lead_for(&w, "primary@example.org", "Primary").await;
+    let (other, other_lead) = lead_for(&w, "other@example.org", "Other").await;
+    let survivor = w
+        .post(
+            &w.hs_control("/objects/contacts/merge"),
+            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
+        )
+        .await;
+    let survivor = survivor["id"].as_str().unwrap_or_default().to_owned();
+    assert!(!survivor.is_empty());
+    w.sf_update("Lead", &other_lead, json!({"Phone": "+1 555 0062"}))
+        .await;
+    // The Lead's change alone: the merged contact is not in HubSpot's search yet.
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    w.advance(SEARCH_LAG_MS + 1_000);
+    w.poll_and_settle().await;
+    w.hs_update(&survivor, json!({"jobtitle": "After the merge"}))
+        .await;
+    w.sync().await;
+
+    let primary_leads = w.sf_by_email("Lead", "primary@example.org").await;
+    assert_eq!(primary_leads.len(), 1, "{primary_leads:?}");
+    assert_eq!(primary_leads[0]["Id"], json!(primary_lead));
+    assert_eq!(primary_leads[0]["Title"], json!("After the merge"));
+    assert_eq!(
+        primary_leads[0]["HubSpot_Contact_Id__c"],
+        json!(survivor),
+        "the primary's Lead is the survivor's partner"
+    );
+    let other_leads = w.sf_by_email("Lead", "other@example.org").await;
+    assert_eq!(other_leads.len(), 1, "{other_leads:?}");
+    let status = w
+        .status("salesforce", "Lead", &other_lead)
+        .await
+        .unwrap_or_else(|| panic!("the other Lead has no status"));
+    assert_eq!(status.last.outcome, Outcome::Skipped);
+    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    let contacts = w.hs_contacts().await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(prop(&contacts[0], "email"), &json!("primary@example.org"));
+}
+
+/// The survivor worked first (by push, the usual case): the other contact's Lead says
+/// why it no longer syncs at once, without waiting for its own next edit.
+#[tokio::test]
+async fn a_merge_tells_the_other_lead_at_once() {
+    let w = World::start(Setup::default()).await;
+    let (primary, _) = lead_for(&w, "first@example.org", "First").await;
+    let (other, other_lead) = lead_for(&w, "second@example.org", "Second").await;
+    w.post(
+        &w.hs_control("/objects/contacts/merge"),
+        json!({"primaryObjectId": primary, "objectIdToMerge": other}),
+    )
+    .await;
+    w.sync().await;
+    let status = w
+        .status("salesforce", "Lead", &other_lead)
+        .await
+        .unwrap_or_else(|| panic!("the other Lead has no status"));
+    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    assert!(
+        status
+            .last
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("merge the two Salesforce records")),
+        "{:?}",
+        status.last.message
+    );
+}
