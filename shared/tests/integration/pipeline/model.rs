@@ -541,6 +541,28 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                 owner,
             } => {
                 let (hubspot_owner, user) = &owners[*owner];
+                // Choosing the owner a record has already changes nothing (no field
+                // history, no newer value): not an edit the truth should count.
+                let has = if *in_salesforce {
+                    let id = people[*n].salesforce.as_ref().map(|(_, id)| id.clone());
+                    let object = people[*n].salesforce.as_ref().map(|(o, _)| o.clone());
+                    let records = w.sf_records(object.as_deref().unwrap_or("Lead")).await;
+                    records
+                        .iter()
+                        .find(|r| id.as_deref().is_some_and(|id| r["Id"] == json!(id)))
+                        .is_some_and(|r| r["OwnerId"] == json!(user))
+                } else {
+                    w.hs_contacts().await.iter().any(|c| {
+                        people[*n]
+                            .hubspot
+                            .as_deref()
+                            .is_some_and(|id| c["id"] == json!(id))
+                            && c["properties"]["hubspot_owner_id"] == json!(hubspot_owner)
+                    })
+                };
+                if has {
+                    continue;
+                }
                 if *in_salesforce {
                     if let Some((object, id)) = &people[*n].salesforce {
                         w.sf_update(object, id, json!({"OwnerId": user})).await;
