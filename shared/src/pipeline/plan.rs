@@ -13,7 +13,7 @@ use super::work::{Work, hubspot_snapshot};
 use super::writes::Planned;
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline};
 use crate::domain::Side;
-use crate::domain::merge::{Action, MergeRules, Reason, merge_fields};
+use crate::domain::merge::{Action, MergeRules, merge_fields};
 use crate::domain::metadata::PairMeta;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{ErrorClass, FieldChange, Outcome, WorkItem};
@@ -58,9 +58,6 @@ impl Pipeline {
             let (Some(h), Some(s)) = (&w.hubspot, &w.salesforce) else {
                 continue;
             };
-            if !h.history.is_empty() {
-                continue;
-            }
             if !metas.contains_key(&s.object) {
                 let meta = self.pair_meta(&spec.hubspot_object, &s.object).await;
                 metas.insert(s.object.clone(), meta);
@@ -77,16 +74,13 @@ impl Pipeline {
             let last = w.link.as_ref().map(|l| &l.last_synced);
             let salesforce = run.hooks.salesforce_snapshot(s);
             let plan = merge_fields(&rules, &hubspot_snapshot(h), &salesforce, last);
-            let timed = plan.fields.iter().any(|f| {
-                matches!(
-                    f.reason,
-                    Reason::ConflictMostRecent
-                        | Reason::ConflictPreferred
-                        | Reason::FirstSyncMostRecent
-                )
-            });
+            let timed = plan.fields.iter().any(|f| f.timed);
             if timed {
-                ids.push(h.id.clone());
+                // Read with its history already (by a search): the Salesforce side's
+                // field times are still needed.
+                if h.history.is_empty() {
+                    ids.push(h.id.clone());
+                }
                 timed_salesforce
                     .entry(s.object.clone())
                     .or_default()
@@ -99,11 +93,14 @@ impl Pipeline {
                 }
             }
         }
-        if ids.is_empty() {
+        if timed_salesforce.is_empty() {
             return Ok(());
         }
         self.salesforce_field_times(run, works, &timed_salesforce)
             .await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
         let props = self.pair_properties(run);
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
         let history: Vec<&str> = self

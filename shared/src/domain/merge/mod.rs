@@ -284,6 +284,11 @@ pub struct FieldOutcome<'c> {
     pub reason: Reason,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Which side moves was decided by when each side changed (or would be, with the
+    /// times known): the pair's field histories matter, even when the chosen value
+    /// was then held back.
+    #[serde(skip)]
+    pub timed: bool,
 }
 
 /// The result of merging one record pair.
@@ -354,6 +359,7 @@ pub fn merge_fields<'c>(
             action: Action::None,
             reason: decision.reason,
             detail: decision.detail,
+            timed: decision.timed,
         });
         match decision.result {
             Outcome::Keep => {}
@@ -436,11 +442,14 @@ struct Decision<'v> {
     result: Outcome<'v>,
     reason: Reason,
     detail: Option<String>,
+    /// The moving side was chosen by when each side changed.
+    timed: bool,
 }
 
 impl Decision<'_> {
     fn keep(reason: Reason, detail: Option<String>) -> Self {
         Decision {
+            timed: false,
             result: Outcome::Keep,
             reason,
             detail,
@@ -511,6 +520,7 @@ fn decide<'c>(
         || same_meaning(rule, &hv, &sv, pair);
     if in_sync {
         return Decision {
+            timed: false,
             result: Outcome::Agreed {
                 hubspot: hs_raw,
                 salesforce: sf_raw,
@@ -633,6 +643,7 @@ fn decide<'c>(
             },
         };
         Decision {
+            timed: false,
             result: Outcome::Write(Box::new(Pending {
                 target,
                 field: target_field.to_owned(),
@@ -653,7 +664,12 @@ fn decide<'c>(
             }),
         }
     };
-    move_value().held_as(seen)
+    let mut decision = move_value().held_as(seen);
+    decision.timed = matches!(
+        reason,
+        Reason::ConflictMostRecent | Reason::ConflictPreferred | Reason::FirstSyncMostRecent
+    );
+    decision
 }
 
 fn untranslatable(u: Untranslatable) -> Decision<'static> {

@@ -92,3 +92,44 @@ both_ways!(
     owner_changes_follow_after_an_unmatched_owner_both_ways,
     owner_changes_follow_after_an_unmatched_owner
 );
+
+/// Found by the harness (history 698): a Lead the sync made (its owner the integration
+/// user, whom HubSpot does not know) deleted and restored, its contact given an owner
+/// in HubSpot, then the Lead converted before any of it synced: the owner given in
+/// HubSpot reaches the Contact.
+async fn an_owner_given_before_a_resumed_conversion_reaches_the_contact(push: bool) {
+    let w = owners_world(push).await;
+    let pairs = owner_pairs(&w).await;
+    let email = "owned-converted@example.org";
+    let contact = w
+        .hs_create(json!({"email": email, "lastname": "Owned"}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
+    w.delete(&w.sf_control(&format!("/objects/Lead/{lead}")))
+        .await;
+    w.sync().await;
+    w.post(
+        &w.sf_control(&format!("/objects/Lead/{lead}/undelete")),
+        json!({}),
+    )
+    .await;
+    w.advance(10);
+    w.hs_update(&contact, json!({"hubspot_owner_id": pairs[1].0}))
+        .await;
+    w.advance(10);
+    w.post(
+        &w.sf_control(&format!("/leads/{lead}/convert")),
+        json!({"createOpportunity": false}),
+    )
+    .await;
+    w.sync().await;
+    let contacts = w.sf_by_email("Contact", email).await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["OwnerId"], json!(pairs[1].1), "{contacts:?}");
+}
+both_ways!(
+    history_698_an_owner_given_before_a_resumed_conversion_reaches_the_contact,
+    an_owner_given_before_a_resumed_conversion_reaches_the_contact
+);
