@@ -268,6 +268,23 @@ pub async fn claims(store: &dyn ClaimStore) {
             .unwrap(),
         "only the holder releases"
     );
+    // Released for all: any later claim takes it (a webhook's redelivery).
+    assert!(
+        store
+            .claim("event:1", "intake-1", 60_000, 10)
+            .await
+            .unwrap()
+    );
+    store
+        .release("event:1", "intake-1", crate::ports::RELEASED_FOR_ALL)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .claim("event:1", "intake-2", 60_000, 10)
+            .await
+            .unwrap()
+    );
 
     assert!(
         store

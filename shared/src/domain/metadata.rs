@@ -70,13 +70,6 @@ pub struct PairMeta {
     /// The org's State and Country/Territory picklists, where they are on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub places: Option<std::sync::Arc<super::geo::PlaceCatalog>>,
-    /// The Salesforce fields whose changes the org keeps in field history
-    /// (`FieldDefinition.IsFieldHistoryTracked`); `None` when it could not be read.
-    /// A tracked field without a history row has not changed since the record was
-    /// created; an untracked one may have changed at any time up to the record's last
-    /// modification.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history_tracked: Option<std::collections::BTreeSet<String>>,
 }
 
 /// The types of the fields of HubSpot's and Salesforce's standard objects that the

@@ -44,6 +44,8 @@ use crate::ports::{
 
 /// Field metadata per `{hubspot object}/{sObject}`, with when it was read.
 pub type MetadataCache = HashMap<String, (i64, Arc<PairMeta>)>;
+/// History-tracked fields per sObject (`None`: unknown), with when they were read.
+type TrackedFields = HashMap<String, (i64, Option<std::collections::BTreeSet<String>>)>;
 
 /// Everything a sync needs, built once per process (per Lambda cold start).
 #[derive(Clone)]
@@ -74,6 +76,9 @@ pub struct Pipeline {
     /// Both CRMs' field metadata per object pair, read once per process.
     /// Read at (clock ms), per pair and sObject; read again after [`METADATA_TTL_MS`].
     pub metadata: Arc<tokio::sync::Mutex<MetadataCache>>,
+    /// Per sObject, the fields the org keeps field history for, with when they were
+    /// read ([`Pipeline::history_tracked`]).
+    tracked_fields: Arc<tokio::sync::Mutex<TrackedFields>>,
     /// Outcomes recorded by this process (for metrics).
     pub tally: Arc<Tally>,
     /// The enabled object pairs, in dependency order.
@@ -177,6 +182,7 @@ impl Pipeline {
             sabotage: None,
             crash_once: Arc::default(),
             metadata: Arc::default(),
+            tracked_fields: Arc::default(),
             tally: Arc::default(),
             broken: Arc::default(),
             meta_generation: Arc::default(),
@@ -217,7 +223,6 @@ impl Pipeline {
                 tracing::warn!(message = "Salesforce describe unavailable", object = sobject, error = %e)
             }
         }
-        meta.history_tracked = self.history_tracked(sobject).await;
         let meta = Arc::new(meta);
         if !meta.hubspot.is_empty() && !meta.salesforce.is_empty() {
             cache.insert(key, (now, meta.clone()));
@@ -226,9 +231,32 @@ impl Pipeline {
     }
 
     /// The fields of `sobject` the org keeps field history for, from Setup's
-    /// `FieldDefinition` rows; `None` when they cannot be read (the integration user
+    /// `FieldDefinition` rows, read when a merge first needs field times and kept as
+    /// long as field metadata; `None` when they cannot be read (the integration user
     /// may lack "View Setup and Configuration"): record times then stand for fields.
-    async fn history_tracked(&self, sobject: &str) -> Option<std::collections::BTreeSet<String>> {
+    /// A tracked field without a history row has not changed since the record was
+    /// created; an untracked one may have changed at any time up to the record's last
+    /// modification.
+    pub(crate) async fn history_tracked(
+        &self,
+        sobject: &str,
+    ) -> Option<std::collections::BTreeSet<String>> {
+        let now = self.clock.now_ms();
+        let mut cache = self.tracked_fields.lock().await;
+        if let Some((at, fields)) = cache.get(sobject)
+            && now - at < METADATA_TTL_MS
+        {
+            return fields.clone();
+        }
+        let fields = self.read_history_tracked(sobject).await;
+        cache.insert(sobject.to_owned(), (now, fields.clone()));
+        fields
+    }
+
+    async fn read_history_tracked(
+        &self,
+        sobject: &str,
+    ) -> Option<std::collections::BTreeSet<String>> {
         let soql = format!(
             "SELECT QualifiedApiName FROM FieldDefinition WHERE EntityDefinition.QualifiedApiName = {} AND IsFieldHistoryTracked = true",
             flow::soql_literal(sobject)
@@ -538,6 +566,13 @@ impl Pipeline {
     /// (`crmsync errors` lists it; `crmsync resync --code RETRIES_EXHAUSTED` tries
     /// again). The record's next successful sync replaces this status.
     pub async fn gave_up(&self, item: &WorkItem, why: &str, attempts: u32) {
+        // A record that already says why it waits or fails (waiting for a related
+        // record, a CRM error) keeps its more precise reason.
+        if let Ok(Some(status)) = self.status.status(&record_ref(item)).await
+            && status.last.outcome != Outcome::Synced
+        {
+            return;
+        }
         let message = format!(
             "not synced after {attempts} attempts, the last because {why}; its change is in the dead letters"
         );

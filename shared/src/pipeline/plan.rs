@@ -165,12 +165,8 @@ impl Pipeline {
                 }
                 Err(e) => return Err(format!("Salesforce field history unreadable: {e}")),
             };
-            if let Some(fields) = &self
-                .pair_meta(&run.spec.hubspot_object, sobject)
-                .await
-                .history_tracked
-            {
-                tracked.insert(sobject.clone(), fields.clone());
+            if let Some(fields) = self.history_tracked(sobject).await {
+                tracked.insert(sobject.clone(), fields);
             }
             for row in rows.iter().filter_map(Value::as_object) {
                 let text = |k: &str| row.get(k).and_then(Value::as_str);

@@ -106,6 +106,7 @@ pub trait ClaimStore: Send + Sync {
     /// same or an earlier `now` (batches that began by the release): their reads may predate
     /// what the holder made or linked, so they must read again (a company created by
     /// one worker, missed by another's earlier read, was otherwise created twice).
+    /// [`RELEASED_FOR_ALL`] frees the key for every later claim.
     async fn release(&self, key: &str, owner: &str, now: Millis) -> Result<(), StoreError>;
     /// Records an event key; `true` the first time it is seen within `ttl_ms`.
     async fn first_sight(
@@ -115,6 +116,10 @@ pub trait ClaimStore: Send + Sync {
         now: Millis,
     ) -> Result<bool, StoreError>;
 }
+
+/// The `now` of a release that frees a key for any claim (an intake that failed to
+/// queue a webhook's event lets its redelivery take it, however soon).
+pub const RELEASED_FOR_ALL: Millis = 0;
 
 /// One unit of queued work: a record to sync, by reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

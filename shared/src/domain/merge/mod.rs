@@ -160,12 +160,11 @@ impl<'de> Deserialize<'de> for LastSynced {
 pub struct SyncedField {
     pub hubspot: Value,
     pub salesforce: Value,
-    /// The values as last seen when this side's value was held back (an owner with
-    /// no match, a value the target refuses): the sides disagree as recorded here, so
-    /// a later change on either side is a change, and while neither changes the hold
-    /// is decided again (and its reason reported again). Without it, a held field
-    /// had no last-synced value, and the preferred side's held value kept beating
-    /// every later change of the other side.
+    /// Set when this side's value was held back at the field's first sync (an owner
+    /// with no match, a value the target refuses): the values are the pair as seen
+    /// then, not agreed ones, so a later change on either side is a change. Without
+    /// them the field had no last-synced value, and the preferred side's held value
+    /// kept beating every later change of the other side.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held: Option<Side>,
 }
@@ -664,7 +663,15 @@ fn decide<'c>(
             }),
         }
     };
-    let mut decision = move_value().held_as(seen);
+    // Held at a first sync: the pair as seen becomes its last-synced value, or the
+    // preferred side's held value would win again over every later change of the
+    // other. With a last-synced value, change detection works as it is (and an
+    // echo of a held value costs no state write).
+    let mut decision = if last.is_none() {
+        move_value().held_as(seen)
+    } else {
+        move_value()
+    };
     decision.timed = matches!(
         reason,
         Reason::ConflictMostRecent | Reason::ConflictPreferred | Reason::FirstSyncMostRecent
@@ -732,11 +739,7 @@ fn choose_source(
         sv,
     );
     match (hs_changed, sf_changed) {
-        // A hold stands while neither side changes: decided again, its reason told.
-        (false, false) => last.held.map(|side| match side {
-            Side::HubSpot => (side, Reason::ChangedInHubspot),
-            Side::Salesforce => (side, Reason::ChangedInSalesforce),
-        }),
+        (false, false) => None,
         (true, false) => Some((Side::HubSpot, Reason::ChangedInHubspot)),
         (false, true) => Some((Side::Salesforce, Reason::ChangedInSalesforce)),
         (true, true) => Some(match newer() {

@@ -555,9 +555,9 @@ fn owners_translate_by_email_and_an_unmatched_one_is_held() {
     assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerNotMatched);
 }
 
-/// A held value is remembered with the pair as seen: while neither side changes it
-/// stays held (its reason told again, nothing written); a later change on the other
-/// side moves, where without the memory the preferred side's held value kept winning.
+/// A value held at a first sync is remembered with the pair as seen: while neither
+/// side changes nothing moves; a later change on the other side does, where without
+/// the memory the preferred side's held value kept winning.
 #[test]
 fn a_held_owner_does_not_block_a_later_change_of_the_other_side() {
     let mut case = Case::new(&field(
@@ -590,7 +590,24 @@ fn a_held_owner_does_not_block_a_later_change_of_the_other_side() {
         Some(&seen),
     );
     assert_eq!((hw, sw), (json!({}), json!({})));
-    assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerNotMatched);
+    assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::Unchanged);
+    // The first sync itself records the pair as seen.
+    let mut rules = MergeRules::new(
+        &case.config,
+        "companies",
+        "Account",
+        &case.meta,
+        &case.owners,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    rules.resumed = false;
+    let plan = merge_fields(
+        &rules,
+        &snap(json!({"hubspot_owner_id": ""}), 1),
+        &snap(json!({"OwnerId": "005B"}), 9),
+        None,
+    );
+    assert_eq!(plan.next_last_synced(None), seen);
     let (hw, sw, _) = case.merge(
         &snap(json!({"hubspot_owner_id": "101"}), 10),
         &snap(json!({"OwnerId": "005B"}), 9),

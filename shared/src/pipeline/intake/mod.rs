@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::Pipeline;
 use crate::domain::Side;
-use crate::ports::{CursorStore, WorkItem, WorkQueue};
+use crate::ports::{CursorStore, RELEASED_FOR_ALL, WorkItem, WorkQueue};
 use crate::secret::Secret;
 
 /// Bodies larger than this are refused (a HubSpot batch of 100 events or a Salesforce
@@ -201,8 +201,11 @@ impl Intake {
 
     async fn release(&self, keys: &[String], owner: &str) {
         for key in keys {
-            let now = self.pipeline.clock.now_ms();
-            let _ = self.pipeline.claims.release(key, owner, now).await;
+            let _ = self
+                .pipeline
+                .claims
+                .release(key, owner, RELEASED_FOR_ALL)
+                .await;
         }
     }
 
