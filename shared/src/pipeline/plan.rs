@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::{PairRun, PlanCheck, Verdict};
 use super::sabotage::Sabotage;
-use super::work::{Work, hubspot_snapshot};
+use super::work::{Record, Work, hubspot_snapshot};
 use super::writes::Planned;
 use super::{CLAIM_TTL_MS, ItemOutcome, Pipeline};
 use crate::domain::Side;
@@ -96,6 +96,8 @@ impl Pipeline {
         if timed_salesforce.is_empty() {
             return Ok(());
         }
+        self.find_converted_from(run, works, &mut timed_salesforce)
+            .await?;
         self.salesforce_field_times(run, works, &timed_salesforce)
             .await?;
         if ids.is_empty() {
@@ -118,6 +120,57 @@ impl Pipeline {
             if let Some(r) = fresh.iter().find(|r| r.id == h.id) {
                 w.hubspot = Some(r.clone());
             }
+        }
+        Ok(())
+    }
+
+    /// The Leads that timed Contacts were converted from, where a batch before this one
+    /// followed the conversion: a Contact's inherited values date from its Lead (the
+    /// Lead's field history and creation), not from the conversion, which would make
+    /// them newer than an edit made in HubSpot before it. One query per sObject.
+    async fn find_converted_from(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+        timed: &mut HashMap<String, Vec<String>>,
+    ) -> Result<(), String> {
+        let mut found: Vec<Record> = Vec::new();
+        for (sobject, ids) in timed.iter() {
+            let Some((from, field)) = run.hooks.converted_from_field(sobject) else {
+                continue;
+            };
+            let fields = self.pair_fields(run, from);
+            let list: Vec<String> = ids.iter().map(|id| soql_literal(id)).collect();
+            let soql = format!(
+                "SELECT {} FROM {from} WHERE {field} IN ({})",
+                fields.join(", "),
+                list.join(", ")
+            );
+            let rows = self
+                .salesforce
+                .query(&soql, false)
+                .await
+                .map_err(|e| format!("Salesforce converted records unreadable: {e}"))?;
+            found.extend(
+                rows.iter()
+                    .filter_map(Value::as_object)
+                    .map(|r| Record::new(from, r.clone())),
+            );
+        }
+        for w in works.iter_mut().filter(|w| w.converted_from.is_none()) {
+            let Some(s) = &w.salesforce else { continue };
+            let Some(from) = found.iter().find(|r| {
+                run.hooks
+                    .converted_to(r)
+                    .is_some_and(|(o, id)| o == s.object && same_sf_id(&id, &s.id()))
+            }) else {
+                continue;
+            };
+            timed
+                .entry(from.object.clone())
+                .or_default()
+                .push(from.id());
+            w.converted_from = Some(from.clone());
         }
         Ok(())
     }

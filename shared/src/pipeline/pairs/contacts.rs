@@ -72,6 +72,10 @@ impl PairHooks for Contacts {
             .map(|c| ("Contact".to_owned(), c.to_owned()))
     }
 
+    fn converted_from_field(&self, sobject: &str) -> Option<(&'static str, &'static str)> {
+        (sobject == "Contact").then_some(("Lead", "ConvertedContactId"))
+    }
+
     fn admit(&self, work: &Work) -> Verdict {
         if work.origin == Some(Side::Salesforce)
             && self.settings.on_salesforce_update == SalesforceUpdateRule::DoNothing

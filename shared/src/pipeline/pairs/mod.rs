@@ -99,6 +99,12 @@ pub(crate) trait PairHooks: Send + Sync {
         None
     }
 
+    /// Where records of `sobject` may have been converted from: the sObject and the
+    /// field on it naming what it became (`Lead.ConvertedContactId` for Contacts).
+    fn converted_from_field(&self, _sobject: &str) -> Option<(&'static str, &'static str)> {
+        None
+    }
+
     /// The pair's rules, before anything is claimed or merged.
     fn admit(&self, _work: &Work) -> Verdict {
         Verdict::Go

@@ -133,3 +133,43 @@ both_ways!(
     history_698_an_owner_given_before_a_resumed_conversion_reaches_the_contact,
     an_owner_given_before_a_resumed_conversion_reaches_the_contact
 );
+
+/// Found by the harness (history 14): an owner given in HubSpot, then the Lead converted
+/// (its Contact keeps the Lead's unmatched owner), and the batch that followed the
+/// conversion failed after moving the link. The next batch saw a Contact and no Lead:
+/// the Contact's owner took the conversion's time, newer than the HubSpot edit, and
+/// won. A Contact's inherited values date from the Lead it was converted from.
+async fn an_owner_given_before_a_conversion_survives_a_retried_batch(push: bool) {
+    let w = owners_world(push).await;
+    let pairs = owner_pairs(&w).await;
+    let email = "owned-retried@example.org";
+    let contact = w
+        .hs_create(json!({"email": email, "lastname": "Owned"}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
+    w.advance(1_000);
+    w.hs_update(&contact, json!({"hubspot_owner_id": pairs[0].0}))
+        .await;
+    w.advance(500);
+    w.post(
+        &w.sf_control(&format!("/leads/{lead}/convert")),
+        json!({"createOpportunity": false}),
+    )
+    .await;
+    // The first batch moves the link to the Contact, then fails reading field history.
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"status": 503, "when": "History"}]}),
+    )
+    .await;
+    w.sync().await;
+    let contacts = w.sf_by_email("Contact", email).await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["OwnerId"], json!(pairs[0].1), "{contacts:?}");
+}
+both_ways!(
+    history_14_an_owner_given_before_a_conversion_survives_a_retried_batch,
+    an_owner_given_before_a_conversion_survives_a_retried_batch
+);
