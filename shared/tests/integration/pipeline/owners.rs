@@ -3,10 +3,10 @@
 //! with no match on the other side is held back with a reason and does not block a
 //! later owner that matches.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::prop;
-use crate::pipeline::world::{HS_TOKEN, Setup, World};
+use crate::pipeline::world::{Setup, World};
 
 async fn owners_world(push: bool) -> World {
     World::start(Setup {
@@ -17,34 +17,9 @@ async fn owners_world(push: bool) -> World {
     .await
 }
 
-/// (HubSpot owner id, Salesforce user id) of the worlds' owners, by email.
 async fn owner_pairs(w: &World) -> Vec<(String, String)> {
-    let owners: Value = w
-        .http
-        .get(format!("{}/crm/v3/owners", w.hs.url()))
-        .bearer_auth(HS_TOKEN)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .json()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let users = w.sf_records("User").await;
-    let mut pairs: Vec<(String, String)> = owners["results"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|o| {
-            let email = o["email"].as_str()?;
-            let user = users.iter().find(|u| u["Email"] == json!(email))?;
-            Some((
-                o["id"].as_str()?.to_owned(),
-                user["Id"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
-    pairs.sort();
-    assert!(pairs.len() >= 2, "{owners} {users:?}");
+    let pairs = w.owner_pairs().await;
+    assert!(pairs.len() >= 2, "owners on both sides: {pairs:?}");
     pairs
 }
 

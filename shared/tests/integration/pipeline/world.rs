@@ -610,6 +610,42 @@ impl World {
         }
     }
 
+    /// The owners who are users on both sides, (HubSpot owner id, Salesforce user id)
+    /// each, matched by email as the engine matches them, in email order.
+    pub async fn owner_pairs(&self) -> Vec<(String, String)> {
+        let owners = self
+            .send(
+                self.http
+                    .get(format!("{}/crm/v3/owners", self.hs.url()))
+                    .bearer_auth(HS_TOKEN),
+            )
+            .await;
+        let users = self.sf_records("User").await;
+        let mut pairs: Vec<(String, String, String)> = owners["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| {
+                let email = o["email"].as_str()?;
+                let user = users.iter().find(|u| {
+                    u["Email"]
+                        .as_str()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                })?;
+                Some((
+                    email.to_owned(),
+                    o["id"].as_str()?.to_owned(),
+                    user["Id"].as_str()?.to_owned(),
+                ))
+            })
+            .collect();
+        pairs.sort();
+        pairs
+            .into_iter()
+            .map(|(_, hubspot, user)| (hubspot, user))
+            .collect()
+    }
+
     pub async fn status(&self, side: &str, object: &str, id: &str) -> Option<RecordStatus> {
         let record = RecordRef {
             side: side.into(),
