@@ -1030,7 +1030,7 @@ async fn a_converted_lead_points_at_its_contact_and_refuses_updates() {
     let lead = o
         .create(
             "Lead",
-            json!({"LastName": "Lee", "Company": "Lee Co", "Email": "lee@leeco.com"}),
+            json!({"LastName": "Lee", "Company": "Lee Co", "Email": "lee@leeco.com", "Website": "https://leeco.com"}),
         )
         .await;
     let r = o
@@ -1063,10 +1063,15 @@ async fn a_converted_lead_points_at_its_contact_and_refuses_updates() {
     );
     let q = o
         .query(&format!(
-            "SELECT Email, Account.Name FROM Contact WHERE Id = '{contact}'"
+            "SELECT Email, Account.Name, Account.Website FROM Contact WHERE Id = '{contact}'"
         ))
         .await;
     assert_eq!(q.body["records"][0]["Account"]["Name"], "Lee Co");
+    // The standard mapping: the Lead's website becomes the Account's.
+    assert_eq!(
+        q.body["records"][0]["Account"]["Website"],
+        "https://leeco.com"
+    );
 }
 
 #[tokio::test]

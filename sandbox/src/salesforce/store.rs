@@ -1151,7 +1151,9 @@ impl Org {
                 let mut a = Map::new();
                 a.insert("Name".into(), get("Company"));
                 a.insert("OwnerId".into(), get("OwnerId"));
+                // Salesforce's standard conversion mapping.
                 for (from, to) in [
+                    ("Website", "Website"),
                     ("City", "BillingCity"),
                     ("Street", "BillingStreet"),
                     ("PostalCode", "BillingPostalCode"),
