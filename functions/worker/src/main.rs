@@ -5,7 +5,7 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use crmsync_shared::aws::{Deployment, cold_start};
 use crmsync_shared::metrics;
-use crmsync_shared::pipeline::ItemOutcome;
+use crmsync_shared::pipeline::{ItemOutcome, worker};
 use crmsync_shared::ports::{MAX_SEND_DELAY_MS, WorkItem, WorkQueue};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -78,10 +78,7 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
         Ok(c) => d.pipeline.sync_batch_under(&items, c).await,
         Err(_) => d.pipeline.sync_batch(&items).await,
     };
-    let max_receives = d.queue.max_receives().await.unwrap_or_else(|e| {
-        tracing::warn!(message = "the queue's dead-letter threshold is unknown", error = %e);
-        None
-    });
+    let max_receives = worker::dead_letter_threshold(d.queue.as_ref()).await;
     let mut retried = 0;
     for (((id, item), outcome), received) in ids.into_iter().zip(&items).zip(outcomes).zip(receives)
     {
@@ -93,10 +90,10 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             }
             ItemOutcome::Retry(reason) => {
                 tracing::info!(message = "retrying", record = %record, reason = %reason);
-                // The last receive before the DLQ: the record's status says why.
-                if max_receives.is_some_and(|max| received >= max) {
-                    d.pipeline.gave_up(item, &reason, received).await;
-                }
+                // On the last receive before the DLQ the record's status says why.
+                d.pipeline
+                    .retrying(item, &reason, received, max_receives)
+                    .await;
                 failures.push(failure(id));
                 retried += 1;
             }

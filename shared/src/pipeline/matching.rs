@@ -70,14 +70,9 @@ impl Pipeline {
             else {
                 return None;
             };
-            spec.sobjects.iter().find_map(|sobject| {
-                let id = spec
-                    .salesforce_id_property(sobject)
-                    .and_then(|p| h.properties.get(p))
-                    .and_then(Value::as_str)?;
-                (!id.is_empty() && !same_sf_id(id, &s.id()))
-                    .then(|| (sobject.clone(), id.to_owned()))
-            })
+            named_ids(spec, h)
+                .find(|(_, id)| !same_sf_id(id, &s.id()))
+                .map(|(sobject, id)| (sobject.clone(), id.to_owned()))
         };
         let mut named: HashMap<String, Vec<String>> = HashMap::new();
         for (sobject, id) in works.iter().filter_map(named_other) {
@@ -260,16 +255,7 @@ impl Pipeline {
         survivor: &HsRecord,
         link: &crate::ports::Link,
     ) -> Result<Option<crate::ports::Link>, String> {
-        let spec = &run.spec;
-        for sobject in &spec.sobjects {
-            let Some(id) = spec
-                .salesforce_id_property(sobject)
-                .and_then(|p| survivor.properties.get(p))
-                .and_then(Value::as_str)
-                .filter(|id| !id.is_empty())
-            else {
-                continue;
-            };
+        for (sobject, id) in named_ids(&run.spec, survivor) {
             if same_sf_id(id, &link.salesforce_id) {
                 return Ok(None);
             }
@@ -368,11 +354,9 @@ impl Pipeline {
     async fn match_named(&self, run: &PairRun, works: &mut [Work]) -> Result<(), String> {
         let spec = &run.spec;
         let named_of = |h: &HsRecord| -> Option<(String, String)> {
-            spec.sobjects.iter().find_map(|sobject| {
-                let property = spec.salesforce_id_property(sobject)?;
-                let id = h.properties.get(property).and_then(Value::as_str)?;
-                (!id.is_empty()).then(|| (sobject.clone(), id.to_owned()))
-            })
+            named_ids(spec, h)
+                .next()
+                .map(|(sobject, id)| (sobject.clone(), id.to_owned()))
         };
         let mut named: HashMap<String, Vec<String>> = HashMap::new();
         for w in works.iter().filter(|w| unlinked_hubspot(w)) {
@@ -694,6 +678,21 @@ fn merged_ids(h: &HsRecord) -> impl Iterator<Item = String> + '_ {
         .split(';')
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
+}
+
+/// The Salesforce records a HubSpot record names (its id properties), per sObject of
+/// the pair, in the pair's order.
+fn named_ids<'a>(
+    spec: &'a crate::domain::pair::PairSpec,
+    h: &'a HsRecord,
+) -> impl Iterator<Item = (&'a String, &'a str)> + 'a {
+    spec.sobjects.iter().filter_map(move |sobject| {
+        let id = spec
+            .salesforce_id_property(sobject)
+            .and_then(|p| h.properties.get(p))
+            .and_then(Value::as_str)?;
+        (!id.is_empty()).then_some((sobject, id))
+    })
 }
 
 fn unlinked_hubspot(w: &Work) -> bool {

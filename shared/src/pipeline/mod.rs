@@ -561,11 +561,22 @@ impl Pipeline {
         self.record(event).await;
     }
 
-    /// A reference retried for the last time: the queue moves it to the dead letters
-    /// next. Its record says so, with the last reason, so nothing is dropped silently
-    /// (`crmsync errors` lists it; `crmsync resync --code RETRIES_EXHAUSTED` tries
-    /// again). The record's next successful sync replaces this status.
-    pub async fn gave_up(&self, item: &WorkItem, why: &str, attempts: u32) {
+    /// A reference handed back for a retry, received `receives` times of the queue's
+    /// `max_receives`: on its last receive the queue moves it to the dead letters
+    /// next, so its record says so, with the last reason, and nothing is dropped
+    /// silently (`crmsync errors` lists it; `crmsync resync --code RETRIES_EXHAUSTED`
+    /// tries again). The record's next successful sync replaces this status.
+    pub async fn retrying(
+        &self,
+        item: &WorkItem,
+        why: &str,
+        receives: u32,
+        max_receives: Option<u32>,
+    ) {
+        if max_receives.is_none_or(|max| receives < max) {
+            return;
+        }
+        let attempts = receives;
         // A record that already says why it waits or fails (waiting for a related
         // record, a CRM error) keeps its more precise reason.
         if let Ok(Some(status)) = self.status.status(&record_ref(item)).await

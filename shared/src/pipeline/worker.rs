@@ -28,6 +28,15 @@ pub fn retry_delay_ms(receives: u32) -> i64 {
     (RETRY_BASE_MS << shift).min(RETRY_MAX_MS)
 }
 
+/// How many receives an item gets before the dead letters; `None` when unknown (the
+/// worker then cannot tell a last attempt, and logs why).
+pub async fn dead_letter_threshold(queue: &dyn WorkQueue) -> Option<u32> {
+    queue.max_receives().await.unwrap_or_else(|e| {
+        tracing::warn!(message = "the queue's dead-letter threshold is unknown", error = %e);
+        None
+    })
+}
+
 /// Receives up to `max` items and syncs them as one batch. While the sync is paused
 /// nothing is received, so nothing counts towards the dead letters.
 pub async fn run_once(
@@ -48,10 +57,7 @@ pub async fn run_once(
     }
     let items: Vec<_> = deliveries.iter().map(|d| d.item.clone()).collect();
     let outcomes = pipeline.sync_batch_under(&items, &controls).await;
-    let max_receives = queue.max_receives().await.unwrap_or_else(|e| {
-        tracing::warn!(message = "the queue's dead-letter threshold is unknown", error = %e);
-        None
-    });
+    let max_receives = dead_letter_threshold(queue).await;
     let mut round = Round {
         received: deliveries.len(),
         ..Round::default()
@@ -69,11 +75,9 @@ pub async fn run_once(
             }
             ItemOutcome::Retry(why) => {
                 tracing::info!(message = "retrying a record", record = %delivery.item.id, reason = %why);
-                if max_receives.is_some_and(|max| delivery.receives >= max) {
-                    pipeline
-                        .gave_up(&delivery.item, &why, delivery.receives)
-                        .await;
-                }
+                pipeline
+                    .retrying(&delivery.item, &why, delivery.receives, max_receives)
+                    .await;
                 queue
                     .retry(delivery, retry_delay_ms(delivery.receives))
                     .await?;
