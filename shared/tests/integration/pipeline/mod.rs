@@ -36,6 +36,18 @@ async fn world(push: bool, config: String) -> World {
     .await
 }
 
+/// A HubSpot contact (title "Before") synced to its new Lead: (contact id, Lead id).
+async fn linked_lead(w: &World, email: &str) -> (String, String) {
+    let contact = w
+        .hs_create(json!({"email": email, "lastname": "Restored", "jobtitle": "Before"}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
+    (contact, lead)
+}
+
 fn prop<'a>(record: &'a Value, name: &str) -> &'a Value {
     &record["properties"][name]
 }

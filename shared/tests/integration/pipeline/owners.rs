@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::prop;
+use super::{linked_lead, prop};
 use crate::pipeline::world::{Setup, World};
 
 async fn owners_world(push: bool) -> World {
@@ -76,12 +76,7 @@ async fn an_owner_given_before_a_resumed_conversion_reaches_the_contact(push: bo
     let w = owners_world(push).await;
     let pairs = owner_pairs(&w).await;
     let email = "owned-converted@example.org";
-    let contact = w
-        .hs_create(json!({"email": email, "lastname": "Owned"}))
-        .await;
-    w.sync().await;
-    let leads = w.sf_by_email("Lead", email).await;
-    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
+    let (contact, lead) = linked_lead(&w, email).await;
     w.delete(&w.sf_control(&format!("/objects/Lead/{lead}")))
         .await;
     w.sync().await;
@@ -118,12 +113,7 @@ async fn an_owner_given_before_a_conversion_survives_a_retried_batch(push: bool)
     let w = owners_world(push).await;
     let pairs = owner_pairs(&w).await;
     let email = "owned-retried@example.org";
-    let contact = w
-        .hs_create(json!({"email": email, "lastname": "Owned"}))
-        .await;
-    w.sync().await;
-    let leads = w.sf_by_email("Lead", email).await;
-    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
+    let (contact, lead) = linked_lead(&w, email).await;
     w.advance(1_000);
     w.hs_update(&contact, json!({"hubspot_owner_id": pairs[0].0}))
         .await;

@@ -4,20 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::{prop, world};
+use super::{linked_lead, prop, world};
 use crate::pipeline::world::World;
 use crmsync_shared::domain::config::DEFAULT_TOML;
-
-async fn linked_lead(w: &World, email: &str) -> (String, String) {
-    let contact = w
-        .hs_create(json!({"email": email, "lastname": "Restored", "jobtitle": "Before"}))
-        .await;
-    w.sync().await;
-    let leads = w.sf_by_email("Lead", email).await;
-    assert_eq!(leads.len(), 1, "{leads:?}");
-    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
-    (contact, lead)
-}
 
 async fn contacts_with(w: &World, email: &str) -> Vec<Value> {
     w.hs_contacts()
