@@ -214,34 +214,57 @@ impl Pipeline {
                 .relink(link, &h.id, &link.salesforce_object, &link.salesforce_id)
                 .await
                 .map_err(|e| e.to_string())?;
-            // The other merged records' Salesforce partners stay, unsynced: each says
-            // why, now rather than at its next edit (crmsync never merges Salesforce
-            // records; a person does).
-            for other in links.iter().filter(|l| l.hubspot_id != link.hubspot_id) {
-                let item = WorkItem {
-                    side: Side::Salesforce,
-                    object: other.salesforce_object.clone(),
-                    id: other.salesforce_id.clone(),
-                    origin: "merge".into(),
-                };
-                let message = merged_message(
-                    &spec.hubspot_object,
-                    &relinked.hubspot_id,
-                    &relinked.salesforce_object,
-                    &relinked.salesforce_id,
-                );
-                let now = self.clock.now_ms();
-                self.note(
-                    &item,
-                    Side::Salesforce,
-                    Outcome::Skipped,
-                    Some(MERGED_IN_HUBSPOT),
-                    Some(message),
-                    now,
-                )
-                .await;
-            }
+            self.tell_merged_partners(run, h, &relinked).await?;
             w.link = Some(relinked);
+        }
+        Ok(())
+    }
+
+    /// The Salesforce partners of the other records merged into `survivor` (which now
+    /// syncs with `kept`) stay, unsynced: each says why, now rather than at its next
+    /// edit (crmsync never merges Salesforce records; a person does). Whichever side of
+    /// the merge syncs first calls this: the survivor's own change or its partner's.
+    async fn tell_merged_partners(
+        &self,
+        run: &PairRun,
+        survivor: &HsRecord,
+        kept: &crate::ports::Link,
+    ) -> Result<(), String> {
+        let spec = &run.spec;
+        for id in merged_ids(survivor).filter(|id| *id != survivor.id) {
+            let Some(other) = self
+                .links
+                .by_hubspot(&spec.name, &id)
+                .await
+                .map_err(|e| e.to_string())?
+            else {
+                continue;
+            };
+            if same_sf_id(&other.salesforce_id, &kept.salesforce_id) {
+                continue;
+            }
+            let item = WorkItem {
+                side: Side::Salesforce,
+                object: other.salesforce_object.clone(),
+                id: other.salesforce_id.clone(),
+                origin: "merge".into(),
+            };
+            let message = merged_message(
+                &spec.hubspot_object,
+                &kept.hubspot_id,
+                &kept.salesforce_object,
+                &kept.salesforce_id,
+            );
+            let now = self.clock.now_ms();
+            self.note(
+                &item,
+                Side::Salesforce,
+                Outcome::Skipped,
+                Some(MERGED_IN_HUBSPOT),
+                Some(message),
+                now,
+            )
+            .await;
         }
         Ok(())
     }
@@ -332,6 +355,7 @@ impl Pipeline {
                                 )
                                 .await
                                 .map_err(|e| e.to_string())?;
+                            self.tell_merged_partners(run, survivor, &relinked).await?;
                             w.link = Some(relinked);
                         }
                     }

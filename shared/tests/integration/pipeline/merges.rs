@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::prop;
 use crate::pipeline::world::{SEARCH_LAG_MS, Setup, World};
+use crmsync_shared::pipeline::poll::HUBSPOT_OVERLAP_MS;
 use crmsync_shared::ports::Outcome;
 
 async fn lead_for(w: &World, email: &str, title: &str) -> (String, String) {
@@ -105,4 +106,51 @@ async fn a_merge_tells_the_other_lead_at_once() {
         "{:?}",
         status.last.message
     );
+}
+
+/// Found by the convergence harness (history 4 with merges): the primary's Lead was
+/// worked first (a Salesforce edit polled before HubSpot's search showed the merged
+/// contact) and took the survivor as its partner; the survivor's own change then found
+/// it linked, and nothing told the other contact's Lead why it no longer syncs.
+#[tokio::test]
+async fn history_4_the_other_lead_is_told_when_the_primarys_lead_is_worked_first() {
+    // By polling, so that the Lead's change is worked alone (pushes would bring the
+    // merged contact at once).
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let (primary, primary_lead) = lead_for(&w, "primary@example.org", "Primary").await;
+    let (other, other_lead) = lead_for(&w, "other@example.org", "Other").await;
+    // Past the feeds' overlap: no poll reads the other Lead again by itself.
+    for _ in 0..2 {
+        w.advance(HUBSPOT_OVERLAP_MS + 1_000);
+        w.poll_and_settle().await;
+    }
+    w.post(
+        &w.hs_control("/objects/contacts/merge"),
+        json!({"primaryObjectId": primary, "objectIdToMerge": other}),
+    )
+    .await;
+    w.sf_update("Lead", &primary_lead, json!({"Phone": "+1 555 0004"}))
+        .await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    let status = w
+        .status("salesforce", "Lead", &other_lead)
+        .await
+        .unwrap_or_else(|| panic!("the other Lead has no status"));
+    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    // And it stays so once the survivor's own change is worked.
+    w.advance(SEARCH_LAG_MS + 1_000);
+    w.poll_and_settle().await;
+    let status = w
+        .status("salesforce", "Lead", &other_lead)
+        .await
+        .unwrap_or_else(|| panic!("the other Lead has no status"));
+    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    let contacts = w.hs_contacts().await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(prop(&contacts[0], "phone"), &json!("+1 555 0004"));
 }

@@ -217,8 +217,7 @@ impl History {
                     in_salesforce: extra.random_bool(0.5),
                 });
             }
-            // Drawn either way, so a seed's other steps do not depend on the switch.
-            if merges.random_bool(0.04) && with_merges() {
+            if merges.random_bool(0.04) {
                 steps.push(Step::MergeHubSpot {
                     a: merges.random_range(0..people),
                     b: merges.random_range(0..people),
@@ -1014,13 +1013,6 @@ async fn events_of(w: &World, records: &[(&str, &str, &str)]) -> String {
 /// 145, both fixed, `races.rs`); `CRMSYNC_MODEL_WORKERS=1` runs one per history.
 fn max_workers() -> usize {
     usize::try_from(env_u64("CRMSYNC_MODEL_WORKERS", 4).clamp(1, 16)).unwrap_or(4)
-}
-
-/// HubSpot merges in the histories: `CRMSYNC_MODEL_MERGES=1`. Off by default while
-/// an open finding stands (README): in about one replay in four of history 4, the
-/// merged-away contact's Salesforce record ends synced, without `merged_in_hubspot`.
-fn with_merges() -> bool {
-    env_u64("CRMSYNC_MODEL_MERGES", 0) == 1
 }
 
 fn env_u64(key: &str, default: u64) -> u64 {
