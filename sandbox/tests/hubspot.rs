@@ -616,6 +616,63 @@ async fn calls_are_counted_per_caller_and_endpoint_and_faults_hit_the_integratio
     );
 }
 
+/// A person associates records in the UI (the control API): no API call is counted, an
+/// injected fault does not hit it, and the API reads the association as any other.
+#[tokio::test]
+async fn a_persons_association_is_not_an_api_call() {
+    let p = portal(relaxed(), None).await;
+    let contact = p.create_contact("linked@example.com").await;
+    let company = p
+        .control(
+            "POST",
+            "/objects/companies",
+            Some(json!({"properties": {"name": "Linked Co"}})),
+        )
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    p.control(
+        "POST",
+        "/faults",
+        Some(json!({"faults": [{"status": 503}]})),
+    )
+    .await;
+    let before = p.control("GET", "/counters", None).await.body;
+    let r = p
+        .control(
+            "PUT",
+            &format!("/objects/contacts/{contact}/associations/companies/{company}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    assert_eq!(p.control("GET", "/counters", None).await.body, before);
+    // The fault is still armed: it meets the integration's next call.
+    let path = format!("/crm/v4/objects/contacts/{contact}/associations/companies");
+    assert_eq!(
+        p.api("GET", &path, None).await.status,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let r = p.api("GET", &path, None).await;
+    assert_eq!(
+        r.body["results"][0]["toObjectId"].as_str(),
+        Some(company.as_str()),
+        "{}",
+        r.body
+    );
+    // A record that does not exist is a 404, as in the API.
+    let r = p
+        .control(
+            "PUT",
+            &format!("/objects/contacts/{contact}/associations/companies/999999"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
 /// A scheduled person's edit lands right after the integration's next read (not before,
 /// not on a write), as a person's: the window a sync's read-modify-write has.
 #[tokio::test]
@@ -1041,6 +1098,28 @@ mod webhooks {
         assert_eq!(kinds, vec!["CONTACT_TO_COMPANY", "COMPANY_TO_CONTACT"]);
         assert_eq!(events[0]["subscriptionType"], "contact.associationChange");
         assert_eq!(events[0]["associationRemoved"], false);
+        // A person's association, in the UI, is heard as theirs.
+        let other = p
+            .control(
+                "POST",
+                "/objects/companies",
+                Some(json!({"properties": {"name": "Other Co"}})),
+            )
+            .await
+            .body["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let _ = next(&mut rx).await;
+        p.control(
+            "PUT",
+            &format!("/objects/contacts/{id}/associations/companies/{other}"),
+            None,
+        )
+        .await;
+        let (_, events, _) = next(&mut rx).await;
+        assert_eq!(events[0]["subscriptionType"], "contact.associationChange");
+        assert_eq!(events[0]["changeSource"], "CRM_UI");
     }
 
     #[tokio::test]

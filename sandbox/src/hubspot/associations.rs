@@ -74,6 +74,7 @@ fn announce(
     to: &RecordKey,
     removed: bool,
     types: &[(String, u32)],
+    source: Source,
 ) {
     let now = hs.clock.now_ms();
     let mut portal = lock(&hs.portal);
@@ -109,7 +110,7 @@ fn announce(
             association: Some(change),
             object_type_id: None,
             at_ms: now,
-            source: Source::Integration,
+            source,
         });
     }
 }
@@ -277,6 +278,21 @@ pub fn routes() -> Router<Arc<HubSpot>> {
 
 type Reply = Result<Response, HsError>;
 
+/// A person associates two records in HubSpot's UI (the default type): not an API
+/// call (no fault, no count), heard by webhooks as any association is.
+pub fn person_associates(
+    hs: &HubSpot,
+    from: (&str, &str),
+    to: (&str, &str),
+    person: Source,
+) -> Result<(), HsError> {
+    let (from, to) = resolve(hs, from, to)?;
+    let types = default_types(&from.0, &to.0)?;
+    lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
+    announce(hs, &from, &to, false, &types, person);
+    Ok(())
+}
+
 /// Checks that both records exist (live) and returns their canonical type names and ids.
 fn resolve(
     hs: &HubSpot,
@@ -331,7 +347,7 @@ async fn put_default(
     let (from, to) = resolve(&hs, (&from_type, &from_id), (&to_type, &to_id))?;
     let types = default_types(&from.0, &to.0)?;
     lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
-    announce(&hs, &from, &to, false, &types);
+    announce(&hs, &from, &to, false, &types, Source::Integration);
     let spec = json!({"associationCategory": types[0].0, "associationTypeId": types[0].1});
     let result = json!({"from": {"id": from.1.to_string()}, "to": {"id": to.1.to_string()}, "associationSpec": spec});
     Ok(batch_reply(vec![result], StatusCode::OK, hs.clock.now_ms()))
@@ -388,7 +404,7 @@ async fn put_labels(
         a.unlink((&from.0, from.1), (&to.0, to.1));
         a.link((&from.0, from.1), (&to.0, to.1), &types);
     }
-    announce(&hs, &from, &to, false, &types);
+    announce(&hs, &from, &to, false, &types, Source::Integration);
     Ok((
         StatusCode::CREATED,
         Json(labels_between(&hs, &from, &to, &types)),
@@ -402,7 +418,7 @@ async fn delete_pair(
 ) -> Reply {
     if let Ok((from, to)) = resolve(&hs, (&from_type, &from_id), (&to_type, &to_id)) {
         lock(&hs.associations).unlink((&from.0, from.1), (&to.0, to.1));
-        announce(&hs, &from, &to, true, &[]);
+        announce(&hs, &from, &to, true, &[], Source::Integration);
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -508,7 +524,7 @@ async fn batch_default(
         let (from, to) = resolve(&hs, (&from_type, &f), (&to_type, &t))?;
         let types = default_types(&from.0, &to.0)?;
         lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
-        announce(&hs, &from, &to, false, &types);
+        announce(&hs, &from, &to, false, &types, Source::Integration);
         results.push(json!({
             "from": {"id": from.1.to_string()},
             "to": {"id": to.1.to_string()},
@@ -529,7 +545,7 @@ async fn batch_create(
         let types = parse_types(&types)?;
         let (from, to) = resolve(&hs, (&from_type, &f), (&to_type, &t))?;
         lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
-        announce(&hs, &from, &to, false, &types);
+        announce(&hs, &from, &to, false, &types, Source::Integration);
         results.push(labels_between(&hs, &from, &to, &types));
     }
     Ok(batch_reply(results, StatusCode::CREATED, hs.clock.now_ms()))
@@ -603,7 +619,7 @@ async fn batch_archive(
             let to = t.get("id").and_then(Value::as_str).unwrap_or_default();
             if let Ok((f, t)) = resolve(&hs, (&from_type, &from), (&to_type, to)) {
                 lock(&hs.associations).unlink((&f.0, f.1), (&t.0, t.1));
-                announce(&hs, &f, &t, true, &[]);
+                announce(&hs, &f, &t, true, &[], Source::Integration);
             }
         }
     }

@@ -29,6 +29,10 @@ pub fn routes() -> Router<Arc<HubSpot>> {
         .route("/objects/{object_type}/{id}", patch(update).delete(archive))
         .route("/objects/{object_type}/merge", post(merge))
         .route("/objects/{object_type}/{id}/restore", post(restore))
+        .route(
+            "/objects/{object_type}/{id}/associations/{to_type}/{to_id}",
+            put(associate),
+        )
         .route("/faults", post(faults))
         .route("/counters", get(counters))
         .route("/writes", get(writes))
@@ -127,6 +131,15 @@ async fn restore(
         .parse()
         .map_err(|_| HsError::validation(format!("not a record id: {id}")))?;
     lock(&hs.portal).restore(&object_type, id, now, HUMAN)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// A person associates two records (HubSpot's default association type).
+async fn associate(
+    State(hs): State<Arc<HubSpot>>,
+    Path((object_type, id, to_type, to_id)): Path<(String, String, String, String)>,
+) -> Reply {
+    super::associations::person_associates(&hs, (&object_type, &id), (&to_type, &to_id), HUMAN)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -179,8 +179,9 @@ impl Pipeline {
     }
 
     /// A HubSpot merge makes one record of several: an unlinked survivor takes over a
-    /// link of the records merged into it (the one with the Salesforce id it carries
-    /// first), so the merge re-links instead of creating anything.
+    /// link of the records merged into it (the one with the Salesforce id it carries;
+    /// the first when it carries none), so the merge re-links instead of creating
+    /// anything.
     async fn take_over_merged_links(
         &self,
         run: &PairRun,
@@ -206,7 +207,12 @@ impl Pipeline {
                     .and_then(Value::as_str)
                     .is_some_and(|v| same_sf_id(v, &l.salesforce_id))
             };
-            let Some(link) = links.iter().find(|l| carried(l)).or(links.first()) else {
+            // A survivor naming a Salesforce record none of these links holds (its
+            // own link went with a deletion, history 146) is matched by that name
+            // instead: another merged record's partner is not its partner.
+            let names_none = named_ids(spec, h).next().is_none();
+            let fallback = links.first().filter(|_| names_none);
+            let Some(link) = links.iter().find(|l| carried(l)).or(fallback) else {
                 continue;
             };
             let relinked = self

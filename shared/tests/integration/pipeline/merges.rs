@@ -154,3 +154,54 @@ async fn history_4_the_other_lead_is_told_when_the_primarys_lead_is_worked_first
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert_eq!(prop(&contacts[0], "phone"), &json!("+1 555 0004"));
 }
+
+/// Found by the convergence harness (history 146): a merged contact deleted in HubSpot
+/// and restored from the recycle bin pairs with its Lead again, and later edits flow.
+#[tokio::test]
+async fn history_146_a_merged_contact_restored_syncs_again() {
+    let w = World::start(Setup::default()).await;
+    let (primary, primary_lead) = lead_for(&w, "primary@example.org", "Primary").await;
+    let (other, _) = lead_for(&w, "other@example.org", "Other").await;
+    let survivor = w
+        .post(
+            &w.hs_control("/objects/contacts/merge"),
+            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
+        )
+        .await;
+    let survivor = survivor["id"].as_str().unwrap_or_default().to_owned();
+    w.sync().await;
+    w.delete(&w.hs_control(&format!("/objects/contacts/{survivor}")))
+        .await;
+    w.sync().await;
+    w.post(
+        &w.hs_control(&format!("/objects/contacts/{survivor}/restore")),
+        json!({}),
+    )
+    .await;
+    w.sync().await;
+    w.hs_update(&survivor, json!({"jobtitle": "Restored"}))
+        .await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", "primary@example.org").await;
+    let events = |id: String| async move {
+        let record = crmsync_shared::ports::RecordRef {
+            side: "hubspot".into(),
+            object: "contacts".into(),
+            id,
+        };
+        w.runner
+            .pipeline
+            .status
+            .history(&record, w.clock.now_ms())
+            .await
+            .unwrap_or_default()
+    };
+    assert_eq!(leads.len(), 1, "{leads:?}");
+    assert_eq!(leads[0]["Id"], json!(primary_lead));
+    assert_eq!(
+        leads[0]["Title"],
+        json!("Restored"),
+        "{:#?}",
+        events(survivor.clone()).await
+    );
+}

@@ -319,6 +319,19 @@ impl World {
         assert!(r.status().is_success(), "associate: {}", r.status());
     }
 
+    /// A person associates two HubSpot records in the UI (the sandbox's control API:
+    /// no API call, no injected fault).
+    pub async fn hs_person_associates(&self, from: &str, id: &str, to: &str, to_id: &str) {
+        let url = self.hs_control(&format!("/objects/{from}/{id}/associations/{to}/{to_id}"));
+        let r = self
+            .http
+            .put(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(r.status().is_success(), "associate: {}", r.status());
+    }
+
     /// The ids a HubSpot record is associated with, as HubSpot's v4 API reads them.
     pub async fn hs_associated(&self, from: &str, id: &str, to: &str) -> Vec<String> {
         let url = format!(

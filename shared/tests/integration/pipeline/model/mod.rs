@@ -3,7 +3,9 @@
 //! Each history is seeded: people create contacts on either side (some with the same
 //! email on both) and HubSpot companies (some twice with one domain), the sync runs, then
 //! people edit mapped fields on both sides close in time, convert Leads, delete and
-//! restore records, make records that cannot sync, while pushes arrive late, twice or
+//! restore records, merge contacts in HubSpot, give records other owners, change deals'
+//! stages and move deals to other companies on either side (`deals.rs`), make records
+//! that cannot sync, while pushes arrive late, twice or
 //! never, CRM calls meet 503s, workers crash at every step boundary of a sync, and one to
 //! four workers (own tasks on a multi-thread runtime, batches of 1 to 100) work the queue
 //! in random slices (a push round, a poll). Then everything goes quiet and the
@@ -27,6 +29,8 @@
 //! failure prints the seed and the shrunk history, replayed with
 //! `CRMSYNC_MODEL_SEED=<seed> CRMSYNC_MODEL_HISTORIES=1 scripts/test.sh` (or the cargo
 //! test filter `model::`).
+
+mod deals;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -112,6 +116,20 @@ enum Step {
         a: usize,
         b: usize,
     },
+    /// A person gives deal `d` another stage on one side (choice `stage` of that
+    /// side's stages).
+    StageDeal {
+        d: usize,
+        in_salesforce: bool,
+        stage: usize,
+    },
+    /// A person moves deal `d` to company `m`: the Opportunity's Account in
+    /// Salesforce, one more associated company in HubSpot.
+    MoveDeal {
+        d: usize,
+        in_salesforce: bool,
+        m: usize,
+    },
     /// Pushes delivered and worked off, or a poll.
     Settle,
     Poll,
@@ -184,6 +202,9 @@ struct History {
     /// only alert, and the API then saves it): off, only our claims stand between two
     /// workers and a duplicate.
     duplicate_rules: bool,
+    /// Deals made once the companies are synced: in Salesforce or HubSpot, on a
+    /// company or none.
+    deals: Vec<(bool, Option<usize>)>,
 }
 
 impl History {
@@ -194,13 +215,21 @@ impl History {
         let mut extra = StdRng::seed_from_u64(seed ^ 0x5EED_E47A);
         let mut owners = StdRng::seed_from_u64(seed ^ 0x0_0E4E);
         let mut merges = StdRng::seed_from_u64(seed ^ 0x3E_4E6E);
+        let mut dealing = StdRng::seed_from_u64(seed ^ 0xDEA1_57A6);
         let duplicate_rules = extra.random_bool(0.5);
-        let companies = (0..extra.random_range(0..4))
+        let companies: Vec<u8> = (0..extra.random_range(0..4))
             .map(|_| extra.random_range(1..=2))
             .collect();
+        let companies_len = companies.len();
         // Drawn whatever the cap, so a seed's history is the same at any cap.
         let workers = rng.random_range(1..=4).min(max_workers());
         let batch = *[1, 3, 10, 100].get(rng.random_range(0..4)).unwrap_or(&100);
+        let deals: Vec<(bool, Option<usize>)> = (0..dealing.random_range(0..3))
+            .map(|_| {
+                let m = dealing.random_range(0..4);
+                (dealing.random_bool(0.5), (m < companies_len).then_some(m))
+            })
+            .collect();
         let people = rng.random_range(2..6);
         let starts = (0..people).map(|_| rng.random_range(0..3)).collect();
         let mut steps = Vec::new();
@@ -222,6 +251,23 @@ impl History {
                     a: merges.random_range(0..people),
                     b: merges.random_range(0..people),
                 });
+            }
+            if !deals.is_empty() && dealing.random_bool(0.35) {
+                let d = dealing.random_range(0..deals.len());
+                let in_salesforce = dealing.random_bool(0.5);
+                if companies_len > 0 && dealing.random_bool(0.3) {
+                    steps.push(Step::MoveDeal {
+                        d,
+                        in_salesforce,
+                        m: dealing.random_range(0..companies_len),
+                    });
+                } else {
+                    steps.push(Step::StageDeal {
+                        d,
+                        in_salesforce,
+                        stage: dealing.random_range(0..10),
+                    });
+                }
             }
             if owners.random_bool(0.1) {
                 steps.push(Step::ChangeOwner {
@@ -283,6 +329,7 @@ impl History {
             batch,
             duplicate_rules,
             companies,
+            deals,
         }
     }
 }
@@ -304,6 +351,8 @@ struct Truth {
     allowance: BTreeMap<usize, u64>,
     /// Crashes: each may have every record of its batch written once more.
     crashes: u64,
+    /// Deal -> the last Account a person chose for its Opportunity.
+    deal_accounts: BTreeMap<usize, String>,
 }
 
 impl Truth {
@@ -452,10 +501,21 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         }
     }
     quiesce(&w).await?;
+    let mut truth = Truth::default();
+    if !history.deals.is_empty() {
+        for (d, (in_salesforce, m)) in history.deals.iter().enumerate() {
+            deals::create(&w, d, *in_salesforce, *m).await;
+            // A deal made in HubSpot with its company: the Opportunity is made, then
+            // its Account set once the company's link is known.
+            if !in_salesforce && m.is_some() {
+                *truth.allowance.entry(deals::DEAL + d).or_default() += 1;
+            }
+            w.advance(10);
+        }
+        quiesce(&w).await?;
+    }
     let mut unsyncable = Unsyncable::new();
     let mut people = people_now(&w, history.people).await;
-    // The last human edit of each (person, field), by time.
-    let mut truth = Truth::default();
     // People whose HubSpot contact was merged into another's.
     let mut merged: BTreeSet<usize> = BTreeSet::new();
     for step in &history.steps {
@@ -604,6 +664,16 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                 w.post(&url, faults).await;
             }
             Step::Settle => w.try_settle().await?,
+            Step::StageDeal {
+                d,
+                in_salesforce,
+                stage,
+            } => deals::change_stage(&w, &mut truth, *d, *in_salesforce, *stage).await?,
+            Step::MoveDeal {
+                d,
+                in_salesforce,
+                m,
+            } => deals::move_to(&w, &mut truth, *d, *in_salesforce, *m).await?,
             Step::DeleteRestore { n, in_salesforce } => {
                 let (gone, back) = if *in_salesforce {
                     let Some((object, id)) = &people[*n].salesforce else {
@@ -703,6 +773,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
     }
     quiesce(&w).await?;
     check(&w, history, &truth, &owners, &merged).await?;
+    deals::check(&w, history.deals.len(), &truth).await?;
     // 5: a record that did not sync says why.
     for (side, object, id) in &unsyncable {
         let code = w.status(side, object, id).await.and_then(|s| s.last.code);
@@ -734,15 +805,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         for (to_salesforce, key, writes) in records {
             let Some(key) = key else { continue };
             let log = &writes[key.as_str()];
-            // Writes that changed a value: two workers that both took a duplicated
-            // push of one record may both write its (same) values at once, which costs
-            // a call but moves nothing (a waste the queue's coalescing is for), while an
-            // echo or a ping-pong changes values back and forth.
-            let got = log.as_array().map_or(0, |l| {
-                l.iter()
-                    .filter(|w| w["changed"].as_array().is_some_and(|c| !c.is_empty()))
-                    .count() as u64
-            });
+            let got = changing_writes(log);
             let budget = truth.write_budget(n, to_salesforce);
             if got > budget {
                 let (hs, (object, sf)) = (
@@ -758,6 +821,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
             }
         }
     }
+    deals::check_writes(&w, history.deals.len(), &truth, &hs_writes, &sf_writes).await?;
     // And once every edit is synced, nothing is written any more (no echo, no
     // ping-pong), however often the feeds are read again.
     let before = w.integration_writes().await;
@@ -772,6 +836,18 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
         ));
     }
     Ok(())
+}
+
+/// Writes in a record's `/writes` log that changed a value: two workers that both took
+/// a duplicated push of one record may both write its (same) values at once, which
+/// costs a call but moves nothing (a waste the queue's coalescing is for), while an echo
+/// or a ping-pong changes values back and forth.
+fn changing_writes(log: &Value) -> u64 {
+    log.as_array().map_or(0, |l| {
+        l.iter()
+            .filter(|w| w["changed"].as_array().is_some_and(|c| !c.is_empty()))
+            .count() as u64
+    })
 }
 
 /// The worlds' first owners, (HubSpot owner id, Salesforce user id) each.
@@ -1030,11 +1106,12 @@ async fn run_all(seeds: std::ops::Range<u64>) {
         let steps = history.steps.len();
         let (shrunk, e) = shrink(history, None, e).await;
         panic!(
-            "history {seed} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={seed} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, duplicate rules: {}, companies: {:?}, starts: {:?}\nshrunk from {steps} to {} steps: {:#?}",
+            "history {seed} broke an invariant: {e}\nreplay: CRMSYNC_MODEL_SEED={seed} CRMSYNC_MODEL_HISTORIES=1\nworkers: {}, batch: {}, duplicate rules: {}, companies: {:?}, deals: {:?}, starts: {:?}\nshrunk from {steps} to {} steps: {:#?}",
             shrunk.workers,
             shrunk.batch,
             shrunk.duplicate_rules,
             shrunk.companies,
+            shrunk.deals,
             shrunk.starts,
             shrunk.steps.len(),
             shrunk.steps
