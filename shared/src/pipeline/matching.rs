@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::Pipeline;
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
-use super::work::{Record, Work, merge_same_pairs};
+use super::work::{MergedInto, Record, Work, merge_same_pairs};
 use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
 use crate::ports::{HsRecord, Outcome, WorkItem};
@@ -179,45 +179,22 @@ impl Pipeline {
     }
 
     /// A HubSpot merge makes one record of several: an unlinked survivor takes over a
-    /// link of the records merged into it (the one with the Salesforce id it carries;
-    /// the first when it carries none), so the merge re-links instead of creating
-    /// anything.
+    /// link of the records merged into it (`kept_merged_link`), so the merge re-links
+    /// instead of creating anything.
     async fn take_over_merged_links(
         &self,
         run: &PairRun,
         works: &mut [Work],
     ) -> Result<(), String> {
-        let spec = &run.spec;
         for w in works.iter_mut().filter(|w| w.link.is_none()) {
             let Some(h) = &w.hubspot else { continue };
-            let mut links = Vec::new();
-            for id in merged_ids(h).filter(|id| *id != h.id) {
-                if let Some(l) = self
-                    .links
-                    .by_hubspot(&spec.name, &id)
-                    .await
-                    .map_err(|e| e.to_string())?
-                {
-                    links.push(l);
-                }
-            }
-            let carried = |l: &crate::ports::Link| {
-                spec.salesforce_id_property(&l.salesforce_object)
-                    .and_then(|p| h.properties.get(p))
-                    .and_then(Value::as_str)
-                    .is_some_and(|v| same_sf_id(v, &l.salesforce_id))
-            };
-            // A survivor naming a Salesforce record none of these links holds (its
-            // own link went with a deletion, history 146) is matched by that name
-            // instead: another merged record's partner is not its partner.
-            let names_none = named_ids(spec, h).next().is_none();
-            let fallback = links.first().filter(|_| names_none);
-            let Some(link) = links.iter().find(|l| carried(l)).or(fallback) else {
+            let links = self.merged_links(run, h).await?;
+            let Some(link) = self.kept_merged_link(run, h, &links).await? else {
                 continue;
             };
             let relinked = self
                 .links
-                .relink(link, &h.id, &link.salesforce_object, &link.salesforce_id)
+                .relink(&link, &h.id, &link.salesforce_object, &link.salesforce_id)
                 .await
                 .map_err(|e| e.to_string())?;
             self.tell_merged_partners(run, h, &relinked).await?;
@@ -275,34 +252,74 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The link of another record merged into `survivor` whose Salesforce id the
-    /// survivor carries, moved to the survivor; `None` when it carries `link`'s own id
-    /// or none of the others'.
-    async fn carried_merged_link(
+    /// Which of `links` (the links of the records merged into `survivor`) the survivor
+    /// keeps: the one whose Salesforce record it names; else the one whose Salesforce
+    /// record has its key (the merge's primary gives the survivor its email: a
+    /// converted person's contact names the Lead, not the Contact it became, history
+    /// 163); else, when it names no Salesforce record at all, the first. None when it
+    /// names a record none of them holds: that record is its partner, found by name
+    /// (its own link went with a deletion, history 146).
+    async fn kept_merged_link(
         &self,
         run: &PairRun,
         survivor: &HsRecord,
-        link: &crate::ports::Link,
+        links: &[crate::ports::Link],
     ) -> Result<Option<crate::ports::Link>, String> {
-        for (sobject, id) in named_ids(&run.spec, survivor) {
-            if same_sf_id(id, &link.salesforce_id) {
-                return Ok(None);
+        if links.is_empty() {
+            return Ok(None);
+        }
+        let spec = &run.spec;
+        let named: Vec<&str> = named_ids(spec, survivor).map(|(_, id)| id).collect();
+        if let Some(l) = links
+            .iter()
+            .find(|l| named.iter().any(|id| same_sf_id(id, &l.salesforce_id)))
+        {
+            return Ok(Some(l.clone()));
+        }
+        if let Some(key) = spec
+            .match_key
+            .as_ref()
+            .and_then(|k| Some((k, k.of_hubspot(&survivor.properties)?)))
+        {
+            let mut by_object: HashMap<&str, Vec<String>> = HashMap::new();
+            for l in links {
+                by_object
+                    .entry(&l.salesforce_object)
+                    .or_default()
+                    .push(l.salesforce_id.clone());
             }
-            let other = self
-                .links
-                .by_salesforce(sobject, id)
-                .await
-                .map_err(|e| e.to_string())?;
-            if let Some(other) = other.filter(|l| merged_ids(survivor).any(|m| m == l.hubspot_id)) {
-                let relinked = self
-                    .links
-                    .relink(&other, &survivor.id, sobject, id)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                return Ok(Some(relinked));
+            for (sobject, ids) in by_object {
+                for r in self.read_salesforce(run, sobject, &ids).await? {
+                    if key.0.of_salesforce(&r.row).as_ref() == Some(&key.1)
+                        && let Some(l) =
+                            links.iter().find(|l| same_sf_id(&l.salesforce_id, &r.id()))
+                    {
+                        return Ok(Some(l.clone()));
+                    }
+                }
             }
         }
-        Ok(None)
+        Ok(links.first().filter(|_| named.is_empty()).cloned())
+    }
+
+    /// The links of the records merged into `survivor` (not its own).
+    async fn merged_links(
+        &self,
+        run: &PairRun,
+        survivor: &HsRecord,
+    ) -> Result<Vec<crate::ports::Link>, String> {
+        let mut links = Vec::new();
+        for id in merged_ids(survivor).filter(|id| *id != survivor.id) {
+            if let Some(l) = self
+                .links
+                .by_hubspot(&run.spec.name, &id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                links.push(l);
+            }
+        }
+        Ok(links)
     }
 
     /// The other side of linked pairs, in one read per side and sObject.
@@ -341,30 +358,48 @@ impl Pipeline {
                         .by_hubspot(&run.spec.name, &survivor.id)
                         .await
                         .map_err(|e| e.to_string())?;
-                    // Not linked yet: the survivor keeps the partner whose id it carries
-                    // (as `take_over_merged_links` decides when the survivor's own sync
-                    // comes first), which may be another merged record's.
-                    let taken = match taken {
-                        Some(other) => Some(other),
-                        None => self.carried_merged_link(run, survivor, &link).await?,
-                    };
-                    match taken {
-                        Some(other) => w.merged_into = Some(other),
-                        None => {
-                            let relinked = self
-                                .links
-                                .relink(
-                                    &link,
-                                    &survivor.id,
-                                    &link.salesforce_object,
-                                    &link.salesforce_id,
-                                )
-                                .await
-                                .map_err(|e| e.to_string())?;
-                            self.tell_merged_partners(run, survivor, &relinked).await?;
-                            w.link = Some(relinked);
-                        }
-                    }
+                    // Not linked yet: the survivor keeps the partner `kept_merged_link`
+                    // chooses (as when the survivor's own sync comes first), which may
+                    // be another merged record's.
+                    let taken =
+                        match taken {
+                            Some(other) => Some(MergedInto::of(&other)),
+                            None => {
+                                let links = self.merged_links(run, survivor).await?;
+                                let kept = self.kept_merged_link(run, survivor, &links).await?;
+                                match kept {
+                                    Some(k) => {
+                                        let relinked = self
+                                            .links
+                                            .relink(
+                                                &k,
+                                                &survivor.id,
+                                                &k.salesforce_object,
+                                                &k.salesforce_id,
+                                            )
+                                            .await
+                                            .map_err(|e| e.to_string())?;
+                                        self.tell_merged_partners(run, survivor, &relinked).await?;
+                                        if same_sf_id(&k.salesforce_id, &link.salesforce_id) {
+                                            w.link = Some(relinked);
+                                            None
+                                        } else {
+                                            Some(MergedInto::of(&relinked))
+                                        }
+                                    }
+                                    // Its partner is the record it names, found by name
+                                    // when its own change is worked.
+                                    None => named_ids(&run.spec, survivor).next().map(
+                                        |(sobject, id)| MergedInto {
+                                            hubspot_id: survivor.id.clone(),
+                                            salesforce_object: sobject.clone(),
+                                            salesforce_id: id.to_owned(),
+                                        },
+                                    ),
+                                }
+                            }
+                        };
+                    w.merged_into = taken;
                     w.hubspot = Some(survivor.clone());
                 }
             }

@@ -9,6 +9,24 @@ use crate::domain::merge::Snapshot;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{HsRecord, Link};
 
+/// The record a HubSpot merge made and the Salesforce record it syncs with.
+#[derive(Debug, Clone)]
+pub(crate) struct MergedInto {
+    pub hubspot_id: String,
+    pub salesforce_object: String,
+    pub salesforce_id: String,
+}
+
+impl MergedInto {
+    pub fn of(link: &Link) -> Self {
+        MergedInto {
+            hubspot_id: link.hubspot_id.clone(),
+            salesforce_object: link.salesforce_object.clone(),
+            salesforce_id: link.salesforce_id.clone(),
+        }
+    }
+}
+
 /// One Salesforce record as read: its sObject and fields.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Record {
@@ -83,8 +101,8 @@ pub(crate) struct Work {
     pub twin_of: Option<Link>,
     pub items: Vec<usize>,
     /// The HubSpot record this pair was linked with was merged into one that is
-    /// linked with another Salesforce record: (the survivor's link).
-    pub merged_into: Option<Link>,
+    /// linked with another Salesforce record.
+    pub merged_into: Option<MergedInto>,
     /// Whether the HubSpot record is in the inclusion list, when a list rule applies.
     pub in_list: Option<bool>,
     /// Which side's change brought it here.

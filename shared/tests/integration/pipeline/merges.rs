@@ -205,3 +205,60 @@ async fn history_146_a_merged_contact_restored_syncs_again() {
         events(survivor.clone()).await
     );
 }
+
+/// A contact whose Lead was converted merged with another: the survivor keeps the
+/// converted person's Contact, and the other contact's value it took reaches it (the
+/// harness's history 163, `model::history_163_...`, is the timing that once broke it).
+#[tokio::test]
+async fn a_converted_persons_merge_keeps_the_contact() {
+    let w = World::start(Setup::default()).await;
+    let (primary, lead) = lead_for(&w, "primary@example.org", "Primary").await;
+    w.post(
+        &w.sf_control(&format!("/leads/{lead}/convert")),
+        json!({"createOpportunity": false}),
+    )
+    .await;
+    w.sync().await;
+    let contact = w.sf_by_email("Contact", "primary@example.org").await;
+    assert_eq!(contact.len(), 1, "{contact:?}");
+    let contact = contact[0]["Id"].as_str().unwrap_or_default().to_owned();
+    let other = w
+        .hs_create(
+            json!({"email": "other@example.org", "lastname": "Merged", "phone": "+1 555 0163"}),
+        )
+        .await;
+    w.sync().await;
+    let survivor = w
+        .post(
+            &w.hs_control("/objects/contacts/merge"),
+            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
+        )
+        .await;
+    let survivor = survivor["id"].as_str().unwrap_or_default().to_owned();
+    w.sync().await;
+    let contacts = w.sf_by_email("Contact", "primary@example.org").await;
+    let record = crmsync_shared::ports::RecordRef {
+        side: "hubspot".into(),
+        object: "contacts".into(),
+        id: survivor.clone(),
+    };
+    let events = w
+        .runner
+        .pipeline
+        .status
+        .history(&record, w.clock.now_ms())
+        .await
+        .unwrap_or_default();
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["Id"], json!(contact));
+    assert_eq!(contacts[0]["Phone"], json!("+1 555 0163"), "{events:#?}");
+    assert_eq!(
+        prop(
+            &w.hs_contact_by_email("primary@example.org")
+                .await
+                .unwrap_or_default(),
+            "salesforcecontactid"
+        ),
+        &json!(contact)
+    );
+}

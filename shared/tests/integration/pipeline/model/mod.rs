@@ -1197,6 +1197,15 @@ async fn history_6_a_later_edit_of_another_field_does_not_win_a_conflict() {
     run_all(6..7).await;
 }
 
+/// Found by the harness: a converted person's contact merged with another named the
+/// converted Lead, not its Contact, and the survivor kept no partner (a duplicate, an
+/// owner that never reached Salesforce). Fixed by keeping the merged partner with the
+/// survivor's email when it names none of them (`kept_merged_link`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_163_a_converted_persons_merge_keeps_its_contact() {
+    run_all(163..164).await;
+}
+
 /// The harness can fail: each deliberately broken engine is caught by some history of
 /// the first few seeds, by the invariant it breaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
