@@ -37,6 +37,12 @@ fn history_of(sobject: &str) -> (String, &'static str) {
     }
 }
 
+/// When the pair last synced, for the merge's edited-back check (a link's time is
+/// taken after its sync's writes).
+fn synced_at(w: &Work) -> Option<i64> {
+    w.link.as_ref().map(|l| l.synced_at).filter(|at| *at > 0)
+}
+
 /// A pair that ends before its writes: how, and the items it answers.
 pub(crate) type Ended = (ItemOutcome, Vec<usize>);
 
@@ -71,6 +77,7 @@ impl Pipeline {
                 continue;
             };
             rules.resumed = resumed(spec, w);
+            rules.synced_at = synced_at(w);
             let last = w.link.as_ref().map(|l| &l.last_synced);
             let salesforce = run.hooks.salesforce_snapshot(s);
             let plan = merge_fields(&rules, &hubspot_snapshot(h), &salesforce, last);
@@ -448,6 +455,7 @@ impl Pipeline {
                             .is_some_and(|sf| self.is_broken(Side::Salesforce, &sobject, sf))
                 });
                 r.resumed = resumed(spec, &w);
+                r.synced_at = synced_at(&w);
                 r
             }
             Err(e) => {

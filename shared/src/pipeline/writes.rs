@@ -541,12 +541,15 @@ impl Pipeline {
             release(p.claim_key).await;
             return ItemOutcome::Retry("a side has no id after the writes".into());
         };
+        // After the writes: a record changed later than this was changed by someone
+        // else (the merge's edited-back check, `MergeRules::synced_at`).
+        let synced_at = self.clock.now_ms();
         let stored = match &p.work.link {
             Some(link) if !p.last_synced_moved => Ok(link.clone()),
             Some(link) => {
                 let next = Link {
                     last_synced: p.next_last_synced.clone(),
-                    synced_at: now,
+                    synced_at,
                     ..link.clone()
                 };
                 self.links.update(&next).await
@@ -558,7 +561,7 @@ impl Pipeline {
                     salesforce_object: p.sobject.clone(),
                     salesforce_id,
                     last_synced: p.next_last_synced.clone(),
-                    synced_at: now,
+                    synced_at,
                     version: 0,
                 };
                 if self.sabotaged(super::sabotage::Sabotage::LinkWriteSkipped) {

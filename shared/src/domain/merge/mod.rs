@@ -672,10 +672,14 @@ fn decide<'c>(
     } else {
         move_value()
     };
-    decision.timed = matches!(
-        reason,
-        Reason::ConflictMostRecent | Reason::ConflictPreferred | Reason::FirstSyncMostRecent
-    );
+    decision.timed = match reason {
+        Reason::ConflictMostRecent | Reason::ConflictPreferred | Reason::FirstSyncMostRecent => {
+            true
+        }
+        Reason::ChangedInHubspot => may_be_edited_back(pair, Side::Salesforce),
+        Reason::ChangedInSalesforce => may_be_edited_back(pair, Side::HubSpot),
+        _ => false,
+    };
     decision
 }
 
@@ -740,13 +744,53 @@ fn choose_source(
     );
     match (hs_changed, sf_changed) {
         (false, false) => None,
-        (true, false) => Some((Side::HubSpot, Reason::ChangedInHubspot)),
-        (false, true) => Some((Side::Salesforce, Reason::ChangedInSalesforce)),
+        (true, false) => Some(
+            edited_back(rule, pair, Side::Salesforce)
+                .unwrap_or((Side::HubSpot, Reason::ChangedInHubspot)),
+        ),
+        (false, true) => Some(
+            edited_back(rule, pair, Side::HubSpot)
+                .unwrap_or((Side::Salesforce, Reason::ChangedInSalesforce)),
+        ),
         (true, true) => Some(match newer() {
             Some(side) => (side, Reason::ConflictMostRecent),
             None => (preferred, Reason::ConflictPreferred),
         }),
     }
+}
+
+fn snapshot<'a>(pair: &RecordPair<'a>, side: Side) -> &'a Snapshot {
+    match side {
+        Side::HubSpot => pair.hubspot,
+        Side::Salesforce => pair.salesforce,
+    }
+}
+
+/// Whether `side`, whose field holds its last-synced value, may have been edited and
+/// edited back since the last sync (A, B, A): its record changed after that sync. Only
+/// the field's history can tell, so the merge asks for it (`timed`).
+fn may_be_edited_back(pair: &RecordPair<'_>, side: Side) -> bool {
+    let (Some(synced), Some(modified)) = (pair.rules.synced_at, snapshot(pair, side).modified_at)
+    else {
+        return false;
+    };
+    modified > synced
+}
+
+/// `side`'s field holds its last-synced value, but its history says a person set it
+/// after the last sync, and after the other side's change (A, B, A in the seconds
+/// between two syncs): that later edit wins, as a conflict's most recent change does.
+/// Only a field time from history counts; a record's time would make another field's
+/// edit look like this one's.
+fn edited_back(rule: &FieldRule<'_>, pair: &RecordPair<'_>, side: Side) -> Option<(Side, Reason)> {
+    let synced = pair.rules.synced_at?;
+    let (field, other_field) = match side {
+        Side::HubSpot => (rule.hubspot, rule.salesforce?),
+        Side::Salesforce => (rule.salesforce?, rule.hubspot),
+    };
+    let back = *snapshot(pair, side).field_modified_at.get(field)?;
+    let changed = snapshot(pair, side.other()).changed_at(other_field)?;
+    (back > synced && back > changed).then_some((side, Reason::ConflictMostRecent))
 }
 
 #[cfg(test)]

@@ -127,6 +127,10 @@ pub struct MergeRules<'c> {
     /// most recent change, as a conflict would, not to the preferred side as when two
     /// strangers first meet; a person's edit after the restore is kept.
     pub resumed: bool,
+    /// When the pair last synced (its link's time, taken after that sync's writes): a
+    /// side whose record changed since may have had a field edited and edited back
+    /// (A, B, A), which its value alone does not show.
+    pub synced_at: Option<i64>,
 }
 
 /// A pair or Salesforce object the configuration does not have.
@@ -190,6 +194,7 @@ impl<'c> MergeRules<'c> {
             places,
             owners,
             resumed: false,
+            synced_at: None,
         })
     }
 

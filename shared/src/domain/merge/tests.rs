@@ -222,6 +222,67 @@ fn a_conflict_goes_to_the_most_recent_change_by_field_time() {
     assert_eq!(reason_of(&r, "name"), Reason::ConflictMostRecent);
 }
 
+/// A value edited and edited back between two syncs (A, B, A) looks unchanged; its
+/// history says it is the latest edit, so it wins over the other side's earlier change
+/// (found by the convergence harness, history 174). Without history, or with an edit
+/// back before the other side's change or before the last sync, the change moves.
+#[test]
+fn a_value_edited_back_after_the_other_sides_change_wins() {
+    let case = Case::new(&field("name", "Name", "two_way", ""));
+    let l = last(&[("name", json!("Acme"), json!("Acme"))]);
+    let run = |hs: &Snapshot, sf: &Snapshot, synced_at: Option<i64>| {
+        let mut rules = match MergeRules::new(
+            &case.config,
+            "companies",
+            "Account",
+            &case.meta,
+            &case.owners,
+        ) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        rules.synced_at = synced_at;
+        let plan = merge_fields(&rules, hs, sf, Some(&l));
+        let f = plan.fields.iter().find(|f| f.hubspot == "name");
+        (
+            Value::Object(plan.hubspot_writes.clone()),
+            Value::Object(plan.salesforce_writes.clone()),
+            f.map(|f| (f.reason, f.timed)),
+        )
+    };
+    // Salesforce changed at 200; HubSpot's record changed after the last sync (100).
+    let mut sf = snap(json!({"Name": "Acme SF"}), 200);
+    sf.field_modified_at.insert("Name".into(), 200);
+    let hs = snap(json!({"name": "Acme"}), 300);
+    // Without the field's history yet: the merge asks for it.
+    let (_, _, f) = run(&hs, &sf, Some(100));
+    assert_eq!(f, Some((Reason::ChangedInSalesforce, true)));
+    // HubSpot's history: edited back at 300, after Salesforce's change: it wins.
+    let mut back = hs.clone();
+    back.field_modified_at.insert("name".into(), 300);
+    let (hw, sw, f) = run(&back, &sf, Some(100));
+    assert_eq!((hw, sw), (json!({}), json!({"Name": "Acme"})));
+    assert_eq!(f.map(|f| f.0), Some(Reason::ConflictMostRecent));
+    // Edited back before Salesforce's change: Salesforce's change moves.
+    let mut earlier = hs.clone();
+    earlier.field_modified_at.insert("name".into(), 150);
+    let (hw, _, f) = run(&earlier, &sf, Some(100));
+    assert_eq!(hw, json!({"name": "Acme SF"}));
+    assert_eq!(f.map(|f| f.0), Some(Reason::ChangedInSalesforce));
+    // The field's last change was the sync itself (or before): nothing was edited back.
+    let mut synced = hs.clone();
+    synced.field_modified_at.insert("name".into(), 90);
+    let (hw, _, _) = run(&synced, &sf, Some(100));
+    assert_eq!(hw, json!({"name": "Acme SF"}));
+    // A record untouched since the sync is not asked about.
+    let (_, _, f) = run(&snap(json!({"name": "Acme"}), 90), &sf, Some(100));
+    assert_eq!(f, Some((Reason::ChangedInSalesforce, false)));
+    // Nor a pair with no sync time (a first sync, a link made before this was kept).
+    let (hw, _, f) = run(&back, &sf, None);
+    assert_eq!(hw, json!({"name": "Acme SF"}));
+    assert_eq!(f, Some((Reason::ChangedInSalesforce, false)));
+}
+
 #[test]
 fn a_conflict_at_the_same_time_goes_to_the_preferred_side() {
     let case = Case::new(&field("name", "Name", "prefer_hubspot", ""));

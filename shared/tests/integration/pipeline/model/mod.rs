@@ -1206,6 +1206,15 @@ async fn history_163_a_converted_persons_merge_keeps_its_contact() {
     run_all(163..164).await;
 }
 
+/// Found by the harness: a deal's stage set in Salesforce, then in HubSpot to another
+/// stage and back to the one last synced, a moment later: HubSpot's value looked
+/// unchanged and Salesforce's earlier change won. Fixed by reading the field's history
+/// when the record changed after the last sync (`merge::edited_back`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_174_a_stage_edited_back_after_the_other_sides_change_wins() {
+    run_all(174..175).await;
+}
+
 /// The harness can fail: each deliberately broken engine is caught by some history of
 /// the first few seeds, by the invariant it breaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
