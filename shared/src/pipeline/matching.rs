@@ -50,7 +50,15 @@ impl Pipeline {
         self.match_salesforce_records(run, works).await?;
         self.take_over_twins(run, works).await?;
         merge_same_pairs(works, &rank);
-        self.find_unlinked_conversions(run, works).await
+        self.find_unlinked_conversions(run, works).await?;
+        for w in works.iter() {
+            if let (Some(h), Some(link)) = (&w.hubspot, &w.link)
+                && h.id == link.hubspot_id
+            {
+                self.tell_merged_partners(run, h, link).await?;
+            }
+        }
+        Ok(())
     }
 
     /// An unlinked pair whose HubSpot record names another Salesforce record, which was
@@ -197,7 +205,6 @@ impl Pipeline {
                 .relink(&link, &h.id, &link.salesforce_object, &link.salesforce_id)
                 .await
                 .map_err(|e| e.to_string())?;
-            self.tell_merged_partners(run, h, &relinked).await?;
             w.link = Some(relinked);
         }
         Ok(())
@@ -205,8 +212,10 @@ impl Pipeline {
 
     /// The Salesforce partners of the other records merged into `survivor` (which now
     /// syncs with `kept`) stay, unsynced: each says why, now rather than at its next
-    /// edit (crmsync never merges Salesforce records; a person does). Whichever side of
-    /// the merge syncs first calls this: the survivor's own change or its partner's.
+    /// edit (crmsync never merges Salesforce records; a person does). Called whenever a
+    /// merged record syncs, by whichever path it found its partner (its own change or
+    /// its partner's, a takeover, a conversion, a restore); a partner that says so
+    /// already is not told again.
     async fn tell_merged_partners(
         &self,
         run: &PairRun,
@@ -232,6 +241,16 @@ impl Pipeline {
                 id: other.salesforce_id.clone(),
                 origin: "merge".into(),
             };
+            let told = self
+                .status
+                .status(&super::record_ref(&item))
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|s| s.last.code.as_deref() == Some(MERGED_IN_HUBSPOT));
+            if told {
+                continue;
+            }
             let message = merged_message(
                 &spec.hubspot_object,
                 &kept.hubspot_id,
@@ -379,7 +398,6 @@ impl Pipeline {
                                             )
                                             .await
                                             .map_err(|e| e.to_string())?;
-                                        self.tell_merged_partners(run, survivor, &relinked).await?;
                                         if same_sf_id(&k.salesforce_id, &link.salesforce_id) {
                                             w.link = Some(relinked);
                                             None
