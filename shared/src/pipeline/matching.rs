@@ -205,6 +205,7 @@ impl Pipeline {
                 .relink(&link, &h.id, &link.salesforce_object, &link.salesforce_id)
                 .await
                 .map_err(|e| e.to_string())?;
+            tracing::info!(message = "a merged contact takes over a link", survivor = %h.id, merged = %link.hubspot_id, salesforce = %link.salesforce_id);
             w.link = Some(relinked);
         }
         Ok(())
@@ -321,6 +322,42 @@ impl Pipeline {
         Ok(links.first().filter(|_| named.is_empty()).cloned())
     }
 
+    /// `link`'s HubSpot record was merged into `survivor`, which is not linked yet: the
+    /// survivor keeps the partner `kept_merged_link` chooses (as when the survivor's
+    /// own sync comes first).
+    async fn follow_merge(
+        &self,
+        run: &PairRun,
+        survivor: &HsRecord,
+        link: &crate::ports::Link,
+    ) -> Result<Followed, String> {
+        let links = self.merged_links(run, survivor).await?;
+        let Some(kept) = self.kept_merged_link(run, survivor, &links).await? else {
+            let named = named_ids(&run.spec, survivor).next();
+            return Ok(Followed::Elsewhere(named.map(|(sobject, id)| MergedInto {
+                hubspot_id: survivor.id.clone(),
+                salesforce_object: sobject.clone(),
+                salesforce_id: id.to_owned(),
+            })));
+        };
+        let relinked = self
+            .links
+            .relink(
+                &kept,
+                &survivor.id,
+                &kept.salesforce_object,
+                &kept.salesforce_id,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(message = "a merged contact keeps a partner", survivor = %survivor.id, merged = %kept.hubspot_id, salesforce = %kept.salesforce_id);
+        Ok(if same_sf_id(&kept.salesforce_id, &link.salesforce_id) {
+            Followed::Kept(relinked)
+        } else {
+            Followed::Elsewhere(Some(MergedInto::of(&relinked)))
+        })
+    }
+
     /// The links of the records merged into `survivor` (not its own).
     async fn merged_links(
         &self,
@@ -377,47 +414,13 @@ impl Pipeline {
                         .by_hubspot(&run.spec.name, &survivor.id)
                         .await
                         .map_err(|e| e.to_string())?;
-                    // Not linked yet: the survivor keeps the partner `kept_merged_link`
-                    // chooses (as when the survivor's own sync comes first), which may
-                    // be another merged record's.
-                    let taken =
-                        match taken {
-                            Some(other) => Some(MergedInto::of(&other)),
-                            None => {
-                                let links = self.merged_links(run, survivor).await?;
-                                let kept = self.kept_merged_link(run, survivor, &links).await?;
-                                match kept {
-                                    Some(k) => {
-                                        let relinked = self
-                                            .links
-                                            .relink(
-                                                &k,
-                                                &survivor.id,
-                                                &k.salesforce_object,
-                                                &k.salesforce_id,
-                                            )
-                                            .await
-                                            .map_err(|e| e.to_string())?;
-                                        if same_sf_id(&k.salesforce_id, &link.salesforce_id) {
-                                            w.link = Some(relinked);
-                                            None
-                                        } else {
-                                            Some(MergedInto::of(&relinked))
-                                        }
-                                    }
-                                    // Its partner is the record it names, found by name
-                                    // when its own change is worked.
-                                    None => named_ids(&run.spec, survivor).next().map(
-                                        |(sobject, id)| MergedInto {
-                                            hubspot_id: survivor.id.clone(),
-                                            salesforce_object: sobject.clone(),
-                                            salesforce_id: id.to_owned(),
-                                        },
-                                    ),
-                                }
-                            }
-                        };
-                    w.merged_into = taken;
+                    match taken {
+                        Some(other) => w.merged_into = Some(MergedInto::of(&other)),
+                        None => match self.follow_merge(run, survivor, &link).await? {
+                            Followed::Kept(kept) => w.link = Some(kept),
+                            Followed::Elsewhere(partner) => w.merged_into = partner,
+                        },
+                    }
                     w.hubspot = Some(survivor.clone());
                 }
             }
@@ -547,6 +550,7 @@ impl Pipeline {
                 .relink(&twin, &h.id, &twin.salesforce_object, &twin.salesforce_id)
                 .await
                 .map_err(|e| e.to_string())?;
+            tracing::info!(message = "a new contact takes over a deleted twin's link", contact = %h.id, twin = %twin.hubspot_id, salesforce = %twin.salesforce_id);
             let rows = self
                 .read_salesforce(
                     run,
@@ -780,6 +784,15 @@ fn named_ids<'a>(
 
 fn unlinked_hubspot(w: &Work) -> bool {
     w.link.is_none() && w.salesforce.is_none() && w.hubspot.is_some() && w.twin_of.is_none()
+}
+
+/// Where a linked record's partner is after its HubSpot record was merged.
+enum Followed {
+    /// It is the survivor's partner: its link, moved to the survivor.
+    Kept(crate::ports::Link),
+    /// The survivor's partner is another record (another merged record's partner, or
+    /// the record the survivor names, found by name when its own change is worked).
+    Elsewhere(Option<MergedInto>),
 }
 
 /// The code of a Salesforce record whose HubSpot partner was merged into another's.

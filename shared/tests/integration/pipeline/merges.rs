@@ -8,7 +8,7 @@ use serde_json::json;
 use super::prop;
 use crate::pipeline::world::{SEARCH_LAG_MS, Setup, World};
 use crmsync_shared::pipeline::poll::HUBSPOT_OVERLAP_MS;
-use crmsync_shared::ports::Outcome;
+use crmsync_shared::ports::{Outcome, RecordStatus};
 
 async fn lead_for(w: &World, email: &str, title: &str) -> (String, String) {
     let contact = w
@@ -21,6 +21,30 @@ async fn lead_for(w: &World, email: &str, title: &str) -> (String, String) {
         contact,
         leads[0]["Id"].as_str().unwrap_or_default().to_owned(),
     )
+}
+
+/// A person merges `other` into `primary` in HubSpot; the merged contact's id.
+async fn merge(w: &World, primary: &str, other: &str) -> String {
+    let survivor = w
+        .post(
+            &w.hs_control("/objects/contacts/merge"),
+            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
+        )
+        .await;
+    let id = survivor["id"].as_str().unwrap_or_default().to_owned();
+    assert!(!id.is_empty(), "{survivor}");
+    id
+}
+
+/// The merged-away contact's Lead says why it no longer syncs; its status.
+async fn assert_told_merged(w: &World, lead: &str) -> RecordStatus {
+    let status = w
+        .status("salesforce", "Lead", lead)
+        .await
+        .unwrap_or_else(|| panic!("the other Lead has no status"));
+    assert_eq!(status.last.outcome, Outcome::Skipped);
+    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    status
 }
 
 /// Found by the convergence harness (history 62): the merged-away contact's Lead was
@@ -38,14 +62,7 @@ async fn history_62_a_merged_away_contacts_lead_worked_first_does_not_take_the_s
     .await;
     let (primary, primary_lead) = lead_for(&w, "primary@example.org", "Primary").await;
     let (other, other_lead) = lead_for(&w, "other@example.org", "Other").await;
-    let survivor = w
-        .post(
-            &w.hs_control("/objects/contacts/merge"),
-            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
-        )
-        .await;
-    let survivor = survivor["id"].as_str().unwrap_or_default().to_owned();
-    assert!(!survivor.is_empty());
+    let survivor = merge(&w, &primary, &other).await;
     w.sf_update("Lead", &other_lead, json!({"Phone": "+1 555 0062"}))
         .await;
     // The Lead's change alone: the merged contact is not in HubSpot's search yet.
@@ -68,12 +85,7 @@ async fn history_62_a_merged_away_contacts_lead_worked_first_does_not_take_the_s
     );
     let other_leads = w.sf_by_email("Lead", "other@example.org").await;
     assert_eq!(other_leads.len(), 1, "{other_leads:?}");
-    let status = w
-        .status("salesforce", "Lead", &other_lead)
-        .await
-        .unwrap_or_else(|| panic!("the other Lead has no status"));
-    assert_eq!(status.last.outcome, Outcome::Skipped);
-    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    assert_told_merged(&w, &other_lead).await;
     let contacts = w.hs_contacts().await;
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert_eq!(prop(&contacts[0], "email"), &json!("primary@example.org"));
@@ -86,17 +98,9 @@ async fn a_merge_tells_the_other_lead_at_once() {
     let w = World::start(Setup::default()).await;
     let (primary, _) = lead_for(&w, "first@example.org", "First").await;
     let (other, other_lead) = lead_for(&w, "second@example.org", "Second").await;
-    w.post(
-        &w.hs_control("/objects/contacts/merge"),
-        json!({"primaryObjectId": primary, "objectIdToMerge": other}),
-    )
-    .await;
+    merge(&w, &primary, &other).await;
     w.sync().await;
-    let status = w
-        .status("salesforce", "Lead", &other_lead)
-        .await
-        .unwrap_or_else(|| panic!("the other Lead has no status"));
-    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    let status = assert_told_merged(&w, &other_lead).await;
     assert!(
         status
             .last
@@ -128,28 +132,16 @@ async fn history_4_the_other_lead_is_told_when_the_primarys_lead_is_worked_first
         w.advance(HUBSPOT_OVERLAP_MS + 1_000);
         w.poll_and_settle().await;
     }
-    w.post(
-        &w.hs_control("/objects/contacts/merge"),
-        json!({"primaryObjectId": primary, "objectIdToMerge": other}),
-    )
-    .await;
+    merge(&w, &primary, &other).await;
     w.sf_update("Lead", &primary_lead, json!({"Phone": "+1 555 0004"}))
         .await;
     w.advance(1_000);
     w.poll_and_settle().await;
-    let status = w
-        .status("salesforce", "Lead", &other_lead)
-        .await
-        .unwrap_or_else(|| panic!("the other Lead has no status"));
-    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    assert_told_merged(&w, &other_lead).await;
     // And it stays so once the survivor's own change is worked.
     w.advance(SEARCH_LAG_MS + 1_000);
     w.poll_and_settle().await;
-    let status = w
-        .status("salesforce", "Lead", &other_lead)
-        .await
-        .unwrap_or_else(|| panic!("the other Lead has no status"));
-    assert_eq!(status.last.code.as_deref(), Some("merged_in_hubspot"));
+    assert_told_merged(&w, &other_lead).await;
     let contacts = w.hs_contacts().await;
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert_eq!(prop(&contacts[0], "phone"), &json!("+1 555 0004"));
@@ -162,13 +154,7 @@ async fn history_146_a_merged_contact_restored_syncs_again() {
     let w = World::start(Setup::default()).await;
     let (primary, primary_lead) = lead_for(&w, "primary@example.org", "Primary").await;
     let (other, _) = lead_for(&w, "other@example.org", "Other").await;
-    let survivor = w
-        .post(
-            &w.hs_control("/objects/contacts/merge"),
-            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
-        )
-        .await;
-    let survivor = survivor["id"].as_str().unwrap_or_default().to_owned();
+    let survivor = merge(&w, &primary, &other).await;
     w.sync().await;
     w.delete(&w.hs_control(&format!("/objects/contacts/{survivor}")))
         .await;
@@ -183,26 +169,13 @@ async fn history_146_a_merged_contact_restored_syncs_again() {
         .await;
     w.sync().await;
     let leads = w.sf_by_email("Lead", "primary@example.org").await;
-    let events = |id: String| async move {
-        let record = crmsync_shared::ports::RecordRef {
-            side: "hubspot".into(),
-            object: "contacts".into(),
-            id,
-        };
-        w.runner
-            .pipeline
-            .status
-            .history(&record, w.clock.now_ms())
-            .await
-            .unwrap_or_default()
-    };
     assert_eq!(leads.len(), 1, "{leads:?}");
     assert_eq!(leads[0]["Id"], json!(primary_lead));
     assert_eq!(
         leads[0]["Title"],
         json!("Restored"),
         "{:#?}",
-        events(survivor.clone()).await
+        w.events("hubspot", "contacts", &survivor).await
     );
 }
 
@@ -228,27 +201,10 @@ async fn a_converted_persons_merge_keeps_the_contact() {
         )
         .await;
     w.sync().await;
-    let survivor = w
-        .post(
-            &w.hs_control("/objects/contacts/merge"),
-            json!({"primaryObjectId": primary, "objectIdToMerge": other}),
-        )
-        .await;
-    let survivor = survivor["id"].as_str().unwrap_or_default().to_owned();
+    let survivor = merge(&w, &primary, &other).await;
     w.sync().await;
     let contacts = w.sf_by_email("Contact", "primary@example.org").await;
-    let record = crmsync_shared::ports::RecordRef {
-        side: "hubspot".into(),
-        object: "contacts".into(),
-        id: survivor.clone(),
-    };
-    let events = w
-        .runner
-        .pipeline
-        .status
-        .history(&record, w.clock.now_ms())
-        .await
-        .unwrap_or_default();
+    let events = w.events("hubspot", "contacts", &survivor).await;
     assert_eq!(contacts.len(), 1, "{contacts:?}");
     assert_eq!(contacts[0]["Id"], json!(contact));
     assert_eq!(contacts[0]["Phone"], json!("+1 555 0163"), "{events:#?}");

@@ -18,7 +18,7 @@ use crmsync_shared::local::{LocalRunner, RunOptions};
 use crmsync_shared::pipeline::intake::IntakeSettings;
 use crmsync_shared::pipeline::sabotage::Sabotage;
 use crmsync_shared::pipeline::{Pipeline, worker};
-use crmsync_shared::ports::{Outcome, RecordRef, RecordStatus};
+use crmsync_shared::ports::{Outcome, RecordRef, RecordStatus, SyncEvent};
 use serde_json::{Value, json};
 
 use crate::harness::{T0, pause};
@@ -657,6 +657,21 @@ impl World {
             .into_iter()
             .map(|(_, hubspot, user)| (hubspot, user))
             .collect()
+    }
+
+    /// A record's sync events, oldest first.
+    pub async fn events(&self, side: &str, object: &str, id: &str) -> Vec<SyncEvent> {
+        let record = RecordRef {
+            side: side.into(),
+            object: object.into(),
+            id: id.into(),
+        };
+        self.runner
+            .pipeline
+            .status
+            .history(&record, self.clock.now_ms())
+            .await
+            .unwrap_or_default()
     }
 
     pub async fn status(&self, side: &str, object: &str, id: &str) -> Option<RecordStatus> {

@@ -983,7 +983,10 @@ async fn check(
             let s = sf[0][*field].as_str().unwrap_or_default();
             // 1: convergence.
             if h != s {
-                return Err(format!("{e}.{property}: HubSpot {h:?}, Salesforce {s:?}"));
+                let why = diagnose(w, hs[0], sf[0], property, field).await;
+                return Err(format!(
+                    "{e}.{property}: HubSpot {h:?}, Salesforce {s:?}\n{why}"
+                ));
             }
             // 3: the last human edit wins.
             if let Some(last) = truth.last(n, k)
@@ -1040,9 +1043,14 @@ async fn diagnose(w: &World, hs: &Value, sf: &Value, property: &str, field: &str
         Err(e) => json!(e.to_string()),
     };
     let events = sync_events(w, hs_id, object, sf_id).await;
+    let p = &hs["properties"];
     format!(
-        "HubSpot {property} history: {}\nSalesforce {field} history: {}\nsync events:\n{events}",
-        hubspot["propertiesWithHistory"][property], salesforce["records"]
+        "HubSpot {property} history: {}\nSalesforce {field} history: {}\nthe contact names Lead {}, Contact {}; merged ids {}\nsync events:\n{events}",
+        hubspot["propertiesWithHistory"][property],
+        salesforce["records"],
+        p["salesforceleadid"],
+        p["salesforcecontactid"],
+        p["hs_merged_object_ids"]
     )
 }
 
@@ -1062,22 +1070,11 @@ async fn sync_events(w: &World, hs_id: &str, object: &str, sf_id: &str) -> Strin
 async fn events_of(w: &World, records: &[(&str, &str, &str)]) -> String {
     let mut events = String::new();
     for &(side, object, id) in records {
-        let record = crmsync_shared::ports::RecordRef {
-            side: side.into(),
-            object: object.into(),
-            id: id.into(),
-        };
-        let history = w
-            .runner
-            .pipeline
-            .status
-            .history(&record, w.clock.now_ms())
-            .await
-            .unwrap_or_default();
+        let history = w.events(side, object, id).await;
         for e in history {
             events.push_str(&format!(
-                "  {side} {id} at {}: {} {:?} {:?} {:?}\n",
-                e.at, e.direction, e.outcome, e.code, e.changes
+                "  {side} {id} at {}: {} {:?} {:?} {:?} {:?}\n",
+                e.at, e.direction, e.outcome, e.code, e.message, e.changes
             ));
         }
     }
