@@ -120,6 +120,13 @@ pub(crate) struct Work {
 /// matched on either side.
 pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> (bool, i64)) {
     fn same(a: &Work, b: &Work) -> bool {
+        // A record whose HubSpot partner was merged into another holds the survivor
+        // only to say so: it is not the survivor's pair, nor its twin (histories 1683
+        // and 5386: the survivor, unlinked while its own partner was deleted, took the
+        // merged-away contact's Lead for its pair, then for a twin).
+        if a.merged_into.is_some() || b.merged_into.is_some() {
+            return false;
+        }
         let link = |w: &Work| w.link.as_ref().map(|l| l.hubspot_id.clone());
         let hs = |w: &Work| w.hubspot.as_ref().map(|h| h.id.clone());
         let sf = |w: &Work| w.salesforce.as_ref().map(|s| s.id());
@@ -158,6 +165,7 @@ pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> 
             continue;
         }
         let best = (0..merged.len())
+            .filter(|&m| merged[m].merged_into.is_none())
             .filter(|&m| merged[m].hubspot.as_ref().is_some_and(|x| x.id == h))
             .max_by_key(|&m| (merged[m].link.is_some(), rank(&merged[m])));
         if let Some(b) = best.filter(|&b| b != n)
@@ -175,4 +183,59 @@ pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> 
         }
     }
     *works = merged;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+
+    /// Found by the convergence harness (histories 1683 and 5386): in one batch, the
+    /// merged survivor (unlinked: its partner was deleted) and the merged-away contact's
+    /// Lead, which holds the survivor only to say it was merged. They are not one pair,
+    /// and the Lead is not the survivor's twin.
+    #[test]
+    fn a_merged_away_record_is_neither_the_survivors_pair_nor_its_twin() {
+        let survivor = HsRecord {
+            id: "100012".into(),
+            ..HsRecord::default()
+        };
+        let mut row = Map::new();
+        row.insert("Id".into(), json!("00Q000000000005AAA"));
+        let lead = Record::new("Lead", row);
+        let link = Link {
+            pair: "contacts".into(),
+            hubspot_id: "100004".into(),
+            salesforce_object: "Lead".into(),
+            salesforce_id: lead.id(),
+            last_synced: Default::default(),
+            synced_at: 1,
+            version: 1,
+        };
+        let mut works = vec![
+            Work {
+                hubspot: Some(survivor.clone()),
+                items: vec![0],
+                ..Work::default()
+            },
+            Work {
+                hubspot: Some(survivor),
+                salesforce: Some(lead),
+                link: Some(link),
+                merged_into: Some(MergedInto {
+                    hubspot_id: "100012".into(),
+                    salesforce_object: "Lead".into(),
+                    salesforce_id: "00Q000000000001AAA".into(),
+                }),
+                items: vec![1],
+                ..Work::default()
+            },
+        ];
+        merge_same_pairs(&mut works, &|_| (false, 0));
+        assert_eq!(works.len(), 2);
+        assert!(works[0].salesforce.is_none() && works[0].link.is_none());
+        assert!(works[0].twin_of.is_none(), "{:?}", works[0].twin_of);
+        assert!(works[1].merged_into.is_some());
+    }
 }
