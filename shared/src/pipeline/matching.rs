@@ -224,15 +224,7 @@ impl Pipeline {
         kept: &crate::ports::Link,
     ) -> Result<(), String> {
         let spec = &run.spec;
-        for id in merged_ids(survivor).filter(|id| *id != survivor.id) {
-            let Some(other) = self
-                .links
-                .by_hubspot(&spec.name, &id)
-                .await
-                .map_err(|e| e.to_string())?
-            else {
-                continue;
-            };
+        for other in self.merged_links(run, survivor).await? {
             if same_sf_id(&other.salesforce_id, &kept.salesforce_id) {
                 continue;
             }

@@ -759,18 +759,11 @@ fn choose_source(
     }
 }
 
-fn snapshot<'a>(pair: &RecordPair<'a>, side: Side) -> &'a Snapshot {
-    match side {
-        Side::HubSpot => pair.hubspot,
-        Side::Salesforce => pair.salesforce,
-    }
-}
-
 /// Whether `side`, whose field holds its last-synced value, may have been edited and
 /// edited back since the last sync (A, B, A): its record changed after that sync. Only
 /// the field's history can tell, so the merge asks for it (`timed`).
 fn may_be_edited_back(pair: &RecordPair<'_>, side: Side) -> bool {
-    let (Some(synced), Some(modified)) = (pair.rules.synced_at, snapshot(pair, side).modified_at)
+    let (Some(synced), Some(modified)) = (pair.rules.synced_at, pair.snapshot(side).modified_at)
     else {
         return false;
     };
@@ -788,8 +781,8 @@ fn edited_back(rule: &FieldRule<'_>, pair: &RecordPair<'_>, side: Side) -> Optio
         Side::HubSpot => (rule.hubspot, rule.salesforce?),
         Side::Salesforce => (rule.salesforce?, rule.hubspot),
     };
-    let back = *snapshot(pair, side).field_modified_at.get(field)?;
-    let changed = snapshot(pair, side.other()).changed_at(other_field)?;
+    let back = *pair.snapshot(side).field_modified_at.get(field)?;
+    let changed = pair.snapshot(side.other()).changed_at(other_field)?;
     (back > synced && back > changed).then_some((side, Reason::ConflictMostRecent))
 }
 

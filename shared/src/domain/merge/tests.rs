@@ -70,6 +70,20 @@ impl Case {
         self
     }
 
+    /// The case's merge rules (companies <-> Account).
+    fn rules(&self) -> MergeRules<'_> {
+        match MergeRules::new(
+            &self.config,
+            "companies",
+            "Account",
+            &self.meta,
+            &self.owners,
+        ) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Runs the merge and returns (HubSpot writes, Salesforce writes, reasons by HubSpot property).
     fn merge(
         &self,
@@ -88,16 +102,7 @@ impl Case {
         last: Option<&LastSynced>,
         resumed: bool,
     ) -> (Value, Value, Vec<(String, Reason)>) {
-        let mut rules = match MergeRules::new(
-            &self.config,
-            "companies",
-            "Account",
-            &self.meta,
-            &self.owners,
-        ) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        };
+        let mut rules = self.rules();
         rules.resumed = resumed;
         let plan = merge_fields(&rules, hs, sf, last);
         (
@@ -231,16 +236,7 @@ fn a_value_edited_back_after_the_other_sides_change_wins() {
     let case = Case::new(&field("name", "Name", "two_way", ""));
     let l = last(&[("name", json!("Acme"), json!("Acme"))]);
     let run = |hs: &Snapshot, sf: &Snapshot, synced_at: Option<i64>| {
-        let mut rules = match MergeRules::new(
-            &case.config,
-            "companies",
-            "Account",
-            &case.meta,
-            &case.owners,
-        ) {
-            Ok(r) => r,
-            Err(e) => panic!("{e}"),
-        };
+        let mut rules = case.rules();
         rules.synced_at = synced_at;
         let plan = merge_fields(&rules, hs, sf, Some(&l));
         let f = plan.fields.iter().find(|f| f.hubspot == "name");

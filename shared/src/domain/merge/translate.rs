@@ -33,12 +33,16 @@ pub struct RecordPair<'a> {
 }
 
 impl<'a> RecordPair<'a> {
-    fn raw_text(&self, side: Side, field: &str) -> Option<&'a str> {
-        let snapshot = match side {
+    /// One side's record.
+    pub(super) fn snapshot(&self, side: Side) -> &'a Snapshot {
+        match side {
             Side::HubSpot => self.hubspot,
             Side::Salesforce => self.salesforce,
-        };
-        match snapshot.values.get(field) {
+        }
+    }
+
+    fn raw_text(&self, side: Side, field: &str) -> Option<&'a str> {
+        match self.snapshot(side).values.get(field) {
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim()),
             _ => None,
         }
