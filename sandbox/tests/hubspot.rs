@@ -519,6 +519,12 @@ async fn the_integration_gets_429_after_its_burst_with_hubspots_headers() {
     assert_eq!(r.body["errorType"], "RATE_LIMIT");
     assert_eq!(r.headers["x-hubspot-ratelimit-remaining"], "0");
     assert!(r.headers.contains_key("retry-after"));
+    // The counters say which calls a limit refused.
+    let counters = p.control("GET", "/counters", None).await.body;
+    assert_eq!(
+        counters["rate_limited"]["GET /crm/v3/objects/contacts"], 1,
+        "{counters}"
+    );
     // People are not rate-limited.
     let r = p
         .call("GET", "/crm/v3/objects/contacts", None, Some(HUMAN_TOKEN))

@@ -107,8 +107,13 @@ pub struct PendingEdit {
     pub properties: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Calls per caller and endpoint (`POST /crm/v3/objects/contacts/batch/read`).
+/// Calls per caller and endpoint (`POST /crm/v3/objects/contacts/batch/read`), and
+/// under [`RATE_LIMITED`] the integration's calls answered 429 by a limit (counted as
+/// calls too, as HubSpot counts them).
 pub type Counters = BTreeMap<String, BTreeMap<String, u64>>;
+
+/// The counters' key for calls a rate limit refused.
+pub const RATE_LIMITED: &str = "rate_limited";
 
 #[derive(Debug)]
 pub struct HubSpot {
@@ -305,7 +310,14 @@ async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) 
             let admitted = lock(&hs.limiter).admit(&limits, hs.clock.now_ms(), search);
             match admitted {
                 Ok(h) => headers = h,
-                Err(e) => return e.into_response(),
+                Err(e) => {
+                    *lock(&hs.counters)
+                        .entry(RATE_LIMITED.to_owned())
+                        .or_default()
+                        .entry(endpoint_key(request.method(), &path))
+                        .or_default() += 1;
+                    return e.into_response();
+                }
             }
         }
     }

@@ -1,0 +1,210 @@
+//! The initial sync: the runner starts on empty state (its first poll lists every record
+//! of both CRMs), webhooks and outbound messages on as in production, and the bench
+//! watches the queue until everything is synced and nothing moves.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crmsync_shared::adapters::http::Secret;
+use crmsync_shared::local::{LocalRunner, RunOptions};
+use crmsync_shared::pipeline::intake::IntakeSettings;
+use crmsync_shared::ports::{Counts, WorkQueue};
+
+use super::{Sandboxes, Settings};
+
+pub const HUBSPOT_APP_SECRET: &str = "hubspot-app-secret";
+pub const SALESFORCE_ORG: &str = "00D8M0000000001AAA";
+const OUTBOUND_TOKEN: &str = "bench-outbound-token";
+/// How often the bench looks at the queue.
+const SAMPLE: Duration = Duration::from_millis(250);
+
+/// Calls per endpoint, as a sandbox counted them.
+pub type Calls = BTreeMap<String, u64>;
+
+#[derive(Debug, Clone, Default)]
+pub struct Initial {
+    /// From the runner's start to the last write either CRM took.
+    pub seconds: f64,
+    pub converged: bool,
+    /// Record pairs by their last outcome, per pair.
+    pub outcomes: Vec<(String, Counts)>,
+    pub hubspot: Calls,
+    pub salesforce: Calls,
+    pub hubspot_429: u64,
+    /// References waiting or in flight at the busiest moment.
+    pub peak_queue: u64,
+}
+
+impl Initial {
+    pub fn total(&self) -> Counts {
+        self.outcomes
+            .iter()
+            .fold(Counts::default(), |mut t, (_, c)| {
+                t.synced += c.synced;
+                t.skipped += c.skipped;
+                t.failed += c.failed;
+                t
+            })
+    }
+}
+
+fn calls_of(v: &Value) -> Calls {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, n)| n.as_u64().map(|n| (k.clone(), n)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The latest `at` of the integration's writes, after `since`.
+pub fn last_write(writes: &Value, since: i64) -> Option<i64> {
+    writes
+        .as_object()?
+        .values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(|w| w.get("at").and_then(Value::as_i64))
+        .filter(|at| *at >= since)
+        .max()
+}
+
+/// Webhook and outbound deliveries not yet made.
+async fn pending_pushes(s: &Sandboxes) -> Result<u64, String> {
+    let hooks = s.api.hubspot(Method::GET, "/webhooks", None).await?;
+    let outbound = s.api.salesforce(Method::GET, "/outbound", None).await?;
+    let n = |v: &Value| match v.get("pending") {
+        Some(Value::Array(a)) => a.len() as u64,
+        Some(v) => v.as_u64().unwrap_or(0),
+        None => 0,
+    };
+    Ok(n(&hooks) + n(&outbound))
+}
+
+/// Points both CRMs' pushes at the runner (or nowhere).
+pub async fn pushes(s: &Sandboxes, runner: Option<&LocalRunner>) -> Result<(), String> {
+    let hook = runner.map(|r| format!("{}/webhooks/hubspot", r.url()));
+    s.api
+        .hubspot(
+            Method::PUT,
+            "/webhooks",
+            Some(json!({"target_url": hook, "app_secret": HUBSPOT_APP_SECRET})),
+        )
+        .await?;
+    let outbound =
+        runner.map(|r| format!("{}/webhooks/salesforce?token={OUTBOUND_TOKEN}", r.url()));
+    s.api
+        .salesforce(Method::PUT, "/outbound", Some(json!({"url": outbound})))
+        .await?;
+    Ok(())
+}
+
+/// Waits until the queue has been empty, and no push pending, for `quiet`; returns the
+/// peak depth seen, or `None` when `deadline` passed first.
+pub async fn settle(
+    s: &Sandboxes,
+    runner: &LocalRunner,
+    quiet: Duration,
+    deadline: Instant,
+    mut peak: impl FnMut(u64),
+) -> Result<bool, String> {
+    let mut still_since: Option<Instant> = None;
+    loop {
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        let depth = runner.store.depth().await.map_err(|e| e.to_string())?;
+        let busy = depth.waiting + depth.in_flight;
+        peak(busy);
+        let listed = runner
+            .pipeline
+            .listing_done(runner.store.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        let idle = listed && busy == 0 && pending_pushes(s).await? == 0;
+        match (idle, still_since) {
+            (true, Some(t)) if t.elapsed() >= quiet => return Ok(true),
+            (true, None) => still_since = Some(Instant::now()),
+            (true, Some(_)) => {}
+            (false, _) => still_since = None,
+        }
+        tokio::time::sleep(SAMPLE).await;
+    }
+}
+
+pub async fn run(settings: &Settings, s: &Sandboxes) -> Result<(Initial, LocalRunner), String> {
+    let (pipeline, store) = super::pipeline(s.hs.url(), s.sf.url()).await?;
+    let intake = IntakeSettings {
+        public_url: String::new(),
+        hubspot_app_secret: Some(Secret::new(HUBSPOT_APP_SECRET)),
+        salesforce_org_id: Some(SALESFORCE_ORG.into()),
+        salesforce_outbound_token: Some(Secret::new(OUTBOUND_TOKEN)),
+        api_key: None,
+    };
+    let options = RunOptions {
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        poll_interval: Some(settings.poll),
+        workers: settings.workers,
+        batch_size: settings.batch,
+    };
+    let started_at = s.clock.now_ms();
+    let started = Instant::now();
+    let runner = LocalRunner::start(pipeline, intake, store, options)
+        .await
+        .map_err(|e| e.to_string())?;
+    pushes(s, Some(&runner)).await?;
+    eprintln!("initial sync running...");
+    let mut peak_queue = 0;
+    let mut last_report = Instant::now();
+    let quiet = (settings.poll * 3).max(Duration::from_secs(3));
+    let converged = settle(s, &runner, quiet, started + settings.timeout, |busy| {
+        peak_queue = peak_queue.max(busy);
+        if last_report.elapsed() > Duration::from_secs(30) {
+            eprintln!(
+                "  {:>5.0}s: {busy} references queued",
+                started.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+    })
+    .await?;
+    let hs_writes = s.api.hubspot(Method::GET, "/writes", None).await?;
+    let sf_writes = s.api.salesforce(Method::GET, "/writes", None).await?;
+    let last = [
+        last_write(&hs_writes, started_at),
+        last_write(&sf_writes, started_at),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(started_at);
+    let hs_counters = s.api.hubspot(Method::GET, "/counters", None).await?;
+    let sf_counters = s.api.salesforce(Method::GET, "/counters", None).await?;
+    let mut outcomes: BTreeMap<String, Counts> = BTreeMap::new();
+    for (object, _, c) in runner
+        .pipeline
+        .status
+        .counts()
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        let t = outcomes.entry(object).or_default();
+        t.synced += c.synced;
+        t.skipped += c.skipped;
+        t.failed += c.failed;
+    }
+    let initial = Initial {
+        seconds: (last - started_at) as f64 / 1000.0,
+        converged,
+        outcomes: outcomes.into_iter().collect(),
+        hubspot: calls_of(&hs_counters["integration"]),
+        salesforce: calls_of(&sf_counters["calls"]["integration"]),
+        hubspot_429: calls_of(&hs_counters["rate_limited"]).values().sum(),
+        peak_queue,
+    };
+    Ok((initial, runner))
+}
