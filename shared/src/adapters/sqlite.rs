@@ -16,13 +16,13 @@ use crate::ports::{
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a released claim is remembered: longer than any batch runs.
 const RELEASED_KEPT_MS: i64 = 3_600_000;
 
 /// Statements that take a file from one version to the next; index 0 creates v1.
-const MIGRATIONS: [&str; 4] = ["
+const MIGRATIONS: [&str; 5] = ["
     CREATE TABLE IF NOT EXISTS links (
         pair TEXT NOT NULL, hubspot_id TEXT NOT NULL,
         salesforce_object TEXT NOT NULL, salesforce_id TEXT NOT NULL,
@@ -66,6 +66,9 @@ const MIGRATIONS: [&str; 4] = ["
     CREATE TABLE IF NOT EXISTS gauges (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 ", "
     CREATE INDEX IF NOT EXISTS claims_by_expiry ON claims (expires);
+", "
+    ALTER TABLE queue ADD COLUMN record TEXT;
+    CREATE UNIQUE INDEX IF NOT EXISTS queue_waiting ON queue (record) WHERE receipt IS NULL AND dead = 0;
 "];
 
 /// The default file of the embedded store.
@@ -486,19 +489,27 @@ impl WorkQueue for SqliteStore {
         self.send_later(items, 0).await
     }
 
+    /// A record already waiting (never received) is not queued twice: the waiting
+    /// item stays where it is, visible at the earlier of the two times. The worker
+    /// reads the record when it syncs, so one reference serves every change before it.
     async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError> {
-        let bodies = items
+        let rows = items
             .iter()
-            .map(serde_json::to_string)
+            .map(|i| {
+                let record = format!("{}|{}|{}", i.side.as_str(), i.object, i.id);
+                serde_json::to_string(i).map(|body| (record, body))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let at = self.clock.now_ms() + delay_ms.clamp(0, crate::ports::MAX_SEND_DELAY_MS);
         self.with(move |c| {
             let tx = c.transaction().map_err(unavailable)?;
-            for body in bodies {
+            for (record, body) in rows {
                 tx.execute(
-                    "INSERT INTO queue (body, visible_at) VALUES (?1, ?2)",
-                    params![body, at],
+                    "INSERT INTO queue (record, body, visible_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (record) WHERE receipt IS NULL AND dead = 0
+                     DO UPDATE SET visible_at = MIN(visible_at, excluded.visible_at)",
+                    params![record, body, at],
                 )
                 .map_err(unavailable)?;
             }

@@ -107,6 +107,43 @@ async fn queued_work_survives_a_restart_and_visibility_follows_the_clock() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// A backfill, a webhook and a poll naming one record while it waits queue it once;
+/// once a worker holds it, a new change queues it again (the worker may have read it
+/// before that change).
+#[tokio::test]
+async fn a_record_already_waiting_is_queued_once() {
+    let clock = ManualClock::at(0);
+    let s = SqliteStore::in_memory(Arc::new(clock.clone()), 5).unwrap_or_else(|e| panic!("{e}"));
+    let ok =
+        |r: Result<(), _>| r.unwrap_or_else(|e: crmsync_shared::ports::StoreError| panic!("{e}"));
+    ok(s.send_later(&[item("00Q1")], 60_000).await);
+    ok(s.send(&[item("00Q1"), item("00Q2"), item("00Q1")]).await);
+    let depth = s.depth().await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(depth.waiting, 2, "one item per record");
+    // The later send made the parked reference visible now.
+    let got = s
+        .receive(10, 30_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut ids: Vec<&str> = got.iter().map(|d| d.item.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, vec!["00Q1", "00Q2"]);
+    ok(s.send(&[item("00Q1")]).await);
+    let again = s
+        .receive(10, 30_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.len(), 1, "a record in hand is queued again");
+    assert_eq!(again[0].receives, 1);
+    // A waiting item of another object or side with the same id is its own.
+    let other = WorkItem {
+        side: crmsync_shared::domain::Side::HubSpot,
+        ..item("00Q1")
+    };
+    ok(s.send(&[other, item("00Q1")]).await);
+    assert_eq!(s.depth().await.unwrap_or_else(|e| panic!("{e}")).waiting, 2);
+}
+
 #[tokio::test]
 async fn a_store_from_a_newer_crmsync_is_refused_not_damaged() {
     let path = temp_file("newer.sqlite");
