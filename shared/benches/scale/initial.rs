@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crmsync_shared::adapters::http::Secret;
 use crmsync_shared::local::{LocalRunner, RunOptions};
 use crmsync_shared::pipeline::intake::IntakeSettings;
-use crmsync_shared::ports::{Counts, WorkQueue};
+use crmsync_shared::ports::{Counts, Outcome, WorkQueue};
 
 use super::{Sandboxes, Settings};
 
@@ -36,6 +36,8 @@ pub struct Initial {
     pub hubspot_429: u64,
     /// References waiting or in flight at the busiest moment.
     pub peak_queue: u64,
+    /// A few failed records: what they are and why.
+    pub failures: Vec<String>,
 }
 
 impl Initial {
@@ -197,7 +199,25 @@ pub async fn run(settings: &Settings, s: &Sandboxes) -> Result<(Initial, LocalRu
         t.skipped += c.skipped;
         t.failed += c.failed;
     }
+    let failures = runner
+        .pipeline
+        .status
+        .by_outcome(Outcome::Failed, None, 5)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|f| {
+            format!(
+                "{} {} [{}]: {}",
+                f.last.record.object,
+                f.last.record.id,
+                f.last.code.unwrap_or_default(),
+                f.last.message.unwrap_or_default()
+            )
+        })
+        .collect();
     let initial = Initial {
+        failures,
         seconds: (last - started_at) as f64 / 1000.0,
         converged,
         outcomes: outcomes.into_iter().collect(),

@@ -213,6 +213,9 @@ impl Report {
                 parts.join(", ")
             )
         });
+        for f in &i.failures {
+            let _ = writeln!(out, "- failed: {f}");
+        }
         endpoints(out, "HubSpot", &i.hubspot);
         endpoints(out, "Salesforce", &i.salesforce);
     }

@@ -3,8 +3,12 @@
 //!
 //! Each feed is read from a little before its cursor (search indexes and commits lag),
 //! and records seen in that overlap with the same modification time are not queued
-//! twice. The cursor moves only after the enqueue succeeded: a crash in between queues
-//! the same references again (harmless, the sync is idempotent) and never skips any.
+//! twice. What lags longer than the overlap is read once more when it has settled: a
+//! second cursor per feed trails the clock by the longest lag allowed and reads each
+//! window behind it once, so every change is read about twice, however often the feed
+//! is polled. The cursors move only after the enqueue succeeded: a crash in between
+//! queues the same references again (harmless, the sync is idempotent) and never skips
+//! any.
 
 use std::collections::BTreeMap;
 
@@ -16,14 +20,22 @@ use crate::domain::Side;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{Cursor, CursorStore, StoreError, WorkItem, WorkQueue};
 
-/// How far before its cursor the HubSpot feed is re-read: HubSpot's search index
-/// trails writes by seconds, sometimes more.
-pub const HUBSPOT_OVERLAP_MS: i64 = 2 * 60_000;
-/// Salesforce's `SystemModstamp` is set at commit, so a long transaction can commit a
-/// time before a later, faster one: re-read a minute.
-pub const SALESFORCE_OVERLAP_MS: i64 = 60_000;
-/// How long a (record, modification time) pair is remembered to skip re-reads.
-const SEEN_TTL_MS: i64 = 4 * HUBSPOT_OVERLAP_MS;
+/// How far before its cursor each poll re-reads the HubSpot feed: HubSpot's search
+/// index trails writes by seconds.
+pub const HUBSPOT_OVERLAP_MS: i64 = 10_000;
+/// How long after a change the HubSpot feed reads it once more, for the index's rare
+/// longer lags.
+pub const HUBSPOT_SETTLE_MS: i64 = 2 * 60_000;
+/// Salesforce's `SystemModstamp` is set before commit, so a slower transaction can
+/// commit a time before a faster one's: each poll re-reads a few seconds...
+pub const SALESFORCE_OVERLAP_MS: i64 = 10_000;
+/// ...and a minute later the window once more, for long transactions.
+pub const SALESFORCE_SETTLE_MS: i64 = 60_000;
+/// How much settled time a settled read waits for (one read per window this long).
+const SETTLE_STEP_MS: i64 = 30_000;
+/// How long a (record, modification time) pair is remembered to skip re-reads: past
+/// the settled read of its window.
+const SEEN_TTL_MS: i64 = 4 * HUBSPOT_SETTLE_MS;
 /// References per enqueue call.
 const ENQUEUE_CHUNK: usize = 500;
 
@@ -33,6 +45,36 @@ const BACKFILL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 const BACKFILL_HUBSPOT_PAGES: usize = 20;
 /// Salesforce ids per backfill chunk (one query page).
 const BACKFILL_SALESFORCE_ROWS: usize = 2_000;
+/// The cursor of a feed's settled reads.
+fn settled_key(feed: &str) -> String {
+    format!("settled:{feed}")
+}
+
+/// The window a feed's settled read covers now, from its mark to `until`, when at
+/// least [`SETTLE_STEP_MS`] of it has settled. A feed without a mark (its first poll,
+/// or a store from before settled reads) starts one at `until`.
+async fn settled_window(
+    cursors: &dyn CursorStore,
+    feed: &str,
+    until: i64,
+) -> Result<Option<(Cursor, i64)>, PollError> {
+    let key = settled_key(feed);
+    match cursors.cursor(&key).await? {
+        Some(mark) if until - mark.at >= SETTLE_STEP_MS => Ok(Some((mark, until))),
+        Some(_) => Ok(None),
+        None => {
+            let start = Cursor {
+                at: until,
+                last_id: String::new(),
+            };
+            match cursors.advance(&key, None, &start).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
 /// A finished backfill's cursor.
 const BACKFILL_DONE: i64 = i64::MAX;
 /// How often linked HubSpot records are checked for deletions webhooks missed.
@@ -67,6 +109,14 @@ pub struct FeedReport {
     pub read: usize,
     pub enqueued: usize,
     pub cursor: i64,
+}
+
+impl FeedReport {
+    /// Adds a settled read's figures; the cursor stays the feed's.
+    fn absorb(&mut self, settled: FeedReport) {
+        self.read += settled.read;
+        self.enqueued += settled.enqueued;
+    }
 }
 
 impl PollReport {
@@ -143,9 +193,28 @@ impl Pipeline {
             let r = match cursors.cursor(&feed).await? {
                 None => self.start_backfill(cursors, &feed, now).await?,
                 Some(from) => {
-                    let changes = self.hubspot_changes(object, &from).await?;
-                    self.enqueue_and_advance(cursors, queue, &feed, Some(from), changes)
-                        .await?
+                    let since = (from.at - HUBSPOT_OVERLAP_MS).max(0);
+                    let changes = self.hubspot_changes(object, since, None).await?;
+                    let mut r = self
+                        .enqueue_and_advance(
+                            cursors,
+                            queue,
+                            &feed,
+                            from,
+                            now - HUBSPOT_OVERLAP_MS,
+                            changes,
+                        )
+                        .await?;
+                    if let Some((mark, until)) =
+                        settled_window(cursors, &feed, now - HUBSPOT_SETTLE_MS).await?
+                    {
+                        let changes = self.hubspot_changes(object, mark.at, Some(until)).await?;
+                        r.absorb(
+                            self.enqueue_settled(cursors, queue, &feed, mark, until, changes)
+                                .await?,
+                        );
+                    }
+                    r
                 }
             };
             report.feeds.insert(feed, r);
@@ -171,14 +240,50 @@ impl Pipeline {
             }
         }
         if !polled.is_empty() {
-            let mut by_object = self.salesforce_changes(&polled, &froms).await?;
+            let windows: Vec<(&str, i64, Option<i64>)> = polled
+                .iter()
+                .zip(&froms)
+                .map(|(object, from)| (*object, (from.at - SALESFORCE_OVERLAP_MS).max(0), None))
+                .collect();
+            let mut by_object = self.salesforce_changes(&windows).await?;
+            let mut settled = Vec::new();
             for (object, from) in polled.iter().zip(froms) {
                 let feed = format!("salesforce:{object}");
                 let changes = by_object.remove(*object).unwrap_or_default();
                 let r = self
-                    .enqueue_and_advance(cursors, queue, &feed, Some(from), changes)
+                    .enqueue_and_advance(
+                        cursors,
+                        queue,
+                        &feed,
+                        from,
+                        now - SALESFORCE_OVERLAP_MS,
+                        changes,
+                    )
                     .await?;
-                report.feeds.insert(feed, r);
+                report.feeds.insert(feed.clone(), r);
+                if let Some(window) =
+                    settled_window(cursors, &feed, now - SALESFORCE_SETTLE_MS).await?
+                {
+                    settled.push((*object, window));
+                }
+            }
+            // Every settled window due, in one more Composite call.
+            if !settled.is_empty() {
+                let windows: Vec<(&str, i64, Option<i64>)> = settled
+                    .iter()
+                    .map(|(object, (mark, until))| (*object, mark.at, Some(*until)))
+                    .collect();
+                let mut by_object = self.salesforce_changes(&windows).await?;
+                for (object, (mark, until)) in settled {
+                    let feed = format!("salesforce:{object}");
+                    let changes = by_object.remove(object).unwrap_or_default();
+                    let more = self
+                        .enqueue_settled(cursors, queue, &feed, mark, until, changes)
+                        .await?;
+                    if let Some(r) = report.feeds.get_mut(&feed) {
+                        r.absorb(more);
+                    }
+                }
             }
         }
         for feed in report.feeds.keys().cloned().collect::<Vec<_>>() {
@@ -212,6 +317,7 @@ impl Pipeline {
             self.sweep_hubspot_deletions(cursors, queue, pair, object, now)
                 .await?;
         }
+        self.sweep_empty_lookups(cursors, queue, now).await?;
         self.note_poll(&report).await;
         self.note_usage().await;
         Ok(report)
@@ -444,11 +550,15 @@ impl Pipeline {
         Ok(())
     }
 
-    async fn hubspot_changes(&self, object: &str, from: &Cursor) -> Result<Vec<Change>, PollError> {
-        let since = (from.at - HUBSPOT_OVERLAP_MS).max(0);
+    async fn hubspot_changes(
+        &self,
+        object: &str,
+        since: i64,
+        until: Option<i64>,
+    ) -> Result<Vec<Change>, PollError> {
         let records = self
             .hubspot
-            .changed_since(object, since, &[])
+            .changed_since(object, since, until, &[])
             .await
             .map_err(|e| PollError::HubSpot(e.to_string()))?;
         Ok(records
@@ -469,20 +579,22 @@ impl Pipeline {
             .collect())
     }
 
-    /// Every object's changes and deletions since its cursor, in one Composite call.
+    /// Each object's changes and deletions in its window (`since`, and `until` when
+    /// given), in one Composite call.
     async fn salesforce_changes(
         &self,
-        objects: &[&str],
-        froms: &[Cursor],
+        windows: &[(&str, i64, Option<i64>)],
     ) -> Result<BTreeMap<String, Vec<Change>>, PollError> {
-        let queries: Vec<(String, String)> = objects
+        let queries: Vec<(String, String)> = windows
             .iter()
-            .zip(froms)
-            .map(|(object, from)| {
-                let since = soql_datetime((from.at - SALESFORCE_OVERLAP_MS).max(0));
+            .map(|(object, since, until)| {
+                let until = until
+                    .map(|u| format!(" AND SystemModstamp < {}", soql_datetime(u)))
+                    .unwrap_or_default();
                 let soql = format!(
                     "SELECT Id, SystemModstamp, IsDeleted FROM {object} \
-                     WHERE SystemModstamp >= {since} ORDER BY SystemModstamp, Id"
+                     WHERE SystemModstamp >= {}{until} ORDER BY SystemModstamp, Id",
+                    soql_datetime(*since)
                 );
                 ((*object).to_owned(), soql)
             })
@@ -520,43 +632,85 @@ impl Pipeline {
         Ok(out)
     }
 
-    async fn enqueue_and_advance(
+    /// Queues what a settled read found that no read queued before, then moves the
+    /// settled cursor to the window's end.
+    async fn enqueue_settled(
         &self,
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
         feed: &str,
-        from: Option<Cursor>,
+        mark: Cursor,
+        until: i64,
         changes: Vec<Change>,
     ) -> Result<FeedReport, PollError> {
         let read = changes.len();
         let now = self.clock.now_ms();
-        let mut fresh = Vec::with_capacity(changes.len());
-        let mut high = from.as_ref().map(|c| c.at).unwrap_or(0);
-        let mut last_id = from.as_ref().map(|c| c.last_id.clone()).unwrap_or_default();
+        let mut fresh = Vec::new();
         for c in changes {
-            if (c.at, c.item.id.as_str()) > (high, last_id.as_str()) {
-                high = c.at;
-                last_id = c.item.id.clone();
-            }
-            // The first read (the backfill) queues everything; later reads skip what
-            // an earlier read of the overlap already queued.
-            let new = match &from {
-                None => true,
-                Some(_) => {
-                    let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
-                    self.claims.first_sight(&key, SEEN_TTL_MS, now).await?
-                }
-            };
-            if new {
+            let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
+            if self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
                 fresh.push(c.item);
             }
         }
         for chunk in fresh.chunks(ENQUEUE_CHUNK) {
             queue.send(chunk).await?;
         }
-        let to = Cursor { at: high, last_id };
-        if from.as_ref() != Some(&to) {
-            match cursors.advance(feed, from.as_ref(), &to).await {
+        let to = Cursor {
+            at: until,
+            last_id: String::new(),
+        };
+        match cursors.advance(&settled_key(feed), Some(&mark), &to).await {
+            Ok(()) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(FeedReport {
+            read,
+            enqueued: fresh.len(),
+            cursor: 0,
+        })
+    }
+
+    /// Queues what a fresh read found that no read queued before, then moves the
+    /// cursor to the newest change, or to `settled` (the read's start less the
+    /// overlap: anything older was there to be read) when that is later, so a quiet
+    /// feed does not read its last changes again and again.
+    async fn enqueue_and_advance(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        feed: &str,
+        from: Cursor,
+        settled: i64,
+        changes: Vec<Change>,
+    ) -> Result<FeedReport, PollError> {
+        let read = changes.len();
+        let now = self.clock.now_ms();
+        let mut fresh = Vec::with_capacity(changes.len());
+        let (mut high, mut last_id) = (from.at, from.last_id.clone());
+        for c in changes {
+            if (c.at, c.item.id.as_str()) > (high, last_id.as_str()) {
+                high = c.at;
+                last_id = c.item.id.clone();
+            }
+            // Skip what an earlier read of the overlap already queued.
+            let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
+            if self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
+                fresh.push(c.item);
+            }
+        }
+        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
+            queue.send(chunk).await?;
+        }
+        let to = if settled > high {
+            Cursor {
+                at: settled,
+                last_id: String::new(),
+            }
+        } else {
+            Cursor { at: high, last_id }
+        };
+        if from != to {
+            match cursors.advance(feed, Some(&from), &to).await {
                 // Another poller moved it first: what we queued is queued twice at most.
                 Ok(()) | Err(StoreError::Conflict(_)) => {}
                 Err(e) => return Err(e.into()),

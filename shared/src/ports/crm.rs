@@ -133,10 +133,12 @@ pub trait HubSpotApi: Send + Sync {
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, CrmError>;
     async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), CrmError>;
+    /// Records modified at or after `since_ms` and, when given, before `until_ms`.
     async fn changed_since(
         &self,
         object: &str,
         since_ms: i64,
+        until_ms: Option<i64>,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, CrmError>;
     /// One page of a listing (100 records) from `after`, and the next page's token.

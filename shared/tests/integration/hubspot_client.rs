@@ -145,7 +145,7 @@ async fn changes_are_read_completely_past_the_10000_search_cap() {
         .unwrap_or(0);
     assert!(seeded > 10_000, "{seeded}");
     let changed = c
-        .changed_since("contacts", T0, &["email"])
+        .changed_since("contacts", T0, None, &["email"])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(changed.len(), seeded);
@@ -163,10 +163,28 @@ async fn changes_are_read_completely_past_the_10000_search_cap() {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let later = c
-        .changed_since("contacts", T0 + 1, &["jobtitle"])
+        .changed_since("contacts", T0 + 1, None, &["jobtitle"])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(later.len(), 10_500);
+
+    // A window with an end: what changed before it, however many.
+    let until = T0 + 50_001;
+    let modified = |r: &crmsync_shared::ports::HsRecord| {
+        r.properties
+            .get("lastmodifieddate")
+            .and_then(Value::as_str)
+            .and_then(crmsync_shared::domain::value::parse_datetime_millis)
+            .unwrap_or(0)
+    };
+    let before = later.iter().filter(|r| modified(r) < until).count();
+    assert!(before > 0 && before < later.len(), "{before}");
+    let window = c
+        .changed_since("contacts", T0 + 1, Some(until), &["jobtitle"])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(window.len(), before);
+    assert!(window.iter().all(|r| modified(r) < until));
 }
 
 #[tokio::test]

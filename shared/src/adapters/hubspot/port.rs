@@ -72,9 +72,10 @@ impl HubSpotApi for HubSpotClient {
         &self,
         object: &str,
         since_ms: i64,
+        until_ms: Option<i64>,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, CrmError> {
-        HubSpotClient::changed_since(self, object, since_ms, properties)
+        HubSpotClient::changed_since(self, object, since_ms, until_ms, properties)
             .await
             .map_err(CrmError::from)
     }

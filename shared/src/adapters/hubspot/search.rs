@@ -76,11 +76,13 @@ impl HubSpotClient {
         })
     }
 
-    /// Every record whose last-modified time is at or after `since_ms`, however many.
+    /// Every record whose last-modified time is at or after `since_ms` (and before
+    /// `until_ms`, when given), however many.
     pub async fn changed_since(
         &self,
         object: &str,
         since_ms: i64,
+        until_ms: Option<i64>,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, HubSpotError> {
         let modified = modified_property(object);
@@ -103,8 +105,14 @@ impl HubSpotClient {
             let mut after = 0;
             let mut last = from;
             let exhausted = loop {
+                let mut filters = vec![
+                    json!({"propertyName": modified, "operator": "GTE", "value": from.to_string()}),
+                ];
+                if let Some(until) = until_ms {
+                    filters.push(json!({"propertyName": modified, "operator": "LT", "value": until.to_string()}));
+                }
                 let body = json!({
-                    "filterGroups": [{"filters": [{"propertyName": modified, "operator": "GTE", "value": from.to_string()}]}],
+                    "filterGroups": [{"filters": filters}],
                     "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
                     "properties": props,
                     "limit": SEARCH_PAGE,

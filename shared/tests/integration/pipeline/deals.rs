@@ -4,6 +4,7 @@
 //! the API cost of a batch of deals.
 
 use crmsync_shared::domain::config::DEFAULT_TOML;
+use crmsync_shared::pipeline::LOOKUP_SWEEP_INTERVAL_MS;
 use crmsync_shared::ports::Outcome;
 use serde_json::{Value, json};
 
@@ -161,6 +162,66 @@ async fn opportunity_becomes_deal(push: bool) {
     );
 }
 both_ways!(an_opportunity_becomes_a_deal, opportunity_becomes_deal);
+
+/// A company associated with a deal in HubSpot, its webhook lost: HubSpot's change
+/// feed never shows an association, so nothing syncs it until the lookup sweep finds
+/// the Opportunity's Account empty and the deal associated; then the Account is set.
+#[tokio::test]
+async fn an_association_whose_webhook_was_lost_is_found_by_the_lookup_sweep() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Initech", "Website": "initech.example"}),
+        )
+        .await;
+    let opp = w
+        .sf_create(
+            "Opportunity",
+            json!({"Name": "Initech renewal", "StageName": "Prospecting", "CloseDate": "2025-07-01"}),
+        )
+        .await;
+    w.sync().await;
+    let deal = w
+        .hs_objects("deals")
+        .await
+        .into_iter()
+        .find(|d| prop(d, "salesforceopportunityid") == &json!(opp))
+        .unwrap_or_else(|| panic!("no deal"));
+    let company = w
+        .hs_objects("companies")
+        .await
+        .into_iter()
+        .find(|c| prop(c, "salesforceaccountid") == &json!(account))
+        .unwrap_or_else(|| panic!("no company"));
+    // Past the feeds' re-reads of the sync's own writes, settled reads included.
+    for _ in 0..3 {
+        w.advance(300_000);
+        w.poll_and_settle().await;
+    }
+    w.put(&w.hs_control("/webhooks"), json!({"loss_rate": 1.0}))
+        .await;
+    w.hs_person_associates("deals", &id_of(&deal), "companies", &id_of(&company))
+        .await;
+    w.sync().await;
+    let account_of = |rows: Vec<Value>| {
+        rows.into_iter()
+            .find(|o| o["Id"] == json!(opp))
+            .map(|o| o["AccountId"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        account_of(w.sf_records("Opportunity").await),
+        Value::Null,
+        "no push and no feed told of the association"
+    );
+    w.advance(LOOKUP_SWEEP_INTERVAL_MS);
+    w.poll_and_settle().await;
+    assert_eq!(
+        account_of(w.sf_records("Opportunity").await),
+        json!(account)
+    );
+}
 
 /// A stage the pipeline's map lacks is never written blank: a new Opportunity with it
 /// is not created in HubSpot, and a linked one syncs its other fields with the stage

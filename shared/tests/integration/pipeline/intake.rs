@@ -217,7 +217,6 @@ async fn manual_sync_and_health_need_the_key() {
 #[tokio::test]
 async fn an_enqueue_failure_answers_5xx_and_the_retry_is_queued() {
     use std::sync::Arc;
-    use std::sync::atomic::AtomicUsize;
 
     use crmsync_shared::adapters::http::Secret;
     use crmsync_shared::pipeline::intake::{Intake, IntakeRequest, IntakeSettings};
@@ -240,11 +239,7 @@ async fn an_enqueue_failure_answers_5xx_and_the_retry_is_queued() {
     let broken = Intake {
         settings: settings.clone(),
         pipeline: w.runner.pipeline.clone(),
-        queue: Arc::new(FlakyQueue {
-            inner: store.clone(),
-            sends: AtomicUsize::new(0),
-            fail_at: 0,
-        }),
+        queue: Arc::new(FlakyQueue::new(store.clone(), 0)),
         cursors: store.clone(),
     };
     let working = Intake {
@@ -289,11 +284,7 @@ async fn an_enqueue_failure_answers_5xx_and_the_retry_is_queued() {
         body: outbound(ORG).into_bytes(),
     };
     let broken = Intake {
-        queue: Arc::new(FlakyQueue {
-            inner: store.clone(),
-            sends: AtomicUsize::new(0),
-            fail_at: 0,
-        }),
+        queue: Arc::new(FlakyQueue::new(store.clone(), 0)),
         ..working.clone()
     };
     let answer = broken.handle(&outbound_request).await;

@@ -40,6 +40,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
 use super::world::{Setup, World};
+use crmsync_shared::pipeline::LOOKUP_SWEEP_INTERVAL_MS;
 use crmsync_shared::pipeline::sabotage::Sabotage;
 use crmsync_shared::ports::WorkQueue;
 
@@ -431,6 +432,15 @@ async fn quiesce(w: &World) -> Result<(), String> {
     Ok(())
 }
 
+/// The end of a history: quiet, then past the lookup sweep, which finds what only a
+/// lost webhook told of (an association made in HubSpot; the change feed never shows
+/// one).
+async fn quiesce_at_last(w: &World) -> Result<(), String> {
+    quiesce(w).await?;
+    w.advance(LOOKUP_SWEEP_INTERVAL_MS);
+    w.try_poll_and_settle().await
+}
+
 /// A person `n` created in HubSpot (0), Salesforce (1) or both (2), the same values on
 /// both sides.
 async fn create(w: &World, n: usize, where_: u8) {
@@ -771,7 +781,7 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
             }
         }
     }
-    quiesce(&w).await?;
+    quiesce_at_last(&w).await?;
     check(&w, history, &truth, &owners, &merged).await?;
     deals::check(&w, history.deals.len(), &truth).await?;
     // 5: a record that did not sync says why.
@@ -1216,24 +1226,33 @@ async fn history_174_a_stage_edited_back_after_the_other_sides_change_wins() {
 /// the first few seeds, by the invariant it breaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_broken_engine_is_caught() {
+    // Echoes write HubSpot's values back as they are: people's records never go
+    // quiet, and a deal's stage is refused by Salesforce's picklist (which comes first
+    // depends on timing).
     for (sabotage, breaks) in [
-        (Sabotage::EchoSuppressionOff, "quiet"),
-        (Sabotage::LinkWriteSkipped, ""),
-        (Sabotage::ReasonNotRecorded, "gives no reason"),
-        (Sabotage::ClaimsOff, "Salesforce Accounts"),
+        (
+            Sabotage::EchoSuppressionOff,
+            &["quiet", "bad value for restricted picklist"][..],
+        ),
+        (Sabotage::LinkWriteSkipped, &[""][..]),
+        (Sabotage::ReasonNotRecorded, &["gives no reason"][..]),
+        (Sabotage::ClaimsOff, &["Salesforce Accounts"][..]),
     ] {
         let found = first_broken(1..41, Some(sabotage)).await;
         let Some((history, e)) = found else {
             panic!("{sabotage:?}: no history of seeds 1-40 noticed");
         };
-        assert!(e.contains(breaks), "{sabotage:?}: caught, but as {e}");
+        assert!(
+            breaks.iter().any(|b| e.contains(b)),
+            "{sabotage:?}: caught, but as {e}"
+        );
         println!("{sabotage:?}: caught by history {}: {e}", history.seed);
         if sabotage == Sabotage::ReasonNotRecorded {
             // And the failure shrinks to the steps that matter.
             let steps = history.steps.len();
             let (shrunk, e) = shrink(history, Some(sabotage), e).await;
             assert!(
-                shrunk.steps.len() < steps && e.contains(breaks),
+                shrunk.steps.len() < steps && breaks.iter().any(|b| e.contains(b)),
                 "{sabotage:?}: {steps} steps shrank to {:?} ({e})",
                 shrunk.steps
             );
