@@ -125,6 +125,15 @@ impl PollReport {
     }
 }
 
+/// One Salesforce feed read: the object's changes from `since` (to `until`), answered
+/// under `reference` in the Composite call.
+struct Window<'a> {
+    reference: String,
+    object: &'a str,
+    since: i64,
+    until: Option<i64>,
+}
+
 /// A change read from a feed: the record and when it changed.
 struct Change {
     item: WorkItem,
@@ -240,49 +249,52 @@ impl Pipeline {
             }
         }
         if !polled.is_empty() {
-            let windows: Vec<(&str, i64, Option<i64>)> = polled
+            let mut windows: Vec<Window> = polled
                 .iter()
                 .zip(&froms)
-                .map(|(object, from)| (*object, (from.at - SALESFORCE_OVERLAP_MS).max(0), None))
+                .map(|(object, from)| Window {
+                    reference: (*object).to_owned(),
+                    object,
+                    since: (from.at - SALESFORCE_OVERLAP_MS).max(0),
+                    until: None,
+                })
                 .collect();
-            let mut by_object = self.salesforce_changes(&windows).await?;
+            // The settled windows due ride in the same Composite call.
             let mut settled = Vec::new();
-            for (object, from) in polled.iter().zip(froms) {
+            for object in &polled {
                 let feed = format!("salesforce:{object}");
-                let changes = by_object.remove(*object).unwrap_or_default();
-                let r = self
-                    .enqueue_and_advance(
-                        cursors,
-                        queue,
-                        &feed,
-                        from,
-                        now - SALESFORCE_OVERLAP_MS,
-                        changes,
-                    )
-                    .await?;
-                report.feeds.insert(feed.clone(), r);
-                if let Some(window) =
+                if let Some((mark, until)) =
                     settled_window(cursors, &feed, now - SALESFORCE_SETTLE_MS).await?
                 {
-                    settled.push((*object, window));
+                    windows.push(Window {
+                        reference: format!("settled_{object}"),
+                        object,
+                        since: mark.at,
+                        until: Some(until),
+                    });
+                    settled.push((*object, mark, until));
                 }
             }
-            // Every settled window due, in one more Composite call.
-            if !settled.is_empty() {
-                let windows: Vec<(&str, i64, Option<i64>)> = settled
-                    .iter()
-                    .map(|(object, (mark, until))| (*object, mark.at, Some(*until)))
-                    .collect();
-                let mut by_object = self.salesforce_changes(&windows).await?;
-                for (object, (mark, until)) in settled {
-                    let feed = format!("salesforce:{object}");
-                    let changes = by_object.remove(object).unwrap_or_default();
-                    let more = self
-                        .enqueue_settled(cursors, queue, &feed, mark, until, changes)
-                        .await?;
-                    if let Some(r) = report.feeds.get_mut(&feed) {
-                        r.absorb(more);
-                    }
+            let mut answers = self.salesforce_changes(&windows).await?;
+            for (object, from) in polled.iter().zip(froms) {
+                let feed = format!("salesforce:{object}");
+                let changes = answers.remove(*object).unwrap_or_default();
+                let floor = now - SALESFORCE_OVERLAP_MS;
+                let r = self
+                    .enqueue_and_advance(cursors, queue, &feed, from, floor, changes)
+                    .await?;
+                report.feeds.insert(feed, r);
+            }
+            for (object, mark, until) in settled {
+                let feed = format!("salesforce:{object}");
+                let changes = answers
+                    .remove(&format!("settled_{object}"))
+                    .unwrap_or_default();
+                let more = self
+                    .enqueue_settled(cursors, queue, &feed, mark, until, changes)
+                    .await?;
+                if let Some(r) = report.feeds.get_mut(&feed) {
+                    r.absorb(more);
                 }
             }
         }
@@ -579,24 +591,25 @@ impl Pipeline {
             .collect())
     }
 
-    /// Each object's changes and deletions in its window (`since`, and `until` when
-    /// given), in one Composite call.
+    /// Each window's changes and deletions, in one Composite call, by reference.
     async fn salesforce_changes(
         &self,
-        windows: &[(&str, i64, Option<i64>)],
+        windows: &[Window<'_>],
     ) -> Result<BTreeMap<String, Vec<Change>>, PollError> {
         let queries: Vec<(String, String)> = windows
             .iter()
-            .map(|(object, since, until)| {
-                let until = until
+            .map(|w| {
+                let until = w
+                    .until
                     .map(|u| format!(" AND SystemModstamp < {}", soql_datetime(u)))
                     .unwrap_or_default();
                 let soql = format!(
-                    "SELECT Id, SystemModstamp, IsDeleted FROM {object} \
+                    "SELECT Id, SystemModstamp, IsDeleted FROM {} \
                      WHERE SystemModstamp >= {}{until} ORDER BY SystemModstamp, Id",
-                    soql_datetime(*since)
+                    w.object,
+                    soql_datetime(w.since)
                 );
-                ((*object).to_owned(), soql)
+                (w.reference.clone(), soql)
             })
             .collect();
         let answers = self
@@ -605,7 +618,11 @@ impl Pipeline {
             .await
             .map_err(|e| PollError::Salesforce(e.to_string()))?;
         let mut out = BTreeMap::new();
-        for (object, rows) in answers {
+        for (reference, rows) in answers {
+            let Some(window) = windows.iter().find(|w| w.reference == reference) else {
+                continue;
+            };
+            let object = window.object.to_owned();
             let changes = rows
                 .iter()
                 .filter_map(|row| {
@@ -627,7 +644,7 @@ impl Pipeline {
                     })
                 })
                 .collect();
-            out.insert(object, changes);
+            out.insert(reference, changes);
         }
         Ok(out)
     }
