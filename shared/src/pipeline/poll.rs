@@ -380,9 +380,13 @@ impl Pipeline {
             at: now,
             last_id: String::new(),
         };
-        match cursors.advance(feed, None, &to).await {
-            Ok(()) | Err(StoreError::Conflict(_)) => {}
-            Err(e) => return Err(e.into()),
+        // The settled reads start here too: what changed before is the backfill's (a
+        // settled read of it would queue again what the listing queued).
+        for key in [feed.to_owned(), settled_key(feed)] {
+            match cursors.advance(&key, None, &to).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(FeedReport {
             read: 0,

@@ -712,9 +712,14 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                     Ok(r) => {
                         let status = r.status();
                         let body = r.text().await.unwrap_or_default();
+                        let (hs, (object, sf)) = (
+                            people[*n].hubspot.clone().unwrap_or_default(),
+                            people[*n].salesforce.clone().unwrap_or_default(),
+                        );
                         return Err(format!(
-                            "{}: the restore was refused ({status} {body}): the sync made a second record while it was gone",
-                            email(*n)
+                            "{}: the restore was refused ({status} {body}): the sync made a second record while it was gone\n{}",
+                            email(*n),
+                            sync_events(&w, &hs, &object, &sf).await
                         ));
                     }
                     Err(e) => return Err(format!("restore: {e}")),
