@@ -661,11 +661,7 @@ impl World {
 
     /// A record's sync events, oldest first.
     pub async fn events(&self, side: &str, object: &str, id: &str) -> Vec<SyncEvent> {
-        let record = RecordRef {
-            side: side.into(),
-            object: object.into(),
-            id: id.into(),
-        };
+        let record = record_ref(side, object, id);
         self.runner
             .pipeline
             .status
@@ -675,11 +671,7 @@ impl World {
     }
 
     pub async fn status(&self, side: &str, object: &str, id: &str) -> Option<RecordStatus> {
-        let record = RecordRef {
-            side: side.into(),
-            object: object.into(),
-            id: id.into(),
-        };
+        let record = record_ref(side, object, id);
         self.runner
             .pipeline
             .status
@@ -699,5 +691,13 @@ impl World {
             .await
             .unwrap_or_else(|| panic!("no status for {side} {object} {id}"));
         (s.last.outcome, s.last.code)
+    }
+}
+
+fn record_ref(side: &str, object: &str, id: &str) -> RecordRef {
+    RecordRef {
+        side: side.into(),
+        object: object.into(),
+        id: id.into(),
     }
 }
