@@ -665,17 +665,7 @@ impl Pipeline {
         changes: Vec<Change>,
     ) -> Result<FeedReport, PollError> {
         let read = changes.len();
-        let now = self.clock.now_ms();
-        let mut fresh = Vec::new();
-        for c in changes {
-            let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
-            if self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
-                fresh.push(c.item);
-            }
-        }
-        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
-            queue.send(chunk).await?;
-        }
+        let enqueued = self.enqueue_unseen(queue, feed, changes).await?;
         let to = Cursor {
             at: until,
             last_id: String::new(),
@@ -686,7 +676,7 @@ impl Pipeline {
         }
         Ok(FeedReport {
             read,
-            enqueued: fresh.len(),
+            enqueued,
             cursor: 0,
         })
     }
@@ -705,23 +695,14 @@ impl Pipeline {
         changes: Vec<Change>,
     ) -> Result<FeedReport, PollError> {
         let read = changes.len();
-        let now = self.clock.now_ms();
-        let mut fresh = Vec::with_capacity(changes.len());
         let (mut high, mut last_id) = (from.at, from.last_id.clone());
-        for c in changes {
+        for c in &changes {
             if (c.at, c.item.id.as_str()) > (high, last_id.as_str()) {
                 high = c.at;
                 last_id = c.item.id.clone();
             }
-            // Skip what an earlier read of the overlap already queued.
-            let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
-            if self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
-                fresh.push(c.item);
-            }
         }
-        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
-            queue.send(chunk).await?;
-        }
+        let enqueued = self.enqueue_unseen(queue, feed, changes).await?;
         let to = if settled > high {
             Cursor {
                 at: settled,
@@ -739,8 +720,30 @@ impl Pipeline {
         }
         Ok(FeedReport {
             read,
-            enqueued: fresh.len(),
+            enqueued,
             cursor: to.at,
         })
+    }
+
+    /// Queues the changes no earlier read of the same (record, modification time)
+    /// queued; how many.
+    async fn enqueue_unseen(
+        &self,
+        queue: &dyn WorkQueue,
+        feed: &str,
+        changes: Vec<Change>,
+    ) -> Result<usize, PollError> {
+        let now = self.clock.now_ms();
+        let mut fresh = Vec::with_capacity(changes.len());
+        for c in changes {
+            let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
+            if self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
+                fresh.push(c.item);
+            }
+        }
+        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
+            queue.send(chunk).await?;
+        }
+        Ok(fresh.len())
     }
 }
