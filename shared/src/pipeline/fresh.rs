@@ -9,7 +9,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value};
 
-use super::flow::{same_sf_id, soql_literal};
+use super::flow::same_sf_id;
+use super::soql::in_lists;
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
 
@@ -51,36 +52,26 @@ impl Pipeline {
         if by_object.is_empty() {
             return;
         }
-        let queries: Vec<(String, String)> = by_object
-            .iter()
-            .map(|(sobject, (fields, members))| {
-                let ids: Vec<String> = members
-                    .iter()
-                    .filter_map(|&n| planned[n].salesforce_id.as_deref())
-                    .map(soql_literal)
-                    .collect();
-                let fields: Vec<&str> = fields
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|f| *f != "Id")
-                    .collect();
+        let mut queries: Vec<(String, String)> = Vec::new();
+        for (sobject, (fields, members)) in &by_object {
+            let ids: Vec<&str> = members
+                .iter()
+                .filter_map(|&n| planned[n].salesforce_id.as_deref())
+                .collect();
+            let fields: Vec<&str> = fields
+                .iter()
+                .map(String::as_str)
+                .filter(|f| *f != "Id")
+                .collect();
+            for list in in_lists(&ids) {
                 let soql = format!(
-                    "SELECT Id, {} FROM {sobject} WHERE Id IN ({})",
-                    fields.join(", "),
-                    ids.join(", ")
+                    "SELECT Id, {} FROM {sobject} WHERE Id IN ({list})",
+                    fields.join(", ")
                 );
-                (sobject.clone(), soql)
-            })
-            .collect();
-        let answers = if queries.len() == 1 {
-            let (sobject, soql) = &queries[0];
-            self.salesforce
-                .query(soql, false)
-                .await
-                .map(|rows| HashMap::from([(sobject.clone(), rows)]))
-        } else {
-            self.salesforce.composite_queries(&queries, false).await
-        };
+                queries.push((sobject.clone(), soql));
+            }
+        }
+        let answers = self.query_keyed(queries).await;
         let answers = match answers {
             Ok(a) => a,
             Err(e) => {

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value, json};
 
 use super::flow::soql_literal;
+use super::soql::IN_MAX;
 use super::work::Work;
 use super::writes::Planned;
 use super::{PairRun, Pipeline};
@@ -24,9 +25,6 @@ use crate::ports::WorkItem;
 
 /// The sObjects whose changes can move a contact's stage.
 pub const TRIGGERS: [&str; 2] = ["Opportunity", "OpportunityContactRole"];
-
-/// IN lists stay well under SOQL's 100,000-character statement limit.
-const IDS_PER_QUERY: usize = 200;
 
 /// Whether a queued reference is a lifecycle trigger.
 pub(crate) fn is_trigger(item: &WorkItem) -> bool {
@@ -74,7 +72,7 @@ impl Pipeline {
         triggers: &[&WorkItem],
     ) -> Result<Vec<WorkItem>, String> {
         let mut contacts: Vec<WorkItem> = Vec::new();
-        for chunk in triggers.chunks(IDS_PER_QUERY) {
+        for chunk in triggers.chunks(IN_MAX) {
             let of = |object: &str| -> Vec<&str> {
                 chunk
                     .iter()
@@ -134,33 +132,29 @@ impl Pipeline {
             .map(|s| s.id())
             .collect();
         let mut found: HashMap<String, Vec<OpportunityState>> = HashMap::new();
-        for chunk in ids.chunks(IDS_PER_QUERY) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            let soql = format!(
-                "SELECT ContactId, Opportunity.IsClosed, Opportunity.IsWon \
-                 FROM OpportunityContactRole WHERE ContactId IN ({})",
-                in_list(&refs)
-            );
-            let rows = self
-                .salesforce
-                .query(&soql, false)
-                .await
-                .map_err(|e| e.to_string())?;
-            for row in rows {
-                let Some(contact) = row.get("ContactId").and_then(Value::as_str) else {
-                    continue;
-                };
-                let flag = |f: &str| {
-                    row.get("Opportunity")
-                        .and_then(|o| o.get(f))
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false)
-                };
-                found
-                    .entry(contact.to_owned())
-                    .or_default()
-                    .push(OpportunityState::of(flag("IsClosed"), flag("IsWon")));
-            }
+        let rows = self
+            .query_in(&ids, |list| {
+                format!(
+                    "SELECT ContactId, Opportunity.IsClosed, Opportunity.IsWon \
+                     FROM OpportunityContactRole WHERE ContactId IN ({list})"
+                )
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        for row in rows {
+            let Some(contact) = row.get("ContactId").and_then(Value::as_str) else {
+                continue;
+            };
+            let flag = |f: &str| {
+                row.get("Opportunity")
+                    .and_then(|o| o.get(f))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false)
+            };
+            found
+                .entry(contact.to_owned())
+                .or_default()
+                .push(OpportunityState::of(flag("IsClosed"), flag("IsWon")));
         }
         for w in works.iter_mut() {
             if let Some(s) = w.salesforce.as_mut().filter(|s| s.object == "Contact") {

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::flow::{same_sf_id, soql_literal};
+use super::flow::same_sf_id;
 use super::pairs::PairRun;
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
@@ -103,6 +103,9 @@ impl Step<'_> {
         }
     }
 }
+
+/// The reason a record's related record holds it back.
+const WAITING_FOR_RELATED: &str = "waiting_for_related";
 
 /// How deep syncing a record's related records may go (a deal's contact's company).
 const MAX_DEPTH: u8 = 3;
@@ -214,30 +217,47 @@ impl Pipeline {
                     self.record(event).await;
                 }
                 for (n, t) in missing.targets {
-                    if !waiting.insert(n) {
+                    if waiting.contains(&n) {
                         continue;
                     }
                     let Some(&first) = synced[n].items.first() else {
                         continue;
                     };
-                    let why = self
+                    let last = self
                         .status
                         .status(&super::record_ref(&t))
                         .await
                         .ok()
                         .flatten()
-                        .and_then(|s| s.last.code)
+                        .map(|s| s.last);
+                    let why = last
+                        .as_ref()
+                        .and_then(|l| l.code.as_deref())
                         .map(|c| format!(" (its last sync: {c})"))
                         .unwrap_or_default();
+                    // A related record skipped by a rule (no email, no domain) stays so
+                    // until someone changes it: retrying would only end in the dead
+                    // letters. This record's next change (or, for a lookup, the lookup
+                    // sweep) links the two once it syncs.
+                    let skipped = last.as_ref().is_some_and(|l| {
+                        l.outcome == Outcome::Skipped
+                            && l.code.as_deref() != Some(WAITING_FOR_RELATED)
+                    });
+                    let then = if skipped {
+                        "not retried while it is skipped"
+                    } else {
+                        waiting.insert(n);
+                        "retried until it is"
+                    };
                     let mut event = self.event(
                         &items[first],
                         synced[n].from,
                         Outcome::Skipped,
                         self.clock.now_ms(),
                     );
-                    event.code = Some("waiting_for_related".into());
+                    event.code = Some(WAITING_FOR_RELATED.into());
                     event.message = Some(format!(
-                        "{} {} {} is not synced with {target} yet{why}; retried until it is",
+                        "{} {} {} is not synced with {target} yet{why}; {then}",
                         t.side, t.object, t.id
                     ));
                     self.record(event).await;
@@ -386,20 +406,19 @@ impl Pipeline {
         let associated = self
             .associations_of(run, &junction.target_hubspot, synced, which)
             .await?;
-        let parents: Vec<String> = which
+        let parents: Vec<&str> = which
             .iter()
-            .map(|&n| soql_literal(&synced[n].salesforce_id))
+            .map(|&n| synced[n].salesforce_id.as_str())
             .collect();
-        let soql = format!(
-            "SELECT Id, {parent}, {child} FROM {sobject} WHERE {parent} IN ({list})",
-            parent = junction.parent_field,
-            child = junction.child_field,
-            sobject = junction.sobject,
-            list = parents.join(", ")
-        );
         let rows = self
-            .salesforce
-            .query(&soql, false)
+            .query_in(&parents, |list| {
+                format!(
+                    "SELECT Id, {parent}, {child} FROM {sobject} WHERE {parent} IN ({list})",
+                    parent = junction.parent_field,
+                    child = junction.child_field,
+                    sobject = junction.sobject,
+                )
+            })
             .await
             .map_err(|e| e.to_string())?;
         let mut existing: HashMap<usize, Vec<String>> = HashMap::new();

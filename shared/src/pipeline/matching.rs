@@ -3,20 +3,22 @@
 //! HubSpot record names, then the pair's dedup key, best first by the pair's rank).
 //! A few bulk calls for the whole batch, never one per record.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Value, json};
 
 use super::Pipeline;
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
+use super::soql::IN_MAX;
 use super::work::{MergedInto, Record, Work, merge_same_pairs};
 use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
 use crate::ports::{HsRecord, Outcome, WorkItem};
 
-/// Keys per SOQL `IN` list, and per `LIKE` query (each key is one condition).
-const IN_CHUNK: usize = 200;
+/// Values per `IN` filter of a HubSpot search: a worker batch's keys take several.
+const SEARCH_VALUES: usize = 100;
+/// Keys per `LIKE` query (each key is one condition).
 const LIKE_CHUNK: usize = 50;
 
 impl Pipeline {
@@ -570,7 +572,7 @@ impl Pipeline {
         let like = matches!(key.kind, KeyKind::Domain | KeyKind::Name);
         let field = &key.salesforce;
         let mut found: HashMap<String, Vec<Record>> = HashMap::new();
-        for chunk in keys.chunks(if like { LIKE_CHUNK } else { IN_CHUNK }) {
+        for chunk in keys.chunks(if like { LIKE_CHUNK } else { IN_MAX }) {
             let condition = if like {
                 let any: Vec<String> = chunk
                     .iter()
@@ -710,7 +712,8 @@ impl Pipeline {
     }
 
     /// HubSpot records that carry one of these Salesforce ids, or have one of these
-    /// keys: one search (it lags writes by seconds; the poller's overlap catches up).
+    /// keys: one search per [`SEARCH_VALUES`] of each (it lags writes by seconds; the
+    /// poller's overlap catches up).
     async fn search_hubspot(
         &self,
         run: &PairRun,
@@ -718,33 +721,40 @@ impl Pipeline {
         keys: &[String],
     ) -> Result<Vec<HsRecord>, String> {
         let spec = &run.spec;
-        let mut groups = Vec::new();
-        let mut by_property: HashMap<&str, Vec<&str>> = HashMap::new();
-        for (property, id) in ids {
-            by_property.entry(property).or_default().push(id);
+        let id_chunks: Vec<&[(String, String)]> = ids.chunks(SEARCH_VALUES).collect();
+        let key_chunks: Vec<&[String]> = keys.chunks(SEARCH_VALUES).collect();
+        let mut found = Vec::new();
+        for n in 0..id_chunks.len().max(key_chunks.len()) {
+            let mut groups = Vec::new();
+            let mut by_property: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (property, id) in id_chunks.get(n).copied().unwrap_or_default() {
+                by_property.entry(property).or_default().push(id);
+            }
+            for (property, values) in by_property {
+                groups.push(json!({"filters": [{"propertyName": property, "operator": "IN", "values": values}]}));
+            }
+            if let (Some(key), Some(keys)) = (&spec.match_key, key_chunks.get(n)) {
+                let values: Vec<String> = match key.kind {
+                    KeyKind::Domain => keys
+                        .iter()
+                        .flat_map(|k| [k.clone(), format!("www.{k}")])
+                        .collect(),
+                    _ => keys.to_vec(),
+                };
+                groups.push(json!({"filters": [{"propertyName": key.hubspot, "operator": "IN", "values": values}]}));
+            }
+            if groups.is_empty() {
+                continue;
+            }
+            let body = json!({"filterGroups": groups, "properties": self.pair_properties(run), "limit": 200});
+            found.extend(
+                self.hubspot
+                    .search(&spec.hubspot_object, &body)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
         }
-        for (property, values) in by_property {
-            groups.push(json!({"filters": [{"propertyName": property, "operator": "IN", "values": values}]}));
-        }
-        if let (Some(key), false) = (&spec.match_key, keys.is_empty()) {
-            let values: Vec<String> = match key.kind {
-                KeyKind::Domain => keys
-                    .iter()
-                    .flat_map(|k| [k.clone(), format!("www.{k}")])
-                    .collect(),
-                _ => keys.to_vec(),
-            };
-            groups.push(json!({"filters": [{"propertyName": key.hubspot, "operator": "IN", "values": values}]}));
-        }
-        if groups.is_empty() {
-            return Ok(Vec::new());
-        }
-        let body =
-            json!({"filterGroups": groups, "properties": self.pair_properties(run), "limit": 200});
-        self.hubspot
-            .search(&spec.hubspot_object, &body)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(found)
     }
 }
 

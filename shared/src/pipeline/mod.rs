@@ -21,6 +21,7 @@ mod pairs;
 mod plan;
 pub mod poll;
 pub mod sabotage;
+mod soql;
 pub use lookup_sweep::LOOKUP_SWEEP_INTERVAL_MS;
 mod work;
 pub mod worker;

@@ -146,16 +146,11 @@ impl Pipeline {
             let Some((from, field)) = run.hooks.converted_from_field(sobject) else {
                 continue;
             };
-            let fields = self.pair_fields(run, from);
-            let list: Vec<String> = ids.iter().map(|id| soql_literal(id)).collect();
-            let soql = format!(
-                "SELECT {} FROM {from} WHERE {field} IN ({})",
-                fields.join(", "),
-                list.join(", ")
-            );
+            let fields = self.pair_fields(run, from).join(", ");
             let rows = self
-                .salesforce
-                .query(&soql, false)
+                .query_in(ids, |list| {
+                    format!("SELECT {fields} FROM {from} WHERE {field} IN ({list})")
+                })
                 .await
                 .map_err(|e| format!("Salesforce converted records unreadable: {e}"))?;
             found.extend(
@@ -207,16 +202,17 @@ impl Pipeline {
                 .filter_map(|f| f.salesforce.on(sobject))
                 .map(soql_literal)
                 .collect();
-            let list: Vec<String> = records.iter().map(|id| soql_literal(id.as_str())).collect();
-            if fields.is_empty() || list.is_empty() {
+            if fields.is_empty() || records.is_empty() {
                 continue;
             }
-            let soql = format!(
-                "SELECT {parent}, Field, CreatedDate FROM {history} WHERE {parent} IN ({}) AND Field IN ({})",
-                list.join(", "),
-                fields.join(", ")
-            );
-            let rows = match self.salesforce.query(&soql, false).await {
+            let fields = fields.join(", ");
+            let soql = |list: &str| {
+                format!(
+                    "SELECT {parent}, Field, CreatedDate FROM {history} \
+                     WHERE {parent} IN ({list}) AND Field IN ({fields})"
+                )
+            };
+            let rows = match self.query_in(records, soql).await {
                 Ok(rows) => rows,
                 // No history object for it (INVALID_TYPE): the org does not track it.
                 Err(e) if e.class == ErrorClass::RecordLevel => {

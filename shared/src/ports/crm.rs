@@ -149,8 +149,8 @@ pub trait HubSpotApi: Send + Sync {
         archived: bool,
         after: Option<&str>,
     ) -> Result<(Vec<HsRecord>, Option<String>), CrmError>;
-    /// One page of a search (`body` as HubSpot's search request); the index lags
-    /// writes by seconds.
+    /// Every page of a search (`body` as HubSpot's search request, up to the 10,000
+    /// results HubSpot pages to); the index lags writes by seconds.
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError>;
     async fn owners(&self) -> Result<Vec<Owner>, CrmError>;
     /// The portal's custom object types: (object type id, fully qualified name).

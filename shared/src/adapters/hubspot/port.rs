@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use super::search::{SEARCH_CAP, SEARCH_PAGE};
 use super::{HubSpotClient, HubSpotError};
 use crate::ports::crm::{BatchOutcome, CrmError, HsRecord, HubSpotApi, Owner};
 
@@ -91,7 +92,18 @@ impl HubSpotApi for HubSpotClient {
             .map_err(CrmError::from)
     }
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError> {
-        Ok(HubSpotClient::search(self, object, body).await?.records)
+        let mut body = body.clone();
+        let mut records = Vec::new();
+        loop {
+            let page = HubSpotClient::search(self, object, &body).await?;
+            records.extend(page.records);
+            match (page.next_after, body.as_object_mut()) {
+                (Some(after), Some(b)) if after + SEARCH_PAGE <= SEARCH_CAP => {
+                    b.insert("after".into(), Value::from(after.to_string()));
+                }
+                _ => return Ok(records),
+            }
+        }
     }
     async fn custom_object_types(&self) -> Result<Vec<(String, String)>, CrmError> {
         HubSpotClient::custom_object_types(self)

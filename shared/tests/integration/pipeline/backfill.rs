@@ -292,3 +292,53 @@ async fn the_hourly_sweep_drops_links_of_records_deleted_without_a_webhook() {
         "nothing deleted in Salesforce"
     );
 }
+
+/// A worker batch of 1,400 references, 700 pairs matched by email (a batch that fills
+/// the APIs' batches): its SOQL `IN` lists are cut under Salesforce's 16,384-byte URL
+/// limit, which one list of 700 Lead ids passes (the sandbox answers 414, as
+/// Salesforce does).
+#[tokio::test]
+async fn a_batch_of_700_pairs_syncs_whole() {
+    let w = World::start(Setup {
+        push: false,
+        settle_batch: 2_000,
+        ..Setup::default()
+    })
+    .await;
+    for n in 0..700 {
+        let email = format!("batch{n}@example.org");
+        w.hs_create(json!({"email": email, "firstname": "Hub"})).await;
+        w.sf_create(
+            "Lead",
+            json!({"LastName": format!("Batch {n}"), "Email": email, "Company": "Big Batch"}),
+        )
+        .await;
+    }
+    w.sync().await;
+    let dead = w
+        .runner
+        .store
+        .dead_letters()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(dead.is_empty(), "dead-lettered: {dead:?}");
+    let hubspot: HashSet<String> = w
+        .hs_contacts()
+        .await
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .collect();
+    // Each Lead learns its contact's id and first name, after one check of all 700
+    // (`Id IN (...)`) that nobody edited them since they were read.
+    let leads = w.sf_records("Lead").await;
+    let synced = leads
+        .iter()
+        .filter(|l| {
+            l["FirstName"] == json!("Hub")
+                && l["HubSpot_Contact_Id__c"]
+                    .as_str()
+                    .is_some_and(|id| hubspot.contains(id))
+        })
+        .count();
+    assert_eq!((hubspot.len(), synced), (700, 700));
+}
