@@ -15,7 +15,7 @@ use crmsync_shared::adapters::hubspot::{HubSpotAuth, HubSpotClient, HubSpotConfi
 use crmsync_shared::adapters::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::domain::config::SyncConfig;
-use crmsync_shared::local::{LocalRunner, RunOptions};
+use crmsync_shared::local::{DEFAULT_BATCH_SIZE, LocalRunner, RunOptions};
 use crmsync_shared::pipeline::Pipeline;
 use crmsync_shared::pipeline::health;
 use crmsync_shared::pipeline::intake::IntakeSettings;
@@ -205,7 +205,7 @@ pub async fn run() -> Result<(), CliError> {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         poll_interval: Some(Duration::from_secs(2)),
         workers: 2,
-        batch_size: 100,
+        batch_size: DEFAULT_BATCH_SIZE,
     };
     let runner = LocalRunner::start(pipeline, intake, store, options)
         .await

@@ -11,7 +11,7 @@ use crmsync_shared::adapters::salesforce::SalesforceClient;
 use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::domain::config::ValidatedConfig;
 use crmsync_shared::local::env::Connections;
-use crmsync_shared::local::{LocalRunner, RunOptions};
+use crmsync_shared::local::{DEFAULT_BATCH_SIZE, LocalRunner, RunOptions};
 use crmsync_shared::pipeline::Pipeline;
 use crmsync_shared::pipeline::poll::{
     POLL_BUDGET_SHARE, default_interval_ms, projected_daily_salesforce_calls,
@@ -113,7 +113,7 @@ pub async fn run(args: RunArgs) -> Result<(), CliError> {
         listen: args.listen,
         poll_interval: Some(interval),
         workers: args.workers,
-        batch_size: 100,
+        batch_size: DEFAULT_BATCH_SIZE,
     };
     let runner = LocalRunner::start(pipeline, connections.intake, store, options)
         .await

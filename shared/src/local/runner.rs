@@ -19,9 +19,14 @@ pub struct RunOptions {
     /// How often the poller reads the change feeds; none: only when asked.
     pub poll_interval: Option<Duration>,
     pub workers: usize,
-    /// References per sync batch (HubSpot's batch size).
+    /// References a worker takes per batch.
     pub batch_size: usize,
 }
+
+/// References per worker batch: enough that a batch's reads and writes fill the APIs'
+/// batches (HubSpot's 100, Salesforce's 200) after splitting by pair and side. A
+/// worker takes what is waiting, up to this, so small changes do not wait for more.
+pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -29,7 +34,7 @@ impl Default for RunOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             poll_interval: Some(Duration::from_secs(30)),
             workers: 2,
-            batch_size: 100,
+            batch_size: DEFAULT_BATCH_SIZE,
         }
     }
 }

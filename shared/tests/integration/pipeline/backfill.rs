@@ -307,7 +307,8 @@ async fn a_batch_of_700_pairs_syncs_whole() {
     .await;
     for n in 0..700 {
         let email = format!("batch{n}@example.org");
-        w.hs_create(json!({"email": email, "firstname": "Hub"})).await;
+        w.hs_create(json!({"email": email, "firstname": "Hub"}))
+            .await;
         w.sf_create(
             "Lead",
             json!({"LastName": format!("Batch {n}"), "Email": email, "Company": "Big Batch"}),
