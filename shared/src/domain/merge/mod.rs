@@ -100,6 +100,18 @@ impl LastSynced {
             .map(|(_, v)| v)
     }
 
+    /// Whether HubSpot's `property` last synced as `value`, given as a webhook gives
+    /// it (text; empty for no value).
+    pub fn holds_hubspot(&self, property: &str, value: &str) -> bool {
+        self.get(property).is_some_and(|f| match &f.hubspot {
+            Value::String(s) => s == value,
+            Value::Null => value.is_empty(),
+            Value::Number(n) => n.to_string() == value,
+            Value::Bool(b) => b.to_string() == value,
+            _ => false,
+        })
+    }
+
     /// Sets the entry of `property`, replacing an earlier one.
     pub fn insert(&mut self, property: String, value: SyncedField) {
         match self.entries.iter_mut().find(|(k, _)| *k == property) {

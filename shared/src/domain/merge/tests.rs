@@ -1044,3 +1044,24 @@ proptest! {
         prop_assert!(crate::domain::lifecycle::may_move(&before, &after), "{before} -> {after}");
     }
 }
+
+#[test]
+fn a_webhook_value_is_compared_in_hubspot_wire_form() {
+    let field = |hubspot: Value| SyncedField {
+        hubspot,
+        salesforce: Value::Null,
+        held: None,
+    };
+    let last: LastSynced = [
+        ("firstname".to_owned(), field(json!("Ada"))),
+        ("phone".to_owned(), field(Value::Null)),
+        ("amount".to_owned(), field(json!(1200))),
+    ]
+    .into_iter()
+    .collect();
+    assert!(last.holds_hubspot("firstname", "Ada"));
+    assert!(!last.holds_hubspot("firstname", "ada"));
+    assert!(last.holds_hubspot("phone", ""));
+    assert!(last.holds_hubspot("amount", "1200"));
+    assert!(!last.holds_hubspot("lastname", ""), "never synced");
+}

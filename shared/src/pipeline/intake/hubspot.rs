@@ -65,6 +65,35 @@ pub fn verify(
 pub struct Event {
     pub event_id: String,
     pub item: WorkItem,
+    pub change: Change,
+}
+
+/// What an event says happened to its record, as far as it says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    /// One property's new value (`propertyName`, `propertyValue`).
+    Property {
+        name: String,
+        value: String,
+    },
+    /// A deletion, a merge, an association change, or a change without its value.
+    Other,
+}
+
+fn change_of(subscription: &str, event: &Value) -> Change {
+    let text = |k: &str| event.get(k).and_then(Value::as_str);
+    match subscription.rsplit('.').next() {
+        Some("creation") => Change::Created,
+        Some("propertyChange") => match (text("propertyName"), text("propertyValue")) {
+            (Some(name), Some(value)) => Change::Property {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            },
+            _ => Change::Other,
+        },
+        _ => Change::Other,
+    }
 }
 
 /// The object type an event is about: standard objects by their subscription's name,
@@ -122,6 +151,7 @@ pub fn events(body: &[u8]) -> Result<Vec<Event>, WebhookError> {
         };
         out.push(Event {
             event_id,
+            change: change_of(subscription, e),
             item: WorkItem {
                 side: crate::domain::Side::HubSpot,
                 object,
@@ -200,12 +230,23 @@ mod tests {
     fn events_become_references_and_junk_is_refused() {
         let body = br#"[{"eventId":7,"subscriptionType":"contact.propertyChange","objectId":51},
                         {"eventId":8,"subscriptionType":"company.creation","objectId":"9"},
-                        {"eventId":9,"subscriptionType":"product.creation","objectId":3}]"#;
+                        {"eventId":9,"subscriptionType":"product.creation","objectId":3},
+                        {"eventId":10,"subscriptionType":"contact.propertyChange","objectId":51,
+                         "propertyName":"firstname","propertyValue":"Ada"}]"#;
         let got = events(body).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(got.len(), 2);
+        assert_eq!(got.len(), 3);
         assert_eq!(got[0].item.object, "contacts");
         assert_eq!(got[0].item.id, "51");
+        assert_eq!(got[0].change, Change::Other, "a change without its value");
         assert_eq!(got[1].event_id, "8");
+        assert_eq!(got[1].change, Change::Created);
+        assert_eq!(
+            got[2].change,
+            Change::Property {
+                name: "firstname".into(),
+                value: "Ada".into()
+            }
+        );
         assert!(events(b"{}").is_err());
         assert!(events(b"[{\"objectId\": 1}]").is_err());
         assert!(events(b"not json").is_err());

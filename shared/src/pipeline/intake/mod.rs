@@ -241,16 +241,50 @@ impl Intake {
             Ok(e) => e,
             Err(e) => return IntakeResponse::error(400, &e.to_string()),
         };
-        let keyed = events
-            .into_iter()
-            .map(|mut e| {
-                e.item.object = self.pipeline.hubspot_object_name(&e.item.object);
-                (format!("hubspot:{}", e.event_id), e.item)
-            })
-            .collect();
+        let mut keyed = Vec::new();
+        for mut e in events {
+            e.item.object = self.pipeline.hubspot_object_name(&e.item.object);
+            if !self.already_synced(&e).await {
+                keyed.push((format!("hubspot:{}", e.event_id), e.item));
+            }
+        }
         match self.enqueue_new(keyed).await {
             Ok(n) => IntakeResponse::json(200, json!({"queued": n})),
             Err(e) => IntakeResponse::error(503, &format!("could not queue the events: {e}")),
+        }
+    }
+
+    /// Whether a HubSpot event tells nothing its record's link does not hold already:
+    /// a linked record's creation, or a property set to the value last synced (most
+    /// often our own write, come back). Reading the record again would find nothing
+    /// to do; a change the link cannot vouch for is queued.
+    async fn already_synced(&self, event: &hubspot::Event) -> bool {
+        if matches!(event.change, hubspot::Change::Other)
+            || self
+                .pipeline
+                .sabotaged(super::sabotage::Sabotage::EchoSuppressionOff)
+        {
+            return false;
+        }
+        let Some(run) = self.pipeline.pair_of(&event.item) else {
+            return false;
+        };
+        let link = match self
+            .pipeline
+            .links
+            .by_hubspot(&run.spec.name, &event.item.id)
+            .await
+        {
+            Ok(Some(link)) => link,
+            // Unlinked, or the store did not answer: the worker decides.
+            _ => return false,
+        };
+        match &event.change {
+            hubspot::Change::Created => true,
+            hubspot::Change::Property { name, value } => {
+                link.last_synced.holds_hubspot(name, value)
+            }
+            hubspot::Change::Other => false,
         }
     }
 

@@ -362,3 +362,49 @@ async fn a_manual_sync_of_a_hubspot_list_syncs_its_members() {
         "the list's two members, and only them"
     );
 }
+
+/// A pushed change the link already holds is not queued: a linked contact's creation,
+/// or a property set to the value last synced (our own write, come back: reading it
+/// again would find nothing to do). Anything else is queued.
+#[tokio::test]
+async fn a_webhook_the_link_already_holds_is_not_queued() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    w.sync().await;
+    let id = w
+        .hs_create(json!({"email": "held@example.org", "firstname": "Ada", "lastname": "Held"}))
+        .await;
+    w.sync().await;
+    let lead = w.sf_by_email("Lead", "held@example.org").await;
+    assert_eq!(lead.len(), 1, "synced");
+    assert_eq!(queued(&w).await, 0);
+    let uri = format!("{}/webhooks/hubspot", w.runner.url());
+    let mut event_id = 100;
+    let mut post = async |event: Value| {
+        event_id += 1;
+        let mut event = event;
+        event["eventId"] = json!(event_id);
+        event["objectId"] = json!(id.parse::<u64>().unwrap_or_default());
+        event["occurredAt"] = json!(w.clock.now_ms());
+        let body = json!([event]).to_string();
+        let now = w.clock.now_ms().to_string();
+        let signature = sign(HS_SECRET, &uri, &body, &now);
+        assert_eq!(post_hubspot(&w, &body, &signature, &now).await, 200);
+        queued(&w).await
+    };
+    let same = json!({"subscriptionType": "contact.propertyChange", "propertyName": "firstname", "propertyValue": "Ada"});
+    assert_eq!(post(same).await, 0, "the value last synced");
+    let created = json!({"subscriptionType": "contact.creation"});
+    assert_eq!(post(created).await, 0, "a linked record's creation");
+    let unmapped = json!({"subscriptionType": "contact.propertyChange", "propertyName": "hs_lead_status", "propertyValue": "NEW"});
+    assert_eq!(post(unmapped).await, 1, "a property the link does not hold");
+    let other = json!({"subscriptionType": "contact.propertyChange", "propertyName": "firstname", "propertyValue": "Grace"});
+    assert_eq!(
+        post(other).await,
+        1,
+        "a new value (the record is queued once)"
+    );
+}

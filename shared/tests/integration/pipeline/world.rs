@@ -583,10 +583,16 @@ impl World {
     /// Without pushes: poll, then work off what it queued; an error when it does not go
     /// quiet.
     pub async fn try_poll_and_settle(&self) -> Result<(), String> {
-        self.runner
-            .poll_now()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        // A poll that fails (faults injected past the client's retries) is tried again
+        // a second later, as the runner's next interval would.
+        let mut failures = 0;
+        while let Err(e) = self.runner.poll_now().await {
+            failures += 1;
+            if failures == 10 {
+                return Err(format!("the poll failed 10 times in a row: {e}"));
+            }
+            self.advance(1_000);
+        }
         self.try_settle().await
     }
 
