@@ -141,6 +141,27 @@ pub struct PairSpec {
 }
 
 impl PairSpec {
+    /// Whether a HubSpot identity property (the Salesforce id, the kind) holding
+    /// `value` says what a link to `sobject` `salesforce_id` says; `None` for other
+    /// properties.
+    pub fn identity_holds(
+        &self,
+        property: &str,
+        value: &str,
+        sobject: &str,
+        salesforce_id: &str,
+    ) -> Option<bool> {
+        if self.salesforce_id_property(sobject) == Some(property) {
+            // Salesforce ids are 15 or 18 characters; the first 15 name the record.
+            let id = |s: &str| s.get(..15).map(str::to_owned);
+            return Some(id(value).is_some() && id(value) == id(salesforce_id));
+        }
+        if self.kind_property.as_deref() == Some(property) {
+            return Some(value == sobject.to_uppercase());
+        }
+        None
+    }
+
     /// The HubSpot property that holds the id of a record of `sobject`.
     pub fn salesforce_id_property(&self, sobject: &str) -> Option<&str> {
         self.salesforce_id_properties
@@ -350,6 +371,23 @@ mod tests {
         let config = SyncConfig::builtin();
         let names: Vec<String> = pairs_of(&config).into_iter().map(|p| p.name).collect();
         assert_eq!(names, ["companies", "contacts", "deals"]);
+    }
+
+    #[test]
+    fn identity_properties_are_compared_with_the_link() {
+        let config = SyncConfig::builtin();
+        let contacts = pairs_of(&config)
+            .into_iter()
+            .find(|p| p.name == "contacts")
+            .unwrap_or_else(|| panic!("no contacts pair"));
+        let id = "00Q8M0000000001UAA";
+        let holds = |p: &str, v: &str| contacts.identity_holds(p, v, "Lead", id);
+        assert_eq!(holds("salesforceleadid", "00Q8M0000000001"), Some(true));
+        assert_eq!(holds("salesforceleadid", "00Q8M0000000002UAA"), Some(false));
+        assert_eq!(holds("salesforceleadid", ""), Some(false));
+        assert_eq!(holds("salesforceobjecttype", "LEAD"), Some(true));
+        assert_eq!(holds("salesforceobjecttype", "CONTACT"), Some(false));
+        assert_eq!(holds("firstname", "Ada"), None);
     }
 
     #[test]

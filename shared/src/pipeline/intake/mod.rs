@@ -283,6 +283,10 @@ impl Intake {
             hubspot::Change::Created => true,
             hubspot::Change::Property { name, value } => {
                 link.last_synced.holds_hubspot(name, value)
+                    || run
+                        .spec
+                        .identity_holds(name, value, &link.salesforce_object, &link.salesforce_id)
+                        .unwrap_or(false)
             }
             hubspot::Change::Other => false,
         }

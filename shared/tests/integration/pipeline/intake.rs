@@ -397,6 +397,9 @@ async fn a_webhook_the_link_already_holds_is_not_queued() {
     };
     let same = json!({"subscriptionType": "contact.propertyChange", "propertyName": "firstname", "propertyValue": "Ada"});
     assert_eq!(post(same).await, 0, "the value last synced");
+    let lead_id = lead[0]["Id"].as_str().unwrap_or_default().to_owned();
+    let identity = json!({"subscriptionType": "contact.propertyChange", "propertyName": "salesforceleadid", "propertyValue": lead_id});
+    assert_eq!(post(identity).await, 0, "the Salesforce id the link holds");
     let created = json!({"subscriptionType": "contact.creation"});
     assert_eq!(post(created).await, 0, "a linked record's creation");
     let unmapped = json!({"subscriptionType": "contact.propertyChange", "propertyName": "hs_lead_status", "propertyValue": "NEW"});
