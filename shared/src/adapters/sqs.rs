@@ -201,9 +201,22 @@ impl WorkQueue for SqsQueue {
         Ok(())
     }
 
+    /// Up to `max` messages, ten per call (SQS's limit) until an answer comes back
+    /// short: a worker's batch as full as the Lambda event source would make it.
     async fn receive(&self, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>, StoreError> {
         let url = self.url.clone();
-        self.receive_from(&url, max, visibility_ms).await
+        let mut out: Vec<Delivery> = Vec::new();
+        loop {
+            let want = (max.max(1) - out.len()).min(RECEIVE_MAX);
+            let got = self.receive_from(&url, want, visibility_ms).await?;
+            let short = got.len() < want;
+            out.extend(got);
+            // A short answer: the queue gave what it had (and a message received
+            // with no visibility timeout must not be received twice into one batch).
+            if short || out.len() >= max {
+                return Ok(out);
+            }
+        }
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {

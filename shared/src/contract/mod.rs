@@ -349,6 +349,13 @@ pub async fn queue(queue: &dyn WorkQueue, max_receives: u32) {
     let items: Vec<WorkItem> = (0..25).map(item).collect();
     queue.send(&items).await.unwrap();
     let mut seen = Vec::new();
+    // A worker's batch may hold more than SQS gives in one call (10).
+    let first = queue.receive(20, 60_000).await.unwrap();
+    assert_eq!(first.len(), 20, "a batch of 20 out of 25");
+    for d in first {
+        seen.push(d.item.id.clone());
+        queue.ack(&d).await.unwrap();
+    }
     while seen.len() < 25 {
         let got = queue.receive(10, 60_000).await.unwrap();
         assert!(!got.is_empty(), "all 25 come out");

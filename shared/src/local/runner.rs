@@ -10,6 +10,7 @@ use crate::adapters::sqlite::SqliteStore;
 use crate::pipeline::intake::{Intake, IntakeSettings};
 use crate::pipeline::poll::{PollError, PollReport};
 use crate::pipeline::{Pipeline, worker};
+use crate::ports::{CursorStore, WorkQueue};
 
 /// How the local runner runs.
 #[derive(Debug, Clone)]
@@ -44,8 +45,7 @@ pub struct LocalRunner {
     pub addr: SocketAddr,
     pub pipeline: Pipeline,
     pub store: Arc<SqliteStore>,
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    served: Served,
 }
 
 /// How long an idle worker waits before looking at the queue again.
@@ -55,7 +55,7 @@ impl LocalRunner {
     /// Binds the listener and starts the intake, the poller and the workers.
     pub async fn start(
         pipeline: Pipeline,
-        mut intake: IntakeSettings,
+        intake: IntakeSettings,
         store: Arc<SqliteStore>,
         options: RunOptions,
     ) -> std::io::Result<Self> {
@@ -71,6 +71,58 @@ impl LocalRunner {
                 claims
             );
         }
+        let served = Served::start(
+            pipeline.clone(),
+            intake,
+            store.clone(),
+            store.clone(),
+            options,
+        )
+        .await?;
+        Ok(LocalRunner {
+            addr: served.addr,
+            pipeline,
+            store,
+            served,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Reads every change feed now.
+    pub async fn poll_now(&self) -> Result<PollReport, PollError> {
+        self.pipeline
+            .poll(self.store.as_ref(), self.store.as_ref())
+            .await
+    }
+
+    /// Stops taking work, lets running batches finish, and returns. Queued work stays
+    /// in the store for the next start.
+    pub async fn stop(self) {
+        self.served.stop().await;
+    }
+}
+
+/// The intake over HTTP, the poller and the workers, on any queue and cursor store:
+/// the embedded store's ([`LocalRunner`]), or DynamoDB's and SQS's as the benchmark
+/// runs them.
+pub struct Served {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Served {
+    /// Binds the listener and starts the intake, the poller and the workers.
+    pub async fn start(
+        pipeline: Pipeline,
+        mut intake: IntakeSettings,
+        queue: Arc<dyn WorkQueue>,
+        cursors: Arc<dyn CursorStore>,
+        options: RunOptions,
+    ) -> std::io::Result<Served> {
         let listener = TcpListener::bind(options.listen).await?;
         let addr = listener.local_addr()?;
         if intake.public_url.is_empty() {
@@ -82,8 +134,8 @@ impl LocalRunner {
         let app = super::server::router(Intake {
             settings: intake,
             pipeline: pipeline.clone(),
-            queue: store.clone(),
-            cursors: store.clone(),
+            queue: queue.clone(),
+            cursors: cursors.clone(),
         });
         let mut stopped = stop.subscribe();
         tasks.push(tokio::spawn(async move {
@@ -99,11 +151,15 @@ impl LocalRunner {
         }));
 
         if let Some(interval) = options.poll_interval {
-            let (pipeline, store, mut stopped) =
-                (pipeline.clone(), store.clone(), stop.subscribe());
+            let (pipeline, queue, cursors, mut stopped) = (
+                pipeline.clone(),
+                queue.clone(),
+                cursors.clone(),
+                stop.subscribe(),
+            );
             tasks.push(tokio::spawn(async move {
                 loop {
-                    match pipeline.poll(store.as_ref(), store.as_ref()).await {
+                    match pipeline.poll(cursors.as_ref(), queue.as_ref()).await {
                         Ok(r) if r.enqueued() > 0 => {
                             tracing::info!(message = "poll queued changes", queued = r.enqueued());
                         }
@@ -121,13 +177,13 @@ impl LocalRunner {
         for n in 0..options.workers {
             let mut pipeline = pipeline.clone();
             pipeline.worker = format!("{}-{n}", pipeline.worker);
-            let (store, mut stopped, batch) = (store.clone(), stop.subscribe(), options.batch_size);
+            let (queue, mut stopped, batch) = (queue.clone(), stop.subscribe(), options.batch_size);
             tasks.push(tokio::spawn(async move {
                 loop {
                     if *stopped.borrow() {
                         break;
                     }
-                    let idle = match worker::run_once(&pipeline, store.as_ref(), batch).await {
+                    let idle = match worker::run_once(&pipeline, queue.as_ref(), batch).await {
                         Ok(round) => round.received == 0,
                         Err(e) => {
                             tracing::warn!(message = "worker could not use the queue", error = %e);
@@ -143,28 +199,14 @@ impl LocalRunner {
                 }
             }));
         }
-        Ok(LocalRunner {
-            addr,
-            pipeline,
-            store,
-            stop,
-            tasks,
-        })
+        Ok(Served { addr, stop, tasks })
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
-    /// Reads every change feed now.
-    pub async fn poll_now(&self) -> Result<PollReport, PollError> {
-        self.pipeline
-            .poll(self.store.as_ref(), self.store.as_ref())
-            .await
-    }
-
-    /// Stops taking work, lets running batches finish, and returns. Queued work stays
-    /// in the store for the next start.
+    /// Stops taking work, lets running batches finish, and returns.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
