@@ -3,17 +3,19 @@
 //! watches the queue until everything is synced and nothing moves.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crmsync_shared::adapters::http::Secret;
-use crmsync_shared::local::{LocalRunner, RunOptions};
+use crmsync_shared::local::{RunOptions, Served};
+use crmsync_shared::pipeline::Pipeline;
 use crmsync_shared::pipeline::intake::IntakeSettings;
-use crmsync_shared::ports::{Counts, Outcome, WorkQueue};
+use crmsync_shared::ports::{Counts, CursorStore, Outcome, WorkQueue};
 
-use super::{Sandboxes, Settings};
+use super::{Sandboxes, Settings, Store};
 
 pub const HUBSPOT_APP_SECRET: &str = "hubspot-app-secret";
 pub const SALESFORCE_ORG: &str = "00D8M0000000001AAA";
@@ -87,8 +89,27 @@ async fn pending_pushes(s: &Sandboxes) -> Result<u64, String> {
     Ok(n(&hooks) + n(&outbound))
 }
 
+/// The pipeline running as `crmsync run` runs it (intake, poller, workers), on the
+/// embedded store or on DynamoDB and SQS.
+pub struct Running {
+    pub pipeline: Pipeline,
+    pub queue: Arc<dyn WorkQueue>,
+    pub cursors: Arc<dyn CursorStore>,
+    served: Served,
+}
+
+impl Running {
+    pub fn url(&self) -> String {
+        self.served.url()
+    }
+
+    pub async fn stop(self) {
+        self.served.stop().await;
+    }
+}
+
 /// Points both CRMs' pushes at the runner (or nowhere).
-pub async fn pushes(s: &Sandboxes, runner: Option<&LocalRunner>) -> Result<(), String> {
+pub async fn pushes(s: &Sandboxes, runner: Option<&Running>) -> Result<(), String> {
     let hook = runner.map(|r| format!("{}/webhooks/hubspot", r.url()));
     s.api
         .hubspot(
@@ -109,7 +130,7 @@ pub async fn pushes(s: &Sandboxes, runner: Option<&LocalRunner>) -> Result<(), S
 /// peak depth seen, or `None` when `deadline` passed first.
 pub async fn settle(
     s: &Sandboxes,
-    runner: &LocalRunner,
+    runner: &Running,
     quiet: Duration,
     deadline: Instant,
     mut peak: impl FnMut(u64),
@@ -119,12 +140,12 @@ pub async fn settle(
         if Instant::now() > deadline {
             return Ok(false);
         }
-        let depth = runner.store.depth().await.map_err(|e| e.to_string())?;
+        let depth = runner.queue.depth().await.map_err(|e| e.to_string())?;
         let busy = depth.waiting + depth.in_flight;
         peak(busy);
         let listed = runner
             .pipeline
-            .listing_done(runner.store.as_ref())
+            .listing_done(runner.cursors.as_ref())
             .await
             .map_err(|e| e.to_string())?;
         let idle = listed && busy == 0 && pending_pushes(s).await? == 0;
@@ -138,8 +159,12 @@ pub async fn settle(
     }
 }
 
-pub async fn run(settings: &Settings, s: &Sandboxes) -> Result<(Initial, LocalRunner), String> {
-    let (pipeline, store) = super::pipeline(s.hs.url(), s.sf.url()).await?;
+pub async fn run(
+    settings: &Settings,
+    s: &Sandboxes,
+    store: &Store,
+) -> Result<(Initial, Running), String> {
+    let (pipeline, queue, cursors) = super::pipeline(s.hs.url(), s.sf.url(), store).await?;
     let intake = IntakeSettings {
         public_url: String::new(),
         hubspot_app_secret: Some(Secret::new(HUBSPOT_APP_SECRET)),
@@ -155,9 +180,21 @@ pub async fn run(settings: &Settings, s: &Sandboxes) -> Result<(Initial, LocalRu
     };
     let started_at = s.clock.now_ms();
     let started = Instant::now();
-    let runner = LocalRunner::start(pipeline, intake, store, options)
-        .await
-        .map_err(|e| e.to_string())?;
+    let served = Served::start(
+        pipeline.clone(),
+        intake,
+        queue.clone(),
+        cursors.clone(),
+        options,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let runner = Running {
+        pipeline,
+        queue,
+        cursors,
+        served,
+    };
     pushes(s, Some(&runner)).await?;
     eprintln!("initial sync running...");
     let mut peak_queue = 0;

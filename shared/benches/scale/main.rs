@@ -10,7 +10,9 @@
 //! - steady state (`steady.rs`): a stream of people's edits on both sides, with latency
 //!   from edit to the other side's write by webhook/outbound message and by polling
 //!   alone, and the writes each edit cost (echoes counted);
-//! - the worker's peak memory for one batch (`probe.rs`, a child process).
+//! - the worker's peak memory for one batch (`probe.rs`, a child process);
+//! - with `SCALE_MOTO_URL` (moto's server), the same initial sync again on the durable
+//!   adapters, DynamoDB and SQS, beside the embedded store's.
 //!
 //! `cargo bench -p crmsync-shared --bench scale`; sizes and rates from the environment
 //! (see `Settings::from_env`).
@@ -32,14 +34,16 @@ use crmsync_sandbox::hubspot::HubSpotSettings;
 use crmsync_sandbox::salesforce::SalesforceSettings;
 use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, SalesforceSandbox};
+use crmsync_shared::adapters::dynamodb::DynamoStore;
 use crmsync_shared::adapters::http::Secret;
 use crmsync_shared::adapters::hubspot::{HubSpotAuth, HubSpotClient, HubSpotConfig};
 use crmsync_shared::adapters::salesforce::{SalesforceAuth, SalesforceClient, SalesforceConfig};
 use crmsync_shared::adapters::sqlite::SqliteStore;
+use crmsync_shared::adapters::sqs::SqsQueue;
 use crmsync_shared::domain::config::SyncConfig;
 use crmsync_shared::local::RunOptions;
 use crmsync_shared::pipeline::Pipeline;
-use crmsync_shared::ports::SystemClock;
+use crmsync_shared::ports::{CursorStore, SystemClock, WorkQueue};
 
 pub const HUBSPOT_TOKEN: &str = "hubspot-integration-token";
 pub const SALESFORCE_TOKEN: &str = "salesforce-integration-token";
@@ -69,6 +73,9 @@ pub struct Settings {
     /// Where the table is appended (`SCALE_OUT`, the workspace's BENCHMARKS.md; `-`:
     /// nowhere).
     pub out: Option<PathBuf>,
+    /// moto's server (`SCALE_MOTO_URL`): the initial sync runs again on DynamoDB and
+    /// SQS there. Unset: the embedded store alone.
+    pub moto: Option<String>,
 }
 
 fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T, String> {
@@ -101,6 +108,9 @@ impl Settings {
             timeout: Duration::from_secs(var("SCALE_TIMEOUT_SECONDS", 3_600)?),
             probe_batch: var("SCALE_PROBE_BATCH", 1_000)?,
             out,
+            moto: std::env::var("SCALE_MOTO_URL")
+                .ok()
+                .filter(|u| !u.is_empty()),
         })
     }
 
@@ -117,8 +127,13 @@ impl Settings {
     /// The command that reproduces this run.
     pub fn command(&self) -> String {
         format!(
-            "SCALE_PEOPLE={} SCALE_LATENCY_MS={} SCALE_WORKERS={} SCALE_BATCH={} SCALE_POLL_MS={} \
+            "{}SCALE_PEOPLE={} SCALE_LATENCY_MS={} SCALE_WORKERS={} SCALE_BATCH={} SCALE_POLL_MS={} \
              SCALE_EDITS_PER_SECOND={} SCALE_STEADY_SECONDS={} cargo bench -p crmsync-shared --bench scale",
+            if self.moto.is_some() {
+                "SCALE_MOTO_URL=<moto's server> "
+            } else {
+                ""
+            },
             self.people,
             self.latency_ms,
             self.workers,
@@ -222,11 +237,35 @@ impl Control {
     }
 }
 
-/// The pipeline as `crmsync run` builds it, on an in-memory embedded store.
+/// Where the pipeline keeps its state.
+pub enum Store {
+    /// `crmsync run`'s embedded store, in memory.
+    Embedded,
+    /// DynamoDB and SQS as the Lambda deployment uses them, on moto's server.
+    Durable(aws_config::SdkConfig),
+}
+
+impl Store {
+    async fn durable(endpoint: &str) -> Store {
+        Store::Durable(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(endpoint)
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "bench", "bench", None, None, "moto",
+                ))
+                .load()
+                .await,
+        )
+    }
+}
+
+/// The pipeline as `crmsync run` builds it, on `store`: with its queue and cursors.
 pub async fn pipeline(
     hubspot_url: String,
     salesforce_url: String,
-) -> Result<(Pipeline, Arc<SqliteStore>), String> {
+    store: &Store,
+) -> Result<(Pipeline, Arc<dyn WorkQueue>, Arc<dyn CursorStore>), String> {
     let hubspot = HubSpotClient::new(HubSpotConfig::new(
         hubspot_url,
         HubSpotAuth::PrivateApp(Secret::new(HUBSPOT_TOKEN)),
@@ -238,18 +277,49 @@ pub async fn pipeline(
     ))
     .map_err(|e| e.to_string())?;
     let clock: Arc<dyn crmsync_shared::ports::Clock> = Arc::new(SystemClock);
-    let store = Arc::new(SqliteStore::in_memory(clock.clone(), 8).map_err(|e| e.to_string())?);
-    let mut pipeline = Pipeline::new(
-        SyncConfig::builtin(),
-        Arc::new(hubspot),
-        Arc::new(salesforce),
-        store.clone(),
-        clock,
-        "bench",
-    );
+    let (hs, sf) = (Arc::new(hubspot), Arc::new(salesforce));
+    let (mut pipeline, queue, cursors): (Pipeline, Arc<dyn WorkQueue>, Arc<dyn CursorStore>) =
+        match store {
+            Store::Embedded => {
+                let sqlite =
+                    Arc::new(SqliteStore::in_memory(clock.clone(), 8).map_err(|e| e.to_string())?);
+                let p = Pipeline::new(
+                    SyncConfig::builtin(),
+                    hs,
+                    sf,
+                    sqlite.clone(),
+                    clock,
+                    "bench",
+                );
+                (p, sqlite.clone(), sqlite)
+            }
+            Store::Durable(aws) => {
+                let name = format!("crmsync-bench-{}", std::process::id());
+                let dynamo = aws_sdk_dynamodb::Client::new(aws);
+                DynamoStore::create_table(&dynamo, &name)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let sqs = aws_sdk_sqs::Client::new(aws);
+                let queue = Arc::new(
+                    SqsQueue::create(&sqs, &name, 5)
+                        .await
+                        .map_err(|e| e.to_string())?,
+                );
+                let dynamo = Arc::new(DynamoStore::new(dynamo, name));
+                let p = Pipeline::new(
+                    SyncConfig::builtin(),
+                    hs,
+                    sf,
+                    dynamo.clone(),
+                    clock,
+                    "bench",
+                );
+                (p, queue, dynamo)
+            }
+        };
     pipeline.load_owners().await?;
     pipeline.load_object_types().await?;
-    Ok((pipeline, store))
+    Ok((pipeline, queue, cursors))
 }
 
 async fn run(settings: Settings) -> Result<(), String> {
@@ -266,12 +336,21 @@ async fn run(settings: Settings) -> Result<(), String> {
         report.floor.pairs()
     );
     let sandboxes = Sandboxes::start(settings.latency_ms, settings.seed()).await?;
-    let (initial, runner) = initial::run(&settings, &sandboxes).await?;
+    let (initial, runner) = initial::run(&settings, &sandboxes, &Store::Embedded).await?;
     report.initial = Some(initial);
     if settings.steady_seconds > 0 {
         report.steady = steady::run(&settings, &sandboxes, &runner).await?;
     }
     runner.stop().await;
+    drop(sandboxes);
+    if let Some(moto) = &settings.moto {
+        eprintln!("the same initial sync on DynamoDB and SQS ({moto})...");
+        let sandboxes = Sandboxes::start(settings.latency_ms, settings.seed()).await?;
+        let store = Store::durable(moto).await;
+        let (durable, runner) = initial::run(&settings, &sandboxes, &store).await?;
+        runner.stop().await;
+        report.durable = Some(durable);
+    }
     let text = report.markdown();
     println!("{text}");
     if let Some(path) = &settings.out {

@@ -47,13 +47,14 @@ pub async fn child() -> Result<(), String> {
     let batch: usize = var(BATCH)?
         .parse()
         .map_err(|_| format!("{BATCH} is not a number"))?;
-    let (pipeline, store) = super::pipeline(var(HUBSPOT)?, var(SALESFORCE)?).await?;
+    let (pipeline, queue, cursors) =
+        super::pipeline(var(HUBSPOT)?, var(SALESFORCE)?, &super::Store::Embedded).await?;
     pipeline
-        .poll(store.as_ref(), store.as_ref())
+        .poll(cursors.as_ref(), queue.as_ref())
         .await
         .map_err(|e| e.to_string())?;
     let (before, _) = memory();
-    let round = worker::run_once(&pipeline, store.as_ref(), batch)
+    let round = worker::run_once(&pipeline, queue.as_ref(), batch)
         .await
         .map_err(|e| e.to_string())?;
     let (_, peak) = memory();

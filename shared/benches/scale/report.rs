@@ -15,6 +15,8 @@ pub struct Report {
     settings: Settings,
     pub floor: Floor,
     pub initial: Option<Initial>,
+    /// The same initial sync on DynamoDB and SQS.
+    pub durable: Option<Initial>,
     pub steady: Vec<Phase>,
     pub probe: Option<Probe>,
 }
@@ -91,6 +93,7 @@ impl Report {
             settings: settings.clone(),
             floor: Floor::default(),
             initial: None,
+            durable: None,
             steady: Vec::new(),
             probe: None,
         }
@@ -119,6 +122,7 @@ impl Report {
             s.poll.as_millis()
         );
         self.initial_sync(&mut out);
+        self.durable(&mut out);
         self.steady_state(&mut out);
         if let Some(p) = &self.probe {
             let _ = writeln!(
@@ -218,6 +222,36 @@ impl Report {
         }
         endpoints(out, "HubSpot", &i.hubspot);
         endpoints(out, "Salesforce", &i.salesforce);
+    }
+
+    /// The initial sync on each store, side by side.
+    fn durable(&self, out: &mut String) {
+        let (Some(embedded), Some(durable)) = (&self.initial, &self.durable) else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "\n### Initial sync by store\n\nThe same sync again on fresh sandboxes, its \
+             state in DynamoDB and its queue on SQS (moto's server on this machine, as the \
+             Lambda functions use them) instead of the embedded store.\n\n\
+             | store | wall time | HubSpot calls | Salesforce calls | queue peak | synced / skipped / failed |\n\
+             |---|---:|---:|---:|---:|---|"
+        );
+        for (name, i) in [("embedded (SQLite)", embedded), ("DynamoDB + SQS", durable)] {
+            let t = i.total();
+            let _ = writeln!(
+                out,
+                "| {name} | {:.0} s{} | {} | {} | {} | {} / {} / {} |",
+                i.seconds,
+                if i.converged { "" } else { " (did not settle)" },
+                i.hubspot.values().sum::<u64>(),
+                i.salesforce.values().sum::<u64>(),
+                i.peak_queue,
+                t.synced,
+                t.skipped,
+                t.failed
+            );
+        }
     }
 
     fn steady_state(&self, out: &mut String) {

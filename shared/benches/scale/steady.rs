@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crmsync_shared::local::LocalRunner;
+use super::initial::Running;
 
 use super::initial::{pushes, settle};
 use super::{Control, Sandboxes, Settings};
@@ -138,7 +138,7 @@ async fn phase(
     name: &'static str,
     settings: &Settings,
     s: &Sandboxes,
-    runner: &LocalRunner,
+    runner: &Running,
     pairs: &[Pair],
     first_pair: usize,
 ) -> Result<Phase, String> {
@@ -249,7 +249,7 @@ async fn phase(
 pub async fn run(
     settings: &Settings,
     s: &Sandboxes,
-    runner: &LocalRunner,
+    runner: &Running,
 ) -> Result<Vec<Phase>, String> {
     let per_phase = (u64::from(settings.edits_per_second) * settings.steady_seconds) as usize;
     let pairs = synced_pairs(s, per_phase * 2).await?;

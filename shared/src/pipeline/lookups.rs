@@ -104,9 +104,6 @@ impl Step<'_> {
     }
 }
 
-/// The reason a record's related record holds it back.
-const WAITING_FOR_RELATED: &str = "waiting_for_related";
-
 /// How deep syncing a record's related records may go (a deal's contact's company).
 const MAX_DEPTH: u8 = 3;
 
@@ -217,47 +214,30 @@ impl Pipeline {
                     self.record(event).await;
                 }
                 for (n, t) in missing.targets {
-                    if waiting.contains(&n) {
+                    if !waiting.insert(n) {
                         continue;
                     }
                     let Some(&first) = synced[n].items.first() else {
                         continue;
                     };
-                    let last = self
+                    let why = self
                         .status
                         .status(&super::record_ref(&t))
                         .await
                         .ok()
                         .flatten()
-                        .map(|s| s.last);
-                    let why = last
-                        .as_ref()
-                        .and_then(|l| l.code.as_deref())
+                        .and_then(|s| s.last.code)
                         .map(|c| format!(" (its last sync: {c})"))
                         .unwrap_or_default();
-                    // A related record skipped by a rule (no email, no domain) stays so
-                    // until someone changes it: retrying would only end in the dead
-                    // letters. This record's next change (or, for a lookup, the lookup
-                    // sweep) links the two once it syncs.
-                    let skipped = last.as_ref().is_some_and(|l| {
-                        l.outcome == Outcome::Skipped
-                            && l.code.as_deref() != Some(WAITING_FOR_RELATED)
-                    });
-                    let then = if skipped {
-                        "not retried while it is skipped"
-                    } else {
-                        waiting.insert(n);
-                        "retried until it is"
-                    };
                     let mut event = self.event(
                         &items[first],
                         synced[n].from,
                         Outcome::Skipped,
                         self.clock.now_ms(),
                     );
-                    event.code = Some(WAITING_FOR_RELATED.into());
+                    event.code = Some("waiting_for_related".into());
                     event.message = Some(format!(
-                        "{} {} {} is not synced with {target} yet{why}; {then}",
+                        "{} {} {} is not synced with {target} yet{why}; retried until it is",
                         t.side, t.object, t.id
                     ));
                     self.record(event).await;
