@@ -242,12 +242,12 @@ pub enum Store {
     /// `crmsync run`'s embedded store, in memory.
     Embedded,
     /// DynamoDB and SQS as the Lambda deployment uses them, on moto's server.
-    Durable(aws_config::SdkConfig),
+    Durable(Box<aws_config::SdkConfig>),
 }
 
 impl Store {
     async fn durable(endpoint: &str) -> Store {
-        Store::Durable(
+        Store::Durable(Box::new(
             aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .endpoint_url(endpoint)
                 .region(aws_config::Region::new("us-east-1"))
@@ -256,7 +256,7 @@ impl Store {
                 ))
                 .load()
                 .await,
-        )
+        ))
     }
 }
 
