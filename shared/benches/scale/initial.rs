@@ -126,14 +126,26 @@ pub async fn pushes(s: &Sandboxes, runner: Option<&Running>) -> Result<(), Strin
     Ok(())
 }
 
-/// Waits until the queue has been empty, and no push pending, for `quiet`; returns the
-/// peak depth seen, or `None` when `deadline` passed first.
+/// What the bench saw at one look.
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    /// References waiting or in flight.
+    pub busy: u64,
+    pub dead: u64,
+    /// Every feed's initial listing is done.
+    pub listed: bool,
+    /// Webhook and outbound deliveries not yet made.
+    pub pushes: u64,
+}
+
+/// Waits until the queue has been empty, and no push pending, for `quiet`; false when
+/// `deadline` passed first.
 pub async fn settle(
     s: &Sandboxes,
     runner: &Running,
     quiet: Duration,
     deadline: Instant,
-    mut peak: impl FnMut(u64),
+    mut look: impl FnMut(Sample),
 ) -> Result<bool, String> {
     let mut still_since: Option<Instant> = None;
     loop {
@@ -141,14 +153,19 @@ pub async fn settle(
             return Ok(false);
         }
         let depth = runner.queue.depth().await.map_err(|e| e.to_string())?;
-        let busy = depth.waiting + depth.in_flight;
-        peak(busy);
         let listed = runner
             .pipeline
             .listing_done(runner.cursors.as_ref())
             .await
             .map_err(|e| e.to_string())?;
-        let idle = listed && busy == 0 && pending_pushes(s).await? == 0;
+        let sample = Sample {
+            busy: depth.waiting + depth.in_flight,
+            dead: depth.dead,
+            listed,
+            pushes: pending_pushes(s).await?,
+        };
+        look(sample);
+        let idle = sample.listed && sample.busy == 0 && sample.pushes == 0;
         match (idle, still_since) {
             (true, Some(t)) if t.elapsed() >= quiet => return Ok(true),
             (true, None) => still_since = Some(Instant::now()),
@@ -200,12 +217,16 @@ pub async fn run(
     let mut peak_queue = 0;
     let mut last_report = Instant::now();
     let quiet = (settings.poll * 3).max(Duration::from_secs(3));
-    let converged = settle(s, &runner, quiet, started + settings.timeout, |busy| {
-        peak_queue = peak_queue.max(busy);
+    let converged = settle(s, &runner, quiet, started + settings.timeout, |look| {
+        peak_queue = peak_queue.max(look.busy);
         if last_report.elapsed() > Duration::from_secs(30) {
             eprintln!(
-                "  {:>5.0}s: {busy} references queued",
-                started.elapsed().as_secs_f64()
+                "  {:>5.0}s: {} references queued, {} dead-lettered, listing {}, {} pushes pending",
+                started.elapsed().as_secs_f64(),
+                look.busy,
+                look.dead,
+                if look.listed { "done" } else { "under way" },
+                look.pushes
             );
             last_report = Instant::now();
         }
