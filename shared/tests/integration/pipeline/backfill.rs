@@ -316,13 +316,7 @@ async fn a_batch_of_700_pairs_syncs_whole() {
         .await;
     }
     w.sync().await;
-    let dead = w
-        .runner
-        .store
-        .dead_letters()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(dead.is_empty(), "dead-lettered: {dead:?}");
+    w.assert_no_dead_letters().await;
     let hubspot: HashSet<String> = w
         .hs_contacts()
         .await

@@ -22,16 +22,6 @@ async fn report(w: &World) -> health::Health {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-async fn assert_no_dead_letters(w: &World) {
-    let dead = w
-        .runner
-        .store
-        .dead_letters()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(dead.is_empty(), "dead-lettered: {dead:?}");
-}
-
 async fn lead_of(w: &World, email: &str) -> serde_json::Value {
     let leads = w.sf_by_email("Lead", email).await;
     assert_eq!(leads.len(), 1, "one lead for {email}: {leads:?}");
@@ -100,7 +90,7 @@ async fn a_pause_of_a_thousand_edits_loses_nothing() {
             w.advance(5 * 60_000);
         }
     }
-    assert_no_dead_letters(&w).await;
+    w.assert_no_dead_letters().await;
     let depth = w
         .runner
         .store
@@ -139,7 +129,7 @@ async fn a_pause_of_a_thousand_edits_loses_nothing() {
             assert_eq!(prop(&contact, "phone"), &json!(phone), "{email}");
         }
     }
-    assert_no_dead_letters(&w).await;
+    w.assert_no_dead_letters().await;
     assert!(report(&w).await.paused.is_none());
 }
 
@@ -217,7 +207,7 @@ async fn a_field_deleted_in_salesforce_breaks_only_that_field() {
         ("contacts", "Lead", "Title")
     );
     assert!(h.failing_by_code.is_empty(), "{:?}", h.failing_by_code);
-    assert_no_dead_letters(&w).await;
+    w.assert_no_dead_letters().await;
     // The HubSpot value stays: a field gone on one side is no blank to copy back.
     let contact = w.hs_contact_by_email("gone@example.org").await;
     assert_eq!(
@@ -342,7 +332,7 @@ async fn a_property_deleted_in_hubspot_breaks_only_that_field() {
         Some(json!("+1 555 0188"))
     );
     assert!(report(&w).await.failing_by_code.is_empty());
-    assert_no_dead_letters(&w).await;
+    w.assert_no_dead_letters().await;
 }
 
 /// A change that meets a passing failure on every attempt (Salesforce down for longer

@@ -18,7 +18,7 @@ use crmsync_shared::local::{LocalRunner, RunOptions};
 use crmsync_shared::pipeline::intake::IntakeSettings;
 use crmsync_shared::pipeline::sabotage::Sabotage;
 use crmsync_shared::pipeline::{Pipeline, worker};
-use crmsync_shared::ports::{Outcome, RecordRef, RecordStatus, SyncEvent};
+use crmsync_shared::ports::{Outcome, RecordRef, RecordStatus, SyncEvent, WorkQueue};
 use serde_json::{Value, json};
 
 use crate::harness::{T0, pause};
@@ -603,6 +603,17 @@ impl World {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         self.settle().await;
+    }
+
+    /// Nothing ended among the dead letters.
+    pub async fn assert_no_dead_letters(&self) {
+        let dead = self
+            .runner
+            .store
+            .dead_letters()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(dead.is_empty(), "dead-lettered: {dead:?}");
     }
 
     /// Moves both sandboxes (and the pipeline) forward in time.
