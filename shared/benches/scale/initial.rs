@@ -95,16 +95,19 @@ pub struct Running {
     pub pipeline: Pipeline,
     pub queue: Arc<dyn WorkQueue>,
     pub cursors: Arc<dyn CursorStore>,
-    served: Served,
+    /// The first takes the pushes and polls; the others only work the queue.
+    served: Vec<Served>,
 }
 
 impl Running {
     pub fn url(&self) -> String {
-        self.served.url()
+        self.served.first().map(Served::url).unwrap_or_default()
     }
 
     pub async fn stop(self) {
-        self.served.stop().await;
+        for s in self.served {
+            s.stop().await;
+        }
     }
 }
 
@@ -181,33 +184,50 @@ pub async fn run(
     s: &Sandboxes,
     store: &Store,
 ) -> Result<(Initial, Running), String> {
-    let (pipeline, queue, cursors) = super::pipeline(s.hs.url(), s.sf.url(), store).await?;
-    let intake = IntakeSettings {
-        public_url: String::new(),
-        hubspot_app_secret: Some(Secret::new(HUBSPOT_APP_SECRET)),
-        salesforce_org_id: Some(SALESFORCE_ORG.into()),
-        salesforce_outbound_token: Some(Secret::new(OUTBOUND_TOKEN)),
-        api_key: None,
+    let state = super::State::create(store).await?;
+    let (queue, cursors) = (state.queue(), state.cursors());
+    // One process with its workers sharing one client (`crmsync run`), or, as Lambda
+    // runs them, processes of one worker each, each with its part of the allowance.
+    let (processes, workers) = match settings.processes {
+        0 | 1 => (1, settings.workers),
+        n => (n, 1),
     };
-    let options = RunOptions {
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        poll_interval: Some(settings.poll),
-        workers: settings.workers,
-        batch_size: settings.batch,
-    };
+    let share = u32::try_from(processes).unwrap_or(u32::MAX);
     let started_at = s.clock.now_ms();
     let started = Instant::now();
-    let served = Served::start(
-        pipeline.clone(),
-        intake,
-        queue.clone(),
-        cursors.clone(),
-        options,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let mut served = Vec::new();
+    let mut first = None;
+    for n in 0..processes {
+        let mut pipeline = super::pipeline(s.hs.url(), s.sf.url(), &state, share).await?;
+        pipeline.worker = format!("bench-{n}");
+        let intake = IntakeSettings {
+            public_url: String::new(),
+            hubspot_app_secret: Some(Secret::new(HUBSPOT_APP_SECRET)),
+            salesforce_org_id: Some(SALESFORCE_ORG.into()),
+            salesforce_outbound_token: Some(Secret::new(OUTBOUND_TOKEN)),
+            api_key: None,
+        };
+        let options = RunOptions {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            poll_interval: (n == 0).then_some(settings.poll),
+            workers,
+            batch_size: settings.batch,
+        };
+        served.push(
+            Served::start(
+                pipeline.clone(),
+                intake,
+                queue.clone(),
+                cursors.clone(),
+                options,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
+        );
+        first.get_or_insert(pipeline);
+    }
     let runner = Running {
-        pipeline,
+        pipeline: first.ok_or("no process started")?,
         queue,
         cursors,
         served,

@@ -58,6 +58,10 @@ pub struct Settings {
     pub latency_ms: u64,
     /// Local workers (`SCALE_WORKERS`, `crmsync run`'s default).
     pub workers: usize,
+    /// Worker processes as Lambda runs them (`SCALE_PROCESSES`, 1): each with one
+    /// worker and its own CRM clients taking `1/n` of HubSpot's allowance, all on one
+    /// queue and store. Above 1, `SCALE_WORKERS` is not used.
+    pub processes: usize,
     /// References per worker batch (`SCALE_BATCH`, the runner's default).
     pub batch: usize,
     /// Poll interval (`SCALE_POLL_MS`, 1,000: the shortest the queue must cope with).
@@ -101,6 +105,7 @@ impl Settings {
             people: var("SCALE_PEOPLE", 100_000)?,
             latency_ms: var("SCALE_LATENCY_MS", 50)?,
             workers: var("SCALE_WORKERS", defaults.workers)?,
+            processes: var("SCALE_PROCESSES", 1)?,
             batch: var("SCALE_BATCH", defaults.batch_size)?,
             poll: Duration::from_millis(var("SCALE_POLL_MS", 1_000)?),
             edits_per_second: var("SCALE_EDITS_PER_SECOND", 20)?,
@@ -127,7 +132,7 @@ impl Settings {
     /// The command that reproduces this run.
     pub fn command(&self) -> String {
         format!(
-            "{}SCALE_PEOPLE={} SCALE_LATENCY_MS={} SCALE_WORKERS={} SCALE_BATCH={} SCALE_POLL_MS={} \
+            "{}SCALE_PEOPLE={} SCALE_LATENCY_MS={} {} SCALE_BATCH={} SCALE_POLL_MS={} \
              SCALE_EDITS_PER_SECOND={} SCALE_STEADY_SECONDS={} cargo bench -p crmsync-shared --bench scale",
             if self.moto.is_some() {
                 "SCALE_MOTO_URL=<moto's server> "
@@ -136,7 +141,11 @@ impl Settings {
             },
             self.people,
             self.latency_ms,
-            self.workers,
+            if self.processes > 1 {
+                format!("SCALE_PROCESSES={}", self.processes)
+            } else {
+                format!("SCALE_WORKERS={}", self.workers)
+            },
             self.batch,
             self.poll.as_millis(),
             self.edits_per_second,
@@ -260,39 +269,19 @@ impl Store {
     }
 }
 
-/// The pipeline as `crmsync run` builds it, on `store`: with its queue and cursors.
-pub async fn pipeline(
-    hubspot_url: String,
-    salesforce_url: String,
-    store: &Store,
-) -> Result<(Pipeline, Arc<dyn WorkQueue>, Arc<dyn CursorStore>), String> {
-    let hubspot = HubSpotClient::new(HubSpotConfig::new(
-        hubspot_url,
-        HubSpotAuth::PrivateApp(Secret::new(HUBSPOT_TOKEN)),
-    ))
-    .map_err(|e| e.to_string())?;
-    let salesforce = SalesforceClient::new(SalesforceConfig::new(
-        salesforce_url,
-        SalesforceAuth::AccessToken(Secret::new(SALESFORCE_TOKEN)),
-    ))
-    .map_err(|e| e.to_string())?;
-    let clock: Arc<dyn crmsync_shared::ports::Clock> = Arc::new(SystemClock);
-    let (hs, sf) = (Arc::new(hubspot), Arc::new(salesforce));
-    let (mut pipeline, queue, cursors): (Pipeline, Arc<dyn WorkQueue>, Arc<dyn CursorStore>) =
-        match store {
-            Store::Embedded => {
-                let sqlite =
-                    Arc::new(SqliteStore::in_memory(clock.clone(), 8).map_err(|e| e.to_string())?);
-                let p = Pipeline::new(
-                    SyncConfig::builtin(),
-                    hs,
-                    sf,
-                    sqlite.clone(),
-                    clock,
-                    "bench",
-                );
-                (p, sqlite.clone(), sqlite)
-            }
+/// The state every worker of a run shares: the embedded store, or DynamoDB and SQS.
+#[derive(Clone)]
+pub enum State {
+    Embedded(Arc<SqliteStore>),
+    Durable(Arc<DynamoStore>, Arc<SqsQueue>),
+}
+
+impl State {
+    pub async fn create(store: &Store) -> Result<State, String> {
+        Ok(match store {
+            Store::Embedded => State::Embedded(Arc::new(
+                SqliteStore::in_memory(Arc::new(SystemClock), 8).map_err(|e| e.to_string())?,
+            )),
             Store::Durable(aws) => {
                 let name = format!("crmsync-bench-{}", std::process::id());
                 let dynamo = aws_sdk_dynamodb::Client::new(aws);
@@ -300,26 +289,62 @@ pub async fn pipeline(
                     .await
                     .map_err(|e| e.to_string())?;
                 let sqs = aws_sdk_sqs::Client::new(aws);
-                let queue = Arc::new(
-                    SqsQueue::create(&sqs, &name, 5)
-                        .await
-                        .map_err(|e| e.to_string())?,
-                );
-                let dynamo = Arc::new(DynamoStore::new(dynamo, name));
-                let p = Pipeline::new(
-                    SyncConfig::builtin(),
-                    hs,
-                    sf,
-                    dynamo.clone(),
-                    clock,
-                    "bench",
-                );
-                (p, queue, dynamo)
+                let queue = SqsQueue::create(&sqs, &name, 5)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                State::Durable(Arc::new(DynamoStore::new(dynamo, name)), Arc::new(queue))
             }
-        };
+        })
+    }
+
+    pub fn queue(&self) -> Arc<dyn WorkQueue> {
+        match self {
+            State::Embedded(s) => s.clone(),
+            State::Durable(_, q) => q.clone(),
+        }
+    }
+
+    pub fn cursors(&self) -> Arc<dyn CursorStore> {
+        match self {
+            State::Embedded(s) => s.clone(),
+            State::Durable(d, _) => d.clone(),
+        }
+    }
+}
+
+/// The pipeline as `crmsync run` builds it, on `state`; its HubSpot client takes a
+/// `1/share` part of the portal's allowance (a Lambda worker's part of
+/// `WorkerMaxConcurrency`).
+pub async fn pipeline(
+    hubspot_url: String,
+    salesforce_url: String,
+    state: &State,
+    share: u32,
+) -> Result<Pipeline, String> {
+    let mut hubspot_config = HubSpotConfig::new(
+        hubspot_url,
+        HubSpotAuth::PrivateApp(Secret::new(HUBSPOT_TOKEN)),
+    );
+    hubspot_config.concurrency = share.max(1);
+    let hubspot = Arc::new(HubSpotClient::new(hubspot_config).map_err(|e| e.to_string())?);
+    let salesforce = Arc::new(
+        SalesforceClient::new(SalesforceConfig::new(
+            salesforce_url,
+            SalesforceAuth::AccessToken(Secret::new(SALESFORCE_TOKEN)),
+        ))
+        .map_err(|e| e.to_string())?,
+    );
+    let clock: Arc<dyn crmsync_shared::ports::Clock> = Arc::new(SystemClock);
+    let config = SyncConfig::builtin();
+    let mut pipeline = match state {
+        State::Embedded(s) => Pipeline::new(config, hubspot, salesforce, s.clone(), clock, "bench"),
+        State::Durable(d, _) => {
+            Pipeline::new(config, hubspot, salesforce, d.clone(), clock, "bench")
+        }
+    };
     pipeline.load_owners().await?;
     pipeline.load_object_types().await?;
-    Ok((pipeline, queue, cursors))
+    Ok(pipeline)
 }
 
 async fn run(settings: Settings) -> Result<(), String> {

@@ -47,8 +47,9 @@ pub async fn child() -> Result<(), String> {
     let batch: usize = var(BATCH)?
         .parse()
         .map_err(|_| format!("{BATCH} is not a number"))?;
-    let (pipeline, queue, cursors) =
-        super::pipeline(var(HUBSPOT)?, var(SALESFORCE)?, &super::Store::Embedded).await?;
+    let state = super::State::create(&super::Store::Embedded).await?;
+    let pipeline = super::pipeline(var(HUBSPOT)?, var(SALESFORCE)?, &state, 1).await?;
+    let (queue, cursors) = (state.queue(), state.cursors());
     pipeline
         .poll(cursors.as_ref(), queue.as_ref())
         .await

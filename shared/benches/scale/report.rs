@@ -114,10 +114,18 @@ impl Report {
         let _ = writeln!(
             out,
             "Sandboxes strict (HubSpot 190 calls per 10 s, search 5/s and its lag, the \
-             Salesforce daily allowance), {} ms added per call; {} workers, batches of {}, \
+             Salesforce daily allowance), {} ms added per call; {}, batches of {}, \
              polling every {} ms, webhooks and outbound messages on.\n",
             s.latency_ms,
-            s.workers,
+            if s.processes > 1 {
+                format!(
+                    "{} worker processes as Lambda runs them (one worker each, each with its \
+                     own clients and 1/{} of HubSpot's allowance)",
+                    s.processes, s.processes
+                )
+            } else {
+                format!("{} workers in one process sharing one client", s.workers)
+            },
             s.batch,
             s.poll.as_millis()
         );
