@@ -89,13 +89,18 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
                 tracing::info!(message = "synced", record = %record, origin = %item.origin)
             }
             ItemOutcome::Retry(reason) => {
-                tracing::info!(message = "retrying", record = %record, reason = %reason);
-                // On the last receive before the DLQ the record's status says why.
-                d.pipeline
+                // On the last receive before the DLQ the record's status says why (or
+                // a record only waiting for a related one ends as that skip).
+                if d.pipeline
                     .retrying(item, &reason, received, max_receives)
-                    .await;
-                failures.push(failure(id));
-                retried += 1;
+                    .await
+                {
+                    tracing::info!(message = "retrying", record = %record, reason = %reason);
+                    failures.push(failure(id));
+                    retried += 1;
+                } else {
+                    tracing::info!(message = "left waiting", record = %record, reason = %reason);
+                }
             }
         }
     }

@@ -104,6 +104,11 @@ impl Step<'_> {
     }
 }
 
+/// The reason a record's related record holds it back.
+pub(crate) const WAITING_FOR_RELATED: &str = "waiting_for_related";
+/// How that reason's message ends while the record is retried.
+pub(crate) const RETRIED_UNTIL_SYNCED: &str = "; retried until it is";
+
 /// How deep syncing a record's related records may go (a deal's contact's company).
 const MAX_DEPTH: u8 = 3;
 
@@ -235,9 +240,9 @@ impl Pipeline {
                         Outcome::Skipped,
                         self.clock.now_ms(),
                     );
-                    event.code = Some("waiting_for_related".into());
+                    event.code = Some(WAITING_FOR_RELATED.into());
                     event.message = Some(format!(
-                        "{} {} {} is not synced with {target} yet{why}; retried until it is",
+                        "{} {} {} is not synced with {target} yet{why}{RETRIED_UNTIL_SYNCED}",
                         t.side, t.object, t.id
                     ));
                     self.record(event).await;

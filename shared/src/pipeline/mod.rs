@@ -565,33 +565,52 @@ impl Pipeline {
     }
 
     /// A reference handed back for a retry, received `receives` times of the queue's
-    /// `max_receives`: on its last receive the queue moves it to the dead letters
-    /// next, so its record says so, with the last reason, and nothing is dropped
-    /// silently (`crmsync errors` lists it; `crmsync resync --code RETRIES_EXHAUSTED`
-    /// tries again). The record's next successful sync replaces this status.
+    /// `max_receives`: whether it goes back to the queue (true) or is acknowledged.
+    /// On its last receive the queue would move it to the dead letters next, so its
+    /// record says so, with the last reason, and nothing is dropped silently (`crmsync
+    /// errors` lists it; `crmsync resync --code RETRIES_EXHAUSTED` tries again), unless
+    /// the record already says why it waits or fails. A record that synced but waits
+    /// for a related record that does not sync (a contact without email) ends there
+    /// instead, acknowledged as that skip: it did not fail, and the dead letters would
+    /// say it had. The record's next sync replaces either status.
     pub async fn retrying(
         &self,
         item: &WorkItem,
         why: &str,
         receives: u32,
         max_receives: Option<u32>,
-    ) {
+    ) -> bool {
         if max_receives.is_none_or(|max| receives < max) {
-            return;
+            return true;
         }
         let attempts = receives;
-        // A record that already says why it waits or fails (waiting for a related
-        // record, a CRM error) keeps its more precise reason.
+        let now = self.clock.now_ms();
+        let from = item.side;
         if let Ok(Some(status)) = self.status.status(&record_ref(item)).await
             && status.last.outcome != Outcome::Synced
         {
-            return;
+            if status.last.outcome == Outcome::Skipped
+                && status.last.code.as_deref() == Some(lookups::WAITING_FOR_RELATED)
+            {
+                let waiting = status.last.message.unwrap_or_default();
+                let waiting = waiting
+                    .strip_suffix(lookups::RETRIED_UNTIL_SYNCED)
+                    .unwrap_or(&waiting);
+                let message = format!(
+                    "{waiting}not retried after {attempts} attempts: this record's next change \
+                     tries again (or `crmsync resync --code {}`)",
+                    lookups::WAITING_FOR_RELATED
+                );
+                let code = Some(lookups::WAITING_FOR_RELATED);
+                self.note(item, from, Outcome::Skipped, code, Some(message), now)
+                    .await;
+                return false;
+            }
+            return true;
         }
         let message = format!(
             "not synced after {attempts} attempts, the last because {why}; its change is in the dead letters"
         );
-        let now = self.clock.now_ms();
-        let from = item.side;
         self.note(
             item,
             from,
@@ -601,6 +620,7 @@ impl Pipeline {
             now,
         )
         .await;
+        true
     }
 
     /// A Salesforce per-record error: retried when Salesforce says it is passing (a

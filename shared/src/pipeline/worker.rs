@@ -74,14 +74,19 @@ pub async fn run_once(
                 }
             }
             ItemOutcome::Retry(why) => {
-                tracing::info!(message = "retrying a record", record = %delivery.item.id, reason = %why);
-                pipeline
+                let again = pipeline
                     .retrying(&delivery.item, &why, delivery.receives, max_receives)
                     .await;
-                queue
-                    .retry(delivery, retry_delay_ms(delivery.receives))
-                    .await?;
-                round.retried += 1;
+                if again {
+                    tracing::info!(message = "retrying a record", record = %delivery.item.id, reason = %why);
+                    queue
+                        .retry(delivery, retry_delay_ms(delivery.receives))
+                        .await?;
+                    round.retried += 1;
+                } else {
+                    queue.ack(delivery).await?;
+                    round.done += 1;
+                }
             }
         }
     }

@@ -584,7 +584,8 @@ both_ways!(
 );
 
 /// A deal whose company cannot sync (no domain to deduplicate it by) still syncs its
-/// own fields, waits for the company (retried, never failed), and says why.
+/// own fields, waits for the company (retried, never failed, and not dead-lettered when
+/// the retries run out), and says why.
 #[tokio::test]
 async fn a_deal_waits_for_a_company_that_cannot_sync_and_says_why() {
     let w = world(false, DEFAULT_TOML.to_owned()).await;
@@ -613,6 +614,8 @@ async fn a_deal_waits_for_a_company_that_cannot_sync_and_says_why() {
         message.contains(&company) && message.contains("no_domain"),
         "{message}"
     );
+    assert!(message.contains("not retried after"), "{message}");
+    w.assert_no_dead_letters().await;
     let (outcome, code) = w.last_outcome("hubspot", "companies", &company).await;
     assert_eq!(
         (outcome, code.as_deref()),
