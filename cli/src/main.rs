@@ -112,7 +112,7 @@ enum Command {
         json: bool,
     },
     /// Queue records to sync again: by id, a HubSpot list's members, or every record
-    /// failing with a code.
+    /// failing or skipped with a code.
     Resync {
         #[command(flatten)]
         target: ops::Target,
@@ -121,7 +121,8 @@ enum Command {
         /// Every member of this HubSpot list (contacts).
         #[arg(long)]
         list: Option<String>,
-        /// Every record whose last attempt failed with this code.
+        /// Every record whose last attempt failed or was skipped with this code
+        /// (RETRIES_EXHAUSTED, waiting_for_related...).
         #[arg(long)]
         code: Option<String>,
     },

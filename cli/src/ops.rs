@@ -498,12 +498,20 @@ pub async fn resync(target: &Target, what: Resync) -> Result<(), CliError> {
         items.extend(members);
     }
     if let Some(code) = &what.code {
-        let failing = p
+        // A code names failing records (a CRM's error) or skipped ones (a reason such
+        // as `waiting_for_related`).
+        let mut coded = p
             .status
             .by_outcome(Outcome::Failed, Some(code), 1_000_000)
             .await
             .map_err(state)?;
-        for s in failing {
+        coded.extend(
+            p.status
+                .by_outcome(Outcome::Skipped, Some(code), 1_000_000)
+                .await
+                .map_err(state)?,
+        );
+        for s in coded {
             let r = &s.last.record;
             if let Some(side) = Side::from_name(&r.side) {
                 items.push(WorkItem {

@@ -138,6 +138,8 @@ async fn operator_commands_work_on_a_running_sync() {
         json!({"email": "boss@example.org", "lastname": "Boss", "jobtitle": "CEO"}),
     )
     .await;
+    // Skipped (no email): a reason resync takes as a code too.
+    hs_create(&s, json!({"lastname": "Nomail"})).await;
     eventually("three failures and one sync", || async {
         let h = status_json(&s, &store);
         h["failing_by_code"]["FIELD_CUSTOM_VALIDATION_EXCEPTION"] == json!(3)
@@ -353,6 +355,12 @@ async fn operator_commands_work_on_a_running_sync() {
         &[],
     ));
     assert!(queued.contains("queued 3 records"), "{queued}");
+    let skipped = ok(&op(
+        &s,
+        &["resync", "--store", &store, "--code", "no_email"],
+        &[],
+    ));
+    assert!(skipped.contains("queued 1 record"), "{skipped}");
     eventually("the interns syncing", || async {
         let h = status_json(&s, &store);
         h["failing_by_code"]
