@@ -1236,6 +1236,16 @@ async fn history_721_a_record_waiting_for_a_skipped_related_record_is_retried() 
     run_all(721..722).await;
 }
 
+/// Found by the harness (10k run): a converted Lead's reference followed the conversion
+/// and moved its link to the Contact, but with nothing else to write it wrote nothing,
+/// not even the Contact's id on the HubSpot contact; after a merge in HubSpot the
+/// merged-away person's Contact never said `merged_in_hubspot`. Fixed by marking the
+/// work relinked (`follow_conversions`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_8573_a_followed_conversion_writes_the_contacts_id() {
+    run_all(8573..8574).await;
+}
+
 /// The harness can fail: each deliberately broken engine is caught by some history of
 /// the first few seeds, by the invariant it breaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
