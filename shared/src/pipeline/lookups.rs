@@ -106,6 +106,8 @@ impl Step<'_> {
 
 /// The reason a record's related record holds it back.
 pub(crate) const WAITING_FOR_RELATED: &str = "waiting_for_related";
+/// How a retry's reason begins when the record waits for a related record.
+pub(crate) const WAITING_PREFIX: &str = "waiting for a related record of";
 /// How that reason's message ends while the record is retried.
 pub(crate) const RETRIED_UNTIL_SYNCED: &str = "; retried until it is";
 
@@ -148,7 +150,7 @@ impl Pipeline {
         for n in waiting {
             for &i in &synced[n].items {
                 outcomes[i] = ItemOutcome::Retry(format!(
-                    "waiting for a related record of {} to sync",
+                    "{WAITING_PREFIX} {} to sync",
                     synced[n].hubspot_id
                 ));
             }

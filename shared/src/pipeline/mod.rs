@@ -586,26 +586,30 @@ impl Pipeline {
         let attempts = receives;
         let now = self.clock.now_ms();
         let from = item.side;
-        if let Ok(Some(status)) = self.status.status(&record_ref(item)).await
-            && status.last.outcome != Outcome::Synced
-        {
-            if status.last.outcome == Outcome::Skipped
-                && status.last.code.as_deref() == Some(lookups::WAITING_FOR_RELATED)
-            {
-                let waiting = status.last.message.unwrap_or_default();
-                let waiting = waiting
-                    .strip_suffix(lookups::RETRIED_UNTIL_SYNCED)
-                    .unwrap_or(&waiting);
-                let message = format!(
-                    "{waiting}not retried after {attempts} attempts: this record's next change \
-                     tries again (or `crmsync resync --code {}`)",
-                    lookups::WAITING_FOR_RELATED
-                );
-                let code = Some(lookups::WAITING_FOR_RELATED);
-                self.note(item, from, Outcome::Skipped, code, Some(message), now)
-                    .await;
-                return false;
-            }
+        let status = self.status.status(&record_ref(item)).await.ok().flatten();
+        if why.starts_with(lookups::WAITING_PREFIX) {
+            // The record's own status names the related record when the wait was
+            // recorded on it; a reference of the pair's other side has only `why`.
+            let waiting = status
+                .as_ref()
+                .filter(|s| s.last.code.as_deref() == Some(lookups::WAITING_FOR_RELATED))
+                .and_then(|s| s.last.message.clone())
+                .unwrap_or_else(|| format!("{why}{}", lookups::RETRIED_UNTIL_SYNCED));
+            let waiting = waiting
+                .strip_suffix(lookups::RETRIED_UNTIL_SYNCED)
+                .unwrap_or(&waiting);
+            let message = format!(
+                "{waiting}; not retried after {attempts} attempts: this record's next change \
+                 tries again (or `crmsync resync --code {}`)",
+                lookups::WAITING_FOR_RELATED
+            );
+            let code = Some(lookups::WAITING_FOR_RELATED);
+            self.note(item, from, Outcome::Skipped, code, Some(message), now)
+                .await;
+            return false;
+        }
+        // A record that already says why it fails keeps its more precise reason.
+        if status.is_some_and(|s| s.last.outcome != Outcome::Synced) {
             return true;
         }
         let message = format!(
