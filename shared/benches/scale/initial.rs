@@ -15,7 +15,7 @@ use crmsync_shared::pipeline::Pipeline;
 use crmsync_shared::pipeline::intake::IntakeSettings;
 use crmsync_shared::ports::{Counts, CursorStore, Outcome, WorkQueue};
 
-use super::{Sandboxes, Settings, Store};
+use super::{Sandboxes, Settings, State};
 
 pub const HUBSPOT_APP_SECRET: &str = "hubspot-app-secret";
 pub const SALESFORCE_ORG: &str = "00D8M0000000001AAA";
@@ -182,9 +182,8 @@ pub async fn settle(
 pub async fn run(
     settings: &Settings,
     s: &Sandboxes,
-    store: &Store,
+    state: State,
 ) -> Result<(Initial, Running), String> {
-    let state = super::State::create(store).await?;
     let (queue, cursors) = (state.queue(), state.cursors());
     // One process with its workers sharing one client (`crmsync run`), or, as Lambda
     // runs them, processes of one worker each, each with its part of the allowance.

@@ -246,29 +246,6 @@ impl Control {
     }
 }
 
-/// Where the pipeline keeps its state.
-pub enum Store {
-    /// `crmsync run`'s embedded store, in memory.
-    Embedded,
-    /// DynamoDB and SQS as the Lambda deployment uses them, on moto's server.
-    Durable(Box<aws_config::SdkConfig>),
-}
-
-impl Store {
-    async fn durable(endpoint: &str) -> Store {
-        Store::Durable(Box::new(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(endpoint)
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "bench", "bench", None, None, "moto",
-                ))
-                .load()
-                .await,
-        ))
-    }
-}
-
 /// The state every worker of a run shares: the embedded store, or DynamoDB and SQS.
 #[derive(Clone)]
 pub enum State {
@@ -277,24 +254,37 @@ pub enum State {
 }
 
 impl State {
-    pub async fn create(store: &Store) -> Result<State, String> {
-        Ok(match store {
-            Store::Embedded => State::Embedded(Arc::new(
-                SqliteStore::in_memory(Arc::new(SystemClock), 8).map_err(|e| e.to_string())?,
-            )),
-            Store::Durable(aws) => {
-                let name = format!("crmsync-bench-{}", std::process::id());
-                let dynamo = aws_sdk_dynamodb::Client::new(aws);
-                DynamoStore::create_table(&dynamo, &name)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let sqs = aws_sdk_sqs::Client::new(aws);
-                let queue = SqsQueue::create(&sqs, &name, 5)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                State::Durable(Arc::new(DynamoStore::new(dynamo, name)), Arc::new(queue))
-            }
-        })
+    /// `crmsync run`'s embedded store, in memory.
+    pub fn embedded() -> Result<State, String> {
+        Ok(State::Embedded(Arc::new(
+            SqliteStore::in_memory(Arc::new(SystemClock), 8).map_err(|e| e.to_string())?,
+        )))
+    }
+
+    /// DynamoDB and SQS as the Lambda deployment uses them, on moto's server at
+    /// `endpoint`: a fresh table and queue.
+    pub async fn durable(endpoint: &str) -> Result<State, String> {
+        let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "bench", "bench", None, None, "moto",
+            ))
+            .load()
+            .await;
+        let name = format!("crmsync-bench-{}", std::process::id());
+        let dynamo = aws_sdk_dynamodb::Client::new(&aws);
+        DynamoStore::create_table(&dynamo, &name)
+            .await
+            .map_err(|e| e.to_string())?;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let queue = SqsQueue::create(&sqs, &name, 5)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(State::Durable(
+            Arc::new(DynamoStore::new(dynamo, name)),
+            Arc::new(queue),
+        ))
     }
 
     pub fn queue(&self) -> Arc<dyn WorkQueue> {
@@ -361,7 +351,7 @@ async fn run(settings: Settings) -> Result<(), String> {
         report.floor.pairs()
     );
     let sandboxes = Sandboxes::start(settings.latency_ms, settings.seed()).await?;
-    let (initial, runner) = initial::run(&settings, &sandboxes, &Store::Embedded).await?;
+    let (initial, runner) = initial::run(&settings, &sandboxes, State::embedded()?).await?;
     report.initial = Some(initial);
     if settings.steady_seconds > 0 {
         report.steady = steady::run(&settings, &sandboxes, &runner).await?;
@@ -371,8 +361,8 @@ async fn run(settings: Settings) -> Result<(), String> {
     if let Some(moto) = &settings.moto {
         eprintln!("the same initial sync on DynamoDB and SQS ({moto})...");
         let sandboxes = Sandboxes::start(settings.latency_ms, settings.seed()).await?;
-        let store = Store::durable(moto).await;
-        let (durable, runner) = initial::run(&settings, &sandboxes, &store).await?;
+        let state = State::durable(moto).await?;
+        let (durable, runner) = initial::run(&settings, &sandboxes, state).await?;
         runner.stop().await;
         report.durable = Some(durable);
     }

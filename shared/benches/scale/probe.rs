@@ -47,7 +47,7 @@ pub async fn child() -> Result<(), String> {
     let batch: usize = var(BATCH)?
         .parse()
         .map_err(|_| format!("{BATCH} is not a number"))?;
-    let state = super::State::create(&super::Store::Embedded).await?;
+    let state = super::State::embedded()?;
     let pipeline = super::pipeline(var(HUBSPOT)?, var(SALESFORCE)?, &state, 1).await?;
     let (queue, cursors) = (state.queue(), state.cursors());
     pipeline

@@ -14,6 +14,11 @@ pub mod value;
 
 use serde::{Deserialize, Serialize};
 
+/// Salesforce ids of 15 and 18 characters name the same record: the first 15 do.
+pub fn same_salesforce_id(a: &str, b: &str) -> bool {
+    a.get(..15).is_some() && a.get(..15) == b.get(..15)
+}
+
 /// One of the two CRMs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Side {

@@ -152,9 +152,7 @@ impl PairSpec {
         salesforce_id: &str,
     ) -> Option<bool> {
         if self.salesforce_id_property(sobject) == Some(property) {
-            // Salesforce ids are 15 or 18 characters; the first 15 name the record.
-            let id = |s: &str| s.get(..15).map(str::to_owned);
-            return Some(id(value).is_some() && id(value) == id(salesforce_id));
+            return Some(super::same_salesforce_id(value, salesforce_id));
         }
         if self.kind_property.as_deref() == Some(property) {
             return Some(value == sobject.to_uppercase());

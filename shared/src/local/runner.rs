@@ -88,7 +88,7 @@ impl LocalRunner {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.served.url()
     }
 
     /// Reads every change feed now.

@@ -14,10 +14,7 @@ use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::ports::{HsRecord, Outcome, WorkItem};
 
-/// Salesforce ids are 15 or 18 characters; the first 15 name the record.
-pub(crate) fn same_sf_id(a: &str, b: &str) -> bool {
-    a.get(..15).is_some() && a.get(..15) == b.get(..15)
-}
+pub(crate) use crate::domain::same_salesforce_id as same_sf_id;
 
 /// A SOQL string literal: `'...'`, quotes and backslashes escaped.
 pub(crate) fn soql_literal(s: &str) -> String {

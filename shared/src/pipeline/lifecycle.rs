@@ -14,8 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde_json::{Map, Value, json};
 
-use super::flow::soql_literal;
-use super::soql::IN_MAX;
+use super::soql::{IN_MAX, literal_list};
 use super::work::Work;
 use super::writes::Planned;
 use super::{PairRun, Pipeline};
@@ -29,13 +28,6 @@ pub const TRIGGERS: [&str; 2] = ["Opportunity", "OpportunityContactRole"];
 /// Whether a queued reference is a lifecycle trigger.
 pub(crate) fn is_trigger(item: &WorkItem) -> bool {
     item.side == Side::Salesforce && TRIGGERS.contains(&item.object.as_str())
-}
-
-fn in_list(ids: &[&str]) -> String {
-    ids.iter()
-        .map(|id| soql_literal(id))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// A record's stage in a propagation: the furthest of the stages reaching it.
@@ -83,11 +75,14 @@ impl Pipeline {
             let mut conditions = Vec::new();
             let opportunities = of("Opportunity");
             if !opportunities.is_empty() {
-                conditions.push(format!("OpportunityId IN ({})", in_list(&opportunities)));
+                conditions.push(format!(
+                    "OpportunityId IN ({})",
+                    literal_list(&opportunities)
+                ));
             }
             let roles = of("OpportunityContactRole");
             if !roles.is_empty() {
-                conditions.push(format!("Id IN ({})", in_list(&roles)));
+                conditions.push(format!("Id IN ({})", literal_list(&roles)));
             }
             let soql = format!(
                 "SELECT ContactId FROM OpportunityContactRole WHERE {}",

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::Pipeline;
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
-use super::soql::IN_MAX;
+use super::soql::{IN_MAX, literal_list};
 use super::work::{MergedInto, Record, Work, merge_same_pairs};
 use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
@@ -585,8 +585,7 @@ impl Pipeline {
                     .collect();
                 format!("({})", any.join(" OR "))
             } else {
-                let list: Vec<String> = chunk.iter().map(|k| soql_literal(k.as_str())).collect();
-                format!("{field} IN ({})", list.join(", "))
+                format!("{field} IN ({})", literal_list(chunk))
             };
             let queries: Vec<(String, String)> = run
                 .spec

@@ -593,11 +593,9 @@ impl Pipeline {
             let waiting = status
                 .as_ref()
                 .filter(|s| s.last.code.as_deref() == Some(lookups::WAITING_FOR_RELATED))
-                .and_then(|s| s.last.message.clone())
-                .unwrap_or_else(|| format!("{why}{}", lookups::RETRIED_UNTIL_SYNCED));
-            let waiting = waiting
-                .strip_suffix(lookups::RETRIED_UNTIL_SYNCED)
-                .unwrap_or(&waiting);
+                .and_then(|s| s.last.message.as_deref())
+                .map(|m| m.strip_suffix(lookups::RETRIED_UNTIL_SYNCED).unwrap_or(m))
+                .unwrap_or(why);
             let message = format!(
                 "{waiting}; not retried after {attempts} attempts: this record's next change \
                  tries again (or `crmsync resync --code {}`)",

@@ -14,18 +14,19 @@ use crate::ports::CrmError;
 /// bytes, leaving room for the rest of the query within the URL limit.
 pub(crate) const IN_MAX: usize = 200;
 
+/// `values` as one SOQL literal list (`'a', 'b'`), for a caller that keeps it within
+/// [`IN_MAX`].
+pub(crate) fn literal_list<S: AsRef<str>>(values: &[S]) -> String {
+    values
+        .iter()
+        .map(|v| soql_literal(v.as_ref()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `values` as SOQL literal lists (`'a', 'b'`), at most [`IN_MAX`] to a list.
 pub(crate) fn in_lists<S: AsRef<str>>(values: &[S]) -> Vec<String> {
-    values
-        .chunks(IN_MAX)
-        .map(|chunk| {
-            chunk
-                .iter()
-                .map(|v| soql_literal(v.as_ref()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .collect()
+    values.chunks(IN_MAX).map(literal_list).collect()
 }
 
 impl Pipeline {

@@ -72,7 +72,7 @@ impl<'a> RecordPair<'a> {
         let value = self.raw_text(Side::Salesforce, rule.salesforce?)?;
         map.to_hubspot
             .iter()
-            .find(|(k, _)| k.as_str() == value || same_record_id(k, value))
+            .find(|(k, _)| k.as_str() == value || crate::domain::same_salesforce_id(k, value))
             .map(|(_, v)| v.as_str())
     }
 
@@ -82,11 +82,6 @@ impl<'a> RecordPair<'a> {
                 && r.salesforce_picklists != PicklistMode::Disabled
         })
     }
-}
-
-/// Salesforce ids in 15 and 18 characters name the same record.
-fn same_record_id(a: &str, b: &str) -> bool {
-    a.len() >= 15 && b.len() >= 15 && a.get(..15) == b.get(..15)
 }
 
 fn is_code_field(rule: &FieldRule<'_>) -> bool {

@@ -130,8 +130,7 @@ pub fn parse(body: &[u8], org_id: &str) -> Result<Message, OutboundError> {
     if !saw_notifications || !path.is_empty() {
         return Err(bad(&"no notifications element"));
     }
-    let same = |a: &str, b: &str| a.len() >= 15 && b.len() >= 15 && a.get(..15) == b.get(..15);
-    if !same(&message.organization_id, org_id) {
+    if !crate::domain::same_salesforce_id(&message.organization_id, org_id) {
         return Err(OutboundError::WrongOrganization);
     }
     Ok(message)
