@@ -141,7 +141,7 @@ async fn dump(State(sf): State<Arc<Salesforce>>, Path(object): Path<String>) -> 
     Ok(Json(json!({"records": records})).into_response())
 }
 
-/// `{"accountId": "001...", "createOpportunity": true}`
+/// `{"accountId": "001...", "contactId": "003...", "createOpportunity": true}`
 async fn convert(State(sf): State<Arc<Salesforce>>, Path(id): Path<String>, bytes: Bytes) -> Reply {
     let v = body(&bytes)?;
     let now = sf.clock.now_ms();
@@ -149,6 +149,7 @@ async fn convert(State(sf): State<Arc<Salesforce>>, Path(id): Path<String>, byte
         .convert_lead(
             &id,
             v.get("accountId").and_then(Value::as_str),
+            v.get("contactId").and_then(Value::as_str),
             v.get("createOpportunity")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),

@@ -1107,10 +1107,13 @@ impl Org {
 
     /// Converts a lead, as `convertLead()` does: an account (new, or the one given), a
     /// contact, optionally an opportunity, and the lead marked converted, in one go.
+    /// Into an existing contact (`contact_id`), as a person picks one in the conversion
+    /// dialog: the contact keeps its values and its account, and no account is made.
     pub fn convert_lead(
         &mut self,
         lead_id: &str,
         account_id: Option<&str>,
+        contact_id: Option<&str>,
         create_opportunity: bool,
         now: i64,
     ) -> Result<Value, Vec<SfError>> {
@@ -1140,7 +1143,26 @@ impl Org {
         let options = WriteOptions {
             allow_duplicates: true,
         };
-        let account = match account_id {
+        let existing = match contact_id {
+            Some(c) => match self.get(c) {
+                Some((o, r)) if o.name == "Contact" && r.deleted_ms.is_none() => {
+                    Some((r.id.clone(), r.fields.get("AccountId").cloned()))
+                }
+                _ => {
+                    return Err(vec![SfError::new(
+                        "INVALID_CROSS_REFERENCE_KEY",
+                        "invalid cross reference id",
+                    )]);
+                }
+            },
+            None => None,
+        };
+        let existing_account = existing
+            .as_ref()
+            .and_then(|(_, a)| a.as_ref())
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let account = match account_id.or(existing_account.as_deref()) {
             Some(a) => ids::to18(a).ok_or_else(|| {
                 vec![SfError::new(
                     "MALFORMED_ID",
@@ -1183,7 +1205,10 @@ impl Org {
             c.insert(to.into(), get(from));
         }
         c.insert("AccountId".into(), json!(account));
-        let contact = self.create("Contact", &c, now, writer, options)?;
+        let contact = match existing {
+            Some((id, _)) => id,
+            None => self.create("Contact", &c, now, writer, options)?,
+        };
         let opportunity = if create_opportunity {
             let mut o = Map::new();
             o.insert(
@@ -1593,7 +1618,7 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{e:?}"));
         let result = org
-            .convert_lead(&lead, None, true, 1_000)
+            .convert_lead(&lead, None, None, true, 1_000)
             .unwrap_or_else(|e| panic!("{e:?}"));
         let contact = result["contactId"].as_str().unwrap_or_default();
         let (_, c) = org.get(contact).unwrap_or_else(|| panic!("contact"));
@@ -1612,6 +1637,63 @@ mod tests {
             opts(),
         );
         assert_eq!(codes(r), vec!["CANNOT_UPDATE_CONVERTED_LEAD"]);
+    }
+
+    #[test]
+    fn a_lead_converted_into_an_existing_contact_leaves_the_contact_as_it_was() {
+        let mut org = Org::new("00D");
+        let account = org
+            .create("Account", &map(json!({"Name": "Acme"})), 0, I, opts())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let contact = org
+            .create(
+                "Contact",
+                &map(
+                    json!({"LastName": "Kept", "Email": "kept@acme.example", "AccountId": account}),
+                ),
+                0,
+                I,
+                opts(),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let lead = org
+            .create(
+                "Lead",
+                &map(json!({"LastName": "Lee", "Company": "Lee Co", "Email": "lee@leeco.com"})),
+                0,
+                I,
+                opts(),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let accounts = org.records.get("Account").map_or(0, |r| r.len());
+        let result = org
+            .convert_lead(&lead, None, Some(&contact), false, 1_000)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(result["contactId"].as_str(), Some(contact.as_str()));
+        assert_eq!(result["accountId"].as_str(), Some(account.as_str()));
+        assert_eq!(org.records.get("Account").map_or(0, |r| r.len()), accounts);
+        let (_, c) = org.get(&contact).unwrap_or_else(|| panic!("contact"));
+        assert_eq!(c.fields["Email"], "kept@acme.example");
+        let (_, l) = org.get(&lead).unwrap_or_else(|| panic!("lead"));
+        assert_eq!(
+            l.fields["ConvertedContactId"].as_str(),
+            Some(contact.as_str())
+        );
+        // Into a record that is not a contact: refused, the lead untouched.
+        let other = org
+            .create(
+                "Lead",
+                &map(json!({"LastName": "Other", "Company": "O"})),
+                0,
+                I,
+                opts(),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let refused = org.convert_lead(&other, None, Some(&account), false, 1_000);
+        assert_eq!(
+            codes(refused.map(|_| ())),
+            vec!["INVALID_CROSS_REFERENCE_KEY"]
+        );
     }
 
     #[test]

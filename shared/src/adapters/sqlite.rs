@@ -332,7 +332,7 @@ impl LinkStore for SqliteStore {
                     "UPDATE links SET hubspot_id = ?1, salesforce_object = ?2, salesforce_id = ?3, version = version + 1 WHERE pair = ?4 AND hubspot_id = ?5 AND version = ?6",
                     params![hs, so, si, old.pair, old.hubspot_id, old.version as i64],
                 )
-                .map_err(|e| if is_constraint(&e) { StoreError::Conflict("the new record is already linked".into()) } else { unavailable(e) })?;
+                .map_err(|e| if is_constraint(&e) { StoreError::Conflict(format!("HubSpot {hs} or Salesforce {so} {si} is already linked in another pair of {}", old.pair)) } else { unavailable(e) })?;
             if changed == 0 {
                 return Err(StoreError::Conflict(format!("link {}:{} changed since version {}", old.pair, old.hubspot_id, old.version)));
             }

@@ -187,6 +187,9 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         "merged_in_hubspot" => {
             "its HubSpot record was merged into another: merge this Salesforce record into the survivor's partner"
         }
+        "converted_into_synced" => {
+            "it was converted into a record that syncs with another HubSpot record: merge the two in HubSpot"
+        }
         "related_not_contact" => {
             "convert the Lead to a Contact, or associate a contact that syncs with a Contact"
         }

@@ -14,7 +14,7 @@ use super::soql::{IN_MAX, literal_list};
 use super::work::{MergedInto, Record, Work, merge_same_pairs};
 use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
-use crate::ports::{HsRecord, Outcome, WorkItem};
+use crate::ports::{HsRecord, Outcome, StoreError, WorkItem};
 
 /// Values per `IN` filter of a HubSpot search: a worker batch's keys take several.
 const SEARCH_VALUES: usize = 100;
@@ -174,12 +174,40 @@ impl Pipeline {
         let mut any = false;
         for w in works.iter_mut() {
             let Some(s) = &w.salesforce else { continue };
+            if w.superseded.is_some() {
+                continue;
+            }
             if let (Some(link), Some((sobject, id))) = (&w.link, run.hooks.converted_to(s)) {
-                let relinked = self
+                let relinked = match self
                     .links
                     .relink(link, &link.hubspot_id, &sobject, &id)
                     .await
-                    .map_err(|e| e.to_string())?;
+                {
+                    Ok(l) => l,
+                    // The record it became already syncs with another HubSpot record (a
+                    // Lead converted into a Contact the merge survivor or another person
+                    // holds, history 4239): this pair ends here, on this record alone.
+                    Err(StoreError::Conflict(_)) => {
+                        let holder = self
+                            .links
+                            .by_salesforce(&sobject, &id)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        w.superseded = Some(format!(
+                            "{} {} was converted into {sobject} {id}, which {}; HubSpot {} {} keeps no Salesforce partner",
+                            s.object,
+                            s.id(),
+                            holder.map_or("another pair holds".to_owned(), |h| format!(
+                                "syncs with HubSpot {} {}",
+                                run.spec.hubspot_object, h.hubspot_id
+                            )),
+                            run.spec.hubspot_object,
+                            link.hubspot_id,
+                        ));
+                        continue;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
                 w.link = Some(relinked);
                 w.converted_from = w.salesforce.take();
                 // The HubSpot record must learn the id it now partners (its
@@ -803,6 +831,8 @@ enum Followed {
 
 /// The code of a Salesforce record whose HubSpot partner was merged into another's.
 pub(crate) const MERGED_IN_HUBSPOT: &str = "merged_in_hubspot";
+/// A converted record whose new record already syncs with another HubSpot record.
+pub(crate) const CONVERTED_INTO_SYNCED: &str = "converted_into_synced";
 
 /// Why a record whose HubSpot partner was merged away no longer syncs.
 pub(crate) fn merged_message(

@@ -144,6 +144,8 @@ pub const CLAIM_TTL_MS: i64 = worker::VISIBILITY_MS;
 pub const METADATA_TTL_MS: i64 = 5 * 60_000;
 /// How long per-record history is kept.
 pub const HISTORY_TTL_MS: i64 = 30 * 86_400_000;
+/// How a wait given up at the last attempt continues its message.
+const NOT_RETRIED: &str = "; not retried after ";
 
 /// The change on `from` flows to the other side: how sync health names that.
 pub fn flow_name(from: Side) -> &'static str {
@@ -594,10 +596,14 @@ impl Pipeline {
                 .as_ref()
                 .filter(|s| s.last.code.as_deref() == Some(lookups::WAITING_FOR_RELATED))
                 .and_then(|s| s.last.message.as_deref())
-                .map(|m| m.strip_suffix(lookups::RETRIED_UNTIL_SYNCED).unwrap_or(m))
+                .map(|m| {
+                    // What the wait said before its retries (or a give-up before this one).
+                    let m = m.strip_suffix(lookups::RETRIED_UNTIL_SYNCED).unwrap_or(m);
+                    m.split_once(NOT_RETRIED).map_or(m, |(before, _)| before)
+                })
                 .unwrap_or(why);
             let message = format!(
-                "{waiting}; not retried after {attempts} attempts: this record's next change \
+                "{waiting}{NOT_RETRIED}{attempts} attempts: this record's next change \
                  tries again (or `crmsync resync --code {}`)",
                 lookups::WAITING_FOR_RELATED
             );

@@ -344,6 +344,10 @@ impl Pipeline {
             skip(code, message).await;
             return Err((ItemOutcome::Done, w.items));
         }
+        if let Some(why) = w.superseded.take() {
+            skip(super::matching::CONVERTED_INTO_SYNCED, Some(why)).await;
+            return Err((ItemOutcome::Done, w.items));
+        }
         if let Some(survivor) = &w.merged_into {
             let message = super::matching::merged_message(
                 &spec.hubspot_object,

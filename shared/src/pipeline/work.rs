@@ -113,6 +113,9 @@ pub(crate) struct Work {
     /// The link moved to this pair in this batch (a new HubSpot record took over the
     /// link of a deleted one): both records learn each other's ids again.
     pub relinked: bool,
+    /// Why this pair ends in this batch though its records are fine: the record its
+    /// Salesforce side was converted into already syncs with another HubSpot record.
+    pub superseded: Option<String>,
 }
 
 /// Both sides of one pair may be in a batch (a poll reads both feeds, or a webhook
@@ -124,7 +127,11 @@ pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> 
         // only to say so: it is not the survivor's pair, nor its twin (histories 1683
         // and 5386: the survivor, unlinked while its own partner was deleted, took the
         // merged-away contact's Lead for its pair, then for a twin).
-        if a.merged_into.is_some() || b.merged_into.is_some() {
+        if a.merged_into.is_some()
+            || b.merged_into.is_some()
+            || a.superseded.is_some()
+            || b.superseded.is_some()
+        {
             return false;
         }
         let link = |w: &Work| w.link.as_ref().map(|l| l.hubspot_id.clone());

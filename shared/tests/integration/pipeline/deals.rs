@@ -616,6 +616,22 @@ async fn a_deal_waits_for_a_company_that_cannot_sync_and_says_why() {
     );
     assert!(message.contains("not retried after"), "{message}");
     w.assert_no_dead_letters().await;
+    // The deal's next change tries again, and gives up again saying so once.
+    w.advance(1_000);
+    w.patch(
+        &w.hs_control(&format!("/objects/deals/{deal}")),
+        json!({"properties": {"dealname": "Still waiting"}}),
+    )
+    .await;
+    w.advance(1_000);
+    w.poll_and_settle().await;
+    let again = w
+        .status("hubspot", "deals", &deal)
+        .await
+        .and_then(|s| s.last.message)
+        .unwrap_or_default();
+    assert_eq!(again.matches("not retried after").count(), 1, "{again}");
+    w.assert_no_dead_letters().await;
     let (outcome, code) = w.last_outcome("hubspot", "companies", &company).await;
     assert_eq!(
         (outcome, code.as_deref()),

@@ -617,6 +617,69 @@ async fn lead_conversion_relinks_instead_of_duplicating() {
     assert_eq!(prop(&all[0], "salesforceobjecttype"), "CONTACT");
 }
 
+/// A Lead converted into an existing Contact that already syncs with another HubSpot
+/// contact (Salesforce's conversion dialog offers this): the Lead's link cannot follow
+/// (the Contact has its partner), so the Lead says why, and the records worked beside
+/// it still sync. Before, the link's conflict failed the whole batch again and again
+/// (history 4239: a merge survivor held the Contact; the other records of the batch,
+/// a person's own edit among them, never synced).
+#[tokio::test]
+async fn a_lead_converted_into_a_synced_contact_says_why_and_blocks_no_one() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Kept", "Website": "https://kept.example.org"}),
+        )
+        .await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Kept", "Email": "kept@kept.example.org", "AccountId": account}),
+        )
+        .await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Lee", "Email": "lee@example.org", "Company": "L"}),
+        )
+        .await;
+    w.settle().await;
+    w.advance(60_000);
+    let kept = w
+        .hs_contacts()
+        .await
+        .into_iter()
+        .find(|c| prop(c, "email") == "kept@kept.example.org")
+        .and_then(|c| c["id"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("the Contact's HubSpot contact"));
+    let converted = w
+        .post(
+            &w.sf_control(&format!("/leads/{lead}/convert")),
+            json!({"contactId": contact, "createOpportunity": false}),
+        )
+        .await;
+    assert_eq!(converted["contactId"], json!(contact), "{converted}");
+    w.hs_update(&kept, json!({"firstname": "Edited"})).await;
+    w.sync().await;
+    w.advance(5_000);
+    w.poll_and_settle().await;
+    let contacts = w.sf_records("Contact").await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(
+        contacts[0]["FirstName"], "Edited",
+        "the other record synced"
+    );
+    let status = w
+        .status("salesforce", "Lead", &lead)
+        .await
+        .unwrap_or_else(|| panic!("the converted Lead has no status"));
+    assert_eq!(status.last.outcome, Outcome::Skipped);
+    assert_eq!(status.last.code.as_deref(), Some("converted_into_synced"));
+    assert_eq!(w.hs_contacts().await.len(), 2, "nothing created or lost");
+    w.assert_no_dead_letters().await;
+}
+
 /// API cost: 150 new HubSpot contacts reach Salesforce in a handful of batch calls,
 /// not one call (or several) per record.
 #[tokio::test]
