@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::pairs::PairRun;
-use super::work::{Record, Work};
+use super::work::{Prefetch, Record, Work};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::ports::{HsRecord, Outcome, WorkItem};
@@ -169,8 +169,8 @@ impl Pipeline {
         depth: u8,
     ) -> Result<(), String> {
         let now = self.clock.now_ms();
-        let mut works = self.gather(run, items, now).await?;
-        self.link_and_match(run, &mut works).await?;
+        let (mut works, prefetch) = self.gather(run, items, now).await?;
+        self.link_and_match(run, &mut works, &prefetch).await?;
         self.refine_with_history(run, &mut works).await?;
         self.read_opportunities(run, &mut works).await?;
         let members = self.inclusion_members(run, &works).await?;
@@ -245,28 +245,63 @@ impl Pipeline {
         Ok(Some(ids.into_iter().collect()))
     }
 
-    /// The records the queue names, read in bulk from each side, one work per record.
+    /// The records the queue names, read in bulk from each side, one work per record;
+    /// their linked records of the other side are read in the same calls (`Prefetch`).
     async fn gather(
         &self,
         run: &PairRun,
         items: &[WorkItem],
         now: i64,
-    ) -> Result<Vec<Work>, String> {
+    ) -> Result<(Vec<Work>, Prefetch), String> {
+        let mut prefetch = Prefetch::default();
         let mut hs_ids: Vec<String> = Vec::new();
-        for i in items.iter().filter(|i| i.side == Side::HubSpot) {
-            push_unique(&mut hs_ids, &i.id);
+        let mut sf_ids: Vec<(String, Vec<String>)> = run
+            .spec
+            .sobjects
+            .iter()
+            .map(|s| (s.clone(), Vec::new()))
+            .collect();
+        let mut push_sf = |sobject: &str, id: &str| {
+            if let Some((_, ids)) = sf_ids.iter_mut().find(|(s, _)| s == sobject) {
+                push_unique(ids, id);
+            }
+        };
+        for i in items {
+            if prefetch.link(i.side, &i.id).is_some() {
+                continue;
+            }
+            let link = match i.side {
+                Side::HubSpot => {
+                    push_unique(&mut hs_ids, &i.id);
+                    self.links.by_hubspot(&run.spec.name, &i.id).await
+                }
+                Side::Salesforce => {
+                    push_sf(&i.object, &i.id);
+                    self.links.by_salesforce(&i.object, &i.id).await
+                }
+            }
+            .map_err(|e| e.to_string())?;
+            if let Some(l) = &link {
+                match i.side {
+                    Side::HubSpot => push_sf(&l.salesforce_object, &l.salesforce_id),
+                    Side::Salesforce => push_unique(&mut hs_ids, &l.hubspot_id),
+                }
+            }
+            prefetch.links.push((i.side, i.id.clone(), link));
         }
-        let records = self.read_hubspot(run, &hs_ids, None).await?;
+        let salesforce = futures::future::try_join_all(
+            sf_ids
+                .iter()
+                .map(|(sobject, ids)| self.read_salesforce(run, sobject, ids)),
+        );
+        let (records, rows) = tokio::try_join!(self.read_hubspot(run, &hs_ids, None), salesforce)?;
+        prefetch.salesforce = rows.into_iter().flatten().collect();
         let mut works = self.hubspot_works(run, items, &records, now).await?;
+        prefetch.hubspot = records;
         for sobject in &run.spec.sobjects {
             let mine = |i: &&WorkItem| i.side == Side::Salesforce && &i.object == sobject;
-            let mut ids: Vec<String> = Vec::new();
-            for i in items.iter().filter(mine) {
-                push_unique(&mut ids, &i.id);
-            }
-            let rows = self.read_salesforce(run, sobject, &ids).await?;
             for (n, item) in items.iter().enumerate().filter(|(_, i)| mine(i)) {
-                let Some(r) = rows.iter().find(|r| same_sf_id(&r.id(), &item.id)) else {
+                let Some(r) = prefetch.salesforce(sobject, &item.id) else {
                     self.salesforce_deleted(run, item, now).await?;
                     continue;
                 };
@@ -285,7 +320,7 @@ impl Pipeline {
                 }
             }
         }
-        Ok(works)
+        Ok((works, prefetch))
     }
 
     /// The HubSpot records the queue names, one work per record. An id merged into

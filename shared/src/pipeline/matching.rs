@@ -11,7 +11,7 @@ use super::Pipeline;
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
 use super::soql::{IN_MAX, literal_list};
-use super::work::{MergedInto, Record, Work, merge_same_pairs};
+use super::work::{MergedInto, Prefetch, Record, Work, merge_same_pairs};
 use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
 use crate::ports::{HsRecord, Outcome, StoreError, WorkItem};
@@ -26,13 +26,20 @@ impl Pipeline {
         &self,
         run: &PairRun,
         works: &mut Vec<Work>,
+        prefetch: &Prefetch,
     ) -> Result<(), String> {
         let spec = &run.spec;
         let rank = |r: &Record| run.hooks.rank(r);
         for w in works.iter_mut() {
             w.link = match (&w.hubspot, &w.salesforce) {
-                (Some(h), _) => self.links.by_hubspot(&spec.name, &h.id).await,
-                (None, Some(s)) => self.links.by_salesforce(&s.object, &s.id()).await,
+                (Some(h), _) => match prefetch.link(Side::HubSpot, &h.id) {
+                    Some(known) => Ok(known),
+                    None => self.links.by_hubspot(&spec.name, &h.id).await,
+                },
+                (None, Some(s)) => match prefetch.link(Side::Salesforce, &s.id()) {
+                    Some(known) => Ok(known),
+                    None => self.links.by_salesforce(&s.object, &s.id()).await,
+                },
                 _ => Ok(None),
             }
             .map_err(|e| e.to_string())?;
@@ -40,10 +47,10 @@ impl Pipeline {
         self.follow_conversions(run, works).await?;
         self.take_over_merged_links(run, works).await?;
         merge_same_pairs(works, &rank);
-        self.read_linked_sides(run, works).await?;
+        self.read_linked_sides(run, works, prefetch).await?;
         // A linked record read just now may have been converted too.
         if self.follow_conversions(run, works).await? {
-            self.read_linked_sides(run, works).await?;
+            self.read_linked_sides(run, works, prefetch).await?;
         }
         self.match_named(run, works).await?;
         if let Some(key) = &spec.match_key {
@@ -406,26 +413,43 @@ impl Pipeline {
     }
 
     /// The other side of linked pairs, in one read per side and sObject.
-    async fn read_linked_sides(&self, run: &PairRun, works: &mut [Work]) -> Result<(), String> {
+    async fn read_linked_sides(
+        &self,
+        run: &PairRun,
+        works: &mut [Work],
+        prefetch: &Prefetch,
+    ) -> Result<(), String> {
         let mut need_hs: Vec<String> = Vec::new();
         let mut need_sf: HashMap<String, Vec<String>> = HashMap::new();
+        let mut hs: Vec<HsRecord> = Vec::new();
+        let mut sf: Vec<Record> = Vec::new();
         for w in works.iter() {
             let Some(link) = &w.link else { continue };
             if w.hubspot.is_none() {
-                need_hs.push(link.hubspot_id.clone());
+                match prefetch.hubspot(&link.hubspot_id) {
+                    Some(h) => hs.push(h.clone()),
+                    None => need_hs.push(link.hubspot_id.clone()),
+                }
             }
             if w.salesforce.is_none() {
-                need_sf
-                    .entry(link.salesforce_object.clone())
-                    .or_default()
-                    .push(link.salesforce_id.clone());
+                match prefetch.salesforce(&link.salesforce_object, &link.salesforce_id) {
+                    Some(s) => sf.push(s.clone()),
+                    None => need_sf
+                        .entry(link.salesforce_object.clone())
+                        .or_default()
+                        .push(link.salesforce_id.clone()),
+                }
             }
         }
-        let hs = self.read_hubspot(run, &need_hs, None).await?;
-        let mut sf: Vec<Record> = Vec::new();
-        for (sobject, ids) in &need_sf {
-            sf.extend(self.read_salesforce(run, sobject, ids).await?);
-        }
+        let salesforce = futures::future::try_join_all(
+            need_sf
+                .iter()
+                .map(|(sobject, ids)| self.read_salesforce(run, sobject, ids)),
+        );
+        let (read_hs, read_sf) =
+            tokio::try_join!(self.read_hubspot(run, &need_hs, None), salesforce)?;
+        hs.extend(read_hs);
+        sf.extend(read_sf.into_iter().flatten());
         for w in works.iter_mut() {
             let Some(link) = w.link.clone() else { continue };
             if w.hubspot.is_none() {

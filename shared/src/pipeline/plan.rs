@@ -103,13 +103,6 @@ impl Pipeline {
         if timed_salesforce.is_empty() {
             return Ok(());
         }
-        self.find_converted_from(run, works, &mut timed_salesforce)
-            .await?;
-        self.salesforce_field_times(run, works, &timed_salesforce)
-            .await?;
-        if ids.is_empty() {
-            return Ok(());
-        }
         let props = self.pair_properties(run);
         let refs: Vec<&str> = props.iter().map(String::as_str).collect();
         let history: Vec<&str> = self
@@ -117,11 +110,23 @@ impl Pipeline {
             .pair(&spec.name)
             .map(|p| p.fields().iter().map(|f| f.hubspot.as_str()).collect())
             .unwrap_or_default();
-        let fresh = self
-            .hubspot
-            .batch_read(&spec.hubspot_object, &ids, &refs, &history, None)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Each side's history at once: neither read needs the other's answer.
+        let hubspot_history = async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.hubspot
+                .batch_read(&spec.hubspot_object, &ids, &refs, &history, None)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let salesforce_times = async {
+            self.find_converted_from(run, works, &mut timed_salesforce)
+                .await?;
+            self.salesforce_field_times(run, works, &timed_salesforce)
+                .await
+        };
+        let (fresh, ()) = tokio::try_join!(hubspot_history, salesforce_times)?;
         for w in works.iter_mut() {
             let Some(h) = &w.hubspot else { continue };
             if let Some(r) = fresh.iter().find(|r| r.id == h.id) {

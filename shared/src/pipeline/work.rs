@@ -90,6 +90,50 @@ pub(crate) fn hubspot_snapshot(r: &HsRecord) -> Snapshot {
     s
 }
 
+/// What a batch's first read brought beyond the queued records: the queued records'
+/// links, and their linked records on the other side, read in the same round trip (a
+/// read per side, at once), so finding each pair's other side waits for no call.
+#[derive(Debug, Default)]
+pub(crate) struct Prefetch {
+    /// By queued id: its link, or none (`None` in the map: looked up, not linked).
+    pub links: Vec<(Side, String, Option<Link>)>,
+    pub hubspot: Vec<HsRecord>,
+    pub salesforce: Vec<Record>,
+}
+
+impl Prefetch {
+    /// The link looked up for this record, if it was.
+    pub fn link(&self, side: Side, id: &str) -> Option<Option<Link>> {
+        self.links
+            .iter()
+            .find(|(s, i, _)| {
+                *s == side
+                    && match side {
+                        Side::HubSpot => i == id,
+                        Side::Salesforce => crate::domain::same_salesforce_id(i, id),
+                    }
+            })
+            .map(|(_, _, l)| l.clone())
+    }
+
+    /// The HubSpot record read for `id` (itself, or the survivor it was merged into).
+    pub fn hubspot(&self, id: &str) -> Option<&HsRecord> {
+        self.hubspot.iter().find(|h| {
+            h.id == id
+                || h.properties
+                    .get("hs_merged_object_ids")
+                    .and_then(Value::as_str)
+                    .is_some_and(|m| m.split(';').any(|x| x == id))
+        })
+    }
+
+    pub fn salesforce(&self, sobject: &str, id: &str) -> Option<&Record> {
+        self.salesforce
+            .iter()
+            .find(|r| r.object == sobject && crate::domain::same_salesforce_id(&r.id(), id))
+    }
+}
+
 /// One record pair being synced, and the queued items it answers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Work {

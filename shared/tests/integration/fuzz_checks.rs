@@ -43,8 +43,8 @@ pub fn hubspot_signature(data: &[u8]) {
 /// Salesforce outbound message XML: what parses names a record.
 pub fn salesforce_outbound(body: &[u8]) {
     if let Ok(message) = salesforce::parse(body, ORG) {
-        for (_, item) in message.notifications {
-            assert!(!item.id.is_empty(), "a notification without a record id");
+        for n in message.notifications {
+            assert!(!n.item.id.is_empty(), "a notification without a record id");
         }
     }
 }

@@ -247,6 +247,7 @@ impl HubSpotClient {
             }
             self.limiter.acquire(self.pause.as_ref()).await;
             let token = self.access_token(false).await?;
+            tracing::debug!(message = "HubSpot call", endpoint = %key, attempt);
             self.counter.add(&key);
             let mut req = self
                 .http

@@ -201,6 +201,7 @@ impl SalesforceClient {
         loop {
             attempt += 1;
             let session = self.session(false).await?;
+            tracing::debug!(message = "Salesforce call", endpoint = %key, attempt);
             self.counter.add(&key);
             let mut req = self
                 .http

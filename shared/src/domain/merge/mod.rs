@@ -112,6 +112,22 @@ impl LastSynced {
         })
     }
 
+    /// Whether the Salesforce field of `property` last synced as `value`, given as an
+    /// outbound message gives it (text; `None` for no value). Numbers compare as
+    /// numbers (`5000000.0` is `5000000`); anything else as its text.
+    pub fn holds_salesforce(&self, property: &str, value: Option<&str>) -> bool {
+        self.get(property)
+            .is_some_and(|f| match (&f.salesforce, value) {
+                (Value::Null, v) => v.is_none_or(str::is_empty),
+                (Value::String(s), Some(v)) => s == v,
+                (Value::Number(n), Some(v)) => {
+                    n.as_f64().is_some() && v.trim().parse::<f64>().ok() == n.as_f64()
+                }
+                (Value::Bool(b), Some(v)) => b.to_string() == v,
+                _ => false,
+            })
+    }
+
     /// Sets the entry of `property`, replacing an earlier one.
     pub fn insert(&mut self, property: String, value: SyncedField) {
         match self.entries.iter_mut().find(|(k, _)| *k == property) {

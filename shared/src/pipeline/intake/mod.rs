@@ -292,6 +292,59 @@ impl Intake {
         }
     }
 
+    /// Whether an outbound message shows a linked record as the link last synced it,
+    /// last modified no later than that sync: most often our own write, come back.
+    /// Reading it again would find nothing to do. (A lookup such as `AccountId` has no
+    /// last-synced value; a person's change of it inside that sync's time is seen by
+    /// the poller, which queues every modification it has not seen.)
+    async fn salesforce_echo(&self, n: &salesforce::Notification) -> bool {
+        if self
+            .pipeline
+            .sabotaged(super::sabotage::Sabotage::EchoSuppressionOff)
+        {
+            return false;
+        }
+        let Some(run) = self.pipeline.pair_of(&n.item) else {
+            return false;
+        };
+        let Some(pair) = self.pipeline.config.pair(&run.spec.name) else {
+            return false;
+        };
+        let modified = n
+            .fields
+            .get("LastModifiedDate")
+            .and_then(|t| crate::domain::value::parse_datetime_millis(t));
+        let link = match self
+            .pipeline
+            .links
+            .by_salesforce(&n.item.object, &n.item.id)
+            .await
+        {
+            Ok(Some(link)) => link,
+            _ => return false,
+        };
+        if modified.is_none_or(|m| m > link.synced_at) {
+            return false;
+        }
+        // The values as the merge sees them (a Lead's placeholder company is none).
+        let row = n
+            .fields
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
+        let seen = run
+            .hooks
+            .salesforce_snapshot(&super::work::Record::new(&n.item.object, row));
+        pair.fields().iter().all(|f| {
+            let Some(field) = f.salesforce.on(&n.item.object) else {
+                return true;
+            };
+            let value = seen.values.get(field).and_then(Value::as_str);
+            link.last_synced.get(&f.hubspot).is_none()
+                || link.last_synced.holds_salesforce(&f.hubspot, value)
+        })
+    }
+
     async fn salesforce_outbound(&self, request: &IntakeRequest) -> IntakeResponse {
         let (Some(org), Some(token)) = (
             &self.settings.salesforce_org_id,
@@ -313,11 +366,12 @@ impl Intake {
             }
             Err(e) => return IntakeResponse::soap(400, salesforce::fault(&e.to_string())),
         };
-        let keyed = message
-            .notifications
-            .into_iter()
-            .map(|(id, item)| (format!("salesforce:{id}:{}", item.id), item))
-            .collect();
+        let mut keyed = Vec::with_capacity(message.notifications.len());
+        for n in message.notifications {
+            if !self.salesforce_echo(&n).await {
+                keyed.push((format!("salesforce:{}:{}", n.id, n.item.id), n.item));
+            }
+        }
         match self.enqueue_new(keyed).await {
             Ok(_) => IntakeResponse::soap(200, salesforce::ACK.to_owned()),
             Err(e) => IntakeResponse::soap(503, salesforce::fault(&format!("not queued: {e}"))),

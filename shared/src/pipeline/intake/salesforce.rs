@@ -1,6 +1,8 @@
 //! Salesforce outbound messages: SOAP notifications of changed records, answered with
 //! an `Ack` once their references are safely queued (Salesforce resends until then).
 
+use std::collections::BTreeMap;
+
 use quick_xml::Reader;
 use quick_xml::events::Event as Xml;
 
@@ -18,8 +20,16 @@ pub enum OutboundError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub organization_id: String,
-    /// (notification id, record reference).
-    pub notifications: Vec<(String, WorkItem)>,
+    pub notifications: Vec<Notification>,
+}
+
+/// One changed record: the notification's id, the record's reference, and the field
+/// values the message carries (as text; a field with no value is absent).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: String,
+    pub item: WorkItem,
+    pub fields: BTreeMap<String, String>,
 }
 
 /// The SOAP answer that tells Salesforce the message was received.
@@ -64,6 +74,8 @@ pub fn parse(body: &[u8], org_id: &str) -> Result<Message, OutboundError> {
     let mut notification_id = String::new();
     let mut sobject: Option<String> = None;
     let mut record_id = String::new();
+    let mut fields: BTreeMap<String, String> = BTreeMap::new();
+    let mut text = String::new();
     let mut saw_notifications = false;
     let mut buf = Vec::new();
     loop {
@@ -82,16 +94,31 @@ pub fn parse(body: &[u8], org_id: &str) -> Result<Message, OutboundError> {
                         .ok_or_else(|| bad(&"an sObject without xsi:type"))?;
                     sobject = Some(kind.rsplit(':').next().unwrap_or_default().to_owned());
                     record_id.clear();
+                    fields.clear();
                 }
                 if name == b"Notification" {
                     notification_id.clear();
                 }
+                text.clear();
                 path.push(name);
             }
             Xml::End(e) => {
                 let name = local(e.name().as_ref()).to_vec();
                 if path.last() != Some(&name) {
                     return Err(bad(&"mismatched tags"));
+                }
+                let parent = path.iter().rev().nth(1).map(Vec::as_slice);
+                match name.as_slice() {
+                    b"OrganizationId" => message.organization_id = std::mem::take(&mut text),
+                    b"Id" if parent == Some(b"Notification") => {
+                        notification_id = std::mem::take(&mut text)
+                    }
+                    b"Id" if parent == Some(b"sObject") => record_id = std::mem::take(&mut text),
+                    field if parent == Some(b"sObject") => {
+                        let field = String::from_utf8_lossy(field).into_owned();
+                        fields.insert(field, std::mem::take(&mut text));
+                    }
+                    _ => text.clear(),
                 }
                 path.pop();
                 if name == b"Notification" {
@@ -101,25 +128,28 @@ pub fn parse(body: &[u8], org_id: &str) -> Result<Message, OutboundError> {
                     if record_id.is_empty() {
                         return Err(bad(&"a notification without a record Id"));
                     }
-                    message.notifications.push((
-                        notification_id.clone(),
-                        WorkItem {
+                    message.notifications.push(Notification {
+                        id: notification_id.clone(),
+                        item: WorkItem {
                             side: crate::domain::Side::Salesforce,
                             object,
                             id: record_id.clone(),
                             origin: "outbound".into(),
                         },
-                    ));
+                        fields: std::mem::take(&mut fields),
+                    });
                 }
             }
-            Xml::Text(t) => {
-                let text = t.decode().map_err(|e| bad(&e))?.into_owned();
-                let parent = path.iter().rev().nth(1).map(Vec::as_slice);
-                match path.last().map(Vec::as_slice) {
-                    Some(b"OrganizationId") => message.organization_id = text,
-                    Some(b"Id") if parent == Some(b"Notification") => notification_id = text,
-                    Some(b"Id") if parent == Some(b"sObject") => record_id = text,
-                    _ => {}
+            // An element's text comes in pieces: plain runs and entity references.
+            Xml::Text(t) => text.push_str(&t.decode().map_err(|e| bad(&e))?),
+            Xml::GeneralRef(r) => {
+                let name = r.decode().map_err(|e| bad(&e))?;
+                match r.resolve_char_ref().map_err(|e| bad(&e))? {
+                    Some(c) => text.push(c),
+                    None => text.push_str(
+                        quick_xml::escape::resolve_xml_entity(&name)
+                            .ok_or_else(|| bad(&format!("unknown entity &{name};")))?,
+                    ),
                 }
             }
             Xml::Eof => break,
@@ -158,10 +188,15 @@ mod tests {
     fn notifications_become_references() {
         let m = parse(message(ORG).as_bytes(), ORG).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(m.notifications.len(), 2);
-        assert_eq!(m.notifications[0].0, "04l000000000001AAA");
-        assert_eq!(m.notifications[0].1.object, "Lead");
-        assert_eq!(m.notifications[0].1.id, "00Q000000000001AAA");
-        assert_eq!(m.notifications[1].1.object, "Contact");
+        assert_eq!(m.notifications[0].id, "04l000000000001AAA");
+        assert_eq!(m.notifications[0].item.object, "Lead");
+        assert_eq!(m.notifications[0].item.id, "00Q000000000001AAA");
+        assert_eq!(
+            m.notifications[0].fields.get("Email").map(String::as_str),
+            Some("a&b@example.com")
+        );
+        assert_eq!(m.notifications[1].item.object, "Contact");
+        assert!(m.notifications[1].fields.is_empty());
     }
 
     #[test]

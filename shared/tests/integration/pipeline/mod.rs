@@ -8,6 +8,7 @@ pub(crate) mod backfill;
 mod intake;
 pub(crate) mod world;
 
+use crmsync_shared::domain::Side;
 use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::ports::Outcome;
 use serde_json::{Value, json};
@@ -678,6 +679,63 @@ async fn a_lead_converted_into_a_synced_contact_says_why_and_blocks_no_one() {
     assert_eq!(status.last.code.as_deref(), Some("converted_into_synced"));
     assert_eq!(w.hs_contacts().await.len(), 2, "nothing created or lost");
     w.assert_no_dead_letters().await;
+}
+
+/// API cost and latency: one person's edit of a synced contact reaches the other side
+/// in the calls a sync needs and no more: both records read (at once), the target
+/// checked just before the write, the write. (Each call is some 50 ms in production.)
+#[tokio::test]
+async fn one_edit_costs_four_calls() {
+    let w = World::start(Setup {
+        push: true,
+        owners: true,
+        ..Setup::default()
+    })
+    .await;
+    // An owner with a user on both sides: an unmatched one is held back, and every
+    // later merge of the pair would read field history to time it.
+    let (owner, _) = w.owner_pairs().await[0].clone();
+    let contact = w
+        .hs_create(
+            json!({"email": "few@example.org", "lastname": "Few", "hubspot_owner_id": owner}),
+        )
+        .await;
+    w.settle().await;
+    w.advance(60_000);
+    w.poll_and_settle().await;
+    let lead = w.sf_by_email("Lead", "few@example.org").await[0]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    for from in [Side::HubSpot, Side::Salesforce] {
+        w.advance(60_000);
+        let before = w.calls_by_endpoint().await;
+        match from {
+            Side::HubSpot => {
+                w.hs_update(&contact, json!({"jobtitle": "Edited in HubSpot"}))
+                    .await
+            }
+            Side::Salesforce => {
+                w.sf_update("Lead", &lead, json!({"Title": "Edited in Salesforce"}))
+                    .await
+            }
+        }
+        // Pushes only: the poller's feed reads are not the edit's cost.
+        w.settle().await;
+        let after = w.calls_by_endpoint().await;
+        let spent: Vec<(&String, u64)> = after
+            .iter()
+            .map(|(k, n)| (k, n - before.get(k).copied().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let total: u64 = spent.iter().map(|(_, n)| n).sum();
+        println!("an edit in {from}: {total} calls {spent:?}");
+        assert_eq!(total, 4, "an edit in {from}: {spent:?}");
+    }
+    let leads = w.sf_by_email("Lead", "few@example.org").await;
+    assert_eq!(leads[0]["Title"], "Edited in Salesforce");
+    let contacts = w.hs_contacts().await;
+    assert_eq!(prop(&contacts[0], "jobtitle"), "Edited in Salesforce");
 }
 
 /// API cost: 150 new HubSpot contacts reach Salesforce in a handful of batch calls,

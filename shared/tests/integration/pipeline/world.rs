@@ -418,6 +418,19 @@ impl World {
         )
     }
 
+    /// The integration's calls by endpoint since `before` (a `calls_by_endpoint` taken
+    /// earlier), each side's endpoints named `HubSpot ...` and `Salesforce ...`.
+    pub async fn calls_by_endpoint(&self) -> std::collections::BTreeMap<String, u64> {
+        let (hs, sf) = self.counters().await;
+        let mut out = std::collections::BTreeMap::new();
+        for (side, v) in [("HubSpot", hs), ("Salesforce", sf)] {
+            for (k, n) in v.as_object().into_iter().flatten() {
+                out.insert(format!("{side} {k}"), n.as_u64().unwrap_or(0));
+            }
+        }
+        out
+    }
+
     /// The integration's calls to each sandbox: (HubSpot, Salesforce).
     pub async fn integration_calls(&self) -> (u64, u64) {
         let (hs, sf) = self.counters().await;
