@@ -216,12 +216,10 @@ impl Pipeline {
                     Err(e) => return Err(e.to_string()),
                 };
                 w.link = Some(relinked);
+                // The HubSpot record learns the id it now partners (its
+                // `salesforcecontactid`, its kind) when this pair writes: every pair's
+                // HubSpot record is checked to name its partner (`write_hubspot`).
                 w.converted_from = w.salesforce.take();
-                // The HubSpot record must learn the id it now partners (its
-                // `salesforcecontactid`, its kind), even if the Contact's own reference
-                // never comes: without this a relink whose record then moved nothing
-                // wrote nothing (about one timing in 40 of the conversion test).
-                w.relinked = true;
                 any = true;
             }
         }
@@ -612,7 +610,6 @@ impl Pipeline {
             w.salesforce = rows.into_iter().next();
             w.link = Some(relinked);
             w.twin_of = None;
-            w.relinked = true;
         }
         Ok(())
     }
@@ -758,7 +755,6 @@ impl Pipeline {
                 // both sides learn the ids.
                 Some(l) if l.salesforce_object == s.object && same_sf_id(&l.salesforce_id, &id) => {
                     w.link = Some(l);
-                    w.relinked = true;
                 }
                 other => w.twin_of = other,
             }

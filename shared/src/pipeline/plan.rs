@@ -334,7 +334,10 @@ impl Pipeline {
         // this batch began may hold values newer than the records as read, and merging
         // the two would take our stale read for a new edit and write it back over the
         // newer one. Read again instead (found by the convergence harness, 4 workers).
-        if w.link.as_ref().is_some_and(|l| l.synced_at >= now) && !w.relinked {
+        // A link this batch moved (a conversion followed, a merge's takeover) is no
+        // exception (history 704: a followed conversion merged a stale HubSpot read
+        // with the link another worker had just stored, and wrote it over a newer edit).
+        if w.link.as_ref().is_some_and(|l| l.synced_at >= now) {
             let why = "its link changed while the records were read: read again";
             return Err((ItemOutcome::Retry(why.into()), w.items));
         }

@@ -154,9 +154,6 @@ pub(crate) struct Work {
     /// The record the Salesforce side was converted from (a Lead, for its Contact): its
     /// field history tells when the values the Contact inherited changed.
     pub converted_from: Option<Record>,
-    /// The link moved to this pair in this batch (a new HubSpot record took over the
-    /// link of a deleted one): both records learn each other's ids again.
-    pub relinked: bool,
     /// Why this pair ends in this batch though its records are fine: the record its
     /// Salesforce side was converted into already syncs with another HubSpot record.
     pub superseded: Option<String>,

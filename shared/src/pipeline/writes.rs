@@ -260,10 +260,10 @@ impl Pipeline {
         planned: &mut [Planned],
         now: i64,
     ) {
-        for p in planned
-            .iter_mut()
-            .filter(|p| p.live() && (p.work.link.is_none() || p.work.relinked))
-        {
+        // Every pair's HubSpot record names its partner: a new link, one this batch
+        // moved (a conversion followed, a merge's takeover), and one moved by an
+        // attempt that then read again (what it names is compared; equal costs nothing).
+        for p in planned.iter_mut().filter(|p| p.live()) {
             let Some(sf) = p.salesforce_id.clone() else {
                 continue;
             };

@@ -1259,6 +1259,18 @@ async fn history_4239_a_lead_converted_into_a_synced_contact_blocks_no_one() {
     run_all(4239..4240).await;
 }
 
+/// Found by the harness (10k run, under load): a person's Salesforce title edit, and
+/// a second later the engine wrote the older HubSpot title over it. A batch that
+/// followed the conversion merged a HubSpot read taken before another worker's write
+/// with the link that worker had just stored, and took the stale value for an edit:
+/// the guard against a link newer than the records exempted links moved in the batch.
+/// Now no link is exempt (the HubSpot record's identity is checked on every write
+/// instead). Timing dependent: it did not fail again in 14 replays before the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn history_704_a_followed_conversion_does_not_write_a_stale_read() {
+    run_all(704..705).await;
+}
+
 /// The harness can fail: each deliberately broken engine is caught by some history of
 /// the first few seeds, by the invariant it breaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
