@@ -205,6 +205,7 @@ async fn phase(
         settled,
         ..Phase::default()
     };
+    let mut slow: Vec<(i64, i64, bool)> = Vec::new();
     for e in &edits {
         let pair = &pairs[e.pair];
         let hs_key = format!("contacts/{}", pair.hubspot);
@@ -224,6 +225,9 @@ async fn phase(
             .filter(|(at, changed)| *at >= e.at && changed.contains(&field))
             .map(|(at, _)| at)
             .min();
+        if let Some(at) = arrived {
+            slow.push((at - e.at, e.at - began, matches!(e.from, From::HubSpot)));
+        }
         match (arrived, e.from) {
             (Some(at), From::HubSpot) => result.hubspot_to_salesforce.push(at - e.at),
             (Some(at), From::Salesforce) => result.salesforce_to_hubspot.push(at - e.at),
@@ -232,6 +236,21 @@ async fn phase(
         result.echoes += writes_on(own_log, own)
             .filter(|(at, changed)| *at >= e.at && !changed.is_empty())
             .count();
+    }
+    slow.sort_unstable();
+    // `SCALE_SLOWEST=1`: when the slowest edits were made tells what held them (a
+    // stall shared by all, or a few unlucky ones).
+    if std::env::var_os("SCALE_SLOWEST").is_some() {
+        let slowest: Vec<String> = slow
+            .iter()
+            .rev()
+            .take(15)
+            .map(|(ms, at, hs)| {
+                let from = if *hs { "HubSpot" } else { "Salesforce" };
+                format!("{ms} ms (edit in {from} at {at} ms)")
+            })
+            .collect();
+        eprintln!("{name}, slowest: {}", slowest.join(", "));
     }
     for log in [&hs_log, &sf_log] {
         result.writes += log

@@ -46,6 +46,28 @@ const BACKFILL_HUBSPOT_PAGES: usize = 20;
 /// Salesforce ids per backfill chunk (one query page).
 const BACKFILL_SALESFORCE_ROWS: usize = 2_000;
 /// The cursor of a feed's settled reads.
+/// What marks one modification (a record at a modification time) of a feed as queued,
+/// or as needing nothing: no poll queues it again.
+fn seen_key(feed: &str, id: &str, at: i64) -> String {
+    format!("seen:{feed}:{id}:{at}")
+}
+
+impl Pipeline {
+    /// Marks modifications a push brought (queued, or the link already holding them),
+    /// so the poller's read of the same modification does not queue it again. Best
+    /// effort: a mark not stored costs a read, never a change.
+    pub(crate) async fn mark_seen(&self, marks: &[(String, String, i64)]) {
+        let now = self.clock.now_ms();
+        for (feed, id, at) in marks {
+            let key = seen_key(feed, id, *at);
+            if let Err(e) = self.claims.first_sight(&key, SEEN_TTL_MS, now).await {
+                tracing::warn!(message = "a pushed change not marked seen", error = %e);
+                return;
+            }
+        }
+    }
+}
+
 fn settled_key(feed: &str) -> String {
     format!("settled:{feed}")
 }
@@ -736,7 +758,7 @@ impl Pipeline {
         let now = self.clock.now_ms();
         let mut fresh = Vec::with_capacity(changes.len());
         for c in changes {
-            let key = format!("seen:{feed}:{}:{}", c.item.id, c.at);
+            let key = seen_key(feed, &c.item.id, c.at);
             if self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
                 fresh.push(c.item);
             }

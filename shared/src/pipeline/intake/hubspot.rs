@@ -66,6 +66,8 @@ pub struct Event {
     pub event_id: String,
     pub item: WorkItem,
     pub change: Change,
+    /// When it happened (`occurredAt`, ms): the record's modification time.
+    pub at: Option<i64>,
 }
 
 /// What an event says happened to its record, as far as it says.
@@ -151,6 +153,7 @@ pub fn events(body: &[u8]) -> Result<Vec<Event>, WebhookError> {
         };
         out.push(Event {
             event_id,
+            at: e.get("occurredAt").and_then(Value::as_i64),
             change: change_of(subscription, e),
             item: WorkItem {
                 side: crate::domain::Side::HubSpot,

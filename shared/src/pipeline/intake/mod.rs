@@ -242,14 +242,21 @@ impl Intake {
             Err(e) => return IntakeResponse::error(400, &e.to_string()),
         };
         let mut keyed = Vec::new();
+        let mut seen = Vec::new();
         for mut e in events {
             e.item.object = self.pipeline.hubspot_object_name(&e.item.object);
+            if let Some(at) = e.at {
+                seen.push((format!("hubspot:{}", e.item.object), e.item.id.clone(), at));
+            }
             if !self.already_synced(&e).await {
                 keyed.push((format!("hubspot:{}", e.event_id), e.item));
             }
         }
         match self.enqueue_new(keyed).await {
-            Ok(n) => IntakeResponse::json(200, json!({"queued": n})),
+            Ok(n) => {
+                self.pipeline.mark_seen(&seen).await;
+                IntakeResponse::json(200, json!({"queued": n}))
+            }
             Err(e) => IntakeResponse::error(503, &format!("could not queue the events: {e}")),
         }
     }
@@ -367,13 +374,25 @@ impl Intake {
             Err(e) => return IntakeResponse::soap(400, salesforce::fault(&e.to_string())),
         };
         let mut keyed = Vec::with_capacity(message.notifications.len());
+        let mut seen = Vec::new();
         for n in message.notifications {
+            let stamp = n.fields.get("SystemModstamp");
+            if let Some(at) = stamp.and_then(|t| crate::domain::value::parse_datetime_millis(t)) {
+                seen.push((
+                    format!("salesforce:{}", n.item.object),
+                    n.item.id.clone(),
+                    at,
+                ));
+            }
             if !self.salesforce_echo(&n).await {
                 keyed.push((format!("salesforce:{}:{}", n.id, n.item.id), n.item));
             }
         }
         match self.enqueue_new(keyed).await {
-            Ok(_) => IntakeResponse::soap(200, salesforce::ACK.to_owned()),
+            Ok(_) => {
+                self.pipeline.mark_seen(&seen).await;
+                IntakeResponse::soap(200, salesforce::ACK.to_owned())
+            }
             Err(e) => IntakeResponse::soap(503, salesforce::fault(&format!("not queued: {e}"))),
         }
     }

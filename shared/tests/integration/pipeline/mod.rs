@@ -14,7 +14,7 @@ use crmsync_shared::ports::Outcome;
 use serde_json::{Value, json};
 
 use crmsync_shared::pipeline::sabotage::Sabotage;
-use world::{Setup, World};
+use world::{SEARCH_LAG_MS, Setup, World};
 
 fn config(replacements: &[(&str, &str)]) -> String {
     let mut text = DEFAULT_TOML.to_owned();
@@ -731,6 +731,20 @@ async fn one_edit_costs_four_calls() {
         let total: u64 = spent.iter().map(|(_, n)| n).sum();
         println!("an edit in {from}: {total} calls {spent:?}");
         assert_eq!(total, 4, "an edit in {from}: {spent:?}");
+        // The poller then reads the feeds and finds only what the pushes brought (the
+        // edit, our write): nothing to queue, so no record is read again.
+        w.advance(SEARCH_LAG_MS + 1_000);
+        w.poll_and_settle().await;
+        let polled = w.calls_by_endpoint().await;
+        let reads: Vec<(&String, u64)> = polled
+            .iter()
+            .map(|(k, n)| (k, n - after.get(k).copied().unwrap_or(0)))
+            .filter(|(k, n)| *n > 0 && !k.ends_with("/search") && !k.ends_with("/composite"))
+            .collect();
+        assert!(
+            reads.is_empty(),
+            "the poll after an edit in {from} read {reads:?}"
+        );
     }
     let leads = w.sf_by_email("Lead", "few@example.org").await;
     assert_eq!(leads[0]["Title"], "Edited in Salesforce");
