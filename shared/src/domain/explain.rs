@@ -152,7 +152,8 @@ pub fn explain(json: &str, config: &ValidatedConfig) -> Result<Value, ExplainErr
         &owner_ids(Side::HubSpot),
         &owner_ids(Side::Salesforce),
         &config.owners.overrides,
-    );
+    )
+    .with_defaults(&config.owners);
     let object = match &input.salesforce_object {
         Some(o) => o.as_str(),
         None => config

@@ -172,6 +172,9 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         "not_in_picklist" => "add the value to the target picklist, or map it with a value map",
         "value_not_mapped" => "add the value to the field's value map",
         "owner_not_matched" => "give the owner a user with the same email on the other side",
+        "owner_defaulted" => {
+            "the default owner stands in: give the owner a user with the same email on the other side"
+        }
         "state_needs_country" => "fill the country, so the state matches Salesforce's picklist",
         "type_mismatch" => "the value does not read as the target field's type: fix the value",
         "no_email" => "give the contact an email (crmsync matches contacts by email)",

@@ -306,11 +306,10 @@ impl Pipeline {
                 Some((id, email))
             })
             .collect();
-        self.owners = Arc::new(OwnerDirectory::match_by_email(
-            &hubspot,
-            &salesforce,
-            &self.config.owners.overrides,
-        ));
+        self.owners = Arc::new(
+            OwnerDirectory::match_by_email(&hubspot, &salesforce, &self.config.owners.overrides)
+                .with_defaults(&self.config.owners),
+        );
         Ok(())
     }
 

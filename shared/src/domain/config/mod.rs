@@ -377,6 +377,12 @@ pub struct OwnerSettings {
     /// Explicit HubSpot owner id -> Salesforce user id pairs, for owners whose emails
     /// differ between the CRMs.
     pub overrides: BTreeMap<String, String>,
+    /// The Salesforce user a record gets when its HubSpot owner has no match
+    /// (`default_salesforce_user`); none: the owner is held back, with the reason.
+    pub default_salesforce_user: Option<String>,
+    /// The HubSpot owner a record gets when its Salesforce owner has no match
+    /// (`default_hubspot_owner`).
+    pub default_hubspot_owner: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

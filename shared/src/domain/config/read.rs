@@ -482,9 +482,34 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
 }
 
 fn read_owners(n: &mut Node<'_>, p: &mut Problems) -> OwnerSettings {
+    let default_salesforce_user = n.string("default_salesforce_user", p).filter(|id| {
+        let user = id.len() == 15 || id.len() == 18;
+        let ok = user && id.starts_with("005") && id.chars().all(|c| c.is_ascii_alphanumeric());
+        if !ok {
+            p.push(
+                n.at("default_salesforce_user"),
+                format!(
+                    "expected a Salesforce user id (005..., 15 or 18 characters), got \"{id}\""
+                ),
+            );
+        }
+        ok
+    });
+    let default_hubspot_owner = n.string("default_hubspot_owner", p).filter(|id| {
+        let ok = id.chars().all(|c| c.is_ascii_digit());
+        if !ok {
+            p.push(
+                n.at("default_hubspot_owner"),
+                format!("expected a HubSpot owner id (digits), got \"{id}\""),
+            );
+        }
+        ok
+    });
     OwnerSettings {
         enabled: n.bool("enabled", true, p),
         overrides: n.string_map("overrides", p).unwrap_or_default(),
+        default_salesforce_user,
+        default_hubspot_owner,
     }
 }
 

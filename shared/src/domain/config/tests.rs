@@ -303,6 +303,24 @@ value_map = { gold = "Top", platinum = "Top" }
 }
 
 #[test]
+fn default_owners_are_read_and_bad_ids_named_by_key() {
+    let ok = SyncConfig::from_toml(
+        "[owners]\ndefault_salesforce_user = \"005000000000001AAA\"\ndefault_hubspot_owner = \"12345\"\n[deals]\nenabled = false\n",
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        ok.owners.default_salesforce_user.as_deref(),
+        Some("005000000000001AAA")
+    );
+    assert_eq!(ok.owners.default_hubspot_owner.as_deref(), Some("12345"));
+    let bad = problems(
+        "[owners]\ndefault_salesforce_user = \"00Q000000000001AAA\"\ndefault_hubspot_owner = \"rep@acme.com\"\n",
+    );
+    assert!(has(&bad, "owners.default_salesforce_user"), "{bad:?}");
+    assert!(has(&bad, "owners.default_hubspot_owner"), "{bad:?}");
+}
+
+#[test]
 fn a_setting_the_engine_does_not_implement_is_refused_not_ignored() {
     let narrow = Capabilities {
         supported: vec![Feature::Contacts, Feature::Companies],

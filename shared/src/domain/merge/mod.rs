@@ -244,6 +244,8 @@ pub enum Reason {
     ValueNotMapped,
     /// The owner has no counterpart with the same email.
     OwnerNotMatched,
+    /// The owner has no counterpart; the configured default owner was written.
+    OwnerDefaulted,
     /// A state needs a country to match Salesforce's picklist.
     StateNeedsCountry,
     /// A value does not parse as the field's type.
@@ -278,6 +280,7 @@ impl Reason {
             Reason::NotInPicklist => "not_in_picklist",
             Reason::ValueNotMapped => "value_not_mapped",
             Reason::OwnerNotMatched => "owner_not_matched",
+            Reason::OwnerDefaulted => "owner_defaulted",
             Reason::StateNeedsCountry => "state_needs_country",
             Reason::TypeMismatch => "type_mismatch",
             Reason::WouldTruncate => "would_truncate",
@@ -287,13 +290,14 @@ impl Reason {
     }
 
     /// A data-quality issue: the write was held back because the target would refuse
-    /// it or lose part of it.
+    /// it or lose part of it (or, for an owner, a stand-in was written).
     pub fn is_data_quality(self) -> bool {
         matches!(
             self,
             Reason::NotInPicklist
                 | Reason::ValueNotMapped
                 | Reason::OwnerNotMatched
+                | Reason::OwnerDefaulted
                 | Reason::StateNeedsCountry
                 | Reason::TypeMismatch
                 | Reason::WouldTruncate
@@ -431,6 +435,8 @@ struct Pending {
     /// Only a Salesforce formula value changed.
     formula_only: bool,
     reason: Reason,
+    /// What the record's status says about the write (a stand-in owner).
+    detail: Option<String>,
 }
 
 impl Pending {
@@ -446,7 +452,7 @@ impl Pending {
             Side::Salesforce => Action::WriteSalesforce,
         };
         outcome.reason = self.reason;
-        outcome.detail = None;
+        outcome.detail = self.detail;
         plan.last_synced_changes
             .push((outcome.hubspot, self.synced));
     }
@@ -605,8 +611,21 @@ fn decide<'c>(
                 );
             }
         }
+        // An owner with no match takes the configured stand-in, and says so.
+        let mut stand_in = None;
         let translated = match translated {
             Ok(v) => v,
+            Err(Untranslatable::OwnerNotMatched(why)) => {
+                match pair.rules.owners.default_on(target) {
+                    Some(default) => {
+                        stand_in = Some(format!(
+                            "{why}; the default {target} owner {default} is set instead"
+                        ));
+                        Canon::Text(std::borrow::Cow::Owned(default.to_owned()))
+                    }
+                    None => return untranslatable(Untranslatable::OwnerNotMatched(why)),
+                }
+            }
             Err(u) => return untranslatable(u),
         };
         let target_type = rule.declared_type(target).unwrap_or(ty);
@@ -677,18 +696,27 @@ fn decide<'c>(
                 value: rendered,
                 synced,
                 formula_only: source_is_formula,
-                reason,
+                reason: if stand_in.is_some() {
+                    Reason::OwnerDefaulted
+                } else {
+                    reason
+                },
+                detail: stand_in.clone(),
             })),
             reason: if source_is_formula {
                 Reason::FormulaChangeAlone
+            } else if stand_in.is_some() {
+                Reason::OwnerDefaulted
             } else {
                 reason
             },
-            detail: source_is_formula.then(|| {
-                format!(
+            detail: if source_is_formula {
+                Some(format!(
                     "only the formula field {sf_field} changed; it syncs with the record's next change"
-                )
-            }),
+                ))
+            } else {
+                stand_in
+            },
         }
     };
     // Held at a first sync: the pair as seen becomes its last-synced value, or the

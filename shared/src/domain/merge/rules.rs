@@ -65,6 +65,9 @@ impl FieldRule<'_> {
 pub struct OwnerDirectory {
     hubspot_to_salesforce: HashMap<String, String>,
     salesforce_to_hubspot: HashMap<String, String>,
+    /// Who stands in for an owner with no match, per side the record is written to.
+    default_salesforce_user: Option<String>,
+    default_hubspot_owner: Option<String>,
 }
 
 impl OwnerDirectory {
@@ -95,6 +98,22 @@ impl OwnerDirectory {
             .insert(hubspot.to_owned(), salesforce.to_owned());
         self.salesforce_to_hubspot
             .insert(salesforce.to_owned(), hubspot.to_owned());
+    }
+
+    /// The configured stand-ins for owners with no match (`[owners]
+    /// default_salesforce_user`, `default_hubspot_owner`).
+    pub fn with_defaults(mut self, owners: &crate::domain::config::OwnerSettings) -> Self {
+        self.default_salesforce_user = owners.default_salesforce_user.clone();
+        self.default_hubspot_owner = owners.default_hubspot_owner.clone();
+        self
+    }
+
+    /// Who a record written to `side` gets when its owner has no match there.
+    pub fn default_on(&self, side: crate::domain::Side) -> Option<&str> {
+        match side {
+            crate::domain::Side::Salesforce => self.default_salesforce_user.as_deref(),
+            crate::domain::Side::HubSpot => self.default_hubspot_owner.as_deref(),
+        }
     }
 
     pub fn salesforce_user(&self, hubspot_owner: &str) -> Option<&str> {

@@ -612,6 +612,75 @@ fn owners_translate_by_email_and_an_unmatched_one_is_held() {
     assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerNotMatched);
 }
 
+/// `[owners] default_hubspot_owner` / `default_salesforce_user`: an owner with no
+/// match takes the stand-in instead of being held, and the reason says so; the pair
+/// as written then stays put (no ping-pong between the owner and its stand-in).
+#[test]
+fn an_unmatched_owner_takes_the_configured_default_and_says_so() {
+    let mut case = Case::new(&field(
+        "hubspot_owner_id",
+        "OwnerId",
+        "two_way",
+        "transform = \"owner\"",
+    ));
+    let settings = crate::domain::config::OwnerSettings {
+        enabled: true,
+        overrides: Default::default(),
+        default_salesforce_user: Some("005D".into()),
+        default_hubspot_owner: Some("909".into()),
+    };
+    case.owners = OwnerDirectory::match_by_email(
+        &[("101".into(), "rep@acme.com".into())],
+        &[("005A".into(), "rep@acme.com".into())],
+        &Default::default(),
+    )
+    .with_defaults(&settings);
+    // A Salesforce owner HubSpot does not know: HubSpot gets the default owner.
+    let (hw, sw, r) = case.merge(
+        &snap(json!({"hubspot_owner_id": ""}), 1),
+        &snap(json!({"OwnerId": "005B"}), 9),
+        None,
+    );
+    assert_eq!((hw, sw), (json!({"hubspot_owner_id": "909"}), json!({})));
+    assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerDefaulted);
+    assert!(Reason::OwnerDefaulted.is_data_quality());
+    // A HubSpot owner Salesforce does not know, changed since the last sync.
+    let last: LastSynced = [(
+        "hubspot_owner_id".to_owned(),
+        SyncedField {
+            hubspot: json!("101"),
+            salesforce: json!("005A"),
+            held: None,
+        },
+    )]
+    .into_iter()
+    .collect();
+    let (hw, sw, r) = case.merge(
+        &snap(json!({"hubspot_owner_id": "777"}), 9),
+        &snap(json!({"OwnerId": "005A"}), 1),
+        Some(&last),
+    );
+    assert_eq!((hw, sw), (json!({}), json!({"OwnerId": "005D"})));
+    assert_eq!(reason_of(&r, "hubspot_owner_id"), Reason::OwnerDefaulted);
+    // Once written, the pair as it stands moves nothing.
+    let written: LastSynced = [(
+        "hubspot_owner_id".to_owned(),
+        SyncedField {
+            hubspot: json!("777"),
+            salesforce: json!("005D"),
+            held: None,
+        },
+    )]
+    .into_iter()
+    .collect();
+    let (hw, sw, _) = case.merge(
+        &snap(json!({"hubspot_owner_id": "777"}), 9),
+        &snap(json!({"OwnerId": "005D"}), 10),
+        Some(&written),
+    );
+    assert_eq!((hw, sw), (json!({}), json!({})));
+}
+
 /// A value held at a first sync is remembered with the pair as seen: while neither
 /// side changes nothing moves; a later change on the other side does, where without
 /// the memory the preferred side's held value kept winning.

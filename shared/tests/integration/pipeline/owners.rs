@@ -68,6 +68,66 @@ both_ways!(
     owner_changes_follow_after_an_unmatched_owner
 );
 
+/// `[owners] default_hubspot_owner`: a Lead owned by a Salesforce user HubSpot does not
+/// know (the org's admin) gives its contact the default owner instead of none, and the
+/// contact's status says the default stands in.
+async fn an_unmatched_owner_takes_the_default(push: bool) {
+    // The seed world's first owner on both sides (checked below).
+    let (hubspot_owner, salesforce_user) = ("70000001", "0058M0000000003QAA");
+    let config = crmsync_shared::domain::config::DEFAULT_TOML.replacen(
+        "[owners]\nenabled = true",
+        &format!(
+            "[owners]\nenabled = true\ndefault_hubspot_owner = \"{hubspot_owner}\"\ndefault_salesforce_user = \"{salesforce_user}\""
+        ),
+        1,
+    );
+    assert!(
+        config.contains("default_hubspot_owner"),
+        "no [owners] to extend"
+    );
+    let w = World::start(Setup {
+        push,
+        owners: true,
+        config,
+        ..Setup::default()
+    })
+    .await;
+    let pairs = owner_pairs(&w).await;
+    assert!(
+        pairs.contains(&(hubspot_owner.to_owned(), salesforce_user.to_owned())),
+        "{pairs:?}"
+    );
+    let email = "defaulted@example.org";
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"Email": email, "LastName": "Defaulted", "Company": "Model"}),
+        )
+        .await;
+    w.sync().await;
+    let contact = w
+        .hs_contacts()
+        .await
+        .into_iter()
+        .find(|c| prop(c, "email") == &json!(email))
+        .unwrap_or_else(|| panic!("no contact for the Lead"));
+    assert_eq!(prop(&contact, "hubspot_owner_id"), &json!(hubspot_owner));
+    let status = w
+        .status("salesforce", "Lead", &lead)
+        .await
+        .unwrap_or_else(|| panic!("the Lead has no status"));
+    assert_eq!(status.last.code.as_deref(), Some("owner_defaulted"));
+    let message = status.last.message.unwrap_or_default();
+    assert!(message.contains(hubspot_owner), "{message}");
+    // The Lead keeps its own owner: the default is written to the other side only.
+    let leads = w.sf_by_email("Lead", email).await;
+    assert_ne!(leads[0]["OwnerId"], json!(salesforce_user), "{leads:?}");
+}
+both_ways!(
+    an_unmatched_owner_takes_the_default_both_ways,
+    an_unmatched_owner_takes_the_default
+);
+
 /// Found by the harness (history 698): a Lead the sync made (its owner the integration
 /// user, whom HubSpot does not know) deleted and restored, its contact given an owner
 /// in HubSpot, then the Lead converted before any of it synced: the owner given in
