@@ -17,19 +17,9 @@ async fn owners_world(push: bool) -> World {
     .await
 }
 
-async fn owner_pairs(w: &World) -> Vec<(String, String)> {
-    let pairs = w.owner_pairs().await;
-    assert!(pairs.len() >= 2, "owners on both sides: {pairs:?}");
-    pairs
-}
-
-/// A Lead made by a Salesforce user HubSpot does not know (the org's admin): its
-/// contact gets no owner, with a reason; then a HubSpot owner given to the contact
-/// reaches the Lead, and a Salesforce owner given to the Lead reaches the contact.
-async fn owner_changes_follow_after_an_unmatched_owner(push: bool) {
-    let w = owners_world(push).await;
-    let pairs = owner_pairs(&w).await;
-    let email = "owned@example.org";
+/// A Lead the org's admin makes (a Salesforce user HubSpot does not know), synced: its
+/// id and its HubSpot contact.
+async fn lead_by_the_admin(w: &World, email: &str) -> (String, serde_json::Value) {
     let lead = w
         .sf_create(
             "Lead",
@@ -43,6 +33,23 @@ async fn owner_changes_follow_after_an_unmatched_owner(push: bool) {
         .into_iter()
         .find(|c| prop(c, "email") == &json!(email))
         .unwrap_or_else(|| panic!("no contact for the Lead"));
+    (lead, contact)
+}
+
+async fn owner_pairs(w: &World) -> Vec<(String, String)> {
+    let pairs = w.owner_pairs().await;
+    assert!(pairs.len() >= 2, "owners on both sides: {pairs:?}");
+    pairs
+}
+
+/// A Lead made by a Salesforce user HubSpot does not know (the org's admin): its
+/// contact gets no owner, with a reason; then a HubSpot owner given to the contact
+/// reaches the Lead, and a Salesforce owner given to the Lead reaches the contact.
+async fn owner_changes_follow_after_an_unmatched_owner(push: bool) {
+    let w = owners_world(push).await;
+    let pairs = owner_pairs(&w).await;
+    let email = "owned@example.org";
+    let (lead, contact) = lead_by_the_admin(&w, email).await;
     let contact = contact["id"].as_str().unwrap_or_default().to_owned();
 
     w.advance(1_000);
@@ -98,19 +105,7 @@ async fn an_unmatched_owner_takes_the_default(push: bool) {
         "{pairs:?}"
     );
     let email = "defaulted@example.org";
-    let lead = w
-        .sf_create(
-            "Lead",
-            json!({"Email": email, "LastName": "Defaulted", "Company": "Model"}),
-        )
-        .await;
-    w.sync().await;
-    let contact = w
-        .hs_contacts()
-        .await
-        .into_iter()
-        .find(|c| prop(c, "email") == &json!(email))
-        .unwrap_or_else(|| panic!("no contact for the Lead"));
+    let (lead, contact) = lead_by_the_admin(&w, email).await;
     assert_eq!(prop(&contact, "hubspot_owner_id"), &json!(hubspot_owner));
     let status = w
         .status("salesforce", "Lead", &lead)
