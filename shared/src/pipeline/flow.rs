@@ -196,14 +196,21 @@ impl Pipeline {
         // Salesforce and the HubSpot write, after both before the links, after the
         // links before the queue hears of it.
         let pair = &run.spec.name;
-        self.write_salesforce(run, items, &mut planned, now).await;
+        // The HubSpot updates' check reads while the Salesforce writes are in flight:
+        // still just before its own writes, and one round trip fewer.
+        let check = Pipeline::hubspot_check_plan(&planned);
+        let ((), early) = tokio::join!(
+            self.write_salesforce(run, items, &mut planned, now),
+            self.read_hubspot_check(&run.spec.hubspot_object, check),
+        );
         let wrote_salesforce = planned
             .iter()
             .any(|p| p.live() && !p.salesforce_writes.is_empty());
         if wrote_salesforce {
             self.failpoint(&format!("after_salesforce_write:{pair}"));
         }
-        self.write_hubspot(run, items, &mut planned, now).await;
+        self.write_hubspot(run, items, &mut planned, now, early.as_ref())
+            .await;
         let wrote = planned
             .iter()
             .any(|p| p.live() && !(p.salesforce_writes.is_empty() && p.hubspot_writes.is_empty()));

@@ -13,9 +13,17 @@ use super::flow::same_sf_id;
 use super::soql::in_lists;
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
+use crate::ports::HsRecord;
 
 /// Why a pair was held back.
 const CHANGED: &str = "changed since it was read: merged again instead of written over";
+
+/// HubSpot records read for the check while the batch's Salesforce writes were in
+/// flight (the check then costs no call of its own), with the properties read.
+pub(crate) struct EarlyCheck {
+    props: Vec<String>,
+    records: Vec<HsRecord>,
+}
 
 /// Blank in either CRM's forms (`null`, absent, `""`) compares equal.
 fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
@@ -108,12 +116,49 @@ impl Pipeline {
         }
     }
 
+    /// The HubSpot updates a batch's merge planned (ids, and the properties they
+    /// write), to be read for their check while the Salesforce writes are in flight.
+    pub(crate) fn hubspot_check_plan(planned: &[Planned]) -> Option<(Vec<String>, Vec<String>)> {
+        let members = planned.iter().filter(|p| {
+            p.live()
+                && p.salesforce_id.is_some()
+                && p.work.hubspot.is_some()
+                && !p.hubspot_writes.is_empty()
+        });
+        let mut ids = Vec::new();
+        let mut props = BTreeSet::new();
+        for p in members {
+            ids.extend(p.hubspot_id.clone());
+            props.extend(p.hubspot_writes.keys().cloned());
+        }
+        (!ids.is_empty()).then(|| (ids, props.into_iter().collect()))
+    }
+
+    /// Reads what `hubspot_check_plan` names; `None` when there is nothing to read, or
+    /// the read failed (the check then reads for itself).
+    pub(crate) async fn read_hubspot_check(
+        &self,
+        object: &str,
+        plan: Option<(Vec<String>, Vec<String>)>,
+    ) -> Option<EarlyCheck> {
+        let (ids, props) = plan?;
+        let refs: Vec<&str> = props.iter().map(String::as_str).collect();
+        let records = self
+            .hubspot
+            .batch_read(object, &ids, &refs, &[], None)
+            .await
+            .ok()?;
+        Some(EarlyCheck { props, records })
+    }
+
     /// Holds back the HubSpot updates `which` whose record changed since it was read.
+    /// Records `early` read with every property they write need no read of their own.
     pub(crate) async fn hold_changed_hubspot(
         &self,
         object: &str,
         planned: &mut [Planned],
         which: &[usize],
+        early: Option<&EarlyCheck>,
     ) {
         let members: Vec<usize> = which
             .iter()
@@ -123,28 +168,50 @@ impl Pipeline {
         if members.is_empty() {
             return;
         }
-        let ids: Vec<String> = members
-            .iter()
-            .filter_map(|&n| planned[n].hubspot_id.clone())
-            .collect();
-        let props: BTreeSet<&str> = members
-            .iter()
-            .flat_map(|&n| planned[n].hubspot_writes.keys().map(String::as_str))
-            .collect();
-        let props: Vec<&str> = props.into_iter().collect();
-        let fresh = match self
-            .hubspot
-            .batch_read(object, &ids, &props, &[], None)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => {
-                for &n in &members {
-                    planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
-                }
-                return;
-            }
+        let covered = |n: usize| -> Option<&HsRecord> {
+            let early = early?;
+            let p = &planned[n];
+            let id = p.hubspot_id.as_deref()?;
+            p.hubspot_writes
+                .keys()
+                .all(|k| early.props.contains(k))
+                .then(|| early.records.iter().find(|r| r.id == id))
+                .flatten()
         };
+        let mut fresh: Vec<HsRecord> = members
+            .iter()
+            .filter_map(|&n| covered(n))
+            .cloned()
+            .collect();
+        let uncovered: Vec<usize> = members
+            .iter()
+            .copied()
+            .filter(|&n| covered(n).is_none())
+            .collect();
+        if !uncovered.is_empty() {
+            let ids: Vec<String> = uncovered
+                .iter()
+                .filter_map(|&n| planned[n].hubspot_id.clone())
+                .collect();
+            let props: BTreeSet<&str> = uncovered
+                .iter()
+                .flat_map(|&n| planned[n].hubspot_writes.keys().map(String::as_str))
+                .collect();
+            let props: Vec<&str> = props.into_iter().collect();
+            match self
+                .hubspot
+                .batch_read(object, &ids, &props, &[], None)
+                .await
+            {
+                Ok(r) => fresh.extend(r),
+                Err(e) => {
+                    for &n in &uncovered {
+                        planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
+                    }
+                    return;
+                }
+            }
+        }
         for &n in &members {
             let p = &planned[n];
             let id = p.hubspot_id.clone().unwrap_or_default();

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value, json};
 
 use super::flow::same_sf_id;
+use super::fresh::EarlyCheck;
 use super::pairs::PairRun;
 use super::work::{Record, Work};
 use super::{ItemOutcome, Pipeline};
@@ -259,6 +260,7 @@ impl Pipeline {
         items: &[WorkItem],
         planned: &mut [Planned],
         now: i64,
+        early: Option<&EarlyCheck>,
     ) {
         // Every pair's HubSpot record names its partner: a new link, one this batch
         // moved (a conversion followed, a merge's takeover), and one moved by an
@@ -287,7 +289,7 @@ impl Pipeline {
             run.hooks
                 .identity_writes(&p.sobject, known, &mut p.hubspot_writes);
         }
-        self.update_hubspot(&run.spec.hubspot_object, items, planned, now)
+        self.update_hubspot(&run.spec.hubspot_object, items, planned, now, early)
             .await;
         self.create_hubspot(run, items, planned, now).await;
     }
@@ -299,6 +301,7 @@ impl Pipeline {
         items: &[WorkItem],
         planned: &mut [Planned],
         now: i64,
+        early: Option<&EarlyCheck>,
     ) {
         let updates: Vec<usize> = (0..planned.len())
             .filter(|&n| {
@@ -308,7 +311,8 @@ impl Pipeline {
                     && !planned[n].hubspot_writes.is_empty()
             })
             .collect();
-        self.hold_changed_hubspot(object, planned, &updates).await;
+        self.hold_changed_hubspot(object, planned, &updates, early)
+            .await;
         let updates: Vec<usize> = updates.into_iter().filter(|&n| planned[n].live()).collect();
         if updates.is_empty() {
             return;
