@@ -6,10 +6,8 @@
 
 use std::collections::HashSet;
 
-use serde_json::Value;
-
 use super::pairs::PairRun;
-use super::work::{Prefetch, Record, Work};
+use super::work::{Prefetch, Record, Work, answers_for};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::ports::{HsRecord, Outcome, WorkItem};
@@ -346,13 +344,7 @@ impl Pipeline {
             .enumerate()
             .filter(|(_, i)| i.side == Side::HubSpot)
         {
-            let found = records.iter().find(|r| {
-                r.id == item.id
-                    || r.properties
-                        .get("hs_merged_object_ids")
-                        .and_then(Value::as_str)
-                        .is_some_and(|m| m.split(';').any(|x| x == item.id))
-            });
+            let found = records.iter().find(|r| answers_for(r, &item.id));
             let Some(r) = found else {
                 self.hubspot_deleted(&run.spec.name, &item.id).await?;
                 let code = Some("deleted_in_hubspot");

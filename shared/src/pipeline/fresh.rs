@@ -178,16 +178,14 @@ impl Pipeline {
                 .then(|| early.records.iter().find(|r| r.id == id))
                 .flatten()
         };
-        let mut fresh: Vec<HsRecord> = members
-            .iter()
-            .filter_map(|&n| covered(n))
-            .cloned()
-            .collect();
-        let uncovered: Vec<usize> = members
-            .iter()
-            .copied()
-            .filter(|&n| covered(n).is_none())
-            .collect();
+        let mut fresh: Vec<HsRecord> = Vec::new();
+        let mut uncovered: Vec<usize> = Vec::new();
+        for &n in &members {
+            match covered(n) {
+                Some(r) => fresh.push(r.clone()),
+                None => uncovered.push(n),
+            }
+        }
         if !uncovered.is_empty() {
             let ids: Vec<String> = uncovered
                 .iter()

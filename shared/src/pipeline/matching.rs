@@ -11,7 +11,7 @@ use super::Pipeline;
 use super::flow::{same_sf_id, soql_literal};
 use super::pairs::PairRun;
 use super::soql::{IN_MAX, literal_list};
-use super::work::{MergedInto, Prefetch, Record, Work, merge_same_pairs};
+use super::work::{MergedInto, Prefetch, Record, Work, answers_for, merge_same_pairs, merged_ids};
 use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
 use crate::ports::{HsRecord, Outcome, StoreError, WorkItem};
@@ -588,9 +588,7 @@ impl Pipeline {
             let (Some(twin), Some(h)) = (w.twin_of.clone(), w.hubspot.as_ref()) else {
                 continue;
             };
-            let gone = !alive
-                .iter()
-                .any(|a| a.id == twin.hubspot_id || merged_ids(a).any(|m| m == twin.hubspot_id));
+            let gone = !alive.iter().any(|a| answers_for(a, &twin.hubspot_id));
             if !gone {
                 continue;
             }
@@ -808,17 +806,6 @@ impl Pipeline {
         }
         Ok(found)
     }
-}
-
-/// The ids merged into a HubSpot record (`hs_merged_object_ids`).
-fn merged_ids(h: &HsRecord) -> impl Iterator<Item = String> + '_ {
-    h.properties
-        .get("hs_merged_object_ids")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .split(';')
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
 }
 
 /// The Salesforce records a HubSpot record names (its id properties), per sObject of

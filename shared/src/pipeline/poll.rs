@@ -45,7 +45,6 @@ const BACKFILL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
 const BACKFILL_HUBSPOT_PAGES: usize = 20;
 /// Salesforce ids per backfill chunk (one query page).
 const BACKFILL_SALESFORCE_ROWS: usize = 2_000;
-/// The cursor of a feed's settled reads.
 /// What marks one modification (a record at a modification time) of a feed as queued,
 /// or as needing nothing: no poll queues it again.
 fn seen_key(feed: &str, id: &str, at: i64) -> String {
@@ -68,6 +67,7 @@ impl Pipeline {
     }
 }
 
+/// The cursor of a feed's settled reads.
 fn settled_key(feed: &str) -> String {
     format!("settled:{feed}")
 }

@@ -90,12 +90,29 @@ pub(crate) fn hubspot_snapshot(r: &HsRecord) -> Snapshot {
     s
 }
 
+/// The ids merged into a HubSpot record (`hs_merged_object_ids`).
+pub(crate) fn merged_ids(h: &HsRecord) -> impl Iterator<Item = String> + '_ {
+    h.properties
+        .get("hs_merged_object_ids")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .split(';')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether a HubSpot record read for `id` answers for it: it is that record, or the
+/// survivor a merge made of it.
+pub(crate) fn answers_for(h: &HsRecord, id: &str) -> bool {
+    h.id == id || merged_ids(h).any(|m| m == id)
+}
+
 /// What a batch's first read brought beyond the queued records: the queued records'
 /// links, and their linked records on the other side, read in the same round trip (a
 /// read per side, at once), so finding each pair's other side waits for no call.
 #[derive(Debug, Default)]
 pub(crate) struct Prefetch {
-    /// By queued id: its link, or none (`None` in the map: looked up, not linked).
+    /// Each queued record's link, by side and id (`None`: looked up, not linked).
     pub links: Vec<(Side, String, Option<Link>)>,
     pub hubspot: Vec<HsRecord>,
     pub salesforce: Vec<Record>,
@@ -118,13 +135,7 @@ impl Prefetch {
 
     /// The HubSpot record read for `id` (itself, or the survivor it was merged into).
     pub fn hubspot(&self, id: &str) -> Option<&HsRecord> {
-        self.hubspot.iter().find(|h| {
-            h.id == id
-                || h.properties
-                    .get("hs_merged_object_ids")
-                    .and_then(Value::as_str)
-                    .is_some_and(|m| m.split(';').any(|x| x == id))
-        })
+        self.hubspot.iter().find(|h| answers_for(h, id))
     }
 
     pub fn salesforce(&self, sobject: &str, id: &str) -> Option<&Record> {

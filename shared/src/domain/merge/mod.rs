@@ -688,6 +688,11 @@ fn decide<'c>(
                 held: None,
             },
         };
+        let reason = if stand_in.is_some() {
+            Reason::OwnerDefaulted
+        } else {
+            reason
+        };
         Decision {
             timed: false,
             result: Outcome::Write(Box::new(Pending {
@@ -696,17 +701,11 @@ fn decide<'c>(
                 value: rendered,
                 synced,
                 formula_only: source_is_formula,
-                reason: if stand_in.is_some() {
-                    Reason::OwnerDefaulted
-                } else {
-                    reason
-                },
+                reason,
                 detail: stand_in.clone(),
             })),
             reason: if source_is_formula {
                 Reason::FormulaChangeAlone
-            } else if stand_in.is_some() {
-                Reason::OwnerDefaulted
             } else {
                 reason
             },
