@@ -1290,6 +1290,114 @@ async fn lists_hold_memberships_paged_and_per_record() {
 }
 
 #[tokio::test]
+async fn join_order_pages_members_as_they_joined_and_batch_read_answers_per_record() {
+    let p = portal(relaxed(), None).await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/lists",
+            Some(json!({"name": "Feed", "objectTypeId": "0-1", "processingType": "MANUAL"})),
+        )
+        .await;
+    let list = r.body["list"]["listId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(p.create_contact(&format!("joiner{i}@example.com")).await);
+    }
+    // Joined newest id first, a second apart: join order is not id order.
+    for id in ids.iter().rev() {
+        let r = p
+            .control(
+                "PUT",
+                &format!("/lists/{list}/memberships"),
+                Some(json!({"add": [id]})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        p.control("POST", "/clock/advance", Some(json!({"ms": 1000})))
+            .await;
+    }
+    let path = |after: Option<String>| match after {
+        Some(a) => format!("/crm/v3/lists/{list}/memberships/join-order?limit=3&after={a}"),
+        None => format!("/crm/v3/lists/{list}/memberships/join-order?limit=3"),
+    };
+    let first = p.api("GET", &path(None), None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    let order: Vec<&str> = first.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["recordId"].as_str())
+        .collect();
+    assert_eq!(
+        order,
+        vec![ids[3].as_str(), ids[2].as_str(), ids[1].as_str()]
+    );
+    let after = first.body["paging"]["next"]["after"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // A member before the token leaving does not move the page the token names.
+    p.control(
+        "PUT",
+        &format!("/lists/{list}/memberships"),
+        Some(json!({"remove": [ids[3]]})),
+    )
+    .await;
+    let second = p.api("GET", &path(Some(after.clone())), None).await;
+    assert_eq!(second.body["results"][0]["recordId"], ids[0].as_str());
+    assert!(second.body["results"][0]["membershipTimestamp"].is_string());
+    assert!(second.body["paging"].is_null());
+    // A member that rejoins joins last.
+    p.control(
+        "PUT",
+        &format!("/lists/{list}/memberships"),
+        Some(json!({"add": [ids[3]]})),
+    )
+    .await;
+    let again = p.api("GET", &path(Some(after)), None).await;
+    assert_eq!(again.body["results"][1]["recordId"], ids[3].as_str());
+    let bad = p.api("GET", &path(Some("nonsense".into())), None).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    let r = p
+        .api(
+            "GET",
+            &format!("/crm/v3/lists/{list}/memberships/join-order?limit=251"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/lists/records/memberships/batch/read",
+            Some(json!({"inputs": [
+                {"objectTypeId": "0-1", "recordId": ids[0]},
+                {"objectTypeId": "0-1", "recordId": "999"},
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        r.body["results"][0]["recordListMemberships"][0]["listId"],
+        list.as_str()
+    );
+    assert_eq!(r.body["results"][1]["recordListMemberships"], json!([]));
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/lists/records/memberships/batch/read",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn a_dropped_connection_fault_leaves_the_client_without_an_answer() {
     let p = portal(relaxed(), None).await;
     p.control("POST", "/faults", Some(json!({"faults": [{"drop": true}]})))

@@ -33,6 +33,10 @@ pub fn routes() -> Router<Arc<HubSpot>> {
             "/objects/{object_type}/{id}/associations/{to_type}/{to_id}",
             put(associate),
         )
+        .route(
+            "/lists/{list_id}/memberships",
+            put(super::lists::person_change),
+        )
         .route("/faults", post(faults))
         .route("/counters", get(counters))
         .route("/writes", get(writes))

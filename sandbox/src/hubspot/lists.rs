@@ -123,6 +123,14 @@ pub fn routes() -> Router<Arc<HubSpot>> {
             get(by_name),
         )
         .route("/crm/v3/lists/{list_id}/memberships", get(memberships))
+        .route(
+            "/crm/v3/lists/{list_id}/memberships/join-order",
+            get(join_order),
+        )
+        .route(
+            "/crm/v3/lists/records/memberships/batch/read",
+            post(batch_memberships),
+        )
         .route("/crm/v3/lists/{list_id}/memberships/add", put(add))
         .route("/crm/v3/lists/{list_id}/memberships/remove", put(remove))
         .route(
@@ -216,6 +224,126 @@ async fn memberships(
         out["paging"] = json!({"next": {"after": n.to_string()}});
     }
     Ok(Json(out).into_response())
+}
+
+/// A position in a list's join order: when the record joined, then its id. The paging
+/// token names the next page's first position, so it stays valid when members before
+/// it leave (HubSpot's token is opaque; the sandbox's is too, to its callers).
+fn join_token(joined: i64, record: u64) -> String {
+    format!("j{joined:x}.{record:x}")
+}
+
+fn parse_join_token(token: &str) -> Result<(i64, u64), HsError> {
+    let bad = || HsError::validation(format!("Invalid paging token: {token}"));
+    let (t, r) = token
+        .strip_prefix('j')
+        .and_then(|rest| rest.split_once('.'))
+        .ok_or_else(bad)?;
+    let joined = i64::from_str_radix(t, 16).map_err(|_| bad())?;
+    let record = u64::from_str_radix(r, 16).map_err(|_| bad())?;
+    Ok((joined, record))
+}
+
+/// `GET .../memberships/join-order`: members in the order they joined, oldest first.
+async fn join_order(
+    State(hs): State<Arc<HubSpot>>,
+    Path(id): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Reply {
+    let params = Params::parse(q)?;
+    let limit = params
+        .one("limit")
+        .map(|l| {
+            l.parse::<usize>()
+                .map_err(|_| HsError::validation(format!("limit must be a number, got {l}")))
+        })
+        .transpose()?
+        .unwrap_or(100);
+    if limit == 0 || limit > 250 {
+        return Err(HsError::validation(format!(
+            "limit must be between 1 and 250, got {limit}"
+        )));
+    }
+    if params.one("before").is_some() && params.one("after").is_none() {
+        return Err(HsError::validation(
+            "the sandbox pages join order forward only (after), not before",
+        ));
+    }
+    let from = params.one("after").map(parse_join_token).transpose()?;
+    let lists = lock(&hs.lists);
+    let list = lists.get(list_id(&id)?)?;
+    let mut order: Vec<(i64, u64)> = list.members.iter().map(|(r, t)| (*t, *r)).collect();
+    order.sort_unstable();
+    let mut page: Vec<(i64, u64)> = order
+        .into_iter()
+        .filter(|p| from.is_none_or(|f| *p >= f))
+        .take(limit + 1)
+        .collect();
+    let next = (page.len() > limit).then(|| page.pop()).flatten();
+    let results: Vec<Value> = page
+        .iter()
+        .map(|(t, r)| json!({"recordId": r.to_string(), "membershipTimestamp": iso(*t)}))
+        .collect();
+    let mut out = json!({"results": results, "total": list.members.len()});
+    if let Some((t, r)) = next {
+        out["paging"] = json!({"next": {"after": join_token(t, r)}});
+    }
+    Ok(Json(out).into_response())
+}
+
+/// `POST /crm/v3/lists/records/memberships/batch/read`: the lists each record is in.
+async fn batch_memberships(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
+    let v = body(&bytes)?;
+    let inputs = v
+        .get("inputs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| HsError::validation("inputs is required"))?;
+    let started = iso(hs.clock.now_ms());
+    let lists = lock(&hs.lists);
+    let mut results = Vec::new();
+    for input in inputs {
+        let field = |k: &str| {
+            input
+                .get(k)
+                .and_then(Value::as_str)
+                .ok_or_else(|| HsError::validation(format!("inputs[].{k} is required")))
+        };
+        let (object_type_id, record_id) = (field("objectTypeId")?, field("recordId")?);
+        let record: Option<u64> = record_id.parse().ok();
+        let memberships: Vec<Value> = lists
+            .lists
+            .values()
+            .filter(|l| l.object_type_id == object_type_id)
+            .filter_map(|l| {
+                let t = l.members.get(&record?)?;
+                Some(json!({"listId": l.id.to_string(), "listVersion": l.version, "firstAddedTimestamp": iso(*t), "lastAddedTimestamp": iso(*t)}))
+            })
+            .collect();
+        results.push(json!({"objectTypeId": object_type_id, "recordId": record_id, "recordListMemberships": memberships}));
+    }
+    Ok(Json(json!({
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": started,
+        "completedAt": iso(hs.clock.now_ms()),
+    }))
+    .into_response())
+}
+
+/// A person adds and removes members in the UI (`PUT /_sandbox/hubspot/lists/{id}/memberships`,
+/// `{"add": [...], "remove": [...]}`): not an API call of the integration's.
+pub async fn person_change(
+    State(hs): State<Arc<HubSpot>>,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Reply {
+    let v = body(&bytes)?;
+    let id = list_id(&id)?;
+    let object_type = lock(&hs.lists).get(id)?.object_type_id.clone();
+    let (live, missing) = existing(&hs, &object_type, ids(&v["add"]));
+    let (added, removed) =
+        lock(&hs.lists).change(id, &live, &ids(&v["remove"]), hs.clock.now_ms())?;
+    Ok(update_reply(added, removed, missing))
 }
 
 fn ids(v: &Value) -> Vec<u64> {

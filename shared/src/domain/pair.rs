@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use super::config::{CompanyDedupKey, PersonObject, SyncConfig};
+use super::config::{CompanyDedupKey, InclusionRules, PersonObject, SyncConfig};
 use super::dedup::{company_name_key, domain_key, email_key};
 
 /// The dependency rank of a pair: pairs sync in this order within a batch, so that a
@@ -138,6 +138,8 @@ pub struct PairSpec {
     pub match_key: Option<MatchKey>,
     pub lookups: Vec<Lookup>,
     pub junctions: Vec<Junction>,
+    /// Which records sync (an inclusion list or filter, a Salesforce filter).
+    pub inclusion: InclusionRules,
 }
 
 impl PairSpec {
@@ -221,6 +223,7 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
             }),
             lookups: Vec::new(),
             junctions: Vec::new(),
+            inclusion: config.companies.inclusion.clone(),
         });
     }
     if config.contacts.enabled {
@@ -250,6 +253,7 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
                 .into_iter()
                 .collect(),
             junctions: Vec::new(),
+            inclusion: config.contacts.inclusion.clone(),
         });
     }
     if config.deals.enabled {
@@ -284,6 +288,7 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
                 .into_iter()
                 .collect(),
             junctions,
+            inclusion: InclusionRules::default(),
         });
     }
     if config.tickets.enabled {
@@ -313,6 +318,7 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
             match_key: None,
             lookups,
             junctions: Vec::new(),
+            inclusion: InclusionRules::default(),
         });
     }
     for custom in config.custom_objects.iter().filter(|c| c.enabled) {
@@ -353,6 +359,7 @@ pub fn pairs_of(config: &SyncConfig) -> Vec<PairSpec> {
             }),
             lookups,
             junctions: Vec::new(),
+            inclusion: InclusionRules::default(),
         });
     }
     pairs.sort_by_key(|p| p.rank);

@@ -143,7 +143,7 @@ impl Pipeline {
                 origin: Some(Side::HubSpot),
                 ..Work::default()
             };
-            match run.hooks.admit(&work) {
+            match run.admit(&work) {
                 Verdict::Skip { code, .. } => {
                     plan.add(pair, format!("skip HubSpot record ({code})"))
                 }
@@ -186,7 +186,7 @@ impl Pipeline {
                 origin: Some(Side::Salesforce),
                 ..Work::default()
             };
-            match run.hooks.admit(&work) {
+            match run.admit(&work) {
                 Verdict::Skip { code, .. } => {
                     plan.add(pair, format!("skip Salesforce {} ({code})", s.object))
                 }

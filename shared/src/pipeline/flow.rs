@@ -48,7 +48,12 @@ impl Pipeline {
         if let Some(kind) = &spec.kind_property {
             push_unique(&mut props, kind);
         }
-        for p in run.hooks.hubspot_properties() {
+        for p in run
+            .hooks
+            .hubspot_properties()
+            .into_iter()
+            .chain(spec.inclusion.hubspot_properties())
+        {
             push_unique(&mut props, &p);
         }
         props
@@ -86,7 +91,12 @@ impl Pipeline {
         {
             push_unique(&mut fields, &l.field);
         }
-        for f in run.hooks.salesforce_fields(sobject) {
+        for f in run
+            .hooks
+            .salesforce_fields(sobject)
+            .into_iter()
+            .chain(spec.inclusion.salesforce_fields(sobject))
+        {
             push_unique(&mut fields, &f);
         }
         fields
@@ -226,28 +236,30 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Members of the pair's inclusion list, read once for a batch that would create
-    /// in Salesforce; `None` when no list rule applies.
+    /// Which of the batch's HubSpot records are in the pair's inclusion list, read for
+    /// those records only (a list of 100,000 is not paged for a batch of ten); `None`
+    /// when no list rule applies.
     async fn inclusion_members(
         &self,
         run: &PairRun,
         works: &[Work],
     ) -> Result<Option<HashSet<String>>, String> {
-        let Some(list) = run.hooks.inclusion_list() else {
+        let Some(list) = run.spec.inclusion.list() else {
             return Ok(None);
         };
-        if !works
+        let ids: Vec<String> = works
             .iter()
-            .any(|w| w.hubspot.is_some() && w.salesforce.is_none())
-        {
+            .filter_map(|w| w.hubspot.as_ref().map(|h| h.id.clone()))
+            .collect();
+        if ids.is_empty() {
             return Ok(None);
         }
-        let ids = self
+        let members = self
             .hubspot
-            .list_members(list)
+            .members_among(list, &run.spec.hubspot_object, &ids)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(Some(ids.into_iter().collect()))
+        Ok(Some(members.into_iter().collect()))
     }
 
     /// The records the queue names, read in bulk from each side, one work per record;

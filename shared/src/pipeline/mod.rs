@@ -14,6 +14,7 @@ mod fresh;
 pub mod health;
 pub mod intake;
 mod lifecycle;
+mod list_feed;
 mod lookup_sweep;
 mod lookups;
 mod matching;

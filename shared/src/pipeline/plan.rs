@@ -348,7 +348,7 @@ impl Pipeline {
             let why = "it changed while its field history was read: read again";
             return Err((ItemOutcome::Retry(why.into()), w.items));
         }
-        if let Verdict::Skip { code, message } = run.hooks.admit(&w) {
+        if let Verdict::Skip { code, message } = run.admit(&w) {
             skip(code, message).await;
             return Err((ItemOutcome::Done, w.items));
         }

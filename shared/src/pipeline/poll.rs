@@ -157,9 +157,9 @@ struct Window<'a> {
 }
 
 /// A change read from a feed: the record and when it changed.
-struct Change {
-    item: WorkItem,
-    at: i64,
+pub(crate) struct Change {
+    pub item: WorkItem,
+    pub at: i64,
 }
 
 /// The projected daily Salesforce calls of polling every `interval_ms`.
@@ -341,6 +341,21 @@ impl Pipeline {
                 r.enqueued += queued;
                 r.read += queued;
             }
+        }
+        // Inclusion lists, read after the listings: a list is no listing of its own.
+        let lists: Vec<(String, String)> = self
+            .pairs
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.spec.inclusion.list()?.to_owned(),
+                    p.spec.hubspot_object.clone(),
+                ))
+            })
+            .collect();
+        for (list, object) in &lists {
+            let r = self.poll_list(cursors, queue, list, object, now).await?;
+            report.feeds.insert(super::list_feed::list_feed(list), r);
         }
         let swept: Vec<(String, String)> = self
             .pairs
@@ -749,7 +764,7 @@ impl Pipeline {
 
     /// Queues the changes no earlier read of the same (record, modification time)
     /// queued; how many.
-    async fn enqueue_unseen(
+    pub(crate) async fn enqueue_unseen(
         &self,
         queue: &dyn WorkQueue,
         feed: &str,

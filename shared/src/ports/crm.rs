@@ -34,6 +34,21 @@ pub struct CrmError {
     pub detail: String,
 }
 
+/// A record's place in a list's join order: the list's change feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListJoin {
+    pub record_id: String,
+    /// When it joined the list (ms); a record that left and rejoined, when it rejoined.
+    pub joined_at: i64,
+}
+
+/// One page of a list's members in the order they joined, and the next page's token.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JoinPage {
+    pub joins: Vec<ListJoin>,
+    pub next: Option<String>,
+}
+
 /// A HubSpot record as read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HsRecord {
@@ -170,6 +185,16 @@ pub trait HubSpotApi: Send + Sync {
         None
     }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, CrmError>;
+    /// One page of a list's members in join order, from `after` (a token of a page
+    /// read before; none: the first member to join).
+    async fn list_joins(&self, list_id: &str, after: Option<&str>) -> Result<JoinPage, CrmError>;
+    /// Which of `ids` (records of `object`) are members of the list now.
+    async fn members_among(
+        &self,
+        list_id: &str,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, CrmError>;
     async fn associations(
         &self,
         from: &str,

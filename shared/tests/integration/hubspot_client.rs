@@ -449,6 +449,32 @@ async fn owners_lists_associations_properties_and_merges_page_and_work() {
             .unwrap_or_else(|e| panic!("{e}")),
         vec![list.to_string()]
     );
+    // The join order reads in pages of 250 with a token to resume from; which of some
+    // records are members takes one call per hundred.
+    let first = c
+        .list_joins(&list.to_string(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(first.joins.len(), 250);
+    assert_eq!(first.joins[0].joined_at, T0);
+    let rest = c
+        .list_joins(&list.to_string(), first.next.as_deref())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rest.joins.len(), 10);
+    assert!(rest.next.is_none());
+    let outsider = contacts
+        .get(300)
+        .map(|r| r.id.clone())
+        .unwrap_or_else(|| panic!("the seed has fewer than 301 contacts"));
+    let asked: Vec<String> = members[..150].iter().cloned().chain([outsider]).collect();
+    let before = c.calls().total();
+    let among = c
+        .members_among(&list.to_string(), "contacts", &asked)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(among, members[..150].to_vec());
+    assert_eq!(c.calls().total() - before, 2);
 
     let companies = c
         .list_all("companies", &["name"], false)

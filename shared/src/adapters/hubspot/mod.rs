@@ -103,6 +103,18 @@ pub struct Answer {
     pub body: Value,
 }
 
+/// The object type id of a standard object (`contacts` is `0-1`); a custom object's
+/// name is its id already.
+pub(crate) fn object_type_id(object: &str) -> &str {
+    match object {
+        "contacts" => "0-1",
+        "companies" => "0-2",
+        "deals" => "0-3",
+        "tickets" => "0-5",
+        other => other,
+    }
+}
+
 impl HubSpotClient {
     pub fn new(config: HubSpotConfig) -> Result<Self, HubSpotError> {
         Self::with_pause(config, Arc::new(TokioPause))
@@ -137,13 +149,7 @@ impl HubSpotClient {
     /// The record in HubSpot's app, when the portal id is known.
     pub fn record_url(&self, object: &str, id: &str) -> Option<String> {
         let portal = self.config.portal_id.as_deref()?;
-        let type_id = match object {
-            "contacts" => "0-1",
-            "companies" => "0-2",
-            "deals" => "0-3",
-            "tickets" => "0-5",
-            other => other,
-        };
+        let type_id = object_type_id(object);
         Some(format!(
             "https://app.hubspot.com/contacts/{portal}/record/{type_id}/{id}"
         ))

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::search::{SEARCH_CAP, SEARCH_PAGE};
 use super::{HubSpotClient, HubSpotError};
-use crate::ports::crm::{BatchOutcome, CrmError, HsRecord, HubSpotApi, Owner};
+use crate::ports::crm::{BatchOutcome, CrmError, HsRecord, HubSpotApi, JoinPage, Owner};
 
 impl From<HubSpotError> for CrmError {
     fn from(e: HubSpotError) -> Self {
@@ -129,6 +129,21 @@ impl HubSpotApi for HubSpotClient {
     }
     async fn list_members(&self, list_id: &str) -> Result<Vec<String>, CrmError> {
         HubSpotClient::list_members(self, list_id)
+            .await
+            .map_err(CrmError::from)
+    }
+    async fn list_joins(&self, list_id: &str, after: Option<&str>) -> Result<JoinPage, CrmError> {
+        HubSpotClient::list_joins(self, list_id, after)
+            .await
+            .map_err(CrmError::from)
+    }
+    async fn members_among(
+        &self,
+        list_id: &str,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, CrmError> {
+        HubSpotClient::members_among(self, list_id, object, ids)
             .await
             .map_err(CrmError::from)
     }

@@ -6,9 +6,14 @@ use serde_json::{Value, json};
 
 use super::objects::HsRecord;
 use super::{HubSpotClient, HubSpotError, Idempotent};
+use crate::domain::value::parse_datetime_millis;
+use crate::ports::{JoinPage, ListJoin};
 
 /// Records per list-membership page (HubSpot's maximum).
 const MEMBERSHIP_PAGE: usize = 250;
+/// Records per membership batch read (HubSpot states no limit for this endpoint; 100 is
+/// its other batch reads' and keeps a request small).
+const MEMBERSHIP_BATCH: usize = 100;
 /// Inputs per association batch read.
 const ASSOCIATION_READ_MAX: usize = 1_000;
 /// Inputs per association batch create.
@@ -163,6 +168,90 @@ impl HubSpotClient {
         }
     }
 
+    /// One page (250) of a list's members in the order they joined.
+    pub async fn list_joins(
+        &self,
+        list_id: &str,
+        after: Option<&str>,
+    ) -> Result<JoinPage, HubSpotError> {
+        let mut query = vec![("limit", MEMBERSHIP_PAGE.to_string())];
+        if let Some(a) = after {
+            query.push(("after", a.to_owned()));
+        }
+        let a = self
+            .request(
+                Method::GET,
+                &format!("/crm/v3/lists/{list_id}/memberships/join-order"),
+                &query,
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        let joins = a
+            .body
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|m| {
+                Some(ListJoin {
+                    record_id: m.get("recordId")?.as_str()?.to_owned(),
+                    joined_at: parse_datetime_millis(m.get("membershipTimestamp")?.as_str()?)?,
+                })
+            })
+            .collect();
+        let next = a
+            .body
+            .pointer("/paging/next/after")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(JoinPage { joins, next })
+    }
+
+    /// Which of `ids` are in the list now, read per record (100 a call) rather than
+    /// paging the whole list.
+    pub async fn members_among(
+        &self,
+        list_id: &str,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>, HubSpotError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(MEMBERSHIP_BATCH) {
+            let inputs: Vec<Value> = chunk
+                .iter()
+                .map(|id| json!({"objectTypeId": super::object_type_id(object), "recordId": id}))
+                .collect();
+            let a = self
+                .request(
+                    Method::POST,
+                    "/crm/v3/lists/records/memberships/batch/read",
+                    &[],
+                    Some(&json!({ "inputs": inputs })),
+                    Idempotent::Yes,
+                )
+                .await?;
+            for r in a
+                .body
+                .get("results")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let member = r
+                    .get("recordListMemberships")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|m| list_id_of(m) == Some(list_id.to_owned()));
+                if let (true, Some(id)) = (member, r.get("recordId").and_then(Value::as_str)) {
+                    out.push(id.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The lists a record belongs to.
     pub async fn lists_of(
         &self,
@@ -276,5 +365,15 @@ impl HubSpotClient {
             )
             .await?;
         HsRecord::from_json(&a.body)
+    }
+}
+
+/// A membership's list id: a string in the lists API's newer answers, a number in the
+/// batch read's documented example.
+fn list_id_of(membership: &Value) -> Option<String> {
+    match membership.get("listId")? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }

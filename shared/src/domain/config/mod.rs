@@ -255,10 +255,11 @@ pub struct InclusionCondition {
     pub values: Vec<String>,
 }
 
-/// Which HubSpot contacts sync to Salesforce.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Which HubSpot records of a pair sync to Salesforce.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Inclusion {
-    /// No inclusion rule: every contact syncs.
+    /// No inclusion rule: every record syncs.
+    #[default]
     Everything,
     /// Members of this HubSpot list (segment) only.
     List(String),
@@ -276,6 +277,101 @@ impl Inclusion {
             Inclusion::Filter(c) => c,
         };
         Some(conditions.iter().all(|c| c.admits(properties)))
+    }
+}
+
+impl std::fmt::Display for Inclusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Inclusion::Everything => write!(f, "every record"),
+            Inclusion::List(id) => write!(f, "the inclusion list {id}"),
+            Inclusion::Filter(c) => write!(f, "the inclusion filter ({})", describe_all(c)),
+        }
+    }
+}
+
+fn describe_all(conditions: &[InclusionCondition]) -> String {
+    conditions
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+impl std::fmt::Display for InclusionCondition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.property, self.operator)?;
+        if !self.values.is_empty() {
+            write!(f, " {}", self.values.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A condition on a Salesforce field of one sObject (`Lead` `Status in Open, Working`):
+/// `condition.property` is the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SalesforceCondition {
+    pub object: String,
+    pub condition: InclusionCondition,
+}
+
+/// Which records of a pair sync: the HubSpot rule (a list or a filter on properties)
+/// and a filter on Salesforce fields.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InclusionRules {
+    pub hubspot: Inclusion,
+    pub salesforce: Vec<SalesforceCondition>,
+}
+
+impl InclusionRules {
+    /// Whether a Salesforce record of `sobject` with these field values passes the
+    /// Salesforce filter (an sObject without conditions always does).
+    pub fn admits_salesforce(
+        &self,
+        sobject: &str,
+        row: &serde_json::Map<String, serde_json::Value>,
+    ) -> bool {
+        self.salesforce
+            .iter()
+            .filter(|c| c.object == sobject)
+            .all(|c| c.condition.admits(row))
+    }
+
+    /// The Salesforce filter on `sobject`, as an admin reads it.
+    pub fn describe_salesforce(&self, sobject: &str) -> String {
+        let conditions: Vec<InclusionCondition> = self
+            .salesforce
+            .iter()
+            .filter(|c| c.object == sobject)
+            .map(|c| c.condition.clone())
+            .collect();
+        describe_all(&conditions)
+    }
+
+    /// The HubSpot properties the rule reads.
+    pub fn hubspot_properties(&self) -> Vec<String> {
+        match &self.hubspot {
+            Inclusion::Filter(c) => c.iter().map(|c| c.property.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The fields of `sobject` the Salesforce filter reads.
+    pub fn salesforce_fields(&self, sobject: &str) -> Vec<String> {
+        self.salesforce
+            .iter()
+            .filter(|c| c.object == sobject)
+            .map(|c| c.condition.property.clone())
+            .collect()
+    }
+
+    /// The HubSpot list whose members sync, when that is the rule.
+    pub fn list(&self) -> Option<&str> {
+        match &self.hubspot {
+            Inclusion::List(id) => Some(id),
+            _ => None,
+        }
     }
 }
 
@@ -324,7 +420,7 @@ pub struct ContactSettings {
     pub create_salesforce_as: PersonObject,
     pub on_salesforce_update: SalesforceUpdateRule,
     pub on_salesforce_delete: SalesforceDeleteRule,
-    pub inclusion: Inclusion,
+    pub inclusion: InclusionRules,
     pub lifecycle_from_opportunities: LifecycleRule,
     pub state_country: StateCountryRule,
     pub fields: Vec<FieldMapping>,
@@ -334,6 +430,7 @@ pub struct ContactSettings {
 pub struct CompanySettings {
     pub enabled: bool,
     pub dedup_key: CompanyDedupKey,
+    pub inclusion: InclusionRules,
     pub fields: Vec<FieldMapping>,
 }
 

@@ -329,7 +329,12 @@ fn read_contacts(n: &mut Node<'_>, p: &mut Problems) -> ContactSettings {
         p,
     );
     let on_salesforce_delete = n.choice("on_salesforce_delete", SalesforceDeleteRule::DoNothing, p);
-    let inclusion = read_inclusion(n, p);
+    let inclusion = read_inclusion(
+        n,
+        "a HubSpot contact property name",
+        &["Lead", "Contact"],
+        p,
+    );
     let lifecycle_from_opportunities = match n.table("lifecycle_from_opportunities", p) {
         Some(mut t) => {
             let rule = LifecycleRule {
@@ -372,7 +377,21 @@ fn read_contacts(n: &mut Node<'_>, p: &mut Problems) -> ContactSettings {
     }
 }
 
-fn read_inclusion(n: &mut Node<'_>, p: &mut Problems) -> Inclusion {
+/// `[X.inclusion]` (the HubSpot rule: a list or filters on `what` properties) and
+/// `[X.salesforce_inclusion]` (filters on the fields of `sobjects`).
+fn read_inclusion(
+    n: &mut Node<'_>,
+    what: &'static str,
+    sobjects: &[&str],
+    p: &mut Problems,
+) -> InclusionRules {
+    InclusionRules {
+        hubspot: read_hubspot_inclusion(n, what, p),
+        salesforce: read_salesforce_inclusion(n, sobjects, p),
+    }
+}
+
+fn read_hubspot_inclusion(n: &mut Node<'_>, what: &'static str, p: &mut Problems) -> Inclusion {
     let Some(mut t) = n.table("inclusion", p) else {
         return Inclusion::Everything;
     };
@@ -381,25 +400,10 @@ fn read_inclusion(n: &mut Node<'_>, p: &mut Problems) -> Inclusion {
         .tables("filters", p)
         .into_iter()
         .filter_map(|mut c| {
-            let property = c.required_string("property", "a HubSpot contact property name", p);
-            let operator = c.choice("operator", FilterOperator::Eq, p);
-            let values = c.string_list("values", p).unwrap_or_default();
-            let needs_values = !matches!(
-                operator,
-                FilterOperator::HasProperty | FilterOperator::NotHasProperty
-            );
-            if needs_values && values.is_empty() {
-                p.push(
-                    c.at("values"),
-                    format!("operator \"{operator}\" needs at least one value"),
-                );
-            }
+            let property = c.required_string("property", what, p);
+            let condition = read_condition(&mut c, property, p);
             c.finish(p);
-            Some(InclusionCondition {
-                property: property?,
-                operator,
-                values,
-            })
+            condition
         })
         .collect();
     let path = t.path.clone();
@@ -415,10 +419,73 @@ fn read_inclusion(n: &mut Node<'_>, p: &mut Problems) -> Inclusion {
     }
 }
 
+fn read_salesforce_inclusion(
+    n: &mut Node<'_>,
+    sobjects: &[&str],
+    p: &mut Problems,
+) -> Vec<SalesforceCondition> {
+    let Some(mut t) = n.table("salesforce_inclusion", p) else {
+        return Vec::new();
+    };
+    let conditions = t
+        .tables("filters", p)
+        .into_iter()
+        .filter_map(|mut c| {
+            let object = c.required_string("object", "the sObject the field is on", p);
+            if let Some(o) = &object
+                && !sobjects.contains(&o.as_str())
+            {
+                p.push(
+                    c.at("object"),
+                    format!(
+                        "\"{o}\" is not an sObject of this pair (one of: {})",
+                        sobjects.join(", ")
+                    ),
+                );
+            }
+            let field = c.required_string("field", "a Salesforce field name", p);
+            let condition = read_condition(&mut c, field, p);
+            c.finish(p);
+            Some(SalesforceCondition {
+                object: object?,
+                condition: condition?,
+            })
+        })
+        .collect();
+    t.finish(p);
+    conditions
+}
+
+/// A filter's operator and values, on the property (or field) already read.
+fn read_condition(
+    c: &mut Node<'_>,
+    property: Option<String>,
+    p: &mut Problems,
+) -> Option<InclusionCondition> {
+    let operator = c.choice("operator", FilterOperator::Eq, p);
+    let values = c.string_list("values", p).unwrap_or_default();
+    let needs_values = !matches!(
+        operator,
+        FilterOperator::HasProperty | FilterOperator::NotHasProperty
+    );
+    if needs_values && values.is_empty() {
+        p.push(
+            c.at("values"),
+            format!("operator \"{operator}\" needs at least one value"),
+        );
+    }
+    Some(InclusionCondition {
+        property: property?,
+        operator,
+        values,
+    })
+}
+
 fn read_companies(n: &mut Node<'_>, p: &mut Problems) -> CompanySettings {
     CompanySettings {
         enabled: n.bool("enabled", true, p),
         dedup_key: n.choice("dedup_key", CompanyDedupKey::Domain, p),
+        inclusion: read_inclusion(n, "a HubSpot company property name", &["Account"], p),
         fields: read_fields(n, false, p),
     }
 }

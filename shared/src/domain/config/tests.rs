@@ -76,7 +76,7 @@ fn the_example_is_valid_and_enables_every_pair_that_runs() {
     assert!(!c.activities.enabled);
     assert!(!c.contacts.lifecycle_from_opportunities.enabled);
     assert_eq!(c.custom_objects[0].lookups.len(), 1);
-    assert!(matches!(c.contacts.inclusion, Inclusion::Filter(_)));
+    assert!(matches!(c.contacts.inclusion.hubspot, Inclusion::Filter(_)));
 }
 
 /// What the pipeline does not carry out yet is refused by the build's own capability
@@ -408,13 +408,67 @@ fn metadata_catches_missing_fields_and_incompatible_types() {
 }
 
 #[test]
+fn a_salesforce_inclusion_filter_reads_per_sobject_and_names_bad_keys() {
+    let toml = format!(
+        "{EXAMPLE_TOML}\n[contacts.salesforce_inclusion]\nfilters = [{{ object = \"Lead\", field = \"Status\", operator = \"in\", values = [\"Open\", \"Working\"] }}]\n\n[companies.inclusion]\nfilters = [{{ property = \"hubspot_owner_id\", operator = \"has_property\" }}]\n"
+    );
+    let c = match SyncConfig::from_toml(&toml) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    let row = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
+    let rules = &c.contacts.inclusion;
+    assert!(rules.admits_salesforce("Lead", &row(serde_json::json!({"Status": "working"}))));
+    assert!(!rules.admits_salesforce("Lead", &row(serde_json::json!({"Status": "Closed"}))));
+    assert!(!rules.admits_salesforce("Lead", &row(serde_json::json!({}))));
+    // A Contact has no Lead conditions.
+    assert!(rules.admits_salesforce("Contact", &row(serde_json::json!({}))));
+    assert_eq!(rules.salesforce_fields("Lead"), vec!["Status".to_owned()]);
+    assert_eq!(rules.describe_salesforce("Lead"), "Status in Open, Working");
+    assert_eq!(
+        c.companies
+            .inclusion
+            .hubspot
+            .admits(&row(serde_json::json!({"hubspot_owner_id": "7"}))),
+        Some(true)
+    );
+    assert_eq!(
+        c.companies
+            .inclusion
+            .hubspot
+            .admits(&row(serde_json::json!({}))),
+        Some(false)
+    );
+
+    let bad = format!(
+        "{EXAMPLE_TOML}\n[contacts.salesforce_inclusion]\nfilters = [{{ object = \"Account\", field = \"Status\", values = [\"x\"] }}, {{ object = \"Lead\", operator = \"in\", values = [] }}]\n"
+    );
+    let errors = match SyncConfig::from_toml(&bad) {
+        Ok(_) => panic!("accepted a filter on an sObject the pair does not sync"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        errors.contains("contacts.salesforce_inclusion.filters[0].object"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("contacts.salesforce_inclusion.filters[1].field"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("contacts.salesforce_inclusion.filters[1].values"),
+        "{errors}"
+    );
+}
+
+#[test]
 fn an_inclusion_filter_admits_only_matching_contacts() {
     let c = match SyncConfig::from_toml(EXAMPLE_TOML) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     };
     let props = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
-    let admits = |v| c.contacts.inclusion.admits(&props(v));
+    let admits = |v| c.contacts.inclusion.hubspot.admits(&props(v));
     assert_eq!(
         admits(serde_json::json!({"lifecyclestage": "customer", "email": "a@acme.com"})),
         Some(true)

@@ -31,6 +31,8 @@ pub enum Feature {
     LifecycleFromOpportunities,
     InclusionList,
     InclusionFilter,
+    /// A filter on Salesforce fields (`Lead.Status`).
+    SalesforceInclusion,
     StateCountryConversion,
     /// The org's own State/Country picklist values, read from describe.
     CustomizedStateCountryPicklists,
@@ -50,6 +52,7 @@ impl Feature {
             Feature::LifecycleFromOpportunities => "lifecycle stages from opportunities",
             Feature::InclusionList => "the inclusion list",
             Feature::InclusionFilter => "the inclusion filter",
+            Feature::SalesforceInclusion => "the Salesforce inclusion filter",
             Feature::StateCountryConversion => "state/country conversion",
             Feature::CustomizedStateCountryPicklists => {
                 "customized State/Country picklists (the org's own values)"
@@ -81,6 +84,7 @@ impl Capabilities {
                 LifecycleFromOpportunities,
                 InclusionList,
                 InclusionFilter,
+                SalesforceInclusion,
                 StateCountryConversion,
                 CustomizedStateCountryPicklists,
                 DeleteContactOnSalesforceDelete,
@@ -116,16 +120,26 @@ fn features_used(c: &SyncConfig) -> Vec<(Feature, String)> {
         Feature::LifecycleFromOpportunities,
         "contacts.lifecycle_from_opportunities.enabled",
     );
-    on(
-        matches!(c.contacts.inclusion, Inclusion::List(_)),
-        Feature::InclusionList,
-        "contacts.inclusion.list_id",
-    );
-    on(
-        matches!(c.contacts.inclusion, Inclusion::Filter(_)),
-        Feature::InclusionFilter,
-        "contacts.inclusion.filters",
-    );
+    for (pair, rules) in [
+        ("contacts", &c.contacts.inclusion),
+        ("companies", &c.companies.inclusion),
+    ] {
+        on(
+            matches!(rules.hubspot, Inclusion::List(_)),
+            Feature::InclusionList,
+            &format!("{pair}.inclusion.list_id"),
+        );
+        on(
+            matches!(rules.hubspot, Inclusion::Filter(_)),
+            Feature::InclusionFilter,
+            &format!("{pair}.inclusion.filters"),
+        );
+        on(
+            !rules.salesforce.is_empty(),
+            Feature::SalesforceInclusion,
+            &format!("{pair}.salesforce_inclusion.filters"),
+        );
+    }
     on(
         c.contacts.state_country.hubspot_values == HubSpotGeoMode::MatchSalesforceDefaults,
         Feature::StateCountryConversion,

@@ -1,15 +1,15 @@
 //! Contacts <-> Leads and Contacts: what only this pair decides. A Contact wins over a
 //! Lead with the same email; a converted Lead hands its link to its Contact; the
 //! settings choose what new contacts become and what Salesforce updates and deletions
-//! do; the inclusion rule keeps contacts out of Salesforce; and a Lead's `Company`
-//! placeholder never flows back into HubSpot.
+//! do; and a Lead's `Company` placeholder never flows back into HubSpot. (Inclusion
+//! rules are every pair's: `pairs::inclusion`.)
 
 use serde_json::{Map, Value, json};
 
 use super::{PairHooks, Verdict};
 use crate::domain::Side;
 use crate::domain::config::{
-    ContactSettings, Inclusion, SalesforceDeleteRule, SalesforceUpdateRule, ValidatedConfig,
+    ContactSettings, SalesforceDeleteRule, SalesforceUpdateRule, ValidatedConfig,
 };
 use crate::domain::lifecycle;
 use crate::domain::merge::Snapshot;
@@ -35,9 +35,6 @@ impl Contacts {
 impl PairHooks for Contacts {
     fn hubspot_properties(&self) -> Vec<String> {
         let mut props = Vec::new();
-        if let Inclusion::Filter(conditions) = &self.settings.inclusion {
-            props.extend(conditions.iter().map(|c| c.property.clone()));
-        }
         if self.settings.lifecycle_from_opportunities.enabled {
             props.push(lifecycle::PROPERTY.into());
         }
@@ -82,19 +79,6 @@ impl PairHooks for Contacts {
         {
             return Verdict::Skip {
                 code: "salesforce_updates_off",
-                message: None,
-            };
-        }
-        if let (Some(h), None) = (&work.hubspot, &work.salesforce)
-            && self
-                .settings
-                .inclusion
-                .admits(&h.properties)
-                .or(work.in_list)
-                == Some(false)
-        {
-            return Verdict::Skip {
-                code: "outside_inclusion",
                 message: None,
             };
         }
@@ -170,12 +154,5 @@ impl PairHooks for Contacts {
 
     fn archive_on_salesforce_delete(&self) -> bool {
         self.settings.on_salesforce_delete == SalesforceDeleteRule::DeleteContact
-    }
-
-    fn inclusion_list(&self) -> Option<&str> {
-        match &self.settings.inclusion {
-            Inclusion::List(id) => Some(id),
-            _ => None,
-        }
     }
 }

@@ -6,6 +6,7 @@
 
 mod contacts;
 mod deals;
+mod inclusion;
 mod tickets;
 
 use serde_json::{Map, Value};
@@ -20,6 +21,16 @@ use crate::ports::Link;
 pub(crate) struct PairRun {
     pub spec: PairSpec,
     pub hooks: Box<dyn PairHooks>,
+}
+
+impl PairRun {
+    /// Whether a record pair goes on: the pair's inclusion rules, then its own.
+    pub fn admit(&self, work: &Work) -> Verdict {
+        match inclusion::verdict(&self.spec, work) {
+            Verdict::Go => self.hooks.admit(work),
+            skip => skip,
+        }
+    }
 }
 
 /// Builds every enabled pair of a configuration, in dependency order.
@@ -160,11 +171,6 @@ pub(crate) trait PairHooks: Send + Sync {
     /// A look at the merge's plan (`creating`: a side has no record yet).
     fn check_plan(&self, _plan: &MergePlan<'_>, _creating: bool) -> PlanCheck {
         PlanCheck::Go
-    }
-
-    /// The HubSpot list whose members alone sync to Salesforce, if any.
-    fn inclusion_list(&self) -> Option<&str> {
-        None
     }
 }
 

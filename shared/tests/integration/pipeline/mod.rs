@@ -70,6 +70,7 @@ macro_rules! both_ways {
 }
 
 mod deals;
+mod inclusion;
 mod lifecycle;
 mod merges;
 mod model;

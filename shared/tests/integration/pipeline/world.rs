@@ -281,6 +281,33 @@ impl World {
         .await;
     }
 
+    /// A HubSpot list of contacts, made through the API as an admin would; its id.
+    pub async fn hs_list(&self, name: &str) -> String {
+        let v = self
+            .send(
+                self.http
+                    .post(format!("{}/crm/v3/lists", self.hs.url()))
+                    .bearer_auth(HS_TOKEN)
+                    .json(
+                        &json!({"name": name, "objectTypeId": "0-1", "processingType": "MANUAL"}),
+                    ),
+            )
+            .await;
+        v["list"]["listId"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no list id in {v}"))
+    }
+
+    /// A person adds and removes list members in HubSpot's UI.
+    pub async fn hs_list_change(&self, list: &str, add: &[&str], remove: &[&str]) {
+        self.put(
+            &self.hs_control(&format!("/lists/{list}/memberships")),
+            json!({"add": add, "remove": remove}),
+        )
+        .await;
+    }
+
     /// Every HubSpot contact (not archived), with every property.
     pub async fn hs_contacts(&self) -> Vec<Value> {
         self.hs_objects("contacts").await
