@@ -104,6 +104,18 @@ impl Pipeline {
                 }
             }
         }
+        // An inclusion list is read whole here: a plan reads everything once anyway.
+        let members: Option<HashSet<String>> = match spec.inclusion.list() {
+            Some(list) => Some(
+                self.hubspot
+                    .list_members(list)
+                    .await
+                    .map_err(|e| format!("HubSpot list {list}: {e}"))?
+                    .into_iter()
+                    .collect(),
+            ),
+            None => None,
+        };
         let mut matched: HashSet<String> = HashSet::new();
         for h in &hubspot {
             if self
@@ -141,6 +153,7 @@ impl Pipeline {
             let work = Work {
                 hubspot: Some(h.clone()),
                 origin: Some(Side::HubSpot),
+                in_list: members.as_ref().map(|m| m.contains(&h.id)),
                 ..Work::default()
             };
             match run.admit(&work) {

@@ -410,7 +410,7 @@ fn metadata_catches_missing_fields_and_incompatible_types() {
 #[test]
 fn a_salesforce_inclusion_filter_reads_per_sobject_and_names_bad_keys() {
     let toml = format!(
-        "{EXAMPLE_TOML}\n[contacts.salesforce_inclusion]\nfilters = [{{ object = \"Lead\", field = \"Status\", operator = \"in\", values = [\"Open\", \"Working\"] }}]\n\n[companies.inclusion]\nfilters = [{{ property = \"hubspot_owner_id\", operator = \"has_property\" }}]\n"
+        "{EXAMPLE_TOML}\n[companies.inclusion]\nfilters = [{{ property = \"hubspot_owner_id\", operator = \"has_property\" }}]\n"
     );
     let c = match SyncConfig::from_toml(&toml) {
         Ok(c) => c,
@@ -418,13 +418,19 @@ fn a_salesforce_inclusion_filter_reads_per_sobject_and_names_bad_keys() {
     };
     let row = |v: serde_json::Value| v.as_object().cloned().unwrap_or_default();
     let rules = &c.contacts.inclusion;
-    assert!(rules.admits_salesforce("Lead", &row(serde_json::json!({"Status": "working"}))));
+    assert!(rules.admits_salesforce(
+        "Lead",
+        &row(serde_json::json!({"Status": "working - contacted"}))
+    ));
     assert!(!rules.admits_salesforce("Lead", &row(serde_json::json!({"Status": "Closed"}))));
     assert!(!rules.admits_salesforce("Lead", &row(serde_json::json!({}))));
     // A Contact has no Lead conditions.
     assert!(rules.admits_salesforce("Contact", &row(serde_json::json!({}))));
     assert_eq!(rules.salesforce_fields("Lead"), vec!["Status".to_owned()]);
-    assert_eq!(rules.describe_salesforce("Lead"), "Status in Open, Working");
+    assert_eq!(
+        rules.describe_salesforce("Lead"),
+        "Status in Open - Not Contacted, Working - Contacted"
+    );
     assert_eq!(
         c.companies
             .inclusion
@@ -441,7 +447,7 @@ fn a_salesforce_inclusion_filter_reads_per_sobject_and_names_bad_keys() {
     );
 
     let bad = format!(
-        "{EXAMPLE_TOML}\n[contacts.salesforce_inclusion]\nfilters = [{{ object = \"Account\", field = \"Status\", values = [\"x\"] }}, {{ object = \"Lead\", operator = \"in\", values = [] }}]\n"
+        "{DEFAULT_TOML}\n[contacts.salesforce_inclusion]\nfilters = [{{ object = \"Account\", field = \"Status\", values = [\"x\"] }}, {{ object = \"Lead\", operator = \"in\", values = [] }}]\n"
     );
     let errors = match SyncConfig::from_toml(&bad) {
         Ok(_) => panic!("accepted a filter on an sObject the pair does not sync"),

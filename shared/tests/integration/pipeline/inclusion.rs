@@ -63,6 +63,18 @@ async fn list_is_a_change_feed(push: bool) {
     );
     let (code, _) = skipped_because(&w, "hubspot", "contacts", &id).await;
     assert_eq!(code, "outside_inclusion");
+    // The initial sync's plan says so too.
+    let plan = w
+        .runner
+        .pipeline
+        .plan_backfill()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        plan.pairs["contacts"].get("skip HubSpot record (outside_inclusion)"),
+        Some(&1),
+        "{plan:?}"
+    );
 
     // Joining the list is the trigger: no edit of the contact's.
     w.advance(60_000);
