@@ -3,6 +3,7 @@
 
 mod backfill;
 mod demo;
+mod import;
 mod ops;
 mod run;
 mod setup;
@@ -65,6 +66,18 @@ enum Command {
         store: PathBuf,
         #[arg(long)]
         dry_run: bool,
+    },
+    /// A one-time import of a Salesforce object's records into HubSpot
+    /// (salesforce:Lead, salesforce:Account, a custom salesforce:Machine__c): each
+    /// created in HubSpot or linked with the record its key finds. Resumable: run it
+    /// again after an interruption and it carries on.
+    Import {
+        /// salesforce:<sObject>, an object an enabled pair syncs.
+        object: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "crmsync.db")]
+        store: PathBuf,
     },
     /// Prepare both CRMs: create the HubSpot properties crmsync needs, check every mapped
     /// HubSpot property and Salesforce field, and print what is missing and how to fix it.
@@ -259,6 +272,14 @@ fn execute(command: Command) -> Result<(), CliError> {
         } => {
             let config = config_or_builtin(config)?;
             runtime()?.block_on(backfill::run(config, store, dry_run))
+        }
+        Command::Import {
+            object,
+            config,
+            store,
+        } => {
+            let config = config_or_builtin(config)?;
+            runtime()?.block_on(import::run(config, store, &object))
         }
         Command::Setup { config } => {
             let config = config_or_builtin(config)?;

@@ -293,6 +293,56 @@ async fn where_clauses_filter_like_salesforce() {
 }
 
 #[tokio::test]
+async fn a_data_load_pages_by_id_each_record_once() {
+    let o = org(None).await;
+    let rows: Vec<Value> = (0..700)
+        .map(|i| json!({"LastName": format!("Load {i}"), "Company": "Loaded"}))
+        .collect();
+    let r = o
+        .control("POST", "/objects/Lead/load", Some(json!({"records": rows})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["ids"].as_array().map(Vec::len), Some(700));
+    // Ids run through digits, upper and lower case: `Id > last` follows `ORDER BY Id`.
+    let mut seen = std::collections::HashSet::new();
+    let mut last = String::new();
+    loop {
+        let filter = if last.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE Id > '{last}'")
+        };
+        let r = o
+            .query(&format!(
+                "SELECT Id FROM Lead{filter} ORDER BY Id LIMIT 100"
+            ))
+            .await;
+        let ids: Vec<String> = r.body["records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|x| x["Id"].as_str().map(str::to_owned))
+            .collect();
+        for id in &ids {
+            assert!(seen.insert(id.clone()), "{id} listed twice");
+        }
+        match ids.last() {
+            Some(l) if ids.len() == 100 => last = l.clone(),
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), 700);
+    let r = o
+        .control(
+            "POST",
+            "/objects/Lead/load",
+            Some(json!({"records": [{"Company": "No name"}]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+#[tokio::test]
 async fn rows_are_created_read_updated_deleted_and_upserted_by_external_id() {
     let o = org(None).await;
     let id = o

@@ -463,6 +463,7 @@ async fn operator_commands_work_against_aws() {
         field: Some("Company".into()),
         changes: Vec::new(),
         held_back: Vec::new(),
+        linked: None,
         at: 1_700_000_000_000,
     };
     store

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Salesforce>> {
     Router::new()
         .route("/seed", post(seed))
         .route("/objects/{object}", get(dump).post(create))
+        .route("/objects/{object}/load", post(load))
         .route(
             "/objects/{object}/{id}",
             axum::routing::patch(update).delete(remove),
@@ -99,6 +100,42 @@ async fn create(
         )
         .map_err(SfFailure::bad_request)?;
     Ok((StatusCode::CREATED, Json(full(&sf, &id)?)).into_response())
+}
+
+/// A data load by an admin (Data Loader, an import wizard): many records of one
+/// sObject at once, `{"records": [{fields}, ...]}` -> `{"ids": [...]}`. It stops at
+/// the first record refused; those before it stay, as a Data Loader run leaves them.
+async fn load(
+    State(sf): State<Arc<Salesforce>>,
+    Path(object): Path<String>,
+    bytes: Bytes,
+) -> Reply {
+    let v = body(&bytes)?;
+    let rows = v.get("records").and_then(Value::as_array).ok_or_else(|| {
+        SfFailure::bad_request(vec![SfError::new(
+            "JSON_PARSER_ERROR",
+            "expected {\"records\": [...]}",
+        )])
+    })?;
+    let now = sf.clock.now_ms();
+    let mut org = lock(&sf.org);
+    let mut ids = Vec::with_capacity(rows.len());
+    for row in rows {
+        let fields: Map<String, Value> = row.as_object().cloned().unwrap_or_default();
+        let id = org
+            .create(
+                &object,
+                &fields,
+                now,
+                ADMIN,
+                WriteOptions {
+                    allow_duplicates: true,
+                },
+            )
+            .map_err(SfFailure::bad_request)?;
+        ids.push(id);
+    }
+    Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))).into_response())
 }
 
 async fn update(

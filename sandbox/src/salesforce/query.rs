@@ -303,12 +303,13 @@ fn compare(ty: Option<SfType>, actual: &Value, op: Op, literal: &Literal, now: i
                 _ => None,
             }
         }
-        (_, Literal::Str(s)) => {
-            if op == Op::Like {
-                return like(&text(actual), s);
-            }
-            Some(text(actual).to_lowercase().cmp(&s.to_lowercase()))
+        (_, Literal::Str(s)) if op == Op::Like => return like(&text(actual), s),
+        // Ids compare by their characters, case and all, as they order (`Id > '...'
+        // ORDER BY Id` pages a table, each record once).
+        (Some(SfType::Id | SfType::Reference), Literal::Str(s)) => {
+            Some(text(actual).as_str().cmp(s))
         }
+        (_, Literal::Str(s)) => Some(text(actual).to_lowercase().cmp(&s.to_lowercase())),
         (_, Literal::Num(n)) => actual.as_f64().and_then(|a| a.partial_cmp(n)),
         _ => None,
     };

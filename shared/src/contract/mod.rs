@@ -490,6 +490,7 @@ fn event(id: &str, outcome: Outcome, code: Option<&str>, at: i64) -> SyncEvent {
         field: code.map(|_| "LastName".to_owned()),
         changes: Vec::new(),
         held_back: Vec::new(),
+        linked: None,
         at,
     }
 }

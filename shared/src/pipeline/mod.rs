@@ -12,6 +12,7 @@ pub mod dashboard;
 mod flow;
 mod fresh;
 pub mod health;
+pub mod import;
 pub mod intake;
 mod lifecycle;
 mod list_feed;
@@ -544,6 +545,7 @@ impl Pipeline {
             field: None,
             changes: Vec::new(),
             held_back: Vec::new(),
+            linked: None,
             at,
         }
     }

@@ -98,7 +98,7 @@ async fn settled_window(
 }
 
 /// A finished backfill's cursor.
-const BACKFILL_DONE: i64 = i64::MAX;
+pub(crate) const BACKFILL_DONE: i64 = i64::MAX;
 /// How often linked HubSpot records are checked for deletions webhooks missed.
 pub const SWEEP_INTERVAL_MS: i64 = 3_600_000;
 
@@ -337,6 +337,13 @@ impl Pipeline {
                 }
                 queued += self.backfill(cursors, queue, &key, started).await?;
             }
+            // An import asked for (`/sync`, `crmsync import`) lists under its own
+            // checkpoint, as a reconcile does.
+            if let Some(sobject) = feed.strip_prefix("salesforce:") {
+                queued += self
+                    .continue_import(cursors, queue, sobject, started)
+                    .await?;
+            }
             if let Some(r) = report.feeds.get_mut(&feed) {
                 r.enqueued += queued;
                 r.read += queued;
@@ -435,15 +442,13 @@ impl Pipeline {
     /// Lists a feed's records in chunks, each queued and then checkpointed (at `key`),
     /// until the listing ends or this poll's time budget is spent; the next poll (the
     /// next Lambda invocation, after a crash or a timeout) resumes at the checkpoint.
-    async fn backfill(
+    pub(crate) async fn backfill(
         &self,
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
         key: &str,
         started: std::time::Instant,
     ) -> Result<usize, PollError> {
-        let feed = key.rsplit_once('|').map_or(key, |(_, f)| f);
-        let feed = feed.strip_prefix("backfill:").unwrap_or(feed);
         let mut queued = 0;
         while started.elapsed() < BACKFILL_BUDGET {
             let Some(at) = cursors.cursor(key).await? else {
@@ -452,37 +457,61 @@ impl Pipeline {
             if at.at == BACKFILL_DONE {
                 return Ok(queued);
             }
-            let (items, next) = self.backfill_chunk(feed, &at.last_id).await?;
-            for chunk in items.chunks(ENQUEUE_CHUNK) {
-                queue.send(chunk).await?;
-            }
-            queued += items.len();
-            let to = match next {
-                Some(last_id) => Cursor {
-                    at: at.at + 1,
-                    last_id,
-                },
-                None => Cursor {
-                    at: BACKFILL_DONE,
-                    last_id: String::new(),
-                },
-            };
-            match cursors.advance(key, Some(&at), &to).await {
-                Ok(()) => {}
+            let (n, moved) = self.listing_chunk(cursors, queue, key, &at).await?;
+            queued += n;
+            if !moved {
                 // Another poller took this chunk: stop, it carries on.
-                Err(StoreError::Conflict(_)) => return Ok(queued),
-                Err(e) => return Err(e.into()),
+                return Ok(queued);
             }
         }
         Ok(queued)
     }
 
+    /// Lists the chunk after checkpoint `at` of the listing under `key`, queues it and
+    /// moves the checkpoint past it: how many it queued, and whether the checkpoint
+    /// moved (false: another poller moved it first; what we queued is queued twice).
+    pub(crate) async fn listing_chunk(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        key: &str,
+        at: &Cursor,
+    ) -> Result<(usize, bool), PollError> {
+        let (generation, feed) = key.rsplit_once('|').unwrap_or(("", key));
+        let feed = feed.strip_prefix("backfill:").unwrap_or(feed);
+        let origin = if generation.starts_with("import") {
+            "import"
+        } else {
+            "backfill"
+        };
+        let (items, next) = self.backfill_chunk(feed, &at.last_id, origin).await?;
+        for chunk in items.chunks(ENQUEUE_CHUNK) {
+            queue.send(chunk).await?;
+        }
+        let to = match next {
+            Some(last_id) => Cursor {
+                at: at.at + 1,
+                last_id,
+            },
+            None => Cursor {
+                at: BACKFILL_DONE,
+                last_id: String::new(),
+            },
+        };
+        match cursors.advance(key, Some(at), &to).await {
+            Ok(()) => Ok((items.len(), true)),
+            Err(StoreError::Conflict(_)) => Ok((items.len(), false)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// One chunk of a listing after `last` (a HubSpot `after` token, a Salesforce id),
     /// and where the next one starts (none: the listing is done).
-    async fn backfill_chunk(
+    pub(crate) async fn backfill_chunk(
         &self,
         feed: &str,
         last: &str,
+        origin: &str,
     ) -> Result<(Vec<WorkItem>, Option<String>), PollError> {
         let (side, object) = feed.split_once(':').unwrap_or(("", ""));
         let side = Side::from_name(side).ok_or_else(|| {
@@ -492,7 +521,7 @@ impl Pipeline {
             side,
             object: object.to_owned(),
             id,
-            origin: "backfill".into(),
+            origin: origin.to_owned(),
         };
         if side == Side::HubSpot {
             let mut items = Vec::new();

@@ -587,12 +587,23 @@ impl Pipeline {
             && p.hubspot_writes.is_empty()
             && p.salesforce_writes.is_empty()
             && p.note.is_none();
+        // How a pair linked now came to be: a side created, or two records matched.
+        let linked = p
+            .work
+            .link
+            .is_none()
+            .then_some(match (&p.work.hubspot, &p.work.salesforce) {
+                (None, _) => crate::ports::Linking::CreatedInHubSpot,
+                (_, None) => crate::ports::Linking::CreatedInSalesforce,
+                _ => crate::ports::Linking::Matched,
+            });
         if !moved_nothing {
             for item in answered {
                 let from = item.side;
                 let mut event = self.event(item, from, crate::ports::Outcome::Synced, now);
                 event.changes = p.changes.clone();
                 event.held_back = p.held_back.clone();
+                event.linked = linked;
                 if let Some((code, field, message)) = &p.note {
                     event.code = Some((*code).to_owned());
                     event.field = Some(field.clone());

@@ -213,6 +213,8 @@ pub trait HubSpotApi: Send + Sync {
 #[async_trait]
 pub trait SalesforceApi: Send + Sync {
     async fn query(&self, soql: &str, all: bool) -> Result<Vec<Value>, CrmError>;
+    /// `SELECT COUNT() ...`: how many rows match.
+    async fn count(&self, soql: &str) -> Result<u64, CrmError>;
     async fn composite_queries(
         &self,
         queries: &[(String, String)],

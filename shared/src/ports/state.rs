@@ -233,7 +233,31 @@ pub struct SyncEvent {
     /// Values the sync did not write because the target would refuse or cut them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_back: Vec<HeldBack>,
+    /// What a sync that linked the pair did: created the record on a side, or linked
+    /// two that existed. None for a pair linked before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked: Option<Linking>,
     pub at: Millis,
+}
+
+/// How a pair came to be linked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Linking {
+    CreatedInHubSpot,
+    CreatedInSalesforce,
+    /// Both records existed: matched (email, domain, the id one names) and linked.
+    Matched,
+}
+
+impl Linking {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Linking::CreatedInHubSpot => "created in HubSpot",
+            Linking::CreatedInSalesforce => "created in Salesforce",
+            Linking::Matched => "linked with an existing record",
+        }
+    }
 }
 
 /// One value held back: the field, the reason code (`would_truncate`,

@@ -34,6 +34,11 @@ impl SalesforceApi for SalesforceClient {
             .await
             .map_err(CrmError::from)
     }
+    async fn count(&self, soql: &str) -> Result<u64, CrmError> {
+        SalesforceClient::count(self, soql)
+            .await
+            .map_err(CrmError::from)
+    }
     async fn composite_queries(
         &self,
         queries: &[(String, String)],

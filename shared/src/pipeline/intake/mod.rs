@@ -127,6 +127,10 @@ struct SyncRequest {
     records: Vec<SyncRecord>,
     #[serde(default)]
     hubspot_list: Option<String>,
+    /// `salesforce:Lead`: import every record of the object into HubSpot (the poller
+    /// lists them, checkpointed).
+    #[serde(default)]
+    import: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,11 +434,31 @@ impl Intake {
                 return IntakeResponse::error(
                     400,
                     &format!(
-                        "expected {{\"records\": [...]}} or {{\"hubspot_list\": \"ID\"}}: {e}"
+                        "expected {{\"records\": [...]}}, {{\"hubspot_list\": \"ID\"}} or {{\"import\": \"salesforce:Lead\"}}: {e}"
                     ),
                 );
             }
         };
+        if let Some(target) = &parsed.import {
+            if !parsed.records.is_empty() || parsed.hubspot_list.is_some() {
+                return IntakeResponse::error(400, "an import is asked for on its own");
+            }
+            let sobject = match self.pipeline.import_target(target) {
+                Ok(o) => o,
+                Err(e) => return IntakeResponse::error(400, &e.to_string()),
+            };
+            return match self
+                .pipeline
+                .start_import(self.cursors.as_ref(), &sobject)
+                .await
+            {
+                Ok((start, _)) => IntakeResponse::json(
+                    202,
+                    json!({"import": format!("salesforce:{sobject}"), "start": start}),
+                ),
+                Err(e) => IntakeResponse::error(503, &format!("import not started: {e}")),
+            };
+        }
         let mut items = Vec::new();
         for r in parsed.records {
             let item = WorkItem {
@@ -464,7 +488,10 @@ impl Intake {
             }
         }
         if items.is_empty() {
-            return IntakeResponse::error(400, "nothing to sync: give records or a hubspot_list");
+            return IntakeResponse::error(
+                400,
+                "nothing to sync: give records, a hubspot_list or an import",
+            );
         }
         for chunk in items.chunks(500) {
             if let Err(e) = self.queue.send(chunk).await {

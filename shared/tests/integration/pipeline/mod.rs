@@ -70,6 +70,7 @@ macro_rules! both_ways {
 }
 
 mod deals;
+mod import;
 mod inclusion;
 mod lifecycle;
 mod merges;
