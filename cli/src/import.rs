@@ -48,14 +48,15 @@ pub async fn run(
     let bar = ProgressBar::new(total);
     bar.set_style(
         ProgressStyle::with_template(
-            "{prefix:>16} [{bar:28}] {pos:>7}/{len:<7} {per_sec:>10}  {eta} left  {msg}",
+            "{prefix:>16} [{bar:28}] {pos:>7}/{len:<7} {per_sec:>10}  {eta} left",
         )
         .map_err(failed)?
         .progress_chars("=> "),
     );
     bar.set_prefix(sobject.clone());
     let started = Instant::now();
-    let (mut listed, mut done) = (0u64, 0u64);
+    let mut done = 0u64;
+    let mut unfinished = 0;
     let mut listing = true;
     let mut last_progress = Instant::now();
     loop {
@@ -64,9 +65,7 @@ pub async fn run(
                 .import_chunk(store.as_ref(), store.as_ref(), &sobject)
                 .await
                 .map_err(failed)?;
-            listed += step.queued as u64;
             listing = !step.listed_all;
-            bar.set_message(format!("{listed} listed"));
         }
         let round = worker::run_once(&pipeline, store.as_ref(), 100)
             .await
@@ -91,12 +90,12 @@ pub async fn run(
         if !listing && left == 0 {
             break;
         }
+        // Only records held elsewhere are left (by a run that stopped mid-batch: they
+        // come back to the queue when their minute is up): the import stays under way.
         if !listing && round.received == 0 && last_progress.elapsed() > GIVE_UP_AFTER {
             let depth = store.depth().await.map_err(failed)?;
             if depth.waiting == 0 {
-                println!(
-                    "{left} records wait to be retried (see `crmsync errors`); `crmsync run` on this store retries them"
-                );
+                unfinished = left;
                 break;
             }
         }
@@ -105,10 +104,12 @@ pub async fn run(
         }
     }
     bar.finish_and_clear();
-    pipeline
-        .finish_import(store.as_ref(), &sobject)
-        .await
-        .map_err(failed)?;
+    if unfinished == 0 {
+        pipeline
+            .finish_import(store.as_ref(), &sobject)
+            .await
+            .map_err(failed)?;
+    }
     let summary = pipeline
         .import_summary(&sobject, since)
         .await
@@ -132,6 +133,11 @@ pub async fn run(
     }
     if summary.waiting > 0 {
         println!("  {:>7}  not synced yet", summary.waiting);
+    }
+    if unfinished > 0 {
+        println!(
+            "{unfinished} records are still held by a run that stopped (they return to the queue within a minute): run the import again to finish it, or `crmsync run` on this store"
+        );
     }
     Ok(())
 }

@@ -443,6 +443,9 @@ fn print_card(card: &Card) {
                 .map(|c| format!(" [{c}]"))
                 .unwrap_or_default()
         );
+        if let Some(linked) = e.linked {
+            println!("      {}", linked.describe());
+        }
         for ch in &e.changes {
             println!("      wrote {}: {} -> {}", ch.field, ch.old, ch.new);
         }
