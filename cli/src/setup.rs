@@ -6,6 +6,7 @@
 
 use crmsync_shared::adapters::hubspot::HubSpotClient;
 use crmsync_shared::adapters::salesforce::SalesforceClient;
+use crmsync_shared::domain::activity;
 use crmsync_shared::domain::config::ValidatedConfig;
 use crmsync_shared::domain::pair::pairs_of;
 use crmsync_shared::local::env::Connections;
@@ -118,7 +119,32 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
         }
     }
 
+    // Salesforce Tasks as HubSpot tasks: upserted on a unique property of tasks.
+    let activities = &config.activities;
+    if activities.enabled && activities.salesforce_tasks_to_hubspot {
+        let name = activity::TASK_ID_PROPERTY;
+        match hubspot.properties("tasks").await {
+            Ok(props)
+                if props.iter().any(|p| {
+                    p.get("name").and_then(Value::as_str) == Some(name)
+                        && p.get("hasUniqueValue").and_then(Value::as_bool) == Some(true)
+                }) =>
+            {
+                report.present.push(format!("HubSpot tasks.{name}"));
+            }
+            Ok(_) => report.problems.push(format!(
+                "HubSpot tasks.{name} is missing: create a single-line text property named {name} on tasks with \"Require unique values\" on (Salesforce Tasks are upserted on it)"
+            )),
+            Err(e) => report
+                .problems
+                .push(format!("HubSpot tasks: could not read its properties ({e})")),
+        }
+    }
+
     let mut wanted: Vec<(String, String, bool)> = Vec::new();
+    if activities.enabled {
+        wanted.push(("Task".into(), activity::ENGAGEMENT_ID_FIELD.into(), true));
+    }
     for pair in &pairs {
         let mappings = config
             .pair(&pair.name)

@@ -173,6 +173,10 @@ pub fn standard_objects() -> Vec<(ObjectKind, Vec<PropertyDef>)> {
         ],
     ));
     tasks.push(enumeration("hs_task_priority", &["LOW", "MEDIUM", "HIGH"]));
+    // The Salesforce Task a task was made from, as an integration's setup creates it.
+    let mut task_id = prop("salesforcetaskid", PropType::String);
+    task_id.unique = true;
+    tasks.push(task_id);
     let mut line_items = text(&["name", "description", "hs_sku", "hs_product_id"]);
     line_items.push(prop("price", PropType::Number));
     line_items.push(prop("quantity", PropType::Number));

@@ -484,13 +484,15 @@ pub struct AssociationChange {
 }
 
 /// The webhook object name of a path name, for the types webhooks cover: contacts,
-/// companies, deals, and custom objects (HubSpot's generic `object.*` subscriptions).
+/// companies, deals, and (HubSpot's generic `object.*` subscriptions, events naming the
+/// `objectTypeId`) engagements and custom objects.
 fn webhook_object(type_name: &str) -> Option<&'static str> {
     match type_name {
         "contacts" => Some("contact"),
         "companies" => Some("company"),
         "deals" => Some("deal"),
         "tickets" => Some("ticket"),
+        "calls" | "emails" | "meetings" | "notes" | "tasks" => Some("object"),
         t if t.starts_with("p_") => Some("object"),
         _ => None,
     }

@@ -1,10 +1,14 @@
-//! HubSpot engagements (calls, emails, meetings, notes, tasks) as Salesforce tasks.
+//! HubSpot engagements (calls, emails, meetings, notes, tasks) as Salesforce tasks, and
+//! Salesforce tasks as HubSpot tasks.
 //!
-//! Activities flow one way, HubSpot -> Salesforce, for the types the configuration
-//! enables. Each engagement becomes one Task, linked to the Salesforce lead/contact
-//! (`WhoId`) and, where known, the account or opportunity (`WhatId`). Texts are cut to
-//! the Task's field lengths here, so a long email body never fails the record with
-//! STRING_TOO_LONG; the cut is reported.
+//! An activity flows from the side it was made on, never back: an engagement becomes
+//! one Task (upserted on `HubSpot_Engagement_Id__c`, so a replay never makes a second),
+//! hung on the Salesforce lead/contact (`WhoId`) and, where known and allowed, the
+//! opportunity or account (`WhatId`); a Salesforce Task becomes one HubSpot task
+//! (upserted on `salesforcetaskid`). A Task that carries an engagement id, or a HubSpot
+//! task that carries a Task id, was written by the sync and is not copied back. Texts
+//! are cut to the Task's field lengths here, so a long email body never fails the
+//! record with STRING_TOO_LONG; the cut is reported.
 
 use serde_json::{Map, Value};
 
@@ -15,6 +19,40 @@ use super::value::{FieldType, normalize};
 pub const SUBJECT_MAX: usize = 255;
 /// `Task.Description` (Comments) holds 32,000 characters.
 pub const DESCRIPTION_MAX: usize = 32_000;
+
+/// The Task field that holds the HubSpot engagement id (an external id: Tasks are
+/// upserted on it).
+pub const ENGAGEMENT_ID_FIELD: &str = "HubSpot_Engagement_Id__c";
+/// The HubSpot task property that holds the Salesforce Task id (unique: HubSpot tasks
+/// are upserted on it).
+pub const TASK_ID_PROPERTY: &str = "salesforcetaskid";
+/// The Task fields a Salesforce Task -> HubSpot task sync reads.
+pub const TASK_FIELDS: [&str; 11] = [
+    "Id",
+    "Subject",
+    "Description",
+    "Status",
+    "Priority",
+    "ActivityDate",
+    "CreatedDate",
+    "WhoId",
+    "WhatId",
+    "OwnerId",
+    ENGAGEMENT_ID_FIELD,
+];
+
+/// The engagement type whose HubSpot object is `object`.
+pub fn kind_of(object: &str) -> Option<ActivityType> {
+    [
+        ActivityType::Email,
+        ActivityType::Meeting,
+        ActivityType::Call,
+        ActivityType::Note,
+        ActivityType::Task,
+    ]
+    .into_iter()
+    .find(|k| hubspot_object(*k) == object)
+}
 
 /// The HubSpot object type of an engagement type (`calls`, `emails`...).
 pub fn hubspot_object(kind: ActivityType) -> &'static str {
@@ -123,6 +161,70 @@ fn plain_text(html: &str) -> String {
         .replace("&amp;", "&")
         .trim()
         .to_owned()
+}
+
+impl TaskLinks {
+    /// Where a Task hangs: on its person (`who`: the sObject and id), and on the
+    /// opportunity, else the account, it concerns. Salesforce refuses a `WhatId` on a
+    /// Task whose `WhoId` is a Lead (a Lead belongs to no account), so a Lead's Task has
+    /// none.
+    pub fn of(
+        who: Option<(&str, &str)>,
+        opportunity: Option<&str>,
+        account: Option<&str>,
+        owner: Option<&str>,
+    ) -> TaskLinks {
+        let on_lead = who.is_some_and(|(o, _)| o == "Lead");
+        TaskLinks {
+            who_id: who.map(|(_, id)| id.to_owned()),
+            what_id: (!on_lead)
+                .then(|| opportunity.or(account).map(str::to_owned))
+                .flatten(),
+            owner_id: owner.map(str::to_owned),
+        }
+    }
+}
+
+/// The HubSpot task for one Salesforce Task (`row`, with [`TASK_FIELDS`]): its
+/// properties, the Task id among them.
+pub fn hubspot_task_from_salesforce(
+    row: &Map<String, Value>,
+    owner: Option<&str>,
+) -> Map<String, Value> {
+    let mut p = Map::new();
+    let subject = text(row, "Subject").unwrap_or("Task");
+    p.insert("hs_task_subject".into(), Value::String(subject.to_owned()));
+    if let Some(body) = text(row, "Description") {
+        p.insert("hs_task_body".into(), Value::String(body.to_owned()));
+    }
+    let status = match text(row, "Status") {
+        Some("Completed") => "COMPLETED",
+        Some("In Progress") => "IN_PROGRESS",
+        Some("Waiting on someone else") => "WAITING",
+        Some("Deferred") => "DEFERRED",
+        _ => "NOT_STARTED",
+    };
+    p.insert("hs_task_status".into(), Value::String(status.into()));
+    let priority = match text(row, "Priority") {
+        Some("High") => "HIGH",
+        Some("Low") => "LOW",
+        _ => "MEDIUM",
+    };
+    p.insert("hs_task_priority".into(), Value::String(priority.into()));
+    // HubSpot requires hs_timestamp: the due date, else when the Task was made.
+    let when = text(row, "ActivityDate")
+        .map(|d| format!("{d}T00:00:00.000Z"))
+        .or_else(|| text(row, "CreatedDate").map(str::to_owned));
+    if let Some(when) = when {
+        p.insert("hs_timestamp".into(), Value::String(when));
+    }
+    if let Some(owner) = owner {
+        p.insert("hubspot_owner_id".into(), Value::String(owner.to_owned()));
+    }
+    if let Some(id) = text(row, "Id") {
+        p.insert(TASK_ID_PROPERTY.into(), Value::String(id.to_owned()));
+    }
+    p
 }
 
 /// The Salesforce Task for one HubSpot engagement.
@@ -313,6 +415,46 @@ mod tests {
             plan.fields["Subject"].as_str().map(str::len),
             Some(SUBJECT_MAX)
         );
+    }
+
+    #[test]
+    fn a_leads_task_has_no_what_and_a_contacts_prefers_the_opportunity() {
+        let lead = TaskLinks::of(Some(("Lead", "00QA")), Some("006B"), Some("001C"), None);
+        assert_eq!(lead.what_id, None);
+        let contact = TaskLinks::of(Some(("Contact", "003A")), Some("006B"), Some("001C"), None);
+        assert_eq!(contact.what_id.as_deref(), Some("006B"));
+        let company = TaskLinks::of(None, None, Some("001C"), Some("005D"));
+        assert_eq!(
+            (
+                company.who_id,
+                company.what_id.as_deref(),
+                company.owner_id.as_deref()
+            ),
+            (None, Some("001C"), Some("005D"))
+        );
+    }
+
+    #[test]
+    fn a_salesforce_task_becomes_a_hubspot_task_naming_it() {
+        let p = hubspot_task_from_salesforce(
+            &props(
+                json!({"Id": "00TA", "Subject": "Call back", "Status": "Completed", "Priority": "High", "ActivityDate": "2024-05-03", "HubSpot_Engagement_Id__c": null}),
+            ),
+            Some("77"),
+        );
+        assert_eq!(
+            Value::Object(p),
+            json!({
+                "hs_task_subject": "Call back",
+                "hs_task_status": "COMPLETED",
+                "hs_task_priority": "HIGH",
+                "hs_timestamp": "2024-05-03T00:00:00.000Z",
+                "hubspot_owner_id": "77",
+                "salesforcetaskid": "00TA"
+            })
+        );
+        assert_eq!(kind_of("emails"), Some(ActivityType::Email));
+        assert_eq!(kind_of("contacts"), None);
     }
 
     #[test]

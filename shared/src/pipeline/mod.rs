@@ -6,6 +6,7 @@
 //! - [`intake`]: webhooks, outbound messages and manual requests -> the queue.
 //! - [`Pipeline::sync_batch`]: record references -> both CRMs and the link state.
 
+mod activities;
 pub mod backfill;
 pub mod control;
 pub mod dashboard;
@@ -436,7 +437,12 @@ impl Pipeline {
         let mut outcomes = vec![ItemOutcome::Done; items.len()];
         let now = self.clock.now_ms();
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
+        let mut activities: Vec<usize> = Vec::new();
         for (n, item) in items.iter().enumerate() {
+            if self.is_activity(item) {
+                activities.push(n);
+                continue;
+            }
             let run = self.pair_of(item);
             match run.and_then(|r| self.pairs.iter().position(|p| std::ptr::eq(p, r))) {
                 Some(k) => groups[k].push(n),
@@ -461,6 +467,11 @@ impl Pipeline {
                     outcomes[n] = o;
                 }
             }
+        }
+        // After the records: an activity finds its contact linked in this batch.
+        if !activities.is_empty() {
+            self.sync_activities(items, &activities, &mut outcomes)
+                .await;
         }
         self.note_usage().await;
         // A trigger is done once the contacts it queued are.

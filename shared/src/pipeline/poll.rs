@@ -212,16 +212,23 @@ impl Pipeline {
             .iter()
             .flat_map(|p| p.spec.sobjects.iter().cloned())
             .collect();
-        // Read only for what their changes trigger (lifecycle stages): never listed.
-        let triggers = self.trigger_feeds();
+        // Read only for what their changes trigger (lifecycle stages), or from now on
+        // (activities): never listed.
+        let mut triggers = self.trigger_feeds();
+        triggers.extend(self.activity_salesforce_feeds());
         let hubspot_objects: Vec<String> = self
             .pairs
             .iter()
             .map(|p| p.spec.hubspot_object.clone())
             .collect();
-        for object in &hubspot_objects {
+        // Activities sync from the first poll on: their feeds are never listed.
+        let activity_objects = self.activity_hubspot_feeds();
+        for object in hubspot_objects.iter().chain(&activity_objects) {
             let feed = format!("hubspot:{object}");
             let r = match cursors.cursor(&feed).await? {
+                None if activity_objects.contains(object) => {
+                    self.start_feed(cursors, &feed, now).await?
+                }
                 None => self.start_backfill(cursors, &feed, now).await?,
                 Some(from) => {
                     let since = (from.at - HUBSPOT_OVERLAP_MS).max(0);

@@ -461,10 +461,24 @@ pub struct TicketSettings {
     pub fields: Vec<FieldMapping>,
 }
 
+choice! {
+    /// What an activity does whose contact (or company, deal) is not synced yet.
+    pub enum UnsyncedRelated {
+        /// Retried until it is (the status says `waiting_for_related`).
+        Wait = "wait",
+        /// Skipped with `related_not_synced`; its next change tries again.
+        Skip = "skip",
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivitySettings {
     pub enabled: bool,
+    /// The engagement types that become Salesforce Tasks (default: all five).
     pub types: Vec<ActivityType>,
+    pub unsynced_contact: UnsyncedRelated,
+    /// Salesforce Tasks become HubSpot tasks too.
+    pub salesforce_tasks_to_hubspot: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

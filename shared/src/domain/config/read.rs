@@ -525,10 +525,13 @@ fn read_deals(n: &mut Node<'_>, p: &mut Problems) -> DealSettings {
 
 fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
     let enabled = n.bool("enabled", false, p);
+    let unsynced_contact = n.choice("unsynced_contact", UnsyncedRelated::Wait, p);
+    let salesforce_tasks_to_hubspot = n.bool("salesforce_tasks_to_hubspot", false, p);
     let path = n.at("types");
+    let all = ["email", "meeting", "call", "note", "task"].map(str::to_owned);
     let types = n
         .string_list("types", p)
-        .unwrap_or_default()
+        .unwrap_or_else(|| all.to_vec())
         .into_iter()
         .enumerate()
         .filter_map(|(i, name)| {
@@ -545,7 +548,12 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
             t
         })
         .collect();
-    ActivitySettings { enabled, types }
+    ActivitySettings {
+        enabled,
+        types,
+        unsynced_contact,
+        salesforce_tasks_to_hubspot,
+    }
 }
 
 fn read_owners(n: &mut Node<'_>, p: &mut Problems) -> OwnerSettings {

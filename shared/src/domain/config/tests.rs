@@ -73,24 +73,31 @@ fn the_example_is_valid_and_enables_every_pair_that_runs() {
         on,
         ["contacts", "companies", "deals", "tickets", "machines"]
     );
-    assert!(!c.activities.enabled);
+    assert!(c.activities.enabled && c.activities.types.len() == 5);
     assert!(!c.contacts.lifecycle_from_opportunities.enabled);
     assert_eq!(c.custom_objects[0].lookups.len(), 1);
     assert!(matches!(c.contacts.inclusion.hubspot, Inclusion::Filter(_)));
 }
 
-/// What the pipeline does not carry out yet is refused by the build's own capability
-/// list, naming the key and saying so: nothing is accepted and then ignored.
 #[test]
-fn settings_this_build_does_not_carry_out_are_refused() {
-    let key = "activities.enabled";
-    let text = "[deals]\nenabled = false\n[activities]\nenabled = true\ntypes = [\"call\"]\n";
-    let p = problems(text);
-    assert!(
-        p.iter()
-            .any(|e| e.starts_with(&format!("{key}: ")) && e.contains("not implemented")),
-        "{key} not refused: {p:?}"
+fn activities_read_their_types_and_rules_and_need_contacts() {
+    let c = SyncConfig::from_toml("[deals]\nenabled = false\n[activities]\nenabled = true\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.activities.types.len(), 5, "every type unless told");
+    assert_eq!(c.activities.unsynced_contact, UnsyncedRelated::Wait);
+    assert!(!c.activities.salesforce_tasks_to_hubspot);
+    let c = SyncConfig::from_toml(
+        "[deals]\nenabled = false\n[activities]\nenabled = true\ntypes = [\"call\"]\nunsynced_contact = \"skip\"\nsalesforce_tasks_to_hubspot = true\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.activities.types, vec![ActivityType::Call]);
+    assert_eq!(c.activities.unsynced_contact, UnsyncedRelated::Skip);
+    assert!(c.activities.salesforce_tasks_to_hubspot);
+    let p = problems(
+        "[deals]\nenabled = false\n[contacts]\nenabled = false\n[activities]\nenabled = true\nunsynced_contact = \"later\"\n",
     );
+    assert!(has(&p, "activities.enabled"), "{p:?}");
+    assert!(has(&p, "activities.unsynced_contact"), "{p:?}");
 }
 
 #[test]

@@ -47,7 +47,7 @@ impl Feature {
             Feature::Companies => "company sync",
             Feature::Deals => "deal sync",
             Feature::Tickets => "ticket <-> case sync",
-            Feature::Activities => "activity sync (engagements -> tasks)",
+            Feature::Activities => "activity sync (engagements <-> tasks)",
             Feature::CustomObjects => "custom object sync",
             Feature::LifecycleFromOpportunities => "lifecycle stages from opportunities",
             Feature::InclusionList => "the inclusion list",
@@ -70,8 +70,7 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
-    /// Everything this build's pipeline carries out. Activities are not here yet: a
-    /// configuration that switches them on is refused, naming the key.
+    /// Everything this build's pipeline carries out.
     pub fn current() -> Self {
         use Feature::*;
         Capabilities {
@@ -80,6 +79,7 @@ impl Capabilities {
                 Companies,
                 Deals,
                 Tickets,
+                Activities,
                 CustomObjects,
                 LifecycleFromOpportunities,
                 InclusionList,
@@ -183,6 +183,12 @@ pub(super) fn validate(c: &SyncConfig, capabilities: &Capabilities) -> Vec<Confi
                 "activity sync is enabled but no type is: expected some of {}",
                 ActivityType::expected()
             ),
+        ));
+    }
+    if c.activities.enabled && !c.contacts.enabled {
+        errors.push(ConfigError::new(
+            "activities.enabled",
+            "activities hang on synced contacts, which do not sync: set contacts.enabled = true too",
         ));
     }
     let lifecycle = c.contacts.lifecycle_from_opportunities;

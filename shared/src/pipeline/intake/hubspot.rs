@@ -99,7 +99,8 @@ fn change_of(subscription: &str, event: &Value) -> Change {
 }
 
 /// The object type an event is about: standard objects by their subscription's name,
-/// custom objects (`object.*` subscriptions) by the type id the event carries.
+/// engagements and custom objects (`object.*` subscriptions) by the type id the event
+/// carries.
 fn object_of(subscription: &str, event: &Value) -> Option<String> {
     let standard = match subscription.split('.').next()? {
         "contact" => "contacts",
@@ -108,6 +109,18 @@ fn object_of(subscription: &str, event: &Value) -> Option<String> {
         "ticket" => "tickets",
         "object" => {
             let id = event.get("objectTypeId").and_then(Value::as_str)?;
+            // Engagements by their standard type ids (generic subscriptions).
+            let engagement = match id {
+                "0-48" => Some("calls"),
+                "0-49" => Some("emails"),
+                "0-47" => Some("meetings"),
+                "0-46" => Some("notes"),
+                "0-27" => Some("tasks"),
+                _ => None,
+            };
+            if let Some(e) = engagement {
+                return Some(e.to_owned());
+            }
             return is_custom_type_id(id).then(|| id.to_owned());
         }
         _ => return None,

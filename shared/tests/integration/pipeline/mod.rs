@@ -69,6 +69,7 @@ macro_rules! both_ways {
     };
 }
 
+mod activities;
 mod deals;
 mod import;
 mod inclusion;
