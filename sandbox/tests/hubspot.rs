@@ -1398,6 +1398,76 @@ async fn join_order_pages_members_as_they_joined_and_batch_read_answers_per_reco
 }
 
 #[tokio::test]
+async fn a_form_submission_makes_its_contact_and_reads_back_newest_first() {
+    let p = portal(relaxed(), None).await;
+    let r = p
+        .control("POST", "/forms", Some(json!({"name": "Contact us"})))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let guid = r.body["guid"].as_str().unwrap_or_default().to_owned();
+    for i in 0..3 {
+        let r = p
+            .control(
+                "POST",
+                &format!("/forms/{guid}/submit"),
+                Some(json!({"values": {"email": "visitor@example.com", "firstname": format!("V{i}")}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        p.control("POST", "/clock/advance", Some(json!({"ms": 1000})))
+            .await;
+    }
+    // One contact, updated by each submission.
+    let r = p
+        .api(
+            "GET",
+            "/crm/v3/objects/contacts/visitor@example.com?idProperty=email&properties=firstname",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["properties"]["firstname"], "V2", "{}", r.body);
+    let path = format!("/form-integrations/v1/submissions/forms/{guid}?limit=2");
+    let r = p.api("GET", &path, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let first: Vec<i64> = r.body["results"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["submittedAt"].as_i64())
+        .collect();
+    assert_eq!(first.len(), 2);
+    assert!(first[0] > first[1], "newest first: {first:?}");
+    assert_eq!(r.body["results"][0]["values"][0]["name"], "email");
+    let after = r.body["paging"]["next"]["after"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let r = p.api("GET", &format!("{path}&after={after}"), None).await;
+    assert_eq!(r.body["results"].as_array().map(Vec::len), Some(1));
+    assert!(r.body["paging"].is_null());
+    let r = p
+        .api(
+            "GET",
+            &format!("/form-integrations/v1/submissions/forms/{guid}?limit=51"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = p
+        .api("GET", "/form-integrations/v1/submissions/forms/nope", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = p
+        .control(
+            "POST",
+            &format!("/forms/{guid}/submit"),
+            Some(json!({"values": {"firstname": "No email"}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn a_dropped_connection_fault_leaves_the_client_without_an_answer() {
     let p = portal(relaxed(), None).await;
     p.control("POST", "/faults", Some(json!({"faults": [{"drop": true}]})))

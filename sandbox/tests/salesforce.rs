@@ -332,6 +332,13 @@ async fn a_data_load_pages_by_id_each_record_once() {
         }
     }
     assert_eq!(seen.len(), 700);
+    // A 15-character id names the same record.
+    let first = r.body["ids"][0].as_str().unwrap_or_default().to_owned();
+    let short = first.get(..15).unwrap_or_default();
+    let found = o
+        .query(&format!("SELECT Id FROM Lead WHERE Id IN ('{short}')"))
+        .await;
+    assert_eq!(found.body["totalSize"], 1, "{}", found.body);
     let r = o
         .control(
             "POST",
@@ -340,6 +347,35 @@ async fn a_data_load_pages_by_id_each_record_once() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_person_joins_a_campaign_once() {
+    let o = org(None).await;
+    let campaign = o
+        .create("Campaign", json!({"Name": "Webinar", "IsActive": true}))
+        .await;
+    let lead = o
+        .create("Lead", json!({"LastName": "Member", "Company": "C"}))
+        .await;
+    let member = json!({"CampaignId": campaign, "LeadId": lead, "Status": "Responded"});
+    let r = o
+        .api("POST", "/sobjects/CampaignMember", Some(member.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = o
+        .api("POST", "/sobjects/CampaignMember", Some(member))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(first_error(&r).0, "DUPLICATE_VALUE");
+    let r = o
+        .api(
+            "POST",
+            "/sobjects/CampaignMember",
+            Some(json!({"CampaignId": campaign, "Status": "Sent"})),
+        )
+        .await;
+    assert_eq!(first_error(&r).0, "REQUIRED_FIELD_MISSING");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod api;
 pub mod associations;
 mod control;
 pub mod error;
+pub mod forms;
 pub mod limits;
 pub mod lists;
 mod metadata;
@@ -127,6 +128,7 @@ pub struct HubSpot {
     pub webhooks: Mutex<webhooks::Webhooks>,
     pub associations: Mutex<associations::Associations>,
     pub lists: Mutex<lists::Lists>,
+    pub forms: Mutex<forms::Forms>,
     issued: Mutex<oauth::IssuedTokens>,
 }
 
@@ -143,6 +145,7 @@ impl HubSpot {
             webhooks: Mutex::new(webhooks::Webhooks::new(settings.webhooks.clone())),
             associations: Mutex::new(associations::Associations::default()),
             lists: Mutex::new(lists::Lists::default()),
+            forms: Mutex::new(forms::Forms::default()),
             issued: Mutex::new(oauth::IssuedTokens::default()),
             clock,
             settings: Mutex::new(settings),
@@ -199,11 +202,15 @@ pub fn router(state: Arc<HubSpot>) -> Router {
         .merge(associations::routes())
         .merge(metadata::routes())
         .merge(lists::routes())
+        .merge(forms::routes())
         .layer(middleware::from_fn_with_state(state.clone(), gate));
     Router::new()
         .merge(api)
         .merge(oauth::routes())
-        .nest("/_sandbox/hubspot", control::routes())
+        .nest(
+            "/_sandbox/hubspot",
+            control::routes().merge(forms::control_routes()),
+        )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)

@@ -306,8 +306,10 @@ fn compare(ty: Option<SfType>, actual: &Value, op: Op, literal: &Literal, now: i
         (_, Literal::Str(s)) if op == Op::Like => return like(&text(actual), s),
         // Ids compare by their characters, case and all, as they order (`Id > '...'
         // ORDER BY Id` pages a table, each record once).
+        // A 15-character id names the same record as its 18-character form.
         (Some(SfType::Id | SfType::Reference), Literal::Str(s)) => {
-            Some(text(actual).as_str().cmp(s))
+            let long = |x: &str| super::ids::to18(x).unwrap_or_else(|| x.to_owned());
+            Some(long(&text(actual)).cmp(&long(s)))
         }
         (_, Literal::Str(s)) => Some(text(actual).to_lowercase().cmp(&s.to_lowercase())),
         (_, Literal::Num(n)) => actual.as_f64().and_then(|a| a.partial_cmp(n)),

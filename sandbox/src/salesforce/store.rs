@@ -548,6 +548,42 @@ impl Org {
     }
 
     /// Rules that look at the record as it would be saved.
+    /// A campaign member names a Lead or a Contact, and one person joins a campaign
+    /// once (Salesforce: "Already a campaign member.").
+    fn campaign_member_problems(&self, saved: &Map<String, Value>) -> Vec<SfError> {
+        let text = |k: &str| {
+            saved
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let person = text("LeadId").or(text("ContactId"));
+        let Some(person) = person else {
+            return vec![SfError::new(
+                "REQUIRED_FIELD_MISSING",
+                "Required fields are missing: [LeadId or ContactId]",
+            )];
+        };
+        let campaign = text("CampaignId");
+        // 15 and 18 characters name the same record.
+        let short = |id: &str| id.get(..15).unwrap_or(id).to_owned();
+        let same = |r: &Record, k: &str, v: Option<&str>| {
+            r.fields.get(k).and_then(Value::as_str).map(short) == v.map(short)
+        };
+        let already = self.records("CampaignMember").any(|r| {
+            r.deleted_ms.is_none()
+                && same(r, "CampaignId", campaign)
+                && (same(r, "LeadId", Some(person)) || same(r, "ContactId", Some(person)))
+        });
+        if already {
+            return vec![SfError::new(
+                "DUPLICATE_VALUE",
+                "Already a campaign member.",
+            )];
+        }
+        Vec::new()
+    }
+
     fn check_saved(
         &self,
         object: &ObjectDef,
@@ -556,6 +592,9 @@ impl Org {
         options: WriteOptions,
     ) -> Result<(), Vec<SfError>> {
         let mut errors = Vec::new();
+        if object.name == "CampaignMember" && id.is_none() {
+            errors.extend(self.campaign_member_problems(saved));
+        }
         let missing: Vec<&str> = object
             .fields
             .iter()

@@ -71,13 +71,24 @@ impl Pipeline {
         }
     }
 
-    /// Syncs the activities `which` of `items` into `outcomes`.
+    /// Syncs the activities `which` of `items` (form submissions among them) into
+    /// `outcomes`.
     pub(crate) async fn sync_activities(
         &self,
         items: &[WorkItem],
         which: &[usize],
         outcomes: &mut [ItemOutcome],
     ) {
+        let (submissions, which): (Vec<usize>, Vec<usize>) = which
+            .iter()
+            .partition(|&&n| self.is_campaign_item(&items[n]));
+        if !submissions.is_empty()
+            && let Err(why) = self.campaign_members(items, &submissions, outcomes).await
+        {
+            for n in submissions {
+                outcomes[n] = ItemOutcome::Retry(why.clone());
+            }
+        }
         let (hubspot, salesforce): (Vec<usize>, Vec<usize>) =
             which.iter().partition(|&&n| items[n].side == Side::HubSpot);
         let mut by_object: HashMap<&str, Vec<usize>> = HashMap::new();

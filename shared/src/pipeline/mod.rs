@@ -8,6 +8,7 @@
 
 mod activities;
 pub mod backfill;
+mod campaigns;
 pub mod control;
 pub mod dashboard;
 mod flow;
@@ -439,7 +440,7 @@ impl Pipeline {
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
         let mut activities: Vec<usize> = Vec::new();
         for (n, item) in items.iter().enumerate() {
-            if self.is_activity(item) {
+            if self.is_activity(item) || self.is_campaign_item(item) {
                 activities.push(n);
                 continue;
             }
@@ -468,7 +469,8 @@ impl Pipeline {
                 }
             }
         }
-        // After the records: an activity finds its contact linked in this batch.
+        // After the records: an activity (a form submission) finds its contact linked
+        // in this batch.
         if !activities.is_empty() {
             self.sync_activities(items, &activities, &mut outcomes)
                 .await;

@@ -371,6 +371,15 @@ impl Pipeline {
             let r = self.poll_list(cursors, queue, list, object, now).await?;
             report.feeds.insert(super::list_feed::list_feed(list), r);
         }
+        // Forms that name a campaign: their submissions.
+        if self.config.campaigns.enabled {
+            for form in &self.config.campaigns.forms {
+                let r = self.poll_form(cursors, queue, &form.form_id, now).await?;
+                report
+                    .feeds
+                    .insert(super::campaigns::form_feed(&form.form_id), r);
+            }
+        }
         let swept: Vec<(String, String)> = self
             .pairs
             .iter()

@@ -49,6 +49,21 @@ pub struct JoinPage {
     pub next: Option<String>,
 }
 
+/// A form submission: which, when, and the email it was made with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormSubmission {
+    pub conversion_id: String,
+    pub submitted_at: i64,
+    pub email: Option<String>,
+}
+
+/// One page of a form's submissions, newest first, and the next page's token.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubmissionPage {
+    pub submissions: Vec<FormSubmission>,
+    pub next: Option<String>,
+}
+
 /// A HubSpot record as read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HsRecord {
@@ -188,6 +203,12 @@ pub trait HubSpotApi: Send + Sync {
     /// One page of a list's members in join order, from `after` (a token of a page
     /// read before; none: the first member to join).
     async fn list_joins(&self, list_id: &str, after: Option<&str>) -> Result<JoinPage, CrmError>;
+    /// One page (50) of a form's submissions, newest first, from `after`.
+    async fn form_submissions(
+        &self,
+        form_id: &str,
+        after: Option<&str>,
+    ) -> Result<SubmissionPage, CrmError>;
     /// Which of `ids` (records of `object`) are members of the list now.
     async fn members_among(
         &self,

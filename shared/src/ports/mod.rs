@@ -9,8 +9,8 @@ pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{
-    BatchOutcome, CrmError, ErrorClass, HsRecord, HubSpotApi, InputError, JoinPage, ListJoin,
-    Owner, RecordResult, SalesforceApi, SfErrorItem,
+    BatchOutcome, CrmError, ErrorClass, FormSubmission, HsRecord, HubSpotApi, InputError, JoinPage,
+    ListJoin, Owner, RecordResult, SalesforceApi, SfErrorItem, SubmissionPage,
 };
 pub use ops::{
     BUCKET_MS, BrokenField, ControlStore, Controls, Pause, SeriesPoint, TelemetryStore, bucket_of,

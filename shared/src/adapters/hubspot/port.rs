@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 
 use super::search::{SEARCH_CAP, SEARCH_PAGE};
 use super::{HubSpotClient, HubSpotError};
-use crate::ports::crm::{BatchOutcome, CrmError, HsRecord, HubSpotApi, JoinPage, Owner};
+use crate::ports::crm::{
+    BatchOutcome, CrmError, HsRecord, HubSpotApi, JoinPage, Owner, SubmissionPage,
+};
 
 impl From<HubSpotError> for CrmError {
     fn from(e: HubSpotError) -> Self {
@@ -134,6 +136,15 @@ impl HubSpotApi for HubSpotClient {
     }
     async fn list_joins(&self, list_id: &str, after: Option<&str>) -> Result<JoinPage, CrmError> {
         HubSpotClient::list_joins(self, list_id, after)
+            .await
+            .map_err(CrmError::from)
+    }
+    async fn form_submissions(
+        &self,
+        form_id: &str,
+        after: Option<&str>,
+    ) -> Result<SubmissionPage, CrmError> {
+        HubSpotClient::form_submissions(self, form_id, after)
             .await
             .map_err(CrmError::from)
     }

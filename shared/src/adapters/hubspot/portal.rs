@@ -7,10 +7,12 @@ use serde_json::{Value, json};
 use super::objects::HsRecord;
 use super::{HubSpotClient, HubSpotError, Idempotent};
 use crate::domain::value::parse_datetime_millis;
-use crate::ports::{JoinPage, ListJoin};
+use crate::ports::{FormSubmission, JoinPage, ListJoin, SubmissionPage};
 
 /// Records per list-membership page (HubSpot's maximum).
 const MEMBERSHIP_PAGE: usize = 250;
+/// Form submissions per page: HubSpot's most.
+const SUBMISSION_PAGE: usize = 50;
 /// Records per membership batch read (HubSpot states no limit for this endpoint; 100 is
 /// its other batch reads' and keeps a request small).
 const MEMBERSHIP_BATCH: usize = 100;
@@ -206,6 +208,56 @@ impl HubSpotClient {
             .and_then(Value::as_str)
             .map(str::to_owned);
         Ok(JoinPage { joins, next })
+    }
+
+    /// One page (50, HubSpot's most) of a form's submissions, newest first.
+    pub async fn form_submissions(
+        &self,
+        form_id: &str,
+        after: Option<&str>,
+    ) -> Result<SubmissionPage, HubSpotError> {
+        let mut query = vec![("limit", SUBMISSION_PAGE.to_string())];
+        if let Some(a) = after {
+            query.push(("after", a.to_owned()));
+        }
+        let a = self
+            .request(
+                Method::GET,
+                &format!("/form-integrations/v1/submissions/forms/{form_id}"),
+                &query,
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        let submissions = a
+            .body
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| {
+                let email = s
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|v| v.get("name").and_then(Value::as_str) == Some("email"))
+                    .and_then(|v| v.get("value"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                Some(FormSubmission {
+                    conversion_id: s.get("conversionId")?.as_str()?.to_owned(),
+                    submitted_at: s.get("submittedAt")?.as_i64()?,
+                    email,
+                })
+            })
+            .collect();
+        let next = a
+            .body
+            .pointer("/paging/next/after")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(SubmissionPage { submissions, next })
     }
 
     /// Which of `ids` are in the list now, read per record (100 a call) rather than

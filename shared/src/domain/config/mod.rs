@@ -481,6 +481,34 @@ pub struct ActivitySettings {
     pub salesforce_tasks_to_hubspot: bool,
 }
 
+/// HubSpot forms whose submissions add the person to a Salesforce campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignSettings {
+    pub enabled: bool,
+    /// The CampaignMember `Status` a submission gives.
+    pub member_status: String,
+    pub forms: Vec<CampaignForm>,
+}
+
+/// A form that names a Salesforce campaign (HubSpot's form option "Salesforce campaign").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignForm {
+    /// The HubSpot form's guid.
+    pub form_id: String,
+    /// The Salesforce Campaign id (`701...`).
+    pub salesforce_campaign: String,
+}
+
+impl CampaignSettings {
+    /// The campaign a form names.
+    pub fn campaign_of(&self, form_id: &str) -> Option<&str> {
+        self.forms
+            .iter()
+            .find(|f| f.form_id == form_id)
+            .map(|f| f.salesforce_campaign.as_str())
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerSettings {
     /// Match HubSpot owners and Salesforce users by email.
@@ -533,6 +561,7 @@ pub struct SyncConfig {
     pub deals: DealSettings,
     pub tickets: TicketSettings,
     pub activities: ActivitySettings,
+    pub campaigns: CampaignSettings,
     pub owners: OwnerSettings,
     pub custom_objects: Vec<CustomObjectPair>,
 }

@@ -283,6 +283,7 @@ fn read_root(root: &mut Node<'_>, p: &mut Problems) -> SyncConfig {
         fields: read_fields(n, false, p),
     });
     let activities = section(root, "activities", p, read_activities);
+    let campaigns = section(root, "campaigns", p, read_campaigns);
     let owners = section(root, "owners", p, read_owners);
     let custom_objects = root
         .tables("custom_objects", p)
@@ -299,6 +300,7 @@ fn read_root(root: &mut Node<'_>, p: &mut Problems) -> SyncConfig {
         deals,
         tickets,
         activities,
+        campaigns,
         owners,
         custom_objects,
     }
@@ -553,6 +555,46 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
         types,
         unsynced_contact,
         salesforce_tasks_to_hubspot,
+    }
+}
+
+fn read_campaigns(n: &mut Node<'_>, p: &mut Problems) -> CampaignSettings {
+    let enabled = n.bool("enabled", false, p);
+    let member_status = n
+        .string("member_status", p)
+        .unwrap_or_else(|| "Responded".into());
+    let forms = n
+        .tables("forms", p)
+        .into_iter()
+        .filter_map(|mut f| {
+            let form_id = f.required_string("form_id", "a HubSpot form's guid", p);
+            let campaign = f.required_string(
+                "salesforce_campaign",
+                "a Salesforce Campaign id (701...)",
+                p,
+            );
+            if let Some(c) = &campaign {
+                let ok = (c.len() == 15 || c.len() == 18)
+                    && c.starts_with("701")
+                    && c.chars().all(|x| x.is_ascii_alphanumeric());
+                if !ok {
+                    p.push(
+                        f.at("salesforce_campaign"),
+                        format!("\"{c}\" is not a Salesforce Campaign id (15 or 18 characters, starting 701)"),
+                    );
+                }
+            }
+            f.finish(p);
+            Some(CampaignForm {
+                form_id: form_id?,
+                salesforce_campaign: campaign?,
+            })
+        })
+        .collect();
+    CampaignSettings {
+        enabled,
+        member_status,
+        forms,
     }
 }
 

@@ -27,6 +27,7 @@ pub enum Feature {
     Deals,
     Tickets,
     Activities,
+    Campaigns,
     CustomObjects,
     LifecycleFromOpportunities,
     InclusionList,
@@ -48,6 +49,7 @@ impl Feature {
             Feature::Deals => "deal sync",
             Feature::Tickets => "ticket <-> case sync",
             Feature::Activities => "activity sync (engagements <-> tasks)",
+            Feature::Campaigns => "campaign members from form submissions",
             Feature::CustomObjects => "custom object sync",
             Feature::LifecycleFromOpportunities => "lifecycle stages from opportunities",
             Feature::InclusionList => "the inclusion list",
@@ -80,6 +82,7 @@ impl Capabilities {
                 Deals,
                 Tickets,
                 Activities,
+                Campaigns,
                 CustomObjects,
                 LifecycleFromOpportunities,
                 InclusionList,
@@ -110,6 +113,7 @@ fn features_used(c: &SyncConfig) -> Vec<(Feature, String)> {
         Feature::Activities,
         "activities.enabled",
     );
+    on(c.campaigns.enabled, Feature::Campaigns, "campaigns.enabled");
     on(
         c.custom_objects.iter().any(|o| o.enabled),
         Feature::CustomObjects,
@@ -183,6 +187,18 @@ pub(super) fn validate(c: &SyncConfig, capabilities: &Capabilities) -> Vec<Confi
                 "activity sync is enabled but no type is: expected some of {}",
                 ActivityType::expected()
             ),
+        ));
+    }
+    if c.campaigns.enabled && !c.contacts.enabled {
+        errors.push(ConfigError::new(
+            "campaigns.enabled",
+            "campaign members are synced contacts, which do not sync: set contacts.enabled = true too",
+        ));
+    }
+    if c.campaigns.enabled && c.campaigns.forms.is_empty() {
+        errors.push(ConfigError::new(
+            "campaigns.forms",
+            "campaigns are on but no form names a campaign: add [[campaigns.forms]] with form_id and salesforce_campaign",
         ));
     }
     if c.activities.enabled && !c.contacts.enabled {

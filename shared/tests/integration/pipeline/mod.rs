@@ -70,6 +70,7 @@ macro_rules! both_ways {
 }
 
 mod activities;
+mod campaigns;
 mod deals;
 mod import;
 mod inclusion;

@@ -1,0 +1,115 @@
+//! Campaigns end to end: a HubSpot form that names an active Salesforce campaign adds
+//! its submitter's synced Lead as a CampaignMember, once however often they submit; an
+//! inactive or unknown campaign is a reason on the submission's status.
+
+use serde_json::{Value, json};
+
+use super::world::{Setup, World};
+use crmsync_shared::domain::config::DEFAULT_TOML;
+use crmsync_shared::ports::Outcome;
+
+/// The sandboxes' first forms and campaigns, by the ids they hand out in order.
+const FORMS: [&str; 3] = [
+    "5f1c0001-0000-4000-8000-000000000001",
+    "5f1c0002-0000-4000-8000-000000000002",
+    "5f1c0003-0000-4000-8000-000000000003",
+];
+const ACTIVE: &str = "7018M0000000001";
+const INACTIVE: &str = "7018M0000000002";
+const UNKNOWN: &str = "7018M0000000009";
+
+fn config() -> String {
+    format!(
+        "{DEFAULT_TOML}\n[campaigns]\nenabled = true\nmember_status = \"Responded\"\nforms = [\n  {{ form_id = \"{}\", salesforce_campaign = \"{ACTIVE}\" }},\n  {{ form_id = \"{}\", salesforce_campaign = \"{INACTIVE}\" }},\n  {{ form_id = \"{}\", salesforce_campaign = \"{UNKNOWN}\" }},\n]\n",
+        FORMS[0], FORMS[1], FORMS[2]
+    )
+}
+
+/// A visitor submits a form: the submission's queued reference.
+async fn submit(w: &World, form: &str, email: &str) -> String {
+    let r = w
+        .post(
+            &w.hs_control(&format!("/forms/{form}/submit")),
+            json!({"values": {"email": email, "lastname": "Visitor"}}),
+        )
+        .await;
+    let conversion = r["conversionId"].as_str().unwrap_or_default();
+    format!("{form}/{conversion}/{email}")
+}
+
+async fn members(w: &World) -> Vec<Value> {
+    w.sf_records("CampaignMember").await
+}
+
+async fn submission_makes_member(push: bool) {
+    let w = World::start(Setup {
+        config: config(),
+        push,
+        ..Setup::default()
+    })
+    .await;
+    let active = w
+        .sf_create(
+            "Campaign",
+            json!({"Name": "Spring webinar", "IsActive": true}),
+        )
+        .await;
+    let inactive = w
+        .sf_create("Campaign", json!({"Name": "Old fair", "IsActive": false}))
+        .await;
+    assert!(active.starts_with(ACTIVE) && inactive.starts_with(INACTIVE));
+    for (n, form) in FORMS.iter().enumerate() {
+        let r = w
+            .post(
+                &w.hs_control("/forms"),
+                json!({"name": format!("Form {n}")}),
+            )
+            .await;
+        assert_eq!(r["guid"], *form);
+    }
+    // The feeds start: submissions count from the first poll on.
+    w.sync().await;
+    w.advance(60_000);
+
+    let first = submit(&w, FORMS[0], "attendee@webinar.example").await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", "attendee@webinar.example").await;
+    assert_eq!(leads.len(), 1, "the submitter's contact did not sync");
+    let lead = leads[0]["Id"].as_str().unwrap_or_default().to_owned();
+    let all = members(&w).await;
+    assert_eq!(
+        all.len(),
+        1,
+        "{all:?} {:?}",
+        w.status("hubspot", "form_submissions", &first).await
+    );
+    assert_eq!(all[0]["LeadId"], lead.as_str());
+    assert_eq!(all[0]["CampaignId"], active.as_str());
+    assert_eq!(all[0]["Status"], "Responded");
+    let (outcome, _) = w.last_outcome("hubspot", "form_submissions", &first).await;
+    assert_eq!(outcome, Outcome::Synced);
+
+    // Again: still one member.
+    w.advance(60_000);
+    let again = submit(&w, FORMS[0], "attendee@webinar.example").await;
+    w.sync().await;
+    assert_eq!(members(&w).await.len(), 1);
+    let (outcome, _) = w.last_outcome("hubspot", "form_submissions", &again).await;
+    assert_eq!(outcome, Outcome::Synced);
+
+    // An inactive campaign, and one that does not exist: reasons, no member.
+    w.advance(60_000);
+    let old = submit(&w, FORMS[1], "late@webinar.example").await;
+    let gone = submit(&w, FORMS[2], "lost@webinar.example").await;
+    w.sync().await;
+    assert_eq!(members(&w).await.len(), 1);
+    for (id, code) in [(old, "campaign_inactive"), (gone, "campaign_unknown")] {
+        let (outcome, got) = w.last_outcome("hubspot", "form_submissions", &id).await;
+        assert_eq!((outcome, got.as_deref()), (Outcome::Skipped, Some(code)));
+    }
+    w.assert_no_dead_letters().await;
+}
+both_ways!(
+    a_form_submission_adds_the_synced_lead_to_its_active_campaign_once,
+    submission_makes_member
+);
