@@ -56,9 +56,21 @@ impl Forms {
 }
 
 pub fn routes() -> Router<Arc<HubSpot>> {
-    Router::new().route(
-        "/form-integrations/v1/submissions/forms/{guid}",
-        get(submissions),
+    Router::new()
+        .route(
+            "/form-integrations/v1/submissions/forms/{guid}",
+            get(submissions),
+        )
+        .route("/marketing/v3/forms/{guid}", get(read_form))
+}
+
+/// `GET /marketing/v3/forms/{formId}`: the form's definition (its name, here).
+async fn read_form(State(hs): State<Arc<HubSpot>>, Path(guid): Path<String>) -> Reply {
+    let forms = lock(&hs.forms);
+    let form = forms.forms.get(&guid).ok_or_else(|| not_found(&guid))?;
+    Ok(
+        Json(json!({"id": form.guid, "name": form.name, "formType": "hubspot", "archived": false}))
+            .into_response(),
     )
 }
 

@@ -227,6 +227,55 @@ pub fn hubspot_task_from_salesforce(
     p
 }
 
+/// The Task id field value of a form submission (its conversion id is unique).
+pub fn submission_task_id(conversion_id: &str) -> String {
+    format!("form:{conversion_id}")
+}
+
+/// The Salesforce Task for a HubSpot form submission: which form, by whom, when.
+pub fn task_from_submission(
+    form: &str,
+    email: &str,
+    submitted_at_ms: i64,
+    links: &TaskLinks,
+) -> TaskPlan {
+    let mut fields = Map::new();
+    let mut truncated = Vec::new();
+    let (subject, was_cut) = cut(&format!("Form submission: {form}"), SUBJECT_MAX);
+    if was_cut {
+        truncated.push("Subject");
+    }
+    fields.insert("Subject".into(), Value::String(subject));
+    fields.insert(
+        "Description".into(),
+        Value::String(format!("{email} submitted the HubSpot form {form}.")),
+    );
+    for (k, v) in [
+        ("Type", "Other"),
+        ("TaskSubtype", "Task"),
+        ("Status", "Completed"),
+        ("Priority", "Normal"),
+    ] {
+        fields.insert(k.into(), Value::String(v.into()));
+    }
+    if let Some(day) = chrono::DateTime::from_timestamp_millis(submitted_at_ms) {
+        fields.insert(
+            "ActivityDate".into(),
+            Value::String(day.format("%Y-%m-%d").to_string()),
+        );
+    }
+    for (key, id) in [
+        ("WhoId", &links.who_id),
+        ("WhatId", &links.what_id),
+        ("OwnerId", &links.owner_id),
+    ] {
+        if let Some(id) = id {
+            fields.insert(key.into(), Value::String(id.clone()));
+        }
+    }
+    TaskPlan { fields, truncated }
+}
+
 /// The Salesforce Task for one HubSpot engagement.
 pub fn task_from_engagement(
     kind: ActivityType,
@@ -455,6 +504,17 @@ mod tests {
         );
         assert_eq!(kind_of("emails"), Some(ActivityType::Email));
         assert_eq!(kind_of("contacts"), None);
+    }
+
+    #[test]
+    fn a_form_submission_is_a_completed_task_on_its_day() {
+        let links = TaskLinks::of(Some(("Lead", "00QA")), None, None, None);
+        let plan = task_from_submission("Contact us", "a@b.example", 1_714_752_000_000, &links);
+        assert_eq!(plan.fields["Subject"], "Form submission: Contact us");
+        assert_eq!(plan.fields["ActivityDate"], "2024-05-03");
+        assert_eq!(plan.fields["WhoId"], "00QA");
+        assert_eq!(plan.fields["Status"], "Completed");
+        assert_eq!(submission_task_id("c-1"), "form:c-1");
     }
 
     #[test]

@@ -79,11 +79,10 @@ impl Pipeline {
         which: &[usize],
         outcomes: &mut [ItemOutcome],
     ) {
-        let (submissions, which): (Vec<usize>, Vec<usize>) = which
-            .iter()
-            .partition(|&&n| self.is_campaign_item(&items[n]));
+        let (submissions, which): (Vec<usize>, Vec<usize>) =
+            which.iter().partition(|&&n| self.is_submission(&items[n]));
         if !submissions.is_empty()
-            && let Err(why) = self.campaign_members(items, &submissions, outcomes).await
+            && let Err(why) = self.sync_submissions(items, &submissions, outcomes).await
         {
             for n in submissions {
                 outcomes[n] = ItemOutcome::Retry(why.clone());

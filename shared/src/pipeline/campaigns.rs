@@ -1,9 +1,11 @@
-//! Campaigns: a submission of a HubSpot form that names a Salesforce campaign
+//! Form submissions: a submission of a HubSpot form that names a Salesforce campaign
 //! (`[[campaigns.forms]]`) adds the submitter's synced Lead or Contact to that campaign
-//! as a CampaignMember, with the configured status. Submissions enter by the poller's
-//! `form:{guid}` feed (HubSpot sends no webhook for them): newest first, read back to
-//! the feed's cursor. A member removed in Salesforce stays removed (removal does not
-//! sync); an unknown or inactive campaign is a reason on the submission's status.
+//! as a CampaignMember, with the configured status; a submission of a form listed in
+//! `[activities] form_submissions` becomes a Task on that Lead or Contact. Submissions
+//! enter by the poller's `form:{guid}` feed (HubSpot sends no webhook for them): newest
+//! first, read back to the feed's cursor. A member removed in Salesforce stays removed
+//! (removal does not sync); an unknown or inactive campaign is a reason on the
+//! submission's status.
 
 use std::collections::HashMap;
 
@@ -26,16 +28,30 @@ pub(crate) fn form_feed(form: &str) -> String {
     format!("form:{form}")
 }
 
-/// A submission as a queued reference: the form, the submission and its email (the
-/// API reads no submission by id, so the reference carries what the sync needs).
-fn reference(form: &str, conversion: &str, email: &str) -> String {
-    format!("{form}/{conversion}/{email}")
+/// A submission as a queued reference: the form, the submission, when, and its email
+/// (the API reads no submission by id, so the reference carries what the sync needs).
+fn reference(form: &str, conversion: &str, at: i64, email: &str) -> String {
+    format!("{form}/{conversion}/{at}/{email}")
 }
 
-fn parse(id: &str) -> Option<(&str, &str, &str)> {
+/// A submission's reference, read back.
+struct Submitted<'a> {
+    form: &'a str,
+    conversion: &'a str,
+    at: i64,
+    email: String,
+}
+
+fn parse(id: &str) -> Option<Submitted<'_>> {
     let (form, rest) = id.split_once('/')?;
-    let (conversion, email) = rest.split_once('/')?;
-    (!email.is_empty()).then_some((form, conversion, email))
+    let (conversion, rest) = rest.split_once('/')?;
+    let (at, email) = rest.split_once('/')?;
+    (!email.is_empty()).then(|| Submitted {
+        form,
+        conversion,
+        at: at.parse().unwrap_or(0),
+        email: email.to_lowercase(),
+    })
 }
 
 fn soql_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
@@ -51,10 +67,216 @@ struct Person {
 }
 
 impl Pipeline {
-    pub(crate) fn is_campaign_item(&self, item: &WorkItem) -> bool {
-        self.config.campaigns.enabled
-            && item.side == Side::HubSpot
+    /// Whether a queued reference is a form submission something is done with.
+    pub(crate) fn is_submission(&self, item: &WorkItem) -> bool {
+        item.side == Side::HubSpot
             && item.object == FORM_SUBMISSIONS
+            && !self.submission_forms().is_empty()
+    }
+
+    /// The forms whose submissions the poller reads: those naming a campaign, and
+    /// those whose submissions become Tasks.
+    pub(crate) fn submission_forms(&self) -> Vec<String> {
+        let mut forms: Vec<String> = Vec::new();
+        if self.config.campaigns.enabled {
+            forms.extend(
+                self.config
+                    .campaigns
+                    .forms
+                    .iter()
+                    .map(|f| f.form_id.clone()),
+            );
+        }
+        if self.config.activities.enabled {
+            forms.extend(self.config.activities.form_submissions.iter().cloned());
+        }
+        forms.sort();
+        forms.dedup();
+        forms
+    }
+
+    /// The batch's form submissions: campaign members, then Tasks.
+    pub(crate) async fn sync_submissions(
+        &self,
+        items: &[WorkItem],
+        which: &[usize],
+        outcomes: &mut [ItemOutcome],
+    ) -> Result<(), String> {
+        let emails: Vec<String> = which
+            .iter()
+            .filter_map(|&n| parse(&items[n].id).map(|s| s.email))
+            .collect();
+        let people = self.submitters(emails).await?;
+        let campaigns = &self.config.campaigns;
+        let (to_campaigns, _): (Vec<usize>, Vec<usize>) = which.iter().partition(|&&n| {
+            campaigns.enabled
+                && parse(&items[n].id).is_some_and(|s| campaigns.campaign_of(s.form).is_some())
+        });
+        if !to_campaigns.is_empty() {
+            self.campaign_members(items, &to_campaigns, &people, outcomes)
+                .await?;
+        }
+        let task_forms = &self.config.activities.form_submissions;
+        let to_tasks: Vec<usize> = which
+            .iter()
+            .copied()
+            .filter(|&n| outcomes[n] == ItemOutcome::Done)
+            .filter(|&n| {
+                self.config.activities.enabled
+                    && parse(&items[n].id).is_some_and(|s| task_forms.iter().any(|f| f == s.form))
+            })
+            .collect();
+        if !to_tasks.is_empty() {
+            self.submission_tasks(items, &to_tasks, &people, outcomes)
+                .await?;
+        }
+        for &n in which {
+            let configured = parse(&items[n].id).is_some_and(|s| {
+                (campaigns.enabled && campaigns.campaign_of(s.form).is_some())
+                    || task_forms.iter().any(|f| f == s.form)
+            });
+            if !configured {
+                let message = "its form is neither in [[campaigns.forms]] nor in activities.form_submissions (any more)".to_owned();
+                self.note(
+                    &items[n],
+                    Side::HubSpot,
+                    Outcome::Skipped,
+                    Some("form_not_configured"),
+                    Some(message),
+                    self.clock.now_ms(),
+                )
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// The synced Lead or Contact of each email (lower-cased), read in one call.
+    async fn submitters(&self, mut emails: Vec<String>) -> Result<HashMap<String, Person>, String> {
+        emails.sort();
+        emails.dedup();
+        let mut people: HashMap<String, Person> = HashMap::new();
+        if emails.is_empty() {
+            return Ok(people);
+        }
+        let contacts = self
+            .hubspot
+            .batch_read("contacts", &emails, &["email"], &[], Some("email"))
+            .await
+            .map_err(|e| e.to_string())?;
+        for c in &contacts {
+            let Some(email) = c.properties.get("email").and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(l) = self
+                .links
+                .by_hubspot("contacts", &c.id)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                people.insert(
+                    email.to_lowercase(),
+                    Person {
+                        sobject: l.salesforce_object,
+                        id: l.salesforce_id,
+                    },
+                );
+            }
+        }
+        Ok(people)
+    }
+
+    /// A submission whose person is not synced yet waits for it.
+    async fn wait_for_submitter(&self, item: &WorkItem, email: &str, now: i64) -> ItemOutcome {
+        let message = format!("the contact {email} is not synced yet{RETRIED_UNTIL_SYNCED}");
+        self.note(
+            item,
+            Side::HubSpot,
+            Outcome::Skipped,
+            Some(WAITING_FOR_RELATED),
+            Some(message),
+            now,
+        )
+        .await;
+        ItemOutcome::Retry(format!("{WAITING_PREFIX} contacts to sync"))
+    }
+
+    /// Submissions as Tasks on their people, upserted on the submission's id (one
+    /// Collections call per 200; a form's name read once per form).
+    async fn submission_tasks(
+        &self,
+        items: &[WorkItem],
+        which: &[usize],
+        people: &HashMap<String, Person>,
+        outcomes: &mut [ItemOutcome],
+    ) -> Result<(), String> {
+        let now = self.clock.now_ms();
+        let mut names: HashMap<String, String> = HashMap::new();
+        let mut rows: Vec<Map<String, Value>> = Vec::new();
+        let mut row_of: Vec<usize> = Vec::new();
+        for &n in which {
+            let Some(s) = parse(&items[n].id) else {
+                continue;
+            };
+            let Some(person) = people.get(&s.email) else {
+                outcomes[n] = self.wait_for_submitter(&items[n], &s.email, now).await;
+                continue;
+            };
+            if !names.contains_key(s.form) {
+                let name = self
+                    .hubspot
+                    .form_name(s.form)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                names.insert(s.form.to_owned(), name);
+            }
+            let form = names.get(s.form).map_or(s.form, String::as_str);
+            let links = crate::domain::activity::TaskLinks::of(
+                Some((person.sobject.as_str(), person.id.as_str())),
+                None,
+                None,
+                None,
+            );
+            let mut plan =
+                crate::domain::activity::task_from_submission(form, &s.email, s.at, &links);
+            plan.fields.insert(
+                crate::domain::activity::ENGAGEMENT_ID_FIELD.into(),
+                json!(crate::domain::activity::submission_task_id(s.conversion)),
+            );
+            rows.push(plan.fields);
+            row_of.push(n);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let results = self
+            .salesforce
+            .upsert(
+                "Task",
+                crate::domain::activity::ENGAGEMENT_ID_FIELD,
+                &rows,
+                false,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        for (k, n) in row_of.into_iter().enumerate() {
+            let item = &items[n];
+            outcomes[n] = match results.get(k) {
+                Some(r) if r.ok() => {
+                    let mut event = self.event(item, Side::HubSpot, Outcome::Synced, now);
+                    event.linked = (r.created == Some(true))
+                        .then_some(crate::ports::Linking::CreatedInSalesforce);
+                    self.record(event).await;
+                    ItemOutcome::Done
+                }
+                Some(r) => {
+                    self.salesforce_failed(item, Side::HubSpot, r.errors.first().cloned(), now)
+                        .await
+                }
+                None => ItemOutcome::Retry("no result for a Task".into()),
+            };
+        }
+        Ok(())
     }
 
     /// Queues a form's submissions made since its cursor. The first read starts the
@@ -106,7 +328,7 @@ impl Pipeline {
                     item: WorkItem {
                         side: Side::HubSpot,
                         object: FORM_SUBMISSIONS.into(),
-                        id: reference(form, &s.conversion_id, email.trim()),
+                        id: reference(form, &s.conversion_id, s.submitted_at, email.trim()),
                         origin: "form".into(),
                     },
                 });
@@ -135,70 +357,26 @@ impl Pipeline {
         })
     }
 
-    /// The batch's form submissions as campaign members: the submitters' contacts read
-    /// by email in one call, the campaigns and their existing members in one query
-    /// each, the new members created in one Collections call per 200.
-    pub(crate) async fn campaign_members(
+    /// Form submissions as campaign members: the campaigns and their existing members
+    /// read in one query each, the new members created in one Collections call per 200.
+    async fn campaign_members(
         &self,
         items: &[WorkItem],
         which: &[usize],
+        people: &HashMap<String, Person>,
         outcomes: &mut [ItemOutcome],
     ) -> Result<(), String> {
         let now = self.clock.now_ms();
         let settings = &self.config.campaigns;
-        let mut wanted: Vec<(usize, &str, String)> = Vec::new();
-        for &n in which {
-            let item = &items[n];
-            let campaign = parse(&item.id)
-                .and_then(|(form, _, email)| Some((settings.campaign_of(form)?, email)));
-            match campaign {
-                Some((campaign, email)) => wanted.push((n, campaign, email.to_lowercase())),
-                None => {
-                    let message =
-                        "its form names no Salesforce campaign in [[campaigns.forms]] (any more)"
-                            .to_owned();
-                    self.note(
-                        item,
-                        Side::HubSpot,
-                        Outcome::Skipped,
-                        Some("campaign_not_configured"),
-                        Some(message),
-                        now,
-                    )
-                    .await;
-                }
-            }
-        }
+        let wanted: Vec<(usize, &str, String)> = which
+            .iter()
+            .filter_map(|&n| {
+                let s = parse(&items[n].id)?;
+                Some((n, settings.campaign_of(s.form)?, s.email))
+            })
+            .collect();
         if wanted.is_empty() {
             return Ok(());
-        }
-        let mut emails: Vec<String> = wanted.iter().map(|(_, _, e)| e.clone()).collect();
-        emails.sort();
-        emails.dedup();
-        let contacts = self
-            .hubspot
-            .batch_read("contacts", &emails, &["email"], &[], Some("email"))
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut people: HashMap<String, Person> = HashMap::new();
-        for c in &contacts {
-            let Some(email) = c.properties.get("email").and_then(Value::as_str) else {
-                continue;
-            };
-            if let Some(l) = self
-                .links
-                .by_hubspot("contacts", &c.id)
-                .await
-                .map_err(|e| e.to_string())?
-            {
-                people.insert(
-                    email.to_lowercase(),
-                    Person {
-                        sobject: l.salesforce_object,
-                        id: l.salesforce_id,
-                    },
-                );
-            }
         }
         let mut campaign_ids: Vec<&str> = wanted.iter().map(|(_, c, _)| *c).collect();
         campaign_ids.sort();

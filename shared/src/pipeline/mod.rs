@@ -440,7 +440,7 @@ impl Pipeline {
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
         let mut activities: Vec<usize> = Vec::new();
         for (n, item) in items.iter().enumerate() {
-            if self.is_activity(item) || self.is_campaign_item(item) {
+            if self.is_activity(item) || self.is_submission(item) {
                 activities.push(n);
                 continue;
             }

@@ -371,14 +371,10 @@ impl Pipeline {
             let r = self.poll_list(cursors, queue, list, object, now).await?;
             report.feeds.insert(super::list_feed::list_feed(list), r);
         }
-        // Forms that name a campaign: their submissions.
-        if self.config.campaigns.enabled {
-            for form in &self.config.campaigns.forms {
-                let r = self.poll_form(cursors, queue, &form.form_id, now).await?;
-                report
-                    .feeds
-                    .insert(super::campaigns::form_feed(&form.form_id), r);
-            }
+        // Forms that name a campaign, or whose submissions become Tasks.
+        for form in self.submission_forms() {
+            let r = self.poll_form(cursors, queue, &form, now).await?;
+            report.feeds.insert(super::campaigns::form_feed(&form), r);
         }
         let swept: Vec<(String, String)> = self
             .pairs

@@ -203,6 +203,8 @@ pub trait HubSpotApi: Send + Sync {
     /// One page of a list's members in join order, from `after` (a token of a page
     /// read before; none: the first member to join).
     async fn list_joins(&self, list_id: &str, after: Option<&str>) -> Result<JoinPage, CrmError>;
+    /// A form's name.
+    async fn form_name(&self, form_id: &str) -> Result<String, CrmError>;
     /// One page (50) of a form's submissions, newest first, from `after`.
     async fn form_submissions(
         &self,

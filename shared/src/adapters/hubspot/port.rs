@@ -139,6 +139,11 @@ impl HubSpotApi for HubSpotClient {
             .await
             .map_err(CrmError::from)
     }
+    async fn form_name(&self, form_id: &str) -> Result<String, CrmError> {
+        HubSpotClient::form_name(self, form_id)
+            .await
+            .map_err(CrmError::from)
+    }
     async fn form_submissions(
         &self,
         form_id: &str,

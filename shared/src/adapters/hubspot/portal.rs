@@ -210,6 +210,24 @@ impl HubSpotClient {
         Ok(JoinPage { joins, next })
     }
 
+    /// A form's name (`GET /marketing/v3/forms/{formId}`).
+    pub async fn form_name(&self, form_id: &str) -> Result<String, HubSpotError> {
+        let a = self
+            .request(
+                Method::GET,
+                &format!("/marketing/v3/forms/{form_id}"),
+                &[],
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        Ok(a.body
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or(form_id)
+            .to_owned())
+    }
+
     /// One page (50, HubSpot's most) of a form's submissions, newest first.
     pub async fn form_submissions(
         &self,

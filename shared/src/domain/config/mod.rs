@@ -479,6 +479,8 @@ pub struct ActivitySettings {
     pub unsynced_contact: UnsyncedRelated,
     /// Salesforce Tasks become HubSpot tasks too.
     pub salesforce_tasks_to_hubspot: bool,
+    /// The HubSpot forms (guids) whose submissions become Tasks.
+    pub form_submissions: Vec<String>,
 }
 
 /// HubSpot forms whose submissions add the person to a Salesforce campaign.

@@ -529,6 +529,7 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
     let enabled = n.bool("enabled", false, p);
     let unsynced_contact = n.choice("unsynced_contact", UnsyncedRelated::Wait, p);
     let salesforce_tasks_to_hubspot = n.bool("salesforce_tasks_to_hubspot", false, p);
+    let form_submissions = n.string_list("form_submissions", p).unwrap_or_default();
     let path = n.at("types");
     let all = ["email", "meeting", "call", "note", "task"].map(str::to_owned);
     let types = n
@@ -555,6 +556,7 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
         types,
         unsynced_contact,
         salesforce_tasks_to_hubspot,
+        form_submissions,
     }
 }
 

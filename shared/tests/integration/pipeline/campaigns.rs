@@ -34,7 +34,8 @@ async fn submit(w: &World, form: &str, email: &str) -> String {
         )
         .await;
     let conversion = r["conversionId"].as_str().unwrap_or_default();
-    format!("{form}/{conversion}/{email}")
+    let at = w.clock.now_ms();
+    format!("{form}/{conversion}/{at}/{email}")
 }
 
 async fn members(w: &World) -> Vec<Value> {
@@ -113,3 +114,52 @@ both_ways!(
     a_form_submission_adds_the_synced_lead_to_its_active_campaign_once,
     submission_makes_member
 );
+
+/// A submission of a form listed in `activities.form_submissions` is a Task on the
+/// submitter's Lead: one per submission, however often the feed reads it.
+#[tokio::test]
+async fn a_form_submission_becomes_a_task_on_the_submitters_lead() {
+    let config = DEFAULT_TOML.replacen(
+        "[activities]\nenabled = false\n",
+        &format!(
+            "[activities]\nenabled = true\nform_submissions = [\"{}\"]\n",
+            FORMS[0]
+        ),
+        1,
+    );
+    assert!(config.contains("form_submissions"));
+    let w = World::start(Setup {
+        config,
+        ..Setup::default()
+    })
+    .await;
+    let r = w
+        .post(&w.hs_control("/forms"), json!({"name": "Contact us"}))
+        .await;
+    assert_eq!(r["guid"], FORMS[0]);
+    w.sync().await;
+    w.advance(60_000);
+    let first = submit(&w, FORMS[0], "asker@forms.example").await;
+    w.sync().await;
+    let leads = w.sf_by_email("Lead", "asker@forms.example").await;
+    assert_eq!(leads.len(), 1);
+    let tasks = w.sf_records("Task").await;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["Subject"], "Form submission: Contact us");
+    assert_eq!(tasks[0]["WhoId"], leads[0]["Id"]);
+    let conversion = first.split('/').nth(1).unwrap_or_default();
+    assert_eq!(
+        tasks[0]["HubSpot_Engagement_Id__c"],
+        format!("form:{conversion}").as_str()
+    );
+    let (outcome, _) = w.last_outcome("hubspot", "form_submissions", &first).await;
+    assert_eq!(outcome, Outcome::Synced);
+    // A second submission is a second activity; reading the feed again adds none.
+    w.advance(60_000);
+    submit(&w, FORMS[0], "asker@forms.example").await;
+    w.sync().await;
+    w.advance(60_000);
+    w.sync().await;
+    assert_eq!(w.sf_records("Task").await.len(), 2);
+    w.assert_no_dead_letters().await;
+}
