@@ -1468,6 +1468,76 @@ async fn a_form_submission_makes_its_contact_and_reads_back_newest_first() {
 }
 
 #[tokio::test]
+async fn marketing_email_events_read_by_window_and_type() {
+    let p = portal(relaxed(), None).await;
+    let r = p
+        .control(
+            "POST",
+            "/marketing-emails",
+            Some(json!({"subject": "News", "recipients": ["a@example.com", "b@example.com"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let campaign = r.body["emailCampaignId"].as_u64().unwrap_or_default();
+    p.control("POST", "/clock/advance", Some(json!({"ms": 1000})))
+        .await;
+    let r = p
+        .control(
+            "POST",
+            &format!("/marketing-emails/{campaign}/events"),
+            Some(json!({"recipient": "a@example.com", "type": "OPEN"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = p
+        .api(
+            "GET",
+            "/email/public/v1/events?eventType=SENT&limit=1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["events"][0]["type"], "SENT");
+    assert_eq!(r.body["hasMore"], true);
+    let offset = r.body["offset"].as_str().unwrap_or_default().to_owned();
+    let r = p
+        .api(
+            "GET",
+            &format!("/email/public/v1/events?eventType=SENT&limit=1&offset={offset}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["events"][0]["recipient"], "b@example.com");
+    assert_eq!(r.body["hasMore"], false);
+    let opened_at = T0 + 1000;
+    let r = p
+        .api(
+            "GET",
+            &format!("/email/public/v1/events?eventType=OPEN&startTimestamp={opened_at}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["events"].as_array().map(Vec::len), Some(1));
+    assert_eq!(r.body["events"][0]["emailCampaignId"], campaign);
+    let r = p
+        .api(
+            "GET",
+            &format!("/email/public/v1/campaigns/{campaign}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["subject"], "News");
+    let r = p
+        .api("GET", "/email/public/v1/events?eventType=NOPE", None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = p
+        .api("GET", "/email/public/v1/events?limit=1001", None)
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
 async fn a_dropped_connection_fault_leaves_the_client_without_an_answer() {
     let p = portal(relaxed(), None).await;
     p.control("POST", "/faults", Some(json!({"faults": [{"drop": true}]})))

@@ -9,6 +9,7 @@
 mod api;
 pub mod associations;
 mod control;
+pub mod email_events;
 pub mod error;
 pub mod forms;
 pub mod limits;
@@ -129,6 +130,7 @@ pub struct HubSpot {
     pub associations: Mutex<associations::Associations>,
     pub lists: Mutex<lists::Lists>,
     pub forms: Mutex<forms::Forms>,
+    pub email_events: Mutex<email_events::EmailEvents>,
     issued: Mutex<oauth::IssuedTokens>,
 }
 
@@ -146,6 +148,7 @@ impl HubSpot {
             associations: Mutex::new(associations::Associations::default()),
             lists: Mutex::new(lists::Lists::default()),
             forms: Mutex::new(forms::Forms::default()),
+            email_events: Mutex::new(email_events::EmailEvents::default()),
             issued: Mutex::new(oauth::IssuedTokens::default()),
             clock,
             settings: Mutex::new(settings),
@@ -203,13 +206,16 @@ pub fn router(state: Arc<HubSpot>) -> Router {
         .merge(metadata::routes())
         .merge(lists::routes())
         .merge(forms::routes())
+        .merge(email_events::routes())
         .layer(middleware::from_fn_with_state(state.clone(), gate));
     Router::new()
         .merge(api)
         .merge(oauth::routes())
         .nest(
             "/_sandbox/hubspot",
-            control::routes().merge(forms::control_routes()),
+            control::routes()
+                .merge(forms::control_routes())
+                .merge(email_events::control_routes()),
         )
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)

@@ -12,7 +12,7 @@
 
 use serde_json::{Map, Value};
 
-use super::config::ActivityType;
+use super::config::{ActivityType, MarketingEmailEvent};
 use super::value::{FieldType, normalize};
 
 /// `Task.Subject` holds 255 characters.
@@ -276,6 +276,44 @@ pub fn task_from_submission(
     TaskPlan { fields, truncated }
 }
 
+/// The Task id field value of a marketing email event (its event id is unique).
+pub fn email_event_task_id(event_id: &str) -> String {
+    format!("email:{event_id}")
+}
+
+/// The Salesforce Task for a marketing email event: the email, what the recipient did,
+/// when.
+pub fn task_from_email_event(
+    kind: MarketingEmailEvent,
+    subject: &str,
+    recipient: &str,
+    created_ms: i64,
+    links: &TaskLinks,
+) -> TaskPlan {
+    let mut plan = task_from_submission(subject, recipient, created_ms, links);
+    let (line, was_cut) = cut(
+        &format!("Marketing email {}: {subject}", kind.past_tense()),
+        SUBJECT_MAX,
+    );
+    plan.truncated.retain(|f| *f != "Subject");
+    if was_cut {
+        plan.truncated.push("Subject");
+    }
+    plan.fields.insert("Subject".into(), Value::String(line));
+    plan.fields.insert(
+        "Description".into(),
+        Value::String(format!(
+            "{recipient} {} the HubSpot marketing email \"{subject}\".",
+            kind.past_tense()
+        )),
+    );
+    plan.fields
+        .insert("Type".into(), Value::String("Email".into()));
+    plan.fields
+        .insert("TaskSubtype".into(), Value::String("Email".into()));
+    plan
+}
+
 /// The Salesforce Task for one HubSpot engagement.
 pub fn task_from_engagement(
     kind: ActivityType,
@@ -515,6 +553,24 @@ mod tests {
         assert_eq!(plan.fields["WhoId"], "00QA");
         assert_eq!(plan.fields["Status"], "Completed");
         assert_eq!(submission_task_id("c-1"), "form:c-1");
+    }
+
+    #[test]
+    fn an_opened_marketing_email_is_an_email_task() {
+        let plan = task_from_email_event(
+            MarketingEmailEvent::Open,
+            "Spring offers",
+            "a@b.example",
+            1_714_752_000_000,
+            &TaskLinks::default(),
+        );
+        assert_eq!(
+            plan.fields["Subject"],
+            "Marketing email opened: Spring offers"
+        );
+        assert_eq!(plan.fields["TaskSubtype"], "Email");
+        assert_eq!(plan.fields["ActivityDate"], "2024-05-03");
+        assert_eq!(email_event_task_id("e1"), "email:e1");
     }
 
     #[test]

@@ -88,6 +88,15 @@ impl Pipeline {
                 outcomes[n] = ItemOutcome::Retry(why.clone());
             }
         }
+        let (email_events, which): (Vec<usize>, Vec<usize>) =
+            which.iter().partition(|&&n| self.is_email_event(&items[n]));
+        if !email_events.is_empty()
+            && let Err(why) = self.email_event_tasks(items, &email_events, outcomes).await
+        {
+            for n in email_events {
+                outcomes[n] = ItemOutcome::Retry(why.clone());
+            }
+        }
         let (hubspot, salesforce): (Vec<usize>, Vec<usize>) =
             which.iter().partition(|&&n| items[n].side == Side::HubSpot);
         let mut by_object: HashMap<&str, Vec<usize>> = HashMap::new();

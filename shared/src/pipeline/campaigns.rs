@@ -60,10 +60,10 @@ fn soql_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
         .join(", ")
 }
 
-/// One submission's person, once found synced.
-struct Person {
-    sobject: String,
-    id: String,
+/// A person found synced by email: the Salesforce record.
+pub(crate) struct Person {
+    pub sobject: String,
+    pub id: String,
 }
 
 impl Pipeline {
@@ -152,7 +152,10 @@ impl Pipeline {
     }
 
     /// The synced Lead or Contact of each email (lower-cased), read in one call.
-    async fn submitters(&self, mut emails: Vec<String>) -> Result<HashMap<String, Person>, String> {
+    pub(crate) async fn submitters(
+        &self,
+        mut emails: Vec<String>,
+    ) -> Result<HashMap<String, Person>, String> {
         emails.sort();
         emails.dedup();
         let mut people: HashMap<String, Person> = HashMap::new();
@@ -187,7 +190,12 @@ impl Pipeline {
     }
 
     /// A submission whose person is not synced yet waits for it.
-    async fn wait_for_submitter(&self, item: &WorkItem, email: &str, now: i64) -> ItemOutcome {
+    pub(crate) async fn wait_for_submitter(
+        &self,
+        item: &WorkItem,
+        email: &str,
+        now: i64,
+    ) -> ItemOutcome {
         let message = format!("the contact {email} is not synced yet{RETRIED_UNTIL_SYNCED}");
         self.note(
             item,

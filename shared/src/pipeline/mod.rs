@@ -20,6 +20,7 @@ mod lifecycle;
 mod list_feed;
 mod lookup_sweep;
 mod lookups;
+mod marketing_email;
 mod matching;
 mod pairs;
 mod plan;
@@ -440,7 +441,7 @@ impl Pipeline {
         let mut groups: Vec<Vec<usize>> = vec![Vec::new(); self.pairs.len()];
         let mut activities: Vec<usize> = Vec::new();
         for (n, item) in items.iter().enumerate() {
-            if self.is_activity(item) || self.is_submission(item) {
+            if self.is_activity(item) || self.is_submission(item) || self.is_email_event(item) {
                 activities.push(n);
                 continue;
             }

@@ -371,6 +371,8 @@ impl Pipeline {
             let r = self.poll_list(cursors, queue, list, object, now).await?;
             report.feeds.insert(super::list_feed::list_feed(list), r);
         }
+        self.poll_email_events(cursors, queue, now, &mut report)
+            .await?;
         // Forms that name a campaign, or whose submissions become Tasks.
         for form in self.submission_forms() {
             let r = self.poll_form(cursors, queue, &form, now).await?;

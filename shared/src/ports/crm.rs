@@ -64,6 +64,24 @@ pub struct SubmissionPage {
     pub next: Option<String>,
 }
 
+/// A marketing email event: what a recipient did with which email, when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailEvent {
+    pub id: String,
+    pub created: i64,
+    pub recipient: String,
+    /// `SENT`, `OPEN`, `CLICK`...
+    pub kind: String,
+    pub campaign_id: Option<String>,
+}
+
+/// One page of email events and the next page's offset.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EmailEventPage {
+    pub events: Vec<EmailEvent>,
+    pub next: Option<String>,
+}
+
 /// A HubSpot record as read.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct HsRecord {
@@ -203,6 +221,17 @@ pub trait HubSpotApi: Send + Sync {
     /// One page of a list's members in join order, from `after` (a token of a page
     /// read before; none: the first member to join).
     async fn list_joins(&self, list_id: &str, after: Option<&str>) -> Result<JoinPage, CrmError>;
+    /// Marketing email events of `kind` created in `[since, until]`, a page (1,000)
+    /// from `offset`.
+    async fn email_events(
+        &self,
+        kind: &str,
+        since: i64,
+        until: i64,
+        offset: Option<&str>,
+    ) -> Result<EmailEventPage, CrmError>;
+    /// A marketing email's subject, by its campaign id.
+    async fn email_subject(&self, campaign_id: &str) -> Result<String, CrmError>;
     /// A form's name.
     async fn form_name(&self, form_id: &str) -> Result<String, CrmError>;
     /// One page (50) of a form's submissions, newest first, from `after`.

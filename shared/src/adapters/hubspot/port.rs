@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use super::search::{SEARCH_CAP, SEARCH_PAGE};
 use super::{HubSpotClient, HubSpotError};
 use crate::ports::crm::{
-    BatchOutcome, CrmError, HsRecord, HubSpotApi, JoinPage, Owner, SubmissionPage,
+    BatchOutcome, CrmError, EmailEventPage, HsRecord, HubSpotApi, JoinPage, Owner, SubmissionPage,
 };
 
 impl From<HubSpotError> for CrmError {
@@ -136,6 +136,22 @@ impl HubSpotApi for HubSpotClient {
     }
     async fn list_joins(&self, list_id: &str, after: Option<&str>) -> Result<JoinPage, CrmError> {
         HubSpotClient::list_joins(self, list_id, after)
+            .await
+            .map_err(CrmError::from)
+    }
+    async fn email_events(
+        &self,
+        kind: &str,
+        since: i64,
+        until: i64,
+        offset: Option<&str>,
+    ) -> Result<EmailEventPage, CrmError> {
+        HubSpotClient::email_events(self, kind, since, until, offset)
+            .await
+            .map_err(CrmError::from)
+    }
+    async fn email_subject(&self, campaign_id: &str) -> Result<String, CrmError> {
+        HubSpotClient::email_subject(self, campaign_id)
             .await
             .map_err(CrmError::from)
     }

@@ -7,10 +7,14 @@ use serde_json::{Value, json};
 use super::objects::HsRecord;
 use super::{HubSpotClient, HubSpotError, Idempotent};
 use crate::domain::value::parse_datetime_millis;
-use crate::ports::{FormSubmission, JoinPage, ListJoin, SubmissionPage};
+use crate::ports::{
+    EmailEvent, EmailEventPage, FormSubmission, JoinPage, ListJoin, SubmissionPage,
+};
 
 /// Records per list-membership page (HubSpot's maximum).
 const MEMBERSHIP_PAGE: usize = 250;
+/// Email events per page: the API's most.
+const EMAIL_EVENT_PAGE: usize = 1_000;
 /// Form submissions per page: HubSpot's most.
 const SUBMISSION_PAGE: usize = 50;
 /// Records per membership batch read (HubSpot states no limit for this endpoint; 100 is
@@ -208,6 +212,83 @@ impl HubSpotClient {
             .and_then(Value::as_str)
             .map(str::to_owned);
         Ok(JoinPage { joins, next })
+    }
+
+    /// A page (1,000, the API's most) of marketing email events of `kind` created in
+    /// `[since, until]` (`GET /email/public/v1/events`).
+    pub async fn email_events(
+        &self,
+        kind: &str,
+        since: i64,
+        until: i64,
+        offset: Option<&str>,
+    ) -> Result<EmailEventPage, HubSpotError> {
+        let mut query = vec![
+            ("eventType", kind.to_owned()),
+            ("startTimestamp", since.to_string()),
+            ("endTimestamp", until.to_string()),
+            ("limit", EMAIL_EVENT_PAGE.to_string()),
+        ];
+        if let Some(o) = offset {
+            query.push(("offset", o.to_owned()));
+        }
+        let a = self
+            .request(
+                Method::GET,
+                "/email/public/v1/events",
+                &query,
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        let events = a
+            .body
+            .get("events")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some(EmailEvent {
+                    id: e.get("id")?.as_str()?.to_owned(),
+                    created: e.get("created")?.as_i64()?,
+                    recipient: e.get("recipient")?.as_str()?.to_owned(),
+                    kind: e.get("type")?.as_str()?.to_owned(),
+                    campaign_id: e.get("emailCampaignId").map(|c| match c {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }),
+                })
+            })
+            .collect();
+        let more = a.body.get("hasMore").and_then(Value::as_bool) == Some(true);
+        let next = more
+            .then(|| {
+                a.body
+                    .get("offset")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            })
+            .flatten();
+        Ok(EmailEventPage { events, next })
+    }
+
+    /// A marketing email's subject (`GET /email/public/v1/campaigns/{id}`).
+    pub async fn email_subject(&self, campaign_id: &str) -> Result<String, HubSpotError> {
+        let a = self
+            .request(
+                Method::GET,
+                &format!("/email/public/v1/campaigns/{campaign_id}"),
+                &[],
+                None,
+                Idempotent::Yes,
+            )
+            .await?;
+        Ok(a.body
+            .get("subject")
+            .or_else(|| a.body.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or(campaign_id)
+            .to_owned())
     }
 
     /// A form's name (`GET /marketing/v3/forms/{formId}`).

@@ -462,6 +462,41 @@ pub struct TicketSettings {
 }
 
 choice! {
+    /// Marketing email events that can become Salesforce Tasks.
+    pub enum MarketingEmailEvent {
+        Sent = "sent",
+        Open = "open",
+        Click = "click",
+    }
+}
+
+impl MarketingEmailEvent {
+    /// The Email Events API's name of the type.
+    pub fn api_name(self) -> &'static str {
+        match self {
+            MarketingEmailEvent::Sent => "SENT",
+            MarketingEmailEvent::Open => "OPEN",
+            MarketingEmailEvent::Click => "CLICK",
+        }
+    }
+
+    pub fn from_api_name(name: &str) -> Option<Self> {
+        [Self::Sent, Self::Open, Self::Click]
+            .into_iter()
+            .find(|k| k.api_name() == name)
+    }
+
+    /// As a Task's subject says it.
+    pub fn past_tense(self) -> &'static str {
+        match self {
+            MarketingEmailEvent::Sent => "sent",
+            MarketingEmailEvent::Open => "opened",
+            MarketingEmailEvent::Click => "clicked",
+        }
+    }
+}
+
+choice! {
     /// What an activity does whose contact (or company, deal) is not synced yet.
     pub enum UnsyncedRelated {
         /// Retried until it is (the status says `waiting_for_related`).
@@ -481,6 +516,8 @@ pub struct ActivitySettings {
     pub salesforce_tasks_to_hubspot: bool,
     /// The HubSpot forms (guids) whose submissions become Tasks.
     pub form_submissions: Vec<String>,
+    /// The marketing email events that become Tasks.
+    pub marketing_email_events: Vec<MarketingEmailEvent>,
 }
 
 /// HubSpot forms whose submissions add the person to a Salesforce campaign.

@@ -530,6 +530,26 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
     let unsynced_contact = n.choice("unsynced_contact", UnsyncedRelated::Wait, p);
     let salesforce_tasks_to_hubspot = n.bool("salesforce_tasks_to_hubspot", false, p);
     let form_submissions = n.string_list("form_submissions", p).unwrap_or_default();
+    let events_path = n.at("marketing_email_events");
+    let marketing_email_events = n
+        .string_list("marketing_email_events", p)
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, name)| {
+            let e = MarketingEmailEvent::from_name(&name);
+            if e.is_none() {
+                p.push(
+                    format!("{events_path}[{i}]"),
+                    format!(
+                        "expected one of {}, got \"{name}\"",
+                        MarketingEmailEvent::expected()
+                    ),
+                );
+            }
+            e
+        })
+        .collect();
     let path = n.at("types");
     let all = ["email", "meeting", "call", "note", "task"].map(str::to_owned);
     let types = n
@@ -557,6 +577,7 @@ fn read_activities(n: &mut Node<'_>, p: &mut Problems) -> ActivitySettings {
         unsynced_contact,
         salesforce_tasks_to_hubspot,
         form_submissions,
+        marketing_email_events,
     }
 }
 

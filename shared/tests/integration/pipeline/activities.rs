@@ -259,3 +259,52 @@ async fn thirty_calls_cost_a_handful_of_api_calls() {
         spent("composite/sobjects/Task")
     );
 }
+
+/// `marketing_email_events = ["open", "click"]`: a synced contact opening and clicking a
+/// marketing email makes two Tasks on its Lead; the send itself makes none (not
+/// selected), and reading the events again adds none.
+#[tokio::test]
+async fn marketing_email_opens_and_clicks_become_tasks() {
+    let w = world(false, "marketing_email_events = [\"open\", \"click\"]\n").await;
+    w.hs_create(json!({"email": "reader@news.example", "lastname": "Reader"}))
+        .await;
+    w.sync().await;
+    let lead = w.sf_by_email("Lead", "reader@news.example").await;
+    assert_eq!(lead.len(), 1);
+    w.advance(60_000);
+    let sent = w
+        .post(
+            &w.hs_control("/marketing-emails"),
+            json!({"subject": "Spring offers", "recipients": ["reader@news.example"]}),
+        )
+        .await;
+    let campaign = sent["emailCampaignId"].as_u64().unwrap_or_default();
+    for kind in ["OPEN", "CLICK"] {
+        w.advance(1_000);
+        w.post(
+            &w.hs_control(&format!("/marketing-emails/{campaign}/events")),
+            json!({"recipient": "reader@news.example", "type": kind}),
+        )
+        .await;
+    }
+    w.sync().await;
+    w.advance(5_000);
+    w.sync().await;
+    let mut subjects: Vec<String> = tasks(&w)
+        .await
+        .iter()
+        .map(|t| {
+            assert_eq!(t["WhoId"], lead[0]["Id"]);
+            t["Subject"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        vec![
+            "Marketing email clicked: Spring offers".to_owned(),
+            "Marketing email opened: Spring offers".to_owned()
+        ]
+    );
+    w.assert_no_dead_letters().await;
+}

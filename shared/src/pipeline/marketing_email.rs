@@ -1,0 +1,257 @@
+//! Marketing email events (`[activities] marketing_email_events`): a marketing email
+//! sent to, opened or clicked by a synced contact becomes a Task on its Lead or Contact
+//! ("Marketing email opened: <subject>"), upserted on `email:<event id>`. HubSpot sends
+//! no webhook for these: the poller reads the Email Events API per event type, from
+//! its first poll on, a little before its cursor (events can be recorded late).
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value, json};
+
+use super::poll::{Change, FeedReport, PollError};
+use super::{ItemOutcome, Pipeline};
+use crate::domain::Side;
+use crate::domain::activity::{
+    ENGAGEMENT_ID_FIELD, TaskLinks, email_event_task_id, task_from_email_event,
+};
+use crate::domain::config::{MarketingEmailEvent, UnsyncedRelated};
+use crate::ports::{Cursor, CursorStore, Linking, Outcome, StoreError, WorkItem, WorkQueue};
+
+/// The queued object of a marketing email event.
+pub(crate) const EMAIL_EVENTS: &str = "email_events";
+/// How far before its cursor a read starts.
+const OVERLAP_MS: i64 = 10_000;
+/// Pages (of 1,000) one poll reads of a type's new events.
+const PAGES_PER_POLL: usize = 20;
+
+/// The feed of one event type.
+pub(crate) fn email_feed(kind: MarketingEmailEvent) -> String {
+    format!("email_events:{}", kind.api_name())
+}
+
+/// An event as a queued reference: it, when, what, which email, to whom (the API reads
+/// events by time, so the reference carries what the sync needs).
+fn reference(e: &crate::ports::EmailEvent) -> String {
+    format!(
+        "{}/{}/{}/{}/{}",
+        e.id,
+        e.created,
+        e.kind,
+        e.campaign_id.as_deref().unwrap_or(""),
+        e.recipient.to_lowercase()
+    )
+}
+
+struct Event<'a> {
+    id: &'a str,
+    created: i64,
+    kind: MarketingEmailEvent,
+    campaign: &'a str,
+    recipient: &'a str,
+}
+
+fn parse(id: &str) -> Option<Event<'_>> {
+    let mut parts = id.splitn(5, '/');
+    let event = Event {
+        id: parts.next()?,
+        created: parts.next()?.parse().ok()?,
+        kind: MarketingEmailEvent::from_api_name(parts.next()?)?,
+        campaign: parts.next()?,
+        recipient: parts.next()?,
+    };
+    (!event.recipient.is_empty()).then_some(event)
+}
+
+impl Pipeline {
+    pub(crate) fn is_email_event(&self, item: &WorkItem) -> bool {
+        item.side == Side::HubSpot
+            && item.object == EMAIL_EVENTS
+            && self.config.activities.enabled
+            && !self.config.activities.marketing_email_events.is_empty()
+    }
+
+    /// Queues each selected event type's events since its cursor.
+    pub(crate) async fn poll_email_events(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        now: i64,
+        report: &mut super::poll::PollReport,
+    ) -> Result<(), PollError> {
+        if !self.config.activities.enabled {
+            return Ok(());
+        }
+        for kind in self.config.activities.marketing_email_events.clone() {
+            let feed = email_feed(kind);
+            let r = self
+                .poll_email_kind(cursors, queue, &feed, kind, now)
+                .await?;
+            report.feeds.insert(feed, r);
+        }
+        Ok(())
+    }
+
+    async fn poll_email_kind(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        feed: &str,
+        kind: MarketingEmailEvent,
+        now: i64,
+    ) -> Result<FeedReport, PollError> {
+        let Some(from) = cursors.cursor(feed).await? else {
+            let start = Cursor {
+                at: now,
+                last_id: String::new(),
+            };
+            match cursors.advance(feed, None, &start).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+            return Ok(FeedReport {
+                read: 0,
+                enqueued: 0,
+                cursor: now,
+            });
+        };
+        let since = (from.at - OVERLAP_MS).max(0);
+        let mut changes = Vec::new();
+        let mut offset: Option<String> = None;
+        let mut newest = from.at;
+        for _ in 0..PAGES_PER_POLL {
+            let page = self
+                .hubspot
+                .email_events(kind.api_name(), since, now, offset.as_deref())
+                .await
+                .map_err(|e| PollError::HubSpot(e.to_string()))?;
+            for e in &page.events {
+                newest = newest.max(e.created);
+                changes.push(Change {
+                    at: e.created,
+                    item: WorkItem {
+                        side: Side::HubSpot,
+                        object: EMAIL_EVENTS.into(),
+                        id: reference(e),
+                        origin: "poll".into(),
+                    },
+                });
+            }
+            match page.next {
+                Some(n) => offset = Some(n),
+                None => break,
+            }
+        }
+        let read = changes.len();
+        // The overlap reads some events again: the seen marks skip them.
+        let enqueued = self.enqueue_unseen(queue, feed, changes).await?;
+        // A quiet feed moves on too, to the start of its overlap.
+        let to = Cursor {
+            at: newest.max(now - OVERLAP_MS),
+            last_id: String::new(),
+        };
+        if to.at > from.at {
+            match cursors.advance(feed, Some(&from), &to).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(FeedReport {
+            read,
+            enqueued,
+            cursor: to.at,
+        })
+    }
+
+    /// The batch's marketing email events as Tasks: the recipients' people read in one
+    /// call, each email's subject once, the Tasks upserted in one Collections call per
+    /// 200.
+    pub(crate) async fn email_event_tasks(
+        &self,
+        items: &[WorkItem],
+        which: &[usize],
+        outcomes: &mut [ItemOutcome],
+    ) -> Result<(), String> {
+        let now = self.clock.now_ms();
+        let events: Vec<(usize, Event<'_>)> = which
+            .iter()
+            .filter_map(|&n| Some((n, parse(&items[n].id)?)))
+            .collect();
+        let people = self
+            .submitters(events.iter().map(|(_, e)| e.recipient.to_owned()).collect())
+            .await?;
+        let mut subjects: HashMap<&str, String> = HashMap::new();
+        let mut rows: Vec<Map<String, Value>> = Vec::new();
+        let mut row_of: Vec<usize> = Vec::new();
+        for (n, e) in &events {
+            let item = &items[*n];
+            let Some(person) = people.get(e.recipient) else {
+                outcomes[*n] = match self.config.activities.unsynced_contact {
+                    UnsyncedRelated::Wait => self.wait_for_submitter(item, e.recipient, now).await,
+                    UnsyncedRelated::Skip => {
+                        let message = format!("{} is not a synced contact", e.recipient);
+                        self.note(
+                            item,
+                            Side::HubSpot,
+                            Outcome::Skipped,
+                            Some(super::activities::RELATED_NOT_SYNCED),
+                            Some(message),
+                            now,
+                        )
+                        .await;
+                        ItemOutcome::Done
+                    }
+                };
+                continue;
+            };
+            if !subjects.contains_key(e.campaign) {
+                let subject = if e.campaign.is_empty() {
+                    "a marketing email".to_owned()
+                } else {
+                    self.hubspot
+                        .email_subject(e.campaign)
+                        .await
+                        .map_err(|err| err.to_string())?
+                };
+                subjects.insert(e.campaign, subject);
+            }
+            let subject = subjects.get(e.campaign).map_or("", String::as_str);
+            let links = TaskLinks::of(
+                Some((person.sobject.as_str(), person.id.as_str())),
+                None,
+                None,
+                None,
+            );
+            let mut plan = task_from_email_event(e.kind, subject, e.recipient, e.created, &links);
+            plan.fields
+                .insert(ENGAGEMENT_ID_FIELD.into(), json!(email_event_task_id(e.id)));
+            rows.push(plan.fields);
+            row_of.push(*n);
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let results = self
+            .salesforce
+            .upsert("Task", ENGAGEMENT_ID_FIELD, &rows, false)
+            .await
+            .map_err(|e| e.to_string())?;
+        for (k, n) in row_of.into_iter().enumerate() {
+            let item = &items[n];
+            outcomes[n] = match results.get(k) {
+                Some(r) if r.ok() => {
+                    let mut event = self.event(item, Side::HubSpot, Outcome::Synced, now);
+                    event.linked =
+                        (r.created == Some(true)).then_some(Linking::CreatedInSalesforce);
+                    self.record(event).await;
+                    ItemOutcome::Done
+                }
+                Some(r) => {
+                    self.salesforce_failed(item, Side::HubSpot, r.errors.first().cloned(), now)
+                        .await
+                }
+                None => ItemOutcome::Retry("no result for a Task".into()),
+            };
+        }
+        Ok(())
+    }
+}
