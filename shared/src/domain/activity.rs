@@ -164,6 +164,19 @@ fn plain_text(html: &str) -> String {
 }
 
 impl TaskLinks {
+    /// The Task's `WhoId`, `WhatId` and `OwnerId`, those it has.
+    fn write_into(&self, fields: &mut Map<String, Value>) {
+        for (key, id) in [
+            ("WhoId", &self.who_id),
+            ("WhatId", &self.what_id),
+            ("OwnerId", &self.owner_id),
+        ] {
+            if let Some(id) = id {
+                fields.insert(key.into(), Value::String(id.clone()));
+            }
+        }
+    }
+
     /// Where a Task hangs: on its person (`who`: the sObject and id), and on the
     /// opportunity, else the account, it concerns. Salesforce refuses a `WhatId` on a
     /// Task whose `WhoId` is a Lead (a Lead belongs to no account), so a Lead's Task has
@@ -264,15 +277,7 @@ pub fn task_from_submission(
             Value::String(day.format("%Y-%m-%d").to_string()),
         );
     }
-    for (key, id) in [
-        ("WhoId", &links.who_id),
-        ("WhatId", &links.what_id),
-        ("OwnerId", &links.owner_id),
-    ] {
-        if let Some(id) = id {
-            fields.insert(key.into(), Value::String(id.clone()));
-        }
-    }
+    links.write_into(&mut fields);
     TaskPlan { fields, truncated }
 }
 
@@ -400,15 +405,7 @@ pub fn task_from_engagement(
             fields.insert("CallType".into(), Value::String(t.into()));
         }
     }
-    for (key, id) in [
-        ("WhoId", &links.who_id),
-        ("WhatId", &links.what_id),
-        ("OwnerId", &links.owner_id),
-    ] {
-        if let Some(id) = id {
-            fields.insert(key.into(), Value::String(id.clone()));
-        }
-    }
+    links.write_into(&mut fields);
     TaskPlan { fields, truncated }
 }
 

@@ -26,6 +26,13 @@ pub(crate) const NO_SYNCED_RECORD: &str = "no_synced_record";
 /// Its contact is not synced, and the settings say skip rather than wait.
 pub(crate) const RELATED_NOT_SYNCED: &str = "related_not_synced";
 
+/// A Task to upsert, for the queued items it answers, and the fields cut to fit.
+pub(crate) struct TaskRow {
+    pub items: Vec<usize>,
+    pub fields: Map<String, Value>,
+    pub truncated: Vec<&'static str>,
+}
+
 /// What an activity hangs on, on the side it is written to: the person, the company
 /// and the deal, as that side's ids.
 #[derive(Debug, Default)]
@@ -205,7 +212,7 @@ impl Pipeline {
             hangs.push((id.clone(), hung));
         }
         self.accounts_of_contacts(&mut hangs).await?;
-        let mut rows: Vec<(String, Map<String, Value>, Vec<&'static str>)> = Vec::new();
+        let mut rows: Vec<TaskRow> = Vec::new();
         for (id, hung) in hangs {
             let Some(record) = records.iter().find(|r| r.id == id) else {
                 continue;
@@ -224,21 +231,41 @@ impl Pipeline {
             let mut plan = activity::task_from_engagement(kind, &record.properties, &links);
             plan.fields
                 .insert(ENGAGEMENT_ID_FIELD.into(), Value::String(id.clone()));
-            rows.push((id, plan.fields, plan.truncated));
+            rows.push(TaskRow {
+                items: indexes_of(items, which, &id),
+                fields: plan.fields,
+                truncated: plan.truncated,
+            });
         }
+        self.upsert_tasks(items, rows, object, outcomes).await
+    }
+
+    /// Upserts Tasks on their engagement id (one Collections call per 200) and records
+    /// what became of each row's items.
+    pub(crate) async fn upsert_tasks(
+        &self,
+        items: &[WorkItem],
+        rows: Vec<TaskRow>,
+        what: &str,
+        outcomes: &mut [ItemOutcome],
+    ) -> Result<(), String> {
         if rows.is_empty() {
             return Ok(());
         }
-        let fields: Vec<Map<String, Value>> = rows.iter().map(|(_, f, _)| f.clone()).collect();
+        let now = self.clock.now_ms();
+        let fields: Vec<Map<String, Value>> = rows.iter().map(|r| r.fields.clone()).collect();
         let results = self
             .salesforce
             .upsert("Task", ENGAGEMENT_ID_FIELD, &fields, false)
             .await
             .map_err(|e| e.to_string())?;
-        self.failpoint(&format!("after_activity_write:{object}"));
-        for (k, (id, _, truncated)) in rows.into_iter().enumerate() {
-            let mine = indexes_of(items, which, &id);
-            let first = &items[mine[0]];
+        self.failpoint(&format!("after_activity_write:{what}"));
+        for (k, row) in rows.into_iter().enumerate() {
+            let Some(&head) = row.items.first() else {
+                continue;
+            };
+            let first = &items[head];
+            let truncated = row.truncated;
             let outcome = match results.get(k) {
                 Some(r) if r.ok() => {
                     let mut event = self.event(first, Side::HubSpot, Outcome::Synced, now);
@@ -265,7 +292,7 @@ impl Pipeline {
                 }
                 None => ItemOutcome::Retry("no result for a Task".into()),
             };
-            for n in mine {
+            for n in row.items {
                 outcomes[n] = outcome.clone();
             }
         }

@@ -11,12 +11,14 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
+use super::activities::TaskRow;
 use super::lookups::{RETRIED_UNTIL_SYNCED, WAITING_FOR_RELATED, WAITING_PREFIX};
-use super::poll::{Change, FeedReport, PollError};
+use super::poll::{Change, FeedReport, PollError, cursor_or_start, move_cursor};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
+use crate::domain::activity;
 use crate::domain::same_salesforce_id;
-use crate::ports::{Cursor, CursorStore, FieldChange, Outcome, StoreError, WorkItem, WorkQueue};
+use crate::ports::{Cursor, CursorStore, FieldChange, Outcome, WorkItem, WorkQueue};
 
 /// The queued object of a form submission.
 pub(crate) const FORM_SUBMISSIONS: &str = "form_submissions";
@@ -209,8 +211,8 @@ impl Pipeline {
         ItemOutcome::Retry(format!("{WAITING_PREFIX} contacts to sync"))
     }
 
-    /// Submissions as Tasks on their people, upserted on the submission's id (one
-    /// Collections call per 200; a form's name read once per form).
+    /// Submissions as Tasks on their people, upserted on the submission's id (a form's
+    /// name read once per form).
     async fn submission_tasks(
         &self,
         items: &[WorkItem],
@@ -220,8 +222,7 @@ impl Pipeline {
     ) -> Result<(), String> {
         let now = self.clock.now_ms();
         let mut names: HashMap<String, String> = HashMap::new();
-        let mut rows: Vec<Map<String, Value>> = Vec::new();
-        let mut row_of: Vec<usize> = Vec::new();
+        let mut rows: Vec<TaskRow> = Vec::new();
         for &n in which {
             let Some(s) = parse(&items[n].id) else {
                 continue;
@@ -239,52 +240,21 @@ impl Pipeline {
                 names.insert(s.form.to_owned(), name);
             }
             let form = names.get(s.form).map_or(s.form, String::as_str);
-            let links = crate::domain::activity::TaskLinks::of(
-                Some((person.sobject.as_str(), person.id.as_str())),
-                None,
-                None,
-                None,
-            );
-            let mut plan =
-                crate::domain::activity::task_from_submission(form, &s.email, s.at, &links);
+            let links =
+                activity::TaskLinks::of(Some((&person.sobject, &person.id)), None, None, None);
+            let mut plan = activity::task_from_submission(form, &s.email, s.at, &links);
             plan.fields.insert(
-                crate::domain::activity::ENGAGEMENT_ID_FIELD.into(),
-                json!(crate::domain::activity::submission_task_id(s.conversion)),
+                activity::ENGAGEMENT_ID_FIELD.into(),
+                json!(activity::submission_task_id(s.conversion)),
             );
-            rows.push(plan.fields);
-            row_of.push(n);
+            rows.push(TaskRow {
+                items: vec![n],
+                fields: plan.fields,
+                truncated: plan.truncated,
+            });
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let results = self
-            .salesforce
-            .upsert(
-                "Task",
-                crate::domain::activity::ENGAGEMENT_ID_FIELD,
-                &rows,
-                false,
-            )
+        self.upsert_tasks(items, rows, FORM_SUBMISSIONS, outcomes)
             .await
-            .map_err(|e| e.to_string())?;
-        for (k, n) in row_of.into_iter().enumerate() {
-            let item = &items[n];
-            outcomes[n] = match results.get(k) {
-                Some(r) if r.ok() => {
-                    let mut event = self.event(item, Side::HubSpot, Outcome::Synced, now);
-                    event.linked = (r.created == Some(true))
-                        .then_some(crate::ports::Linking::CreatedInSalesforce);
-                    self.record(event).await;
-                    ItemOutcome::Done
-                }
-                Some(r) => {
-                    self.salesforce_failed(item, Side::HubSpot, r.errors.first().cloned(), now)
-                        .await
-                }
-                None => ItemOutcome::Retry("no result for a Task".into()),
-            };
-        }
-        Ok(())
     }
 
     /// Queues a form's submissions made since its cursor. The first read starts the
@@ -297,20 +267,8 @@ impl Pipeline {
         now: i64,
     ) -> Result<FeedReport, PollError> {
         let feed = form_feed(form);
-        let Some(from) = cursors.cursor(&feed).await? else {
-            let start = Cursor {
-                at: now,
-                last_id: String::new(),
-            };
-            match cursors.advance(&feed, None, &start).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            return Ok(FeedReport {
-                read: 0,
-                enqueued: 0,
-                cursor: now,
-            });
+        let Some(from) = cursor_or_start(cursors, &feed, now).await? else {
+            return Ok(FeedReport::started(now));
         };
         let mut changes = Vec::new();
         let mut after: Option<String> = None;
@@ -352,12 +310,7 @@ impl Pipeline {
             at: newest,
             last_id: String::new(),
         };
-        if to != from {
-            match cursors.advance(&feed, Some(&from), &to).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        move_cursor(cursors, &feed, &from, &to).await?;
         Ok(FeedReport {
             read,
             enqueued,

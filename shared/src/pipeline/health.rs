@@ -193,6 +193,25 @@ pub fn fix_hint(code: &str) -> Option<&'static str> {
         "converted_into_synced" => {
             "it was converted into a record that syncs with another HubSpot record: merge the two in HubSpot"
         }
+        "outside_inclusion" => {
+            "it is outside the HubSpot inclusion list or filter: add it to the list (it syncs at the next poll) or widen the filter"
+        }
+        "outside_salesforce_inclusion" => {
+            "it is outside [<pair>.salesforce_inclusion]: change the record or the filter"
+        }
+        "no_synced_record" => {
+            "the activity is on no synced contact, company or deal: associate one that syncs"
+        }
+        "related_not_synced" => {
+            "its contact does not sync (activities.unsynced_contact = \"skip\"): sync the contact, then its next change tries again"
+        }
+        "campaign_inactive" => {
+            "activate the Salesforce campaign, or name an active one for the form"
+        }
+        "campaign_unknown" => "the campaign the form names does not exist: fix [[campaigns.forms]]",
+        "form_not_configured" => {
+            "its form is no longer configured: add it to [[campaigns.forms]] or activities.form_submissions"
+        }
         "related_not_contact" => {
             "convert the Lead to a Contact, or associate a contact that syncs with a Contact"
         }

@@ -8,9 +8,9 @@
 //! `outside_inclusion`.
 
 use super::Pipeline;
-use super::poll::{Change, FeedReport, PollError};
+use super::poll::{Change, FeedReport, PollError, cursor_or_start, move_cursor};
 use crate::domain::Side;
-use crate::ports::{Cursor, CursorStore, ErrorClass, StoreError, WorkItem, WorkQueue};
+use crate::ports::{Cursor, CursorStore, ErrorClass, WorkItem, WorkQueue};
 
 /// Pages (of 250 members) one poll reads of a list it is catching up on.
 const PAGES_PER_POLL: usize = 20;
@@ -33,20 +33,8 @@ impl Pipeline {
         now: i64,
     ) -> Result<FeedReport, PollError> {
         let feed = list_feed(list);
-        let Some(from) = cursors.cursor(&feed).await? else {
-            let start = Cursor {
-                at: now,
-                last_id: String::new(),
-            };
-            match cursors.advance(&feed, None, &start).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            return Ok(FeedReport {
-                read: 0,
-                enqueued: 0,
-                cursor: now,
-            });
+        let Some(from) = cursor_or_start(cursors, &feed, now).await? else {
+            return Ok(FeedReport::started(now));
         };
         let mut at = from.at;
         let mut token = (!from.last_id.is_empty()).then(|| from.last_id.clone());
@@ -91,12 +79,7 @@ impl Pipeline {
             at,
             last_id: token.unwrap_or_default(),
         };
-        if to != from {
-            match cursors.advance(&feed, Some(&from), &to).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        move_cursor(cursors, &feed, &from, &to).await?;
         Ok(FeedReport {
             read,
             enqueued,

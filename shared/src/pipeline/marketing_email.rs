@@ -6,16 +6,17 @@
 
 use std::collections::HashMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-use super::poll::{Change, FeedReport, PollError};
+use super::activities::TaskRow;
+use super::poll::{Change, FeedReport, PollError, cursor_or_start, move_cursor};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::activity::{
     ENGAGEMENT_ID_FIELD, TaskLinks, email_event_task_id, task_from_email_event,
 };
 use crate::domain::config::{MarketingEmailEvent, UnsyncedRelated};
-use crate::ports::{Cursor, CursorStore, Linking, Outcome, StoreError, WorkItem, WorkQueue};
+use crate::ports::{Cursor, CursorStore, Outcome, WorkItem, WorkQueue};
 
 /// The queued object of a marketing email event.
 pub(crate) const EMAIL_EVENTS: &str = "email_events";
@@ -99,20 +100,8 @@ impl Pipeline {
         kind: MarketingEmailEvent,
         now: i64,
     ) -> Result<FeedReport, PollError> {
-        let Some(from) = cursors.cursor(feed).await? else {
-            let start = Cursor {
-                at: now,
-                last_id: String::new(),
-            };
-            match cursors.advance(feed, None, &start).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            return Ok(FeedReport {
-                read: 0,
-                enqueued: 0,
-                cursor: now,
-            });
+        let Some(from) = cursor_or_start(cursors, feed, now).await? else {
+            return Ok(FeedReport::started(now));
         };
         let since = (from.at - OVERLAP_MS).max(0);
         let mut changes = Vec::new();
@@ -150,10 +139,7 @@ impl Pipeline {
             last_id: String::new(),
         };
         if to.at > from.at {
-            match cursors.advance(feed, Some(&from), &to).await {
-                Ok(()) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
+            move_cursor(cursors, feed, &from, &to).await?;
         }
         Ok(FeedReport {
             read,
@@ -180,8 +166,7 @@ impl Pipeline {
             .submitters(events.iter().map(|(_, e)| e.recipient.to_owned()).collect())
             .await?;
         let mut subjects: HashMap<&str, String> = HashMap::new();
-        let mut rows: Vec<Map<String, Value>> = Vec::new();
-        let mut row_of: Vec<usize> = Vec::new();
+        let mut rows: Vec<TaskRow> = Vec::new();
         for (n, e) in &events {
             let item = &items[*n];
             let Some(person) = people.get(e.recipient) else {
@@ -215,43 +200,16 @@ impl Pipeline {
                 subjects.insert(e.campaign, subject);
             }
             let subject = subjects.get(e.campaign).map_or("", String::as_str);
-            let links = TaskLinks::of(
-                Some((person.sobject.as_str(), person.id.as_str())),
-                None,
-                None,
-                None,
-            );
+            let links = TaskLinks::of(Some((&person.sobject, &person.id)), None, None, None);
             let mut plan = task_from_email_event(e.kind, subject, e.recipient, e.created, &links);
             plan.fields
                 .insert(ENGAGEMENT_ID_FIELD.into(), json!(email_event_task_id(e.id)));
-            rows.push(plan.fields);
-            row_of.push(*n);
+            rows.push(TaskRow {
+                items: vec![*n],
+                fields: plan.fields,
+                truncated: plan.truncated,
+            });
         }
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let results = self
-            .salesforce
-            .upsert("Task", ENGAGEMENT_ID_FIELD, &rows, false)
-            .await
-            .map_err(|e| e.to_string())?;
-        for (k, n) in row_of.into_iter().enumerate() {
-            let item = &items[n];
-            outcomes[n] = match results.get(k) {
-                Some(r) if r.ok() => {
-                    let mut event = self.event(item, Side::HubSpot, Outcome::Synced, now);
-                    event.linked =
-                        (r.created == Some(true)).then_some(Linking::CreatedInSalesforce);
-                    self.record(event).await;
-                    ItemOutcome::Done
-                }
-                Some(r) => {
-                    self.salesforce_failed(item, Side::HubSpot, r.errors.first().cloned(), now)
-                        .await
-                }
-                None => ItemOutcome::Retry("no result for a Task".into()),
-            };
-        }
-        Ok(())
+        self.upsert_tasks(items, rows, EMAIL_EVENTS, outcomes).await
     }
 }

@@ -134,6 +134,15 @@ pub struct FeedReport {
 }
 
 impl FeedReport {
+    /// A feed read for the first time: nothing read, its cursor started at `now`.
+    pub(crate) fn started(now: i64) -> Self {
+        FeedReport {
+            read: 0,
+            enqueued: 0,
+            cursor: now,
+        }
+    }
+
     /// Adds a settled read's figures; the cursor stays the feed's.
     fn absorb(&mut self, settled: FeedReport) {
         self.read += settled.read;
@@ -154,6 +163,43 @@ struct Window<'a> {
     object: &'a str,
     since: i64,
     until: Option<i64>,
+}
+
+/// A feed's cursor; a feed read for the first time has its cursor started at `now`
+/// instead (what came before is not replayed) and answers `None`.
+pub(crate) async fn cursor_or_start(
+    cursors: &dyn CursorStore,
+    feed: &str,
+    now: i64,
+) -> Result<Option<Cursor>, PollError> {
+    if let Some(c) = cursors.cursor(feed).await? {
+        return Ok(Some(c));
+    }
+    let start = Cursor {
+        at: now,
+        last_id: String::new(),
+    };
+    match cursors.advance(feed, None, &start).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Moves a feed's cursor from `from` to `to` when that moves it; another poller having
+/// moved it first is fine (what was queued is queued twice at most).
+pub(crate) async fn move_cursor(
+    cursors: &dyn CursorStore,
+    feed: &str,
+    from: &Cursor,
+    to: &Cursor,
+) -> Result<(), PollError> {
+    if to == from {
+        return Ok(());
+    }
+    match cursors.advance(feed, Some(from), to).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A change read from a feed: the record and when it changed.

@@ -143,35 +143,51 @@ impl HubSpotClient {
 
     /// Every record id in a list, page by page.
     pub async fn list_members(&self, list_id: &str) -> Result<Vec<String>, HubSpotError> {
+        let path = format!("/crm/v3/lists/{list_id}/memberships");
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let mut query = vec![("limit", MEMBERSHIP_PAGE.to_string())];
-            if let Some(a) = &after {
-                query.push(("after", a.clone()));
-            }
-            let a = self
-                .request(
-                    Method::GET,
-                    &format!("/crm/v3/lists/{list_id}/memberships"),
-                    &query,
-                    None,
-                    Idempotent::Yes,
-                )
+            let (results, next) = self
+                .results_page(&path, MEMBERSHIP_PAGE, after.as_deref())
                 .await?;
             out.extend(
-                a.body
-                    .get("results")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
+                results
+                    .iter()
                     .filter_map(|m| m.get("recordId").and_then(Value::as_str).map(str::to_owned)),
             );
-            match a.body.pointer("/paging/next/after").and_then(Value::as_str) {
-                Some(next) => after = Some(next.to_owned()),
+            match next {
+                Some(next) => after = Some(next),
                 None => return Ok(out),
             }
         }
+    }
+
+    /// One page of a listing that answers `results` and `paging.next.after`.
+    async fn results_page(
+        &self,
+        path: &str,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), HubSpotError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(a) = after {
+            query.push(("after", a.to_owned()));
+        }
+        let a = self
+            .request(Method::GET, path, &query, None, Idempotent::Yes)
+            .await?;
+        let results = a
+            .body
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let next = a
+            .body
+            .pointer("/paging/next/after")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok((results, next))
     }
 
     /// One page (250) of a list's members in the order they joined.
@@ -180,25 +196,10 @@ impl HubSpotClient {
         list_id: &str,
         after: Option<&str>,
     ) -> Result<JoinPage, HubSpotError> {
-        let mut query = vec![("limit", MEMBERSHIP_PAGE.to_string())];
-        if let Some(a) = after {
-            query.push(("after", a.to_owned()));
-        }
-        let a = self
-            .request(
-                Method::GET,
-                &format!("/crm/v3/lists/{list_id}/memberships/join-order"),
-                &query,
-                None,
-                Idempotent::Yes,
-            )
-            .await?;
-        let joins = a
-            .body
-            .get("results")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let path = format!("/crm/v3/lists/{list_id}/memberships/join-order");
+        let (results, next) = self.results_page(&path, MEMBERSHIP_PAGE, after).await?;
+        let joins = results
+            .iter()
             .filter_map(|m| {
                 Some(ListJoin {
                     record_id: m.get("recordId")?.as_str()?.to_owned(),
@@ -206,11 +207,6 @@ impl HubSpotClient {
                 })
             })
             .collect();
-        let next = a
-            .body
-            .pointer("/paging/next/after")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
         Ok(JoinPage { joins, next })
     }
 
@@ -315,25 +311,10 @@ impl HubSpotClient {
         form_id: &str,
         after: Option<&str>,
     ) -> Result<SubmissionPage, HubSpotError> {
-        let mut query = vec![("limit", SUBMISSION_PAGE.to_string())];
-        if let Some(a) = after {
-            query.push(("after", a.to_owned()));
-        }
-        let a = self
-            .request(
-                Method::GET,
-                &format!("/form-integrations/v1/submissions/forms/{form_id}"),
-                &query,
-                None,
-                Idempotent::Yes,
-            )
-            .await?;
-        let submissions = a
-            .body
-            .get("results")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
+        let path = format!("/form-integrations/v1/submissions/forms/{form_id}");
+        let (results, next) = self.results_page(&path, SUBMISSION_PAGE, after).await?;
+        let submissions = results
+            .iter()
             .filter_map(|s| {
                 let email = s
                     .get("values")
@@ -351,11 +332,6 @@ impl HubSpotClient {
                 })
             })
             .collect();
-        let next = a
-            .body
-            .pointer("/paging/next/after")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
         Ok(SubmissionPage { submissions, next })
     }
 

@@ -200,6 +200,19 @@ mod tests {
     }
 
     #[test]
+    fn engagements_come_by_their_object_type_ids() {
+        let body = br#"[{"eventId":1,"subscriptionType":"object.creation","objectTypeId":"0-49","objectId":7},
+            {"eventId":2,"subscriptionType":"object.propertyChange","objectTypeId":"0-27","objectId":8},
+            {"eventId":3,"subscriptionType":"object.creation","objectTypeId":"0-99","objectId":9}]"#;
+        let parsed = events(body).unwrap_or_else(|e| panic!("{e}"));
+        let objects: Vec<(&str, &str)> = parsed
+            .iter()
+            .map(|e| (e.item.object.as_str(), e.item.id.as_str()))
+            .collect();
+        assert_eq!(objects, vec![("emails", "7"), ("tasks", "8")]);
+    }
+
+    #[test]
     fn a_correct_signature_passes_and_everything_else_fails() {
         let uri = "https://hooks.example.com/prod/webhooks/hubspot";
         let body = br#"[{"eventId":1,"subscriptionType":"contact.creation","objectId":51}]"#;
