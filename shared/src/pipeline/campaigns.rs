@@ -110,10 +110,14 @@ impl Pipeline {
             .collect();
         let people = self.submitters(emails).await?;
         let campaigns = &self.config.campaigns;
-        let (to_campaigns, _): (Vec<usize>, Vec<usize>) = which.iter().partition(|&&n| {
-            campaigns.enabled
-                && parse(&items[n].id).is_some_and(|s| campaigns.campaign_of(s.form).is_some())
-        });
+        let to_campaigns: Vec<usize> = which
+            .iter()
+            .copied()
+            .filter(|&n| {
+                campaigns.enabled
+                    && parse(&items[n].id).is_some_and(|s| campaigns.campaign_of(s.form).is_some())
+            })
+            .collect();
         if !to_campaigns.is_empty() {
             self.campaign_members(items, &to_campaigns, &people, outcomes)
                 .await?;
@@ -391,18 +395,7 @@ impl Pipeline {
         for (n, campaign_id, email) in &wanted {
             let item = &items[*n];
             let Some(person) = people.get(email) else {
-                let message =
-                    format!("the contact {email} is not synced yet{RETRIED_UNTIL_SYNCED}");
-                self.note(
-                    item,
-                    Side::HubSpot,
-                    Outcome::Skipped,
-                    Some(WAITING_FOR_RELATED),
-                    Some(message),
-                    now,
-                )
-                .await;
-                outcomes[*n] = ItemOutcome::Retry(format!("{WAITING_PREFIX} contacts to sync"));
+                outcomes[*n] = self.wait_for_submitter(item, email, now).await;
                 continue;
             };
             let Some(c) = campaign(campaign_id) else {
