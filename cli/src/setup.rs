@@ -160,6 +160,10 @@ pub async fn run(config: &ValidatedConfig) -> Result<SetupReport, CliError> {
             for l in pair.lookups.iter().filter(|l| l.on.contains(sobject)) {
                 wanted.push((sobject.clone(), l.field.clone(), false));
             }
+            // The Salesforce inclusion filter reads these fields on every batch.
+            for field in pair.inclusion.salesforce_fields(sobject) {
+                wanted.push((sobject.clone(), field, false));
+            }
         }
     }
     let mut sobjects: Vec<String> = wanted.iter().map(|(o, _, _)| o.clone()).collect();

@@ -207,6 +207,11 @@ fn read_only(mut d: FieldDef) -> FieldDef {
     d
 }
 
+fn create_only(mut d: FieldDef) -> FieldDef {
+    d.updateable = false;
+    d
+}
+
 fn formula(d: FieldDef, kind: Formula) -> FieldDef {
     let mut d = read_only(d);
     d.formula = Some(kind);
@@ -495,7 +500,8 @@ pub fn standard_objects() -> Vec<ObjectDef> {
         )),
         defaulted(picklist("Priority", &["High", "Normal", "Low"], true)),
         picklist("Type", &["Call", "Email", "Meeting", "Other"], false),
-        picklist("TaskSubtype", &["Task", "Email", "Call"], true),
+        // Set when a Task is made, never after (Salesforce: create, not update).
+        create_only(picklist("TaskSubtype", &["Task", "Email", "Call"], true)),
         f("CallDurationInSeconds", SfType::Int),
         picklist("CallType", &["Inbound", "Outbound", "Internal"], true),
         reference("WhoId", &["Lead", "Contact"]),

@@ -377,6 +377,13 @@ async fn run(settings: Settings) -> Result<(), String> {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    // The engine's own logs, when asked for (`CRMSYNC_LOG=warn`): quiet by default.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("CRMSYNC_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if probe::is_child() {
         if let Err(e) = probe::child().await {
             eprintln!("memory probe: {e}");

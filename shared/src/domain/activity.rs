@@ -265,7 +265,6 @@ pub fn task_from_submission(
     );
     for (k, v) in [
         ("Type", "Other"),
-        ("TaskSubtype", "Task"),
         ("Status", "Completed"),
         ("Priority", "Normal"),
     ] {
@@ -314,8 +313,6 @@ pub fn task_from_email_event(
     );
     plan.fields
         .insert("Type".into(), Value::String("Email".into()));
-    plan.fields
-        .insert("TaskSubtype".into(), Value::String("Email".into()));
     plan
 }
 
@@ -325,31 +322,29 @@ pub fn task_from_engagement(
     props: &Map<String, Value>,
     links: &TaskLinks,
 ) -> TaskPlan {
-    let (subject, body, task_type, subtype) = match kind {
+    // `Type`, not `TaskSubtype`: Salesforce sets a Task's subtype when it is made and
+    // refuses it on update, and a Task is upserted (made or updated in one call).
+    let (subject, body, task_type) = match kind {
         ActivityType::Call => (
             text(props, "hs_call_title").unwrap_or("Call"),
             text(props, "hs_call_body"),
-            "Call",
             "Call",
         ),
         ActivityType::Email => (
             text(props, "hs_email_subject").unwrap_or("Email"),
             text(props, "hs_email_text"),
             "Email",
-            "Email",
         ),
         ActivityType::Meeting => (
             text(props, "hs_meeting_title").unwrap_or("Meeting"),
             text(props, "hs_meeting_body"),
             "Meeting",
-            "Task",
         ),
-        ActivityType::Note => ("Note", text(props, "hs_note_body"), "Other", "Task"),
+        ActivityType::Note => ("Note", text(props, "hs_note_body"), "Other"),
         ActivityType::Task => (
             text(props, "hs_task_subject").unwrap_or("Task"),
             text(props, "hs_task_body"),
             "Other",
-            "Task",
         ),
     };
     let mut fields = Map::new();
@@ -367,7 +362,6 @@ pub fn task_from_engagement(
         fields.insert("Description".into(), Value::String(description));
     }
     fields.insert("Type".into(), Value::String(task_type.into()));
-    fields.insert("TaskSubtype".into(), Value::String(subtype.into()));
     let when = kind_time(kind, props);
     if let Some(date) = when {
         fields.insert("ActivityDate".into(), Value::String(date));
@@ -457,7 +451,6 @@ mod tests {
                 "Subject": "Discovery call",
                 "Description": "Talked budget & timing\n\nNext: demo",
                 "Type": "Call",
-                "TaskSubtype": "Call",
                 "ActivityDate": "2024-05-03",
                 "Status": "Completed",
                 "Priority": "Normal",
@@ -565,7 +558,7 @@ mod tests {
             plan.fields["Subject"],
             "Marketing email opened: Spring offers"
         );
-        assert_eq!(plan.fields["TaskSubtype"], "Email");
+        assert_eq!(plan.fields["Type"], "Email");
         assert_eq!(plan.fields["ActivityDate"], "2024-05-03");
         assert_eq!(email_event_task_id("e1"), "email:e1");
     }

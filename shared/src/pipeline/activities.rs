@@ -253,6 +253,20 @@ impl Pipeline {
             return Ok(());
         }
         let now = self.clock.now_ms();
+        // One row per Task: two references to one engagement in a batch would put its
+        // id twice in one call, and Salesforce fails both rows.
+        let mut merged: Vec<TaskRow> = Vec::new();
+        for row in rows {
+            let id = row.fields.get(ENGAGEMENT_ID_FIELD).cloned();
+            match merged
+                .iter_mut()
+                .find(|m| m.fields.get(ENGAGEMENT_ID_FIELD) == id.as_ref())
+            {
+                Some(m) => m.items.extend(row.items),
+                None => merged.push(row),
+            }
+        }
+        let rows = merged;
         let fields: Vec<Map<String, Value>> = rows.iter().map(|r| r.fields.clone()).collect();
         let results = self
             .salesforce

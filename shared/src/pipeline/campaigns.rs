@@ -13,10 +13,11 @@ use serde_json::{Map, Value, json};
 
 use super::activities::TaskRow;
 use super::lookups::{RETRIED_UNTIL_SYNCED, WAITING_FOR_RELATED, WAITING_PREFIX};
-use super::poll::{Change, FeedReport, PollError, cursor_or_start, move_cursor};
+use super::poll::{Change, FeedReport, PageMark, PollError, cursor_or_start, move_cursor};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::activity;
+use crate::domain::config::UnsyncedRelated;
 use crate::domain::same_salesforce_id;
 use crate::ports::{Cursor, CursorStore, FieldChange, Outcome, WorkItem, WorkQueue};
 
@@ -215,6 +216,34 @@ impl Pipeline {
         ItemOutcome::Retry(format!("{WAITING_PREFIX} contacts to sync"))
     }
 
+    /// An activity whose person is not synced: it waits, or is skipped, as
+    /// `activities.unsynced_contact` says.
+    pub(crate) async fn unsynced_person(
+        &self,
+        item: &WorkItem,
+        email: &str,
+        now: i64,
+    ) -> ItemOutcome {
+        match self.config.activities.unsynced_contact {
+            UnsyncedRelated::Wait => self.wait_for_submitter(item, email, now).await,
+            UnsyncedRelated::Skip => {
+                let message = format!(
+                    "{email} is not a synced contact: skipped (activities.unsynced_contact = \"skip\")"
+                );
+                self.note(
+                    item,
+                    Side::HubSpot,
+                    Outcome::Skipped,
+                    Some(super::activities::RELATED_NOT_SYNCED),
+                    Some(message),
+                    now,
+                )
+                .await;
+                ItemOutcome::Done
+            }
+        }
+    }
+
     /// Submissions as Tasks on their people, upserted on the submission's id (a form's
     /// name read once per form).
     async fn submission_tasks(
@@ -232,7 +261,7 @@ impl Pipeline {
                 continue;
             };
             let Some(person) = people.get(&s.email) else {
-                outcomes[n] = self.wait_for_submitter(&items[n], &s.email, now).await;
+                outcomes[n] = self.unsynced_person(&items[n], &s.email, now).await;
                 continue;
             };
             if !names.contains_key(s.form) {
@@ -274,9 +303,16 @@ impl Pipeline {
         let Some(from) = cursor_or_start(cursors, &feed, now).await? else {
             return Ok(FeedReport::started(now));
         };
+        // A read that stopped part-way (more new submissions than one poll reads) goes
+        // on from its page, and remembers the newest it saw: the cursor moves only once
+        // the read reaches the cursor.
+        let mark = PageMark::read(cursors, &feed).await?;
+        let (mut newest, mut after) = match mark.token().and_then(|t| t.split_once(':')) {
+            Some((newest, after)) => (newest.parse().unwrap_or(from.at), Some(after.to_owned())),
+            None => (from.at, None),
+        };
         let mut changes = Vec::new();
-        let mut after: Option<String> = None;
-        let mut newest = from.at;
+        let mut finished = false;
         'pages: for _ in 0..PAGES_PER_POLL {
             let page = self
                 .hubspot
@@ -287,6 +323,7 @@ impl Pipeline {
                 // Newest first: one older than the cursor ends the read. Those at the
                 // cursor's own millisecond are read again; the seen marks skip them.
                 if s.submitted_at < from.at {
+                    finished = true;
                     break 'pages;
                 }
                 newest = newest.max(s.submitted_at);
@@ -305,11 +342,24 @@ impl Pipeline {
             }
             match page.next {
                 Some(n) => after = Some(n),
-                None => break,
+                None => {
+                    finished = true;
+                    break;
+                }
             }
         }
         let read = changes.len();
         let enqueued = self.enqueue_unseen(queue, &feed, changes).await?;
+        if !finished {
+            let token = format!("{newest}:{}", after.unwrap_or_default());
+            mark.save(cursors, Some(&token)).await?;
+            return Ok(FeedReport {
+                read,
+                enqueued,
+                cursor: from.at,
+            });
+        }
+        mark.save(cursors, None).await?;
         let to = Cursor {
             at: newest,
             last_id: String::new(),

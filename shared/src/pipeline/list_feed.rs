@@ -2,18 +2,20 @@
 //! poll, not at its next edit (the seeds: "any HubSpot contact (new or existing) added
 //! to your inclusion list will trigger a sync"). HubSpot sends no webhook for list
 //! membership; its join-order listing is read forward from a cursor instead: the token
-//! of the last page read (read again each poll, for members joining after it) and the
+//! of the last page read (read again each poll, for members joining after it; kept as a
+//! `PageMark`, since tokens are opaque and in no order) and the
 //! newest join time queued. A record that leaves the list is noticed at its next change
 //! (HubSpot keeps no feed of departures): its sync then reads its membership and says
 //! `outside_inclusion`.
 
 use super::Pipeline;
-use super::poll::{Change, FeedReport, PollError, cursor_or_start, move_cursor};
+use super::poll::{Change, FeedReport, PageMark, PollError, cursor_or_start, move_cursor};
 use crate::domain::Side;
 use crate::ports::{Cursor, CursorStore, ErrorClass, WorkItem, WorkQueue};
 
-/// Pages (of 250 members) one poll reads of a list it is catching up on.
-const PAGES_PER_POLL: usize = 20;
+/// Pages (of 250 members) one poll reads of a list it is catching up on (a list read
+/// for the first time is walked from its first member).
+const PAGES_PER_POLL: usize = 100;
 
 /// The feed of a list's joins.
 pub(crate) fn list_feed(list: &str) -> String {
@@ -36,8 +38,9 @@ impl Pipeline {
         let Some(from) = cursor_or_start(cursors, &feed, now).await? else {
             return Ok(FeedReport::started(now));
         };
+        let mark = PageMark::read(cursors, &feed).await?;
         let mut at = from.at;
-        let mut token = (!from.last_id.is_empty()).then(|| from.last_id.clone());
+        let mut token = mark.token().map(str::to_owned);
         let mut changes = Vec::new();
         for _ in 0..PAGES_PER_POLL {
             let page = match self.hubspot.list_joins(list, token.as_deref()).await {
@@ -77,9 +80,10 @@ impl Pipeline {
         let enqueued = self.enqueue_unseen(queue, &feed, changes).await?;
         let to = Cursor {
             at,
-            last_id: token.unwrap_or_default(),
+            last_id: String::new(),
         };
         move_cursor(cursors, &feed, &from, &to).await?;
+        mark.save(cursors, token.as_deref()).await?;
         Ok(FeedReport {
             read,
             enqueued,

@@ -2,21 +2,22 @@
 //! sent to, opened or clicked by a synced contact becomes a Task on its Lead or Contact
 //! ("Marketing email opened: <subject>"), upserted on `email:<event id>`. HubSpot sends
 //! no webhook for these: the poller reads the Email Events API per event type, from
-//! its first poll on, a little before its cursor (events can be recorded late).
+//! its first poll on, a little before its cursor (events can be recorded late); a
+//! window with more events than one poll reads is finished by the next polls.
 
 use std::collections::HashMap;
 
 use serde_json::json;
 
 use super::activities::TaskRow;
-use super::poll::{Change, FeedReport, PollError, cursor_or_start, move_cursor};
+use super::poll::{Change, FeedReport, PageMark, PollError, cursor_or_start, move_cursor};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::activity::{
     ENGAGEMENT_ID_FIELD, TaskLinks, email_event_task_id, task_from_email_event,
 };
-use crate::domain::config::{MarketingEmailEvent, UnsyncedRelated};
-use crate::ports::{Cursor, CursorStore, Outcome, WorkItem, WorkQueue};
+use crate::domain::config::MarketingEmailEvent;
+use crate::ports::{Cursor, CursorStore, WorkItem, WorkQueue};
 
 /// The queued object of a marketing email event.
 pub(crate) const EMAIL_EVENTS: &str = "email_events";
@@ -71,28 +72,18 @@ impl Pipeline {
             && !self.config.activities.marketing_email_events.is_empty()
     }
 
-    /// Queues each selected event type's events since its cursor.
-    pub(crate) async fn poll_email_events(
-        &self,
-        cursors: &dyn CursorStore,
-        queue: &dyn WorkQueue,
-        now: i64,
-        report: &mut super::poll::PollReport,
-    ) -> Result<(), PollError> {
-        if !self.config.activities.enabled {
-            return Ok(());
+    /// The event types whose events become Tasks.
+    pub(crate) fn email_event_kinds(&self) -> Vec<MarketingEmailEvent> {
+        let a = &self.config.activities;
+        if a.enabled {
+            a.marketing_email_events.clone()
+        } else {
+            Vec::new()
         }
-        for kind in self.config.activities.marketing_email_events.clone() {
-            let feed = email_feed(kind);
-            let r = self
-                .poll_email_kind(cursors, queue, &feed, kind, now)
-                .await?;
-            report.feeds.insert(feed, r);
-        }
-        Ok(())
     }
 
-    async fn poll_email_kind(
+    /// Queues one event type's events since its cursor.
+    pub(crate) async fn poll_email_kind(
         &self,
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
@@ -104,13 +95,23 @@ impl Pipeline {
             return Ok(FeedReport::started(now));
         };
         let since = (from.at - OVERLAP_MS).max(0);
+        // A window read part-way by an earlier poll goes on where it stopped, to the
+        // same end: the cursor moves only once a window is read to its end.
+        let mark = PageMark::read(cursors, feed).await?;
+        let (until, mut offset) = match mark.token().and_then(|t| t.split_once(':')) {
+            Some((until, offset)) => (
+                until.parse().unwrap_or(now),
+                Some(offset.to_owned()).filter(|o| !o.is_empty()),
+            ),
+            None => (now, None),
+        };
         let mut changes = Vec::new();
-        let mut offset: Option<String> = None;
         let mut newest = from.at;
+        let mut finished = false;
         for _ in 0..PAGES_PER_POLL {
             let page = self
                 .hubspot
-                .email_events(kind.api_name(), since, now, offset.as_deref())
+                .email_events(kind.api_name(), since, until, offset.as_deref())
                 .await
                 .map_err(|e| PollError::HubSpot(e.to_string()))?;
             for e in &page.events {
@@ -127,15 +128,28 @@ impl Pipeline {
             }
             match page.next {
                 Some(n) => offset = Some(n),
-                None => break,
+                None => {
+                    finished = true;
+                    break;
+                }
             }
         }
         let read = changes.len();
         // The overlap reads some events again: the seen marks skip them.
         let enqueued = self.enqueue_unseen(queue, feed, changes).await?;
+        if !finished {
+            let token = format!("{until}:{}", offset.unwrap_or_default());
+            mark.save(cursors, Some(&token)).await?;
+            return Ok(FeedReport {
+                read,
+                enqueued,
+                cursor: from.at,
+            });
+        }
+        mark.save(cursors, None).await?;
         // A quiet feed moves on too, to the start of its overlap.
         let to = Cursor {
-            at: newest.max(now - OVERLAP_MS),
+            at: newest.max(until - OVERLAP_MS),
             last_id: String::new(),
         };
         if to.at > from.at {
@@ -170,22 +184,7 @@ impl Pipeline {
         for (n, e) in &events {
             let item = &items[*n];
             let Some(person) = people.get(e.recipient) else {
-                outcomes[*n] = match self.config.activities.unsynced_contact {
-                    UnsyncedRelated::Wait => self.wait_for_submitter(item, e.recipient, now).await,
-                    UnsyncedRelated::Skip => {
-                        let message = format!("{} is not a synced contact", e.recipient);
-                        self.note(
-                            item,
-                            Side::HubSpot,
-                            Outcome::Skipped,
-                            Some(super::activities::RELATED_NOT_SYNCED),
-                            Some(message),
-                            now,
-                        )
-                        .await;
-                        ItemOutcome::Done
-                    }
-                };
+                outcomes[*n] = self.unsynced_person(item, e.recipient, now).await;
                 continue;
             };
             if !subjects.contains_key(e.campaign) {

@@ -202,6 +202,72 @@ pub(crate) async fn move_cursor(
     }
 }
 
+/// Where a feed's read stopped mid-way (a page token, opaque and in no order), kept
+/// under a key of its own so that it never has to move the feed's cursor (a time):
+/// that key's cursor counts its saves, so each save moves it forward.
+pub(crate) struct PageMark {
+    key: String,
+    stored: Option<Cursor>,
+}
+
+impl PageMark {
+    pub(crate) async fn read(cursors: &dyn CursorStore, feed: &str) -> Result<Self, PollError> {
+        let key = format!("{feed}|page");
+        let stored = cursors.cursor(&key).await?;
+        Ok(PageMark { key, stored })
+    }
+
+    /// The token saved last; none: the read starts from the beginning.
+    pub(crate) fn token(&self) -> Option<&str> {
+        self.stored
+            .as_ref()
+            .map(|c| c.last_id.as_str())
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Saves `token` (none: the next read starts from the beginning).
+    pub(crate) async fn save(
+        &self,
+        cursors: &dyn CursorStore,
+        token: Option<&str>,
+    ) -> Result<(), PollError> {
+        if self.token() == token {
+            return Ok(());
+        }
+        let to = Cursor {
+            at: self.stored.as_ref().map_or(1, |c| c.at + 1),
+            last_id: token.unwrap_or_default().to_owned(),
+        };
+        match &self.stored {
+            Some(from) => move_cursor(cursors, &self.key, from, &to).await,
+            None => match cursors.advance(&self.key, None, &to).await {
+                Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+}
+
+/// A side feed's read: its report kept, or its CRM's failure logged (a store failure
+/// still ends the poll).
+fn keep_or_warn(
+    report: &mut PollReport,
+    feed: String,
+    read: Result<FeedReport, PollError>,
+) -> Result<(), PollError> {
+    match read {
+        Ok(r) => {
+            report.feeds.insert(feed, r);
+            Ok(())
+        }
+        Err(e @ PollError::State(_)) => Err(e),
+        Err(e) => {
+            tracing::warn!(message = "a feed could not be read; the others go on", feed = %feed, error = %e);
+            Ok(())
+        }
+    }
+}
+
 /// A change read from a feed: the record and when it changed.
 pub(crate) struct Change {
     pub item: WorkItem,
@@ -373,7 +439,17 @@ impl Pipeline {
                 }
             }
         }
-        for feed in report.feeds.keys().cloned().collect::<Vec<_>>() {
+        // The pairs' own feeds are listed (initial sync, reconcile, import); feeds read
+        // only from their first poll on (activities, triggers) never are: a reconcile
+        // must not copy the past of every activity.
+        let listed = self.feeds();
+        for feed in report
+            .feeds
+            .keys()
+            .filter(|f| listed.contains(f))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
             let mut queued = self
                 .backfill(cursors, queue, &backfill_key(&feed, 0), started)
                 .await?;
@@ -413,16 +489,23 @@ impl Pipeline {
                 ))
             })
             .collect();
+        // These feeds fail alone: a deleted list or form, or the Email Events API down,
+        // leaves its feed behind (its lag shows in the status) and the poll goes on.
         for (list, object) in &lists {
-            let r = self.poll_list(cursors, queue, list, object, now).await?;
-            report.feeds.insert(super::list_feed::list_feed(list), r);
+            let feed = super::list_feed::list_feed(list);
+            let r = self.poll_list(cursors, queue, list, object, now).await;
+            keep_or_warn(&mut report, feed, r)?;
         }
-        self.poll_email_events(cursors, queue, now, &mut report)
-            .await?;
+        for kind in self.email_event_kinds() {
+            let feed = super::marketing_email::email_feed(kind);
+            let r = self.poll_email_kind(cursors, queue, &feed, kind, now).await;
+            keep_or_warn(&mut report, feed, r)?;
+        }
         // Forms that name a campaign, or whose submissions become Tasks.
         for form in self.submission_forms() {
-            let r = self.poll_form(cursors, queue, &form, now).await?;
-            report.feeds.insert(super::campaigns::form_feed(&form), r);
+            let feed = super::campaigns::form_feed(&form);
+            let r = self.poll_form(cursors, queue, &form, now).await;
+            keep_or_warn(&mut report, feed, r)?;
         }
         let swept: Vec<(String, String)> = self
             .pairs

@@ -99,6 +99,20 @@ async fn email_becomes_one_task(push: bool) {
     // The retry after the crash found its Task, and says the engagement synced.
     let (outcome, code) = w.last_outcome("hubspot", "emails", &email).await;
     assert_eq!((outcome, code), (Outcome::Synced, None));
+    // Edited in HubSpot, the same Task follows (an upsert that updates: a field
+    // Salesforce takes only on create, such as TaskSubtype, would fail it).
+    w.advance(60_000);
+    w.patch(
+        &w.hs_control(&format!("/objects/emails/{email}")),
+        json!({"properties": {"hs_email_subject": "Re: your quote (signed)"}}),
+    )
+    .await;
+    w.sync().await;
+    let all = tasks(&w).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["Subject"], "Re: your quote (signed)");
+    let (outcome, code) = w.last_outcome("hubspot", "emails", &email).await;
+    assert_eq!((outcome, code), (Outcome::Synced, None));
     // The Task is the sync's own: it never comes back as a HubSpot task.
     w.advance(60_000);
     w.sync().await;
@@ -307,4 +321,71 @@ async fn marketing_email_opens_and_clicks_become_tasks() {
         ]
     );
     w.assert_no_dead_letters().await;
+}
+
+/// Activities sync from the first poll on, and a reconcile (after a long pause) lists
+/// the pairs' records again, never every past activity.
+#[tokio::test]
+async fn a_reconcile_does_not_copy_past_activities() {
+    let w = world(false, "").await;
+    let contact = w
+        .hs_create(json!({"email": "old@history.example", "lastname": "Old"}))
+        .await;
+    let call = w
+        .hs_create_object(
+            "calls",
+            json!({"hs_call_title": "Before the sync", "hs_timestamp": "2024-05-01T10:00:00.000Z"}),
+        )
+        .await;
+    w.hs_person_associates("calls", &call, "contacts", &contact)
+        .await;
+    // Well before the first poll (its feed reads from a little before its cursor).
+    w.advance(60_000);
+    w.sync().await;
+    assert_eq!(w.sf_by_email("Lead", "old@history.example").await.len(), 1);
+    assert!(tasks(&w).await.is_empty(), "a past call was copied");
+    let pipeline = &w.runner.pipeline;
+    pipeline
+        .pause("admin", None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.advance(crmsync_shared::pipeline::control::SALESFORCE_DELETED_WINDOW_MS + 60_000);
+    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(resumed.reconcile);
+    w.sync().await;
+    w.sync().await;
+    assert!(
+        tasks(&w).await.is_empty(),
+        "the reconcile copied a past call"
+    );
+}
+
+/// More marketing email events than one poll reads (20 pages of 1,000): the next poll
+/// reads on from where the first stopped, and no event is queued twice or left behind.
+#[tokio::test]
+async fn a_large_send_is_read_over_several_polls() {
+    const RECIPIENTS: usize = 25_000;
+    let w = world(false, "marketing_email_events = [\"sent\"]\n").await;
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    w.advance(60_000);
+    let recipients: Vec<String> = (0..RECIPIENTS)
+        .map(|i| format!("r{i}@list.example"))
+        .collect();
+    w.post(
+        &w.hs_control("/marketing-emails"),
+        json!({"subject": "Big send", "recipients": recipients}),
+    )
+    .await;
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        w.advance(1_000);
+        let report = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+        queued.push(
+            report
+                .feeds
+                .get("email_events:SENT")
+                .map_or(0, |f| f.enqueued),
+        );
+    }
+    assert_eq!(queued, vec![20_000, 5_000, 0], "queued per poll");
 }

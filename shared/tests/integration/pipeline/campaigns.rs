@@ -163,3 +163,38 @@ async fn a_form_submission_becomes_a_task_on_the_submitters_lead() {
     assert_eq!(w.sf_records("Task").await.len(), 2);
     w.assert_no_dead_letters().await;
 }
+
+/// More new submissions than one poll reads (20 pages of 50, newest first): the next
+/// poll goes on from where the first stopped, back to the cursor, none twice.
+#[tokio::test]
+async fn many_submissions_are_read_over_several_polls() {
+    let config = DEFAULT_TOML.replacen(
+        "[activities]\nenabled = false\n",
+        &format!(
+            "[activities]\nenabled = true\nform_submissions = [\"{}\"]\n",
+            FORMS[0]
+        ),
+        1,
+    );
+    let w = World::start(Setup {
+        config,
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    w.post(&w.hs_control("/forms"), json!({"name": "Busy form"}))
+        .await;
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    w.advance(60_000);
+    for i in 0..1_100 {
+        submit(&w, FORMS[0], &format!("busy{i}@forms.example")).await;
+    }
+    let feed = format!("form:{}", FORMS[0]);
+    let mut queued = Vec::new();
+    for _ in 0..3 {
+        w.advance(1_000);
+        let report = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+        queued.push(report.feeds.get(&feed).map_or(0, |f| f.enqueued));
+    }
+    assert_eq!(queued, vec![1_000, 100, 0], "queued per poll");
+}
