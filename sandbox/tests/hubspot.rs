@@ -1032,6 +1032,29 @@ mod webhooks {
         assert_eq!(e["objectId"].to_string(), id);
     }
 
+    /// Engagements too (generic subscriptions): an email logged arrives as an
+    /// `object.creation` naming the engagement type's id.
+    #[tokio::test]
+    async fn engagements_arrive_as_object_events_with_their_type_id() {
+        let p = portal(relaxed(), None).await;
+        let (url, mut rx) = receiver(0).await;
+        hooked(&p, &url).await;
+        let r = p
+            .api(
+                "POST",
+                "/crm/v3/objects/emails",
+                Some(json!({"properties": {"hs_email_subject": "Hello", "hs_timestamp": "2024-05-01T00:00:00Z"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        let id = r.body["id"].as_str().unwrap_or_default().to_owned();
+        let (_, events, _) = next(&mut rx).await;
+        let e = &events[0];
+        assert_eq!(e["subscriptionType"], "object.creation");
+        assert_eq!(e["objectTypeId"], "0-49");
+        assert_eq!(e["objectId"].to_string(), id);
+    }
+
     #[tokio::test]
     async fn changes_arrive_as_signed_batches_attributed_to_their_source() {
         let p = portal(relaxed(), None).await;
