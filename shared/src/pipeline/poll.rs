@@ -22,9 +22,8 @@ use crate::ports::{Cursor, CursorStore, StoreError, WorkItem, WorkQueue};
 
 /// How far before its cursor each poll re-reads the HubSpot feed: HubSpot's search
 /// index trails writes by "a few moments". Each poll pays for this window again (a
-/// busy feed at one poll a second read every record about 11 times with 10 s, most of
-/// the initial sync's HubSpot calls): a change indexed later than this is read by the
-/// settled read instead, a couple of minutes on.
+/// busy feed at one poll a second read every record about 11 times with 10 s): a change
+/// indexed later than this is read by the settled read instead, a couple of minutes on.
 pub const HUBSPOT_OVERLAP_MS: i64 = 4_000;
 /// How long after a change the HubSpot feed reads it once more, for the index's rare
 /// longer lags.
