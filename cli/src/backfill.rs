@@ -5,21 +5,16 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::domain::config::ValidatedConfig;
-use crmsync_shared::pipeline::worker;
-use crmsync_shared::ports::WorkQueue;
+use crmsync_shared::pipeline::Pipeline;
+use crmsync_shared::pipeline::worker::Round;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use crate::drain::{Drained, Job, drain, failed};
 use crate::{CliError, run};
-
-/// How long the backfill waits on retries alone before leaving them to `crmsync run`.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
-
-fn failed(e: impl std::fmt::Display) -> CliError {
-    CliError::Setup(e.to_string())
-}
 
 /// One object's bar and its totals.
 struct Progress {
@@ -33,6 +28,30 @@ struct Bars {
     multi: MultiProgress,
     style: ProgressStyle,
     objects: BTreeMap<String, Progress>,
+}
+
+/// The initial sync's listing: each poll lists the next chunks of every feed (within
+/// its time budget) and queues them; the checkpoint moves after each chunk.
+impl Job for Bars {
+    async fn list(&mut self, pipeline: &Pipeline, store: &SqliteStore) -> Result<bool, CliError> {
+        let report = pipeline.poll(store, store).await.map_err(failed)?;
+        for (feed, f) in &report.feeds {
+            let object = feed.split_once(':').map_or(feed.as_str(), |(_, o)| o);
+            let p = self.of(object);
+            p.listed += f.enqueued as u64;
+            p.bar.set_length(p.listed.max(p.done));
+        }
+        Ok(!pipeline.listing_done(store).await.map_err(failed)?)
+    }
+
+    fn worked(&mut self, round: &Round) {
+        for (object, n) in &round.done_by_object {
+            let p = self.of(object);
+            p.done += *n as u64;
+            p.bar.set_length(p.listed.max(p.done));
+            p.bar.set_position(p.done);
+        }
+    }
 }
 
 impl Bars {
@@ -80,64 +99,10 @@ pub async fn run(config: ValidatedConfig, store: PathBuf, dry_run: bool) -> Resu
         style,
         objects: BTreeMap::new(),
     };
-    let mut listing = true;
-    let mut last_progress = Instant::now();
-    loop {
-        if listing {
-            // Each poll lists the next chunks of every feed (within its time budget)
-            // and queues them; the checkpoint moves after each chunk.
-            let report = pipeline
-                .poll(store.as_ref(), store.as_ref())
-                .await
-                .map_err(failed)?;
-            for (feed, f) in &report.feeds {
-                let object = feed.split_once(':').map_or(feed.as_str(), |(_, o)| o);
-                let p = bars.of(object);
-                p.listed += f.enqueued as u64;
-                p.bar.set_length(p.listed.max(p.done));
-            }
-            listing = !pipeline
-                .listing_done(store.as_ref())
-                .await
-                .map_err(failed)?;
-        }
-        let round = worker::run_once(&pipeline, store.as_ref(), 100)
-            .await
-            .map_err(failed)?;
-        if round.done > 0 {
-            last_progress = Instant::now();
-        }
-        for (object, n) in &round.done_by_object {
-            let p = bars.of(object);
-            p.done += *n as u64;
-            p.bar.set_length(p.listed.max(p.done));
-            p.bar.set_position(p.done);
-        }
-        if round.paused {
-            return Err(CliError::Setup(
-                "the sync was paused meanwhile; `crmsync resume`, then run the backfill again to finish".into(),
-            ));
-        }
-        let left = store.queued().await.map_err(failed)?;
-        if !listing && left == 0 {
-            break;
-        }
-        // Only retries left, none of which went through for a while (records waiting
-        // for a related record, backing off): they stay queued in the store for
-        // `crmsync run`, rather than holding the backfill for minutes.
-        if !listing && round.received == 0 && last_progress.elapsed() > GIVE_UP_AFTER {
-            let depth = store.depth().await.map_err(failed)?;
-            if depth.waiting == 0 {
-                println!(
-                    "{left} records wait to be retried (see `crmsync errors` and `crmsync status`); `crmsync run` on this store retries them"
-                );
-                break;
-            }
-        }
-        if round.received == 0 && !listing {
-            // Only retries are left, waiting out their delay.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    if let Drained::Held(left) = drain(&pipeline, store.as_ref(), &mut bars, "backfill").await? {
+        println!(
+            "{left} records wait to be retried (see `crmsync errors` and `crmsync status`); `crmsync run` on this store retries them"
+        );
     }
     for p in bars.objects.values() {
         p.bar.finish();

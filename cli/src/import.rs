@@ -4,21 +4,46 @@
 //! checkpointed in the store and the queue lives there too: run the same command again
 //! after an interruption and it carries on.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::domain::config::ValidatedConfig;
+use crmsync_shared::pipeline::Pipeline;
 use crmsync_shared::pipeline::import::{ImportError, ImportStart};
-use crmsync_shared::pipeline::worker;
-use crmsync_shared::ports::WorkQueue;
+use crmsync_shared::pipeline::worker::Round;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::drain::{Drained, Job, drain, failed};
 use crate::{CliError, run};
 
-/// How long the import waits on retries alone before leaving them to `crmsync run`.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
+/// The import's listing: one checkpointed chunk at a time, its bar the object's records
+/// synced.
+struct Import {
+    sobject: String,
+    bar: ProgressBar,
+    total: u64,
+    done: u64,
+}
 
-fn failed(e: impl std::fmt::Display) -> CliError {
-    CliError::Setup(e.to_string())
+impl Job for Import {
+    async fn list(&mut self, pipeline: &Pipeline, store: &SqliteStore) -> Result<bool, CliError> {
+        let step = pipeline
+            .import_chunk(store, store, &self.sobject)
+            .await
+            .map_err(failed)?;
+        Ok(!step.listed_all)
+    }
+
+    fn worked(&mut self, round: &Round) {
+        self.done += round
+            .done_by_object
+            .iter()
+            .filter(|(o, _)| *o == self.sobject)
+            .map(|(_, n)| *n as u64)
+            .sum::<u64>();
+        self.bar.set_length(self.total.max(self.done));
+        self.bar.set_position(self.done);
+    }
 }
 
 pub async fn run(
@@ -55,56 +80,15 @@ pub async fn run(
     );
     bar.set_prefix(sobject.clone());
     let started = Instant::now();
-    let mut done = 0u64;
-    let mut unfinished = 0;
-    let mut listing = true;
-    let mut last_progress = Instant::now();
-    loop {
-        if listing {
-            let step = pipeline
-                .import_chunk(store.as_ref(), store.as_ref(), &sobject)
-                .await
-                .map_err(failed)?;
-            listing = !step.listed_all;
-        }
-        let round = worker::run_once(&pipeline, store.as_ref(), 100)
-            .await
-            .map_err(failed)?;
-        if round.done > 0 {
-            last_progress = Instant::now();
-        }
-        done += round
-            .done_by_object
-            .iter()
-            .filter(|(o, _)| *o == sobject)
-            .map(|(_, n)| *n as u64)
-            .sum::<u64>();
-        bar.set_length(total.max(done));
-        bar.set_position(done);
-        if round.paused {
-            return Err(CliError::Setup(
-                "the sync was paused meanwhile; `crmsync resume`, then run the import again to finish".into(),
-            ));
-        }
-        let left = store.queued().await.map_err(failed)?;
-        if !listing && left == 0 {
-            break;
-        }
-        // Only records held elsewhere are left (by a run that stopped mid-batch: they
-        // come back to the queue when their minute is up): the import stays under way.
-        if !listing && round.received == 0 && last_progress.elapsed() > GIVE_UP_AFTER {
-            let depth = store.depth().await.map_err(failed)?;
-            if depth.waiting == 0 {
-                unfinished = left;
-                break;
-            }
-        }
-        if round.received == 0 && !listing {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    }
+    let mut job = Import {
+        sobject: sobject.clone(),
+        bar: bar.clone(),
+        total,
+        done: 0,
+    };
+    let drained = drain(&pipeline, store.as_ref(), &mut job, "import").await?;
     bar.finish_and_clear();
-    if unfinished == 0 {
+    if let Drained::Empty = drained {
         pipeline
             .finish_import(store.as_ref(), &sobject)
             .await
@@ -134,9 +118,9 @@ pub async fn run(
     if summary.waiting > 0 {
         println!("  {:>7}  not synced yet", summary.waiting);
     }
-    if unfinished > 0 {
+    if let Drained::Held(held) = drained {
         println!(
-            "{unfinished} records are still held by a run that stopped (they return to the queue within a minute): run the import again to finish it, or `crmsync run` on this store"
+            "{held} records are still held by a run that stopped (they return to the queue within a minute): run the import again to finish it, or `crmsync run` on this store"
         );
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 mod backfill;
 mod demo;
+mod drain;
 mod import;
 mod ops;
 mod run;
