@@ -314,26 +314,21 @@ impl Pipeline {
     }
 
     /// A Task on a Contact, with no company or deal of its own, hangs on the Contact's
-    /// Account too, as it would when logged in Salesforce (one query for the batch).
+    /// Account too, as it would when logged in Salesforce (one query per 200 Contacts).
     async fn accounts_of_contacts(&self, hangs: &mut [(String, Hung)]) -> Result<(), String> {
-        let wanted: Vec<String> = hangs
+        let wanted: Vec<&str> = hangs
             .iter()
             .filter(|(_, h)| h.account.is_none() && h.opportunity.is_none())
             .filter_map(|(_, h)| h.who.as_ref().filter(|(o, _)| o == "Contact"))
-            .map(|(_, id)| format!("'{}'", id.replace('\'', "")))
+            .map(|(_, id)| id.as_str())
             .collect();
         if wanted.is_empty() {
             return Ok(());
         }
         let rows = self
-            .salesforce
-            .query(
-                &format!(
-                    "SELECT Id, AccountId FROM Contact WHERE Id IN ({})",
-                    wanted.join(", ")
-                ),
-                false,
-            )
+            .query_in(&wanted, |list| {
+                format!("SELECT Id, AccountId FROM Contact WHERE Id IN ({list})")
+            })
             .await
             .map_err(|e| e.to_string())?;
         for (_, h) in hangs.iter_mut() {
@@ -403,36 +398,7 @@ impl Pipeline {
             return None;
         }
         if let Some(person) = &hung.unsynced {
-            return Some(match self.config.activities.unsynced_contact {
-                UnsyncedRelated::Wait => {
-                    let message = format!("{person} is not synced yet{RETRIED_UNTIL_SYNCED}");
-                    self.note(
-                        item,
-                        from,
-                        Outcome::Skipped,
-                        Some(WAITING_FOR_RELATED),
-                        Some(message),
-                        now,
-                    )
-                    .await;
-                    ItemOutcome::Retry(format!("{WAITING_PREFIX} {} to sync", item.object))
-                }
-                UnsyncedRelated::Skip => {
-                    let message = format!(
-                        "{person} is not synced: the activity is skipped (activities.unsynced_contact = \"skip\"); its next change tries again"
-                    );
-                    self.note(
-                        item,
-                        from,
-                        Outcome::Skipped,
-                        Some(RELATED_NOT_SYNCED),
-                        Some(message),
-                        now,
-                    )
-                    .await;
-                    ItemOutcome::Done
-                }
-            });
+            return Some(self.unsynced_person(item, from, person, now).await);
         }
         if hung.account.is_some() || hung.opportunity.is_some() {
             return None;
@@ -448,6 +414,57 @@ impl Pipeline {
         )
         .await;
         Some(ItemOutcome::Done)
+    }
+
+    /// An activity whose person (`person`, as its status names it) is not synced: it
+    /// waits, or is skipped, as `activities.unsynced_contact` says.
+    pub(crate) async fn unsynced_person(
+        &self,
+        item: &WorkItem,
+        from: Side,
+        person: &str,
+        now: i64,
+    ) -> ItemOutcome {
+        match self.config.activities.unsynced_contact {
+            UnsyncedRelated::Wait => self.wait_for_person(item, from, person, now).await,
+            UnsyncedRelated::Skip => {
+                let message = format!(
+                    "{person} is not synced: the activity is skipped (activities.unsynced_contact = \"skip\"); its next change tries again"
+                );
+                self.note(
+                    item,
+                    from,
+                    Outcome::Skipped,
+                    Some(RELATED_NOT_SYNCED),
+                    Some(message),
+                    now,
+                )
+                .await;
+                ItemOutcome::Done
+            }
+        }
+    }
+
+    /// A reference whose person is not synced yet waits for it: its status says so, and
+    /// it is retried.
+    pub(crate) async fn wait_for_person(
+        &self,
+        item: &WorkItem,
+        from: Side,
+        person: &str,
+        now: i64,
+    ) -> ItemOutcome {
+        let message = format!("{person} is not synced yet{RETRIED_UNTIL_SYNCED}");
+        self.note(
+            item,
+            from,
+            Outcome::Skipped,
+            Some(WAITING_FOR_RELATED),
+            Some(message),
+            now,
+        )
+        .await;
+        ItemOutcome::Retry(format!("{WAITING_PREFIX} {} to sync", item.object))
     }
 
     /// Salesforce Tasks as HubSpot tasks: read in one call, upserted in one batch call

@@ -12,12 +12,11 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::activities::TaskRow;
-use super::lookups::{RETRIED_UNTIL_SYNCED, WAITING_FOR_RELATED, WAITING_PREFIX};
 use super::poll::{Change, FeedReport, PageMark, PollError, cursor_or_start, move_cursor};
+use super::soql::{in_lists, literal_list};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::activity;
-use crate::domain::config::UnsyncedRelated;
 use crate::domain::same_salesforce_id;
 use crate::ports::{Cursor, CursorStore, FieldChange, Outcome, WorkItem, WorkQueue};
 
@@ -57,12 +56,6 @@ fn parse(id: &str) -> Option<Submitted<'_>> {
     })
 }
 
-fn soql_ids<'a>(ids: impl Iterator<Item = &'a str>) -> String {
-    ids.map(|i| format!("'{}'", i.replace('\'', "")))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// A person found synced by email: the Salesforce record.
 pub(crate) struct Person {
     pub sobject: String,
@@ -70,11 +63,26 @@ pub(crate) struct Person {
 }
 
 impl Pipeline {
-    /// Whether a queued reference is a form submission something is done with.
+    /// Whether a queued reference is a form submission something is done with (on every
+    /// reference of every batch: no allocation).
     pub(crate) fn is_submission(&self, item: &WorkItem) -> bool {
+        let (campaigns, activities) = (&self.config.campaigns, &self.config.activities);
         item.side == Side::HubSpot
             && item.object == FORM_SUBMISSIONS
-            && !self.submission_forms().is_empty()
+            && ((campaigns.enabled && !campaigns.forms.is_empty())
+                || (activities.enabled && !activities.form_submissions.is_empty()))
+    }
+
+    /// Whether submissions of `form` add campaign members.
+    fn names_campaign(&self, form: &str) -> bool {
+        let campaigns = &self.config.campaigns;
+        campaigns.enabled && campaigns.campaign_of(form).is_some()
+    }
+
+    /// Whether submissions of `form` become Tasks.
+    fn makes_tasks(&self, form: &str) -> bool {
+        let activities = &self.config.activities;
+        activities.enabled && activities.form_submissions.iter().any(|f| f == form)
     }
 
     /// The forms whose submissions the poller reads: those naming a campaign, and
@@ -105,43 +113,35 @@ impl Pipeline {
         which: &[usize],
         outcomes: &mut [ItemOutcome],
     ) -> Result<(), String> {
-        let emails: Vec<String> = which
+        let submitted: Vec<(usize, Submitted<'_>)> = which
             .iter()
-            .filter_map(|&n| parse(&items[n].id).map(|s| s.email))
+            .filter_map(|&n| Some((n, parse(&items[n].id)?)))
             .collect();
-        let people = self.submitters(emails).await?;
-        let campaigns = &self.config.campaigns;
-        let to_campaigns: Vec<usize> = which
+        let people = self
+            .submitters(submitted.iter().map(|(_, s)| s.email.clone()).collect())
+            .await?;
+        let to_campaigns: Vec<usize> = submitted
             .iter()
-            .copied()
-            .filter(|&n| {
-                campaigns.enabled
-                    && parse(&items[n].id).is_some_and(|s| campaigns.campaign_of(s.form).is_some())
-            })
+            .filter(|(_, s)| self.names_campaign(s.form))
+            .map(|(n, _)| *n)
             .collect();
         if !to_campaigns.is_empty() {
             self.campaign_members(items, &to_campaigns, &people, outcomes)
                 .await?;
         }
-        let task_forms = &self.config.activities.form_submissions;
-        let to_tasks: Vec<usize> = which
+        let to_tasks: Vec<usize> = submitted
             .iter()
-            .copied()
-            .filter(|&n| outcomes[n] == ItemOutcome::Done)
-            .filter(|&n| {
-                self.config.activities.enabled
-                    && parse(&items[n].id).is_some_and(|s| task_forms.iter().any(|f| f == s.form))
-            })
+            .filter(|(n, s)| outcomes[*n] == ItemOutcome::Done && self.makes_tasks(s.form))
+            .map(|(n, _)| *n)
             .collect();
         if !to_tasks.is_empty() {
             self.submission_tasks(items, &to_tasks, &people, outcomes)
                 .await?;
         }
         for &n in which {
-            let configured = parse(&items[n].id).is_some_and(|s| {
-                (campaigns.enabled && campaigns.campaign_of(s.form).is_some())
-                    || task_forms.iter().any(|f| f == s.form)
-            });
+            let configured = submitted
+                .iter()
+                .any(|(m, s)| *m == n && (self.names_campaign(s.form) || self.makes_tasks(s.form)));
             if !configured {
                 let message = "its form is neither in [[campaigns.forms]] nor in activities.form_submissions (any more)".to_owned();
                 self.note(
@@ -196,54 +196,6 @@ impl Pipeline {
         Ok(people)
     }
 
-    /// A submission whose person is not synced yet waits for it.
-    pub(crate) async fn wait_for_submitter(
-        &self,
-        item: &WorkItem,
-        email: &str,
-        now: i64,
-    ) -> ItemOutcome {
-        let message = format!("the contact {email} is not synced yet{RETRIED_UNTIL_SYNCED}");
-        self.note(
-            item,
-            Side::HubSpot,
-            Outcome::Skipped,
-            Some(WAITING_FOR_RELATED),
-            Some(message),
-            now,
-        )
-        .await;
-        ItemOutcome::Retry(format!("{WAITING_PREFIX} contacts to sync"))
-    }
-
-    /// An activity whose person is not synced: it waits, or is skipped, as
-    /// `activities.unsynced_contact` says.
-    pub(crate) async fn unsynced_person(
-        &self,
-        item: &WorkItem,
-        email: &str,
-        now: i64,
-    ) -> ItemOutcome {
-        match self.config.activities.unsynced_contact {
-            UnsyncedRelated::Wait => self.wait_for_submitter(item, email, now).await,
-            UnsyncedRelated::Skip => {
-                let message = format!(
-                    "{email} is not a synced contact: skipped (activities.unsynced_contact = \"skip\")"
-                );
-                self.note(
-                    item,
-                    Side::HubSpot,
-                    Outcome::Skipped,
-                    Some(super::activities::RELATED_NOT_SYNCED),
-                    Some(message),
-                    now,
-                )
-                .await;
-                ItemOutcome::Done
-            }
-        }
-    }
-
     /// Submissions as Tasks on their people, upserted on the submission's id (a form's
     /// name read once per form).
     async fn submission_tasks(
@@ -261,7 +213,10 @@ impl Pipeline {
                 continue;
             };
             let Some(person) = people.get(&s.email) else {
-                outcomes[n] = self.unsynced_person(&items[n], &s.email, now).await;
+                let person = format!("the contact {}", s.email);
+                outcomes[n] = self
+                    .unsynced_person(&items[n], Side::HubSpot, &person, now)
+                    .await;
                 continue;
             };
             if !names.contains_key(s.form) {
@@ -397,14 +352,9 @@ impl Pipeline {
         campaign_ids.sort();
         campaign_ids.dedup();
         let campaigns = self
-            .salesforce
-            .query(
-                &format!(
-                    "SELECT Id, Name, IsActive FROM Campaign WHERE Id IN ({})",
-                    soql_ids(campaign_ids.iter().copied())
-                ),
-                false,
-            )
+            .query_in(&campaign_ids, |list| {
+                format!("SELECT Id, Name, IsActive FROM Campaign WHERE Id IN ({list})")
+            })
             .await
             .map_err(|e| e.to_string())?;
         let campaign = |id: &str| {
@@ -414,22 +364,32 @@ impl Pipeline {
                     .is_some_and(|i| same_salesforce_id(i, id))
             })
         };
-        let person_ids: Vec<&str> = people.values().map(|p| p.id.as_str()).collect();
-        let members = if person_ids.is_empty() {
-            Vec::new()
-        } else {
-            let ids = soql_ids(person_ids.iter().copied());
-            self.salesforce
-                .query(
-                    &format!(
-                        "SELECT CampaignId, LeadId, ContactId FROM CampaignMember WHERE CampaignId IN ({}) AND (LeadId IN ({ids}) OR ContactId IN ({ids}))",
-                        soql_ids(campaign_ids.iter().copied())
+        // Their members among this batch's people, Leads and Contacts apart, every
+        // query in one call where they fit.
+        let in_campaigns = literal_list(&campaign_ids);
+        let mut queries = Vec::new();
+        for (sobject, field) in [("Lead", "LeadId"), ("Contact", "ContactId")] {
+            let ids: Vec<&str> = people
+                .values()
+                .filter(|p| p.sobject == sobject)
+                .map(|p| p.id.as_str())
+                .collect();
+            for list in in_lists(&ids) {
+                queries.push((
+                    String::new(),
+                    format!(
+                        "SELECT CampaignId, LeadId, ContactId FROM CampaignMember WHERE CampaignId IN ({in_campaigns}) AND {field} IN ({list})"
                     ),
-                    false,
-                )
-                .await
-                .map_err(|e| e.to_string())?
-        };
+                ));
+            }
+        }
+        let members: Vec<Value> = self
+            .query_keyed(queries)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_values()
+            .flatten()
+            .collect();
         let is_member = |campaign_id: &str, person: &str| {
             members.iter().any(|m| {
                 let field = |k: &str| m.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -445,7 +405,10 @@ impl Pipeline {
         for (n, campaign_id, email) in &wanted {
             let item = &items[*n];
             let Some(person) = people.get(email) else {
-                outcomes[*n] = self.wait_for_submitter(item, email, now).await;
+                let person = format!("the contact {email}");
+                outcomes[*n] = self
+                    .wait_for_person(item, Side::HubSpot, &person, now)
+                    .await;
                 continue;
             };
             let Some(c) = campaign(campaign_id) else {

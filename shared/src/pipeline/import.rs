@@ -251,10 +251,7 @@ impl Pipeline {
     /// How many records of `sobject` an import lists (one call).
     pub async fn import_total(&self, sobject: &str) -> Result<u64, ImportError> {
         let filter = self
-            .pairs
-            .iter()
-            .find(|p| p.spec.syncs(sobject))
-            .and_then(|r| r.hooks.match_filter(sobject))
+            .listing_filter(sobject)
             .map(|f| format!(" WHERE {f}"))
             .unwrap_or_default();
         Ok(self

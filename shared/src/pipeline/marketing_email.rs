@@ -184,7 +184,10 @@ impl Pipeline {
         for (n, e) in &events {
             let item = &items[*n];
             let Some(person) = people.get(e.recipient) else {
-                outcomes[*n] = self.unsynced_person(item, e.recipient, now).await;
+                let person = format!("the contact {}", e.recipient);
+                outcomes[*n] = self
+                    .unsynced_person(item, Side::HubSpot, &person, now)
+                    .await;
                 continue;
             };
             if !subjects.contains_key(e.campaign) {

@@ -650,6 +650,15 @@ impl Pipeline {
         }
     }
 
+    /// The filter a listing of `sobject` applies: records the pair never matches
+    /// (converted Leads) are not listed.
+    pub(crate) fn listing_filter(&self, sobject: &str) -> Option<&'static str> {
+        self.pairs
+            .iter()
+            .find(|p| p.spec.syncs(sobject))
+            .and_then(|r| r.hooks.match_filter(sobject))
+    }
+
     /// One chunk of a listing after `last` (a HubSpot `after` token, a Salesforce id),
     /// and where the next one starts (none: the listing is done).
     pub(crate) async fn backfill_chunk(
@@ -689,9 +698,7 @@ impl Pipeline {
         if !last.is_empty() {
             filter.push(format!("Id > '{}'", last.replace('\'', "")));
         }
-        // Records the pair never matches (converted Leads) are not listed.
-        let run = self.pairs.iter().find(|p| p.spec.syncs(object));
-        if let Some(f) = run.and_then(|r| r.hooks.match_filter(object)) {
+        if let Some(f) = self.listing_filter(object) {
             filter.push(f.to_owned());
         }
         let filter = if filter.is_empty() {

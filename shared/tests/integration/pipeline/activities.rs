@@ -389,3 +389,50 @@ async fn a_large_send_is_read_over_several_polls() {
     }
     assert_eq!(queued, vec![20_000, 5_000, 0], "queued per poll");
 }
+
+/// A batch of hundreds of calls on synced Contacts asks Salesforce for their Accounts in
+/// queries that fit a URL (Salesforce answers 414 past 16,384 bytes).
+#[tokio::test]
+async fn a_large_batch_of_activities_reads_accounts_in_queries_that_fit() {
+    const PEOPLE: usize = 1_200;
+    let w = World::start(Setup {
+        config: activities(""),
+        push: false,
+        settle_batch: 1_000,
+        ..Setup::default()
+    })
+    .await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Initech", "Website": "initech.example"}),
+        )
+        .await;
+    let rows: Vec<Value> = (0..PEOPLE)
+        .map(|i| json!({"LastName": format!("Worker {i}"), "Email": format!("w{i}@initech.example"), "AccountId": account}))
+        .collect();
+    w.post(
+        &w.sf_control("/objects/Contact/load"),
+        json!({"records": rows}),
+    )
+    .await;
+    w.sync().await;
+    w.advance(60_000);
+    let contacts = w.hs_contacts().await;
+    assert_eq!(contacts.len(), PEOPLE);
+    for c in &contacts {
+        let id = c["id"].as_str().unwrap_or_default();
+        let call = w
+            .hs_create_object(
+                "calls",
+                json!({"hs_call_title": "TPS reports", "hs_timestamp": "2024-05-03T10:00:00.000Z"}),
+            )
+            .await;
+        w.hs_person_associates("calls", &call, "contacts", id).await;
+    }
+    w.sync().await;
+    let all = tasks(&w).await;
+    assert_eq!(all.len(), PEOPLE);
+    assert!(all.iter().all(|t| t["WhatId"] == json!(account)));
+    w.assert_no_dead_letters().await;
+}
