@@ -293,6 +293,7 @@ impl Pipeline {
                         id: reference(form, &s.conversion_id, s.submitted_at, email.trim()),
                         origin: "form".into(),
                     },
+                    values: None,
                 });
             }
             match page.next {

@@ -67,6 +67,7 @@ impl Pipeline {
                         id: j.record_id,
                         origin: "list".into(),
                     },
+                    values: None,
                 });
             }
             match page.next {

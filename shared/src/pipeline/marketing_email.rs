@@ -124,6 +124,7 @@ impl Pipeline {
                         id: reference(e),
                         origin: "poll".into(),
                     },
+                    values: None,
                 });
             }
             match page.next {

@@ -11,6 +11,7 @@ pub mod backfill;
 mod campaigns;
 pub mod control;
 pub mod dashboard;
+mod echo;
 mod flow;
 mod fresh;
 pub mod health;

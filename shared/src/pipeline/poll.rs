@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Pipeline;
 use crate::domain::Side;
@@ -274,6 +274,9 @@ fn keep_or_warn(
 pub(crate) struct Change {
     pub item: WorkItem,
     pub at: i64,
+    /// The record's values as the feed read them, where it read the pair's mapped
+    /// ones: enough to recognise our own write come back (`echo.rs`).
+    pub values: Option<Map<String, Value>>,
 }
 
 /// The projected daily Salesforce calls of polling every `interval_ms`.
@@ -790,11 +793,20 @@ impl Pipeline {
         since: i64,
         until: Option<i64>,
     ) -> Result<Vec<Change>, PollError> {
+        // A pair's mapped values come with the change, at no extra call.
+        let props = self
+            .pairs
+            .iter()
+            .find(|p| p.spec.hubspot_object == object)
+            .map(|run| self.pair_properties(run))
+            .unwrap_or_default();
+        let props: Vec<&str> = props.iter().map(String::as_str).collect();
         let records = self
             .hubspot
-            .changed_since(object, since, until, &[])
+            .changed_since(object, since, until, &props)
             .await
             .map_err(|e| PollError::HubSpot(e.to_string()))?;
+        let mapped = !props.is_empty();
         Ok(records
             .into_iter()
             .map(|r| Change {
@@ -809,6 +821,7 @@ impl Pipeline {
                     id: r.id,
                     origin: "poll".into(),
                 },
+                values: mapped.then_some(r.properties),
             })
             .collect())
     }
@@ -826,8 +839,9 @@ impl Pipeline {
                     .map(|u| format!(" AND SystemModstamp < {}", soql_datetime(u)))
                     .unwrap_or_default();
                 let soql = format!(
-                    "SELECT Id, SystemModstamp, IsDeleted FROM {} \
+                    "SELECT {} FROM {} \
                      WHERE SystemModstamp >= {}{until} ORDER BY SystemModstamp, Id",
+                    self.feed_fields(w.object).join(", "),
                     w.object,
                     soql_datetime(w.since)
                 );
@@ -855,6 +869,7 @@ impl Pipeline {
                         .and_then(parse_datetime_millis)
                         .unwrap_or(0);
                     let deleted = row.get("IsDeleted").and_then(Value::as_bool) == Some(true);
+                    let mapped = !deleted && self.pairs.iter().any(|p| p.spec.syncs(&object));
                     Some(Change {
                         item: WorkItem {
                             side: Side::Salesforce,
@@ -863,6 +878,7 @@ impl Pipeline {
                             origin: if deleted { "poll_deleted" } else { "poll" }.into(),
                         },
                         at,
+                        values: mapped.then(|| row.as_object().cloned()).flatten(),
                     })
                 })
                 .collect();
@@ -943,8 +959,42 @@ impl Pipeline {
         })
     }
 
+    /// Whether a change a feed read is our own write come back, by its values and its
+    /// link (`echo.rs`): nothing to queue.
+    async fn is_echo(&self, c: &Change) -> bool {
+        let Some(values) = &c.values else {
+            return false;
+        };
+        match c.item.side {
+            Side::HubSpot => {
+                self.hubspot_holds(&c.item.object, &c.item.id, values, c.at)
+                    .await
+            }
+            Side::Salesforce => {
+                self.salesforce_holds(&c.item.object, &c.item.id, values.clone(), c.at)
+                    .await
+            }
+        }
+    }
+
+    /// The fields a Salesforce feed reads of `sobject`: what tells a change, and a
+    /// pair's mapped fields, to recognise our own writes without a second read.
+    fn feed_fields(&self, sobject: &str) -> Vec<String> {
+        let mut fields: Vec<String> = ["Id", "SystemModstamp", "IsDeleted"]
+            .map(String::from)
+            .to_vec();
+        if let Some(run) = self.pairs.iter().find(|p| p.spec.syncs(sobject)) {
+            for f in self.pair_fields(run, sobject) {
+                if !fields.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
+                    fields.push(f);
+                }
+            }
+        }
+        fields
+    }
+
     /// Queues the changes no earlier read of the same (record, modification time)
-    /// queued; how many.
+    /// queued, and that are not our own writes come back; how many.
     pub(crate) async fn enqueue_unseen(
         &self,
         queue: &dyn WorkQueue,
@@ -953,11 +1003,24 @@ impl Pipeline {
     ) -> Result<usize, PollError> {
         let now = self.clock.now_ms();
         let mut fresh = Vec::with_capacity(changes.len());
+        let mut recognised = 0;
         for c in changes {
             let key = seen_key(feed, &c.item.id, c.at);
-            if self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
-                fresh.push(c.item);
+            if !self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
+                continue;
             }
+            if self.is_echo(&c).await {
+                recognised += 1;
+                continue;
+            }
+            fresh.push(c.item);
+        }
+        if recognised > 0 {
+            tracing::debug!(
+                message = "our own writes recognised in a feed",
+                feed,
+                recognised
+            );
         }
         for chunk in fresh.chunks(ENQUEUE_CHUNK) {
             queue.send(chunk).await?;

@@ -304,56 +304,22 @@ impl Intake {
     }
 
     /// Whether an outbound message shows a linked record as the link last synced it,
-    /// last modified no later than that sync: most often our own write, come back.
-    /// Reading it again would find nothing to do. (A lookup such as `AccountId` has no
-    /// last-synced value; a person's change of it inside that sync's time is seen by
-    /// the poller, which queues every modification it has not seen.)
+    /// last modified no later than that sync: most often our own write, come back
+    /// (`echo.rs`).
     async fn salesforce_echo(&self, n: &salesforce::Notification) -> bool {
-        if self
-            .pipeline
-            .sabotaged(super::sabotage::Sabotage::EchoSuppressionOff)
-        {
-            return false;
-        }
-        let Some(run) = self.pipeline.pair_of(&n.item) else {
-            return false;
-        };
-        let Some(pair) = self.pipeline.config.pair(&run.spec.name) else {
-            return false;
-        };
         let modified = n
             .fields
             .get("LastModifiedDate")
-            .and_then(|t| crate::domain::value::parse_datetime_millis(t));
-        let link = match self
-            .pipeline
-            .links
-            .by_salesforce(&n.item.object, &n.item.id)
-            .await
-        {
-            Ok(Some(link)) => link,
-            _ => return false,
-        };
-        if modified.is_none_or(|m| m > link.synced_at) {
-            return false;
-        }
-        // The values as the merge sees them (a Lead's placeholder company is none).
+            .and_then(|t| crate::domain::value::parse_datetime_millis(t))
+            .unwrap_or(0);
         let row = n
             .fields
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
-        let seen = run
-            .hooks
-            .salesforce_snapshot(&super::work::Record::new(&n.item.object, row));
-        pair.fields().iter().all(|f| {
-            let Some(field) = f.salesforce.on(&n.item.object) else {
-                return true;
-            };
-            let value = seen.values.get(field).and_then(Value::as_str);
-            link.last_synced.get(&f.hubspot).is_none()
-                || link.last_synced.holds_salesforce(&f.hubspot, value)
-        })
+        self.pipeline
+            .salesforce_holds(&n.item.object, &n.item.id, row, modified)
+            .await
     }
 
     async fn salesforce_outbound(&self, request: &IntakeRequest) -> IntakeResponse {

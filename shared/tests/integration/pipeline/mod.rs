@@ -411,6 +411,64 @@ async fn one_edit_makes_one_write_and_no_echo() {
     );
 }
 
+/// Our own writes come back through both feeds; the poller recognises them from their
+/// links (the values last synced, modified no later than that sync) and queues none:
+/// no record is read a second time. A person's edit made meanwhile still syncs.
+///
+/// The contacts have an owner known on both sides: a Lead we create without one gets
+/// Salesforce's default owner, which the merge first sees (and holds back) on its next
+/// read, so that one echo is read once.
+#[tokio::test]
+async fn the_poller_recognises_our_own_writes_without_reading_them_again() {
+    let w = World::start(Setup {
+        push: false,
+        owners: true,
+        ..Setup::default()
+    })
+    .await;
+    let owner = w.owner_pairs().await[0].0.clone();
+    for n in 0..20 {
+        w.sf_create(
+            "Lead",
+            json!({"LastName": format!("Lead {n}"), "Email": format!("lead{n}@example.org"), "Company": "Own"}),
+        )
+        .await;
+    }
+    let mut contacts = Vec::new();
+    for n in 0..20 {
+        contacts.push(
+            w.hs_create(json!({"email": format!("contact{n}@example.org"), "lastname": "Own", "jobtitle": "Before", "hubspot_owner_id": owner}))
+                .await,
+        );
+    }
+    w.sync().await;
+    assert_eq!(w.hs_contacts().await.len(), 40);
+    assert_eq!(w.sf_records("Lead").await.len(), 40);
+    w.advance(1_000);
+    w.hs_update(&contacts[0], json!({"jobtitle": "Edited"}))
+        .await;
+    w.advance(SEARCH_LAG_MS + 1_000);
+    let before = w.calls_by_endpoint().await;
+    let report = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    let feed = |name: &str| report.feeds.get(name).map(|f| (f.read, f.enqueued));
+    let (read, queued) = feed("hubspot:contacts").unwrap_or_default();
+    assert!(read >= 40, "the feed read our writes: {read}");
+    assert_eq!(queued, 1, "only the person's edit is queued");
+    let (read, queued) = feed("salesforce:Lead").unwrap_or_default();
+    assert!(read >= 20, "the feed read our writes: {read}");
+    assert_eq!(queued, 0, "our writes are not queued");
+    w.settle().await;
+    let after = w.calls_by_endpoint().await;
+    let spent = |k: &str| after.get(k).unwrap_or(&0) - before.get(k).unwrap_or(&0);
+    assert_eq!(
+        spent("HubSpot POST /crm/v3/objects/contacts/batch/read"),
+        1,
+        "one read, for the edit"
+    );
+    let title = w.sf_by_email("Lead", "contact0@example.org").await[0]["Title"].clone();
+    assert_eq!(title, "Edited");
+}
+
 /// A person's edit right after our write still syncs: echoes are told apart by values,
 /// not by a time window.
 #[tokio::test]
