@@ -491,6 +491,7 @@ pub async fn resync(target: &Target, what: Resync) -> Result<(), CliError> {
             object,
             id,
             origin: "manual".into(),
+            seen: None,
         });
     }
     if let Some(list) = &what.hubspot_list {
@@ -522,6 +523,7 @@ pub async fn resync(target: &Target, what: Resync) -> Result<(), CliError> {
                     object: r.object.clone(),
                     id: r.id.clone(),
                     origin: "manual".into(),
+                    seen: None,
                 });
             }
         }

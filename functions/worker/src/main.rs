@@ -44,7 +44,7 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
             .map(serde_json::from_str::<WorkItem>)
         {
             Some(Ok(item)) => {
-                items.push(item);
+                items.push(worker::as_received(item, received));
                 ids.push(id);
                 receives.push(received);
             }

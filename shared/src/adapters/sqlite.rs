@@ -491,25 +491,36 @@ impl WorkQueue for SqliteStore {
 
     /// A record already waiting (never received) is not queued twice: the waiting
     /// item stays where it is, visible at the earlier of the two times. The worker
-    /// reads the record when it syncs, so one reference serves every change before it.
+    /// reads the record when it syncs, so one reference serves every change before it;
+    /// what each source saw of the record (`WorkItem::seen`) vouches for one change
+    /// only, so a reference that serves two keeps none.
     async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError> {
         let rows = items
             .iter()
             .map(|i| {
                 let record = format!("{}|{}|{}", i.side.as_str(), i.object, i.id);
-                serde_json::to_string(i).map(|body| (record, body))
+                let plain = WorkItem {
+                    seen: None,
+                    ..i.clone()
+                };
+                Ok((
+                    record,
+                    serde_json::to_string(i)?,
+                    serde_json::to_string(&plain)?,
+                ))
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, serde_json::Error>>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let at = self.clock.now_ms() + delay_ms.clamp(0, crate::ports::MAX_SEND_DELAY_MS);
         self.with(move |c| {
             let tx = c.transaction().map_err(unavailable)?;
-            for (record, body) in rows {
+            for (record, body, plain) in rows {
                 tx.execute(
                     "INSERT INTO queue (record, body, visible_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (record) WHERE receipt IS NULL AND dead = 0
-                     DO UPDATE SET visible_at = MIN(visible_at, excluded.visible_at)",
-                    params![record, body, at],
+                     DO UPDATE SET visible_at = MIN(visible_at, excluded.visible_at),
+                       body = CASE WHEN body = excluded.body THEN body ELSE ?4 END",
+                    params![record, body, at, plain],
                 )
                 .map_err(unavailable)?;
             }

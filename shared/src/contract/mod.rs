@@ -337,6 +337,7 @@ fn item(n: usize) -> WorkItem {
         object: "contacts".into(),
         id: n.to_string(),
         origin: "poll".into(),
+        seen: None,
     }
 }
 

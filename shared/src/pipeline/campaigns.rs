@@ -292,8 +292,8 @@ impl Pipeline {
                         object: FORM_SUBMISSIONS.into(),
                         id: reference(form, &s.conversion_id, s.submitted_at, email.trim()),
                         origin: "form".into(),
+                        seen: None,
                     },
-                    values: None,
                 });
             }
             match page.next {

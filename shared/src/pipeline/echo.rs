@@ -1,9 +1,11 @@
 //! Our own writes, recognised from the link alone when they come back: a linked record
 //! whose mapped values are the ones last synced, and that was modified no later than
-//! that sync, has nothing to sync. Reading it again would find nothing to do. The intake
-//! asks this of each outbound message, the poller of each record its feeds read (they
-//! read the mapped values with the change), so an echo costs neither a queued reference
-//! nor a second read.
+//! that sync, has nothing to sync. Reading it again would find nothing to do. What a
+//! change's source saw of the record travels with its reference (`Seen`: a webhook's
+//! property, an outbound message's fields, a feed's read of the mapped values), and is
+//! checked where the link may be known: at the intake, at the poller, and at the worker
+//! before it reads (a push often arrives before the batch that wrote stored its link).
+//! An echo costs no read, and mostly no queued reference either.
 //!
 //! A change the link cannot vouch for is left to the worker: a value that differs, a
 //! mapped field the link holds no value for, a modification after the sync (a person's
@@ -14,10 +16,12 @@
 
 use serde_json::{Map, Value};
 
-use super::Pipeline;
 use super::sabotage::Sabotage;
 use super::work::Record;
-use crate::ports::Link;
+use super::{PairRun, Pipeline};
+use crate::domain::Side;
+use crate::domain::config::Pair;
+use crate::ports::{Link, Seen, WorkItem};
 
 /// A value as text, as webhooks and outbound messages give it (`None`: no value).
 fn text(value: &Value) -> Option<String> {
@@ -29,44 +33,76 @@ fn text(value: &Value) -> Option<String> {
 }
 
 impl Pipeline {
-    fn echo_checks_off(&self) -> bool {
-        self.sabotaged(Sabotage::EchoSuppressionOff)
-    }
-
-    /// Whether the HubSpot record `id` of `object`, read with `properties` and last
-    /// modified at `modified_at`, is as its link last synced it.
-    pub(crate) async fn hubspot_holds(
-        &self,
-        object: &str,
-        id: &str,
-        properties: &Map<String, Value>,
-        modified_at: i64,
-    ) -> bool {
-        if self.echo_checks_off() {
+    /// Whether what `item`'s source saw of its record (`item.seen`) is what the
+    /// record's link last synced: our own write come back, with nothing to sync.
+    pub(crate) async fn is_echo(&self, item: &WorkItem) -> bool {
+        let Some(seen) = &item.seen else {
+            return false;
+        };
+        if self.sabotaged(Sabotage::EchoSuppressionOff) {
             return false;
         }
-        let merged = properties
-            .get("hs_merged_object_ids")
-            .and_then(Value::as_str)
-            .is_some_and(|m| !m.is_empty());
-        if merged {
-            return false;
-        }
-        let Some(run) = self.pairs.iter().find(|p| p.spec.hubspot_object == object) else {
+        let Some(run) = self.pair_of(item) else {
             return false;
         };
         let Some(pair) = self.config.pair(&run.spec.name) else {
             return false;
         };
-        let link = match self.links.by_hubspot(&run.spec.name, id).await {
-            Ok(Some(link)) => link,
-            // Unlinked, or the store did not answer: the worker decides.
-            _ => return false,
+        let link = match item.side {
+            Side::HubSpot => self.links.by_hubspot(&run.spec.name, &item.id).await,
+            Side::Salesforce => self.links.by_salesforce(&item.object, &item.id).await,
         };
-        if !synced_after(&link, modified_at) {
+        // Unlinked, or the store did not answer: the worker decides.
+        let Ok(Some(link)) = link else {
             return false;
+        };
+        match (item.side, seen) {
+            // A linked record's creation: we created it, or linked it since.
+            (Side::HubSpot, Seen::Created) => true,
+            (Side::HubSpot, Seen::Property { name, value }) => {
+                link.last_synced.holds_hubspot(name, value)
+                    || run
+                        .spec
+                        .identity_holds(name, value, &link.salesforce_object, &link.salesforce_id)
+                        .unwrap_or(false)
+            }
+            (
+                Side::HubSpot,
+                Seen::Values {
+                    values,
+                    modified_at,
+                },
+            ) => synced_after(&link, *modified_at) && hubspot_holds(&pair, &link, values),
+            (
+                Side::Salesforce,
+                Seen::Values {
+                    values,
+                    modified_at,
+                },
+            ) => {
+                synced_after(&link, *modified_at)
+                    && salesforce_holds(run, &pair, &link, &item.object, values)
+            }
+            (Side::Salesforce, _) => false,
         }
-        pair.fields().iter().all(|f| {
+    }
+}
+
+/// The record's last modification is no later than the link's sync: what it holds was
+/// there when the sync stored its values.
+fn synced_after(link: &Link, modified_at: i64) -> bool {
+    modified_at > 0 && modified_at <= link.synced_at
+}
+
+/// Whether a HubSpot record's properties are the ones its link last synced (a merge's
+/// survivor never is: its merged ids are news to the link).
+fn hubspot_holds(pair: &Pair<'_>, link: &Link, properties: &Map<String, Value>) -> bool {
+    let merged = properties
+        .get("hs_merged_object_ids")
+        .and_then(Value::as_str)
+        .is_some_and(|m| !m.is_empty());
+    !merged
+        && pair.fields().iter().all(|f| {
             let value = properties
                 .get(&f.hubspot)
                 .and_then(text)
@@ -76,53 +112,31 @@ impl Pipeline {
                 None => value.is_empty(),
             }
         })
-    }
-
-    /// Whether the Salesforce record `id` of `sobject`, read as `row` (values as the
-    /// API gives them, or as text), last modified at `modified_at`, is as its link last
-    /// synced it.
-    pub(crate) async fn salesforce_holds(
-        &self,
-        sobject: &str,
-        id: &str,
-        row: Map<String, Value>,
-        modified_at: i64,
-    ) -> bool {
-        if self.echo_checks_off() {
-            return false;
-        }
-        let Some(run) = self.pairs.iter().find(|p| p.spec.syncs(sobject)) else {
-            return false;
-        };
-        let Some(pair) = self.config.pair(&run.spec.name) else {
-            return false;
-        };
-        let link = match self.links.by_salesforce(sobject, id).await {
-            Ok(Some(link)) => link,
-            _ => return false,
-        };
-        if !synced_after(&link, modified_at) {
-            return false;
-        }
-        // The values as the merge sees them (a Lead's placeholder company is none).
-        let seen = run.hooks.salesforce_snapshot(&Record::new(sobject, row));
-        pair.fields().iter().all(|f| {
-            let Some(field) = f.salesforce.on(sobject) else {
-                return true;
-            };
-            let value = seen.values.get(field).and_then(text);
-            match link.last_synced.get(&f.hubspot) {
-                Some(_) => link
-                    .last_synced
-                    .holds_salesforce(&f.hubspot, value.as_deref()),
-                None => value.as_deref().is_none_or(str::is_empty),
-            }
-        })
-    }
 }
 
-/// The record's last modification is no later than the link's sync: what it holds was
-/// there when the sync stored its values.
-fn synced_after(link: &Link, modified_at: i64) -> bool {
-    modified_at > 0 && modified_at <= link.synced_at
+/// Whether a Salesforce record's fields (as the API gives them, or as text) are the
+/// ones its link last synced.
+fn salesforce_holds(
+    run: &PairRun,
+    pair: &Pair<'_>,
+    link: &Link,
+    sobject: &str,
+    row: &Map<String, Value>,
+) -> bool {
+    // The values as the merge sees them (a Lead's placeholder company is none).
+    let seen = run
+        .hooks
+        .salesforce_snapshot(&Record::new(sobject, row.clone()));
+    pair.fields().iter().all(|f| {
+        let Some(field) = f.salesforce.on(sobject) else {
+            return true;
+        };
+        let value = seen.values.get(field).and_then(text);
+        match link.last_synced.get(&f.hubspot) {
+            Some(_) => link
+                .last_synced
+                .holds_salesforce(&f.hubspot, value.as_deref()),
+            None => value.as_deref().is_none_or(str::is_empty),
+        }
+    })
 }

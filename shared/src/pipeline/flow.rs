@@ -153,6 +153,37 @@ impl Pipeline {
         items: &[WorkItem],
         depth: u8,
     ) -> Vec<ItemOutcome> {
+        // Our own writes come back by push and feed, often before the batch that wrote
+        // them stored its links: recognised now, they are done without a read.
+        let mut echo = Vec::with_capacity(items.len());
+        for item in items {
+            echo.push(self.is_echo(item).await);
+        }
+        if !echo.contains(&true) {
+            return self.sync_read(run, items, depth).await;
+        }
+        let rest: Vec<WorkItem> = items
+            .iter()
+            .zip(&echo)
+            .filter(|(_, e)| !**e)
+            .map(|(i, _)| i.clone())
+            .collect();
+        let mut synced = if rest.is_empty() {
+            Vec::new()
+        } else {
+            self.sync_read(run, &rest, depth).await
+        }
+        .into_iter();
+        echo.iter()
+            .map(|e| match e {
+                true => ItemOutcome::Done,
+                false => synced.next().unwrap_or(ItemOutcome::Done),
+            })
+            .collect()
+    }
+
+    /// [`Pipeline::sync_pair`] for references that need their records read.
+    async fn sync_read(&self, run: &PairRun, items: &[WorkItem], depth: u8) -> Vec<ItemOutcome> {
         let mut outcomes = vec![ItemOutcome::Done; items.len()];
         self.check_mapping(run).await;
         if let Err(e) = self.try_sync_pair(run, items, &mut outcomes, depth).await {

@@ -233,6 +233,7 @@ impl Pipeline {
             object: object.to_owned(),
             id: String::new(),
             origin: String::new(),
+            seen: None,
         };
         self.pair_of(&item).map(|r| r.spec.name.clone())
     }

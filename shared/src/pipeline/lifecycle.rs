@@ -103,6 +103,7 @@ impl Pipeline {
                         object: "Contact".into(),
                         id: id.to_owned(),
                         origin: "lifecycle".into(),
+                        seen: None,
                     });
                 }
             }

@@ -66,8 +66,8 @@ impl Pipeline {
                         object: object.to_owned(),
                         id: j.record_id,
                         origin: "list".into(),
+                        seen: None,
                     },
-                    values: None,
                 });
             }
             match page.next {

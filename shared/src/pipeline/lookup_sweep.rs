@@ -92,6 +92,7 @@ impl Pipeline {
                             object: spec.hubspot_object.clone(),
                             id,
                             origin: "sweep".into(),
+                            seen: None,
                         })
                         .collect();
                     if !items.is_empty() {

@@ -77,6 +77,7 @@ impl Missing {
                 object: object.to_owned(),
                 id: id.to_owned(),
                 origin: "related".into(),
+                seen: None,
             },
         ));
     }

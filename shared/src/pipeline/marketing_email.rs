@@ -123,8 +123,8 @@ impl Pipeline {
                         object: EMAIL_EVENTS.into(),
                         id: reference(e),
                         origin: "poll".into(),
+                        seen: None,
                     },
-                    values: None,
                 });
             }
             match page.next {

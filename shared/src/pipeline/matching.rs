@@ -273,6 +273,7 @@ impl Pipeline {
                 object: other.salesforce_object.clone(),
                 id: other.salesforce_id.clone(),
                 origin: "merge".into(),
+                seen: None,
             };
             let told = self
                 .status

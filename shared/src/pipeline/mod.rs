@@ -340,6 +340,7 @@ impl Pipeline {
                 object: "contacts".into(),
                 id,
                 origin: "manual".into(),
+                seen: None,
             })
             .collect())
     }
@@ -424,6 +425,16 @@ impl Pipeline {
             return vec![ItemOutcome::Retry("sync is paused".into()); items.len()];
         }
         let queued = items.len();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let mut origins: std::collections::BTreeMap<(Side, &str, &str), usize> =
+                Default::default();
+            for i in items {
+                *origins
+                    .entry((i.side, i.object.as_str(), i.origin.as_str()))
+                    .or_default() += 1;
+            }
+            tracing::debug!(message = "a batch", references = queued, origins = ?origins);
+        }
         // Opportunities and contact roles that changed queue the contacts they can move.
         let lifecycle_on = self.lifecycle_on();
         let is_trigger = |i: &WorkItem| lifecycle_on && lifecycle::is_trigger(i);

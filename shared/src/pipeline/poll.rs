@@ -13,12 +13,12 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::Pipeline;
 use crate::domain::Side;
 use crate::domain::value::parse_datetime_millis;
-use crate::ports::{Cursor, CursorStore, StoreError, WorkItem, WorkQueue};
+use crate::ports::{Cursor, CursorStore, Seen, StoreError, WorkItem, WorkQueue};
 
 /// How far before its cursor each poll re-reads the HubSpot feed: HubSpot's search
 /// index trails writes by "a few moments". Each poll pays for this window again (a
@@ -274,9 +274,6 @@ fn keep_or_warn(
 pub(crate) struct Change {
     pub item: WorkItem,
     pub at: i64,
-    /// The record's values as the feed read them, where it read the pair's mapped
-    /// ones: enough to recognise our own write come back (`echo.rs`).
-    pub values: Option<Map<String, Value>>,
 }
 
 /// The projected daily Salesforce calls of polling every `interval_ms`.
@@ -679,6 +676,7 @@ impl Pipeline {
             object: object.to_owned(),
             id,
             origin: origin.to_owned(),
+            seen: None,
         };
         if side == Side::HubSpot {
             let mut items = Vec::new();
@@ -773,6 +771,7 @@ impl Pipeline {
                         object: object.into(),
                         id: r.id,
                         origin: "sweep".into(),
+                        seen: None,
                     });
                 }
             }
@@ -809,19 +808,25 @@ impl Pipeline {
         let mapped = !props.is_empty();
         Ok(records
             .into_iter()
-            .map(|r| Change {
-                at: ["lastmodifieddate", "hs_lastmodifieddate"]
+            .map(|r| {
+                let at = ["lastmodifieddate", "hs_lastmodifieddate"]
                     .iter()
                     .find_map(|p| r.properties.get(*p).and_then(Value::as_str))
                     .and_then(parse_datetime_millis)
-                    .unwrap_or(0),
-                item: WorkItem {
-                    side: Side::HubSpot,
-                    object: object.into(),
-                    id: r.id,
-                    origin: "poll".into(),
-                },
-                values: mapped.then_some(r.properties),
+                    .unwrap_or(0);
+                Change {
+                    at,
+                    item: WorkItem {
+                        side: Side::HubSpot,
+                        object: object.into(),
+                        id: r.id,
+                        origin: "poll".into(),
+                        seen: mapped.then(|| Seen::Values {
+                            values: r.properties,
+                            modified_at: at,
+                        }),
+                    },
+                }
             })
             .collect())
     }
@@ -859,29 +864,34 @@ impl Pipeline {
                 continue;
             };
             let object = window.object.to_owned();
-            let changes = rows
-                .iter()
-                .filter_map(|row| {
-                    let id = row.get("Id").and_then(Value::as_str)?;
-                    let at = row
-                        .get("SystemModstamp")
-                        .and_then(Value::as_str)
-                        .and_then(parse_datetime_millis)
-                        .unwrap_or(0);
-                    let deleted = row.get("IsDeleted").and_then(Value::as_bool) == Some(true);
-                    let mapped = !deleted && self.pairs.iter().any(|p| p.spec.syncs(&object));
-                    Some(Change {
-                        item: WorkItem {
-                            side: Side::Salesforce,
-                            object: object.clone(),
-                            id: id.to_owned(),
-                            origin: if deleted { "poll_deleted" } else { "poll" }.into(),
-                        },
-                        at,
-                        values: mapped.then(|| row.as_object().cloned()).flatten(),
+            let changes =
+                rows.iter()
+                    .filter_map(|row| {
+                        let id = row.get("Id").and_then(Value::as_str)?;
+                        let at = row
+                            .get("SystemModstamp")
+                            .and_then(Value::as_str)
+                            .and_then(parse_datetime_millis)
+                            .unwrap_or(0);
+                        let deleted = row.get("IsDeleted").and_then(Value::as_bool) == Some(true);
+                        let mapped = !deleted && self.pairs.iter().any(|p| p.spec.syncs(&object));
+                        Some(Change {
+                            item: WorkItem {
+                                side: Side::Salesforce,
+                                object: object.clone(),
+                                id: id.to_owned(),
+                                origin: if deleted { "poll_deleted" } else { "poll" }.into(),
+                                seen: row.as_object().filter(|_| mapped).map(|values| {
+                                    Seen::Values {
+                                        values: values.clone(),
+                                        modified_at: at,
+                                    }
+                                }),
+                            },
+                            at,
+                        })
                     })
-                })
-                .collect();
+                    .collect();
             out.insert(reference, changes);
         }
         Ok(out)
@@ -959,24 +969,6 @@ impl Pipeline {
         })
     }
 
-    /// Whether a change a feed read is our own write come back, by its values and its
-    /// link (`echo.rs`): nothing to queue.
-    async fn is_echo(&self, c: &Change) -> bool {
-        let Some(values) = &c.values else {
-            return false;
-        };
-        match c.item.side {
-            Side::HubSpot => {
-                self.hubspot_holds(&c.item.object, &c.item.id, values, c.at)
-                    .await
-            }
-            Side::Salesforce => {
-                self.salesforce_holds(&c.item.object, &c.item.id, values.clone(), c.at)
-                    .await
-            }
-        }
-    }
-
     /// The fields a Salesforce feed reads of `sobject`: what tells a change, and a
     /// pair's mapped fields, to recognise our own writes without a second read.
     fn feed_fields(&self, sobject: &str) -> Vec<String> {
@@ -1009,7 +1001,7 @@ impl Pipeline {
             if !self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
                 continue;
             }
-            if self.is_echo(&c).await {
+            if self.is_echo(&c.item).await {
                 recognised += 1;
                 continue;
             }

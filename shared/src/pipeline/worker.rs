@@ -3,7 +3,7 @@
 //! its batch from the event instead and answers with a partial batch failure.)
 
 use super::{ItemOutcome, Pipeline};
-use crate::ports::{StoreError, WorkQueue};
+use crate::ports::{StoreError, WorkItem, WorkQueue};
 
 /// How long a received batch stays hidden from other workers.
 pub const VISIBILITY_MS: i64 = 60_000;
@@ -21,6 +21,17 @@ pub struct Round {
     pub paused: bool,
     /// Items done per queued object (`contacts`, `Lead`), for progress reports.
     pub done_by_object: Vec<(String, usize)>,
+}
+
+/// A reference as a worker should take it on its `receives`-th receive. A retried one
+/// was worked before: what its source saw of the record may be synced by now while what
+/// failed (a lookup waiting for its target) is not, so it is read again rather than
+/// recognised as an echo.
+pub fn as_received(mut item: WorkItem, receives: u32) -> WorkItem {
+    if receives > 1 {
+        item.seen = None;
+    }
+    item
 }
 
 pub fn retry_delay_ms(receives: u32) -> i64 {
@@ -55,7 +66,10 @@ pub async fn run_once(
     if deliveries.is_empty() {
         return Ok(Round::default());
     }
-    let items: Vec<_> = deliveries.iter().map(|d| d.item.clone()).collect();
+    let items: Vec<_> = deliveries
+        .iter()
+        .map(|d| as_received(d.item.clone(), d.receives))
+        .collect();
     let outcomes = pipeline.sync_batch_under(&items, &controls).await;
     let max_receives = dead_letter_threshold(queue).await;
     let mut round = Round {

@@ -19,5 +19,5 @@ pub use ops::{
 pub use state::{
     ClaimStore, Counts, Cursor, CursorStore, DedupIndex, Delivery, FieldChange, HeldBack, Link,
     LinkStore, Linking, MAX_SEND_DELAY_MS, Outcome, QueueDepth, RELEASED_FOR_ALL, RecordRef,
-    RecordStatus, StatusStore, StoreError, SyncEvent, WorkItem, WorkQueue,
+    RecordStatus, Seen, StatusStore, StoreError, SyncEvent, WorkItem, WorkQueue,
 };

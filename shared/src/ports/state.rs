@@ -130,6 +130,28 @@ pub struct WorkItem {
     pub id: String,
     /// Why it was queued (`poll`, `webhook`, `outbound`, `manual`, `retry`).
     pub origin: String,
+    /// What the change's source said of the record, where it said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen: Option<Seen>,
+}
+
+/// What a change's source said of its record (a push's event, a feed's read), queued
+/// with the reference: our own write come back is then recognised from the record's
+/// link, at the intake, the poller or the worker, without reading the record
+/// (`pipeline/echo.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Seen {
+    /// A HubSpot record was created.
+    Created,
+    /// One HubSpot property was set to this value (text, as webhooks give it).
+    Property { name: String, value: String },
+    /// The record's values as read (a feed's read, an outbound message's fields), and
+    /// its last modification.
+    Values {
+        values: serde_json::Map<String, serde_json::Value>,
+        modified_at: Millis,
+    },
 }
 
 /// A received item and what acknowledges it.

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::contract;
-use crmsync_shared::ports::{ClaimStore, CursorStore, LinkStore, ManualClock, WorkItem, WorkQueue};
+use crmsync_shared::ports::{
+    ClaimStore, CursorStore, LinkStore, ManualClock, Seen, WorkItem, WorkQueue,
+};
 
 fn store() -> SqliteStore {
     SqliteStore::in_memory(Arc::new(ManualClock::at(0)), 5).unwrap_or_else(|e| panic!("{e}"))
@@ -54,6 +56,7 @@ fn item(id: &str) -> WorkItem {
         object: "Lead".into(),
         id: id.into(),
         origin: "outbound".into(),
+        seen: None,
     }
 }
 
@@ -142,6 +145,42 @@ async fn a_record_already_waiting_is_queued_once() {
     };
     ok(s.send(&[other, item("00Q1")]).await);
     assert_eq!(s.depth().await.unwrap_or_else(|e| panic!("{e}")).waiting, 2);
+}
+
+/// What a push saw of a record vouches for that one change: a reference that comes to
+/// serve two different ones keeps neither (the worker then reads the record), and the
+/// same one sent twice keeps it.
+#[tokio::test]
+async fn a_coalesced_reference_keeps_what_was_seen_only_when_it_is_the_same() {
+    let s = store();
+    let ok =
+        |r: Result<(), _>| r.unwrap_or_else(|e: crmsync_shared::ports::StoreError| panic!("{e}"));
+    let seen = |value: &str| WorkItem {
+        seen: Some(Seen::Property {
+            name: "phone".into(),
+            value: value.into(),
+        }),
+        ..item("00Q1")
+    };
+    ok(s.send(&[seen("1"), seen("1")]).await);
+    ok(s.send(&[WorkItem {
+        id: "00Q2".into(),
+        ..seen("1")
+    }])
+    .await);
+    ok(s.send(&[WorkItem {
+        id: "00Q2".into(),
+        ..seen("2")
+    }])
+    .await);
+    let mut got = s
+        .receive(10, 30_000)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    got.sort_by(|a, b| a.item.id.cmp(&b.item.id));
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].item.seen, seen("1").seen, "the same change twice");
+    assert_eq!(got[1].item.seen, None, "two changes: the worker reads");
 }
 
 #[tokio::test]

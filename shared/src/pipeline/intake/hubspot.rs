@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
-use crate::ports::WorkItem;
+use crate::ports::{Seen, WorkItem};
 
 /// How old a signed request may be.
 pub const MAX_AGE_MS: i64 = 5 * 60_000;
@@ -60,41 +60,30 @@ pub fn verify(
         .map_err(|_| WebhookError::BadSignature)
 }
 
-/// One event worth queuing, with the id HubSpot gives it (for dedupe).
+/// One event worth queuing, with the id HubSpot gives it (for dedupe). What it says
+/// happened to its record, as far as it says, rides on the reference (`item.seen`: a
+/// creation, or one property's new value; nothing for a deletion, a merge, an
+/// association change or a change without its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub event_id: String,
     pub item: WorkItem,
-    pub change: Change,
     /// When it happened (`occurredAt`, ms): the record's modification time.
     pub at: Option<i64>,
 }
 
-/// What an event says happened to its record, as far as it says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    Created,
-    /// One property's new value (`propertyName`, `propertyValue`).
-    Property {
-        name: String,
-        value: String,
-    },
-    /// A deletion, a merge, an association change, or a change without its value.
-    Other,
-}
-
-fn change_of(subscription: &str, event: &Value) -> Change {
+fn seen_in(subscription: &str, event: &Value) -> Option<Seen> {
     let text = |k: &str| event.get(k).and_then(Value::as_str);
     match subscription.rsplit('.').next() {
-        Some("creation") => Change::Created,
+        Some("creation") => Some(Seen::Created),
         Some("propertyChange") => match (text("propertyName"), text("propertyValue")) {
-            (Some(name), Some(value)) => Change::Property {
+            (Some(name), Some(value)) => Some(Seen::Property {
                 name: name.to_owned(),
                 value: value.to_owned(),
-            },
-            _ => Change::Other,
+            }),
+            _ => None,
         },
-        _ => Change::Other,
+        _ => None,
     }
 }
 
@@ -167,12 +156,12 @@ pub fn events(body: &[u8]) -> Result<Vec<Event>, WebhookError> {
         out.push(Event {
             event_id,
             at: e.get("occurredAt").and_then(Value::as_i64),
-            change: change_of(subscription, e),
             item: WorkItem {
                 side: crate::domain::Side::HubSpot,
                 object,
                 id,
                 origin: "webhook".into(),
+                seen: seen_in(subscription, e),
             },
         });
         // A merge: the surviving record is the one to sync.
@@ -266,15 +255,15 @@ mod tests {
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].item.object, "contacts");
         assert_eq!(got[0].item.id, "51");
-        assert_eq!(got[0].change, Change::Other, "a change without its value");
+        assert_eq!(got[0].item.seen, None, "a change without its value");
         assert_eq!(got[1].event_id, "8");
-        assert_eq!(got[1].change, Change::Created);
+        assert_eq!(got[1].item.seen, Some(Seen::Created));
         assert_eq!(
-            got[2].change,
-            Change::Property {
+            got[2].item.seen,
+            Some(Seen::Property {
                 name: "firstname".into(),
                 value: "Ada".into()
-            }
+            })
         );
         assert!(events(b"{}").is_err());
         assert!(events(b"[{\"objectId\": 1}]").is_err());

@@ -18,7 +18,7 @@ use subtle::ConstantTimeEq;
 
 use super::Pipeline;
 use crate::domain::Side;
-use crate::ports::{CursorStore, RELEASED_FOR_ALL, WorkItem, WorkQueue};
+use crate::ports::{CursorStore, RELEASED_FOR_ALL, Seen, WorkItem, WorkQueue};
 use crate::secret::Secret;
 
 /// Bodies larger than this are refused (a HubSpot batch of 100 events or a Salesforce
@@ -252,7 +252,9 @@ impl Intake {
             if let Some(at) = e.at {
                 seen.push((format!("hubspot:{}", e.item.object), e.item.id.clone(), at));
             }
-            if !self.already_synced(&e).await {
+            // A linked record's creation, or a property set to the value last synced
+            // (most often our own write, come back): nothing to queue.
+            if !self.pipeline.is_echo(&e.item).await {
                 keyed.push((format!("hubspot:{}", e.event_id), e.item));
             }
         }
@@ -263,63 +265,6 @@ impl Intake {
             }
             Err(e) => IntakeResponse::error(503, &format!("could not queue the events: {e}")),
         }
-    }
-
-    /// Whether a HubSpot event tells nothing its record's link does not hold already:
-    /// a linked record's creation, or a property set to the value last synced (most
-    /// often our own write, come back). Reading the record again would find nothing
-    /// to do; a change the link cannot vouch for is queued.
-    async fn already_synced(&self, event: &hubspot::Event) -> bool {
-        if matches!(event.change, hubspot::Change::Other)
-            || self
-                .pipeline
-                .sabotaged(super::sabotage::Sabotage::EchoSuppressionOff)
-        {
-            return false;
-        }
-        let Some(run) = self.pipeline.pair_of(&event.item) else {
-            return false;
-        };
-        let link = match self
-            .pipeline
-            .links
-            .by_hubspot(&run.spec.name, &event.item.id)
-            .await
-        {
-            Ok(Some(link)) => link,
-            // Unlinked, or the store did not answer: the worker decides.
-            _ => return false,
-        };
-        match &event.change {
-            hubspot::Change::Created => true,
-            hubspot::Change::Property { name, value } => {
-                link.last_synced.holds_hubspot(name, value)
-                    || run
-                        .spec
-                        .identity_holds(name, value, &link.salesforce_object, &link.salesforce_id)
-                        .unwrap_or(false)
-            }
-            hubspot::Change::Other => false,
-        }
-    }
-
-    /// Whether an outbound message shows a linked record as the link last synced it,
-    /// last modified no later than that sync: most often our own write, come back
-    /// (`echo.rs`).
-    async fn salesforce_echo(&self, n: &salesforce::Notification) -> bool {
-        let modified = n
-            .fields
-            .get("LastModifiedDate")
-            .and_then(|t| crate::domain::value::parse_datetime_millis(t))
-            .unwrap_or(0);
-        let row = n
-            .fields
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        self.pipeline
-            .salesforce_holds(&n.item.object, &n.item.id, row, modified)
-            .await
     }
 
     async fn salesforce_outbound(&self, request: &IntakeRequest) -> IntakeResponse {
@@ -354,8 +299,24 @@ impl Intake {
                     at,
                 ));
             }
-            if !self.salesforce_echo(&n).await {
-                keyed.push((format!("salesforce:{}:{}", n.id, n.item.id), n.item));
+            // The fields as the message gave them: our own write come back is not
+            // queued, here or (its link stored by then) at the worker.
+            let modified_at = n
+                .fields
+                .get("LastModifiedDate")
+                .and_then(|t| crate::domain::value::parse_datetime_millis(t))
+                .unwrap_or(0);
+            let mut item = n.item;
+            item.seen = Some(Seen::Values {
+                values: n
+                    .fields
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+                modified_at,
+            });
+            if !self.pipeline.is_echo(&item).await {
+                keyed.push((format!("salesforce:{}:{}", n.id, item.id), item));
             }
         }
         match self.enqueue_new(keyed).await {
@@ -432,6 +393,7 @@ impl Intake {
                 object: r.object.clone(),
                 id: r.id.clone(),
                 origin: "manual".into(),
+                seen: None,
             };
             let known = self.pipeline.pair_of(&item).is_some();
             if !known || r.id.is_empty() || r.id.len() > 64 {

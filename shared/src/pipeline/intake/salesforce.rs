@@ -135,6 +135,7 @@ pub fn parse(body: &[u8], org_id: &str) -> Result<Message, OutboundError> {
                             object,
                             id: record_id.clone(),
                             origin: "outbound".into(),
+                            seen: None,
                         },
                         fields: std::mem::take(&mut fields),
                     });

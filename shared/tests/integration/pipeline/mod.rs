@@ -469,6 +469,98 @@ async fn the_poller_recognises_our_own_writes_without_reading_them_again() {
     assert_eq!(title, "Edited");
 }
 
+/// A push of our own write often arrives before the batch that made it stored its link,
+/// so the intake queues it; the worker then recognises it from what the push saw and
+/// the link, and reads nothing. (The references are queued by hand, as such pushes
+/// would have been: when a push lands is up to loopback timing.) A push the link
+/// cannot vouch for is read.
+#[tokio::test]
+async fn the_worker_recognises_pushes_of_our_own_writes_without_reading() {
+    use crmsync_shared::ports::{Seen, WorkItem, WorkQueue};
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Early", "Email": "early@example.org", "Company": "Pushes"}),
+        )
+        .await;
+    w.sync().await;
+    let contact = w
+        .hs_contact_by_email("early@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    let contact = contact["id"].as_str().unwrap_or_default().to_owned();
+    let row = w.sf_records("Lead").await[0].clone();
+    let modified_at = row["LastModifiedDate"]
+        .as_str()
+        .and_then(crmsync_shared::domain::value::parse_datetime_millis)
+        .unwrap_or_default();
+    let pushed = |side, object: &str, id: &str, seen| WorkItem {
+        side,
+        object: object.into(),
+        id: id.into(),
+        origin: "webhook".into(),
+        seen: Some(seen),
+    };
+    let property = |name: &str, value: &str| Seen::Property {
+        name: name.into(),
+        value: value.into(),
+    };
+    let echoes = [
+        pushed(Side::HubSpot, "contacts", &contact, Seen::Created),
+        pushed(
+            Side::HubSpot,
+            "contacts",
+            &contact,
+            property("salesforceleadid", &lead),
+        ),
+        pushed(
+            Side::Salesforce,
+            "Lead",
+            &lead,
+            Seen::Values {
+                values: row.as_object().cloned().unwrap_or_default(),
+                modified_at,
+            },
+        ),
+    ];
+    let reads = || async {
+        let calls = w.calls_by_endpoint().await;
+        let n = |k: &str| calls.get(k).copied().unwrap_or(0);
+        (
+            n("HubSpot POST /crm/v3/objects/contacts/batch/read"),
+            n("Salesforce POST /services/data/vXX.X/composite/sobjects/Lead"),
+        )
+    };
+    let before = reads().await;
+    for item in echoes {
+        // One at a time: a waiting reference that serves two changes keeps neither.
+        w.runner
+            .store
+            .send(&[item])
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        w.settle().await;
+    }
+    assert_eq!(reads().await, before, "our own writes are not read again");
+    let person = pushed(
+        Side::HubSpot,
+        "contacts",
+        &contact,
+        property("lastname", "Later"),
+    );
+    w.runner
+        .store
+        .send(&[person])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.settle().await;
+    assert!(
+        reads().await.0 > before.0,
+        "a change the link cannot vouch for is read"
+    );
+}
+
 /// A person's edit right after our write still syncs: echoes are told apart by values,
 /// not by a time window.
 #[tokio::test]
