@@ -33,8 +33,13 @@ pub struct Initial {
     pub converged: bool,
     /// Record pairs by their last outcome, per pair.
     pub outcomes: Vec<(String, Counts)>,
+    /// Calls to the last write: counted at the first sample of the counters after it
+    /// (taken each second).
     pub hubspot: Calls,
     pub salesforce: Calls,
+    /// Calls from there until the queue was quiet: polling while the last references
+    /// wait on records that never sync, (HubSpot, Salesforce, seconds).
+    pub after_last_write: (u64, u64, f64),
     pub hubspot_429: u64,
     /// References waiting or in flight at the busiest moment.
     pub peak_queue: u64,
@@ -236,7 +241,22 @@ pub async fn run(
     let mut peak_queue = 0;
     let mut last_report = Instant::now();
     let quiet = (settings.poll * 3).max(Duration::from_secs(3));
-    let converged = settle(s, &runner, quiet, started + settings.timeout, |look| {
+    // The counters each second, to count the calls made up to the last write: the
+    // queue goes quiet only once references waiting on records that never sync have
+    // used their retries, and polling goes on meanwhile.
+    let mut samples: Vec<(i64, Value, Value)> = Vec::new();
+    let sampler = async {
+        loop {
+            let at = s.clock.now_ms();
+            let hs = s.api.hubspot(Method::GET, "/counters", None).await?;
+            let sf = s.api.salesforce(Method::GET, "/counters", None).await?;
+            samples.push((at, hs, sf));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), String>(())
+    };
+    let settling = settle(s, &runner, quiet, started + settings.timeout, |look| {
         peak_queue = peak_queue.max(look.busy);
         if last_report.elapsed() > Duration::from_secs(30) {
             eprintln!(
@@ -249,8 +269,11 @@ pub async fn run(
             );
             last_report = Instant::now();
         }
-    })
-    .await?;
+    });
+    let converged = tokio::select! {
+        settled = settling => settled?,
+        failed = sampler => return Err(failed.err().unwrap_or_default()),
+    };
     let hs_writes = s.api.hubspot(Method::GET, "/writes", None).await?;
     let sf_writes = s.api.salesforce(Method::GET, "/writes", None).await?;
     let last = [
@@ -261,8 +284,19 @@ pub async fn run(
     .flatten()
     .max()
     .unwrap_or(started_at);
-    let hs_counters = s.api.hubspot(Method::GET, "/counters", None).await?;
-    let sf_counters = s.api.salesforce(Method::GET, "/counters", None).await?;
+    let hs_final = s.api.hubspot(Method::GET, "/counters", None).await?;
+    let sf_final = s.api.salesforce(Method::GET, "/counters", None).await?;
+    let (sampled_at, hs_counters, sf_counters) = samples
+        .into_iter()
+        .find(|(at, _, _)| *at >= last)
+        .unwrap_or((s.clock.now_ms(), hs_final.clone(), sf_final.clone()));
+    let total = |v: &Value| calls_of(v).values().sum::<u64>();
+    let after_last_write = (
+        total(&hs_final["integration"]).saturating_sub(total(&hs_counters["integration"])),
+        total(&sf_final["calls"]["integration"])
+            .saturating_sub(total(&sf_counters["calls"]["integration"])),
+        (s.clock.now_ms() - sampled_at) as f64 / 1000.0,
+    );
     let mut outcomes: BTreeMap<String, Counts> = BTreeMap::new();
     for (object, _, c) in runner
         .pipeline
@@ -298,6 +332,7 @@ pub async fn run(
         seconds: (last - started_at) as f64 / 1000.0,
         converged,
         outcomes: outcomes.into_iter().collect(),
+        after_last_write,
         hubspot: calls_of(&hs_counters["integration"]),
         salesforce: calls_of(&sf_counters["calls"]["integration"]),
         hubspot_429: calls_of(&hs_counters["rate_limited"]).values().sum(),

@@ -237,6 +237,14 @@ impl Report {
         for f in &i.failures {
             let _ = writeln!(out, "- failed: {f}");
         }
+        let (hs_after, sf_after, seconds) = i.after_last_write;
+        let _ = writeln!(
+            out,
+            "\nCalls are counted to the last write (at the counters' first sample after \
+             it, taken each second). From there until the queue was quiet ({seconds:.0} s: \
+             references waiting on records that never sync use their retries), polling \
+             made {hs_after} HubSpot and {sf_after} Salesforce calls more."
+        );
         endpoints(out, "HubSpot", &i.hubspot);
         endpoints(out, "Salesforce", &i.salesforce);
     }

@@ -491,36 +491,49 @@ impl WorkQueue for SqliteStore {
 
     /// A record already waiting (never received) is not queued twice: the waiting
     /// item stays where it is, visible at the earlier of the two times. The worker
-    /// reads the record when it syncs, so one reference serves every change before it;
-    /// what each source saw of the record (`WorkItem::seen`) vouches for one change
-    /// only, so a reference that serves two keeps none.
+    /// reads the record when it syncs, so one reference serves every change before it,
+    /// and carries what each change's source saw of it (`Seen::merge`).
     async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError> {
         let rows = items
             .iter()
             .map(|i| {
                 let record = format!("{}|{}|{}", i.side.as_str(), i.object, i.id);
-                let plain = WorkItem {
-                    seen: None,
-                    ..i.clone()
-                };
-                Ok((
-                    record,
-                    serde_json::to_string(i)?,
-                    serde_json::to_string(&plain)?,
-                ))
+                serde_json::to_string(i).map(|body| (record, i.clone(), body))
             })
-            .collect::<Result<Vec<_>, serde_json::Error>>()
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let at = self.clock.now_ms() + delay_ms.clamp(0, crate::ports::MAX_SEND_DELAY_MS);
         self.with(move |c| {
             let tx = c.transaction().map_err(unavailable)?;
-            for (record, body, plain) in rows {
+            for (record, item, body) in rows {
+                let waiting: Option<String> = tx
+                    .query_row(
+                        "SELECT body FROM queue WHERE record = ?1 AND receipt IS NULL AND dead = 0",
+                        params![record],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(unavailable)?;
+                let body = match waiting {
+                    None => body,
+                    Some(w) if w == body => body,
+                    Some(w) => {
+                        let waiting: WorkItem = serde_json::from_str(&w)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        let merged = WorkItem {
+                            seen: crate::ports::Seen::merge(waiting.seen.clone(), item.seen),
+                            ..waiting
+                        };
+                        serde_json::to_string(&merged)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))?
+                    }
+                };
                 tx.execute(
                     "INSERT INTO queue (record, body, visible_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (record) WHERE receipt IS NULL AND dead = 0
                      DO UPDATE SET visible_at = MIN(visible_at, excluded.visible_at),
-                       body = CASE WHEN body = excluded.body THEN body ELSE ?4 END",
-                    params![record, body, at, plain],
+                       body = excluded.body",
+                    params![record, body, at],
                 )
                 .map_err(unavailable)?;
             }

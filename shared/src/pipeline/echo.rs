@@ -56,35 +56,47 @@ impl Pipeline {
         let Ok(Some(link)) = link else {
             return false;
         };
-        match (item.side, seen) {
-            // A linked record's creation: we created it, or linked it since.
-            (Side::HubSpot, Seen::Created) => true,
-            (Side::HubSpot, Seen::Property { name, value }) => {
-                link.last_synced.holds_hubspot(name, value)
-                    || run
-                        .spec
-                        .identity_holds(name, value, &link.salesforce_object, &link.salesforce_id)
-                        .unwrap_or(false)
-            }
-            (
-                Side::HubSpot,
-                Seen::Values {
-                    values,
-                    modified_at,
-                },
-            ) => synced_after(&link, *modified_at) && hubspot_holds(&pair, &link, values),
-            (
-                Side::Salesforce,
-                Seen::Values {
-                    values,
-                    modified_at,
-                },
-            ) => {
-                synced_after(&link, *modified_at)
-                    && salesforce_holds(run, &pair, &link, &item.object, values)
-            }
-            (Side::Salesforce, _) => false,
+        let claims = match seen {
+            Seen::All { claims } => claims.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        claims
+            .iter()
+            .all(|claim| holds(run, &pair, &link, item, claim))
+    }
+}
+
+/// Whether one thing a source saw of the record is what its link last synced.
+fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &Seen) -> bool {
+    match (item.side, claim) {
+        // A linked record's creation: we created it, or linked it since.
+        (Side::HubSpot, Seen::Created) => true,
+        (Side::HubSpot, Seen::Property { name, value }) => {
+            link.last_synced.holds_hubspot(name, value)
+                || run
+                    .spec
+                    .identity_holds(name, value, &link.salesforce_object, &link.salesforce_id)
+                    .unwrap_or(false)
         }
+        (
+            Side::HubSpot,
+            Seen::Values {
+                values,
+                modified_at,
+            },
+        ) => synced_after(link, *modified_at) && hubspot_holds(pair, link, values),
+        (
+            Side::Salesforce,
+            Seen::Values {
+                values,
+                modified_at,
+            },
+        ) => {
+            synced_after(link, *modified_at)
+                && salesforce_holds(run, pair, link, &item.object, values)
+        }
+        // Nested claims are flattened when merged; anything else is not vouched for.
+        _ => false,
     }
 }
 

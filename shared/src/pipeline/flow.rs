@@ -159,6 +159,8 @@ impl Pipeline {
         for item in items {
             echo.push(self.is_echo(item).await);
         }
+        let echoes = echo.iter().filter(|e| **e).count();
+        tracing::debug!(message = "echoes recognised", pair = %run.spec.name, references = items.len(), echoes);
         if !echo.contains(&true) {
             return self.sync_read(run, items, depth).await;
         }

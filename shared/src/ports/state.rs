@@ -152,6 +152,38 @@ pub enum Seen {
         values: serde_json::Map<String, serde_json::Value>,
         modified_at: Millis,
     },
+    /// Several changes one reference serves (a queue that coalesces references): an
+    /// echo only if every one of them is.
+    All { claims: Vec<Seen> },
+}
+
+impl Seen {
+    /// The most claims one reference carries; past it, the worker reads the record.
+    pub const MAX_CLAIMS: usize = 64;
+
+    /// What a reference serving both changes may say: every claim of both, or nothing
+    /// when either says nothing (that change must be read).
+    pub fn merge(a: Option<Seen>, b: Option<Seen>) -> Option<Seen> {
+        let mut claims = Vec::new();
+        for s in [a?, b?] {
+            match s {
+                Seen::All { claims: more } => claims.extend(more),
+                one => claims.push(one),
+            }
+        }
+        claims.dedup();
+        let mut unique: Vec<Seen> = Vec::with_capacity(claims.len());
+        for c in claims {
+            if !unique.contains(&c) {
+                unique.push(c);
+            }
+        }
+        match unique.len() {
+            1 => unique.pop(),
+            n if n <= Seen::MAX_CLAIMS => Some(Seen::All { claims: unique }),
+            _ => None,
+        }
+    }
 }
 
 /// A received item and what acknowledges it.

@@ -147,40 +147,46 @@ async fn a_record_already_waiting_is_queued_once() {
     assert_eq!(s.depth().await.unwrap_or_else(|e| panic!("{e}")).waiting, 2);
 }
 
-/// What a push saw of a record vouches for that one change: a reference that comes to
-/// serve two different ones keeps neither (the worker then reads the record), and the
-/// same one sent twice keeps it.
+/// A waiting reference serves every change queued for its record, and carries what each
+/// change's source saw: the same once, two different ones both (the worker takes it as
+/// an echo only if both are), and nothing when a change came without it (the worker
+/// then reads the record).
 #[tokio::test]
-async fn a_coalesced_reference_keeps_what_was_seen_only_when_it_is_the_same() {
+async fn a_coalesced_reference_carries_what_each_change_saw() {
     let s = store();
     let ok =
         |r: Result<(), _>| r.unwrap_or_else(|e: crmsync_shared::ports::StoreError| panic!("{e}"));
-    let seen = |value: &str| WorkItem {
+    let seen = |id: &str, value: &str| WorkItem {
+        id: id.into(),
         seen: Some(Seen::Property {
             name: "phone".into(),
             value: value.into(),
         }),
         ..item("00Q1")
     };
-    ok(s.send(&[seen("1"), seen("1")]).await);
-    ok(s.send(&[WorkItem {
-        id: "00Q2".into(),
-        ..seen("1")
-    }])
-    .await);
-    ok(s.send(&[WorkItem {
-        id: "00Q2".into(),
-        ..seen("2")
-    }])
-    .await);
+    ok(s.send(&[seen("00Q1", "1"), seen("00Q1", "1")]).await);
+    ok(s.send(&[seen("00Q2", "1")]).await);
+    ok(s.send(&[seen("00Q2", "2")]).await);
+    ok(s.send(&[seen("00Q3", "1"), item("00Q3")]).await);
     let mut got = s
         .receive(10, 30_000)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     got.sort_by(|a, b| a.item.id.cmp(&b.item.id));
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0].item.seen, seen("1").seen, "the same change twice");
-    assert_eq!(got[1].item.seen, None, "two changes: the worker reads");
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        got[0].item.seen,
+        seen("", "1").seen,
+        "the same change twice"
+    );
+    let both = Seen::All {
+        claims: vec![
+            seen("", "1").seen.unwrap_or(Seen::Created),
+            seen("", "2").seen.unwrap_or(Seen::Created),
+        ],
+    };
+    assert_eq!(got[1].item.seen, Some(both), "two changes");
+    assert_eq!(got[2].item.seen, None, "a change to read");
 }
 
 #[tokio::test]

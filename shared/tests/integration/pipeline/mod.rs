@@ -533,15 +533,13 @@ async fn the_worker_recognises_pushes_of_our_own_writes_without_reading() {
         )
     };
     let before = reads().await;
-    for item in echoes {
-        // One at a time: a waiting reference that serves two changes keeps neither.
-        w.runner
-            .store
-            .send(&[item])
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        w.settle().await;
-    }
+    // The contact's two pushes wait as one reference, carrying both.
+    w.runner
+        .store
+        .send(&echoes)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.settle().await;
     assert_eq!(reads().await, before, "our own writes are not read again");
     let person = pushed(
         Side::HubSpot,
