@@ -162,6 +162,16 @@ impl PairSpec {
         None
     }
 
+    /// Whether `property` is one of the HubSpot identity properties the sync keeps (a
+    /// Salesforce id, the kind): the sync's own, not a person's.
+    pub fn is_identity(&self, property: &str) -> bool {
+        self.kind_property.as_deref() == Some(property)
+            || self
+                .salesforce_id_properties
+                .iter()
+                .any(|(_, p)| p == property)
+    }
+
     /// The HubSpot property that holds the id of a record of `sobject`.
     pub fn salesforce_id_property(&self, sobject: &str) -> Option<&str> {
         self.salesforce_id_properties

@@ -83,6 +83,7 @@ fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &S
             Seen::Values {
                 values,
                 modified_at,
+                ..
             },
         ) => synced_after(link, *modified_at) && hubspot_holds(pair, link, values),
         (
@@ -90,6 +91,7 @@ fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &S
             Seen::Values {
                 values,
                 modified_at,
+                ..
             },
         ) => {
             synced_after(link, *modified_at)

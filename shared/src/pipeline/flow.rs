@@ -10,7 +10,9 @@ use super::pairs::PairRun;
 use super::work::{Prefetch, Record, Work, answers_for};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
-use crate::ports::{HsRecord, Outcome, WorkItem};
+use serde_json::{Map, Value};
+
+use crate::ports::{HsRecord, Link, Outcome, Seen, WorkItem};
 
 pub(crate) use crate::domain::same_salesforce_id as same_sf_id;
 
@@ -22,6 +24,20 @@ pub(crate) fn soql_literal(s: &str) -> String {
 fn push_unique(list: &mut Vec<String>, value: &str) {
     if !value.is_empty() && !list.iter().any(|x| x == value) {
         list.push(value.to_owned());
+    }
+}
+
+/// The values `item` brings of its record when they may stand in for a read: every
+/// property or field the pair reads, modified after the link's last sync (a record as
+/// read before that sync may have changed since: it is read again).
+fn carried<'a>(item: &'a WorkItem, link: Option<&Link>) -> Option<&'a Map<String, Value>> {
+    match &item.seen {
+        Some(Seen::Values {
+            values,
+            modified_at,
+            whole: true,
+        }) if link.is_none_or(|l| *modified_at > l.synced_at) => Some(values),
+        _ => None,
     }
 }
 
@@ -239,7 +255,7 @@ impl Pipeline {
         let pair = &run.spec.name;
         // The HubSpot updates' check reads while the Salesforce writes are in flight:
         // still just before its own writes, and one round trip fewer.
-        let check = Pipeline::hubspot_check_plan(&planned);
+        let check = Pipeline::hubspot_check_plan(&run.spec, &planned);
         let ((), early) = tokio::join!(
             self.write_salesforce(run, items, &mut planned, now),
             self.read_hubspot_check(&run.spec.hubspot_object, check),
@@ -316,21 +332,31 @@ impl Pipeline {
                 push_unique(ids, id);
             }
         };
+        // Records their references bring as a listing or a feed read them: synced from
+        // as read, not read again.
+        let mut carried_hs: Vec<HsRecord> = Vec::new();
+        let mut carried_sf: Vec<Record> = Vec::new();
         for i in items {
             if prefetch.link(i.side, &i.id).is_some() {
                 continue;
             }
             let link = match i.side {
-                Side::HubSpot => {
-                    push_unique(&mut hs_ids, &i.id);
-                    self.links.by_hubspot(&run.spec.name, &i.id).await
-                }
-                Side::Salesforce => {
-                    push_sf(&i.object, &i.id);
-                    self.links.by_salesforce(&i.object, &i.id).await
-                }
+                Side::HubSpot => self.links.by_hubspot(&run.spec.name, &i.id).await,
+                Side::Salesforce => self.links.by_salesforce(&i.object, &i.id).await,
             }
             .map_err(|e| e.to_string())?;
+            match (i.side, carried(i, link.as_ref())) {
+                (Side::HubSpot, Some(values)) => carried_hs.push(HsRecord {
+                    id: i.id.clone(),
+                    properties: values.clone(),
+                    ..HsRecord::default()
+                }),
+                (Side::HubSpot, None) => push_unique(&mut hs_ids, &i.id),
+                (Side::Salesforce, Some(values)) => {
+                    carried_sf.push(Record::new(&i.object, values.clone()))
+                }
+                (Side::Salesforce, None) => push_sf(&i.object, &i.id),
+            }
             if let Some(l) = &link {
                 match i.side {
                     Side::HubSpot => push_sf(&l.salesforce_object, &l.salesforce_id),
@@ -339,13 +365,32 @@ impl Pipeline {
             }
             prefetch.links.push((i.side, i.id.clone(), link));
         }
+        hs_ids.retain(|id| !carried_hs.iter().any(|h| &h.id == id));
+        for (sobject, ids) in &mut sf_ids {
+            ids.retain(|id| {
+                !carried_sf
+                    .iter()
+                    .any(|r| &r.object == sobject && same_sf_id(&r.id(), id))
+            });
+        }
         let salesforce = futures::future::try_join_all(
             sf_ids
                 .iter()
                 .map(|(sobject, ids)| self.read_salesforce(run, sobject, ids)),
         );
-        let (records, rows) = tokio::try_join!(self.read_hubspot(run, &hs_ids, None), salesforce)?;
+        let (mut records, rows) =
+            tokio::try_join!(self.read_hubspot(run, &hs_ids, None), salesforce)?;
+        for h in carried_hs {
+            if !records.iter().any(|r| r.id == h.id) {
+                records.push(h);
+            }
+        }
         prefetch.salesforce = rows.into_iter().flatten().collect();
+        for r in carried_sf {
+            if prefetch.salesforce(&r.object, &r.id()).is_none() {
+                prefetch.salesforce.push(r);
+            }
+        }
         let mut works = self.hubspot_works(run, items, &records, now).await?;
         prefetch.hubspot = records;
         for sobject in &run.spec.sobjects {

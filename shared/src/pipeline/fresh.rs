@@ -13,6 +13,7 @@ use super::flow::same_sf_id;
 use super::soql::in_lists;
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
+use crate::domain::pair::PairSpec;
 use crate::ports::HsRecord;
 
 /// Why a pair was held back.
@@ -118,12 +119,15 @@ impl Pipeline {
 
     /// The HubSpot updates a batch's merge planned (ids, and the properties they
     /// write), to be read for their check while the Salesforce writes are in flight.
-    pub(crate) fn hubspot_check_plan(planned: &[Planned]) -> Option<(Vec<String>, Vec<String>)> {
+    pub(crate) fn hubspot_check_plan(
+        spec: &PairSpec,
+        planned: &[Planned],
+    ) -> Option<(Vec<String>, Vec<String>)> {
         let members = planned.iter().filter(|p| {
             p.live()
                 && p.salesforce_id.is_some()
                 && p.work.hubspot.is_some()
-                && !p.hubspot_writes.is_empty()
+                && !p.hubspot_writes.keys().all(|k| spec.is_identity(k))
         });
         let mut ids = Vec::new();
         let mut props = BTreeSet::new();

@@ -272,7 +272,7 @@ impl Pipeline {
         let mut summary = ImportSummary::default();
         let mut last = String::new();
         loop {
-            let (items, next) = self.backfill_chunk(&feed, &last, "import").await?;
+            let (items, next) = self.backfill_chunk(&feed, &last, "import", false).await?;
             for item in &items {
                 summary.records += 1;
                 let record = super::record_ref(item);

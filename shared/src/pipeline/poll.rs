@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::Pipeline;
 use crate::domain::Side;
@@ -629,7 +629,13 @@ impl Pipeline {
         } else {
             "backfill"
         };
-        let (items, next) = self.backfill_chunk(feed, &at.last_id, origin).await?;
+        // The initial sync's references carry the records as listed, which the worker
+        // syncs from instead of reading them again (a reconcile, or an import, reads
+        // each record afresh).
+        let carry = generation.is_empty();
+        let (items, next) = self
+            .backfill_chunk(feed, &at.last_id, origin, carry)
+            .await?;
         for chunk in items.chunks(ENQUEUE_CHUNK) {
             queue.send(chunk).await?;
         }
@@ -660,34 +666,62 @@ impl Pipeline {
     }
 
     /// One chunk of a listing after `last` (a HubSpot `after` token, a Salesforce id),
-    /// and where the next one starts (none: the listing is done).
+    /// and where the next one starts (none: the listing is done). With `carry`, each
+    /// reference carries its record as listed, with every property or field its pair
+    /// reads.
     pub(crate) async fn backfill_chunk(
         &self,
         feed: &str,
         last: &str,
         origin: &str,
+        carry: bool,
     ) -> Result<(Vec<WorkItem>, Option<String>), PollError> {
         let (side, object) = feed.split_once(':').unwrap_or(("", ""));
         let side = Side::from_name(side).ok_or_else(|| {
             PollError::State(StoreError::Corrupt(format!("a feed of no CRM: {feed}")))
         })?;
-        let item = |id: String| WorkItem {
+        let item = |id: String, seen: Option<Seen>| WorkItem {
             side,
             object: object.to_owned(),
             id,
             origin: origin.to_owned(),
-            seen: None,
+            seen,
+        };
+        let listed = |values: Map<String, Value>, modified: &str| {
+            let modified_at = values
+                .get(modified)
+                .and_then(Value::as_str)
+                .and_then(parse_datetime_millis)
+                .unwrap_or(0);
+            Seen::Values {
+                values,
+                modified_at,
+                whole: true,
+            }
         };
         if side == Side::HubSpot {
+            let run = self
+                .pairs
+                .iter()
+                .find(|p| p.spec.hubspot_object == object)
+                .filter(|_| carry);
+            let props = match run {
+                Some(run) => self.pair_properties(run),
+                None => vec!["hs_object_id".to_owned()],
+            };
+            let props: Vec<&str> = props.iter().map(String::as_str).collect();
             let mut items = Vec::new();
             let mut after = (!last.is_empty()).then(|| last.to_owned());
             for _ in 0..BACKFILL_HUBSPOT_PAGES {
                 let (records, next) = self
                     .hubspot
-                    .list_page(object, &["hs_object_id"], false, after.as_deref())
+                    .list_page(object, &props, false, after.as_deref())
                     .await
                     .map_err(|e| PollError::HubSpot(e.to_string()))?;
-                items.extend(records.into_iter().map(|r| item(r.id)));
+                items.extend(records.into_iter().map(|r| {
+                    let seen = run.map(|run| listed(r.properties, &run.spec.hubspot_modified));
+                    item(r.id, seen)
+                }));
                 match next {
                     Some(n) => after = Some(n),
                     None => return Ok((items, None)),
@@ -707,21 +741,34 @@ impl Pipeline {
         } else {
             format!(" WHERE {}", filter.join(" AND "))
         };
-        let soql =
-            format!("SELECT Id FROM {object}{filter} ORDER BY Id LIMIT {BACKFILL_SALESFORCE_ROWS}");
+        let carry = carry && self.pairs.iter().any(|p| p.spec.syncs(object));
+        let fields = if carry {
+            self.feed_fields(object).join(", ")
+        } else {
+            "Id".to_owned()
+        };
+        let soql = format!(
+            "SELECT {fields} FROM {object}{filter} ORDER BY Id LIMIT {BACKFILL_SALESFORCE_ROWS}"
+        );
         let rows = self
             .salesforce
             .query(&soql, false)
             .await
             .map_err(|e| PollError::Salesforce(e.to_string()))?;
-        let ids: Vec<String> = rows
-            .iter()
-            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+        let full = rows.len() == BACKFILL_SALESFORCE_ROWS;
+        let items: Vec<WorkItem> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let id = r.get("Id").and_then(Value::as_str)?.to_owned();
+                let seen = match r {
+                    Value::Object(values) if carry => Some(listed(values, "SystemModstamp")),
+                    _ => None,
+                };
+                Some(item(id, seen))
+            })
             .collect();
-        let next = (ids.len() == BACKFILL_SALESFORCE_ROWS)
-            .then(|| ids.last().cloned())
-            .flatten();
-        Ok((ids.into_iter().map(item).collect(), next))
+        let next = full.then(|| items.last().map(|i| i.id.clone())).flatten();
+        Ok((items, next))
     }
 
     /// Hourly, linked HubSpot records archived since are queued: their sync finds them
@@ -824,6 +871,7 @@ impl Pipeline {
                         seen: mapped.then(|| Seen::Values {
                             values: r.properties,
                             modified_at: at,
+                            whole: true,
                         }),
                     },
                 }
@@ -885,6 +933,7 @@ impl Pipeline {
                                     Seen::Values {
                                         values: values.clone(),
                                         modified_at: at,
+                                        whole: true,
                                     }
                                 }),
                             },

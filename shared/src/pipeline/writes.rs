@@ -289,20 +289,20 @@ impl Pipeline {
             run.hooks
                 .identity_writes(&p.sobject, known, &mut p.hubspot_writes);
         }
-        self.update_hubspot(&run.spec.hubspot_object, items, planned, now, early)
-            .await;
+        self.update_hubspot(run, items, planned, now, early).await;
         self.create_hubspot(run, items, planned, now).await;
     }
 
     /// HubSpot updates of a batch, in one batch call.
     async fn update_hubspot(
         &self,
-        object: &str,
+        run: &PairRun,
         items: &[WorkItem],
         planned: &mut [Planned],
         now: i64,
         early: Option<&EarlyCheck>,
     ) {
+        let object = run.spec.hubspot_object.as_str();
         let updates: Vec<usize> = (0..planned.len())
             .filter(|&n| {
                 planned[n].live()
@@ -311,7 +311,19 @@ impl Pipeline {
                     && !planned[n].hubspot_writes.is_empty()
             })
             .collect();
-        self.hold_changed_hubspot(object, planned, &updates, early)
+        // Writes of the sync's own identity properties alone (a record learning its
+        // partner's id) overwrite no person's edit: no check read for them.
+        let checked: Vec<usize> = updates
+            .iter()
+            .copied()
+            .filter(|&n| {
+                !planned[n]
+                    .hubspot_writes
+                    .keys()
+                    .all(|k| run.spec.is_identity(k))
+            })
+            .collect();
+        self.hold_changed_hubspot(object, planned, &checked, early)
             .await;
         let updates: Vec<usize> = updates.into_iter().filter(|&n| planned[n].live()).collect();
         if updates.is_empty() {

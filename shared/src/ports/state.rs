@@ -151,6 +151,10 @@ pub enum Seen {
     Values {
         values: serde_json::Map<String, serde_json::Value>,
         modified_at: Millis,
+        /// Every property or field the pair reads (a listing's page, a feed's search):
+        /// the worker may sync from these values instead of reading the record again.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        whole: bool,
     },
     /// Several changes one reference serves (a queue that coalesces references): an
     /// echo only if every one of them is.

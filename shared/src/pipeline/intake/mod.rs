@@ -314,6 +314,8 @@ impl Intake {
                     .map(|(k, v)| (k, Value::String(v)))
                     .collect(),
                 modified_at,
+                // The message's fields are the ones its rule sends, not the pair's.
+                whole: false,
             });
             if !self.pipeline.is_echo(&item).await {
                 keyed.push((format!("salesforce:{}:{}", n.id, item.id), item));

@@ -337,3 +337,45 @@ async fn a_batch_of_700_pairs_syncs_whole() {
         .count();
     assert_eq!((hubspot.len(), synced), (700, 700));
 }
+
+/// The initial sync reads each record once: the listing's pages carry every property
+/// and field the pairs read, and the worker syncs from them. Contacts only in HubSpot
+/// and Leads only in Salesforce: no listed contact is read again by id, no listed Lead
+/// is retrieved again, and a contact learning its new Lead's id is not read first.
+#[tokio::test]
+async fn an_initial_sync_reads_each_record_once() {
+    let w = World::start(Setup {
+        push: false,
+        settle_batch: 1_000,
+        ..Setup::default()
+    })
+    .await;
+    for n in 0..250 {
+        w.hs_create(json!({"email": format!("listed{n}@example.org"), "lastname": "Hub"}))
+            .await;
+        w.sf_create(
+            "Lead",
+            json!({"LastName": format!("Listed {n}"), "Email": format!("lead{n}@example.org"), "Company": "Listed"}),
+        )
+        .await;
+    }
+    w.sync().await;
+    w.assert_no_dead_letters().await;
+    assert_eq!(w.hs_contacts().await.len(), 500);
+    assert_eq!(w.sf_records("Lead").await.len(), 500);
+    let calls = w.calls_by_endpoint().await;
+    let n = |k: &str| calls.get(k).copied().unwrap_or(0);
+    assert_eq!(n("HubSpot GET /crm/v3/objects/contacts"), 3, "the listing");
+    // The Leads' contacts are looked up by email (100 a call); no listed contact is
+    // read again, nor checked before it learns its Lead's id (the sync's own property).
+    assert_eq!(
+        n("HubSpot POST /crm/v3/objects/contacts/batch/read"),
+        3,
+        "{calls:#?}"
+    );
+    assert_eq!(
+        n("Salesforce POST /services/data/vXX.X/composite/sobjects/Lead"),
+        0,
+        "no Lead retrieved again"
+    );
+}
