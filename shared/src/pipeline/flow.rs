@@ -226,11 +226,15 @@ impl Pipeline {
         depth: u8,
     ) -> Result<(), String> {
         let now = self.clock.now_ms();
+        let t0 = std::time::Instant::now();
         let (mut works, prefetch) = self.gather(run, items, now).await?;
+        let t_gather = t0.elapsed().as_millis();
         self.link_and_match(run, &mut works, &prefetch).await?;
+        let t_match = t0.elapsed().as_millis();
         self.refine_with_history(run, &mut works).await?;
         self.read_opportunities(run, &mut works).await?;
         let members = self.inclusion_members(run, &works).await?;
+        let t_refine = t0.elapsed().as_millis();
         let mut planned = Vec::new();
         // Keys a pair of this batch is creating: the claim store lets its owner claim
         // again, so two records of one batch with one key are kept apart here.
@@ -252,6 +256,7 @@ impl Pipeline {
         // Crash tests aim at every step boundary of a batch that writes: between the
         // Salesforce and the HubSpot write, after both before the links, after the
         // links before the queue hears of it.
+        let t_plan = t0.elapsed().as_millis();
         let pair = &run.spec.name;
         // The HubSpot updates' check reads while the Salesforce writes are in flight:
         // still just before its own writes, and one round trip fewer.
@@ -276,12 +281,28 @@ impl Pipeline {
         }
         let moved = Pipeline::lifecycle_moves(&planned);
         let synced = super::lookups::Synced::of(&planned);
+        let t_write = t0.elapsed().as_millis();
         self.finish(pair, items, planned, outcomes, now).await;
+        let t_finish = t0.elapsed().as_millis();
         if wrote {
             self.failpoint(&format!("after_link_write:{pair}"));
         }
         self.sync_lookups(run, items, synced, outcomes, depth).await;
         self.propagate_lifecycle(&moved).await;
+        // Where a batch's time goes (ms from its start to the end of each step): the
+        // scale bench's `CRMSYNC_LOG=crmsync_shared::pipeline::flow=debug`.
+        tracing::debug!(
+            message = "a batch's steps",
+            pair = %pair,
+            references = items.len(),
+            read = t_gather,
+            matched = t_match,
+            refined = t_refine,
+            planned = t_plan,
+            written = t_write,
+            linked = t_finish,
+            done = t0.elapsed().as_millis()
+        );
         Ok(())
     }
 

@@ -248,12 +248,14 @@ impl HubSpotClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            let queued = std::time::Instant::now();
             if path.ends_with("/search") {
                 self.search_limiter.acquire(self.pause.as_ref()).await;
             }
             self.limiter.acquire(self.pause.as_ref()).await;
             let token = self.access_token(false).await?;
-            tracing::debug!(message = "HubSpot call", endpoint = %key, attempt);
+            let waited_ms = queued.elapsed().as_millis() as u64;
+            tracing::debug!(message = "HubSpot call", endpoint = %key, attempt, waited_ms);
             self.counter.add(&key);
             let mut req = self
                 .http
@@ -263,7 +265,9 @@ impl HubSpotClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
+            let sent = std::time::Instant::now();
             let outcome = req.send().await;
+            tracing::debug!(message = "HubSpot answered", endpoint = %key, took_ms = sent.elapsed().as_millis());
             let (error, retry_after) = match outcome {
                 Err(e) => {
                     // A request that never left may always go again; one that timed out

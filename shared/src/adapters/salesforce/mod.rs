@@ -211,7 +211,10 @@ impl SalesforceClient {
             if let Some(b) = body {
                 req = req.json(b);
             }
-            let error = match req.send().await {
+            let sent = std::time::Instant::now();
+            let answer = req.send().await;
+            tracing::debug!(message = "Salesforce answered", endpoint = %key, took_ms = sent.elapsed().as_millis());
+            let error = match answer {
                 Err(e) => {
                     let safe = e.is_connect() || idempotent;
                     let err = SalesforceError::Transport(e.without_url().to_string());
