@@ -6,12 +6,12 @@
 
 use std::collections::HashSet;
 
+use serde_json::{Map, Value};
+
 use super::pairs::PairRun;
 use super::work::{Prefetch, Record, Work, answers_for};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
-use serde_json::{Map, Value};
-
 use crate::ports::{HsRecord, Link, Outcome, Seen, WorkItem};
 
 pub(crate) use crate::domain::same_salesforce_id as same_sf_id;
@@ -193,9 +193,12 @@ impl Pipeline {
         }
         .into_iter();
         echo.iter()
-            .map(|e| match e {
-                true => ItemOutcome::Done,
-                false => synced.next().unwrap_or(ItemOutcome::Done),
+            .map(|&e| {
+                if e {
+                    ItemOutcome::Done
+                } else {
+                    synced.next().unwrap_or(ItemOutcome::Done)
+                }
             })
             .collect()
     }
@@ -253,10 +256,10 @@ impl Pipeline {
                 }
             }
         }
+        let t_plan = t0.elapsed().as_millis();
         // Crash tests aim at every step boundary of a batch that writes: between the
         // Salesforce and the HubSpot write, after both before the links, after the
         // links before the queue hears of it.
-        let t_plan = t0.elapsed().as_millis();
         let pair = &run.spec.name;
         // The HubSpot updates' check reads while the Salesforce writes are in flight:
         // still just before its own writes, and one round trip fewer.
