@@ -501,7 +501,8 @@ fn by_external_id(
         .filter(|f| f.external_id || f.name == "Id")
         .ok_or_else(SfFailure::not_found)?;
     Ok(org
-        .records(object.name)
+        .candidates(object.name, &def.name, value)
+        .into_iter()
         .filter(|r| r.deleted_ms.is_none())
         .filter(|r| {
             r.fields

@@ -76,11 +76,19 @@ pub struct WriteOptions {
     pub allow_duplicates: bool,
 }
 
+/// One field's lookup: lower-cased value -> the ids of records that held it.
+type ValueIndex = HashMap<String, BTreeSet<String>>;
+
 #[derive(Debug)]
 pub struct Org {
     pub id: String,
     pub objects: Vec<ObjectDef>,
     records: HashMap<String, BTreeMap<String, Record>>,
+    /// Lookups by a field's value (external ids, unique fields, email): per (object,
+    /// field), lower-cased value -> ids that held it. Built on a field's first lookup,
+    /// kept up on every write after; entries are never removed, so a lookup checks each
+    /// candidate record itself. Upserts and duplicate rules then cost no scan per row.
+    index: std::cell::RefCell<HashMap<(String, String), ValueIndex>>,
     next: HashMap<String, u64>,
     pub validation_rules: Vec<ValidationRule>,
     /// Standard duplicate rules on Lead and Contact email.
@@ -163,6 +171,7 @@ impl Org {
             id: org_id.to_owned(),
             objects: standard_objects(),
             records: HashMap::new(),
+            index: Default::default(),
             next: HashMap::new(),
             validation_rules: Vec::new(),
             duplicate_rules: true,
@@ -225,6 +234,51 @@ impl Org {
             .flat_map(|m| m.values())
     }
 
+    /// The records of `object` whose `field` may hold `value` (case-insensitively), in
+    /// id order: every one that does, and perhaps some that no longer do (callers
+    /// compare the value themselves).
+    pub fn candidates(&self, object: &str, field: &str, value: &str) -> Vec<&Record> {
+        let key = (object.to_owned(), field.to_owned());
+        let mut index = self.index.borrow_mut();
+        let values = index.entry(key).or_insert_with(|| {
+            let mut built = ValueIndex::new();
+            for r in self.records(object) {
+                if let Some(v) = r.fields.get(field).and_then(Value::as_str) {
+                    built
+                        .entry(v.to_ascii_lowercase())
+                        .or_default()
+                        .insert(r.id.clone());
+                }
+            }
+            built
+        });
+        let Some(ids) = values.get(&value.to_ascii_lowercase()) else {
+            return Vec::new();
+        };
+        let Some(records) = self.records.get(object) else {
+            return Vec::new();
+        };
+        ids.iter().filter_map(|id| records.get(id)).collect()
+    }
+
+    /// Keeps the built lookups up with a record just written.
+    fn reindex(&self, object: &str, id: &str) {
+        let Some(record) = self.records.get(object).and_then(|m| m.get(id)) else {
+            return;
+        };
+        for ((o, field), values) in self.index.borrow_mut().iter_mut() {
+            if o != object {
+                continue;
+            }
+            if let Some(v) = record.fields.get(field).and_then(Value::as_str) {
+                values
+                    .entry(v.to_ascii_lowercase())
+                    .or_default()
+                    .insert(id.to_owned());
+            }
+        }
+    }
+
     pub fn count(&self, object: &str) -> usize {
         self.records.get(object).map_or(0, BTreeMap::len)
     }
@@ -255,10 +309,11 @@ impl Org {
     /// Undoes every change since the checkpoint.
     pub fn rollback(&mut self, to: Checkpoint) {
         for (object, id, before) in self.journal.take().unwrap_or_default().into_iter().rev() {
-            let records = self.records.entry(object).or_default();
+            let records = self.records.entry(object.clone()).or_default();
             match before {
                 Some(r) => {
-                    records.insert(id, r);
+                    records.insert(id.clone(), r);
+                    self.reindex(&object, &id);
                 }
                 None => {
                     records.remove(&id);
@@ -625,7 +680,7 @@ impl Org {
             else {
                 continue;
             };
-            let clash = self.records(object.name).find(|r| {
+            let clash = self.candidates(object.name, &def.name, v).into_iter().find(|r| {
                 r.deleted_ms.is_none()
                     && Some(r.id.as_str()) != id
                     && r.fields
@@ -699,7 +754,8 @@ impl Org {
             .and_then(Value::as_str)
             .filter(|e| !e.is_empty())?;
         let (entity, found) = targets.iter().find_map(|t| {
-            self.records(t)
+            self.candidates(t, "Email", email)
+                .into_iter()
                 .find(|r| {
                     r.deleted_ms.is_none()
                         && Some(r.id.as_str()) != id
@@ -946,6 +1002,7 @@ impl Org {
             .entry(object.name.to_owned())
             .or_default()
             .insert(id.clone(), record);
+        self.reindex(object.name, &id);
         self.outbox.push((object.name.to_owned(), id.clone()));
         self.count_write(&id, writer, now, vec!["(created)".into()]);
         Ok(id)
@@ -1024,6 +1081,7 @@ impl Org {
             r.modstamp_ms = stamp;
             r.modified_by = writer.user().into();
         }
+        self.reindex(object.name, &id18);
         let names = changed.into_iter().map(|(k, _, _)| k).collect();
         self.count_write(&id18, writer, now, names);
         self.outbox.push((object.name.to_owned(), id18));
@@ -1084,6 +1142,7 @@ impl Org {
             r.modified_ms = now;
             r.modstamp_ms = now;
             r.modified_by = writer.user().into();
+            self.reindex(&object, id);
         }
     }
 
@@ -1321,6 +1380,7 @@ impl Org {
             .entry(object.name.to_owned())
             .or_default()
             .insert(id.clone(), record);
+        self.reindex(object.name, &id);
         Some(id)
     }
 
@@ -1346,6 +1406,7 @@ impl Org {
             .entry(object_name.to_owned())
             .or_default()
             .insert(id.to_owned(), record);
+        self.reindex(object_name, id);
     }
 }
 
