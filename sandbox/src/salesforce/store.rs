@@ -680,14 +680,17 @@ impl Org {
             else {
                 continue;
             };
-            let clash = self.candidates(object.name, &def.name, v).into_iter().find(|r| {
-                r.deleted_ms.is_none()
-                    && Some(r.id.as_str()) != id
-                    && r.fields
-                        .get(&def.name)
-                        .and_then(Value::as_str)
-                        .is_some_and(|x| x.eq_ignore_ascii_case(v))
-            });
+            let clash = self
+                .candidates(object.name, &def.name, v)
+                .into_iter()
+                .find(|r| {
+                    r.deleted_ms.is_none()
+                        && Some(r.id.as_str()) != id
+                        && r.fields
+                            .get(&def.name)
+                            .and_then(Value::as_str)
+                            .is_some_and(|x| x.eq_ignore_ascii_case(v))
+                });
             if let Some(other) = clash {
                 errors.push(
                     SfError::new(
@@ -1703,6 +1706,42 @@ mod tests {
         let errors = r.err().unwrap_or_default();
         assert_eq!(errors[0].code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
         assert_eq!(errors[0].message, "Leads need a phone number");
+    }
+
+    /// Lookups by a field's value (duplicate rules, unique values) follow every write:
+    /// after an update a record is found under its new values and no longer under its
+    /// old ones.
+    #[test]
+    fn lookups_by_value_follow_updates() {
+        let mut org = Org::new("00D");
+        let first =
+            json!({"LastName": "Silva", "Email": "old@acme.com", "HubSpot_Contact_Id__c": "101"});
+        let id = org
+            .create("Contact", &map(first), 0, I, opts())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let person = |email: &str| map(json!({"LastName": "Other", "Email": email}));
+        // The first lookups build the indexes.
+        assert_eq!(
+            codes(org.create("Contact", &person("old@acme.com"), 0, I, opts())),
+            vec!["DUPLICATES_DETECTED"]
+        );
+        let moved = json!({"Email": "new@acme.com", "HubSpot_Contact_Id__c": "202"});
+        org.update(Some("Contact"), &id, &map(moved), 1, I, opts())
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        assert_eq!(
+            codes(org.create("Contact", &person("NEW@acme.com"), 2, I, opts())),
+            vec!["DUPLICATES_DETECTED"]
+        );
+        let clash = json!({"LastName": "Other", "HubSpot_Contact_Id__c": "202"});
+        assert_eq!(
+            codes(org.create("Contact", &map(clash), 2, I, opts())),
+            vec!["DUPLICATE_VALUE"]
+        );
+        assert!(
+            org.create("Contact", &person("old@acme.com"), 2, I, opts())
+                .is_ok(),
+            "the old email is free again"
+        );
     }
 
     #[test]
