@@ -321,9 +321,14 @@ impl Pipeline {
 
     /// The enabled pair a queued reference belongs to.
     pub(crate) fn pair_of(&self, item: &WorkItem) -> Option<&PairRun> {
-        self.pairs.iter().find(|p| match item.side {
-            Side::HubSpot => p.spec.hubspot_object == item.object,
-            Side::Salesforce => p.spec.syncs(&item.object),
+        self.pair_on(item.side, &item.object)
+    }
+
+    /// The enabled pair that syncs `object` (a HubSpot object or an sObject) of `side`.
+    pub(crate) fn pair_on(&self, side: Side, object: &str) -> Option<&PairRun> {
+        self.pairs.iter().find(|p| match side {
+            Side::HubSpot => p.spec.hubspot_object == object,
+            Side::Salesforce => p.spec.syncs(object),
         })
     }
 

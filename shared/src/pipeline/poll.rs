@@ -700,11 +700,7 @@ impl Pipeline {
             }
         };
         if side == Side::HubSpot {
-            let run = self
-                .pairs
-                .iter()
-                .find(|p| p.spec.hubspot_object == object)
-                .filter(|_| carry);
+            let run = self.pair_on(Side::HubSpot, object).filter(|_| carry);
             let props = match run {
                 Some(run) => self.pair_properties(run),
                 None => vec!["hs_object_id".to_owned()],
@@ -741,7 +737,7 @@ impl Pipeline {
         } else {
             format!(" WHERE {}", filter.join(" AND "))
         };
-        let carry = carry && self.pairs.iter().any(|p| p.spec.syncs(object));
+        let carry = carry && self.pair_on(Side::Salesforce, object).is_some();
         let fields = if carry {
             self.feed_fields(object).join(", ")
         } else {
@@ -841,9 +837,7 @@ impl Pipeline {
     ) -> Result<Vec<Change>, PollError> {
         // A pair's mapped values come with the change, at no extra call.
         let props = self
-            .pairs
-            .iter()
-            .find(|p| p.spec.hubspot_object == object)
+            .pair_on(Side::HubSpot, object)
             .map(|run| self.pair_properties(run))
             .unwrap_or_default();
         let props: Vec<&str> = props.iter().map(String::as_str).collect();
@@ -922,7 +916,7 @@ impl Pipeline {
                             .and_then(parse_datetime_millis)
                             .unwrap_or(0);
                         let deleted = row.get("IsDeleted").and_then(Value::as_bool) == Some(true);
-                        let mapped = !deleted && self.pairs.iter().any(|p| p.spec.syncs(&object));
+                        let mapped = !deleted && self.pair_on(Side::Salesforce, &object).is_some();
                         Some(Change {
                             item: WorkItem {
                                 side: Side::Salesforce,
@@ -1024,7 +1018,7 @@ impl Pipeline {
         let mut fields: Vec<String> = ["Id", "SystemModstamp", "IsDeleted"]
             .map(String::from)
             .to_vec();
-        if let Some(run) = self.pairs.iter().find(|p| p.spec.syncs(sobject)) {
+        if let Some(run) = self.pair_on(Side::Salesforce, sobject) {
             for f in self.pair_fields(run, sobject) {
                 if !fields.iter().any(|x| x.eq_ignore_ascii_case(&f)) {
                     fields.push(f);
