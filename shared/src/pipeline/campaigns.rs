@@ -12,13 +12,13 @@ use std::collections::HashMap;
 use serde_json::{Map, Value, json};
 
 use super::activities::TaskRow;
-use super::poll::{Change, FeedReport, PageMark, PollError, cursor_or_start, move_cursor};
+use super::poll::{Change, FeedReport, PageMark, PagedRead, PollError, cursor_or_start};
 use super::soql::{in_lists, literal_list};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::activity;
 use crate::domain::same_salesforce_id;
-use crate::ports::{Cursor, CursorStore, FieldChange, Outcome, WorkItem, WorkQueue};
+use crate::ports::{CursorStore, FieldChange, Outcome, WorkItem, WorkQueue};
 
 /// The queued object of a form submission.
 pub(crate) const FORM_SUBMISSIONS: &str = "form_submissions";
@@ -304,28 +304,15 @@ impl Pipeline {
                 }
             }
         }
-        let read = changes.len();
-        let enqueued = self.enqueue_unseen(queue, &feed, changes).await?;
-        if !finished {
-            let token = format!("{newest}:{}", after.unwrap_or_default());
-            mark.save(cursors, Some(&token)).await?;
-            return Ok(FeedReport {
-                read,
-                enqueued,
-                cursor: from.at,
-            });
-        }
-        mark.save(cursors, None).await?;
-        let to = Cursor {
-            at: newest,
-            last_id: String::new(),
+        let rest = (!finished).then(|| format!("{newest}:{}", after.unwrap_or_default()));
+        let paged = PagedRead {
+            from,
+            mark,
+            changes,
+            rest,
+            to: newest,
         };
-        move_cursor(cursors, &feed, &from, &to).await?;
-        Ok(FeedReport {
-            read,
-            enqueued,
-            cursor: newest,
-        })
+        self.enqueue_paged(cursors, queue, &feed, paged).await
     }
 
     /// Form submissions as campaign members: the campaigns and their existing members

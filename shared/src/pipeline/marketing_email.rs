@@ -10,14 +10,14 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::activities::TaskRow;
-use super::poll::{Change, FeedReport, PageMark, PollError, cursor_or_start, move_cursor};
+use super::poll::{Change, FeedReport, PageMark, PagedRead, PollError, cursor_or_start};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::activity::{
     ENGAGEMENT_ID_FIELD, TaskLinks, email_event_task_id, task_from_email_event,
 };
 use crate::domain::config::MarketingEmailEvent;
-use crate::ports::{Cursor, CursorStore, WorkItem, WorkQueue};
+use crate::ports::{CursorStore, WorkItem, WorkQueue};
 
 /// The queued object of a marketing email event.
 pub(crate) const EMAIL_EVENTS: &str = "email_events";
@@ -135,32 +135,17 @@ impl Pipeline {
                 }
             }
         }
-        let read = changes.len();
-        // The overlap reads some events again: the seen marks skip them.
-        let enqueued = self.enqueue_unseen(queue, feed, changes).await?;
-        if !finished {
-            let token = format!("{until}:{}", offset.unwrap_or_default());
-            mark.save(cursors, Some(&token)).await?;
-            return Ok(FeedReport {
-                read,
-                enqueued,
-                cursor: from.at,
-            });
-        }
-        mark.save(cursors, None).await?;
-        // A quiet feed moves on too, to the start of its overlap.
-        let to = Cursor {
-            at: newest.max(until - OVERLAP_MS),
-            last_id: String::new(),
+        // The overlap reads some events again: the seen marks skip them. A quiet feed
+        // moves on too, to the start of its overlap.
+        let rest = (!finished).then(|| format!("{until}:{}", offset.unwrap_or_default()));
+        let paged = PagedRead {
+            from,
+            mark,
+            changes,
+            rest,
+            to: newest.max(until - OVERLAP_MS),
         };
-        if to.at > from.at {
-            move_cursor(cursors, feed, &from, &to).await?;
-        }
-        Ok(FeedReport {
-            read,
-            enqueued,
-            cursor: to.at,
-        })
+        self.enqueue_paged(cursors, queue, feed, paged).await
     }
 
     /// The batch's marketing email events as Tasks: the recipients' people read in one

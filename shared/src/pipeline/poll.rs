@@ -250,6 +250,53 @@ impl PageMark {
     }
 }
 
+/// One poll's read of a feed paged from its newest end (form submissions, email
+/// events), which may be cut off at the poll's page cap.
+pub(crate) struct PagedRead {
+    pub from: Cursor,
+    pub mark: PageMark,
+    pub changes: Vec<Change>,
+    /// Cut off: the page mark's token to go on from at the next poll.
+    pub rest: Option<String>,
+    /// Read to its end: where the cursor moves (never back).
+    pub to: i64,
+}
+
+impl Pipeline {
+    /// Queues a paged read and says where its feed stands: a read cut off keeps its
+    /// place in the page mark and leaves the cursor, so the next poll finishes it; a
+    /// read to its end clears the mark and moves the cursor.
+    pub(crate) async fn enqueue_paged(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        feed: &str,
+        paged: PagedRead,
+    ) -> Result<FeedReport, PollError> {
+        let read = paged.changes.len();
+        let enqueued = self.enqueue_unseen(queue, feed, paged.changes).await?;
+        if let Some(token) = &paged.rest {
+            paged.mark.save(cursors, Some(token)).await?;
+            return Ok(FeedReport {
+                read,
+                enqueued,
+                cursor: paged.from.at,
+            });
+        }
+        paged.mark.save(cursors, None).await?;
+        let to = Cursor {
+            at: paged.to.max(paged.from.at),
+            last_id: String::new(),
+        };
+        move_cursor(cursors, feed, &paged.from, &to).await?;
+        Ok(FeedReport {
+            read,
+            enqueued,
+            cursor: to.at,
+        })
+    }
+}
+
 /// A side feed's read: its report kept, or its CRM's failure logged (a store failure
 /// still ends the poll).
 fn keep_or_warn(
