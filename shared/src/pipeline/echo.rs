@@ -32,37 +32,60 @@ fn text(value: &Value) -> Option<String> {
     }
 }
 
+/// What the echo check found of a reference.
+pub(crate) struct EchoCheck {
+    /// Our own write come back, with nothing to sync.
+    pub echo: bool,
+    /// The record's link as the check looked it up (`None`: it looked nothing up), so
+    /// that the worker's read of the batch need not look it up again.
+    pub link: Option<Option<Link>>,
+}
+
 impl Pipeline {
     /// Whether what `item`'s source saw of its record (`item.seen`) is what the
     /// record's link last synced: our own write come back, with nothing to sync.
     pub(crate) async fn is_echo(&self, item: &WorkItem) -> bool {
+        self.check_echo(item).await.echo
+    }
+
+    /// [`Pipeline::is_echo`], with the link it looked up.
+    pub(crate) async fn check_echo(&self, item: &WorkItem) -> EchoCheck {
+        let mut check = EchoCheck {
+            echo: false,
+            link: None,
+        };
         let Some(seen) = &item.seen else {
-            return false;
+            return check;
         };
         if self.sabotaged(Sabotage::EchoSuppressionOff) {
-            return false;
+            return check;
         }
         let Some(run) = self.pair_of(item) else {
-            return false;
+            return check;
         };
         let Some(pair) = self.config.pair(&run.spec.name) else {
-            return false;
+            return check;
         };
-        let link = match item.side {
+        let looked_up = match item.side {
             Side::HubSpot => self.links.by_hubspot(&run.spec.name, &item.id).await,
             Side::Salesforce => self.links.by_salesforce(&item.object, &item.id).await,
         };
-        // Unlinked, or the store did not answer: the worker decides.
-        let Ok(Some(link)) = link else {
-            return false;
+        // The store did not answer: the worker looks again, and decides.
+        let Ok(link) = looked_up else {
+            return check;
         };
         let claims = match seen {
             Seen::All { claims } => claims.as_slice(),
             one => std::slice::from_ref(one),
         };
-        claims
-            .iter()
-            .all(|claim| holds(run, &pair, &link, item, claim))
+        // Unlinked: the worker decides.
+        check.echo = link.as_ref().is_some_and(|link| {
+            claims
+                .iter()
+                .all(|claim| holds(run, &pair, link, item, claim))
+        });
+        check.link = Some(link);
+        check
     }
 }
 

@@ -27,6 +27,9 @@ fn push_unique(list: &mut Vec<String>, value: &str) {
     }
 }
 
+/// Links already looked up for a batch's references, by side and id.
+type KnownLinks = std::collections::HashMap<(Side, String), Option<Link>>;
+
 /// The values `item` brings of its record when they may stand in for a read: every
 /// property or field the pair reads, modified after the link's last sync (a record as
 /// read before that sync may have changed since: it is read again).
@@ -170,15 +173,21 @@ impl Pipeline {
         depth: u8,
     ) -> Vec<ItemOutcome> {
         // Our own writes come back by push and feed, often before the batch that wrote
-        // them stored its links: recognised now, they are done without a read.
+        // them stored its links: recognised now, they are done without a read. The
+        // links the check looked up serve the read of the rest.
         let mut echo = Vec::with_capacity(items.len());
+        let mut known = KnownLinks::new();
         for item in items {
-            echo.push(self.is_echo(item).await);
+            let check = self.check_echo(item).await;
+            if let Some(link) = check.link {
+                known.insert((item.side, item.id.clone()), link);
+            }
+            echo.push(check.echo);
         }
         let echoes = echo.iter().filter(|e| **e).count();
         tracing::debug!(message = "echoes recognised", pair = %run.spec.name, references = items.len(), echoes);
-        if !echo.contains(&true) {
-            return self.sync_read(run, items, depth).await;
+        if echoes == 0 {
+            return self.sync_read(run, items, depth, &known).await;
         }
         let rest: Vec<WorkItem> = items
             .iter()
@@ -189,7 +198,7 @@ impl Pipeline {
         let mut synced = if rest.is_empty() {
             Vec::new()
         } else {
-            self.sync_read(run, &rest, depth).await
+            self.sync_read(run, &rest, depth, &known).await
         }
         .into_iter();
         echo.iter()
@@ -204,10 +213,19 @@ impl Pipeline {
     }
 
     /// [`Pipeline::sync_pair`] for references that need their records read.
-    async fn sync_read(&self, run: &PairRun, items: &[WorkItem], depth: u8) -> Vec<ItemOutcome> {
+    async fn sync_read(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        depth: u8,
+        known: &KnownLinks,
+    ) -> Vec<ItemOutcome> {
         let mut outcomes = vec![ItemOutcome::Done; items.len()];
         self.check_mapping(run).await;
-        if let Err(e) = self.try_sync_pair(run, items, &mut outcomes, depth).await {
+        if let Err(e) = self
+            .try_sync_pair(run, items, &mut outcomes, depth, known)
+            .await
+        {
             // A field deleted since the metadata was read: the retry runs without it.
             if e.contains("INVALID_FIELD")
                 || e.contains("No such column")
@@ -227,10 +245,11 @@ impl Pipeline {
         items: &[WorkItem],
         outcomes: &mut [ItemOutcome],
         depth: u8,
+        known: &KnownLinks,
     ) -> Result<(), String> {
         let now = self.clock.now_ms();
         let t0 = std::time::Instant::now();
-        let (mut works, prefetch) = self.gather(run, items, now).await?;
+        let (mut works, prefetch) = self.gather(run, items, now, known).await?;
         let t_gather = t0.elapsed().as_millis();
         self.link_and_match(run, &mut works, &prefetch).await?;
         let t_match = t0.elapsed().as_millis();
@@ -337,11 +356,13 @@ impl Pipeline {
 
     /// The records the queue names, read in bulk from each side, one work per record;
     /// their linked records of the other side are read in the same calls (`Prefetch`).
+    /// Links the echo check looked up (`known`) are not looked up again.
     async fn gather(
         &self,
         run: &PairRun,
         items: &[WorkItem],
         now: i64,
+        known: &KnownLinks,
     ) -> Result<(Vec<Work>, Prefetch), String> {
         let mut prefetch = Prefetch::default();
         let mut hs_ids: Vec<String> = Vec::new();
@@ -364,11 +385,19 @@ impl Pipeline {
             if prefetch.link(i.side, &i.id).is_some() {
                 continue;
             }
-            let link = match i.side {
-                Side::HubSpot => self.links.by_hubspot(&run.spec.name, &i.id).await,
-                Side::Salesforce => self.links.by_salesforce(&i.object, &i.id).await,
-            }
-            .map_err(|e| e.to_string())?;
+            let link = match (known.get(&(i.side, i.id.clone())), i.side) {
+                (Some(link), _) => link.clone(),
+                (None, Side::HubSpot) => self
+                    .links
+                    .by_hubspot(&run.spec.name, &i.id)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                (None, Side::Salesforce) => self
+                    .links
+                    .by_salesforce(&i.object, &i.id)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            };
             match (i.side, carried(i, link.as_ref())) {
                 (Side::HubSpot, Some(values)) => carried_hs.push(HsRecord {
                     id: i.id.clone(),

@@ -175,7 +175,6 @@ impl Seen {
                 one => claims.push(one),
             }
         }
-        claims.dedup();
         let mut unique: Vec<Seen> = Vec::with_capacity(claims.len());
         for c in claims {
             if !unique.contains(&c) {
