@@ -1010,49 +1010,46 @@ mod webhooks {
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     }
 
-    /// Custom objects' changes arrive as HubSpot's generic `object.*` events, naming
-    /// the object type by id.
-    #[tokio::test]
-    async fn custom_object_changes_arrive_as_object_events_with_their_type_id() {
+    /// A record created at `path` arrives as HubSpot's generic `object.creation` event,
+    /// naming its object type by `type_id`.
+    async fn creation_arrives_as_object_event(path: &str, properties: Value, type_id: &str) {
         let p = portal(relaxed(), None).await;
         let (url, mut rx) = receiver(0).await;
         hooked(&p, &url).await;
         let r = p
-            .api(
-                "POST",
-                "/crm/v3/objects/p_machines",
-                Some(json!({"properties": {"name": "Press", "serial_number": "SN-7"}})),
-            )
-            .await;
-        let id = r.body["id"].as_str().unwrap_or_default().to_owned();
-        let (_, events, _) = next(&mut rx).await;
-        let e = &events[0];
-        assert_eq!(e["subscriptionType"], "object.creation");
-        assert_eq!(e["objectTypeId"], "2-1001");
-        assert_eq!(e["objectId"].to_string(), id);
-    }
-
-    /// Engagements too (generic subscriptions): an email logged arrives as an
-    /// `object.creation` naming the engagement type's id.
-    #[tokio::test]
-    async fn engagements_arrive_as_object_events_with_their_type_id() {
-        let p = portal(relaxed(), None).await;
-        let (url, mut rx) = receiver(0).await;
-        hooked(&p, &url).await;
-        let r = p
-            .api(
-                "POST",
-                "/crm/v3/objects/emails",
-                Some(json!({"properties": {"hs_email_subject": "Hello", "hs_timestamp": "2024-05-01T00:00:00Z"}})),
-            )
+            .api("POST", path, Some(json!({"properties": properties})))
             .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         let id = r.body["id"].as_str().unwrap_or_default().to_owned();
         let (_, events, _) = next(&mut rx).await;
         let e = &events[0];
         assert_eq!(e["subscriptionType"], "object.creation");
-        assert_eq!(e["objectTypeId"], "0-49");
+        assert_eq!(e["objectTypeId"], type_id);
         assert_eq!(e["objectId"].to_string(), id);
+    }
+
+    /// Custom objects' changes arrive as HubSpot's generic `object.*` events, naming
+    /// the object type by id.
+    #[tokio::test]
+    async fn custom_object_changes_arrive_as_object_events_with_their_type_id() {
+        creation_arrives_as_object_event(
+            "/crm/v3/objects/p_machines",
+            json!({"name": "Press", "serial_number": "SN-7"}),
+            "2-1001",
+        )
+        .await;
+    }
+
+    /// Engagements too (generic subscriptions): an email logged arrives as an
+    /// `object.creation` naming the engagement type's id.
+    #[tokio::test]
+    async fn engagements_arrive_as_object_events_with_their_type_id() {
+        creation_arrives_as_object_event(
+            "/crm/v3/objects/emails",
+            json!({"hs_email_subject": "Hello", "hs_timestamp": "2024-05-01T00:00:00Z"}),
+            "0-49",
+        )
+        .await;
     }
 
     #[tokio::test]
