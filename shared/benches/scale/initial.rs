@@ -40,7 +40,7 @@ pub struct Initial {
     /// Calls from there until the queue was quiet: polling while the last references
     /// wait on records that never sync, (HubSpot, Salesforce, seconds).
     pub after_last_write: (u64, u64, f64),
-    pub hubspot_429: u64,
+    pub hubspot_429: Calls,
     /// References waiting or in flight at the busiest moment.
     pub peak_queue: u64,
     /// A few failed records: what they are and why.
@@ -335,7 +335,7 @@ pub async fn run(
         after_last_write,
         hubspot: calls_of(&hs_counters["integration"]),
         salesforce: calls_of(&sf_counters["calls"]["integration"]),
-        hubspot_429: calls_of(&hs_counters["rate_limited"]).values().sum(),
+        hubspot_429: calls_of(&hs_counters["rate_limited"]),
         peak_queue,
     };
     Ok((initial, runner))

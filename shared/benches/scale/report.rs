@@ -217,7 +217,11 @@ impl Report {
             i.peak_queue as f64 / records.max(1) as f64,
             i.peak_queue as f64 / expected.max(1) as f64
         );
-        let _ = writeln!(out, "| HubSpot 429 answers | {} | 0 | |", i.hubspot_429);
+        let _ = writeln!(
+            out,
+            "| HubSpot 429 answers | {} | 0 | |",
+            count_by_endpoint(&i.hubspot_429)
+        );
         let _ = writeln!(
             out,
             "| records by last outcome | {} synced, {} skipped, {} failed | | |",
@@ -342,4 +346,14 @@ pub fn append(path: &Path, text: &str) -> Result<(), String> {
     body.push('\n');
     file.write_all(body.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `3 (POST /crm/v3/objects/contacts/search 2, ...)`, or `0`.
+fn count_by_endpoint(calls: &std::collections::BTreeMap<String, u64>) -> String {
+    let total: u64 = calls.values().sum();
+    if total == 0 {
+        return "0".into();
+    }
+    let each: Vec<String> = calls.iter().map(|(e, n)| format!("`{e}` {n}")).collect();
+    format!("{total} ({})", each.join(", "))
 }

@@ -120,6 +120,18 @@ pub struct BatchOutcome {
     pub errors: Vec<InputError>,
 }
 
+impl BatchOutcome {
+    /// One outcome of several calls' outcomes, in their order.
+    pub fn joined(parts: impl IntoIterator<Item = BatchOutcome>) -> Self {
+        parts.into_iter().fold(Self::default(), |mut all, part| {
+            all.records.extend(part.records);
+            all.created.extend(part.created);
+            all.errors.extend(part.errors);
+            all
+        })
+    }
+}
+
 /// A HubSpot owner: its id is the `hubspot_owner_id` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {

@@ -250,9 +250,14 @@ impl HubSpotClient {
             attempt += 1;
             let queued = std::time::Instant::now();
             if path.ends_with("/search") {
-                self.search_limiter.acquire(self.pause.as_ref()).await;
+                RateLimiter::acquire_all(
+                    &[&self.search_limiter, &self.limiter],
+                    self.pause.as_ref(),
+                )
+                .await;
+            } else {
+                self.limiter.acquire(self.pause.as_ref()).await;
             }
-            self.limiter.acquire(self.pause.as_ref()).await;
             let token = self.access_token(false).await?;
             let waited_ms = queued.elapsed().as_millis() as u64;
             tracing::debug!(message = "HubSpot call", endpoint = %key, attempt, waited_ms);

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::{HubSpotClient, HubSpotError, Idempotent};
+use crate::adapters::http::in_chunks;
 
 /// Inputs per batch call.
 pub const BATCH_MAX: usize = 100;
@@ -138,8 +139,7 @@ impl HubSpotClient {
         } else {
             BATCH_WITH_HISTORY_MAX
         };
-        let mut out = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(max) {
+        let pages = in_chunks(ids, max, |chunk| async move {
             let mut body = json!({
                 "properties": properties,
                 "propertiesWithHistory": with_history,
@@ -157,9 +157,10 @@ impl HubSpotClient {
                     Idempotent::Yes,
                 )
                 .await?;
-            out.extend(records_of(&answer.body)?);
-        }
-        Ok(out)
+            records_of(&answer.body)
+        })
+        .await?;
+        Ok(pages.into_iter().flatten().collect())
     }
 
     /// Updates records by id in calls of 100; inputs HubSpot refuses come back as errors.
@@ -168,8 +169,7 @@ impl HubSpotClient {
         object: &str,
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, HubSpotError> {
-        let mut out = BatchOutcome::default();
-        for chunk in inputs.chunks(BATCH_MAX) {
+        let parts = in_chunks(inputs, BATCH_MAX, |chunk| async move {
             let body = json!({"inputs": chunk.iter().map(|(id, p)| json!({"id": id, "properties": p})).collect::<Vec<_>>()});
             let answer = self
                 .request(
@@ -180,10 +180,14 @@ impl HubSpotClient {
                     Idempotent::Yes,
                 )
                 .await?;
-            out.records.extend(records_of(&answer.body)?);
-            out.errors.extend(errors_of(&answer.body, "ids"));
-        }
-        Ok(out)
+            Ok::<_, HubSpotError>(BatchOutcome {
+                records: records_of(&answer.body)?,
+                errors: errors_of(&answer.body, "ids"),
+                ..BatchOutcome::default()
+            })
+        })
+        .await?;
+        Ok(BatchOutcome::joined(parts))
     }
 
     /// Creates or updates records keyed on a unique property (`email` for contacts) in
@@ -195,8 +199,7 @@ impl HubSpotClient {
         id_property: &str,
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, HubSpotError> {
-        let mut out = BatchOutcome::default();
-        for chunk in inputs.chunks(BATCH_MAX) {
+        let parts = in_chunks(inputs, BATCH_MAX, |chunk| async move {
             let body = json!({"inputs": chunk
                 .iter()
                 .map(|(key, p)| json!({"id": key, "idProperty": id_property, "properties": p}))
@@ -210,6 +213,7 @@ impl HubSpotClient {
                     Idempotent::Yes,
                 )
                 .await?;
+            let mut out = BatchOutcome::default();
             for r in answer
                 .body
                 .get("results")
@@ -223,9 +227,11 @@ impl HubSpotClient {
                 }
                 out.records.push(record);
             }
-            out.errors.extend(errors_of(&answer.body, "ids"));
-        }
-        Ok(out)
+            out.errors = errors_of(&answer.body, "ids");
+            Ok::<_, HubSpotError>(out)
+        })
+        .await?;
+        Ok(BatchOutcome::joined(parts))
     }
 
     /// Creates records in calls of 100, each input carrying a trace id so that one
@@ -236,8 +242,7 @@ impl HubSpotClient {
         object: &str,
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, HubSpotError> {
-        let mut out = BatchOutcome::default();
-        for chunk in inputs.chunks(BATCH_MAX) {
+        let parts = in_chunks(inputs, BATCH_MAX, |chunk| async move {
             let body = json!({"inputs": chunk
                 .iter()
                 .map(|(trace, p)| json!({"properties": p, "objectWriteTraceId": trace}))
@@ -251,16 +256,19 @@ impl HubSpotClient {
                     Idempotent::No,
                 )
                 .await?;
-            out.records.extend(records_of(&answer.body)?);
-            out.errors
-                .extend(errors_of(&answer.body, "objectWriteTraceId"));
-        }
-        Ok(out)
+            Ok::<_, HubSpotError>(BatchOutcome {
+                records: records_of(&answer.body)?,
+                errors: errors_of(&answer.body, "objectWriteTraceId"),
+                ..BatchOutcome::default()
+            })
+        })
+        .await?;
+        Ok(BatchOutcome::joined(parts))
     }
 
     /// Archives records by id in calls of 100.
     pub async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), HubSpotError> {
-        for chunk in ids.chunks(BATCH_MAX) {
+        in_chunks(ids, BATCH_MAX, |chunk| async move {
             let body =
                 json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
             self.request(
@@ -270,8 +278,9 @@ impl HubSpotClient {
                 Some(&body),
                 Idempotent::Yes,
             )
-            .await?;
-        }
+            .await
+        })
+        .await?;
         Ok(())
     }
 

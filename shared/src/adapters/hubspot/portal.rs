@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use super::objects::HsRecord;
 use super::{HubSpotClient, HubSpotError, Idempotent};
+use crate::adapters::http::in_chunks;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{
     EmailEvent, EmailEventPage, FormSubmission, JoinPage, ListJoin, SubmissionPage,
@@ -343,8 +344,7 @@ impl HubSpotClient {
         object: &str,
         ids: &[String],
     ) -> Result<Vec<String>, HubSpotError> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(MEMBERSHIP_BATCH) {
+        let parts = in_chunks(ids, MEMBERSHIP_BATCH, |chunk| async move {
             let inputs: Vec<Value> = chunk
                 .iter()
                 .map(|id| json!({"objectTypeId": super::object_type_id(object), "recordId": id}))
@@ -358,25 +358,25 @@ impl HubSpotClient {
                     Idempotent::Yes,
                 )
                 .await?;
-            for r in a
+            let members: Vec<String> = a
                 .body
                 .get("results")
                 .and_then(Value::as_array)
                 .into_iter()
                 .flatten()
-            {
-                let member = r
-                    .get("recordListMemberships")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .any(|m| list_id_of(m) == Some(list_id.to_owned()));
-                if let (true, Some(id)) = (member, r.get("recordId").and_then(Value::as_str)) {
-                    out.push(id.to_owned());
-                }
-            }
-        }
-        Ok(out)
+                .filter(|r| {
+                    r.get("recordListMemberships")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .any(|m| list_id_of(m).as_deref() == Some(list_id))
+                })
+                .filter_map(|r| r.get("recordId").and_then(Value::as_str).map(str::to_owned))
+                .collect();
+            Ok::<_, HubSpotError>(members)
+        })
+        .await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// The lists a record belongs to.

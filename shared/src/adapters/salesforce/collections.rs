@@ -6,7 +6,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::{SalesforceClient, SalesforceError, SfErrorItem};
-use crate::adapters::http::ErrorClass;
+use crate::adapters::http::{ErrorClass, in_chunks};
 
 /// Records per Collections write.
 pub const COLLECTION_MAX: usize = 200;
@@ -68,14 +68,17 @@ impl SalesforceClient {
         all_or_none: bool,
         idempotent: bool,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(records.len());
-        for chunk in records.chunks(COLLECTION_MAX) {
-            let body = json!({"allOrNone": all_or_none, "records": chunk});
-            results.extend(
+        let method = &method;
+        let mut results: Vec<RecordResult> =
+            in_chunks(records, COLLECTION_MAX, |chunk| async move {
+                let body = json!({"allOrNone": all_or_none, "records": chunk});
                 self.collection_call(method.clone(), path, &body, idempotent)
-                    .await?,
-            );
-        }
+                    .await
+            })
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         let again: Vec<usize> = (0..results.len())
             .filter(|i| results[*i].retryable())
             .collect();
@@ -83,7 +86,7 @@ impl SalesforceClient {
             let retry: Vec<Value> = again.iter().map(|i| records[*i].clone()).collect();
             let body = json!({"allOrNone": all_or_none, "records": retry});
             let second = self
-                .collection_call(method, path, &body, idempotent)
+                .collection_call(method.clone(), path, &body, idempotent)
                 .await?;
             for (i, r) in again.into_iter().zip(second) {
                 results[i] = r;
@@ -147,8 +150,7 @@ impl SalesforceClient {
         ids: &[String],
         all_or_none: bool,
     ) -> Result<Vec<RecordResult>, SalesforceError> {
-        let mut results = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(COLLECTION_MAX) {
+        let parts = in_chunks(ids, COLLECTION_MAX, |chunk| async move {
             let query = [
                 ("ids", chunk.join(",")),
                 ("allOrNone", all_or_none.to_string()),
@@ -162,14 +164,16 @@ impl SalesforceClient {
                     true,
                 )
                 .await?;
-            results.extend(
+            Ok::<_, SalesforceError>(
                 v.as_array()
                     .into_iter()
                     .flatten()
-                    .map(RecordResult::from_json),
-            );
-        }
-        Ok(results)
+                    .map(RecordResult::from_json)
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// Records of one type by id, 2,000 per call; `None` for ids the org does not have.

@@ -22,7 +22,9 @@ use serde_json::Value;
 pub use collections::RecordResult;
 pub use error::{SalesforceError, SfApiError, SfErrorItem, code_class};
 
-use super::http::{CallCounter, ErrorClass, Pause, RetryPolicy, Secret, TokioPause, endpoint_key};
+use super::http::{
+    CallCounter, ErrorClass, Pause, RetryPolicy, Secret, TokioPause, endpoint_key, in_chunks,
+};
 
 /// Salesforce's login host.
 pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
@@ -324,8 +326,7 @@ impl SalesforceClient {
         } else {
             "/query"
         };
-        let mut out = HashMap::new();
-        for chunk in queries.chunks(25) {
+        let parts = in_chunks(queries, 25, |chunk| async move {
             let sub: Vec<Value> = chunk
                 .iter()
                 .map(|(reference, soql)| {
@@ -343,6 +344,7 @@ impl SalesforceClient {
                     true,
                 )
                 .await?;
+            let mut out = Vec::with_capacity(chunk.len());
             for r in answer
                 .get("compositeResponse")
                 .and_then(Value::as_array)
@@ -362,10 +364,12 @@ impl SalesforceClient {
                 if !(200..300).contains(&status) {
                     return Err(SalesforceError::from_body(status, &body));
                 }
-                out.insert(reference, self.rest_of_query(body).await?);
+                out.push((reference, self.rest_of_query(body).await?));
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await?;
+        Ok(parts.into_iter().flatten().collect())
     }
 
     /// Ids changed in `[start, end)` (`sobjects/{type}/updated`), and the time covered.
