@@ -129,8 +129,12 @@ pub fn run(
             format!("Maximum SOQL offset allowed is {OFFSET_MAX}"),
         )]));
     }
-    let mut records: Vec<&Record> = org
-        .records(object.name)
+    let scanned: Box<dyn Iterator<Item = &Record>> =
+        match q.filter.as_ref().and_then(|f| narrowed(org, object, f)) {
+            Some(candidates) => Box::new(candidates.into_iter()),
+            None => Box::new(org.records(object.name)),
+        };
+    let mut records: Vec<&Record> = scanned
         .filter(|r| include_deleted || r.deleted_ms.is_none())
         .filter(|r| {
             q.filter
@@ -186,6 +190,92 @@ pub fn run(
         },
     })
 }
+
+/// The records a filter can only select from, found by value rather than by reading
+/// every record, in id order as a scan finds them: a superset (the filter still decides
+/// each), or `None` when no part of the filter narrows. An `Id` compared or listed
+/// narrows to those records; a stored text field (email, an external id, a reference)
+/// to the records holding the value. Salesforce answers these from its indexes; a scan
+/// here made each of the engine's lookups by id or email cost a read of the whole
+/// object (170 ms per composite of 25 at 10,000 records).
+fn narrowed<'o>(org: &'o Org, object: &ObjectDef, filter: &Expr) -> Option<Vec<&'o Record>> {
+    let (field, values): (&str, Vec<&str>) = match filter {
+        Expr::And(a, b) => {
+            return narrowed(org, object, a).or_else(|| narrowed(org, object, b));
+        }
+        Expr::Cmp {
+            field,
+            op: Op::Eq,
+            value: Literal::Str(v),
+        } => (field, vec![v.as_str()]),
+        Expr::In {
+            field,
+            negated: false,
+            values,
+        } => {
+            let texts: Option<Vec<&str>> = values
+                .iter()
+                .map(|v| match v {
+                    Literal::Str(s) => Some(s.as_str()),
+                    _ => None,
+                })
+                .collect();
+            (field, texts?)
+        }
+        _ => return None,
+    };
+    let def = object.field(field)?;
+    let mut found: Vec<&Record> = if def.name == "Id" {
+        values
+            .iter()
+            .filter_map(|v| super::ids::to18(v))
+            .filter_map(|id| org.get(&id))
+            .filter(|(o, _)| o.name == object.name)
+            .map(|(_, r)| r)
+            .collect()
+    } else {
+        let stored = def.formula.is_none()
+            && !SYSTEM_FIELDS.contains(&def.name.as_str())
+            && matches!(
+                def.ty,
+                SfType::String
+                    | SfType::Email
+                    | SfType::Phone
+                    | SfType::Url
+                    | SfType::Picklist
+                    | SfType::Reference
+            );
+        if !stored {
+            return None;
+        }
+        values
+            .iter()
+            .flat_map(|v| {
+                // A reference matches in either of its id's forms.
+                let keys = match (def.ty, super::ids::to18(v)) {
+                    (SfType::Reference, Some(long)) => vec![long[..15].to_owned(), long],
+                    _ => vec![(*v).to_owned()],
+                };
+                keys.into_iter()
+                    .flat_map(|key| org.candidates(object.name, &def.name, &key))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    found.sort_by(|a, b| a.id.cmp(&b.id));
+    found.dedup_by(|a, b| a.id == b.id);
+    Some(found)
+}
+
+/// Fields the org computes for every record rather than storing them.
+const SYSTEM_FIELDS: [&str; 6] = [
+    "IsDeleted",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "CreatedById",
+    "LastModifiedById",
+];
 
 fn compare_values(ty: Option<SfType>, a: &Value, b: &Value) -> Ordering {
     match ty {
@@ -382,6 +472,107 @@ fn insert_path(
                 None => {
                     out.insert(key, Value::Null);
                 }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::salesforce::soql::parse;
+    use crate::salesforce::store::{WriteOptions, Writer};
+
+    fn create(org: &mut Org, object: &str, fields: Value, now: i64) -> String {
+        let fields = fields.as_object().cloned().unwrap_or_default();
+        org.create(
+            object,
+            &fields,
+            now,
+            Writer::Integration,
+            WriteOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    /// What a query selects, by reading every record.
+    fn scanned(org: &Org, q: &Query, include_deleted: bool) -> Vec<String> {
+        let Some(object) = org.object(&q.object) else {
+            return Vec::new();
+        };
+        org.records(object.name)
+            .filter(|r| include_deleted || r.deleted_ms.is_none())
+            .filter(|r| q.filter.as_ref().is_none_or(|f| eval(org, object, r, f, 9)))
+            .map(|r| r.id.clone())
+            .collect()
+    }
+
+    /// Queries answered from the value lookups select what a read of every record
+    /// does, whatever the case of the value, the form of an id, a value since
+    /// changed, a deleted record, or a filter that narrows only in part.
+    #[test]
+    fn lookups_by_value_select_what_a_scan_does() {
+        let mut org = Org::new("00D");
+        let acme = create(&mut org, "Account", json!({"Name": "Acme"}), 0);
+        let globex = create(&mut org, "Account", json!({"Name": "Globex"}), 0);
+        let eva = json!({"LastName": "Éva", "Email": "éva@acme.com", "AccountId": acme, "HubSpot_Contact_Id__c": "101"});
+        let eva = create(&mut org, "Contact", eva, 1);
+        let bo = json!({"LastName": "Bo", "Email": "bo@acme.com", "AccountId": acme});
+        let bo = create(&mut org, "Contact", bo, 2);
+        let cy = json!({"LastName": "Cy", "Email": "cy@globex.com", "AccountId": globex});
+        let cy = create(&mut org, "Contact", cy, 3);
+        for n in 0..20 {
+            let other = json!({"LastName": format!("P{n}"), "Email": format!("p{n}@x.com")});
+            create(&mut org, "Contact", other, 4);
+        }
+        let mut queries = vec![
+            "SELECT Id FROM Contact WHERE Email IN ('ÉVA@ACME.COM', 'Bo@Acme.com', 'nobody@x.com')"
+                .to_owned(),
+            format!(
+                "SELECT Id FROM Contact WHERE Id IN ('{}', '{cy}', '{acme}')",
+                &eva[..15]
+            ),
+            format!("SELECT Id FROM Contact WHERE AccountId = '{}'", &acme[..15]),
+            format!(
+                "SELECT Id FROM Contact WHERE AccountId IN ('{acme}', '{globex}') AND Email = 'cy@globex.com'"
+            ),
+            "SELECT Id FROM Contact WHERE Email = 'bo@acme.com' OR LastName = 'Cy'".to_owned(),
+            "SELECT Id FROM Contact WHERE HubSpot_Contact_Id__c IN ('101', '202')".to_owned(),
+            "SELECT Id FROM Contact WHERE Email IN ('p3@x.com') AND NOT LastName = 'P3'".to_owned(),
+        ];
+        let before: Vec<Vec<String>> = queries
+            .iter()
+            .map(|soql| {
+                let q = parse(soql).unwrap_or_else(|e| panic!("{soql}: {e:?}"));
+                run(&org, soql, &q, false, 9)
+                    .unwrap_or_else(|e| panic!("{soql}: {e:?}"))
+                    .ids
+            })
+            .collect();
+        assert_eq!(before[0].len(), 2, "{:?}", before[0]);
+        // Values move and records go after the lookups are built.
+        let moved =
+            json!({"Email": "eva@globex.com", "AccountId": globex, "HubSpot_Contact_Id__c": "202"});
+        let moved = moved.as_object().cloned().unwrap_or_default();
+        org.update(
+            Some("Contact"),
+            &eva,
+            &moved,
+            5,
+            Writer::Integration,
+            WriteOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        org.delete(&bo, 6, Writer::Integration)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        queries.push("SELECT Id FROM Contact WHERE Email = 'eva@globex.com'".to_owned());
+        for soql in &queries {
+            let q = parse(soql).unwrap_or_else(|e| panic!("{soql}: {e:?}"));
+            for include_deleted in [false, true] {
+                let found = run(&org, soql, &q, include_deleted, 9)
+                    .unwrap_or_else(|e| panic!("{soql}: {e:?}"))
+                    .ids;
+                assert_eq!(found, scanned(&org, &q, include_deleted), "{soql}");
             }
         }
     }

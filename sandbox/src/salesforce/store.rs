@@ -245,14 +245,14 @@ impl Org {
             for r in self.records(object) {
                 if let Some(v) = r.fields.get(field).and_then(Value::as_str) {
                     built
-                        .entry(v.to_ascii_lowercase())
+                        .entry(v.to_lowercase())
                         .or_default()
                         .insert(r.id.clone());
                 }
             }
             built
         });
-        let Some(ids) = values.get(&value.to_ascii_lowercase()) else {
+        let Some(ids) = values.get(&value.to_lowercase()) else {
             return Vec::new();
         };
         let Some(records) = self.records.get(object) else {
@@ -272,7 +272,7 @@ impl Org {
             }
             if let Some(v) = record.fields.get(field).and_then(Value::as_str) {
                 values
-                    .entry(v.to_ascii_lowercase())
+                    .entry(v.to_lowercase())
                     .or_default()
                     .insert(id.to_owned());
             }
