@@ -86,6 +86,17 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// The queue row a receipt (`{id}:{receives}`) names: acks and retries find it by its
+/// key (by the receipt alone, each read the whole queue: a second per thousand acks
+/// with 30,000 references waiting).
+fn queued_id(receipt: &str) -> Result<i64, StoreError> {
+    receipt
+        .split(':')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("a receipt this store did not give: {receipt}")))
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -606,21 +617,26 @@ impl WorkQueue for SqliteStore {
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
         let receipt = delivery.receipt.clone();
+        let id = queued_id(&receipt)?;
         self.with(move |c| {
-            c.execute("DELETE FROM queue WHERE receipt = ?1", params![receipt])
-                .map_err(unavailable)
-                .map(|_| ())
+            c.execute(
+                "DELETE FROM queue WHERE id = ?1 AND receipt = ?2",
+                params![id, receipt],
+            )
+            .map_err(unavailable)
+            .map(|_| ())
         })
         .await
     }
 
     async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError> {
         let receipt = delivery.receipt.clone();
+        let id = queued_id(&receipt)?;
         let at = self.clock.now_ms() + delay_ms;
         self.with(move |c| {
             c.execute(
-                "UPDATE queue SET visible_at = ?1 WHERE receipt = ?2",
-                params![at, receipt],
+                "UPDATE queue SET visible_at = ?1 WHERE id = ?2 AND receipt = ?3",
+                params![at, id, receipt],
             )
             .map_err(unavailable)
             .map(|_| ())
