@@ -204,7 +204,7 @@ pub async fn run() -> Result<(), CliError> {
     let options = RunOptions {
         listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
         poll_interval: Some(Duration::from_secs(2)),
-        workers: 2,
+        workers: crmsync_shared::local::DEFAULT_WORKERS,
         batch_size: DEFAULT_BATCH_SIZE,
     };
     let runner = LocalRunner::start(pipeline, intake, store, options)

@@ -55,7 +55,7 @@ enum Command {
         #[arg(long, value_parser = run::parse_duration)]
         poll_interval: Option<std::time::Duration>,
         /// Concurrent sync workers.
-        #[arg(long, default_value_t = 2)]
+        #[arg(long, default_value_t = crmsync_shared::local::DEFAULT_WORKERS)]
         workers: usize,
     },
     /// The initial sync: everything in scope, matched across sides. With --dry-run,

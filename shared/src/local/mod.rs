@@ -6,4 +6,4 @@ pub mod env;
 mod runner;
 mod server;
 
-pub use runner::{DEFAULT_BATCH_SIZE, LocalRunner, RunOptions, Served};
+pub use runner::{DEFAULT_BATCH_SIZE, DEFAULT_WORKERS, LocalRunner, RunOptions, Served};

@@ -29,12 +29,18 @@ pub struct RunOptions {
 /// worker takes what is waiting, up to this, so small changes do not wait for more.
 pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 
+/// Workers a local run starts. A worker's batch spends most of its time waiting on
+/// round trips one step after another (read, match, write, link); four batches in
+/// flight keep HubSpot's allowance busy (10,000 people per side: 97 s to the last write
+/// with two, 46 s with four, in BENCHMARKS.md), and they share one rate limiter.
+pub const DEFAULT_WORKERS: usize = 4;
+
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             poll_interval: Some(Duration::from_secs(30)),
-            workers: 2,
+            workers: DEFAULT_WORKERS,
             batch_size: DEFAULT_BATCH_SIZE,
         }
     }

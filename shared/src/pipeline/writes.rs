@@ -46,6 +46,8 @@ pub(crate) struct Planned {
     pub changes: Vec<FieldChange>,
     pub salesforce_id: Option<String>,
     pub hubspot_id: Option<String>,
+    /// The HubSpot record was created by this batch: it has no associations yet.
+    pub hubspot_new: bool,
     /// A data-quality note for the record's status: (code, field, message).
     pub note: Option<(&'static str, String, String)>,
     /// Values not written because the target would refuse or cut them.
@@ -111,6 +113,7 @@ impl Planned {
             changes,
             salesforce_id: work.salesforce.as_ref().map(Record::id),
             hubspot_id: work.hubspot.as_ref().map(|h| h.id.clone()),
+            hubspot_new: false,
             note: None,
             outcome: None,
             work,
@@ -451,6 +454,9 @@ impl Pipeline {
                 planned[n].outcome = match created {
                     Some(r) => {
                         planned[n].hubspot_id = Some(r.id.clone());
+                        // An upsert may have met a record its key already named.
+                        planned[n].hubspot_new =
+                            unique.is_none() || outcome.created.contains(&r.id);
                         None
                     }
                     None => Some(ItemOutcome::Retry(

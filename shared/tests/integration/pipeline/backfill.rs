@@ -378,4 +378,23 @@ async fn an_initial_sync_reads_each_record_once() {
         0,
         "no Lead retrieved again"
     );
+    // Contacts the sync creates (here from Salesforce Contacts, whose account is a
+    // lookup) have no associations to read for it.
+    let associations = "HubSpot POST /crm/v4/associations/contacts/companies/batch/read";
+    let before = n(associations);
+    for n in 0..20 {
+        w.sf_create(
+            "Contact",
+            json!({"LastName": format!("Later {n}"), "Email": format!("later{n}@example.org")}),
+        )
+        .await;
+    }
+    w.sync().await;
+    assert_eq!(w.hs_contacts().await.len(), 520);
+    let calls = w.calls_by_endpoint().await;
+    assert_eq!(
+        calls.get(associations).copied().unwrap_or(0),
+        before,
+        "{calls:#?}"
+    );
 }
