@@ -5,7 +5,9 @@
 //! property, an outbound message's fields, a feed's read of the mapped values), and is
 //! checked where the link may be known: at the intake, at the poller, and at the worker
 //! before it reads (a push often arrives before the batch that wrote stored its link).
-//! An echo costs no read, and mostly no queued reference either.
+//! An echo costs no read, and mostly no queued reference either. The initial sync's
+//! listing is vouched for by time alone: a record listed before its pair synced (its
+//! partner's reference came first) has nothing left to sync.
 //!
 //! A change the link cannot vouch for is left to the worker: a value that differs, a
 //! mapped field the link holds no value for, a modification after the sync (a person's
@@ -94,6 +96,14 @@ fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &S
     match (item.side, claim) {
         // A linked record's creation: we created it, or linked it since.
         (Side::HubSpot, Seen::Created) => true,
+        // The initial sync's listing, with the pair synced since it read the record.
+        (
+            _,
+            Seen::Values {
+                listed_at: Some(at),
+                ..
+            },
+        ) if link.synced_at >= *at => true,
         (Side::HubSpot, Seen::Property { name, value }) => {
             link.last_synced.holds_hubspot(name, value)
                 || run

@@ -39,6 +39,7 @@ fn carried<'a>(item: &'a WorkItem, link: Option<&Link>) -> Option<&'a Map<String
             values,
             modified_at,
             whole: true,
+            ..
         }) if link.is_none_or(|l| *modified_at > l.synced_at) => Some(values),
         _ => None,
     }

@@ -744,6 +744,8 @@ impl Pipeline {
                 values,
                 modified_at,
                 whole: true,
+                // Taken after the page was read: a link must have synced later still.
+                listed_at: Some(self.clock.now_ms()),
             }
         };
         if side == Side::HubSpot {
@@ -913,6 +915,7 @@ impl Pipeline {
                             values: r.properties,
                             modified_at: at,
                             whole: true,
+                            listed_at: None,
                         }),
                     },
                 }
@@ -975,6 +978,7 @@ impl Pipeline {
                                         values: values.clone(),
                                         modified_at: at,
                                         whole: true,
+                                        listed_at: None,
                                     }
                                 }),
                             },

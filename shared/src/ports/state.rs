@@ -155,6 +155,12 @@ pub enum Seen {
         /// the worker may sync from these values instead of reading the record again.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         whole: bool,
+        /// When the initial sync's listing read the record (the engine's clock). A
+        /// listing is no change: a link synced since holds all it saw (the sync read
+        /// the record later, and a change since comes through the feeds), so the
+        /// record has nothing to sync whatever these values say.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        listed_at: Option<Millis>,
     },
     /// Several changes one reference serves (a queue that coalesces references): an
     /// echo only if every one of them is.

@@ -316,6 +316,7 @@ impl Intake {
                 modified_at,
                 // The message's fields are the ones its rule sends, not the pair's.
                 whole: false,
+                listed_at: None,
             });
             if !self.pipeline.is_echo(&item).await {
                 keyed.push((format!("salesforce:{}:{}", n.id, item.id), item));

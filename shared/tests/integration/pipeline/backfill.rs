@@ -398,3 +398,49 @@ async fn an_initial_sync_reads_each_record_once() {
         "{calls:#?}"
     );
 }
+
+/// In an initial sync, a record listed before its pair synced (its partner's reference
+/// came first, found it by email and synced both) has nothing left to sync: its own
+/// listed reference costs no read on either side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_listed_before_its_pair_synced_costs_no_read() {
+    let w = World::start(Setup {
+        push: false,
+        // The contacts' references (listed first) fill the first batch; the Leads'
+        // come in the next, after the pairs synced.
+        settle_batch: 60,
+        ..Setup::default()
+    })
+    .await;
+    for n in 0..60 {
+        let email = format!("both{n}@example.org");
+        // The Leads learn a first name (so what they were listed with is not what
+        // synced); the contacts only learn their Leads' ids (no check before).
+        let name = format!("Both {n}");
+        w.hs_create(
+            json!({"email": email, "firstname": "Hub", "lastname": name, "company": "Both"}),
+        )
+        .await;
+        w.sf_create(
+            "Lead",
+            json!({"LastName": name, "Email": email, "Company": "Both"}),
+        )
+        .await;
+    }
+    w.sync().await;
+    w.assert_no_dead_letters().await;
+    assert_eq!(w.hs_contacts().await.len(), 60);
+    assert_eq!(w.sf_records("Lead").await.len(), 60);
+    let calls = w.calls_by_endpoint().await;
+    let n = |k: &str| calls.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        n("HubSpot POST /crm/v3/objects/contacts/batch/read"),
+        0,
+        "{calls:#?}"
+    );
+    assert_eq!(
+        n("Salesforce POST /services/data/vXX.X/composite/sobjects/Lead"),
+        0,
+        "{calls:#?}"
+    );
+}

@@ -524,6 +524,7 @@ async fn the_worker_recognises_pushes_of_our_own_writes_without_reading() {
                 values: row.as_object().cloned().unwrap_or_default(),
                 modified_at,
                 whole: false,
+                listed_at: None,
             },
         ),
     ];
