@@ -34,6 +34,8 @@ pub(crate) struct Synced {
     pub from: Side,
     /// Created in HubSpot by this batch (no associations to read).
     pub hubspot_new: bool,
+    /// Nothing moved, so the writes left the records' statuses as they were.
+    pub status_kept: bool,
 }
 
 impl Synced {
@@ -55,6 +57,7 @@ impl Synced {
                     items: p.work.items.clone(),
                     from: p.from,
                     hubspot_new: p.hubspot_new,
+                    status_kept: p.moved_nothing(),
                 })
             })
             .collect()
@@ -151,12 +154,41 @@ impl Pipeline {
             self.settle_waiting(run, items, &synced, result, &mut waiting, step.target())
                 .await;
         }
-        for n in waiting {
+        for &n in &waiting {
             for &i in &synced[n].items {
                 outcomes[i] = ItemOutcome::Retry(format!(
                     "{WAITING_PREFIX} {} to sync",
                     synced[n].hubspot_id
                 ));
+            }
+        }
+        self.no_longer_waiting(items, &synced, &waiting).await;
+    }
+
+    /// A record that waited for a related record, retried once that synced: its values
+    /// synced the first time, so its retry moves nothing and records no status; only
+    /// the lookup filled. Its status said it waits, and now says it synced.
+    async fn no_longer_waiting(
+        &self,
+        items: &[WorkItem],
+        synced: &[Synced],
+        waiting: &BTreeSet<usize>,
+    ) {
+        for (n, s) in synced.iter().enumerate() {
+            if !s.status_kept || waiting.contains(&n) {
+                continue;
+            }
+            for &i in &s.items {
+                let item = &items[i];
+                let status = self.status.status(&super::record_ref(item)).await;
+                let waited = status
+                    .ok()
+                    .flatten()
+                    .is_some_and(|st| st.last.code.as_deref() == Some(WAITING_FOR_RELATED));
+                if waited {
+                    let event = self.event(item, item.side, Outcome::Synced, self.clock.now_ms());
+                    self.record(event).await;
+                }
             }
         }
     }

@@ -120,6 +120,16 @@ impl Planned {
         }
     }
 
+    /// An echo of our own write, or a change to unmapped fields: nothing moved, and
+    /// the records' statuses are left as they are.
+    pub fn moved_nothing(&self) -> bool {
+        self.work.link.is_some()
+            && !self.last_synced_moved
+            && self.hubspot_writes.is_empty()
+            && self.salesforce_writes.is_empty()
+            && self.note.is_none()
+    }
+
     pub fn live(&self) -> bool {
         self.outcome.is_none()
     }
@@ -593,18 +603,14 @@ impl Pipeline {
                 }
             }
         };
+        // An echo of our own write, or a change to unmapped fields: nothing moved, and
+        // the record's status stays what the last real sync left (values held back
+        // then are still on it).
+        let moved_nothing = p.moved_nothing();
         release(p.claim_key).await;
         if let Err(e) = stored {
             return ItemOutcome::Retry(format!("link not stored: {e}"));
         }
-        // An echo of our own write, or a change to unmapped fields: nothing moved, and
-        // the record's status stays what the last real sync left (values held back
-        // then are still on it).
-        let moved_nothing = p.work.link.is_some()
-            && !p.last_synced_moved
-            && p.hubspot_writes.is_empty()
-            && p.salesforce_writes.is_empty()
-            && p.note.is_none();
         // How a pair linked now came to be: a side created, or two records matched.
         let linked = p
             .work

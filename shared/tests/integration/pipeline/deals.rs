@@ -638,3 +638,53 @@ async fn a_deal_waits_for_a_company_that_cannot_sync_and_says_why() {
         (Outcome::Skipped, Some("no_domain"))
     );
 }
+
+/// A deal that waited for its company says it synced once the company did: its retry
+/// moves no value (the deal's own fields synced the first time) and only fills the
+/// lookup, and its status must not keep saying it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deal_that_waited_for_its_company_says_synced_once_it_is() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let company = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Late Ltd", "domain": "late.example"}),
+        )
+        .await;
+    let deal = w
+        .hs_create_object(
+            "deals",
+            json!({"dealname": "Late", "dealstage": "qualifiedtobuy", "pipeline": "default", "closedate": "2025-06-30T00:00:00Z"}),
+        )
+        .await;
+    w.hs_associate("deals", &deal, "companies", &company).await;
+    w.advance(1_000);
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    // Salesforce refuses Accounts for now: the company cannot sync, the deal waits.
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"status": 503, "when": "Account"}], "repeat": 1_000}),
+    )
+    .await;
+    w.work_round().await;
+    assert_eq!(
+        w.sf_records("Opportunity").await.len(),
+        1,
+        "the deal's own fields sync"
+    );
+    let (outcome, code) = w.last_outcome("hubspot", "deals", &deal).await;
+    assert_eq!(
+        (outcome, code.as_deref()),
+        (Outcome::Skipped, Some("waiting_for_related"))
+    );
+    w.delete(&w.sf_control("/faults")).await;
+    w.settle().await;
+    w.assert_no_dead_letters().await;
+    let opportunities = w.sf_records("Opportunity").await;
+    assert!(
+        !opportunities[0]["AccountId"].is_null(),
+        "{opportunities:?}"
+    );
+    let (outcome, code) = w.last_outcome("hubspot", "deals", &deal).await;
+    assert_eq!((outcome, code), (Outcome::Synced, None));
+}

@@ -555,7 +555,7 @@ impl World {
 
     /// One batch per settle worker, all at once, each on its own task: how many
     /// references they took.
-    async fn work_round(&self) -> usize {
+    pub async fn work_round(&self) -> usize {
         let mut workers = tokio::task::JoinSet::new();
         for n in 0..self.settle_workers {
             let pipeline = self.worker(&format!("settle-{n}"));
