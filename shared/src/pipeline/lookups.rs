@@ -295,7 +295,9 @@ impl Pipeline {
 
     /// The HubSpot associations of the records `which` with `target` records. Records
     /// this batch created have none and are not read: in an initial sync a third of the
-    /// contacts are created, and each read was a call per 1,000.
+    /// contacts are created, and each read was a call per 1,000. (A portal that
+    /// associates new contacts with companies by email domain does so on its own; that
+    /// association reaches Salesforce with the contact's next change.)
     async fn associations_of(
         &self,
         run: &PairRun,
