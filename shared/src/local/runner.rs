@@ -32,7 +32,7 @@ pub const DEFAULT_BATCH_SIZE: usize = 1_000;
 /// Workers a local run starts. A worker's batch spends most of its time waiting on
 /// round trips one step after another (read, match, write, link); four batches in
 /// flight keep HubSpot's allowance busy (10,000 people per side: 97 s to the last write
-/// with two, 71 s with four on the same code, 46 s once acks stopped scanning the
+/// with two, 71 s with four (before the ack fix), 46 s once acks stopped scanning the
 /// queue), and they share one rate limiter.
 pub const DEFAULT_WORKERS: usize = 4;
 
