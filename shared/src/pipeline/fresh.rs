@@ -127,7 +127,7 @@ impl Pipeline {
             p.live()
                 && p.salesforce_id.is_some()
                 && p.work.hubspot.is_some()
-                && !p.hubspot_writes.keys().all(|k| spec.is_identity(k))
+                && p.hubspot_writes_checked(spec)
         });
         let mut ids = Vec::new();
         let mut props = BTreeSet::new();

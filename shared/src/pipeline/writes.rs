@@ -13,6 +13,7 @@ use super::work::{Record, Work};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::merge::{Action, LastSynced, MergePlan, Snapshot};
+use crate::domain::pair::PairSpec;
 use crate::ports::{
     BatchOutcome, CrmError, ErrorClass, FieldChange, HeldBack, Link, RecordResult, WorkItem,
 };
@@ -128,6 +129,13 @@ impl Planned {
             && self.hubspot_writes.is_empty()
             && self.salesforce_writes.is_empty()
             && self.note.is_none()
+    }
+
+    /// Whether its HubSpot writes may overwrite a person's edit, and are checked first:
+    /// any beyond the sync's own identity properties (a record learning its partner's
+    /// id overwrites nobody's edit).
+    pub fn hubspot_writes_checked(&self, spec: &PairSpec) -> bool {
+        !self.hubspot_writes.keys().all(|k| spec.is_identity(k))
     }
 
     pub fn live(&self) -> bool {
@@ -324,17 +332,10 @@ impl Pipeline {
                     && !planned[n].hubspot_writes.is_empty()
             })
             .collect();
-        // Writes of the sync's own identity properties alone (a record learning its
-        // partner's id) overwrite no person's edit: no check read for them.
         let checked: Vec<usize> = updates
             .iter()
             .copied()
-            .filter(|&n| {
-                !planned[n]
-                    .hubspot_writes
-                    .keys()
-                    .all(|k| run.spec.is_identity(k))
-            })
+            .filter(|&n| planned[n].hubspot_writes_checked(&run.spec))
             .collect();
         self.hold_changed_hubspot(object, planned, &checked, early)
             .await;
@@ -603,8 +604,7 @@ impl Pipeline {
                 }
             }
         };
-        // An echo of our own write, or a change to unmapped fields: nothing moved, and
-        // the record's status stays what the last real sync left (values held back
+        // The record's status stays what the last real sync left (values held back
         // then are still on it).
         let moved_nothing = p.moved_nothing();
         release(p.claim_key).await;

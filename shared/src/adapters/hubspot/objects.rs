@@ -114,6 +114,15 @@ fn errors_of(body: &Value, key_field: &str) -> Vec<InputError> {
         .collect()
 }
 
+/// A batch write's answer: its records, and its inputs' errors keyed by `key_field`.
+fn outcome_of(body: &Value, key_field: &str) -> Result<BatchOutcome, HubSpotError> {
+    Ok(BatchOutcome {
+        records: records_of(body)?,
+        errors: errors_of(body, key_field),
+        ..BatchOutcome::default()
+    })
+}
+
 fn records_of(body: &Value) -> Result<Vec<HsRecord>, HubSpotError> {
     body.get("results")
         .and_then(Value::as_array)
@@ -180,11 +189,7 @@ impl HubSpotClient {
                     Idempotent::Yes,
                 )
                 .await?;
-            Ok::<_, HubSpotError>(BatchOutcome {
-                records: records_of(&answer.body)?,
-                errors: errors_of(&answer.body, "ids"),
-                ..BatchOutcome::default()
-            })
+            outcome_of(&answer.body, "ids")
         })
         .await?;
         Ok(BatchOutcome::joined(parts))
@@ -256,11 +261,7 @@ impl HubSpotClient {
                     Idempotent::No,
                 )
                 .await?;
-            Ok::<_, HubSpotError>(BatchOutcome {
-                records: records_of(&answer.body)?,
-                errors: errors_of(&answer.body, "objectWriteTraceId"),
-                ..BatchOutcome::default()
-            })
+            outcome_of(&answer.body, "objectWriteTraceId")
         })
         .await?;
         Ok(BatchOutcome::joined(parts))
