@@ -97,6 +97,15 @@ fn queued_id(receipt: &str) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("a receipt this store did not give: {receipt}")))
 }
 
+/// A transaction that holds the write lock from its start. One that reads first and
+/// writes later cannot wait for the lock once another process (`crmsync resync` beside
+/// `crmsync run`) wrote between its read and its write: SQLite answers "database is
+/// locked" at once, past the busy timeout.
+fn writing(c: &mut Connection) -> Result<rusqlite::Transaction<'_>, StoreError> {
+    c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(unavailable)
+}
+
 fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
 }
@@ -122,18 +131,22 @@ impl SqliteStore {
     }
 
     fn init(
-        conn: Connection,
+        mut conn: Connection,
         clock: Arc<dyn Clock>,
         max_receives: u32,
     ) -> Result<Self, StoreError> {
+        // First, so that opening waits for another process's write too.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(unavailable)?;
         // In memory there is no WAL; the pragma answers "memory" and that is fine.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .map_err(unavailable)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(unavailable)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))
-            .map_err(unavailable)?;
-        let version: i64 = conn
+        // Migrated under the write lock: two processes opening an older file at once
+        // migrate it once.
+        let tx = writing(&mut conn)?;
+        let version: i64 = tx
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(unavailable)?;
         if version > SCHEMA_VERSION {
@@ -142,10 +155,11 @@ impl SqliteStore {
             )));
         }
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            conn.execute_batch(migration).map_err(unavailable)?;
-            conn.pragma_update(None, "user_version", (i + 1) as i64)
+            tx.execute_batch(migration).map_err(unavailable)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)
                 .map_err(unavailable)?;
         }
+        tx.commit().map_err(unavailable)?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             clock,
@@ -337,7 +351,7 @@ impl LinkStore for SqliteStore {
             salesforce_id.to_owned(),
         );
         self.with(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+            let tx = writing(c)?;
             let changed = tx
                 .execute(
                     "UPDATE links SET hubspot_id = ?1, salesforce_object = ?2, salesforce_id = ?3, version = version + 1 WHERE pair = ?4 AND hubspot_id = ?5 AND version = ?6",
@@ -515,7 +529,7 @@ impl WorkQueue for SqliteStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let at = self.clock.now_ms() + delay_ms.clamp(0, crate::ports::MAX_SEND_DELAY_MS);
         self.with(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+            let tx = writing(c)?;
             for (record, item, body) in rows {
                 let waiting: Option<String> = tx
                     .query_row(
@@ -578,7 +592,7 @@ impl WorkQueue for SqliteStore {
         let now = self.clock.now_ms();
         let max_receives = self.max_receives;
         self.with(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+            let tx = writing(c)?;
             // Items received too often go to the dead letters instead of out again.
             tx.execute(
                 "UPDATE queue SET dead = 1 WHERE dead = 0 AND visible_at <= ?1 AND receives >= ?2",
@@ -683,7 +697,7 @@ impl StatusStore for SqliteStore {
     ) -> Result<RecordStatus, StoreError> {
         let event = event.clone();
         self.with(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+            let tx = writing(c)?;
             let r = &event.record;
             let previous: Option<String> = tx
                 .query_row("SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3", params![r.side, r.object, r.id], |row| row.get(0))
@@ -881,7 +895,7 @@ impl SqliteStore {
              ON CONFLICT (bucket, name) DO UPDATE SET value = excluded.value"
         };
         self.with(move |c| {
-            let tx = c.transaction().map_err(unavailable)?;
+            let tx = writing(c)?;
             for (name, value) in values {
                 tx.execute(upsert, params![bucket, name, value])
                     .map_err(unavailable)?;

@@ -213,3 +213,34 @@ async fn statuses_and_dedup_contract() {
     contract::controls(&store()).await;
     contract::telemetry(&store()).await;
 }
+
+/// `crmsync resync` or `retry` runs as a second process on the file `crmsync run`
+/// writes: its writes wait for the other's instead of failing with "database is
+/// locked" (a transaction that reads first and writes later cannot wait once another
+/// writer went between its read and its write).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_on_one_file_wait_for_each_other() {
+    let path = temp_file("two.sqlite");
+    let clock = Arc::new(ManualClock::at(0));
+    let open = || SqliteStore::open(&path, clock.clone(), 5).unwrap_or_else(|e| panic!("{e}"));
+    let (run, resync) = (open(), open());
+    let mut tasks = Vec::new();
+    for (n, s) in [run, resync].into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let mine = format!("00Q{n}{i:05}");
+                s.send(&[item(&mine), item("00Qshared")]).await?;
+                for d in s.receive(2, 30_000).await? {
+                    s.ack(&d).await?;
+                }
+            }
+            Ok::<_, crmsync_shared::ports::StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let _ = std::fs::remove_file(&path);
+}
