@@ -534,3 +534,89 @@ async fn the_client_serves_the_hubspot_port() {
         .collect();
     assert_eq!(read_through_port(&c, &ids).await, ids.len());
 }
+
+/// A client whose limiter is saturated after its first call (20 calls per 10 s, paced
+/// half a second apart).
+fn saturated(s: &HubSpotSandbox, clock: &Clock) -> HubSpotClient {
+    let mut config = HubSpotConfig::new(s.url(), HubSpotAuth::PrivateApp(Secret::new(TOKEN)));
+    config.burst_per_ten_seconds = 20;
+    HubSpotClient::with_pause(config, pause(clock)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Workers under a stream of edits each read a record or two, the same way; reads of
+/// one kind waiting at the limiter together go out as one call, and each reader gets
+/// its own records (counted at the sandbox). Reads of other properties go apart.
+#[tokio::test]
+async fn reads_waiting_at_the_limiter_together_go_as_one_call() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 5,
+            records: 30,
+            overlap: 0.0,
+        }),
+    )
+    .await;
+    let c = saturated(&s, &clock);
+    let all = c
+        .list_all("contacts", &["email"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = all.iter().map(|r| r.id.clone()).take(12).collect();
+    assert_eq!(ids.len(), 12);
+    let calls = || s.state.calls(Caller::Integration);
+    let before = calls();
+    let reads = ids.chunks(2).map(|pair| {
+        let c = &c;
+        async move {
+            let read = c
+                .batch_read("contacts", pair, &["email", "firstname"], &[], None)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut got: Vec<String> = read.into_iter().map(|r| r.id).collect();
+            got.sort_unstable();
+            let mut want = pair.to_vec();
+            want.sort_unstable();
+            assert_eq!(got, want, "each reader gets its own records");
+        }
+    });
+    futures::future::join_all(reads).await;
+    assert_eq!(calls() - before, 1, "six reads of one kind are one call");
+
+    let companies = c
+        .list_all("companies", &["name"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let company = companies.first().map(|r| r.id.clone()).unwrap_or_default();
+    let pairs: Vec<(String, String)> = ids.iter().map(|id| (id.clone(), company.clone())).collect();
+    c.associate("contacts", "companies", &pairs)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = calls();
+    let associations = ids.chunks(3).map(|three| {
+        let c = &c;
+        async move {
+            let read = c
+                .associations("contacts", "companies", three)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(
+                read.len(),
+                3,
+                "each reader gets its own records' associations"
+            );
+            assert!(read.iter().all(|(id, _)| three.contains(id)));
+        }
+    });
+    futures::future::join_all(associations).await;
+    assert_eq!(calls() - before, 1, "so are four association reads");
+
+    let before = calls();
+    let (one, other) = tokio::join!(
+        c.batch_read("contacts", &ids[..1], &["email", "firstname"], &[], None),
+        c.batch_read("contacts", &ids[1..2], &["lastname"], &[], None)
+    );
+    assert_eq!(one.map(|r| r.len()).ok(), Some(1));
+    assert_eq!(other.map(|r| r.len()).ok(), Some(1));
+    assert_eq!(calls() - before, 2, "reads of other properties go apart");
+}

@@ -8,7 +8,9 @@ mod objects;
 mod port;
 mod portal;
 mod search;
+mod together;
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -94,6 +96,8 @@ pub struct HubSpotClient {
     /// The portal's daily allowance as its last answer reported it: (used, allowed).
     /// HubSpot sends it to private apps, not to OAuth apps.
     daily: Mutex<Option<(u64, u64)>>,
+    /// Reads of one kind waiting at the limiter, to go as one call.
+    together: together::Together,
 }
 
 /// A successful answer: status and body (`Null` for 204).
@@ -143,6 +147,7 @@ impl HubSpotClient {
             token: tokio::sync::Mutex::new(None),
             rng: Mutex::new(StdRng::from_os_rng()),
             daily: Mutex::new(None),
+            together: together::Together::default(),
         })
     }
 
@@ -242,6 +247,57 @@ impl HubSpotClient {
         body: Option<&Value>,
         idempotent: Idempotent,
     ) -> Result<Answer, HubSpotError> {
+        self.request_with(method, path, query, idempotent, || body.map(Cow::Borrowed))
+            .await
+    }
+
+    /// A read of `ids` (at most `cap`, one call's worth) that goes out with the reads
+    /// of its `kind` waiting at the limiter with it (`together.rs`). `body_of` makes
+    /// the call's body from every member's ids. The answer: the ids the call asked for,
+    /// and its body.
+    pub(crate) async fn read_together(
+        &self,
+        kind: &str,
+        path: &str,
+        cap: usize,
+        ids: &[String],
+        body_of: impl Fn(&[String]) -> Value,
+    ) -> together::Shared {
+        loop {
+            match self.together.join(kind, ids, cap) {
+                together::Joined::Member(answer) => match answer.await {
+                    Ok(answer) => return answer,
+                    // Its leader was given up: read for itself.
+                    Err(_) => continue,
+                },
+                together::Joined::Leader(lead) => {
+                    let mut asked = Vec::new();
+                    let answer = self
+                        .request_with(Method::POST, path, &[], Idempotent::Yes, || {
+                            asked = lead.seal();
+                            Some(Cow::Owned(body_of(&asked)))
+                        })
+                        .await
+                        .map(|a| Arc::new((asked, a.body)));
+                    lead.answer(&answer);
+                    return answer;
+                }
+            }
+        }
+    }
+
+    /// [`HubSpotClient::request`] with a body made when the limiter first admits the
+    /// call.
+    async fn request_with<'b>(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        idempotent: Idempotent,
+        body_when_admitted: impl FnOnce() -> Option<Cow<'b, Value>>,
+    ) -> Result<Answer, HubSpotError> {
+        let mut make_body = Some(body_when_admitted);
+        let mut body: Option<Cow<'b, Value>> = None;
         let policy = self.config.retry;
         let key = endpoint_key(&method, path);
         let mut refreshed = false;
@@ -258,6 +314,9 @@ impl HubSpotClient {
             } else {
                 self.limiter.acquire(self.pause.as_ref()).await;
             }
+            if let Some(make) = make_body.take() {
+                body = make();
+            }
             let token = self.access_token(false).await?;
             let waited_ms = queued.elapsed().as_millis() as u64;
             tracing::debug!(message = "HubSpot call", endpoint = %key, attempt, waited_ms);
@@ -267,8 +326,8 @@ impl HubSpotClient {
                 .request(method.clone(), format!("{}{path}", self.config.base_url))
                 .bearer_auth(token.expose())
                 .query(query);
-            if let Some(b) = body {
-                req = req.json(b);
+            if let Some(b) = &body {
+                req = req.json(b.as_ref());
             }
             let sent = std::time::Instant::now();
             let outcome = req.send().await;

@@ -411,20 +411,16 @@ impl HubSpotClient {
         ids: &[String],
     ) -> Result<Vec<(String, Vec<String>)>, HubSpotError> {
         let mut out = Vec::new();
+        let path = format!("/crm/v4/associations/{from}/{to}/batch/read");
         for chunk in ids.chunks(ASSOCIATION_READ_MAX) {
-            let body =
-                json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
-            let a = self
-                .request(
-                    Method::POST,
-                    &format!("/crm/v4/associations/{from}/{to}/batch/read"),
-                    &[],
-                    Some(&body),
-                    Idempotent::Yes,
-                )
+            // Read with the other reads of these associations waiting at the limiter.
+            let answer = self
+                .read_together(&path, &path, ASSOCIATION_READ_MAX, chunk, |all| {
+                    json!({"inputs": all.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()})
+                })
                 .await?;
-            for r in a
-                .body
+            let (asked, body) = answer.as_ref();
+            for r in body
                 .get("results")
                 .and_then(Value::as_array)
                 .into_iter()
@@ -446,7 +442,9 @@ impl HubSpotClient {
                         _ => None,
                     })
                     .collect();
-                out.push((from_id, targets));
+                if chunk.contains(&from_id) || !asked.contains(&from_id) {
+                    out.push((from_id, targets));
+                }
             }
         }
         Ok(out)

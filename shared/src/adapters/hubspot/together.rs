@@ -1,0 +1,205 @@
+//! Reads of one kind that wait at the rate limiter at the same time leave as one call.
+//!
+//! Under a stream of edits, several workers each sync a batch of one or two records,
+//! and each batch reads the same way (the records by id, their associations, the check
+//! before a write): four workers waiting at the limiter with a read of one contact each
+//! spend four of HubSpot's 19 calls a second where one call of four ids would do. So the
+//! first read of a kind opens a group and waits at the limiter; reads of the same kind
+//! that come while it waits join it, and when the limiter admits the call it is sealed
+//! and carries every member's ids. A read the limiter admits at once goes alone: nothing
+//! waits longer than it would have.
+//!
+//! A group's leader that is dropped before its answer (its batch given up) lets its
+//! members go: each reads for itself.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::HubSpotError;
+
+/// A read's answer, shared by the group's members: the ids it asked for, and its body.
+pub(super) type Shared = Result<Arc<(Vec<String>, Value)>, HubSpotError>;
+
+#[derive(Default)]
+struct Group {
+    ids: Vec<String>,
+    sealed: bool,
+    members: Vec<oneshot::Sender<Shared>>,
+}
+
+/// The open groups, by kind (endpoint and everything in the body but the ids).
+#[derive(Debug, Default)]
+pub(super) struct Together {
+    open: Mutex<HashMap<String, Arc<Mutex<Group>>>>,
+}
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("ids", &self.ids.len())
+            .field("sealed", &self.sealed)
+            .finish()
+    }
+}
+
+/// What joining gave: the answer to wait for, or the group to lead.
+pub(super) enum Joined<'a> {
+    Member(oneshot::Receiver<Shared>),
+    Leader(Lead<'a>),
+}
+
+/// The leader's hold on its group: seals it when the call goes, answers its members,
+/// and on drop without an answer lets them go.
+pub(super) struct Lead<'a> {
+    together: &'a Together,
+    kind: String,
+    group: Arc<Mutex<Group>>,
+    answered: bool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Together {
+    /// Joins the open group of `kind` when it has room for `ids` (at most `cap` ids
+    /// in one call), else opens a group and leads it.
+    pub(super) fn join(&self, kind: &str, ids: &[String], cap: usize) -> Joined<'_> {
+        let mut open = lock(&self.open);
+        if let Some(group) = open.get(kind) {
+            let mut g = lock(group);
+            let new: Vec<&String> = ids.iter().filter(|id| !g.ids.contains(id)).collect();
+            if !g.sealed && g.ids.len() + new.len() <= cap {
+                g.ids.extend(new.into_iter().cloned());
+                let (tx, rx) = oneshot::channel();
+                g.members.push(tx);
+                return Joined::Member(rx);
+            }
+        }
+        let mut unique: Vec<String> = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !unique.contains(id) {
+                unique.push(id.clone());
+            }
+        }
+        let group = Arc::new(Mutex::new(Group {
+            ids: unique,
+            ..Group::default()
+        }));
+        open.insert(kind.to_owned(), group.clone());
+        Joined::Leader(Lead {
+            together: self,
+            kind: kind.to_owned(),
+            group,
+            answered: false,
+        })
+    }
+
+    /// Closes `group` to new members (a later read of its kind opens another).
+    fn close(&self, kind: &str, group: &Arc<Mutex<Group>>) {
+        let mut open = lock(&self.open);
+        if open.get(kind).is_some_and(|g| Arc::ptr_eq(g, group)) {
+            open.remove(kind);
+        }
+    }
+}
+
+impl Lead<'_> {
+    /// The call is going: no one joins any more. Returns every member's ids.
+    pub(super) fn seal(&self) -> Vec<String> {
+        self.together.close(&self.kind, &self.group);
+        let mut g = lock(&self.group);
+        g.sealed = true;
+        g.ids.clone()
+    }
+
+    /// Hands the answer to every member.
+    pub(super) fn answer(mut self, answer: &Shared) {
+        self.answered = true;
+        self.together.close(&self.kind, &self.group);
+        let members = std::mem::take(&mut lock(&self.group).members);
+        for m in members {
+            let _ = m.send(answer.clone());
+        }
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            // The members' senders go with the group: each member reads for itself.
+            self.together.close(&self.kind, &self.group);
+            let mut g = lock(&self.group);
+            g.sealed = true;
+            g.members.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn reads_of_one_kind_join_while_there_is_room() {
+        let t = Together::default();
+        let first = t.join("k", &ids(&["1", "2"]), 4);
+        assert!(matches!(first, Joined::Leader(_)), "the first read leads");
+        assert!(
+            matches!(t.join("k", &ids(&["2", "3"]), 4), Joined::Member(_)),
+            "a read of the same kind joins (2 is in already: room for 1 more)"
+        );
+        assert!(
+            matches!(t.join("other", &ids(&["1"]), 4), Joined::Leader(_)),
+            "another kind has its own group"
+        );
+        assert!(
+            matches!(t.join("k", &ids(&["4", "5"]), 4), Joined::Leader(_)),
+            "a read that does not fit opens a group of its own"
+        );
+        drop(first);
+    }
+
+    #[tokio::test]
+    async fn the_sealed_call_carries_every_members_ids_once_and_answers_them() {
+        let t = Together::default();
+        let Joined::Leader(lead) = t.join("k", &ids(&["1", "2"]), 10) else {
+            panic!("the first read leads");
+        };
+        let Joined::Member(a) = t.join("k", &ids(&["2", "3"]), 10) else {
+            panic!("joins");
+        };
+        assert_eq!(lead.seal(), ids(&["1", "2", "3"]));
+        assert!(
+            matches!(t.join("k", &ids(&["4"]), 10), Joined::Leader(_)),
+            "a sealed group takes no one"
+        );
+        lead.answer(&Ok(Arc::new((ids(&["1", "2", "3"]), Value::from(7)))));
+        let got = a.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.ok().map(|a| a.1.clone()), Some(Value::from(7)));
+    }
+
+    #[tokio::test]
+    async fn members_of_a_leader_given_up_are_let_go() {
+        let t = Together::default();
+        let Joined::Leader(lead) = t.join("k", &ids(&["1"]), 10) else {
+            panic!("the first read leads");
+        };
+        let Joined::Member(a) = t.join("k", &ids(&["2"]), 10) else {
+            panic!("joins");
+        };
+        drop(lead);
+        assert!(a.await.is_err(), "the member hears its leader is gone");
+        assert!(
+            matches!(t.join("k", &ids(&["3"]), 10), Joined::Leader(_)),
+            "and the next read leads"
+        );
+    }
+}
