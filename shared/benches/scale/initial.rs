@@ -45,6 +45,8 @@ pub struct Initial {
     pub peak_queue: u64,
     /// A few failed records: what they are and why.
     pub failures: Vec<String>,
+    /// Skipped records by their reason's code.
+    pub skipped: Vec<(String, u64)>,
 }
 
 impl Initial {
@@ -327,8 +329,19 @@ pub async fn run(
             )
         })
         .collect();
+    let skipped = runner
+        .pipeline
+        .status
+        .codes()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|(outcome, _, _)| *outcome == Outcome::Skipped)
+        .map(|(_, code, n)| (code, n))
+        .collect();
     let initial = Initial {
         failures,
+        skipped,
         seconds: (last - started_at) as f64 / 1000.0,
         converged,
         outcomes: outcomes.into_iter().collect(),

@@ -238,6 +238,10 @@ impl Report {
                 parts.join(", ")
             )
         });
+        if !i.skipped.is_empty() {
+            let reasons: Vec<String> = i.skipped.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let _ = writeln!(out, "Skipped by reason: {}.", reasons.join(", "));
+        }
         for f in &i.failures {
             let _ = writeln!(out, "- failed: {f}");
         }
