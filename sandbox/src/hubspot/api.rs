@@ -714,9 +714,15 @@ pub async fn search(
     portal.refresh_index(&object_type, now)?;
     let portal: &Portal = &portal;
     let objects = portal.objects(&object_type)?;
-    let mut matches: Vec<(&Record, &super::store::Props)> = objects
-        .records
-        .values()
+    let candidates: Box<dyn Iterator<Item = &Record>> = match request.modified_floor(objects) {
+        Some(since) => Box::new(
+            objects
+                .modified_since(since)
+                .filter_map(|id| objects.records.get(&id)),
+        ),
+        None => Box::new(objects.records.values()),
+    };
+    let mut matches: Vec<(&Record, &super::store::Props)> = candidates
         .filter(|r| r.archived_ms.is_none())
         .filter_map(|r| r.indexed.as_deref().map(|p| (r, p)))
         .filter(|(r, p)| request.matches(objects, r, p))

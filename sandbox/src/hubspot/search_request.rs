@@ -178,6 +178,31 @@ impl SearchRequest {
                 .any(|g| g.iter().all(|f| f.matches(objects, record, props)))
     }
 
+    /// The earliest modification time a match can have, when every filter group
+    /// bounds the object's modification time from below: only records modified since
+    /// then need to be looked at (`Objects::modified_since`). `None`: any record may
+    /// match.
+    pub fn modified_floor(&self, objects: &Objects) -> Option<i64> {
+        let modified = objects.kind.modified_property;
+        let floor_of = |group: &Vec<Filter>| {
+            group
+                .iter()
+                .filter(|f| f.property == modified)
+                .filter(|f| matches!(f.op, Op::Eq | Op::Gt | Op::Gte | Op::Between))
+                .filter_map(|f| parse_time_ms(f.value.as_deref()?))
+                .max()
+        };
+        if self.groups.is_empty() {
+            return None;
+        }
+        self.groups
+            .iter()
+            .map(floor_of)
+            .collect::<Option<Vec<i64>>>()?
+            .into_iter()
+            .min()
+    }
+
     pub fn sort(&self, objects: &Objects, items: &mut [(&Record, &Props)]) {
         let Some((prop, ascending)) = &self.sort else {
             items.sort_by_key(|(r, _)| r.id);
@@ -326,6 +351,142 @@ impl Filter {
             Op::NotHasProperty => false,
             Op::ContainsToken => token_match(&actual, value),
             Op::NotContainsToken => !token_match(&actual, value),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hubspot::store::{Portal, Source};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use serde_json::{Map, json};
+
+    fn ids_scanned(objects: &Objects, request: &SearchRequest) -> Vec<u64> {
+        let mut ids: Vec<u64> = objects
+            .records
+            .values()
+            .filter(|r| r.archived_ms.is_none())
+            .filter(|r| {
+                r.indexed
+                    .as_deref()
+                    .is_some_and(|p| request.matches(objects, r, p))
+            })
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    fn ids_from_index(objects: &Objects, request: &SearchRequest, since: i64) -> Vec<u64> {
+        let mut ids: Vec<u64> = objects
+            .modified_since(since)
+            .filter_map(|id| objects.records.get(&id))
+            .filter(|r| r.archived_ms.is_none())
+            .filter(|r| {
+                r.indexed
+                    .as_deref()
+                    .is_some_and(|p| request.matches(objects, r, p))
+            })
+            .map(|r| r.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// After creates, updates, merges, archives and restores (search lag on), a search
+    /// for what changed since a time finds from the modification index exactly what a
+    /// scan of every record finds; a request that does not bound the modification
+    /// time in every group scans.
+    #[test]
+    fn searches_by_modification_time_select_what_a_scan_does() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut portal = Portal::new(500);
+        let mut now = 1_700_000_000_000_i64;
+        let mut ids: Vec<u64> = Vec::new();
+        for step in 0..2_000 {
+            now += rng.random_range(0..300);
+            let pick = |rng: &mut StdRng, ids: &[u64]| ids[rng.random_range(0..ids.len())];
+            match rng.random_range(0..10) {
+                0..=2 => {
+                    let props = json!({"email": format!("p{step}@example.org"), "firstname": "A"});
+                    let id = portal
+                        .create(
+                            "contacts",
+                            props.as_object().unwrap_or(&Map::new()),
+                            now,
+                            Source::Import,
+                        )
+                        .unwrap_or_else(|e| panic!("{e:?}"));
+                    ids.push(id);
+                }
+                3..=6 if !ids.is_empty() => {
+                    let id = pick(&mut rng, &ids);
+                    let props = json!({"firstname": format!("N{step}")});
+                    let _ = portal.update(
+                        "contacts",
+                        id,
+                        props.as_object().unwrap_or(&Map::new()),
+                        now,
+                        Source::User(1),
+                    );
+                }
+                7 if ids.len() > 1 => {
+                    let (a, b) = (pick(&mut rng, &ids), pick(&mut rng, &ids));
+                    if let Ok(id) = portal.merge("contacts", a, b, now, Source::User(1)) {
+                        ids.push(id);
+                    }
+                }
+                8 if !ids.is_empty() => {
+                    let _ = portal.archive("contacts", pick(&mut rng, &ids), now, Source::User(1));
+                }
+                9 if !ids.is_empty() => {
+                    let _ = portal.restore("contacts", pick(&mut rng, &ids), now, Source::User(1));
+                }
+                _ => {}
+            }
+            portal
+                .refresh_index("contacts", now)
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            if step % 50 != 49 {
+                continue;
+            }
+            let objects = portal
+                .objects("contacts")
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(
+                objects.modified_entries(),
+                objects.records.len(),
+                "one index entry per record"
+            );
+            let since = now - rng.random_range(0..20_000);
+            let op = ["GTE", "GT", "EQ"][rng.random_range(0..3)];
+            let bounded = json!({"filterGroups": [
+                {"filters": [{"propertyName": "lastmodifieddate", "operator": op, "value": since.to_string()}]},
+                {"filters": [
+                    {"propertyName": "lastmodifieddate", "operator": "BETWEEN", "value": (since - 5_000).to_string(), "highValue": now.to_string()},
+                    {"propertyName": "firstname", "operator": "HAS_PROPERTY"}
+                ]}
+            ]});
+            let request = SearchRequest::parse(&bounded).unwrap_or_else(|e| panic!("{e:?}"));
+            let floor = request.modified_floor(objects);
+            assert_eq!(floor, Some(since - 5_000), "the lowest bound of the groups");
+            assert_eq!(
+                ids_from_index(objects, &request, since - 5_000),
+                ids_scanned(objects, &request),
+                "step {step}"
+            );
+            let unbounded = json!({"filterGroups": [
+                {"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": since.to_string()}]},
+                {"filters": [{"propertyName": "firstname", "operator": "EQ", "value": "A"}]}
+            ]});
+            let request = SearchRequest::parse(&unbounded).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(
+                request.modified_floor(objects),
+                None,
+                "a group without a bound"
+            );
         }
     }
 }
