@@ -14,7 +14,7 @@ use super::soql::{IN_MAX, literal_list};
 use super::work::{MergedInto, Prefetch, Record, Work, answers_for, merge_same_pairs, merged_ids};
 use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
-use crate::ports::{HsRecord, Outcome, StoreError, WorkItem};
+use crate::ports::{HsRecord, Link, Outcome, StoreError, WorkItem};
 
 /// Values per `IN` filter of a HubSpot search: a worker batch's keys take several.
 const SEARCH_VALUES: usize = 100;
@@ -512,15 +512,18 @@ impl Pipeline {
                 .iter()
                 .find(|r| same_sf_id(&r.id(), &id))
                 .filter(|r| run.hooks.matchable(r));
-            if let Some(r) = found
-                && self
-                    .links
-                    .by_salesforce(&r.object, &r.id())
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_none()
+            let Some(r) = found else { continue };
+            match self
+                .links
+                .by_salesforce(&r.object, &r.id())
+                .await
+                .map_err(|e| e.to_string())?
             {
-                w.salesforce = Some(r.clone());
+                None => w.salesforce = Some(r.clone()),
+                // Linked with another record: this one stays unmatched, as before.
+                Some(link) => {
+                    let _ = linked_meanwhile(w, link, r);
+                }
             }
         }
         Ok(())
@@ -564,7 +567,11 @@ impl Pipeline {
                 .map_err(|e| e.to_string())?
             {
                 None => w.salesforce = Some(best.clone()),
-                Some(other) => w.twin_of = Some(other),
+                Some(link) => {
+                    if let Err(other) = linked_meanwhile(w, link, best) {
+                        w.twin_of = Some(other);
+                    }
+                }
             }
         }
         self.take_over_deleted_twins(run, works).await
@@ -822,6 +829,22 @@ fn named_ids<'a>(
             .and_then(Value::as_str)?;
         (!id.is_empty()).then_some((sobject, id))
     })
+}
+
+/// An unlinked HubSpot record whose Salesforce match `r` is linked: with this very
+/// record, the batch that made one of the two wrote the link after this batch looked it
+/// up (the creation's webhook came first), and the work carries on linked. Linked with
+/// another record, the link comes back.
+fn linked_meanwhile(w: &mut Work, link: Link, r: &Record) -> Result<(), Link> {
+    let own = w.hubspot.as_ref().is_some_and(|h| h.id == link.hubspot_id)
+        && link.salesforce_object == r.object
+        && same_sf_id(&link.salesforce_id, &r.id());
+    if !own {
+        return Err(link);
+    }
+    w.link = Some(link);
+    w.salesforce = Some(r.clone());
+    Ok(())
 }
 
 fn unlinked_hubspot(w: &Work) -> bool {

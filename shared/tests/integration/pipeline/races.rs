@@ -4,7 +4,10 @@
 //! update in. Pushes on: the edit must land between the worker's read and its write,
 //! and a poll would read first and close the window.
 
+use crmsync_shared::domain::Side;
 use crmsync_shared::domain::config::DEFAULT_TOML;
+use crmsync_shared::pipeline::worker;
+use crmsync_shared::ports::{Link, LinkStore, Outcome, Seen, StoreError, WorkItem, WorkQueue};
 use serde_json::json;
 
 use super::world::World;
@@ -258,4 +261,162 @@ async fn history_29_two_workers_link_a_pair_once() {
         .and_then(|(_, v)| v.as_array().cloned())
         .unwrap_or_default();
     assert_eq!(lead_writes.len(), 1, "the Lead was written once: {writes}");
+}
+
+/// The links as a worker saw them when a pair's batch linked it just after this worker
+/// looked: its first lookup of the HubSpot records named here finds no link, every
+/// later one the link the other batch wrote meanwhile.
+struct LinkedMeanwhile {
+    inner: std::sync::Arc<dyn LinkStore>,
+    unseen: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl LinkStore for LinkedMeanwhile {
+    async fn by_hubspot(&self, pair: &str, hubspot_id: &str) -> Result<Option<Link>, StoreError> {
+        let first = {
+            let mut unseen = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
+            let before = unseen.len();
+            unseen.retain(|id| id != hubspot_id);
+            unseen.len() < before
+        };
+        if first {
+            return Ok(None);
+        }
+        self.inner.by_hubspot(pair, hubspot_id).await
+    }
+    async fn by_salesforce(&self, object: &str, id: &str) -> Result<Option<Link>, StoreError> {
+        self.inner.by_salesforce(object, id).await
+    }
+    async fn create(&self, link: &Link) -> Result<Link, StoreError> {
+        self.inner.create(link).await
+    }
+    async fn update(&self, link: &Link) -> Result<Link, StoreError> {
+        self.inner.update(link).await
+    }
+    async fn relink(&self, link: &Link, h: &str, o: &str, s: &str) -> Result<Link, StoreError> {
+        self.inner.relink(link, h, o, s).await
+    }
+    async fn remove(&self, link: &Link) -> Result<(), StoreError> {
+        self.inner.remove(link).await
+    }
+}
+
+/// Found by the scale bench (a deal in ten "deleted in Salesforce"): a batch creates a
+/// HubSpot deal and a contact from Salesforce, and their creation webhooks reach another
+/// worker before the batch wrote the links. That worker found no link, then found the
+/// Salesforce records each names (the deal by its Opportunity id, the contact by email)
+/// linked, to these very records: it took the deal's partner for deleted and the
+/// contact for a twin of itself, and said so on their statuses. They are linked: the
+/// worker carries on with the link, and both say synced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_linked_by_another_batch_after_it_looked_is_not_its_own_twin() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let opp = w
+        .sf_create(
+            "Opportunity",
+            json!({"Name": "Linked meanwhile", "StageName": "Prospecting", "CloseDate": "2025-07-01"}),
+        )
+        .await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"Email": "meanwhile@example.org", "LastName": "Meanwhile", "Company": "Acme"}),
+        )
+        .await;
+    // A person on both sides, matched by email: listed in HubSpot before the sync
+    // linked it (the listing's values name no Lead yet).
+    let both = w
+        .hs_create(json!({"email": "both@example.org", "lastname": "Both"}))
+        .await;
+    w.sf_create(
+        "Lead",
+        json!({"Email": "both@example.org", "LastName": "Both", "Company": "Acme"}),
+    )
+    .await;
+    let listed_at = w.clock.now_ms();
+    w.sync().await;
+    let deal = w
+        .hs_objects("deals")
+        .await
+        .first()
+        .map(|d| d["id"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let contact = w
+        .hs_objects("contacts")
+        .await
+        .iter()
+        .map(|c| c["id"].as_str().unwrap_or_default().to_owned())
+        .find(|id| *id != both)
+        .unwrap_or_default();
+    assert!(
+        !deal.is_empty() && !contact.is_empty(),
+        "both made in HubSpot"
+    );
+    let mut values = serde_json::Map::new();
+    values.insert("email".into(), json!("both@example.org"));
+    values.insert("lastname".into(), json!("Both"));
+    let listed = WorkItem {
+        side: Side::HubSpot,
+        object: "contacts".into(),
+        id: both.clone(),
+        origin: "backfill".into(),
+        seen: Some(Seen::Values {
+            values,
+            modified_at: listed_at,
+            whole: true,
+            listed_at: Some(listed_at),
+        }),
+    };
+    let created = |object: &str, id: &str| WorkItem {
+        side: Side::HubSpot,
+        object: object.into(),
+        id: id.into(),
+        origin: "webhook".into(),
+        seen: Some(Seen::Created),
+    };
+    w.runner
+        .store
+        .send(&[
+            created("deals", &deal),
+            created("contacts", &contact),
+            listed,
+        ])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut late = w.runner.pipeline.clone();
+    late.links = std::sync::Arc::new(LinkedMeanwhile {
+        inner: w.runner.pipeline.links.clone(),
+        unseen: std::sync::Mutex::new(vec![deal.clone(), contact.clone(), both.clone()]),
+    });
+    worker::run_once(&late, w.runner.store.as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Nothing moved, so nothing is recorded: a record made from its partner has the
+    // partner's status, as when its webhook comes after the link.
+    let said =
+        |s: Option<crmsync_shared::ports::RecordStatus>| s.map(|s| (s.last.outcome, s.last.code));
+    assert_eq!(
+        said(w.status("hubspot", "deals", &deal).await),
+        None,
+        "the deal's Opportunity {opp} is linked to it, not deleted"
+    );
+    assert_eq!(
+        said(w.status("hubspot", "contacts", &contact).await),
+        None,
+        "the contact is linked with Lead {lead}, not a twin of itself"
+    );
+    let both_status = said(w.status("hubspot", "contacts", &both).await);
+    assert!(
+        both_status
+            .as_ref()
+            .is_none_or(|(o, _)| *o == Outcome::Synced),
+        "the contact matched by email is linked with its Lead, not a twin of itself: {both_status:?}"
+    );
+    assert_eq!(
+        w.last_outcome("salesforce", "Opportunity", &opp).await.0,
+        Outcome::Synced
+    );
+    assert_eq!(w.hs_objects("deals").await.len(), 1);
+    assert_eq!(w.hs_objects("contacts").await.len(), 2);
 }
