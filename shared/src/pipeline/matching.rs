@@ -568,7 +568,7 @@ impl Pipeline {
             {
                 None => w.salesforce = Some(best.clone()),
                 Some(link) => {
-                    if let Err(other) = linked_meanwhile(w, link, best) {
+                    if let Some(other) = linked_meanwhile(w, link, best) {
                         w.twin_of = Some(other);
                     }
                 }
@@ -835,16 +835,16 @@ fn named_ids<'a>(
 /// record, the batch that made one of the two wrote the link after this batch looked it
 /// up (the creation's webhook came first), and the work carries on linked. Linked with
 /// another record, the link comes back.
-fn linked_meanwhile(w: &mut Work, link: Link, r: &Record) -> Result<(), Link> {
+fn linked_meanwhile(w: &mut Work, link: Link, r: &Record) -> Option<Link> {
     let own = w.hubspot.as_ref().is_some_and(|h| h.id == link.hubspot_id)
         && link.salesforce_object == r.object
         && same_sf_id(&link.salesforce_id, &r.id());
     if !own {
-        return Err(link);
+        return Some(link);
     }
     w.link = Some(link);
     w.salesforce = Some(r.clone());
-    Ok(())
+    None
 }
 
 fn unlinked_hubspot(w: &Work) -> bool {
