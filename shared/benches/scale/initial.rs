@@ -45,8 +45,8 @@ pub struct Initial {
     pub peak_queue: u64,
     /// A few failed records: what they are and why.
     pub failures: Vec<String>,
-    /// Skipped records by their reason's code.
-    pub skipped: Vec<(String, u64)>,
+    /// Skipped records by their reason's code, with one such record and its message.
+    pub skipped: Vec<(String, u64, String)>,
 }
 
 impl Initial {
@@ -337,8 +337,29 @@ pub async fn run(
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter(|(outcome, _, _)| *outcome == Outcome::Skipped)
-        .map(|(_, code, n)| (code, n))
-        .collect();
+        .map(|(_, code, n)| (code, n));
+    let mut skipped_with_example = Vec::new();
+    for (code, n) in skipped {
+        let example = runner
+            .pipeline
+            .status
+            .by_outcome(Outcome::Skipped, Some(&code), 1)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .map(|s| {
+                format!(
+                    "{} {}: {}",
+                    s.last.record.object,
+                    s.last.record.id,
+                    s.last.message.unwrap_or_default()
+                )
+            })
+            .unwrap_or_default();
+        skipped_with_example.push((code, n, example));
+    }
+    let skipped = skipped_with_example;
     let initial = Initial {
         failures,
         skipped,

@@ -239,8 +239,15 @@ impl Report {
             )
         });
         if !i.skipped.is_empty() {
-            let reasons: Vec<String> = i.skipped.iter().map(|(c, n)| format!("{c} {n}")).collect();
+            let reasons: Vec<String> = i
+                .skipped
+                .iter()
+                .map(|(c, n, _)| format!("{c} {n}"))
+                .collect();
             let _ = writeln!(out, "Skipped by reason: {}.", reasons.join(", "));
+            for (code, _, example) in &i.skipped {
+                let _ = writeln!(out, "- {code}, for one: {example}");
+            }
         }
         for f in &i.failures {
             let _ = writeln!(out, "- failed: {f}");
