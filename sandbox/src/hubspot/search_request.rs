@@ -363,26 +363,13 @@ mod tests {
     use rand::{Rng, SeedableRng};
     use serde_json::{Map, json};
 
-    fn ids_scanned(objects: &Objects, request: &SearchRequest) -> Vec<u64> {
-        let mut ids: Vec<u64> = objects
-            .records
-            .values()
-            .filter(|r| r.archived_ms.is_none())
-            .filter(|r| {
-                r.indexed
-                    .as_deref()
-                    .is_some_and(|p| request.matches(objects, r, p))
-            })
-            .map(|r| r.id)
-            .collect();
-        ids.sort_unstable();
-        ids
-    }
-
-    fn ids_from_index(objects: &Objects, request: &SearchRequest, since: i64) -> Vec<u64> {
-        let mut ids: Vec<u64> = objects
-            .modified_since(since)
-            .filter_map(|id| objects.records.get(&id))
+    /// The ids of `records` the request matches, in order.
+    fn matching<'a>(
+        objects: &Objects,
+        request: &SearchRequest,
+        records: impl Iterator<Item = &'a Record>,
+    ) -> Vec<u64> {
+        let mut ids: Vec<u64> = records
             .filter(|r| r.archived_ms.is_none())
             .filter(|r| {
                 r.indexed
@@ -472,9 +459,12 @@ mod tests {
             let request = SearchRequest::parse(&bounded).unwrap_or_else(|e| panic!("{e:?}"));
             let floor = request.modified_floor(objects);
             assert_eq!(floor, Some(since - 5_000), "the lowest bound of the groups");
+            let indexed = objects
+                .modified_since(since - 5_000)
+                .filter_map(|id| objects.records.get(&id));
             assert_eq!(
-                ids_from_index(objects, &request, since - 5_000),
-                ids_scanned(objects, &request),
+                matching(objects, &request, indexed),
+                matching(objects, &request, objects.records.values()),
                 "step {step}"
             );
             let unbounded = json!({"filterGroups": [

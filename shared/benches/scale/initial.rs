@@ -312,54 +312,35 @@ pub async fn run(
         t.skipped += c.skipped;
         t.failed += c.failed;
     }
-    let failures = runner
-        .pipeline
-        .status
-        .by_outcome(Outcome::Failed, None, 5)
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|f| {
-            format!(
-                "{} {} [{}]: {}",
-                f.last.record.object,
-                f.last.record.id,
-                f.last.code.unwrap_or_default(),
-                f.last.message.unwrap_or_default()
-            )
-        })
-        .collect();
-    let skipped = runner
-        .pipeline
-        .status
-        .codes()
-        .await
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .filter(|(outcome, _, _)| *outcome == Outcome::Skipped)
-        .map(|(_, code, n)| (code, n));
-    let mut skipped_with_example = Vec::new();
-    for (code, n) in skipped {
-        let example = runner
-            .pipeline
-            .status
-            .by_outcome(Outcome::Skipped, Some(&code), 1)
+    let status = &runner.pipeline.status;
+    let some = |outcome: Outcome, code: Option<String>, limit: usize| async move {
+        let found = status
+            .by_outcome(outcome, code.as_deref(), limit)
             .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .next()
-            .map(|s| {
-                format!(
-                    "{} {}: {}",
-                    s.last.record.object,
-                    s.last.record.id,
-                    s.last.message.unwrap_or_default()
-                )
-            })
-            .unwrap_or_default();
-        skipped_with_example.push((code, n, example));
+            .map_err(|e| e.to_string())?;
+        Ok::<Vec<String>, String>(
+            found
+                .into_iter()
+                .map(|s| {
+                    format!(
+                        "{} {} [{}]: {}",
+                        s.last.record.object,
+                        s.last.record.id,
+                        s.last.code.unwrap_or_default(),
+                        s.last.message.unwrap_or_default()
+                    )
+                })
+                .collect(),
+        )
+    };
+    let failures = some(Outcome::Failed, None, 5).await?;
+    let mut skipped = Vec::new();
+    for (outcome, code, n) in status.codes().await.map_err(|e| e.to_string())? {
+        if outcome == Outcome::Skipped {
+            let example = some(Outcome::Skipped, Some(code.clone()), 1).await?;
+            skipped.push((code, n, example.concat()));
+        }
     }
-    let skipped = skipped_with_example;
     let initial = Initial {
         failures,
         skipped,
