@@ -45,6 +45,10 @@ pub struct Initial {
     pub peak_queue: u64,
     /// A few failed records: what they are and why.
     pub failures: Vec<String>,
+    /// Live HubSpot records whose key another live record of theirs also has: companies
+    /// by domain, contacts by email (what a duplicate the sync made looks like), with
+    /// one such key.
+    pub duplicates: Vec<(&'static str, usize, String)>,
     /// Skipped records by their reason's code, with one such record and its message.
     pub skipped: Vec<(String, u64, String)>,
 }
@@ -286,6 +290,7 @@ pub async fn run(
     .flatten()
     .max()
     .unwrap_or(started_at);
+    let duplicates = duplicates(s).await?;
     let hs_final = s.api.hubspot(Method::GET, "/counters", None).await?;
     let sf_final = s.api.salesforce(Method::GET, "/counters", None).await?;
     let (sampled_at, hs_counters, sf_counters) = samples
@@ -342,6 +347,7 @@ pub async fn run(
         }
     }
     let initial = Initial {
+        duplicates,
         failures,
         skipped,
         seconds: (last - started_at) as f64 / 1000.0,
@@ -354,4 +360,47 @@ pub async fn run(
         peak_queue,
     };
     Ok((initial, runner))
+}
+
+/// HubSpot companies sharing a domain and contacts sharing an email, among live records
+/// (the sandbox's dump): how many records share a key with another, and one such key
+/// with the records and the Salesforce ids they name.
+async fn duplicates(s: &Sandboxes) -> Result<Vec<(&'static str, usize, String)>, String> {
+    let mut out = Vec::new();
+    for (object, key) in [("companies", "domain"), ("contacts", "email")] {
+        let dump = s
+            .api
+            .hubspot(Method::GET, &format!("/objects/{object}"), None)
+            .await?;
+        let mut by_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in dump["results"].as_array().into_iter().flatten() {
+            if r["archived"] == Value::Bool(true) {
+                continue;
+            }
+            let Some(k) = r["properties"][key].as_str().filter(|k| !k.is_empty()) else {
+                continue;
+            };
+            let named: Vec<&str> = r["properties"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(name, _)| name.starts_with("salesforce") && name.ends_with("id"))
+                .filter_map(|(_, v)| v.as_str())
+                .collect();
+            let id = r["id"].as_str().unwrap_or_default();
+            by_key
+                .entry(k.to_lowercase())
+                .or_default()
+                .push(format!("{id} naming {named:?}"));
+        }
+        let shared: Vec<(&String, &Vec<String>)> =
+            by_key.iter().filter(|(_, ids)| ids.len() > 1).collect();
+        let count = shared.iter().map(|(_, ids)| ids.len()).sum();
+        let example = shared
+            .first()
+            .map(|(k, ids)| format!("{k}: {}", ids.join(", ")))
+            .unwrap_or_default();
+        out.push((object, count, example));
+    }
+    Ok(out)
 }

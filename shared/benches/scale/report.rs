@@ -238,6 +238,17 @@ impl Report {
                 parts.join(", ")
             )
         });
+        for (object, count, example) in &i.duplicates {
+            let _ = writeln!(
+                out,
+                "HubSpot {object} sharing their key with another: {count}{}",
+                if example.is_empty() {
+                    ".".to_owned()
+                } else {
+                    format!(" (for one, {example})")
+                }
+            );
+        }
         if !i.skipped.is_empty() {
             let reasons: Vec<String> = i
                 .skipped
