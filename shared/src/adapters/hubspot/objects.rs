@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-use super::{HubSpotClient, HubSpotError, Idempotent};
+use super::{HubSpotClient, HubSpotError, Idempotent, together};
 use crate::adapters::http::in_chunks;
 
 /// Inputs per batch call.
@@ -114,6 +114,29 @@ fn errors_of(body: &Value, key_field: &str) -> Vec<InputError> {
         .collect()
 }
 
+/// A batch call's `inputs` naming records by id.
+pub(super) fn id_inputs(ids: &[String]) -> Value {
+    ids.iter().map(|id| json!({"id": id})).collect()
+}
+
+/// A batch read's body: `ids` by HubSpot id, or by the unique `id_property`.
+fn read_body(
+    properties: &[&str],
+    with_history: &[&str],
+    id_property: Option<&str>,
+    ids: &[String],
+) -> Value {
+    let mut body = json!({
+        "properties": properties,
+        "propertiesWithHistory": with_history,
+        "inputs": id_inputs(ids),
+    });
+    if let Some(p) = id_property {
+        body["idProperty"] = json!(p);
+    }
+    body
+}
+
 /// A batch write's answer: its records, and its inputs' errors keyed by `key_field`.
 fn outcome_of(body: &Value, key_field: &str) -> Result<BatchOutcome, HubSpotError> {
     Ok(BatchOutcome {
@@ -154,14 +177,7 @@ impl HubSpotClient {
                 .await;
         }
         let pages = in_chunks(ids, max, |chunk| async move {
-            let mut body = json!({
-                "properties": properties,
-                "propertiesWithHistory": with_history,
-                "inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
-            });
-            if let Some(p) = id_property {
-                body["idProperty"] = json!(p);
-            }
+            let body = read_body(properties, with_history, id_property, chunk);
             let answer = self
                 .request(
                     Method::POST,
@@ -199,17 +215,13 @@ impl HubSpotClient {
         let kind = format!("{path} {} {}", sorted(properties), sorted(with_history));
         let answer = self
             .read_together(&kind, &path, max, ids, |all| {
-                json!({
-                    "properties": properties,
-                    "propertiesWithHistory": with_history,
-                    "inputs": all.iter().map(|id| json!({"id": id})).collect::<Vec<_>>(),
-                })
+                read_body(properties, with_history, None, all)
             })
             .await?;
         let (asked, body) = answer.as_ref();
         Ok(records_of(body)?
             .into_iter()
-            .filter(|r| ids.contains(&r.id) || !asked.contains(&r.id))
+            .filter(|r| together::answers(ids, asked, &r.id))
             .collect())
     }
 
@@ -311,8 +323,7 @@ impl HubSpotClient {
     /// Archives records by id in calls of 100.
     pub async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), HubSpotError> {
         in_chunks(ids, BATCH_MAX, |chunk| async move {
-            let body =
-                json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+            let body = json!({"inputs": id_inputs(chunk)});
             self.request(
                 Method::POST,
                 &format!("/crm/v3/objects/{object}/batch/archive"),

@@ -4,8 +4,8 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::objects::HsRecord;
-use super::{HubSpotClient, HubSpotError, Idempotent};
+use super::objects::{HsRecord, id_inputs};
+use super::{HubSpotClient, HubSpotError, Idempotent, together};
 use crate::adapters::http::in_chunks;
 use crate::domain::value::parse_datetime_millis;
 use crate::ports::{
@@ -415,9 +415,13 @@ impl HubSpotClient {
         for chunk in ids.chunks(ASSOCIATION_READ_MAX) {
             // Read with the other reads of these associations waiting at the limiter.
             let answer = self
-                .read_together(&path, &path, ASSOCIATION_READ_MAX, chunk, |all| {
-                    json!({"inputs": all.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()})
-                })
+                .read_together(
+                    &path,
+                    &path,
+                    ASSOCIATION_READ_MAX,
+                    chunk,
+                    |all| json!({"inputs": id_inputs(all)}),
+                )
                 .await?;
             let (asked, body) = answer.as_ref();
             for r in body
@@ -442,7 +446,7 @@ impl HubSpotClient {
                         _ => None,
                     })
                     .collect();
-                if chunk.contains(&from_id) || !asked.contains(&from_id) {
+                if together::answers(chunk, asked, &from_id) {
                     out.push((from_id, targets));
                 }
             }

@@ -30,6 +30,35 @@ struct Group {
     members: Vec<oneshot::Sender<Shared>>,
 }
 
+impl Group {
+    /// How many of `ids` the group does not carry yet.
+    fn new_of(&self, ids: &[String]) -> usize {
+        let mut seen: Vec<&String> = Vec::new();
+        for id in ids {
+            if !self.ids.contains(id) && !seen.contains(&id) {
+                seen.push(id);
+            }
+        }
+        seen.len()
+    }
+
+    /// Adds the ids of `ids` it does not carry yet, each once.
+    fn add(&mut self, ids: &[String]) {
+        for id in ids {
+            if !self.ids.contains(id) {
+                self.ids.push(id.clone());
+            }
+        }
+    }
+}
+
+/// Whether a record a shared read answered for (by its id) is one this member asked
+/// for: its own, or one no member named (a merged record answers for the id it
+/// absorbed).
+pub(super) fn answers(mine: &[String], asked: &[String], id: &str) -> bool {
+    mine.iter().any(|m| m == id) || !asked.iter().any(|a| a == id)
+}
+
 /// The open groups, by kind (endpoint and everything in the body but the ids).
 #[derive(Debug, Default)]
 pub(super) struct Together {
@@ -71,24 +100,16 @@ impl Together {
         let mut open = lock(&self.open);
         if let Some(group) = open.get(kind) {
             let mut g = lock(group);
-            let new: Vec<&String> = ids.iter().filter(|id| !g.ids.contains(id)).collect();
-            if !g.sealed && g.ids.len() + new.len() <= cap {
-                g.ids.extend(new.into_iter().cloned());
+            if !g.sealed && g.ids.len() + g.new_of(ids) <= cap {
+                g.add(ids);
                 let (tx, rx) = oneshot::channel();
                 g.members.push(tx);
                 return Joined::Member(rx);
             }
         }
-        let mut unique: Vec<String> = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !unique.contains(id) {
-                unique.push(id.clone());
-            }
-        }
-        let group = Arc::new(Mutex::new(Group {
-            ids: unique,
-            ..Group::default()
-        }));
+        let mut group = Group::default();
+        group.add(ids);
+        let group = Arc::new(Mutex::new(group));
         open.insert(kind.to_owned(), group.clone());
         Joined::Leader(Lead {
             together: self,
@@ -173,7 +194,7 @@ mod tests {
         let Joined::Leader(lead) = t.join("k", &ids(&["1", "2"]), 10) else {
             panic!("the first read leads");
         };
-        let Joined::Member(a) = t.join("k", &ids(&["2", "3"]), 10) else {
+        let Joined::Member(a) = t.join("k", &ids(&["2", "3", "3"]), 10) else {
             panic!("joins");
         };
         assert_eq!(lead.seal(), ids(&["1", "2", "3"]));
