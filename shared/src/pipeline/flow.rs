@@ -28,7 +28,14 @@ fn push_unique(list: &mut Vec<String>, value: &str) {
 }
 
 /// Links already looked up for a batch's references, by side and id.
-type KnownLinks = std::collections::HashMap<(Side, String), Option<Link>>;
+/// The links the echo check looked up, and when it began looking: the batch's time.
+struct KnownLinks {
+    /// A claim is made at this time, not later: a link stored and its claim released
+    /// after this lookup found none must refuse the claim, or the batch would create
+    /// again what the other one made (the scale bench's companies made twice).
+    at: i64,
+    links: std::collections::HashMap<(Side, String), Option<Link>>,
+}
 
 /// The values `item` brings of its record when they may stand in for a read: every
 /// property or field the pair reads, modified after the link's last sync (a record as
@@ -177,11 +184,14 @@ impl Pipeline {
         // them stored its links: recognised now, they are done without a read. The
         // links the check looked up serve the read of the rest.
         let mut echo = Vec::with_capacity(items.len());
-        let mut known = KnownLinks::new();
+        let mut known = KnownLinks {
+            at: self.clock.now_ms(),
+            links: Default::default(),
+        };
         for item in items {
             let check = self.check_echo(item).await;
             if let Some(link) = check.link {
-                known.insert((item.side, item.id.clone()), link);
+                known.links.insert((item.side, item.id.clone()), link);
             }
             echo.push(check.echo);
         }
@@ -248,7 +258,7 @@ impl Pipeline {
         depth: u8,
         known: &KnownLinks,
     ) -> Result<(), String> {
-        let now = self.clock.now_ms();
+        let now = known.at;
         let t0 = std::time::Instant::now();
         let (mut works, prefetch) = self.gather(run, items, now, known).await?;
         let t_gather = t0.elapsed().as_millis();
@@ -386,7 +396,7 @@ impl Pipeline {
             if prefetch.link(i.side, &i.id).is_some() {
                 continue;
             }
-            let link = match (known.get(&(i.side, i.id.clone())), i.side) {
+            let link = match (known.links.get(&(i.side, i.id.clone())), i.side) {
                 (Some(link), _) => link.clone(),
                 (None, Side::HubSpot) => self
                     .links

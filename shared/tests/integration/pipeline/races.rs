@@ -7,7 +7,9 @@
 use crmsync_shared::domain::Side;
 use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::pipeline::worker;
-use crmsync_shared::ports::{Link, LinkStore, Outcome, Seen, StoreError, WorkItem, WorkQueue};
+use crmsync_shared::ports::{
+    ClaimStore, Link, LinkStore, Outcome, Seen, StoreError, WorkItem, WorkQueue,
+};
 use serde_json::json;
 
 use super::world::World;
@@ -264,28 +266,63 @@ async fn history_29_two_workers_link_a_pair_once() {
 }
 
 /// The links as a worker saw them when a pair's batch linked it just after this worker
-/// looked: its first lookup of the HubSpot records named here finds no link, every
-/// later one the link the other batch wrote meanwhile.
+/// looked: its first lookup of the records named here (HubSpot ids, Salesforce ids)
+/// finds no link, every later one the link the other batch wrote meanwhile.
 struct LinkedMeanwhile {
     inner: std::sync::Arc<dyn LinkStore>,
     unseen: std::sync::Mutex<Vec<String>>,
+    /// The other batch's claim, let go just after this worker looked (time moving on
+    /// either side of the release).
+    released: Option<Released>,
+}
+
+struct Released {
+    claims: std::sync::Arc<dyn ClaimStore>,
+    key: String,
+    owner: String,
+    clock: crmsync_sandbox::Clock,
+}
+
+impl LinkedMeanwhile {
+    fn new(inner: std::sync::Arc<dyn LinkStore>, unseen: &[&str]) -> Self {
+        Self {
+            inner,
+            unseen: std::sync::Mutex::new(unseen.iter().map(|&u| u.to_owned()).collect()),
+            released: None,
+        }
+    }
+
+    async fn first_look(&self, id: &str) -> bool {
+        let first = {
+            let mut unseen = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
+            let before = unseen.len();
+            unseen.retain(|u| u != id);
+            unseen.len() < before
+        };
+        if let (true, Some(r)) = (first, &self.released) {
+            r.clock.advance(2);
+            r.claims
+                .release(&r.key, &r.owner, r.clock.now_ms())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            r.clock.advance(2);
+        }
+        first
+    }
 }
 
 #[async_trait::async_trait]
 impl LinkStore for LinkedMeanwhile {
     async fn by_hubspot(&self, pair: &str, hubspot_id: &str) -> Result<Option<Link>, StoreError> {
-        let first = {
-            let mut unseen = self.unseen.lock().unwrap_or_else(|p| p.into_inner());
-            let before = unseen.len();
-            unseen.retain(|id| id != hubspot_id);
-            unseen.len() < before
-        };
-        if first {
+        if self.first_look(hubspot_id).await {
             return Ok(None);
         }
         self.inner.by_hubspot(pair, hubspot_id).await
     }
     async fn by_salesforce(&self, object: &str, id: &str) -> Result<Option<Link>, StoreError> {
+        if self.first_look(id).await {
+            return Ok(None);
+        }
         self.inner.by_salesforce(object, id).await
     }
     async fn create(&self, link: &Link) -> Result<Link, StoreError> {
@@ -385,10 +422,10 @@ async fn a_record_linked_by_another_batch_after_it_looked_is_not_its_own_twin() 
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let mut late = w.runner.pipeline.clone();
-    late.links = std::sync::Arc::new(LinkedMeanwhile {
-        inner: w.runner.pipeline.links.clone(),
-        unseen: std::sync::Mutex::new(vec![deal.clone(), contact.clone(), both.clone()]),
-    });
+    late.links = std::sync::Arc::new(LinkedMeanwhile::new(
+        w.runner.pipeline.links.clone(),
+        &[&deal, &contact, &both],
+    ));
     worker::run_once(&late, w.runner.store.as_ref(), 10)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
@@ -419,4 +456,84 @@ async fn a_record_linked_by_another_batch_after_it_looked_is_not_its_own_twin() 
     );
     assert_eq!(w.hs_objects("deals").await.len(), 1);
     assert_eq!(w.hs_objects("contacts").await.len(), 2);
+}
+
+/// Found by the scale bench (four workers, a dozen HubSpot companies in 10,000 made
+/// twice from one Account): a worker looked up an Account's link (none yet), and
+/// HubSpot's search (lagging) did not show the company another batch had just made from
+/// it; that batch then linked the two and let go of the domain's claim. The worker's
+/// claim was granted, as made at a time after the release though its lookup came
+/// before: it made a second company. A claim is made at the time the batch began
+/// looking, so the release refuses it and the retry finds the link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_linked_before_its_claim_is_not_made_again() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Twice", "Website": "twice.example"}),
+        )
+        .await;
+    w.sync().await;
+    assert_eq!(
+        w.hs_objects("companies").await.len(),
+        1,
+        "the Account's company"
+    );
+    // The other batch: it holds the domain while it links.
+    w.advance(2);
+    let key = "companies:twice.example";
+    let claims = w.runner.pipeline.claims.clone();
+    assert!(
+        claims
+            .claim(key, "other batch", 60_000, w.clock.now_ms())
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+        "the key is free after the sync"
+    );
+    // Its change again (an outbound message, a feed's page), with no time for HubSpot's
+    // search to show the company: the worker that looked before the link sees none.
+    let mut values = serde_json::Map::new();
+    values.insert("Name".into(), json!("Twice"));
+    let again = WorkItem {
+        side: Side::Salesforce,
+        object: "Account".into(),
+        id: account.clone(),
+        origin: "poll".into(),
+        seen: Some(Seen::Values {
+            values,
+            modified_at: w.clock.now_ms(),
+            whole: false,
+            listed_at: None,
+        }),
+    };
+    w.runner
+        .store
+        .send(&[again])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut late = w.runner.pipeline.clone();
+    late.links = std::sync::Arc::new(LinkedMeanwhile {
+        released: Some(Released {
+            claims,
+            key: key.into(),
+            owner: "other batch".into(),
+            clock: w.clock.clone(),
+        }),
+        ..LinkedMeanwhile::new(w.runner.pipeline.links.clone(), &[&account])
+    });
+    worker::run_once(&late, w.runner.store.as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.sync().await;
+    let companies = w.hs_objects("companies").await;
+    assert_eq!(
+        companies.len(),
+        1,
+        "Account {account} was made into one company: {companies:?}"
+    );
+    assert_eq!(
+        w.last_outcome("salesforce", "Account", &account).await.0,
+        Outcome::Synced
+    );
 }
