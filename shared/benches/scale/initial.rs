@@ -66,7 +66,7 @@ impl Initial {
     }
 }
 
-fn calls_of(v: &Value) -> Calls {
+pub fn calls_of(v: &Value) -> Calls {
     v.as_object()
         .map(|m| {
             m.iter()
@@ -74,6 +74,20 @@ fn calls_of(v: &Value) -> Calls {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Calls counted in `after` and not yet in `before`, by endpoint.
+pub fn calls_between(before: &Calls, after: &Calls) -> Calls {
+    after
+        .iter()
+        .map(|(k, n)| {
+            (
+                k.clone(),
+                n.saturating_sub(before.get(k).copied().unwrap_or(0)),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 /// The latest `at` of the integration's writes, after `since`.

@@ -345,6 +345,31 @@ impl Report {
                 p.echoes
             );
         }
+        // What the stream cost, and where: a call per edit is the budget HubSpot's
+        // allowance sets at 20 edits/s (19 calls/s).
+        for p in &self.steady {
+            let edits = (p.edits + p.conflicts).max(1) as f64;
+            let listed = |calls: &super::initial::Calls| {
+                let mut v: Vec<(&String, &u64)> = calls.iter().collect();
+                v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+                v.iter()
+                    .map(|(k, n)| format!("`{k}` {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let total = |calls: &super::initial::Calls| calls.values().sum::<u64>();
+            let _ = writeln!(
+                out,
+                "\n{}: {} HubSpot calls ({:.2} per edit; {}), {} Salesforce calls ({:.2} per edit; {}), from the first edit until settled.",
+                p.name,
+                total(&p.hubspot),
+                total(&p.hubspot) as f64 / edits,
+                listed(&p.hubspot),
+                total(&p.salesforce),
+                total(&p.salesforce) as f64 / edits,
+                listed(&p.salesforce),
+            );
+        }
     }
 }
 

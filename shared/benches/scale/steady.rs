@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::initial::Running;
 
-use super::initial::{pushes, settle};
+use super::initial::{Calls, calls_between, calls_of, pushes, settle};
 use super::{Control, Sandboxes, Settings};
 
 /// Every this many edits, a person on each side edits the same field at once.
@@ -55,6 +55,9 @@ pub struct Phase {
     pub writes: usize,
     pub echoes: usize,
     pub settled: bool,
+    /// The integration's calls from the stream's start until it settled, by endpoint.
+    pub hubspot: Calls,
+    pub salesforce: Calls,
 }
 
 impl Phase {
@@ -146,6 +149,16 @@ async fn phase(
     let count = (u64::from(rate) * settings.steady_seconds) as usize;
     let mut rng = StdRng::seed_from_u64(first_pair as u64);
     let began = s.clock.now_ms();
+    let counted = |hs: &Value, sf: &Value| {
+        (
+            calls_of(&hs["integration"]),
+            calls_of(&sf["calls"]["integration"]),
+        )
+    };
+    let (hs_before, sf_before) = counted(
+        &s.api.hubspot(Method::GET, "/counters", None).await?,
+        &s.api.salesforce(Method::GET, "/counters", None).await?,
+    );
     eprintln!("steady state, {name}: {count} edits at {rate}/s...");
     let mut edits: Vec<Edit> = Vec::with_capacity(count);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate)));
@@ -197,12 +210,18 @@ async fn phase(
         |_| {},
     )
     .await?;
+    let (hs_after, sf_after) = counted(
+        &s.api.hubspot(Method::GET, "/counters", None).await?,
+        &s.api.salesforce(Method::GET, "/counters", None).await?,
+    );
     let hs_log = s.api.hubspot(Method::GET, "/writes", None).await?;
     let sf_log = s.api.salesforce(Method::GET, "/writes", None).await?;
     let mut result = Phase {
         name,
         edits: edits.len(),
         settled,
+        hubspot: calls_between(&hs_before, &hs_after),
+        salesforce: calls_between(&sf_before, &sf_after),
         ..Phase::default()
     };
     let mut slow: Vec<(i64, i64, bool)> = Vec::new();

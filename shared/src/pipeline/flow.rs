@@ -320,7 +320,8 @@ impl Pipeline {
         if wrote {
             self.failpoint(&format!("after_link_write:{pair}"));
         }
-        self.sync_lookups(run, items, synced, outcomes, depth).await;
+        self.sync_lookups(run, items, synced, outcomes, depth, &prefetch)
+            .await;
         self.propagate_lifecycle(&moved).await;
         // Where a batch's time goes (ms from its start to the end of each step): the
         // scale bench's `CRMSYNC_LOG=crmsync_shared::pipeline::flow=debug`.
@@ -442,8 +443,22 @@ impl Pipeline {
                 .iter()
                 .map(|(sobject, ids)| self.read_salesforce(run, sobject, ids)),
         );
-        let (mut records, rows) =
-            tokio::try_join!(self.read_hubspot(run, &hs_ids, None), salesforce)?;
+        let followed = associations_to_read(run, &prefetch.links);
+        let associations =
+            futures::future::try_join_all(followed.into_iter().map(|(to, asked)| async move {
+                let found = self
+                    .hubspot
+                    .associations(&run.spec.hubspot_object, &to, &asked)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok::<_, String>(super::work::Associated { to, asked, found })
+            }));
+        let (mut records, rows, associations) = tokio::try_join!(
+            self.read_hubspot(run, &hs_ids, None),
+            salesforce,
+            associations
+        )?;
+        prefetch.associations = associations;
         for h in carried_hs {
             if !records.iter().any(|r| r.id == h.id) {
                 records.push(h);
@@ -578,4 +593,47 @@ impl Pipeline {
         .await;
         Ok(())
     }
+}
+
+/// The associations the pair's lookups and junctions will read once the batch is
+/// written, of the records already linked (a new link's records are read then): per
+/// HubSpot object they point at, the linked HubSpot ids. A lookup's field lives on some
+/// sObjects only (a Lead has no `AccountId`): only those records' links count.
+fn associations_to_read(
+    run: &PairRun,
+    links: &[(Side, String, Option<Link>)],
+) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    let targets = run
+        .spec
+        .lookups
+        .iter()
+        .map(|l| (&l.target_hubspot, Some(&l.on)))
+        .chain(run.spec.junctions.iter().map(|j| (&j.target_hubspot, None)));
+    for (to, on) in targets {
+        let ids: Vec<String> = links
+            .iter()
+            .filter_map(|(_, _, l)| l.as_ref())
+            .filter(|l| on.is_none_or(|on| on.contains(&l.salesforce_object)))
+            .map(|l| l.hubspot_id.clone())
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        match out.iter_mut().find(|(t, _)| t == to) {
+            Some((_, all)) => {
+                for id in ids {
+                    push_unique(all, &id);
+                }
+            }
+            None => {
+                let mut unique = Vec::new();
+                for id in ids {
+                    push_unique(&mut unique, &id);
+                }
+                out.push((to.clone(), unique));
+            }
+        }
+    }
+    out
 }

@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::flow::same_sf_id;
 use super::pairs::PairRun;
+use super::work::Prefetch;
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
@@ -129,6 +130,7 @@ impl Pipeline {
         synced: Vec<Synced>,
         outcomes: &mut [ItemOutcome],
         depth: u8,
+        prefetch: &Prefetch,
     ) {
         if synced.is_empty() {
             return;
@@ -150,7 +152,9 @@ impl Pipeline {
             if mine.is_empty() {
                 continue;
             }
-            let result = self.bring_in_step(run, step, &synced, &mine, depth).await;
+            let result = self
+                .bring_in_step(run, step, &synced, &mine, depth, prefetch)
+                .await;
             self.settle_waiting(run, items, &synced, result, &mut waiting, step.target())
                 .await;
         }
@@ -199,10 +203,11 @@ impl Pipeline {
         step: Step<'_>,
         synced: &[Synced],
         which: &[usize],
+        prefetch: &Prefetch,
     ) -> Result<Missing, String> {
         match step {
-            Step::Lookup(l) => self.lookup_pass(run, l, synced, which).await,
-            Step::Junction(j) => self.junction_pass(run, j, synced, which).await,
+            Step::Lookup(l) => self.lookup_pass(run, l, synced, which, prefetch).await,
+            Step::Junction(j) => self.junction_pass(run, j, synced, which, prefetch).await,
         }
     }
 
@@ -215,8 +220,9 @@ impl Pipeline {
         synced: &[Synced],
         which: &[usize],
         depth: u8,
+        prefetch: &Prefetch,
     ) -> Result<Missing, String> {
-        let missing = self.pass(run, step, synced, which).await?;
+        let missing = self.pass(run, step, synced, which, prefetch).await?;
         if missing.targets.is_empty() || depth >= MAX_DEPTH {
             return Ok(missing);
         }
@@ -225,7 +231,9 @@ impl Pipeline {
         refs.dedup();
         tracing::info!(message = "syncing related records first", pair = %run.spec.name, count = refs.len());
         self.sync_related(refs, depth + 1).await;
-        self.pass(run, step, synced, which).await
+        // Syncing the related records associated nothing with these: the associations
+        // read with the batch still hold.
+        self.pass(run, step, synced, which, prefetch).await
     }
 
     /// After a pass: records whose targets are still missing wait (retried), with the
@@ -304,6 +312,7 @@ impl Pipeline {
         target: &str,
         synced: &[Synced],
         which: &[usize],
+        prefetch: &Prefetch,
     ) -> Result<Vec<(String, Vec<String>)>, String> {
         let ids: Vec<String> = which
             .iter()
@@ -312,6 +321,9 @@ impl Pipeline {
             .collect();
         if ids.is_empty() {
             return Ok(Vec::new());
+        }
+        if let Some(read) = prefetch.associations(target, &ids) {
+            return Ok(read);
         }
         self.hubspot
             .associations(&run.spec.hubspot_object, target, &ids)
@@ -326,9 +338,10 @@ impl Pipeline {
         lookup: &Lookup,
         synced: &[Synced],
         which: &[usize],
+        prefetch: &Prefetch,
     ) -> Result<Missing, String> {
         let current = self
-            .associations_of(run, &lookup.target_hubspot, synced, which)
+            .associations_of(run, &lookup.target_hubspot, synced, which, prefetch)
             .await?;
         let mut missing = Missing::default();
         let mut associate = Vec::new();
@@ -433,9 +446,10 @@ impl Pipeline {
         junction: &Junction,
         synced: &[Synced],
         which: &[usize],
+        prefetch: &Prefetch,
     ) -> Result<Missing, String> {
         let associated = self
-            .associations_of(run, &junction.target_hubspot, synced, which)
+            .associations_of(run, &junction.target_hubspot, synced, which, prefetch)
             .await?;
         let parents: Vec<&str> = which
             .iter()

@@ -116,9 +116,36 @@ pub(crate) struct Prefetch {
     pub links: Vec<(Side, String, Option<Link>)>,
     pub hubspot: Vec<HsRecord>,
     pub salesforce: Vec<Record>,
+    /// Linked HubSpot records' associations the pair's lookups and junctions follow,
+    /// read with the records: the lookups run after the writes and would otherwise
+    /// wait another round trip for them.
+    pub associations: Vec<Associated>,
+}
+
+/// The associations of `asked` (HubSpot ids) to `to` records, as read.
+#[derive(Debug, Default)]
+pub(crate) struct Associated {
+    pub to: String,
+    pub asked: Vec<String>,
+    pub found: Vec<(String, Vec<String>)>,
 }
 
 impl Prefetch {
+    /// The associations to `to` of every one of `ids`, when they were all read.
+    pub fn associations(&self, to: &str, ids: &[String]) -> Option<Vec<(String, Vec<String>)>> {
+        let read = self
+            .associations
+            .iter()
+            .find(|a| a.to == to && ids.iter().all(|id| a.asked.contains(id)))?;
+        Some(
+            read.found
+                .iter()
+                .filter(|(id, _)| ids.contains(id))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The link looked up for this record, if it was.
     pub fn link(&self, side: Side, id: &str) -> Option<Option<Link>> {
         self.links

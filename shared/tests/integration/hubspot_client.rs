@@ -620,3 +620,83 @@ async fn reads_waiting_at_the_limiter_together_go_as_one_call() {
     assert_eq!(other.map(|r| r.len()).ok(), Some(1));
     assert_eq!(calls() - before, 2, "reads of other properties go apart");
 }
+
+/// Workers under a stream of edits each update a record or two: updates waiting at the
+/// limiter together go out as one call, and each writer gets its own records back. One
+/// bad input makes HubSpot refuse the whole call: then each writer writes alone, and
+/// the refusal is only the bad input's.
+#[tokio::test]
+async fn updates_waiting_at_the_limiter_together_go_as_one_call() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 6,
+            records: 30,
+            overlap: 0.0,
+        }),
+    )
+    .await;
+    let c = saturated(&s, &clock);
+    let all = c
+        .list_all("contacts", &["email"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: Vec<String> = all.iter().map(|r| r.id.clone()).take(8).collect();
+    assert_eq!(ids.len(), 8);
+    let calls = || s.state.calls(Caller::Integration);
+    let titled = |id: &str, title: &str| {
+        let mut p = serde_json::Map::new();
+        p.insert("jobtitle".into(), json!(title));
+        (id.to_owned(), p)
+    };
+    let before = calls();
+    let updates = ids[..6].chunks(2).map(|pair| {
+        let c = &c;
+        async move {
+            let inputs: Vec<_> = pair
+                .iter()
+                .map(|id| titled(id, &format!("T{id}")))
+                .collect();
+            let done = c
+                .batch_update("contacts", &inputs)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut got: Vec<String> = done.records.into_iter().map(|r| r.id).collect();
+            got.sort_unstable();
+            let mut want = pair.to_vec();
+            want.sort_unstable();
+            assert_eq!(got, want, "each writer gets its own records");
+            assert!(done.errors.is_empty(), "{:?}", done.errors);
+        }
+    });
+    futures::future::join_all(updates).await;
+    assert_eq!(
+        calls() - before,
+        1,
+        "three updates of one object are one call"
+    );
+    let read = c
+        .batch_read("contacts", &ids[..6], &["jobtitle"], &[], None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for r in &read {
+        assert_eq!(r.properties["jobtitle"], json!(format!("T{}", r.id)));
+    }
+
+    // A property that does not exist: HubSpot refuses the whole batch.
+    let mut bad = serde_json::Map::new();
+    bad.insert("no_such_property".into(), json!("x"));
+    let (good_input, bad_input) = ([titled(&ids[6], "Good")], [(ids[7].clone(), bad)]);
+    let (good, refused) = tokio::join!(
+        c.batch_update("contacts", &good_input),
+        c.batch_update("contacts", &bad_input),
+    );
+    let good = good.unwrap_or_else(|e| panic!("the good update is not the bad one's: {e}"));
+    assert_eq!(good.records.len(), 1);
+    assert!(refused.is_err(), "the bad input is refused: {refused:?}");
+    let read = c
+        .batch_read("contacts", &ids[6..7], &["jobtitle"], &[], None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read[0].properties["jobtitle"], json!("Good"));
+}

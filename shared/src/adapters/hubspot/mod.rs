@@ -17,7 +17,7 @@ use std::time::Duration;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub use error::{ApiError, HubSpotError};
 pub use objects::{BatchOutcome, HsRecord, InputError};
@@ -281,6 +281,55 @@ impl HubSpotClient {
                         .map(|a| Arc::new((asked, a.body)));
                     lead.answer(&answer);
                     return answer;
+                }
+            }
+        }
+    }
+
+    /// Writes `inputs` (record id, the input as the body lists it) to a batch endpoint
+    /// taking `{"inputs": [...]}`, with the writes of its `kind` waiting at the limiter
+    /// with it (`together.rs`). Answers the call's ids and body: a member picks its own
+    /// records out. A group refused for what an input holds writes each member alone.
+    pub(crate) async fn write_together(
+        &self,
+        kind: &str,
+        path: &str,
+        cap: usize,
+        inputs: &[(String, Value)],
+    ) -> together::Shared {
+        let alone = || async {
+            let ids = inputs.iter().map(|(id, _)| id.clone()).collect();
+            let body = json!({"inputs": inputs.iter().map(|(_, i)| i).collect::<Vec<_>>()});
+            self.request(Method::POST, path, &[], Some(&body), Idempotent::Yes)
+                .await
+                .map(|a| Arc::new((ids, a.body)))
+        };
+        loop {
+            match self.together.join_write(kind, inputs, cap) {
+                together::Joined::Member(answer) => match answer.await {
+                    Ok(Err(e)) if e.class() == ErrorClass::RecordLevel => return alone().await,
+                    Ok(answer) => return answer,
+                    Err(_) => continue,
+                },
+                together::Joined::Leader(lead) => {
+                    let mut asked = Vec::new();
+                    let mut with_others = false;
+                    let answer = self
+                        .request_with(Method::POST, path, &[], Idempotent::Yes, || {
+                            let (ids, all, others) = lead.seal_write();
+                            asked = ids;
+                            with_others = others;
+                            Some(Cow::Owned(json!({ "inputs": all })))
+                        })
+                        .await
+                        .map(|a| Arc::new((asked, a.body)));
+                    lead.answer(&answer);
+                    return match answer {
+                        Err(e) if with_others && e.class() == ErrorClass::RecordLevel => {
+                            alone().await
+                        }
+                        answer => answer,
+                    };
                 }
             }
         }

@@ -231,8 +231,24 @@ impl HubSpotClient {
         object: &str,
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, HubSpotError> {
+        let input = |(id, p): &(String, Map<String, Value>)| json!({"id": id, "properties": p});
+        if !inputs.is_empty() && inputs.len() <= BATCH_MAX {
+            // One call's worth: with the updates of this object waiting at the limiter.
+            let path = format!("/crm/v3/objects/{object}/batch/update");
+            let mine: Vec<(String, Value)> =
+                inputs.iter().map(|i| (i.0.clone(), input(i))).collect();
+            let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+            let answer = self.write_together(&path, &path, BATCH_MAX, &mine).await?;
+            let (asked, body) = answer.as_ref();
+            let mut out = outcome_of(body, "ids")?;
+            out.records
+                .retain(|r| together::answers(&ids, asked, &r.id));
+            out.errors
+                .retain(|e| e.key.is_empty() || together::answers(&ids, asked, &e.key));
+            return Ok(out);
+        }
         let parts = in_chunks(inputs, BATCH_MAX, |chunk| async move {
-            let body = json!({"inputs": chunk.iter().map(|(id, p)| json!({"id": id, "properties": p})).collect::<Vec<_>>()});
+            let body = json!({"inputs": chunk.iter().map(input).collect::<Vec<_>>()});
             let answer = self
                 .request(
                     Method::POST,

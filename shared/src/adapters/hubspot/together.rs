@@ -9,6 +9,11 @@
 //! and carries every member's ids. A read the limiter admits at once goes alone: nothing
 //! waits longer than it would have.
 //!
+//! Updates go the same way (`join_write`): each member brings its inputs, and a member
+//! whose record the group already writes waits for a group of its own (one call may
+//! name a record once). HubSpot refuses a whole batch for one bad input: a refused
+//! group's members then write alone, so the refusal stays with the input it is about.
+//!
 //! A group's leader that is dropped before its answer (its batch given up) lets its
 //! members go: each reads for itself.
 
@@ -26,6 +31,8 @@ pub(super) type Shared = Result<Arc<(Vec<String>, Value)>, HubSpotError>;
 #[derive(Default)]
 struct Group {
     ids: Vec<String>,
+    /// A write's inputs, one per id (empty for reads).
+    inputs: Vec<Value>,
     sealed: bool,
     members: Vec<oneshot::Sender<Shared>>,
 }
@@ -119,6 +126,41 @@ impl Together {
         })
     }
 
+    /// Joins the open group of writes of `kind` when it has room for `inputs` (id,
+    /// input) and writes none of their records yet, else opens a group and leads it.
+    pub(super) fn join_write(
+        &self,
+        kind: &str,
+        inputs: &[(String, Value)],
+        cap: usize,
+    ) -> Joined<'_> {
+        let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
+        let mut open = lock(&self.open);
+        if let Some(group) = open.get(kind) {
+            let mut g = lock(group);
+            let apart = ids.iter().all(|id| !g.ids.contains(id));
+            if !g.sealed && apart && g.ids.len() + ids.len() <= cap {
+                g.ids.extend(ids);
+                g.inputs.extend(inputs.iter().map(|(_, i)| i.clone()));
+                let (tx, rx) = oneshot::channel();
+                g.members.push(tx);
+                return Joined::Member(rx);
+            }
+        }
+        let group = Arc::new(Mutex::new(Group {
+            ids,
+            inputs: inputs.iter().map(|(_, i)| i.clone()).collect(),
+            ..Group::default()
+        }));
+        open.insert(kind.to_owned(), group.clone());
+        Joined::Leader(Lead {
+            together: self,
+            kind: kind.to_owned(),
+            group,
+            answered: false,
+        })
+    }
+
     /// Closes `group` to new members (a later read of its kind opens another).
     fn close(&self, kind: &str, group: &Arc<Mutex<Group>>) {
         let mut open = lock(&self.open);
@@ -135,6 +177,15 @@ impl Lead<'_> {
         let mut g = lock(&self.group);
         g.sealed = true;
         g.ids.clone()
+    }
+
+    /// [`Lead::seal`] for writes: every member's ids, their inputs, and whether any
+    /// member but the leader is in.
+    pub(super) fn seal_write(&self) -> (Vec<String>, Vec<Value>, bool) {
+        self.together.close(&self.kind, &self.group);
+        let mut g = lock(&self.group);
+        g.sealed = true;
+        (g.ids.clone(), g.inputs.clone(), !g.members.is_empty())
     }
 
     /// Hands the answer to every member.
@@ -205,6 +256,38 @@ mod tests {
         lead.answer(&Ok(Arc::new((ids(&["1", "2", "3"]), Value::from(7)))));
         let got = a.await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got.ok().map(|a| a.1.clone()), Some(Value::from(7)));
+    }
+
+    #[test]
+    fn writes_join_only_a_group_that_does_not_write_their_records() {
+        let t = Together::default();
+        let input = |id: &str| (id.to_owned(), Value::from(id));
+        let Joined::Leader(lead) = t.join_write("w", &[input("1")], 3) else {
+            panic!("the first write leads");
+        };
+        assert!(
+            matches!(t.join_write("w", &[input("2")], 3), Joined::Member(_)),
+            "another record's write joins"
+        );
+        assert!(
+            matches!(
+                t.join_write("w", &[input("3"), input("4")], 3),
+                Joined::Leader(_)
+            ),
+            "a write that does not fit leads its own"
+        );
+        let Joined::Leader(again) = t.join_write("w", &[input("3")], 3) else {
+            panic!("a record the open group writes already: a group of its own");
+        };
+        let (ids, inputs, others) = lead.seal_write();
+        assert_eq!(ids, ids_of(&["1", "2"]));
+        assert_eq!(inputs, vec![Value::from("1"), Value::from("2")]);
+        assert!(others, "another write is in");
+        assert!(!again.seal_write().2, "alone");
+    }
+
+    fn ids_of(v: &[&str]) -> Vec<String> {
+        ids(v)
     }
 
     #[tokio::test]

@@ -688,3 +688,48 @@ async fn a_deal_that_waited_for_its_company_says_synced_once_it_is() {
     let (outcome, code) = w.last_outcome("hubspot", "deals", &deal).await;
     assert_eq!((outcome, code), (Outcome::Synced, None));
 }
+
+/// A contact's company is followed after its writes, from associations read with the
+/// records (one round trip fewer for every edit, `flow.rs::associations_to_read`): an
+/// edit of a contact whose company is linked reads them once, and the lookup still
+/// holds.
+#[tokio::test]
+async fn a_contacts_associations_are_read_once_with_its_records() {
+    let w = world(false, as_contacts()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Vandelay", "Website": "vandelay.example"}),
+        )
+        .await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Costanza", "Email": "george@vandelay.example", "AccountId": account}),
+        )
+        .await;
+    w.sync().await;
+    let hs = w
+        .hs_contact_by_email("george@vandelay.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    let hs = hs["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(w.hs_associated("contacts", &hs, "companies").await.len(), 1);
+    w.advance(1_000);
+    let read = "HubSpot POST /crm/v4/associations/contacts/companies/batch/read";
+    let before = w.calls_by_endpoint().await;
+    w.hs_update(&hs, json!({"jobtitle": "Architect"})).await;
+    w.sync().await;
+    let after = w.calls_by_endpoint().await;
+    let count = |m: &std::collections::BTreeMap<String, u64>| m.get(read).copied().unwrap_or(0);
+    assert_eq!(count(&after) - count(&before), 1, "{after:?}");
+    let row = w
+        .sf_records("Contact")
+        .await
+        .into_iter()
+        .find(|r| r["Id"] == json!(contact))
+        .unwrap_or_default();
+    assert_eq!(row["Title"], json!("Architect"));
+    assert_eq!(row["AccountId"], json!(account));
+    assert_eq!(w.hs_associated("contacts", &hs, "companies").await.len(), 1);
+}
