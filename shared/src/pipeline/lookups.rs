@@ -231,9 +231,9 @@ impl Pipeline {
         refs.dedup();
         tracing::info!(message = "syncing related records first", pair = %run.spec.name, count = refs.len());
         self.sync_related(refs, depth + 1).await;
-        // Syncing the related records associated nothing with these: the associations
-        // read with the batch still hold.
-        self.pass(run, step, synced, which, prefetch).await
+        // Read again: the first pass associated the targets it found.
+        self.pass(run, step, synced, which, &Prefetch::default())
+            .await
     }
 
     /// After a pass: records whose targets are still missing wait (retried), with the
