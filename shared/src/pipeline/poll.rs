@@ -366,162 +366,18 @@ impl Pipeline {
             report.paused = true;
             return Ok(report);
         }
-        let started = std::time::Instant::now();
         let now = self.clock.now_ms();
-        let objects: Vec<String> = self
-            .pairs
-            .iter()
-            .flat_map(|p| p.spec.sobjects.iter().cloned())
-            .collect();
-        // Read only for what their changes trigger (lifecycle stages), or from now on
-        // (activities): never listed.
-        let mut triggers = self.trigger_feeds();
-        triggers.extend(self.activity_salesforce_feeds());
-        let hubspot_objects: Vec<String> = self
-            .pairs
-            .iter()
-            .map(|p| p.spec.hubspot_object.clone())
-            .collect();
-        // Activities sync from the first poll on: their feeds are never listed.
-        let activity_objects = self.activity_hubspot_feeds();
-        for object in hubspot_objects.iter().chain(&activity_objects) {
-            let feed = format!("hubspot:{object}");
-            let r = match cursors.cursor(&feed).await? {
-                None if activity_objects.contains(object) => {
-                    self.start_feed(cursors, &feed, now).await?
-                }
-                None => self.start_backfill(cursors, &feed, now).await?,
-                Some(from) => {
-                    let since = (from.at - HUBSPOT_OVERLAP_MS).max(0);
-                    let changes = self.hubspot_changes(object, since, None).await?;
-                    let mut r = self
-                        .enqueue_and_advance(
-                            cursors,
-                            queue,
-                            &feed,
-                            from,
-                            now - HUBSPOT_OVERLAP_MS,
-                            changes,
-                        )
-                        .await?;
-                    if let Some((mark, until)) =
-                        settled_window(cursors, &feed, now - HUBSPOT_SETTLE_MS).await?
-                    {
-                        let changes = self.hubspot_changes(object, mark.at, Some(until)).await?;
-                        r.absorb(
-                            self.enqueue_settled(cursors, queue, &feed, mark, until, changes)
-                                .await?,
-                        );
-                    }
-                    r
-                }
-            };
-            report.feeds.insert(feed, r);
-        }
-        // Every object already polled: changes and deletions in one Composite call.
-        let mut polled = Vec::new();
-        let mut froms = Vec::new();
-        for object in objects.iter().chain(&triggers) {
-            let feed = format!("salesforce:{object}");
-            match cursors.cursor(&feed).await? {
-                None if triggers.contains(object) => {
-                    let r = self.start_feed(cursors, &feed, now).await?;
-                    report.feeds.insert(feed, r);
-                }
-                None => {
-                    let r = self.start_backfill(cursors, &feed, now).await?;
-                    report.feeds.insert(feed, r);
-                }
-                Some(from) => {
-                    polled.push(object.as_str());
-                    froms.push(from);
-                }
-            }
-        }
-        if !polled.is_empty() {
-            let mut windows: Vec<Window> = polled
-                .iter()
-                .zip(&froms)
-                .map(|(object, from)| Window {
-                    reference: (*object).to_owned(),
-                    object,
-                    since: (from.at - SALESFORCE_OVERLAP_MS).max(0),
-                    until: None,
-                })
-                .collect();
-            // The settled windows due ride in the same Composite call.
-            let mut settled = Vec::new();
-            for object in &polled {
-                let feed = format!("salesforce:{object}");
-                if let Some((mark, until)) =
-                    settled_window(cursors, &feed, now - SALESFORCE_SETTLE_MS).await?
-                {
-                    windows.push(Window {
-                        reference: format!("settled_{object}"),
-                        object,
-                        since: mark.at,
-                        until: Some(until),
-                    });
-                    settled.push((*object, mark, until));
-                }
-            }
-            let mut answers = self.salesforce_changes(&windows).await?;
-            for (object, from) in polled.iter().zip(froms) {
-                let feed = format!("salesforce:{object}");
-                let changes = answers.remove(*object).unwrap_or_default();
-                let floor = now - SALESFORCE_OVERLAP_MS;
-                let r = self
-                    .enqueue_and_advance(cursors, queue, &feed, from, floor, changes)
-                    .await?;
-                report.feeds.insert(feed, r);
-            }
-            for (object, mark, until) in settled {
-                let feed = format!("salesforce:{object}");
-                let changes = answers
-                    .remove(&format!("settled_{object}"))
-                    .unwrap_or_default();
-                let more = self
-                    .enqueue_settled(cursors, queue, &feed, mark, until, changes)
-                    .await?;
-                if let Some(r) = report.feeds.get_mut(&feed) {
-                    r.absorb(more);
-                }
-            }
-        }
-        // The pairs' own feeds are listed (initial sync, reconcile, import); feeds read
-        // only from their first poll on (activities, triggers) never are: a reconcile
-        // must not copy the past of every activity.
-        let listed = self.feeds();
-        for feed in report
-            .feeds
-            .keys()
-            .filter(|f| listed.contains(f))
-            .cloned()
-            .collect::<Vec<_>>()
-        {
-            let mut queued = self
-                .backfill(cursors, queue, &backfill_key(&feed, 0), started)
-                .await?;
-            // A full reconcile lists every record again under its own checkpoint.
-            if controls.reconcile > 0 {
-                let key = backfill_key(&feed, controls.reconcile);
-                let start = Cursor {
-                    at: 0,
-                    last_id: String::new(),
-                };
-                match cursors.advance(&key, None, &start).await {
-                    Ok(()) | Err(StoreError::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                queued += self.backfill(cursors, queue, &key, started).await?;
-            }
-            // An import asked for (`/sync`, `crmsync import`) lists under its own
-            // checkpoint, as a reconcile does.
-            if let Some(sobject) = feed.strip_prefix("salesforce:") {
-                queued += self
-                    .continue_import(cursors, queue, sobject, started)
-                    .await?;
-            }
+        // The feeds and the listings at once: during an initial sync the feeds page
+        // through the sync's own writes (tens of thousands, at search's 5 calls a
+        // second), and a listing waiting behind them left the workers idle for a minute
+        // at a time (the scale bench, 30,000 people).
+        let fresh = self.start_feeds(cursors, now).await?;
+        let (feeds, listed) = tokio::join!(
+            self.read_feeds(cursors, queue, now, &fresh),
+            self.list_feeds(cursors, queue, controls.reconcile)
+        );
+        report.feeds = feeds?;
+        for (feed, queued) in listed? {
             if let Some(r) = report.feeds.get_mut(&feed) {
                 r.enqueued += queued;
                 r.read += queued;
@@ -569,6 +425,231 @@ impl Pipeline {
         self.note_poll(&report).await;
         self.note_usage().await;
         Ok(report)
+    }
+
+    /// What the feeds read: Salesforce objects listed, Salesforce objects read only
+    /// from their first poll on, HubSpot objects listed, and HubSpot objects read only
+    /// from their first poll on.
+    fn feed_objects(&self) -> (Vec<String>, Vec<String>, Vec<String>, Vec<String>) {
+        let objects: Vec<String> = self
+            .pairs
+            .iter()
+            .flat_map(|p| p.spec.sobjects.iter().cloned())
+            .collect();
+        // Read only for what their changes trigger (lifecycle stages), or from now on
+        // (activities): never listed.
+        let mut triggers = self.trigger_feeds();
+        triggers.extend(self.activity_salesforce_feeds());
+        let hubspot_objects: Vec<String> = self
+            .pairs
+            .iter()
+            .map(|p| p.spec.hubspot_object.clone())
+            .collect();
+        // Activities sync from the first poll on: their feeds are never listed.
+        let activity_objects = self.activity_hubspot_feeds();
+        (objects, triggers, hubspot_objects, activity_objects)
+    }
+
+    /// Starts the feeds never read yet (and the listings of those that list): their
+    /// figures. Before the feeds and the listings run at once, so that a first poll
+    /// lists.
+    async fn start_feeds(
+        &self,
+        cursors: &dyn CursorStore,
+        now: i64,
+    ) -> Result<BTreeMap<String, FeedReport>, PollError> {
+        let (objects, triggers, hubspot_objects, activity_objects) = self.feed_objects();
+        let hubspot = hubspot_objects
+            .iter()
+            .map(|o| (format!("hubspot:{o}"), !activity_objects.contains(o)))
+            .chain(
+                activity_objects
+                    .iter()
+                    .map(|o| (format!("hubspot:{o}"), false)),
+            );
+        let salesforce = objects
+            .iter()
+            .map(|o| (format!("salesforce:{o}"), !triggers.contains(o)))
+            .chain(triggers.iter().map(|o| (format!("salesforce:{o}"), false)));
+        let mut started = BTreeMap::new();
+        for (feed, listed) in hubspot.chain(salesforce) {
+            if started.contains_key(&feed) || cursors.cursor(&feed).await?.is_some() {
+                continue;
+            }
+            let r = if listed {
+                self.start_backfill(cursors, &feed, now).await?
+            } else {
+                self.start_feed(cursors, &feed, now).await?
+            };
+            started.insert(feed, r);
+        }
+        Ok(started)
+    }
+
+    /// Reads every enabled change feed since its cursor (and its settled window when
+    /// due), queues what changed and moves the cursors: each feed's figures.
+    async fn read_feeds(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        now: i64,
+        fresh: &BTreeMap<String, FeedReport>,
+    ) -> Result<BTreeMap<String, FeedReport>, PollError> {
+        let mut feeds = fresh.clone();
+        let (objects, triggers, hubspot_objects, activity_objects) = self.feed_objects();
+        for object in hubspot_objects.iter().chain(&activity_objects) {
+            let feed = format!("hubspot:{object}");
+            if fresh.contains_key(&feed) {
+                continue;
+            }
+            let r = match cursors.cursor(&feed).await? {
+                None if activity_objects.contains(object) => {
+                    self.start_feed(cursors, &feed, now).await?
+                }
+                None => self.start_backfill(cursors, &feed, now).await?,
+                Some(from) => {
+                    let since = (from.at - HUBSPOT_OVERLAP_MS).max(0);
+                    let changes = self.hubspot_changes(object, since, None).await?;
+                    let mut r = self
+                        .enqueue_and_advance(
+                            cursors,
+                            queue,
+                            &feed,
+                            from,
+                            now - HUBSPOT_OVERLAP_MS,
+                            changes,
+                        )
+                        .await?;
+                    if let Some((mark, until)) =
+                        settled_window(cursors, &feed, now - HUBSPOT_SETTLE_MS).await?
+                    {
+                        let changes = self.hubspot_changes(object, mark.at, Some(until)).await?;
+                        r.absorb(
+                            self.enqueue_settled(cursors, queue, &feed, mark, until, changes)
+                                .await?,
+                        );
+                    }
+                    r
+                }
+            };
+            feeds.insert(feed, r);
+        }
+        // Every object already polled: changes and deletions in one Composite call.
+        let mut polled = Vec::new();
+        let mut froms = Vec::new();
+        for object in objects.iter().chain(&triggers) {
+            let feed = format!("salesforce:{object}");
+            if fresh.contains_key(&feed) {
+                continue;
+            }
+            match cursors.cursor(&feed).await? {
+                None if triggers.contains(object) => {
+                    let r = self.start_feed(cursors, &feed, now).await?;
+                    feeds.insert(feed, r);
+                }
+                None => {
+                    let r = self.start_backfill(cursors, &feed, now).await?;
+                    feeds.insert(feed, r);
+                }
+                Some(from) => {
+                    polled.push(object.as_str());
+                    froms.push(from);
+                }
+            }
+        }
+        if !polled.is_empty() {
+            let mut windows: Vec<Window> = polled
+                .iter()
+                .zip(&froms)
+                .map(|(object, from)| Window {
+                    reference: (*object).to_owned(),
+                    object,
+                    since: (from.at - SALESFORCE_OVERLAP_MS).max(0),
+                    until: None,
+                })
+                .collect();
+            // The settled windows due ride in the same Composite call.
+            let mut settled = Vec::new();
+            for object in &polled {
+                let feed = format!("salesforce:{object}");
+                if let Some((mark, until)) =
+                    settled_window(cursors, &feed, now - SALESFORCE_SETTLE_MS).await?
+                {
+                    windows.push(Window {
+                        reference: format!("settled_{object}"),
+                        object,
+                        since: mark.at,
+                        until: Some(until),
+                    });
+                    settled.push((*object, mark, until));
+                }
+            }
+            let mut answers = self.salesforce_changes(&windows).await?;
+            for (object, from) in polled.iter().zip(froms) {
+                let feed = format!("salesforce:{object}");
+                let changes = answers.remove(*object).unwrap_or_default();
+                let floor = now - SALESFORCE_OVERLAP_MS;
+                let r = self
+                    .enqueue_and_advance(cursors, queue, &feed, from, floor, changes)
+                    .await?;
+                feeds.insert(feed, r);
+            }
+            for (object, mark, until) in settled {
+                let feed = format!("salesforce:{object}");
+                let changes = answers
+                    .remove(&format!("settled_{object}"))
+                    .unwrap_or_default();
+                let more = self
+                    .enqueue_settled(cursors, queue, &feed, mark, until, changes)
+                    .await?;
+                if let Some(r) = feeds.get_mut(&feed) {
+                    r.absorb(more);
+                }
+            }
+        }
+        Ok(feeds)
+    }
+
+    /// Lists the next chunks of every listing under way (the initial sync's, a
+    /// reconcile's, an import's) for up to [`BACKFILL_BUDGET`]: what each feed queued.
+    async fn list_feeds(
+        &self,
+        cursors: &dyn CursorStore,
+        queue: &dyn WorkQueue,
+        reconcile: u64,
+    ) -> Result<BTreeMap<String, usize>, PollError> {
+        // The pairs' own feeds are listed (initial sync, reconcile, import); feeds read
+        // only from their first poll on (activities, triggers) never are: a reconcile
+        // must not copy the past of every activity.
+        let started = std::time::Instant::now();
+        let mut listed: BTreeMap<String, usize> = BTreeMap::new();
+        for feed in self.feeds() {
+            let mut queued = self
+                .backfill(cursors, queue, &backfill_key(&feed, 0), started)
+                .await?;
+            // A full reconcile lists every record again under its own checkpoint.
+            if reconcile > 0 {
+                let key = backfill_key(&feed, reconcile);
+                let start = Cursor {
+                    at: 0,
+                    last_id: String::new(),
+                };
+                match cursors.advance(&key, None, &start).await {
+                    Ok(()) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                queued += self.backfill(cursors, queue, &key, started).await?;
+            }
+            // An import asked for (`/sync`, `crmsync import`) lists under its own
+            // checkpoint, as a reconcile does.
+            if let Some(sobject) = feed.strip_prefix("salesforce:") {
+                queued += self
+                    .continue_import(cursors, queue, sobject, started)
+                    .await?;
+            }
+            listed.insert(feed, queued);
+        }
+        Ok(listed)
     }
 
     /// Whether every feed's listing (the initial sync's, and a reconcile's) is done: a

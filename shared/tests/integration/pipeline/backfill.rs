@@ -12,7 +12,9 @@ use crmsync_shared::pipeline::poll::SWEEP_INTERVAL_MS;
 use crmsync_shared::ports::{Delivery, Outcome, QueueDepth, StoreError, WorkItem, WorkQueue};
 use serde_json::json;
 
+use super::world;
 use super::world::{Setup, World};
+use crmsync_shared::domain::config::DEFAULT_TOML;
 
 /// A queue that fails its `fail_at`-th send (a crash or an SQS outage mid-backfill),
 /// and remembers every item it took (the store coalesces what waits twice; what was
@@ -442,5 +444,48 @@ async fn a_record_listed_before_its_pair_synced_costs_no_read() {
         n("Salesforce POST /services/data/vXX.X/composite/sobjects/Lead"),
         0,
         "{calls:#?}"
+    );
+}
+
+/// Found by the scale bench (30,000 people): the feeds paged through the initial sync's
+/// own writes for a minute at a time, and the listing waited behind them, the workers
+/// idle. The listings and the feeds run at once: a listing goes on while a feed's read
+/// fails (here Salesforce's feed call, after a reconcile asked to list every record).
+#[tokio::test]
+async fn a_listing_does_not_wait_for_the_feeds() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    for n in 0..3 {
+        w.sf_create(
+            "Lead",
+            json!({"Email": format!("listed{n}@example.org"), "LastName": "Listed", "Company": "Acme"}),
+        )
+        .await;
+    }
+    w.sync().await;
+    let pipeline = &w.runner.pipeline;
+    pipeline
+        .pause("admin", None)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.advance(crmsync_shared::pipeline::control::SALESFORCE_DELETED_WINDOW_MS + 60_000);
+    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    assert!(resumed.reconcile, "a reconcile lists every record again");
+    // The feeds' changes come in one Composite call; the listings are queries.
+    w.post(
+        &w.sf_control("/faults"),
+        json!({"faults": [{"status": 503, "when": "/composite"}], "repeat": 1_000}),
+    )
+    .await;
+    let polled = w.runner.poll_now().await;
+    assert!(polled.is_err(), "the feeds' read failed: {polled:?}");
+    let depth = w
+        .runner
+        .store
+        .depth()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        depth.waiting >= 3,
+        "the Leads were listed meanwhile: {depth:?}"
     );
 }
