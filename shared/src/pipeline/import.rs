@@ -232,12 +232,12 @@ impl Pipeline {
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
         sobject: &str,
-        started: std::time::Instant,
+        budget: super::poll::Budget<'_>,
     ) -> Result<usize, PollError> {
         let Some(key) = self.running_import(cursors, sobject).await? else {
             return Ok(0);
         };
-        let queued = self.backfill(cursors, queue, &key, started).await?;
+        let queued = self.backfill(cursors, queue, &key, budget).await?;
         if cursors
             .cursor(&key)
             .await?

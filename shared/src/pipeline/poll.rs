@@ -3,12 +3,13 @@
 //!
 //! Each feed is read from a little before its cursor (search indexes and commits lag),
 //! and records seen in that overlap with the same modification time are not queued
-//! twice. What lags longer than the overlap is read once more when it has settled: a
-//! second cursor per feed trails the clock by the longest lag allowed and reads each
-//! window behind it once, so every change is read about twice, however often the feed
-//! is polled. The cursors move only after the enqueue succeeded: a crash in between
-//! queues the same references again (harmless, the sync is idempotent) and never skips
-//! any.
+//! twice; HubSpot's is read from its cursor, and in the same search calls the window
+//! that has grown older than the index's lag since the last poll, once (re-reading the
+//! lag's window at every poll read each change five times at a poll a second). What
+//! lags longer than that is read once more when it has settled: a second cursor per
+//! feed trails the clock by the longest lag allowed and reads each window behind it
+//! once. The cursors move only after the enqueue succeeded: a crash in between queues
+//! the same references again (harmless, the sync is idempotent) and never skips any.
 
 use std::collections::BTreeMap;
 
@@ -18,11 +19,11 @@ use serde_json::{Map, Value};
 use super::Pipeline;
 use crate::domain::Side;
 use crate::domain::value::parse_datetime_millis;
+use crate::ports::crm::Modified;
 use crate::ports::{Cursor, CursorStore, Seen, StoreError, WorkItem, WorkQueue};
 
-/// How far before its cursor each poll re-reads the HubSpot feed: HubSpot's search
-/// index trails writes by "a few moments". Each poll pays for this window again (a
-/// busy feed at one poll a second read every record about 11 times with 10 s): a change
+/// How long HubSpot's search index may trail writes ("a few moments"): the HubSpot
+/// feed reads each window once more when it is this old (the lagged read). A change
 /// indexed later than this is read by the settled read instead, a couple of minutes on.
 pub const HUBSPOT_OVERLAP_MS: i64 = 4_000;
 /// How long after a change the HubSpot feed reads it once more, for the index's rare
@@ -43,6 +44,30 @@ const ENQUEUE_CHUNK: usize = 500;
 
 /// How long one poll may spend on backfill chunks (a Lambda invocation has minutes).
 const BACKFILL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// How long a poll's listings go on: their budget, and past it while the poll's feeds
+/// are still being read (the poll waits for those anyway).
+#[derive(Clone, Copy)]
+pub(crate) struct Budget<'a> {
+    started: std::time::Instant,
+    feeds_reading: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Budget<'a> {
+    pub(crate) fn new(feeds_reading: &'a std::sync::atomic::AtomicBool) -> Self {
+        Budget {
+            started: std::time::Instant::now(),
+            feeds_reading,
+        }
+    }
+
+    fn left(&self) -> bool {
+        self.started.elapsed() < BACKFILL_BUDGET
+            || self
+                .feeds_reading
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+}
 /// HubSpot pages (of 100) per backfill chunk.
 const BACKFILL_HUBSPOT_PAGES: usize = 20;
 /// Salesforce ids per backfill chunk (one query page).
@@ -67,6 +92,12 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The mark of a HubSpot feed's lagged reads: every change modified before it was read
+/// at least [`HUBSPOT_OVERLAP_MS`] after it was made.
+fn lagged_key(feed: &str) -> String {
+    format!("lagged:{feed}")
 }
 
 /// The cursor of a feed's settled reads.
@@ -372,9 +403,15 @@ impl Pipeline {
         // second), and a listing waiting behind them left the workers idle for a minute
         // at a time (the scale bench, 30,000 people).
         let fresh = self.start_feeds(cursors, now).await?;
+        let reading = std::sync::atomic::AtomicBool::new(true);
+        let feeds = async {
+            let feeds = self.read_feeds(cursors, queue, now, &fresh).await;
+            reading.store(false, std::sync::atomic::Ordering::Release);
+            feeds
+        };
         let (feeds, listed) = tokio::join!(
-            self.read_feeds(cursors, queue, now, &fresh),
-            self.list_feeds(cursors, queue, controls.reconcile)
+            feeds,
+            self.list_feeds(cursors, queue, controls.reconcile, Budget::new(&reading))
         );
         report.feeds = feeds?;
         for (feed, queued) in listed? {
@@ -508,8 +545,24 @@ impl Pipeline {
                 }
                 None => self.start_backfill(cursors, &feed, now).await?,
                 Some(from) => {
-                    let since = (from.at - HUBSPOT_OVERLAP_MS).max(0);
-                    let changes = self.hubspot_changes(object, since, None).await?;
+                    // The changes from the cursor on, and in the same calls the window
+                    // grown older than the index's lag since the last poll, once: each
+                    // change is read about twice however often the feed is polled.
+                    // (Re-reading the lag's window at every poll read a change five times
+                    // at one poll a second: most of an initial sync's feed calls.)
+                    let key = lagged_key(&feed);
+                    let mark = cursors.cursor(&key).await?;
+                    let lag_from = mark
+                        .as_ref()
+                        .map_or(from.at - HUBSPOT_OVERLAP_MS, |m| m.at)
+                        .max(0);
+                    let lag_until = now - HUBSPOT_OVERLAP_MS;
+                    let modified = Modified {
+                        since: from.at,
+                        until: None,
+                        also: (lag_from < lag_until).then_some((lag_from, lag_until)),
+                    };
+                    let changes = self.hubspot_changes(object, modified).await?;
                     let mut r = self
                         .enqueue_and_advance(
                             cursors,
@@ -520,10 +573,26 @@ impl Pipeline {
                             changes,
                         )
                         .await?;
+                    if lag_from < lag_until {
+                        let to = Cursor {
+                            at: lag_until,
+                            last_id: String::new(),
+                        };
+                        match cursors.advance(&key, mark.as_ref(), &to).await {
+                            // Another poller moved it first.
+                            Ok(()) | Err(StoreError::Conflict(_)) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                     if let Some((mark, until)) =
                         settled_window(cursors, &feed, now - HUBSPOT_SETTLE_MS).await?
                     {
-                        let changes = self.hubspot_changes(object, mark.at, Some(until)).await?;
+                        let settled = Modified {
+                            since: mark.at,
+                            until: Some(until),
+                            also: None,
+                        };
+                        let changes = self.hubspot_changes(object, settled).await?;
                         r.absorb(
                             self.enqueue_settled(cursors, queue, &feed, mark, until, changes)
                                 .await?,
@@ -611,21 +680,21 @@ impl Pipeline {
     }
 
     /// Lists the next chunks of every listing under way (the initial sync's, a
-    /// reconcile's, an import's) for up to [`BACKFILL_BUDGET`]: what each feed queued.
+    /// reconcile's, an import's) within `budget`: what each feed queued.
     async fn list_feeds(
         &self,
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
         reconcile: u64,
+        budget: Budget<'_>,
     ) -> Result<BTreeMap<String, usize>, PollError> {
         // The pairs' own feeds are listed (initial sync, reconcile, import); feeds read
         // only from their first poll on (activities, triggers) never are: a reconcile
         // must not copy the past of every activity.
-        let started = std::time::Instant::now();
         let mut listed: BTreeMap<String, usize> = BTreeMap::new();
         for feed in self.feeds() {
             let mut queued = self
-                .backfill(cursors, queue, &backfill_key(&feed, 0), started)
+                .backfill(cursors, queue, &backfill_key(&feed, 0), budget)
                 .await?;
             // A full reconcile lists every record again under its own checkpoint.
             if reconcile > 0 {
@@ -638,13 +707,13 @@ impl Pipeline {
                     Ok(()) | Err(StoreError::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
-                queued += self.backfill(cursors, queue, &key, started).await?;
+                queued += self.backfill(cursors, queue, &key, budget).await?;
             }
             // An import asked for (`/sync`, `crmsync import`) lists under its own
             // checkpoint, as a reconcile does.
             if let Some(sobject) = feed.strip_prefix("salesforce:") {
                 queued += self
-                    .continue_import(cursors, queue, sobject, started)
+                    .continue_import(cursors, queue, sobject, budget)
                     .await?;
             }
             listed.insert(feed, queued);
@@ -720,10 +789,10 @@ impl Pipeline {
         cursors: &dyn CursorStore,
         queue: &dyn WorkQueue,
         key: &str,
-        started: std::time::Instant,
+        budget: Budget<'_>,
     ) -> Result<usize, PollError> {
         let mut queued = 0;
-        while started.elapsed() < BACKFILL_BUDGET {
+        while budget.left() {
             let Some(at) = cursors.cursor(key).await? else {
                 return Ok(queued);
             };
@@ -962,8 +1031,7 @@ impl Pipeline {
     async fn hubspot_changes(
         &self,
         object: &str,
-        since: i64,
-        until: Option<i64>,
+        modified: Modified,
     ) -> Result<Vec<Change>, PollError> {
         // A pair's mapped values come with the change, at no extra call.
         let props = self
@@ -973,7 +1041,7 @@ impl Pipeline {
         let props: Vec<&str> = props.iter().map(String::as_str).collect();
         let records = self
             .hubspot
-            .changed_since(object, since, until, &props)
+            .changed_since(object, modified, &props)
             .await
             .map_err(|e| PollError::HubSpot(e.to_string()))?;
         let mapped = !props.is_empty();

@@ -132,6 +132,17 @@ impl BatchOutcome {
     }
 }
 
+/// The modification times a feed read takes, in epoch ms: at or after `since` and,
+/// when given, before `until`; and when `also` is given, the earlier window
+/// `[also.0, also.1)` too, in the same calls (a feed's fresh changes and the window
+/// that has since settled past the search index's lag).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Modified {
+    pub since: i64,
+    pub until: Option<i64>,
+    pub also: Option<(i64, i64)>,
+}
+
 /// A HubSpot owner: its id is the `hubspot_owner_id` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Owner {
@@ -193,12 +204,11 @@ pub trait HubSpotApi: Send + Sync {
         inputs: &[(String, Map<String, Value>)],
     ) -> Result<BatchOutcome, CrmError>;
     async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), CrmError>;
-    /// Records modified at or after `since_ms` and, when given, before `until_ms`.
+    /// Records modified in `modified`'s windows.
     async fn changed_since(
         &self,
         object: &str,
-        since_ms: i64,
-        until_ms: Option<i64>,
+        modified: Modified,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, CrmError>;
     /// One page of a listing (100 records) from `after`, and the next page's token.

@@ -12,6 +12,7 @@ use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
 use crmsync_shared::adapters::http::{ErrorClass, RetryPolicy, Secret};
 use crmsync_shared::adapters::hubspot::{HubSpotAuth, HubSpotClient, HubSpotConfig, HubSpotError};
+use crmsync_shared::ports::crm::Modified;
 use serde_json::{Map, Value, json};
 
 use crate::harness::{T0, pause};
@@ -145,7 +146,7 @@ async fn changes_are_read_completely_past_the_10000_search_cap() {
         .unwrap_or(0);
     assert!(seeded > 10_000, "{seeded}");
     let changed = c
-        .changed_since("contacts", T0, None, &["email"])
+        .changed_since("contacts", since(T0), &["email"])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(changed.len(), seeded);
@@ -163,7 +164,7 @@ async fn changes_are_read_completely_past_the_10000_search_cap() {
             .unwrap_or_else(|e| panic!("{e}"));
     }
     let later = c
-        .changed_since("contacts", T0 + 1, None, &["jobtitle"])
+        .changed_since("contacts", since(T0 + 1), &["jobtitle"])
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(later.len(), 10_500);
@@ -180,11 +181,51 @@ async fn changes_are_read_completely_past_the_10000_search_cap() {
     let before = later.iter().filter(|r| modified(r) < until).count();
     assert!(before > 0 && before < later.len(), "{before}");
     let window = c
-        .changed_since("contacts", T0 + 1, Some(until), &["jobtitle"])
+        .changed_since(
+            "contacts",
+            Modified {
+                until: Some(until),
+                ..since(T0 + 1)
+            },
+            &["jobtitle"],
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(window.len(), before);
     assert!(window.iter().all(|r| modified(r) < until));
+
+    // The fresh changes and an earlier window, in the same calls: nothing between.
+    let (a0, a1, fresh) = (T0 + 10_001, T0 + 20_001, T0 + 80_001);
+    let both = c
+        .changed_since(
+            "contacts",
+            Modified {
+                also: Some((a0, a1)),
+                ..since(fresh)
+            },
+            &["jobtitle"],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let wanted = later
+        .iter()
+        .filter(|r| (a0..a1).contains(&modified(r)) || modified(r) >= fresh)
+        .count();
+    assert_eq!(wanted, 3_500, "ten changes of 100 in the window, 25 after");
+    assert_eq!(both.len(), wanted);
+    assert!(
+        both.iter()
+            .all(|r| (a0..a1).contains(&modified(r)) || modified(r) >= fresh)
+    );
+}
+
+/// Changes at or after `at`.
+fn since(at: i64) -> Modified {
+    Modified {
+        since: at,
+        until: None,
+        also: None,
+    }
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@ use serde_json::{Map, Value};
 use super::search::{SEARCH_CAP, SEARCH_PAGE};
 use super::{HubSpotClient, HubSpotError};
 use crate::ports::crm::{
-    BatchOutcome, CrmError, EmailEventPage, HsRecord, HubSpotApi, JoinPage, Owner, SubmissionPage,
+    BatchOutcome, CrmError, EmailEventPage, HsRecord, HubSpotApi, JoinPage, Modified, Owner,
+    SubmissionPage,
 };
 
 impl From<HubSpotError> for CrmError {
@@ -74,11 +75,10 @@ impl HubSpotApi for HubSpotClient {
     async fn changed_since(
         &self,
         object: &str,
-        since_ms: i64,
-        until_ms: Option<i64>,
+        modified: Modified,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, CrmError> {
-        HubSpotClient::changed_since(self, object, since_ms, until_ms, properties)
+        HubSpotClient::changed_since(self, object, modified, properties)
             .await
             .map_err(CrmError::from)
     }

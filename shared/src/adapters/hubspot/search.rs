@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::objects::{HsRecord, parse_ms};
 use super::{HubSpotClient, HubSpotError, Idempotent};
+use crate::ports::crm::Modified;
 
 /// Records per search page.
 pub const SEARCH_PAGE: usize = 200;
@@ -81,10 +82,16 @@ impl HubSpotClient {
     pub async fn changed_since(
         &self,
         object: &str,
-        since_ms: i64,
-        until_ms: Option<i64>,
+        modified_in: Modified,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, HubSpotError> {
+        let Modified {
+            since: since_ms,
+            until: until_ms,
+            also,
+        } = modified_in;
+        // The earlier window matters only where it reaches below `since`.
+        let also = also.filter(|(a0, a1)| a0 < a1 && *a0 < since_ms);
         let modified = modified_property(object);
         let mut props: Vec<&str> = properties.to_vec();
         for p in [modified, "hs_object_id"] {
@@ -99,20 +106,31 @@ impl HubSpotClient {
                 .and_then(parse_ms)
         };
         let mut out: Vec<HsRecord> = Vec::new();
-        let mut from = since_ms;
+        let mut from = also.map_or(since_ms, |(a0, _)| a0.min(since_ms));
         let mut seen_at_from: HashSet<String> = HashSet::new();
         loop {
             let mut after = 0;
             let mut last = from;
             let exhausted = loop {
                 let mut filters = vec![
-                    json!({"propertyName": modified, "operator": "GTE", "value": from.to_string()}),
+                    json!({"propertyName": modified, "operator": "GTE", "value": from.max(since_ms).to_string()}),
                 ];
                 if let Some(until) = until_ms {
                     filters.push(json!({"propertyName": modified, "operator": "LT", "value": until.to_string()}));
                 }
+                // The earlier window, while the walk is still below `since`: a second
+                // filter group (HubSpot ORs them), so one call pages through both.
+                let mut groups = vec![json!({ "filters": filters })];
+                if let Some((a0, a1)) = also
+                    && from < since_ms
+                {
+                    groups.push(json!({"filters": [
+                        {"propertyName": modified, "operator": "GTE", "value": from.max(a0).to_string()},
+                        {"propertyName": modified, "operator": "LT", "value": a1.to_string()},
+                    ]}));
+                }
                 let body = json!({
-                    "filterGroups": [{"filters": filters}],
+                    "filterGroups": groups,
                     "sorts": [{"propertyName": modified, "direction": "ASCENDING"}],
                     "properties": props,
                     "limit": SEARCH_PAGE,

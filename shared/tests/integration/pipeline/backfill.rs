@@ -489,3 +489,50 @@ async fn a_listing_does_not_wait_for_the_feeds() {
         "the Leads were listed meanwhile: {depth:?}"
     );
 }
+
+/// A HubSpot feed polled every second under a stream of changes reads each change a
+/// few times (from the cursor while new, and once more when older than the search
+/// index's lag), not at every poll for as long as it is within the lag: at one poll a
+/// second that was five or six reads of every change, most of an initial sync's
+/// HubSpot feed calls.
+#[tokio::test]
+async fn a_busy_feed_polled_every_second_reads_each_change_a_few_times() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let mut contacts = Vec::new();
+    for n in 0..200 {
+        contacts.push(
+            w.hs_create(json!({"email": format!("busy{n}@example.org"), "lastname": "Busy"}))
+                .await,
+        );
+    }
+    w.sync().await;
+    // Past the feed's reads of the sync's own writes.
+    for _ in 0..6 {
+        w.advance(1_000);
+        w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let feed = "hubspot:contacts";
+    let mut read = 0;
+    let mut changes = 0;
+    for second in 0..10 {
+        // Twenty other contacts each second.
+        for id in &contacts[second * 20..(second + 1) * 20] {
+            w.hs_update(id, json!({"jobtitle": format!("T{second}")}))
+                .await;
+            changes += 1;
+        }
+        w.advance(1_000);
+        let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+        read += polled.feeds.get(feed).map_or(0, |f| f.read);
+    }
+    // Until the last changes are older than the lag.
+    for _ in 0..6 {
+        w.advance(1_000);
+        let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+        read += polled.feeds.get(feed).map_or(0, |f| f.read);
+    }
+    assert!(
+        read >= changes && read <= changes * 7 / 2,
+        "{read} reads of {changes} changes"
+    );
+}
