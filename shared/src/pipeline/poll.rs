@@ -1,11 +1,12 @@
 //! The safety net under webhooks and outbound messages: read each change feed since its
 //! cursor, enqueue record references, then move the cursor.
 //!
-//! Each feed is read from a little before its cursor (search indexes and commits lag),
-//! and records seen in that overlap with the same modification time are not queued
-//! twice; HubSpot's is read from its cursor, and in the same search calls the window
-//! that has grown older than the index's lag since the last poll, once (re-reading the
-//! lag's window at every poll read each change five times at a poll a second). What
+//! Each feed is read from a little before its cursor (commits lag), and records seen in
+//! that overlap with the same modification time are not queued twice. HubSpot's is read
+//! from its cursor, and in the same search calls (a second filter group) the window that
+//! has grown older than its index's lag since the last poll, once: re-reading the lag's
+//! window at every poll read each change five times at a poll a second, on the
+//! allowance every other call shares. What
 //! lags longer than that is read once more when it has settled: a second cursor per
 //! feed trails the clock by the longest lag allowed and reads each window behind it
 //! once. The cursors move only after the enqueue succeeded: a crash in between queues
@@ -98,6 +99,44 @@ impl Pipeline {
 /// at least [`HUBSPOT_OVERLAP_MS`] after it was made.
 fn lagged_key(feed: &str) -> String {
     format!("lagged:{feed}")
+}
+
+/// A feed's lagged read due now: its mark as stored, and the window from the mark
+/// (without one, `lag_ms` before the feed's cursor `from`) to `lag_ms` ago, when the
+/// window is not empty.
+async fn lagged_window(
+    cursors: &dyn CursorStore,
+    feed: &str,
+    from: i64,
+    lag_ms: i64,
+    now: i64,
+) -> Result<(Option<Cursor>, Option<(i64, i64)>), PollError> {
+    let mark = cursors.cursor(&lagged_key(feed)).await?;
+    let start = mark.as_ref().map_or(from - lag_ms, |m| m.at).max(0);
+    let until = now - lag_ms;
+    Ok((mark, (start < until).then_some((start, until))))
+}
+
+/// Moves a feed's lagged mark past the window just read (after its changes were
+/// queued).
+async fn advance_lagged(
+    cursors: &dyn CursorStore,
+    feed: &str,
+    mark: Option<&Cursor>,
+    window: Option<(i64, i64)>,
+) -> Result<(), PollError> {
+    let Some((_, until)) = window else {
+        return Ok(());
+    };
+    let to = Cursor {
+        at: until,
+        last_id: String::new(),
+    };
+    match cursors.advance(&lagged_key(feed), mark, &to).await {
+        // Another poller moved it first.
+        Ok(()) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The cursor of a feed's settled reads.
@@ -550,17 +589,12 @@ impl Pipeline {
                     // change is read about twice however often the feed is polled.
                     // (Re-reading the lag's window at every poll read a change five times
                     // at one poll a second: most of an initial sync's feed calls.)
-                    let key = lagged_key(&feed);
-                    let mark = cursors.cursor(&key).await?;
-                    let lag_from = mark
-                        .as_ref()
-                        .map_or(from.at - HUBSPOT_OVERLAP_MS, |m| m.at)
-                        .max(0);
-                    let lag_until = now - HUBSPOT_OVERLAP_MS;
+                    let (mark, lagged) =
+                        lagged_window(cursors, &feed, from.at, HUBSPOT_OVERLAP_MS, now).await?;
                     let modified = Modified {
                         since: from.at,
                         until: None,
-                        also: (lag_from < lag_until).then_some((lag_from, lag_until)),
+                        also: lagged,
                     };
                     let changes = self.hubspot_changes(object, modified).await?;
                     let mut r = self
@@ -573,17 +607,7 @@ impl Pipeline {
                             changes,
                         )
                         .await?;
-                    if lag_from < lag_until {
-                        let to = Cursor {
-                            at: lag_until,
-                            last_id: String::new(),
-                        };
-                        match cursors.advance(&key, mark.as_ref(), &to).await {
-                            // Another poller moved it first.
-                            Ok(()) | Err(StoreError::Conflict(_)) => {}
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
+                    advance_lagged(cursors, &feed, mark.as_ref(), lagged).await?;
                     if let Some((mark, until)) =
                         settled_window(cursors, &feed, now - HUBSPOT_SETTLE_MS).await?
                     {
@@ -627,6 +651,11 @@ impl Pipeline {
             }
         }
         if !polled.is_empty() {
+            // Unlike HubSpot's, from before the cursor at every poll: a record
+            // committed late carries an earlier `SystemModstamp` than records already
+            // read (its cursor is past it), and waiting for a lagged read would hold it
+            // back by the whole overlap. Salesforce's calls are not paced per second,
+            // and a query page holds 2,000 rows.
             let mut windows: Vec<Window> = polled
                 .iter()
                 .zip(&froms)

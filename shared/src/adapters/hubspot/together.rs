@@ -96,6 +96,13 @@ pub(super) struct Lead<'a> {
     answered: bool,
 }
 
+/// A member of `group`: it waits for the leader's answer.
+fn member<'a>(group: &mut Group) -> Joined<'a> {
+    let (tx, rx) = oneshot::channel();
+    group.members.push(tx);
+    Joined::Member(rx)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -109,21 +116,12 @@ impl Together {
             let mut g = lock(group);
             if !g.sealed && g.ids.len() + g.new_of(ids) <= cap {
                 g.add(ids);
-                let (tx, rx) = oneshot::channel();
-                g.members.push(tx);
-                return Joined::Member(rx);
+                return member(&mut g);
             }
         }
         let mut group = Group::default();
         group.add(ids);
-        let group = Arc::new(Mutex::new(group));
-        open.insert(kind.to_owned(), group.clone());
-        Joined::Leader(Lead {
-            together: self,
-            kind: kind.to_owned(),
-            group,
-            answered: false,
-        })
+        self.lead(&mut open, kind, group)
     }
 
     /// Joins the open group of writes of `kind` when it has room for `inputs` (id,
@@ -142,16 +140,25 @@ impl Together {
             if !g.sealed && apart && g.ids.len() + ids.len() <= cap {
                 g.ids.extend(ids);
                 g.inputs.extend(inputs.iter().map(|(_, i)| i.clone()));
-                let (tx, rx) = oneshot::channel();
-                g.members.push(tx);
-                return Joined::Member(rx);
+                return member(&mut g);
             }
         }
-        let group = Arc::new(Mutex::new(Group {
+        let group = Group {
             ids,
             inputs: inputs.iter().map(|(_, i)| i.clone()).collect(),
             ..Group::default()
-        }));
+        };
+        self.lead(&mut open, kind, group)
+    }
+
+    /// Opens `group` as the open one of `kind`, led by the caller.
+    fn lead(
+        &self,
+        open: &mut HashMap<String, Arc<Mutex<Group>>>,
+        kind: &str,
+        group: Group,
+    ) -> Joined<'_> {
+        let group = Arc::new(Mutex::new(group));
         open.insert(kind.to_owned(), group.clone());
         Joined::Leader(Lead {
             together: self,
