@@ -27,8 +27,8 @@ fn push_unique(list: &mut Vec<String>, value: &str) {
     }
 }
 
-/// Links already looked up for a batch's references, by side and id.
-/// The links the echo check looked up, and when it began looking: the batch's time.
+/// The links the echo check looked up for a batch's references (by side and id), and
+/// when it began looking: the batch's time.
 struct KnownLinks {
     /// A claim is made at this time, not later: a link stored and its claim released
     /// after this lookup found none must refuse the claim, or the batch would create
@@ -620,19 +620,15 @@ fn associations_to_read(
         if ids.is_empty() {
             continue;
         }
-        match out.iter_mut().find(|(t, _)| t == to) {
-            Some((_, all)) => {
-                for id in ids {
-                    push_unique(all, &id);
-                }
-            }
+        let at = match out.iter().position(|(t, _)| t == to) {
+            Some(at) => at,
             None => {
-                let mut unique = Vec::new();
-                for id in ids {
-                    push_unique(&mut unique, &id);
-                }
-                out.push((to.clone(), unique));
+                out.push((to.clone(), Vec::new()));
+                out.len() - 1
             }
+        };
+        for id in ids {
+            push_unique(&mut out[at].1, &id);
         }
     }
     out
