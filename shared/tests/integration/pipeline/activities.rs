@@ -344,13 +344,7 @@ async fn a_reconcile_does_not_copy_past_activities() {
     w.sync().await;
     assert_eq!(w.sf_by_email("Lead", "old@history.example").await.len(), 1);
     assert!(tasks(&w).await.is_empty(), "a past call was copied");
-    let pipeline = &w.runner.pipeline;
-    pipeline
-        .pause("admin", None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    w.advance(crmsync_shared::pipeline::control::SALESFORCE_DELETED_WINDOW_MS + 60_000);
-    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    let resumed = w.resume_after_a_long_pause().await;
     assert!(resumed.reconcile);
     w.sync().await;
     w.sync().await;

@@ -462,13 +462,7 @@ async fn a_listing_does_not_wait_for_the_feeds() {
         .await;
     }
     w.sync().await;
-    let pipeline = &w.runner.pipeline;
-    pipeline
-        .pause("admin", None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    w.advance(crmsync_shared::pipeline::control::SALESFORCE_DELETED_WINDOW_MS + 60_000);
-    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    let resumed = w.resume_after_a_long_pause().await;
     assert!(resumed.reconcile, "a reconcile lists every record again");
     // The feeds' changes come in one Composite call; the listings are queries.
     w.post(

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use crmsync_shared::domain::Side;
 use crmsync_shared::domain::config::DEFAULT_TOML;
 use crmsync_shared::pipeline::health;
-use crmsync_shared::pipeline::{control, worker};
+use crmsync_shared::pipeline::worker;
 use crmsync_shared::ports::{Outcome, WorkQueue};
 use serde_json::json;
 
@@ -144,12 +144,7 @@ async fn a_pause_past_the_deletion_window_reconciles_everything() {
     }
     w.sync().await;
     let pipeline = &w.runner.pipeline;
-    pipeline
-        .pause("admin", None)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    w.advance(control::SALESFORCE_DELETED_WINDOW_MS + 60_000);
-    let resumed = pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"));
+    let resumed = w.resume_after_a_long_pause().await;
     assert!(resumed.reconcile, "{resumed:?}");
     let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
     // Nothing changed, yet every lead is listed again, the first five included, which

@@ -656,6 +656,18 @@ impl World {
         assert!(dead.is_empty(), "dead-lettered: {dead:?}");
     }
 
+    /// An admin pauses the sync longer than Salesforce keeps its deletions, then
+    /// resumes it: what the resume answered (it asks for a reconcile).
+    pub async fn resume_after_a_long_pause(&self) -> crmsync_shared::pipeline::control::Resumed {
+        let pipeline = &self.runner.pipeline;
+        pipeline
+            .pause("admin", None)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.advance(crmsync_shared::pipeline::control::SALESFORCE_DELETED_WINDOW_MS + 60_000);
+        pipeline.resume().await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Moves both sandboxes (and the pipeline) forward in time.
     pub fn advance(&self, ms: i64) {
         self.clock.advance(ms);
