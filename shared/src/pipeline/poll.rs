@@ -6,10 +6,9 @@
 //! from its cursor, and in the same search calls (a second filter group) the window that
 //! has grown older than its index's lag since the last poll, once: re-reading the lag's
 //! window at every poll read each change five times at a poll a second, on the
-//! allowance every other call shares. What
-//! lags longer than that is read once more when it has settled: a second cursor per
-//! feed trails the clock by the longest lag allowed and reads each window behind it
-//! once. The cursors move only after the enqueue succeeded: a crash in between queues
+//! allowance every other call shares. What lags longer than that is read once more when
+//! it has settled: a second cursor per feed trails the clock by the longest lag allowed
+//! and reads each window behind it once. The cursors move only after the enqueue succeeded: a crash in between queues
 //! the same references again (harmless, the sync is idempotent) and never skips any.
 
 use std::collections::BTreeMap;
@@ -45,6 +44,10 @@ const ENQUEUE_CHUNK: usize = 500;
 
 /// How long one poll may spend on backfill chunks (a Lambda invocation has minutes).
 const BACKFILL_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+/// HubSpot pages (of 100) per backfill chunk.
+const BACKFILL_HUBSPOT_PAGES: usize = 20;
+/// Salesforce ids per backfill chunk (one query page).
+const BACKFILL_SALESFORCE_ROWS: usize = 2_000;
 
 /// How long a poll's listings go on: their budget, and past it while the poll's feeds
 /// are still being read (the poll waits for those anyway).
@@ -69,10 +72,7 @@ impl<'a> Budget<'a> {
                 .load(std::sync::atomic::Ordering::Acquire)
     }
 }
-/// HubSpot pages (of 100) per backfill chunk.
-const BACKFILL_HUBSPOT_PAGES: usize = 20;
-/// Salesforce ids per backfill chunk (one query page).
-const BACKFILL_SALESFORCE_ROWS: usize = 2_000;
+
 /// What marks one modification (a record at a modification time) of a feed as queued,
 /// or as needing nothing: no poll queues it again.
 fn seen_key(feed: &str, id: &str, at: i64) -> String {
@@ -101,19 +101,21 @@ fn lagged_key(feed: &str) -> String {
     format!("lagged:{feed}")
 }
 
-/// A feed's lagged read due now: its mark as stored, and the window from the mark
-/// (without one, `lag_ms` before the feed's cursor `from`) to `lag_ms` ago, when the
+/// A HubSpot feed's lagged read due now: its mark as stored, and the window from the
+/// mark (without one, the lag before the feed's cursor `from`) to the lag ago, when the
 /// window is not empty.
 async fn lagged_window(
     cursors: &dyn CursorStore,
     feed: &str,
     from: i64,
-    lag_ms: i64,
     now: i64,
 ) -> Result<(Option<Cursor>, Option<(i64, i64)>), PollError> {
     let mark = cursors.cursor(&lagged_key(feed)).await?;
-    let start = mark.as_ref().map_or(from - lag_ms, |m| m.at).max(0);
-    let until = now - lag_ms;
+    let start = mark
+        .as_ref()
+        .map_or(from - HUBSPOT_OVERLAP_MS, |m| m.at)
+        .max(0);
+    let until = now - HUBSPOT_OVERLAP_MS;
     Ok((mark, (start < until).then_some((start, until))))
 }
 
@@ -578,19 +580,16 @@ impl Pipeline {
             if fresh.contains_key(&feed) {
                 continue;
             }
+            // Started by `start_feeds` before this read: every feed has a cursor.
             let r = match cursors.cursor(&feed).await? {
-                None if activity_objects.contains(object) => {
-                    self.start_feed(cursors, &feed, now).await?
-                }
-                None => self.start_backfill(cursors, &feed, now).await?,
+                None => continue,
                 Some(from) => {
                     // The changes from the cursor on, and in the same calls the window
                     // grown older than the index's lag since the last poll, once: each
                     // change is read about twice however often the feed is polled.
                     // (Re-reading the lag's window at every poll read a change five times
                     // at one poll a second: most of an initial sync's feed calls.)
-                    let (mark, lagged) =
-                        lagged_window(cursors, &feed, from.at, HUBSPOT_OVERLAP_MS, now).await?;
+                    let (mark, lagged) = lagged_window(cursors, &feed, from.at, now).await?;
                     let modified = Modified {
                         since: from.at,
                         until: None,
@@ -635,19 +634,9 @@ impl Pipeline {
             if fresh.contains_key(&feed) {
                 continue;
             }
-            match cursors.cursor(&feed).await? {
-                None if triggers.contains(object) => {
-                    let r = self.start_feed(cursors, &feed, now).await?;
-                    feeds.insert(feed, r);
-                }
-                None => {
-                    let r = self.start_backfill(cursors, &feed, now).await?;
-                    feeds.insert(feed, r);
-                }
-                Some(from) => {
-                    polled.push(object.as_str());
-                    froms.push(from);
-                }
+            if let Some(from) = cursors.cursor(&feed).await? {
+                polled.push(object.as_str());
+                froms.push(from);
             }
         }
         if !polled.is_empty() {

@@ -584,15 +584,13 @@ fn saturated(s: &HubSpotSandbox, clock: &Clock) -> HubSpotClient {
     HubSpotClient::with_pause(config, pause(clock)).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Workers under a stream of edits each read a record or two, the same way; reads of
-/// one kind waiting at the limiter together go out as one call, and each reader gets
-/// its own records (counted at the sandbox). Reads of other properties go apart.
-#[tokio::test]
-async fn reads_waiting_at_the_limiter_together_go_as_one_call() {
+/// A sandbox of 30 seeded contacts (`seed`), a client whose limiter is saturated, and
+/// the ids of `n` of the contacts.
+async fn saturated_contacts(seed: u64, n: usize) -> (HubSpotSandbox, HubSpotClient, Vec<String>) {
     let (s, clock) = sandbox(
         None,
         Some(SeedSpec {
-            seed: 5,
+            seed,
             records: 30,
             overlap: 0.0,
         }),
@@ -603,8 +601,17 @@ async fn reads_waiting_at_the_limiter_together_go_as_one_call() {
         .list_all("contacts", &["email"], false)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let ids: Vec<String> = all.iter().map(|r| r.id.clone()).take(12).collect();
-    assert_eq!(ids.len(), 12);
+    let ids: Vec<String> = all.iter().map(|r| r.id.clone()).take(n).collect();
+    assert_eq!(ids.len(), n);
+    (s, c, ids)
+}
+
+/// Workers under a stream of edits each read a record or two, the same way; reads of
+/// one kind waiting at the limiter together go out as one call, and each reader gets
+/// its own records (counted at the sandbox). Reads of other properties go apart.
+#[tokio::test]
+async fn reads_waiting_at_the_limiter_together_go_as_one_call() {
+    let (s, c, ids) = saturated_contacts(5, 12).await;
     let calls = || s.state.calls(Caller::Integration);
     let before = calls();
     let reads = ids.chunks(2).map(|pair| {
@@ -668,22 +675,7 @@ async fn reads_waiting_at_the_limiter_together_go_as_one_call() {
 /// the refusal is only the bad input's.
 #[tokio::test]
 async fn updates_waiting_at_the_limiter_together_go_as_one_call() {
-    let (s, clock) = sandbox(
-        None,
-        Some(SeedSpec {
-            seed: 6,
-            records: 30,
-            overlap: 0.0,
-        }),
-    )
-    .await;
-    let c = saturated(&s, &clock);
-    let all = c
-        .list_all("contacts", &["email"], false)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ids: Vec<String> = all.iter().map(|r| r.id.clone()).take(8).collect();
-    assert_eq!(ids.len(), 8);
+    let (s, c, ids) = saturated_contacts(6, 8).await;
     let calls = || s.state.calls(Caller::Integration);
     let titled = |id: &str, title: &str| {
         let mut p = serde_json::Map::new();

@@ -180,10 +180,7 @@ impl Together {
 impl Lead<'_> {
     /// The call is going: no one joins any more. Returns every member's ids.
     pub(super) fn seal(&self) -> Vec<String> {
-        self.together.close(&self.kind, &self.group);
-        let mut g = lock(&self.group);
-        g.sealed = true;
-        g.ids.clone()
+        self.seal_write().0
     }
 
     /// [`Lead::seal`] for writes: every member's ids, their inputs, and whether any
@@ -286,15 +283,11 @@ mod tests {
         let Joined::Leader(again) = t.join_write("w", &[input("3")], 3) else {
             panic!("a record the open group writes already: a group of its own");
         };
-        let (ids, inputs, others) = lead.seal_write();
-        assert_eq!(ids, ids_of(&["1", "2"]));
+        let (sealed, inputs, others) = lead.seal_write();
+        assert_eq!(sealed, ids(&["1", "2"]));
         assert_eq!(inputs, vec![Value::from("1"), Value::from("2")]);
         assert!(others, "another write is in");
         assert!(!again.seal_write().2, "alone");
-    }
-
-    fn ids_of(v: &[&str]) -> Vec<String> {
-        ids(v)
     }
 
     #[tokio::test]

@@ -472,12 +472,7 @@ async fn a_listing_does_not_wait_for_the_feeds() {
     .await;
     let polled = w.runner.poll_now().await;
     assert!(polled.is_err(), "the feeds' read failed: {polled:?}");
-    let depth = w
-        .runner
-        .store
-        .depth()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let depth = w.queue_depth().await;
     assert!(
         depth.waiting >= 3,
         "the Leads were listed meanwhile: {depth:?}"

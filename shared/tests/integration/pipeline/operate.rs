@@ -91,12 +91,7 @@ async fn a_pause_of_a_thousand_edits_loses_nothing() {
         }
     }
     w.assert_no_dead_letters().await;
-    let depth = w
-        .runner
-        .store
-        .depth()
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let depth = w.queue_depth().await;
     assert!(
         depth.waiting > 0,
         "pushes were queued while paused: {depth:?}"

@@ -656,6 +656,15 @@ impl World {
         assert!(dead.is_empty(), "dead-lettered: {dead:?}");
     }
 
+    /// How much work the local queue holds.
+    pub async fn queue_depth(&self) -> crmsync_shared::ports::QueueDepth {
+        self.runner
+            .store
+            .depth()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// An admin pauses the sync longer than Salesforce keeps its deletions, then
     /// resumes it: what the resume answered (it asks for a reconcile).
     pub async fn resume_after_a_long_pause(&self) -> crmsync_shared::pipeline::control::Resumed {
