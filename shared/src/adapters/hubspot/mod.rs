@@ -253,7 +253,8 @@ impl HubSpotClient {
 
     /// A read of `ids` (at most `cap`, one call's worth) that goes out with the reads
     /// of its `kind` waiting at the limiter with it (`together.rs`). `body_of` makes
-    /// the call's body from every member's ids. The answer: the ids the call asked for,
+    /// the call's body from every member's ids and fields (`fields`: what this read
+    /// asks for of each record). The answer: the ids and fields the call asked for,
     /// and its body.
     pub(crate) async fn read_together(
         &self,
@@ -261,24 +262,32 @@ impl HubSpotClient {
         path: &str,
         cap: usize,
         ids: &[String],
-        body_of: impl Fn(&[String]) -> Value,
+        fields: &[String],
+        body_of: impl Fn(&[String], &[String]) -> Value,
     ) -> together::Shared {
         loop {
-            match self.together.join(kind, ids, cap) {
+            match self.together.join(kind, ids, fields, cap) {
                 together::Joined::Member(answer) => match answer.await {
                     Ok(answer) => return answer,
                     // Its leader was given up: read for itself.
                     Err(_) => continue,
                 },
                 together::Joined::Leader(lead) => {
-                    let mut asked = Vec::new();
+                    let mut asked = (Vec::new(), Vec::new());
                     let answer = self
                         .request_with(Method::POST, path, &[], Idempotent::Yes, || {
                             asked = lead.seal();
-                            Some(Cow::Owned(body_of(&asked)))
+                            Some(Cow::Owned(body_of(&asked.0, &asked.1)))
                         })
                         .await
-                        .map(|a| Arc::new((asked, a.body)));
+                        .map(|a| {
+                            let (ids, fields) = std::mem::take(&mut asked);
+                            Arc::new(together::Answer {
+                                ids,
+                                fields,
+                                body: a.body,
+                            })
+                        });
                     lead.answer(&answer);
                     return answer;
                 }
@@ -302,7 +311,13 @@ impl HubSpotClient {
             let body = json!({"inputs": inputs.iter().map(|(_, i)| i).collect::<Vec<_>>()});
             self.request(Method::POST, path, &[], Some(&body), Idempotent::Yes)
                 .await
-                .map(|a| Arc::new((ids, a.body)))
+                .map(|a| {
+                    Arc::new(together::Answer {
+                        ids,
+                        fields: Vec::new(),
+                        body: a.body,
+                    })
+                })
         };
         loop {
             match self.together.join_write(kind, inputs, cap) {
@@ -322,7 +337,13 @@ impl HubSpotClient {
                             Some(Cow::Owned(json!({ "inputs": all })))
                         })
                         .await
-                        .map(|a| Arc::new((asked, a.body)));
+                        .map(|a| {
+                            Arc::new(together::Answer {
+                                ids: std::mem::take(&mut asked),
+                                fields: Vec::new(),
+                                body: a.body,
+                            })
+                        });
                     lead.answer(&answer);
                     return match answer {
                         Err(e) if with_others && e.class() == ErrorClass::RecordLevel => {

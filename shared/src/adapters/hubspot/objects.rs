@@ -193,9 +193,10 @@ impl HubSpotClient {
         Ok(pages.into_iter().flatten().collect())
     }
 
-    /// One call's worth of records by id, read with the reads of the same properties
-    /// waiting at the limiter with it. Its own records come back, and any the call
-    /// answered for an id no member asked for (a merged record answers for the id
+    /// One call's worth of records by id, read with the reads of this object waiting at
+    /// the limiter with it (whatever properties they ask for: the call asks for all of
+    /// them). Its own records come back, with the properties it asked for, and any the
+    /// call answered for an id no member asked for (a merged record answers for the id
     /// it absorbed).
     async fn batch_read_together(
         &self,
@@ -206,23 +207,33 @@ impl HubSpotClient {
         max: usize,
     ) -> Result<Vec<HsRecord>, HubSpotError> {
         let path = format!("/crm/v3/objects/{object}/batch/read");
-        let sorted = |names: &[&str]| {
-            let mut v = names.to_vec();
-            v.sort_unstable();
-            v.dedup();
-            v.join(",")
-        };
-        let kind = format!("{path} {} {}", sorted(properties), sorted(with_history));
+        let mut history = with_history.to_vec();
+        history.sort_unstable();
+        history.dedup();
+        let kind = format!("{path} {}", history.join(","));
+        let mine: Vec<String> = properties.iter().map(|p| (*p).to_owned()).collect();
         let answer = self
-            .read_together(&kind, &path, max, ids, |all| {
-                read_body(properties, with_history, None, all)
+            .read_together(&kind, &path, max, ids, &mine, |all, properties| {
+                let properties: Vec<&str> = properties.iter().map(String::as_str).collect();
+                read_body(&properties, with_history, None, all)
             })
             .await?;
-        let (asked, body) = answer.as_ref();
-        Ok(records_of(body)?
+        let together::Answer {
+            ids: asked,
+            fields: all,
+            body,
+        } = answer.as_ref();
+        let mut records: Vec<HsRecord> = records_of(body)?
             .into_iter()
             .filter(|r| together::answers(ids, asked, &r.id))
-            .collect())
+            .collect();
+        // Another member's properties are not this reader's: it sees what it would have
+        // alone (what it asked for, and what HubSpot returns unasked).
+        for r in &mut records {
+            r.properties
+                .retain(|k, _| mine.contains(k) || !all.contains(k));
+        }
+        Ok(records)
     }
 
     /// Updates records by id in calls of 100; inputs HubSpot refuses come back as errors.
@@ -239,7 +250,9 @@ impl HubSpotClient {
                 inputs.iter().map(|i| (i.0.clone(), input(i))).collect();
             let ids: Vec<String> = inputs.iter().map(|(id, _)| id.clone()).collect();
             let answer = self.write_together(&path, &path, BATCH_MAX, &mine).await?;
-            let (asked, body) = answer.as_ref();
+            let together::Answer {
+                ids: asked, body, ..
+            } = answer.as_ref();
             let mut out = outcome_of(body, "ids")?;
             out.records
                 .retain(|r| together::answers(&ids, asked, &r.id));

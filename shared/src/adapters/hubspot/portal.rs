@@ -420,10 +420,13 @@ impl HubSpotClient {
                     &path,
                     ASSOCIATION_READ_MAX,
                     chunk,
-                    |all| json!({"inputs": id_inputs(all)}),
+                    &[],
+                    |all, _| json!({"inputs": id_inputs(all)}),
                 )
                 .await?;
-            let (asked, body) = answer.as_ref();
+            let together::Answer {
+                ids: asked, body, ..
+            } = answer.as_ref();
             for r in body
                 .get("results")
                 .and_then(Value::as_array)

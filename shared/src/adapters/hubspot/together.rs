@@ -9,6 +9,10 @@
 //! and carries every member's ids. A read the limiter admits at once goes alone: nothing
 //! waits longer than it would have.
 //!
+//! Reads of one object by id are one kind whatever properties they ask for (the check
+//! before a write asks for the written ones only, a batch's read for all): the call asks
+//! for every member's properties, and each member keeps its own.
+//!
 //! Updates go the same way (`join_write`): each member brings its inputs, and a member
 //! whose record the group already writes waits for a group of its own (one call may
 //! name a record once). HubSpot refuses a whole batch for one bad input: a refused
@@ -25,12 +29,23 @@ use tokio::sync::oneshot;
 
 use super::HubSpotError;
 
-/// A read's answer, shared by the group's members: the ids it asked for, and its body.
-pub(super) type Shared = Result<Arc<(Vec<String>, Value)>, HubSpotError>;
+/// A call's answer, shared by the group's members.
+#[derive(Debug)]
+pub(super) struct Answer {
+    /// Every member's ids, as the call named them.
+    pub ids: Vec<String>,
+    /// Every member's fields (a read's properties), as the call asked for them.
+    pub fields: Vec<String>,
+    pub body: Value,
+}
+
+pub(super) type Shared = Result<Arc<Answer>, HubSpotError>;
 
 #[derive(Default)]
 struct Group {
     ids: Vec<String>,
+    /// What a read asks for of each record (properties), every member's, each once.
+    fields: Vec<String>,
     /// A write's inputs, one per id (empty for reads).
     inputs: Vec<Value>,
     sealed: bool,
@@ -49,11 +64,16 @@ impl Group {
         seen.len()
     }
 
-    /// Adds the ids of `ids` it does not carry yet, each once.
-    fn add(&mut self, ids: &[String]) {
+    /// Adds the ids and fields it does not carry yet, each once.
+    fn add(&mut self, ids: &[String], fields: &[String]) {
         for id in ids {
             if !self.ids.contains(id) {
                 self.ids.push(id.clone());
+            }
+        }
+        for f in fields {
+            if !self.fields.contains(f) {
+                self.fields.push(f.clone());
             }
         }
     }
@@ -109,18 +129,24 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Together {
     /// Joins the open group of `kind` when it has room for `ids` (at most `cap` ids
-    /// in one call), else opens a group and leads it.
-    pub(super) fn join(&self, kind: &str, ids: &[String], cap: usize) -> Joined<'_> {
+    /// in one call), else opens a group and leads it. The call asks for `fields` too.
+    pub(super) fn join(
+        &self,
+        kind: &str,
+        ids: &[String],
+        fields: &[String],
+        cap: usize,
+    ) -> Joined<'_> {
         let mut open = lock(&self.open);
         if let Some(group) = open.get(kind) {
             let mut g = lock(group);
             if !g.sealed && g.ids.len() + g.new_of(ids) <= cap {
-                g.add(ids);
+                g.add(ids, fields);
                 return member(&mut g);
             }
         }
         let mut group = Group::default();
-        group.add(ids);
+        group.add(ids, fields);
         self.lead(&mut open, kind, group)
     }
 
@@ -178,9 +204,12 @@ impl Together {
 }
 
 impl Lead<'_> {
-    /// The call is going: no one joins any more. Returns every member's ids.
-    pub(super) fn seal(&self) -> Vec<String> {
-        self.seal_write().0
+    /// The call is going: no one joins any more. Returns every member's ids and fields.
+    pub(super) fn seal(&self) -> (Vec<String>, Vec<String>) {
+        self.together.close(&self.kind, &self.group);
+        let mut g = lock(&self.group);
+        g.sealed = true;
+        (g.ids.clone(), g.fields.clone())
     }
 
     /// [`Lead::seal`] for writes: every member's ids, their inputs, and whether any
@@ -226,18 +255,18 @@ mod tests {
     #[test]
     fn reads_of_one_kind_join_while_there_is_room() {
         let t = Together::default();
-        let first = t.join("k", &ids(&["1", "2"]), 4);
+        let first = t.join("k", &ids(&["1", "2"]), &[], 4);
         assert!(matches!(first, Joined::Leader(_)), "the first read leads");
         assert!(
-            matches!(t.join("k", &ids(&["2", "3"]), 4), Joined::Member(_)),
+            matches!(t.join("k", &ids(&["2", "3"]), &[], 4), Joined::Member(_)),
             "a read of the same kind joins (2 is in already: room for 1 more)"
         );
         assert!(
-            matches!(t.join("other", &ids(&["1"]), 4), Joined::Leader(_)),
+            matches!(t.join("other", &ids(&["1"]), &[], 4), Joined::Leader(_)),
             "another kind has its own group"
         );
         assert!(
-            matches!(t.join("k", &ids(&["4", "5"]), 4), Joined::Leader(_)),
+            matches!(t.join("k", &ids(&["4", "5"]), &[], 4), Joined::Leader(_)),
             "a read that does not fit opens a group of its own"
         );
         drop(first);
@@ -246,20 +275,26 @@ mod tests {
     #[tokio::test]
     async fn the_sealed_call_carries_every_members_ids_once_and_answers_them() {
         let t = Together::default();
-        let Joined::Leader(lead) = t.join("k", &ids(&["1", "2"]), 10) else {
+        let Joined::Leader(lead) = t.join("k", &ids(&["1", "2"]), &ids(&["a"]), 10) else {
             panic!("the first read leads");
         };
-        let Joined::Member(a) = t.join("k", &ids(&["2", "3", "3"]), 10) else {
+        let Joined::Member(a) = t.join("k", &ids(&["2", "3", "3"]), &ids(&["b", "a"]), 10) else {
             panic!("joins");
         };
-        assert_eq!(lead.seal(), ids(&["1", "2", "3"]));
+        let (sealed, fields) = lead.seal();
+        assert_eq!(sealed, ids(&["1", "2", "3"]));
+        assert_eq!(fields, ids(&["a", "b"]), "every member's fields, once");
         assert!(
-            matches!(t.join("k", &ids(&["4"]), 10), Joined::Leader(_)),
+            matches!(t.join("k", &ids(&["4"]), &[], 10), Joined::Leader(_)),
             "a sealed group takes no one"
         );
-        lead.answer(&Ok(Arc::new((ids(&["1", "2", "3"]), Value::from(7)))));
+        lead.answer(&Ok(Arc::new(Answer {
+            ids: sealed,
+            fields,
+            body: Value::from(7),
+        })));
         let got = a.await.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(got.ok().map(|a| a.1.clone()), Some(Value::from(7)));
+        assert_eq!(got.ok().map(|a| a.body.clone()), Some(Value::from(7)));
     }
 
     #[test]
@@ -293,16 +328,16 @@ mod tests {
     #[tokio::test]
     async fn members_of_a_leader_given_up_are_let_go() {
         let t = Together::default();
-        let Joined::Leader(lead) = t.join("k", &ids(&["1"]), 10) else {
+        let Joined::Leader(lead) = t.join("k", &ids(&["1"]), &[], 10) else {
             panic!("the first read leads");
         };
-        let Joined::Member(a) = t.join("k", &ids(&["2"]), 10) else {
+        let Joined::Member(a) = t.join("k", &ids(&["2"]), &[], 10) else {
             panic!("joins");
         };
         drop(lead);
         assert!(a.await.is_err(), "the member hears its leader is gone");
         assert!(
-            matches!(t.join("k", &ids(&["3"]), 10), Joined::Leader(_)),
+            matches!(t.join("k", &ids(&["3"]), &[], 10), Joined::Leader(_)),
             "and the next read leads"
         );
     }
