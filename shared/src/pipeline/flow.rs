@@ -4,7 +4,7 @@
 //! store links and last-synced values, record outcomes, then bring the pair's lookups
 //! and junctions in step (`lookups.rs`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -313,7 +313,7 @@ impl Pipeline {
             self.failpoint(&format!("after_crm_write:{pair}"));
         }
         let moved = Pipeline::lifecycle_moves(&planned);
-        let synced = super::lookups::Synced::of(&planned);
+        let synced = super::lookups::Synced::of(&planned, items);
         let t_write = t0.elapsed().as_millis();
         self.finish(pair, items, planned, outcomes, now).await;
         let t_finish = t0.elapsed().as_millis();
@@ -443,7 +443,7 @@ impl Pipeline {
                 .iter()
                 .map(|(sobject, ids)| self.read_salesforce(run, sobject, ids)),
         );
-        let followed = associations_to_read(run, &prefetch.links);
+        let followed = associations_to_read(run, items, &prefetch.links);
         let associations =
             futures::future::try_join_all(followed.into_iter().map(|(to, asked)| async move {
                 let found = self
@@ -601,20 +601,41 @@ impl Pipeline {
 /// sObjects only (a Lead has no `AccountId`): only those records' links count.
 fn associations_to_read(
     run: &PairRun,
+    items: &[WorkItem],
     links: &[(Side, String, Option<Link>)],
 ) -> Vec<(String, Vec<String>)> {
+    // Linked HubSpot records some change of which may have moved their associations: a
+    // lookup the link recorded in step is read for these only (`lookups.rs`).
+    let by_item: HashMap<(Side, &str), &Link> = links
+        .iter()
+        .filter_map(|(s, id, l)| Some(((*s, id.as_str()), l.as_ref()?)))
+        .collect();
+    let moved: HashSet<&str> = items
+        .iter()
+        .filter(|i| !super::lookups::values_only(i))
+        .filter_map(|i| by_item.get(&(i.side, i.id.as_str())))
+        .map(|l| l.hubspot_id.as_str())
+        .collect();
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     let targets = run
         .spec
         .lookups
         .iter()
-        .map(|l| (&l.target_hubspot, Some(&l.on)))
+        .map(|l| (&l.target_hubspot, Some(l)))
         .chain(run.spec.junctions.iter().map(|j| (&j.target_hubspot, None)));
-    for (to, on) in targets {
+    for (to, lookup) in targets {
+        let wanted = |l: &Link| match lookup {
+            None => true,
+            Some(lookup) => {
+                lookup.on.contains(&l.salesforce_object)
+                    && (l.last_synced.lookup(&lookup.field).is_none()
+                        || moved.contains(&l.hubspot_id.as_str()))
+            }
+        };
         let ids: Vec<String> = links
             .iter()
             .filter_map(|(_, _, l)| l.as_ref())
-            .filter(|l| on.is_none_or(|on| on.contains(&l.salesforce_object)))
+            .filter(|l| wanted(l))
             .map(|l| l.hubspot_id.clone())
             .collect();
         if ids.is_empty() {

@@ -31,7 +31,7 @@ use super::HubSpotError;
 
 /// A call's answer, shared by the group's members.
 #[derive(Debug)]
-pub(super) struct Answer {
+pub(crate) struct Answer {
     /// Every member's ids, as the call named them.
     pub ids: Vec<String>,
     /// Every member's fields (a read's properties), as the call asked for them.

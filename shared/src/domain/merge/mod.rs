@@ -79,12 +79,39 @@ impl Snapshot {
 /// Serialized as a JSON object. Entries stay in mapping order, so the merge finds each
 /// field's entry at its own position without a lookup (and falls back to a search when
 /// the mapping changed since).
+///
+/// A lookup a sync put in step has an entry too, keyed by its Salesforce field behind
+/// [`LOOKUP_PREFIX`] (`@AccountId`): the field's value and the HubSpot record the
+/// record was associated with for it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LastSynced {
     entries: Vec<(String, SyncedField)>,
 }
 
+/// What a lookup's entry key starts with: no HubSpot property name does.
+pub const LOOKUP_PREFIX: &str = "@";
+
 impl LastSynced {
+    /// The lookup `field` as a sync last put it in step: its Salesforce value, and the
+    /// HubSpot record associated for it.
+    pub fn lookup(&self, field: &str) -> Option<(&str, &str)> {
+        let entry = self.get(&format!("{LOOKUP_PREFIX}{field}"))?;
+        Some((entry.salesforce.as_str()?, entry.hubspot.as_str()?))
+    }
+
+    /// Records that the lookup `field`, at `salesforce`, has its record associated with
+    /// the HubSpot record `hubspot`.
+    pub fn set_lookup(&mut self, field: &str, salesforce: &str, hubspot: &str) {
+        self.insert(
+            format!("{LOOKUP_PREFIX}{field}"),
+            SyncedField {
+                hubspot: Value::from(hubspot),
+                salesforce: Value::from(salesforce),
+                held: None,
+            },
+        );
+    }
+
     /// The entry of `property`, looked for first at position `hint`.
     pub fn get_at(&self, hint: usize, property: &str) -> Option<&SyncedField> {
         match self.entries.get(hint) {
@@ -340,7 +367,8 @@ impl MergePlan<'_> {
 
     /// The pair's new last-synced values, to store once the writes succeeded: the ones
     /// merged against, with this merge's changes, for the mapped fields only (a field
-    /// dropped from the mapping and added back later merges as on a first sync).
+    /// dropped from the mapping and added back later merges as on a first sync), and
+    /// the lookups' entries as they were (the merge does not touch lookups).
     pub fn next_last_synced(&self, previous: Option<&LastSynced>) -> LastSynced {
         let mut next = LastSynced::default();
         for (position, outcome) in self.fields.iter().enumerate() {
@@ -354,6 +382,13 @@ impl MergePlan<'_> {
             if let Some(entry) = entry {
                 next.push(outcome.hubspot, entry.clone());
             }
+        }
+        let lookups = previous
+            .into_iter()
+            .flat_map(LastSynced::iter)
+            .filter(|(k, _)| k.starts_with(LOOKUP_PREFIX));
+        for (k, entry) in lookups {
+            next.push(k, entry.clone());
         }
         next
     }

@@ -1134,3 +1134,31 @@ fn a_webhook_value_is_compared_in_hubspot_wire_form() {
     assert!(last.holds_hubspot("amount", "1200"));
     assert!(!last.holds_hubspot("lastname", ""), "never synced");
 }
+
+#[test]
+fn a_lookups_entry_outlives_the_merges_and_moves_nothing() {
+    let case = Case::new(&field("name", "Name", "two_way", ""));
+    let mut l = last(&[("name", json!("Acme"), json!("Acme"))]);
+    l.set_lookup("AccountId", "001A", "9001");
+    let rules = MergeRules::new(
+        &case.config,
+        "companies",
+        "Account",
+        &case.meta,
+        &case.owners,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let plan = merge_fields(
+        &rules,
+        &snap(json!({"name": "Acme Ltd"}), 10),
+        &snap(json!({"Name": "Acme"}), 5),
+        Some(&l),
+    );
+    assert_eq!(plan.hubspot_writes.len() + plan.salesforce_writes.len(), 1);
+    let next = plan.next_last_synced(Some(&l));
+    assert_eq!(next.lookup("AccountId"), Some(("001A", "9001")));
+    assert_eq!(next.lookup("Account__c"), None);
+    let back: LastSynced = serde_json::from_value(serde_json::to_value(&next).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, next, "stored and read back as it was");
+}

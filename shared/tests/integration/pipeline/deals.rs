@@ -689,17 +689,24 @@ async fn a_deal_that_waited_for_its_company_says_synced_once_it_is() {
     assert_eq!((outcome, code), (Outcome::Synced, None));
 }
 
-/// A contact's company is followed after its writes, from associations read with the
-/// records (one round trip fewer for every edit, `flow.rs::associations_to_read`): an
-/// edit of a contact whose company is linked reads them once, and the lookup still
-/// holds.
+/// A contact's company is followed after its writes. An edit of a contact's values
+/// cannot move its associations: with its Account where the last sync left it, they
+/// are not read at all (`lookups.rs`); a contact without an Account reads them with its
+/// records, once (`flow.rs::associations_to_read`); an Account changed in Salesforce
+/// moves the contact to its company.
 #[tokio::test]
-async fn a_contacts_associations_are_read_once_with_its_records() {
+async fn a_contacts_associations_are_read_only_when_they_may_have_moved() {
     let w = world(false, as_contacts()).await;
     let account = w
         .sf_create(
             "Account",
             json!({"Name": "Vandelay", "Website": "vandelay.example"}),
+        )
+        .await;
+    let other = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Kramerica", "Website": "kramerica.example"}),
         )
         .await;
     let contact = w
@@ -708,28 +715,72 @@ async fn a_contacts_associations_are_read_once_with_its_records() {
             json!({"LastName": "Costanza", "Email": "george@vandelay.example", "AccountId": account}),
         )
         .await;
+    w.sf_create(
+        "Contact",
+        json!({"LastName": "Newman", "Email": "newman@example.org"}),
+    )
+    .await;
     w.sync().await;
-    let hs = w
-        .hs_contact_by_email("george@vandelay.example")
-        .await
-        .unwrap_or_else(|| panic!("no contact"));
-    let hs = hs["id"].as_str().unwrap_or_default().to_owned();
+    let hs_of = |email: &'static str| {
+        let w = &w;
+        async move {
+            let c = w
+                .hs_contact_by_email(email)
+                .await
+                .unwrap_or_else(|| panic!("no contact {email}"));
+            c["id"].as_str().unwrap_or_default().to_owned()
+        }
+    };
+    let (hs, loner) = (
+        hs_of("george@vandelay.example").await,
+        hs_of("newman@example.org").await,
+    );
     assert_eq!(w.hs_associated("contacts", &hs, "companies").await.len(), 1);
-    w.advance(1_000);
     let read = "HubSpot POST /crm/v4/associations/contacts/companies/batch/read";
-    let before = w.calls_by_endpoint().await;
+    let reads = || async {
+        let calls = w.calls_by_endpoint().await;
+        calls.get(read).copied().unwrap_or(0)
+    };
+
+    w.advance(1_000);
+    let before = reads().await;
     w.hs_update(&hs, json!({"jobtitle": "Architect"})).await;
     w.sync().await;
-    let after = w.calls_by_endpoint().await;
-    let count = |m: &std::collections::BTreeMap<String, u64>| m.get(read).copied().unwrap_or(0);
-    assert_eq!(count(&after) - count(&before), 1, "{after:?}");
-    let row = w
-        .sf_records("Contact")
+    assert_eq!(reads().await - before, 0, "an edit of values reads none");
+    let row = |rows: Vec<Value>| {
+        rows.into_iter()
+            .find(|r| r["Id"] == json!(contact))
+            .unwrap_or_default()
+    };
+    let george = row(w.sf_records("Contact").await);
+    assert_eq!(george["Title"], json!("Architect"));
+    assert_eq!(george["AccountId"], json!(account));
+    assert_eq!(w.hs_associated("contacts", &hs, "companies").await.len(), 1);
+
+    w.advance(1_000);
+    let before = reads().await;
+    w.hs_update(&loner, json!({"jobtitle": "Mailman"})).await;
+    w.sync().await;
+    assert_eq!(
+        reads().await - before,
+        1,
+        "nothing recorded: read once, with the records"
+    );
+
+    w.advance(1_000);
+    w.sf_update("Contact", &contact, json!({"AccountId": other}))
+        .await;
+    w.sync().await;
+    let company = w
+        .hs_objects("companies")
         .await
         .into_iter()
-        .find(|r| r["Id"] == json!(contact))
-        .unwrap_or_default();
-    assert_eq!(row["Title"], json!("Architect"));
-    assert_eq!(row["AccountId"], json!(account));
-    assert_eq!(w.hs_associated("contacts", &hs, "companies").await.len(), 1);
+        .find(|c| prop(c, "salesforceaccountid") == &json!(other))
+        .unwrap_or_else(|| panic!("no company for the other account"));
+    assert!(
+        w.hs_associated("contacts", &hs, "companies")
+            .await
+            .contains(&id_of(&company)),
+        "the contact follows its new Account"
+    );
 }
