@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::flow::same_sf_id;
@@ -158,6 +159,9 @@ pub(crate) const RETRIED_UNTIL_SYNCED: &str = "; retried until it is";
 
 /// How deep syncing a record's related records may go (a deal's contact's company).
 const MAX_DEPTH: u8 = 3;
+
+/// Lookups recorded on links at once.
+const RECORDING_AT_ONCE: usize = 16;
 
 impl Pipeline {
     pub(crate) async fn sync_lookups(
@@ -482,10 +486,16 @@ impl Pipeline {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        for (n, value, hubspot) in record {
-            self.record_lookup(run, &synced[n], &lookup.field, value, &hubspot)
-                .await;
+        // A link read and written per record: at once, not one after another (an
+        // initial sync records a whole batch's).
+        let mut records = Vec::with_capacity(record.len());
+        for (n, value, hubspot) in &record {
+            records.push(self.record_lookup(run, &synced[*n], &lookup.field, value, hubspot));
         }
+        futures::stream::iter(records)
+            .buffer_unordered(RECORDING_AT_ONCE)
+            .collect::<Vec<()>>()
+            .await;
         if !set_field.is_empty() {
             let results = self
                 .salesforce
