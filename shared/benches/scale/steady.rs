@@ -284,6 +284,35 @@ async fn phase(
     Ok(result)
 }
 
+/// Waits until HubSpot's feeds have made their settled reads (a change read once more
+/// two minutes on, for the search index's rare long lags) of everything up to now: the
+/// initial sync's last follow-up reads, which page through its own writes. Steady
+/// state begins after them.
+async fn past_settled_reads(runner: &Running) -> Result<(), String> {
+    let now = runner.pipeline.clock.now_ms();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    eprintln!("waiting for the initial sync's settled reads...");
+    loop {
+        let mut behind = false;
+        for object in ["contacts", "companies", "deals"] {
+            let key = format!("settled:hubspot:{object}");
+            let mark = runner
+                .cursors
+                .cursor(&key)
+                .await
+                .map_err(|e| e.to_string())?;
+            behind |= mark.is_none_or(|m| m.at < now);
+        }
+        if !behind {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("the settled reads did not pass the initial sync in 10 minutes".into());
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 pub async fn run(
     settings: &Settings,
     s: &Sandboxes,
@@ -291,6 +320,7 @@ pub async fn run(
 ) -> Result<Vec<Phase>, String> {
     let per_phase = (u64::from(settings.edits_per_second) * settings.steady_seconds) as usize;
     let pairs = synced_pairs(s, per_phase * 2).await?;
+    past_settled_reads(runner).await?;
     let pushed = phase(
         "webhooks and outbound messages",
         settings,
