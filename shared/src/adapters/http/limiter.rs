@@ -15,8 +15,13 @@
 //! the spacing they were sent at: two calls sent a window apart can arrive a few
 //! milliseconds less than a window apart, and the second is refused. A call therefore
 //! stays counted for the window and [`JITTER`] more.
+//!
+//! Calls waiting go in turn ([`RateLimiter::acquire_in_turn`]): writes first, as they
+//! finish work already begun (an edit's write waits behind no new edit's read), then
+//! the rest in the order they came. Waiters that raced for each freed slot made the
+//! wait's tail long under a stream of edits: one unlucky call lost race after race.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -38,6 +43,32 @@ pub struct RateLimiter {
 struct Calls {
     made: VecDeque<i64>,
     due: i64,
+    /// The calls waiting their turn, first first.
+    waiting: BTreeSet<(Turn, u64)>,
+    /// The next waiter's number.
+    next: u64,
+}
+
+/// Which of the calls waiting goes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Turn {
+    /// A write: the last step of work already begun.
+    Write,
+    /// Anything else, in the order they came.
+    Other,
+}
+
+/// A waiter's place in the line, given up when its wait ends or is abandoned.
+struct Place<'a> {
+    limiter: &'a RateLimiter,
+    at: (Turn, u64),
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        let mut calls = self.limiter.lock();
+        calls.waiting.remove(&self.at);
+    }
 }
 
 impl RateLimiter {
@@ -54,6 +85,45 @@ impl RateLimiter {
 
     pub fn max(&self) -> usize {
         self.max
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Calls> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for one more call to fit in the window and for the calls waiting ahead of
+    /// it (writes before other calls, then first come) to go, then counts it.
+    pub async fn acquire_in_turn(&self, turn: Turn, pause: &dyn Pause) {
+        let place = {
+            let mut calls = self.lock();
+            let at = (turn, calls.next);
+            calls.next += 1;
+            calls.waiting.insert(at);
+            Place { limiter: self, at }
+        };
+        loop {
+            let wait = {
+                let now = pause.now_ms();
+                let mut calls = self.lock();
+                let wait = self.wait_ms(&mut calls, now);
+                let first = calls.waiting.first() == Some(&place.at);
+                if first && wait == 0 {
+                    calls.made.push_back(now);
+                    calls.due = calls.due.max(now) + self.spacing_ms();
+                    // Unlocked before the place leaves the line (it locks too).
+                    drop(calls);
+                    return;
+                }
+                // Behind others: look again at the pace (the one ahead goes by then).
+                let wait = if first {
+                    wait
+                } else {
+                    wait.max(1).min(self.spacing_ms())
+                };
+                Duration::from_millis(u64::try_from(wait).unwrap_or(0))
+            };
+            pause.pause(wait.max(Duration::from_millis(1))).await;
+        }
     }
 
     /// Waits until one more call fits in the window, then counts it.
@@ -211,5 +281,59 @@ mod tests {
             let kept = Duration::from_secs(1) + JITTER;
             assert!(span >= kept, "6 searches sent within {span:?}");
         }
+    }
+
+    /// Under saturation, waiting calls go in turn: a write ahead of the reads that
+    /// came before it, the reads in the order they came. (Racing for each freed slot,
+    /// a call could lose again and again.)
+    #[tokio::test(start_paused = true)]
+    async fn waiting_calls_go_in_turn_writes_first() {
+        let limiter = std::sync::Arc::new(RateLimiter::shared(190, Duration::from_secs(10), 1));
+        // The burst used up: every call from here on waits.
+        for _ in 0..10 {
+            limiter.acquire_in_turn(Turn::Other, &TokioPause).await;
+        }
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (n, turn) in [
+            (0, Turn::Other),
+            (1, Turn::Other),
+            (2, Turn::Other),
+            (3, Turn::Write),
+        ] {
+            let (limiter, order) = (limiter.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                limiter.acquire_in_turn(turn, &TokioPause).await;
+                order.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+            }));
+            // Each a little after the one before.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        let order = order.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(order, vec![3, 0, 1, 2]);
+    }
+
+    /// A waiter given up (its batch abandoned) leaves the line: the ones behind it go.
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_given_up_leaves_the_line() {
+        let limiter = RateLimiter::shared(190, Duration::from_secs(10), 1);
+        for _ in 0..10 {
+            limiter.acquire_in_turn(Turn::Other, &TokioPause).await;
+        }
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(1),
+            limiter.acquire_in_turn(Turn::Other, &TokioPause),
+        )
+        .await;
+        assert!(given_up.is_err(), "it was still waiting");
+        let next = tokio::time::timeout(
+            Duration::from_millis(200),
+            limiter.acquire_in_turn(Turn::Other, &TokioPause),
+        )
+        .await;
+        assert!(next.is_ok(), "the next waiter was held behind it");
     }
 }

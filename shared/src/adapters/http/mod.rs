@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use crate::secret::Secret;
-pub use limiter::RateLimiter;
+pub use limiter::{RateLimiter, Turn};
 pub use retry::RetryPolicy;
 
 pub use crate::ports::crm::ErrorClass;

@@ -25,7 +25,8 @@ pub use portal::Owner;
 pub use search::{SearchPage, modified_property};
 
 use super::http::{
-    CallCounter, ErrorClass, Pause, RateLimiter, RetryPolicy, Secret, TokioPause, endpoint_key,
+    CallCounter, ErrorClass, Pause, RateLimiter, RetryPolicy, Secret, TokioPause, Turn,
+    endpoint_key,
 };
 
 /// HubSpot's API host.
@@ -382,7 +383,15 @@ impl HubSpotClient {
                 )
                 .await;
             } else {
-                self.limiter.acquire(self.pause.as_ref()).await;
+                // Reads by id and listings wait in line behind the writes.
+                let turn = if method == Method::GET || path.ends_with("/batch/read") {
+                    Turn::Other
+                } else {
+                    Turn::Write
+                };
+                self.limiter
+                    .acquire_in_turn(turn, self.pause.as_ref())
+                    .await;
             }
             if let Some(make) = make_body.take() {
                 body = make();
