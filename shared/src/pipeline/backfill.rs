@@ -53,7 +53,7 @@ impl Pipeline {
         loop {
             let (page, next) = self
                 .hubspot
-                .list_page(&spec.hubspot_object, &refs, false, after.as_deref())
+                .list_page(&spec.hubspot_object, &refs, &[], false, after.as_deref())
                 .await
                 .map_err(|e| format!("HubSpot {}: {e}", spec.hubspot_object))?;
             hubspot.extend(page);

@@ -414,6 +414,10 @@ impl Pipeline {
                 (Side::HubSpot, Some(values)) => carried_hs.push(HsRecord {
                     id: i.id.clone(),
                     properties: values.clone(),
+                    associations: match &i.seen {
+                        Some(Seen::Values { associations, .. }) => associations.clone(),
+                        _ => Default::default(),
+                    },
                     ..HsRecord::default()
                 }),
                 (Side::HubSpot, None) => push_unique(&mut hs_ids, &i.id),
@@ -443,7 +447,17 @@ impl Pipeline {
                 .iter()
                 .map(|(sobject, ids)| self.read_salesforce(run, sobject, ids)),
         );
-        let followed = associations_to_read(run, items, &prefetch.links);
+        let mut followed = associations_to_read(run, items, &prefetch.links);
+        // Listed with their associations: nothing to read.
+        for (to, asked) in &mut followed {
+            let listed: HashSet<&str> = carried_hs
+                .iter()
+                .filter(|h| h.associations.contains_key(to.as_str()))
+                .map(|h| h.id.as_str())
+                .collect();
+            asked.retain(|id| !listed.contains(id.as_str()));
+        }
+        followed.retain(|(_, asked)| !asked.is_empty());
         let associations =
             futures::future::try_join_all(followed.into_iter().map(|(to, asked)| async move {
                 let found = self
@@ -459,6 +473,20 @@ impl Pipeline {
             associations
         )?;
         prefetch.associations = associations;
+        // A listing's records came with their associations: as good as read with them.
+        for to in followed_objects(run) {
+            let found: Vec<(String, Vec<String>)> = carried_hs
+                .iter()
+                .filter_map(|h| Some((h.id.clone(), h.associations.get(to)?.clone())))
+                .collect();
+            if !found.is_empty() {
+                prefetch.associations.push(super::work::Associated {
+                    to: to.to_owned(),
+                    asked: found.iter().map(|(id, _)| id.clone()).collect(),
+                    found,
+                });
+            }
+        }
         for h in carried_hs {
             if !records.iter().any(|r| r.id == h.id) {
                 records.push(h);
@@ -593,6 +621,18 @@ impl Pipeline {
         .await;
         Ok(())
     }
+}
+
+/// The HubSpot objects the pair's lookups and junctions follow associations to.
+pub(crate) fn followed_objects(run: &PairRun) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    let lookups = run.spec.lookups.iter().map(|l| l.target_hubspot.as_str());
+    for to in lookups.chain(run.spec.junctions.iter().map(|j| j.target_hubspot.as_str())) {
+        if !out.contains(&to) {
+            out.push(to);
+        }
+    }
+    out
 }
 
 /// The associations the pair's lookups and junctions will read once the batch is

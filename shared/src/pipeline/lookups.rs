@@ -363,13 +363,16 @@ impl Pipeline {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(read) = prefetch.associations(target, &ids) {
-            return Ok(read);
+        let (mut known, unknown) = prefetch.associations(target, &ids);
+        if !unknown.is_empty() {
+            let read = self
+                .hubspot
+                .associations(&run.spec.hubspot_object, target, &unknown)
+                .await
+                .map_err(|e| e.to_string())?;
+            known.extend(read);
         }
-        self.hubspot
-            .associations(&run.spec.hubspot_object, target, &ids)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(known)
     }
 
     /// One pass over a lookup: associate what Salesforce says, set what HubSpot says.
@@ -677,6 +680,7 @@ mod tests {
             modified_at: 1,
             whole: false,
             listed_at,
+            associations: Default::default(),
         };
         assert!(values_only(&item(Side::HubSpot, Some(property.clone()))));
         assert!(values_only(&item(Side::Salesforce, Some(values(None)))));

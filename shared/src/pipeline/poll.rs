@@ -902,7 +902,7 @@ impl Pipeline {
             origin: origin.to_owned(),
             seen,
         };
-        let listed = |values: Map<String, Value>, modified: &str| {
+        let listed = |values: Map<String, Value>, modified: &str, associations| {
             let modified_at = values
                 .get(modified)
                 .and_then(Value::as_str)
@@ -914,6 +914,7 @@ impl Pipeline {
                 whole: true,
                 // Taken after the page was read: a link must have synced later still.
                 listed_at: Some(self.clock.now_ms()),
+                associations,
             }
         };
         if side == Side::HubSpot {
@@ -923,16 +924,21 @@ impl Pipeline {
                 None => vec!["hs_object_id".to_owned()],
             };
             let props: Vec<&str> = props.iter().map(String::as_str).collect();
+            // The associations the pair's lookups and junctions follow, listed with the
+            // records: the sync of a pair linked now reads none.
+            let followed = run.map(super::flow::followed_objects).unwrap_or_default();
             let mut items = Vec::new();
             let mut after = (!last.is_empty()).then(|| last.to_owned());
             for _ in 0..BACKFILL_HUBSPOT_PAGES {
                 let (records, next) = self
                     .hubspot
-                    .list_page(object, &props, false, after.as_deref())
+                    .list_page(object, &props, &followed, false, after.as_deref())
                     .await
                     .map_err(|e| PollError::HubSpot(e.to_string()))?;
                 items.extend(records.into_iter().map(|r| {
-                    let seen = run.map(|run| listed(r.properties, &run.spec.hubspot_modified));
+                    let seen = run.map(|run| {
+                        listed(r.properties, &run.spec.hubspot_modified, r.associations)
+                    });
                     item(r.id, seen)
                 }));
                 match next {
@@ -974,7 +980,9 @@ impl Pipeline {
             .filter_map(|r| {
                 let id = r.get("Id").and_then(Value::as_str)?.to_owned();
                 let seen = match r {
-                    Value::Object(values) if carry => Some(listed(values, "SystemModstamp")),
+                    Value::Object(values) if carry => {
+                        Some(listed(values, "SystemModstamp", BTreeMap::new()))
+                    }
                     _ => None,
                 };
                 Some(item(id, seen))
@@ -1021,7 +1029,7 @@ impl Pipeline {
         loop {
             let (records, next) = self
                 .hubspot
-                .list_page(object, &["hs_object_id"], true, after.as_deref())
+                .list_page(object, &["hs_object_id"], &[], true, after.as_deref())
                 .await
                 .map_err(|e| PollError::HubSpot(e.to_string()))?;
             for r in records {
@@ -1083,6 +1091,7 @@ impl Pipeline {
                             modified_at: at,
                             whole: true,
                             listed_at: None,
+                            associations: Default::default(),
                         }),
                     },
                 }
@@ -1146,6 +1155,7 @@ impl Pipeline {
                                         modified_at: at,
                                         whole: true,
                                         listed_at: None,
+                                        associations: Default::default(),
                                     }
                                 }),
                             },

@@ -1,6 +1,8 @@
 //! The units of a sync batch: a Salesforce record as read, the HubSpot record's
 //! snapshot, and a `Work`: one record pair and the queued items it answers.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::{Map, Value};
 
 use crate::domain::Side;
@@ -131,19 +133,32 @@ pub(crate) struct Associated {
 }
 
 impl Prefetch {
-    /// The associations to `to` of every one of `ids`, when they were all read.
-    pub fn associations(&self, to: &str, ids: &[String]) -> Option<Vec<(String, Vec<String>)>> {
-        let read = self
-            .associations
+    /// The associations to `to` of those of `ids` read with the records (or listed
+    /// with them), and the ids whose associations were not.
+    pub fn associations(
+        &self,
+        to: &str,
+        ids: &[String],
+    ) -> (Vec<(String, Vec<String>)>, Vec<String>) {
+        let reads: Vec<&Associated> = self.associations.iter().filter(|a| a.to == to).collect();
+        let asked: HashSet<&str> = reads
             .iter()
-            .find(|a| a.to == to && ids.iter().all(|id| a.asked.contains(id)))?;
-        Some(
-            read.found
-                .iter()
-                .filter(|(id, _)| ids.contains(id))
-                .cloned()
-                .collect(),
-        )
+            .flat_map(|a| a.asked.iter().map(String::as_str))
+            .collect();
+        let found: HashMap<&str, &Vec<String>> = reads
+            .iter()
+            .flat_map(|a| a.found.iter().map(|(id, to)| (id.as_str(), to)))
+            .collect();
+        let mut known = Vec::new();
+        let mut unknown = Vec::new();
+        for id in ids {
+            match (asked.contains(id.as_str()), found.get(id.as_str())) {
+                (true, Some(to)) => known.push((id.clone(), (*to).clone())),
+                (true, None) => {}
+                (false, _) => unknown.push(id.clone()),
+            }
+        }
+        (known, unknown)
     }
 
     /// The link looked up for this record, if it was.

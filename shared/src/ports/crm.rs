@@ -2,7 +2,7 @@
 //! and the types they speak. The CRM clients in `adapters/` implement them; nothing
 //! here knows HTTP.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -90,6 +90,10 @@ pub struct HsRecord {
     /// Per property: (value, epoch ms) newest first, when asked for.
     pub history: HashMap<String, Vec<(String, i64)>>,
     pub archived: bool,
+    /// The ids of its associated records by object type, for the types the read asked
+    /// for (a listing's page). A type absent is unknown (not asked, or more than one
+    /// answer holds), not unassociated.
+    pub associations: BTreeMap<String, Vec<String>>,
 }
 
 impl HsRecord {
@@ -211,11 +215,13 @@ pub trait HubSpotApi: Send + Sync {
         modified: Modified,
         properties: &[&str],
     ) -> Result<Vec<HsRecord>, CrmError>;
-    /// One page of a listing (100 records) from `after`, and the next page's token.
+    /// One page of a listing (100 records) from `after`, and the next page's token;
+    /// each record with its associations to the `associations` object types.
     async fn list_page(
         &self,
         object: &str,
         properties: &[&str],
+        associations: &[&str],
         archived: bool,
         after: Option<&str>,
     ) -> Result<(Vec<HsRecord>, Option<String>), CrmError>;

@@ -3,6 +3,8 @@
 //! right now, and which events were already seen. At-least-once delivery and racing
 //! workers are normal: every write that could race is conditional.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +163,10 @@ pub enum Seen {
         /// record has nothing to sync whatever these values say.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         listed_at: Option<Millis>,
+        /// A HubSpot listing's record: its associations by object type, as listed (the
+        /// types the pair's lookups and junctions follow; `HsRecord::associations`).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        associations: BTreeMap<String, Vec<String>>,
     },
     /// Several changes one reference serves (a queue that coalesces references): an
     /// echo only if every one of them is.

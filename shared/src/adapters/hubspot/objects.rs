@@ -1,6 +1,8 @@
 //! CRM v3 objects: reads and writes in batches of HubSpot's size (100; 50 with property
 //! history), paged lists, and per-input results mapped back to their inputs.
 
+use std::collections::BTreeMap;
+
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
@@ -59,8 +61,55 @@ impl HsRecord {
                 .unwrap_or_default(),
             history,
             archived: v.get("archived").and_then(Value::as_bool).unwrap_or(false),
+            associations: BTreeMap::new(),
         })
     }
+}
+
+/// A listed record's associations to the `asked` object types, from its v3 block
+/// (`{"companies": {"results": [{"id", "type"}]}}`). A type the block leaves out has
+/// none, unless the block holds a key this cannot tell apart from it; a type whose
+/// answer runs to another page is left out (unknown).
+fn listed_associations(v: &Value, asked: &[&str]) -> BTreeMap<String, Vec<String>> {
+    let empty = Map::new();
+    let block = v
+        .get("associations")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    // HubSpot names a custom object's block with spaces for its underscores.
+    let names = |a: &str, k: &str| k == a || k == a.replace('_', " ");
+    let unnamed = block.keys().any(|k| !asked.iter().any(|a| names(a, k)));
+    let mut out = BTreeMap::new();
+    for a in asked {
+        let Some((_, answer)) = block.iter().find(|(k, _)| names(a, k)) else {
+            if !unnamed {
+                out.insert((*a).to_owned(), Vec::new());
+            }
+            continue;
+        };
+        if answer.pointer("/paging/next").is_some() {
+            continue;
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for r in answer
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let id = match r.get("id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => continue,
+            };
+            // One id per associated record, whatever labels it has.
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        out.insert((*a).to_owned(), ids);
+    }
+    out
 }
 
 /// Epoch milliseconds of HubSpot's ISO times (or epoch-millisecond strings).
@@ -401,7 +450,7 @@ impl HubSpotClient {
         let mut after: Option<String> = None;
         loop {
             let (records, next) = self
-                .list_page(object, properties, archived, after.as_deref())
+                .list_page(object, properties, &[], archived, after.as_deref())
                 .await?;
             out.extend(records);
             match next {
@@ -411,11 +460,13 @@ impl HubSpotClient {
         }
     }
 
-    /// One page of a listing (100 records) and the `after` token of the next, if any.
+    /// One page of a listing (100 records) and the `after` token of the next, if any;
+    /// each record with its associations to the `associations` object types.
     pub async fn list_page(
         &self,
         object: &str,
         properties: &[&str],
+        associations: &[&str],
         archived: bool,
         after: Option<&str>,
     ) -> Result<(Vec<HsRecord>, Option<String>), HubSpotError> {
@@ -424,6 +475,9 @@ impl HubSpotClient {
             ("properties", properties.join(",")),
             ("archived", archived.to_string()),
         ];
+        if !associations.is_empty() {
+            query.push(("associations", associations.join(",")));
+        }
         if let Some(a) = after {
             query.push(("after", a.to_owned()));
         }
@@ -441,6 +495,48 @@ impl HubSpotClient {
             .pointer("/paging/next/after")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        Ok((records_of(&answer.body)?, next))
+        let mut records = records_of(&answer.body)?;
+        if !associations.is_empty() {
+            let listed = answer.body.get("results").and_then(Value::as_array);
+            for (r, v) in records.iter_mut().zip(listed.into_iter().flatten()) {
+                r.associations = listed_associations(v, associations);
+            }
+        }
+        Ok((records, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_records_associations_are_read_from_its_block() {
+        let asked = ["companies", "p_machines"];
+        let v = json!({"associations": {
+            "companies": {"results": [
+                {"id": "1", "type": "contact_to_company"},
+                {"id": "1", "type": "contact_to_company_unlabeled"},
+                {"id": "2", "type": "contact_to_company_unlabeled"}
+            ]},
+            "p machines": {"results": [{"id": "7", "type": "contact_to_machine"}]}
+        }});
+        let got = listed_associations(&v, &asked);
+        assert_eq!(
+            got.get("companies"),
+            Some(&vec!["1".to_owned(), "2".to_owned()])
+        );
+        assert_eq!(got.get("p_machines"), Some(&vec!["7".to_owned()]));
+        // No block: none of either.
+        let none = listed_associations(&json!({}), &asked);
+        assert_eq!(none.get("companies"), Some(&Vec::new()));
+        // Paged: unknown. A key it cannot place: what it leaves out is unknown.
+        let paged = json!({"associations": {
+            "companies": {"results": [{"id": "1"}], "paging": {"next": {"after": "2"}}},
+            "2-123": {"results": [{"id": "9"}]}
+        }});
+        let got = listed_associations(&paged, &asked);
+        assert_eq!(got.get("companies"), None);
+        assert_eq!(got.get("p_machines"), None);
     }
 }

@@ -86,10 +86,11 @@ impl HubSpotApi for HubSpotClient {
         &self,
         object: &str,
         properties: &[&str],
+        associations: &[&str],
         archived: bool,
         after: Option<&str>,
     ) -> Result<(Vec<HsRecord>, Option<String>), CrmError> {
-        HubSpotClient::list_page(self, object, properties, archived, after)
+        HubSpotClient::list_page(self, object, properties, associations, archived, after)
             .await
             .map_err(CrmError::from)
     }

@@ -317,6 +317,7 @@ impl Intake {
                 // The message's fields are the ones its rule sends, not the pair's.
                 whole: false,
                 listed_at: None,
+                associations: Default::default(),
             });
             if !self.pipeline.is_echo(&item).await {
                 keyed.push((format!("salesforce:{}:{}", n.id, item.id), item));

@@ -525,3 +525,56 @@ async fn a_busy_feed_polled_every_second_reads_each_change_a_few_times() {
         "{read} reads of {changes} changes"
     );
 }
+
+/// The initial sync follows what the listing shows of each record's associations: HubSpot
+/// contacts associated with a company fill their Contacts' Account in Salesforce, and
+/// no association is read to do it (the listing's pages carry them).
+#[tokio::test]
+async fn an_initial_sync_follows_listed_associations_without_reading_them() {
+    let w = World::start(Setup {
+        push: false,
+        settle_batch: 1_000,
+        ..Setup::default()
+    })
+    .await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Initech", "Website": "initech.example"}),
+        )
+        .await;
+    let company = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Initech", "domain": "initech.example"}),
+        )
+        .await;
+    for n in 0..20 {
+        let email = format!("staff{n}@initech.example");
+        let contact = w
+            .hs_create(json!({"email": email, "lastname": format!("Staff {n}")}))
+            .await;
+        w.hs_person_associates("contacts", &contact, "companies", &company)
+            .await;
+        w.sf_create(
+            "Contact",
+            json!({"LastName": format!("Staff {n}"), "Email": email}),
+        )
+        .await;
+    }
+    let read = "HubSpot POST /crm/v4/associations/contacts/companies/batch/read";
+    let before = w.calls_by_endpoint().await.get(read).copied().unwrap_or(0);
+    w.sync().await;
+    w.assert_no_dead_letters().await;
+    let contacts = w.sf_records("Contact").await;
+    assert_eq!(contacts.len(), 20);
+    for c in &contacts {
+        assert_eq!(c["AccountId"], json!(account), "{c}");
+    }
+    let calls = w.calls_by_endpoint().await;
+    assert_eq!(
+        calls.get(read).copied().unwrap_or(0) - before,
+        0,
+        "{calls:#?}"
+    );
+}

@@ -525,6 +525,7 @@ async fn the_worker_recognises_pushes_of_our_own_writes_without_reading() {
                 modified_at,
                 whole: false,
                 listed_at: None,
+                associations: Default::default(),
             },
         ),
     ];

@@ -403,6 +403,7 @@ async fn a_record_linked_by_another_batch_after_it_looked_is_not_its_own_twin() 
             modified_at: listed_at,
             whole: true,
             listed_at: Some(listed_at),
+            associations: Default::default(),
         }),
     };
     let created = |object: &str, id: &str| WorkItem {
@@ -505,6 +506,7 @@ async fn a_record_linked_before_its_claim_is_not_made_again() {
             modified_at: w.clock.now_ms(),
             whole: false,
             listed_at: None,
+            associations: Default::default(),
         }),
     };
     w.runner
