@@ -7,7 +7,9 @@
 //! before it reads (a push often arrives before the batch that wrote stored its link).
 //! An echo costs no read, and mostly no queued reference either. The initial sync's
 //! listing is vouched for by time alone: a record listed before its pair synced (its
-//! partner's reference came first) has nothing left to sync.
+//! partner's reference came first) has nothing left to sync. An association webhook is
+//! vouched for by the lookup the link recorded in step, or by the pair following no
+//! association to that object (each association fires on both its records).
 //!
 //! A change the link cannot vouch for is left to the worker: a value that differs, a
 //! mapped field the link holds no value for, a modification after the sync (a person's
@@ -91,6 +93,32 @@ impl Pipeline {
     }
 }
 
+/// Whether an association of the record with `to_id` (a record of `to`) leaves its
+/// pair with nothing to sync: the record follows no association to `to` (a company's
+/// side of its contact's association: the contact's side is the one that syncs; a
+/// contact linked with a Lead), or it is the one a lookup was last put in step with
+/// (our own write come back).
+fn association_holds(run: &PairRun, link: &Link, to: &str, to_id: &str, removed: bool) -> bool {
+    let spec = &run.spec;
+    let junction = spec.junctions.iter().any(|j| j.target_hubspot == to);
+    // A lookup lives on some sObjects only: a Lead's company is no lookup.
+    let mut lookups = spec
+        .lookups
+        .iter()
+        .filter(|l| l.target_hubspot == to && l.on.contains(&link.salesforce_object))
+        .peekable();
+    if !junction && lookups.peek().is_none() {
+        return true;
+    }
+    !removed
+        && !junction
+        && lookups.any(|l| {
+            link.last_synced
+                .lookup(&l.field)
+                .is_some_and(|(_, hubspot)| hubspot == to_id)
+        })
+}
+
 /// Whether one thing a source saw of the record is what its link last synced.
 fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &Seen) -> bool {
     match (item.side, claim) {
@@ -129,6 +157,9 @@ fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &S
         ) => {
             synced_after(link, *modified_at)
                 && salesforce_holds(run, pair, link, &item.object, values)
+        }
+        (Side::HubSpot, Seen::Association { to, to_id, removed }) => {
+            association_holds(run, link, to, to_id, *removed)
         }
         // Nested claims are flattened when merged; anything else is not vouched for.
         _ => false,

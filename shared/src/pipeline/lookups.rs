@@ -60,7 +60,7 @@ pub(crate) fn values_only(item: &WorkItem) -> bool {
             Seen::Property { .. } => side == Side::HubSpot,
             Seen::Values { listed_at, .. } => listed_at.is_none(),
             Seen::All { claims } => claims.iter().all(|c| claim(side, c)),
-            Seen::Created => false,
+            Seen::Created | Seen::Association { .. } => false,
         }
     }
     item.seen.as_ref().is_some_and(|s| claim(item.side, s))

@@ -168,6 +168,14 @@ pub enum Seen {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         associations: BTreeMap<String, Vec<String>>,
     },
+    /// A HubSpot association of the record with `to_id`, a record of `to` (`companies`),
+    /// was made, or `removed`.
+    Association {
+        to: String,
+        to_id: String,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        removed: bool,
+    },
     /// Several changes one reference serves (a queue that coalesces references): an
     /// echo only if every one of them is.
     All { claims: Vec<Seen> },

@@ -62,8 +62,8 @@ pub fn verify(
 
 /// One event worth queuing, with the id HubSpot gives it (for dedupe). What it says
 /// happened to its record, as far as it says, rides on the reference (`item.seen`: a
-/// creation, or one property's new value; nothing for a deletion, a merge, an
-/// association change or a change without its value).
+/// creation, one property's new value, an association made or removed; nothing for a
+/// deletion, a merge or a change without its value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub event_id: String,
@@ -83,6 +83,34 @@ fn seen_in(subscription: &str, event: &Value) -> Option<Seen> {
             }),
             _ => None,
         },
+        Some("associationChange") => {
+            let to = association_target(text("associationType")?)?;
+            let to_id = match event.get("toObjectId")? {
+                Value::Number(n) => n.to_string(),
+                Value::String(s) if !s.is_empty() => s.clone(),
+                _ => return None,
+            };
+            Some(Seen::Association {
+                to: to.to_owned(),
+                to_id,
+                removed: event
+                    .get("associationRemoved")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The object an association event's type points at (`CONTACT_TO_COMPANY`:
+/// `companies`); `None` for types of objects crmsync does not name this way.
+fn association_target(kind: &str) -> Option<&'static str> {
+    match kind.rsplit_once("_TO_")?.1 {
+        "CONTACT" => Some("contacts"),
+        "COMPANY" => Some("companies"),
+        "DEAL" => Some("deals"),
+        "TICKET" => Some("tickets"),
         _ => None,
     }
 }
@@ -186,6 +214,35 @@ mod tests {
         mac.update(body);
         mac.update(ts.as_bytes());
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    #[test]
+    fn an_association_event_says_what_it_associated() {
+        let body = br#"[{"eventId":1,"subscriptionType":"contact.associationChange","objectId":7,
+            "associationType":"CONTACT_TO_COMPANY","fromObjectId":7,"toObjectId":9,"associationRemoved":false},
+            {"eventId":2,"subscriptionType":"company.associationChange","objectId":9,
+            "associationType":"COMPANY_TO_CONTACT","fromObjectId":9,"toObjectId":7,"associationRemoved":true},
+            {"eventId":3,"subscriptionType":"contact.associationChange","objectId":7,
+            "associationType":"CONTACT_TO_P_MACHINE","fromObjectId":7,"toObjectId":5}]"#;
+        let parsed = events(body).unwrap_or_else(|e| panic!("{e}"));
+        let seen: Vec<Option<Seen>> = parsed.into_iter().map(|e| e.item.seen).collect();
+        assert_eq!(
+            seen,
+            vec![
+                Some(Seen::Association {
+                    to: "companies".into(),
+                    to_id: "9".into(),
+                    removed: false
+                }),
+                Some(Seen::Association {
+                    to: "contacts".into(),
+                    to_id: "7".into(),
+                    removed: true
+                }),
+                // An object it cannot name: nothing said, the worker reads.
+                None,
+            ]
+        );
     }
 
     #[test]

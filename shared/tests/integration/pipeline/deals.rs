@@ -784,3 +784,65 @@ async fn a_contacts_associations_are_read_only_when_they_may_have_moved() {
         "the contact follows its new Account"
     );
 }
+
+/// Our own association writes come back as association webhooks, one per side: the
+/// contact's is the association its lookup was last put in step with, the company's
+/// one its pair does not follow. Neither costs a read (`echo.rs`); a person's
+/// association still syncs (`the_contact_company_association_follows_account_id`).
+#[tokio::test]
+async fn our_own_associations_come_back_without_a_read() {
+    let w = world(true, as_contacts()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Vandelay", "Website": "vandelay.example"}),
+        )
+        .await;
+    let other = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Kramerica", "Website": "kramerica.example"}),
+        )
+        .await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Costanza", "Email": "george@vandelay.example", "AccountId": account}),
+        )
+        .await;
+    w.sync().await;
+    w.advance(1_000);
+    let reads = |object: &'static str| {
+        let w = &w;
+        async move {
+            let key = format!("HubSpot POST /crm/v3/objects/{object}/batch/read");
+            w.calls_by_endpoint().await.get(&key).copied().unwrap_or(0)
+        }
+    };
+    let before = (reads("contacts").await, reads("companies").await);
+    // Salesforce moves the contact: the sync associates it with the other company.
+    w.sf_update("Contact", &contact, json!({"AccountId": other}))
+        .await;
+    w.sync().await;
+    let company = w
+        .hs_objects("companies")
+        .await
+        .into_iter()
+        .find(|c| prop(c, "salesforceaccountid") == &json!(other))
+        .unwrap_or_else(|| panic!("no company for the other account"));
+    let hs = w
+        .hs_contact_by_email("george@vandelay.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert!(
+        w.hs_associated("contacts", &id_of(&hs), "companies")
+            .await
+            .contains(&id_of(&company))
+    );
+    let after = (reads("contacts").await, reads("companies").await);
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 0),
+        "the contact read once for its change, nothing for the associations' webhooks"
+    );
+}
