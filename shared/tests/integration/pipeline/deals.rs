@@ -689,14 +689,9 @@ async fn a_deal_that_waited_for_its_company_says_synced_once_it_is() {
     assert_eq!((outcome, code), (Outcome::Synced, None));
 }
 
-/// A contact's company is followed after its writes. An edit of a contact's values
-/// cannot move its associations: with its Account where the last sync left it, they
-/// are not read at all (`lookups.rs`); a contact without an Account reads them with its
-/// records, once (`flow.rs::associations_to_read`); an Account changed in Salesforce
-/// moves the contact to its company.
-#[tokio::test]
-async fn a_contacts_associations_are_read_only_when_they_may_have_moved() {
-    let w = world(false, as_contacts()).await;
+/// A Contact at one Account, and another Account to move it to: (account, other,
+/// contact).
+async fn george_and_two_accounts(w: &World) -> (String, String, String) {
     let account = w
         .sf_create(
             "Account",
@@ -715,6 +710,27 @@ async fn a_contacts_associations_are_read_only_when_they_may_have_moved() {
             json!({"LastName": "Costanza", "Email": "george@vandelay.example", "AccountId": account}),
         )
         .await;
+    (account, other, contact)
+}
+
+/// The HubSpot company synced with `account`.
+async fn company_of(w: &World, account: &str) -> Value {
+    w.hs_objects("companies")
+        .await
+        .into_iter()
+        .find(|c| prop(c, "salesforceaccountid") == &json!(account))
+        .unwrap_or_else(|| panic!("no company for {account}"))
+}
+
+/// A contact's company is followed after its writes. An edit of a contact's values
+/// cannot move its associations: with its Account where the last sync left it, they
+/// are not read at all (`lookups.rs`); a contact without an Account reads them with its
+/// records, once (`flow.rs::associations_to_read`); an Account changed in Salesforce
+/// moves the contact to its company.
+#[tokio::test]
+async fn a_contacts_associations_are_read_only_when_they_may_have_moved() {
+    let w = world(false, as_contacts()).await;
+    let (account, other, contact) = george_and_two_accounts(&w).await;
     w.sf_create(
         "Contact",
         json!({"LastName": "Newman", "Email": "newman@example.org"}),
@@ -771,12 +787,7 @@ async fn a_contacts_associations_are_read_only_when_they_may_have_moved() {
     w.sf_update("Contact", &contact, json!({"AccountId": other}))
         .await;
     w.sync().await;
-    let company = w
-        .hs_objects("companies")
-        .await
-        .into_iter()
-        .find(|c| prop(c, "salesforceaccountid") == &json!(other))
-        .unwrap_or_else(|| panic!("no company for the other account"));
+    let company = company_of(&w, &other).await;
     assert!(
         w.hs_associated("contacts", &hs, "companies")
             .await
@@ -792,24 +803,7 @@ async fn a_contacts_associations_are_read_only_when_they_may_have_moved() {
 #[tokio::test]
 async fn our_own_associations_come_back_without_a_read() {
     let w = world(true, as_contacts()).await;
-    let account = w
-        .sf_create(
-            "Account",
-            json!({"Name": "Vandelay", "Website": "vandelay.example"}),
-        )
-        .await;
-    let other = w
-        .sf_create(
-            "Account",
-            json!({"Name": "Kramerica", "Website": "kramerica.example"}),
-        )
-        .await;
-    let contact = w
-        .sf_create(
-            "Contact",
-            json!({"LastName": "Costanza", "Email": "george@vandelay.example", "AccountId": account}),
-        )
-        .await;
+    let (_, other, contact) = george_and_two_accounts(&w).await;
     w.sync().await;
     w.advance(1_000);
     let reads = |object: &'static str| {
@@ -824,12 +818,7 @@ async fn our_own_associations_come_back_without_a_read() {
     w.sf_update("Contact", &contact, json!({"AccountId": other}))
         .await;
     w.sync().await;
-    let company = w
-        .hs_objects("companies")
-        .await
-        .into_iter()
-        .find(|c| prop(c, "salesforceaccountid") == &json!(other))
-        .unwrap_or_else(|| panic!("no company for the other account"));
+    let company = company_of(&w, &other).await;
     let hs = w
         .hs_contact_by_email("george@vandelay.example")
         .await
