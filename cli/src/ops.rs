@@ -424,6 +424,11 @@ fn print_card(card: &Card) {
     if !card.agreed.is_empty() {
         println!("  fields, as both sides last agreed (HubSpot | Salesforce):");
         for (field, hs, sf) in &card.agreed {
+            // A lookup's entry: its HubSpot association and its Salesforce field.
+            let field = match field.strip_prefix(crmsync_shared::domain::merge::LOOKUP_PREFIX) {
+                Some(lookup) => format!("{lookup} (lookup)"),
+                None => field.clone(),
+            };
             println!("    {field:<28} {hs} | {sf}");
         }
     }

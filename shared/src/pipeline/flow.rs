@@ -447,15 +447,14 @@ impl Pipeline {
                 .iter()
                 .map(|(sobject, ids)| self.read_salesforce(run, sobject, ids)),
         );
+        let listed = listed_associations(run, &carried_hs);
         let mut followed = associations_to_read(run, items, &prefetch.links);
         // Listed with their associations: nothing to read.
         for (to, asked) in &mut followed {
-            let listed: HashSet<&str> = carried_hs
-                .iter()
-                .filter(|h| h.associations.contains_key(to.as_str()))
-                .map(|h| h.id.as_str())
-                .collect();
-            asked.retain(|id| !listed.contains(id.as_str()));
+            if let Some(l) = listed.iter().find(|l| &l.to == to) {
+                let ids: HashSet<&str> = l.asked.iter().map(String::as_str).collect();
+                asked.retain(|id| !ids.contains(id.as_str()));
+            }
         }
         followed.retain(|(_, asked)| !asked.is_empty());
         let associations =
@@ -473,20 +472,7 @@ impl Pipeline {
             associations
         )?;
         prefetch.associations = associations;
-        // A listing's records came with their associations: as good as read with them.
-        for to in followed_objects(run) {
-            let found: Vec<(String, Vec<String>)> = carried_hs
-                .iter()
-                .filter_map(|h| Some((h.id.clone(), h.associations.get(to)?.clone())))
-                .collect();
-            if !found.is_empty() {
-                prefetch.associations.push(super::work::Associated {
-                    to: to.to_owned(),
-                    asked: found.iter().map(|(id, _)| id.clone()).collect(),
-                    found,
-                });
-            }
-        }
+        prefetch.associations.extend(listed);
         for h in carried_hs {
             if !records.iter().any(|r| r.id == h.id) {
                 records.push(h);
@@ -630,6 +616,26 @@ pub(crate) fn followed_objects(run: &PairRun) -> Vec<&str> {
     for to in lookups.chain(run.spec.junctions.iter().map(|j| j.target_hubspot.as_str())) {
         if !out.contains(&to) {
             out.push(to);
+        }
+    }
+    out
+}
+
+/// The associations a listing's records came with, per object the pair follows: as
+/// good as read with the records.
+fn listed_associations(run: &PairRun, carried: &[HsRecord]) -> Vec<super::work::Associated> {
+    let mut out = Vec::new();
+    for to in followed_objects(run) {
+        let found: Vec<(String, Vec<String>)> = carried
+            .iter()
+            .filter_map(|h| Some((h.id.clone(), h.associations.get(to)?.clone())))
+            .collect();
+        if !found.is_empty() {
+            out.push(super::work::Associated {
+                to: to.to_owned(),
+                asked: found.iter().map(|(id, _)| id.clone()).collect(),
+                found,
+            });
         }
     }
     out
