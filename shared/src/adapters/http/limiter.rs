@@ -108,8 +108,7 @@ impl RateLimiter {
                 let wait = self.wait_ms(&mut calls, now);
                 let first = calls.waiting.first() == Some(&place.at);
                 if first && wait == 0 {
-                    calls.made.push_back(now);
-                    calls.due = calls.due.max(now) + self.spacing_ms();
+                    self.count(&mut calls, now);
                     // Unlocked before the place leaves the line (it locks too).
                     drop(calls);
                     return;
@@ -126,9 +125,10 @@ impl RateLimiter {
         }
     }
 
-    /// Waits until one more call fits in the window, then counts it.
+    /// Waits until one more call fits in the window and the calls ahead of it went,
+    /// then counts it (a call that is no write: [`RateLimiter::acquire_in_turn`]).
     pub async fn acquire(&self, pause: &dyn Pause) {
-        Self::acquire_all(&[self], pause).await;
+        self.acquire_in_turn(Turn::Other, pause).await;
     }
 
     /// Waits until one more call fits in every one of `limiters` at the same moment,
@@ -141,10 +141,7 @@ impl RateLimiter {
             let wait = {
                 let now = pause.now_ms();
                 // Locked in the order given; every caller gives them in one order.
-                let mut held: Vec<_> = limiters
-                    .iter()
-                    .map(|l| (l, l.calls.lock().unwrap_or_else(|p| p.into_inner())))
-                    .collect();
+                let mut held: Vec<_> = limiters.iter().map(|l| (l, l.lock())).collect();
                 let wait = held
                     .iter_mut()
                     .map(|(l, calls)| l.wait_ms(calls, now))
@@ -152,8 +149,7 @@ impl RateLimiter {
                     .unwrap_or(0);
                 if wait == 0 {
                     for (l, calls) in &mut held {
-                        calls.made.push_back(now);
-                        calls.due = calls.due.max(now) + l.spacing_ms();
+                        l.count(calls, now);
                     }
                     return;
                 }
@@ -165,6 +161,12 @@ impl RateLimiter {
 
     fn window_ms(&self) -> i64 {
         i64::try_from(self.window.as_millis()).unwrap_or(i64::MAX)
+    }
+
+    /// Counts a call made at `now`, and moves the pace on past it.
+    fn count(&self, calls: &mut Calls, now: i64) {
+        calls.made.push_back(now);
+        calls.due = calls.due.max(now) + self.spacing_ms();
     }
 
     /// The pace: `window / max` apart.
