@@ -132,7 +132,7 @@ fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &S
                 ..
             },
         ) if link.synced_at >= *at => true,
-        (Side::HubSpot, Seen::Property { name, value }) => {
+        (Side::HubSpot, Seen::Property { name, value, .. }) => {
             link.last_synced.holds_hubspot(name, value)
                 || run
                     .spec

@@ -393,6 +393,22 @@ impl Pipeline {
         // as read, not read again.
         let mut carried_hs: Vec<HsRecord> = Vec::new();
         let mut carried_sf: Vec<Record> = Vec::new();
+        // Records their webhooks say enough of (`pushed.rs`): not read either.
+        let mut pushed: Vec<HsRecord> = Vec::new();
+        let properties = self.pair_properties(run);
+        let mapped: Vec<&str> = self
+            .config
+            .pair(&run.spec.name)
+            .map(|p| {
+                p.fields()
+                    .iter()
+                    .map(|f| f.hubspot.as_str())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| properties.iter().any(|p| p == m))
+            .collect();
         for i in items {
             if prefetch.link(i.side, &i.id).is_some() {
                 continue;
@@ -420,7 +436,12 @@ impl Pipeline {
                     },
                     ..HsRecord::default()
                 }),
-                (Side::HubSpot, None) => push_unique(&mut hs_ids, &i.id),
+                (Side::HubSpot, None) => match link.as_ref().and_then(|l| {
+                    super::pushed::pushed_record(&run.spec, &properties, &mapped, i, l)
+                }) {
+                    Some(p) => pushed.push(p),
+                    None => push_unique(&mut hs_ids, &i.id),
+                },
                 (Side::Salesforce, Some(values)) => {
                     carried_sf.push(Record::new(&i.object, values.clone()))
                 }
@@ -433,6 +454,17 @@ impl Pipeline {
                 }
             }
             prefetch.links.push((i.side, i.id.clone(), link));
+        }
+        // A record the batch reads anyway, or names twice, is read for all.
+        let named: Vec<String> = pushed.iter().map(|p| p.id.clone()).collect();
+        let (pushed, read): (Vec<_>, Vec<_>) = pushed.into_iter().partition(|p| {
+            let id = &p.id;
+            !hs_ids.contains(id)
+                && !carried_hs.iter().any(|h| &h.id == id)
+                && named.iter().filter(|n| *n == id).count() == 1
+        });
+        for p in &read {
+            push_unique(&mut hs_ids, &p.id);
         }
         hs_ids.retain(|id| !carried_hs.iter().any(|h| &h.id == id));
         for (sobject, ids) in &mut sf_ids {
@@ -478,6 +510,7 @@ impl Pipeline {
                 records.push(h);
             }
         }
+        records.extend(pushed);
         prefetch.salesforce = rows.into_iter().flatten().collect();
         for r in carried_sf {
             if prefetch.salesforce(&r.object, &r.id()).is_none() {

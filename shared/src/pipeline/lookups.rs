@@ -674,6 +674,7 @@ mod tests {
         let property = Seen::Property {
             name: "jobtitle".into(),
             value: "Architect".into(),
+            at: None,
         };
         let values = |listed_at| Seen::Values {
             values: Map::new(),

@@ -26,6 +26,7 @@ mod matching;
 mod pairs;
 mod plan;
 pub mod poll;
+mod pushed;
 pub mod sabotage;
 mod soql;
 pub use lookup_sweep::LOOKUP_SWEEP_INTERVAL_MS;

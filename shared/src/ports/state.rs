@@ -146,8 +146,14 @@ pub struct WorkItem {
 pub enum Seen {
     /// A HubSpot record was created.
     Created,
-    /// One HubSpot property was set to this value (text, as webhooks give it).
-    Property { name: String, value: String },
+    /// One HubSpot property was set to this value (text, as webhooks give it), at
+    /// `at` (the event's `occurredAt`, ms) where the event says when.
+    Property {
+        name: String,
+        value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<Millis>,
+    },
     /// The record's values as read (a feed's read, an outbound message's fields), and
     /// its last modification.
     Values {

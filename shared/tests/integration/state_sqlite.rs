@@ -161,6 +161,7 @@ async fn a_coalesced_reference_carries_what_each_change_saw() {
         seen: Some(Seen::Property {
             name: "phone".into(),
             value: value.into(),
+            at: None,
         }),
         ..item("00Q1")
     };

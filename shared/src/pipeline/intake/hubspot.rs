@@ -80,6 +80,7 @@ fn seen_in(subscription: &str, event: &Value) -> Option<Seen> {
             (Some(name), Some(value)) => Some(Seen::Property {
                 name: name.to_owned(),
                 value: value.to_owned(),
+                at: event.get("occurredAt").and_then(Value::as_i64),
             }),
             _ => None,
         },
@@ -307,7 +308,7 @@ mod tests {
                         {"eventId":8,"subscriptionType":"company.creation","objectId":"9"},
                         {"eventId":9,"subscriptionType":"product.creation","objectId":3},
                         {"eventId":10,"subscriptionType":"contact.propertyChange","objectId":51,
-                         "propertyName":"firstname","propertyValue":"Ada"}]"#;
+                         "propertyName":"firstname","propertyValue":"Ada","occurredAt":1700000000123}]"#;
         let got = events(body).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got.len(), 3);
         assert_eq!(got[0].item.object, "contacts");
@@ -319,7 +320,8 @@ mod tests {
             got[2].item.seen,
             Some(Seen::Property {
                 name: "firstname".into(),
-                value: "Ada".into()
+                value: "Ada".into(),
+                at: Some(1_700_000_000_123),
             })
         );
         assert!(events(b"{}").is_err());

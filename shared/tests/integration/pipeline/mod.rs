@@ -507,6 +507,7 @@ async fn the_worker_recognises_pushes_of_our_own_writes_without_reading() {
     let property = |name: &str, value: &str| Seen::Property {
         name: name.into(),
         value: value.into(),
+        at: None,
     };
     let echoes = [
         pushed(Side::HubSpot, "contacts", &contact, Seen::Created),
@@ -840,9 +841,10 @@ async fn a_lead_converted_into_a_synced_contact_says_why_and_blocks_no_one() {
 
 /// API cost and latency: one person's edit of a synced contact reaches the other side
 /// in the calls a sync needs and no more: both records read (at once), the target
-/// checked just before the write, the write. (Each call is some 50 ms in production.)
+/// checked just before the write, the write; a HubSpot edit's webhook says the value,
+/// so its contact is not read (`pushed.rs`). (Each call is some 50 ms in production.)
 #[tokio::test]
-async fn one_edit_costs_four_calls() {
+async fn one_edit_costs_three_or_four_calls() {
     let w = World::start(Setup {
         push: true,
         owners: true,
@@ -887,7 +889,11 @@ async fn one_edit_costs_four_calls() {
             .collect();
         let total: u64 = spent.iter().map(|(_, n)| n).sum();
         println!("an edit in {from}: {total} calls {spent:?}");
-        assert_eq!(total, 4, "an edit in {from}: {spent:?}");
+        let needed = match from {
+            Side::HubSpot => 3,
+            Side::Salesforce => 4,
+        };
+        assert_eq!(total, needed, "an edit in {from}: {spent:?}");
         // The poller then reads the feeds and finds only what the pushes brought (the
         // edit, our write): nothing to queue, so no record is read again.
         w.advance(SEARCH_LAG_MS + 1_000);

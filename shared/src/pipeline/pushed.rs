@@ -1,0 +1,242 @@
+//! A HubSpot record known from its webhooks instead of read. A property webhook says
+//! one property's new value and when it changed; the link says every other value as
+//! the last sync left it. A change made after that sync, put over the link's values,
+//! is the record as a read would give it, but for changes whose own webhooks are still
+//! on their way (each brings its own reference; one older than the sync is read). So a
+//! person's edit in HubSpot reaches Salesforce without a HubSpot call.
+//!
+//! Where the two do not make the whole record (a property outside the mapping changed,
+//! or the pair reads properties no link holds) the record is read. Nothing is lost to
+//! a change not yet heard of: a HubSpot write is checked against the record just
+//! before it leaves (`fresh.rs`), and the merge takes the link's values as unchanged,
+//! so it writes Salesforce nothing of them it would not write from a read but where a
+//! rule sends HubSpot's agreed value over a Salesforce change; that change's own
+//! webhook then brings HubSpot's newer value.
+
+use chrono::{DateTime, SecondsFormat};
+#[cfg(test)]
+use serde_json::Value;
+use serde_json::{Map, json};
+
+use crate::domain::Side;
+use crate::domain::pair::PairSpec;
+use crate::ports::{HsRecord, Link, Seen, WorkItem};
+
+/// The property changes `seen` claims, each with when it happened; `None` when it
+/// claims anything else or a change without its time.
+fn property_changes(seen: &Seen) -> Option<Vec<(&str, &str, i64)>> {
+    fn one(s: &Seen) -> Option<(&str, &str, i64)> {
+        match s {
+            Seen::Property {
+                name,
+                value,
+                at: Some(at),
+            } => Some((name.as_str(), value.as_str(), *at)),
+            _ => None,
+        }
+    }
+    match seen {
+        Seen::All { claims } => claims.iter().map(one).collect(),
+        single => one(single).map(|c| vec![c]),
+    }
+}
+
+/// The record `item` names, from its webhooks over `link`'s values, when that is the
+/// whole record the pair reads (`properties`, of which `mapped` are the pair's fields).
+pub(crate) fn pushed_record(
+    spec: &PairSpec,
+    properties: &[String],
+    mapped: &[&str],
+    item: &WorkItem,
+    link: &Link,
+) -> Option<HsRecord> {
+    if item.side != Side::HubSpot {
+        return None;
+    }
+    let mut changes = property_changes(item.seen.as_ref()?)?;
+    // A change from before the sync may be older than what the sync read.
+    if changes.is_empty()
+        || changes
+            .iter()
+            .any(|(name, _, at)| *at <= link.synced_at || !mapped.contains(name))
+    {
+        return None;
+    }
+    changes.sort_by_key(|(_, _, at)| *at);
+    let mut values = Map::new();
+    for pair in changes.windows(2) {
+        let ((a, va, ta), (b, vb, tb)) = (pair[0], pair[1]);
+        // Two values of one property at one time: which is last is unknown.
+        if a == b && ta == tb && va != vb {
+            return None;
+        }
+    }
+    for (name, value, _) in &changes {
+        values.insert((*name).to_owned(), json!(value));
+    }
+    let modified = changes.iter().map(|(_, _, at)| *at).max()?;
+    for p in properties {
+        if values.contains_key(p) {
+            continue;
+        }
+        if mapped.contains(&p.as_str()) {
+            // No entry: blank when last synced.
+            if let Some(entry) = link.last_synced.get(p) {
+                values.insert(p.clone(), entry.hubspot.clone());
+            }
+        } else if *p == spec.hubspot_modified {
+            let at = DateTime::from_timestamp_millis(modified)?;
+            values.insert(
+                p.clone(),
+                json!(at.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            );
+        } else if spec.salesforce_id_property(&link.salesforce_object) == Some(p.as_str()) {
+            values.insert(p.clone(), json!(link.salesforce_id));
+        } else if spec.kind_property.as_deref() == Some(p.as_str()) {
+            values.insert(p.clone(), json!(link.salesforce_object.to_uppercase()));
+        } else if p != "hs_merged_object_ids" && !spec.is_identity(p) {
+            // Merged ids and another sObject's id are left blank: a merge comes with
+            // its own event, read; the sync writes only its own partner's id.
+            return None;
+        }
+    }
+    Some(HsRecord {
+        id: item.id.clone(),
+        properties: values,
+        ..HsRecord::default()
+    })
+}
+
+/// A property's value as text, for tests.
+#[cfg(test)]
+fn text(record: &HsRecord, p: &str) -> Option<String> {
+    record
+        .properties
+        .get(p)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::merge::{LastSynced, SyncedField};
+
+    fn link(synced_at: i64) -> Link {
+        let mut last = LastSynced::default();
+        for (p, v) in [("firstname", "Ann"), ("jobtitle", "Engineer")] {
+            last.insert(
+                p.into(),
+                SyncedField {
+                    hubspot: json!(v),
+                    salesforce: json!(v),
+                    held: None,
+                },
+            );
+        }
+        Link {
+            pair: "contacts".into(),
+            hubspot_id: "51".into(),
+            salesforce_object: "Lead".into(),
+            salesforce_id: "00Q000000000001AAA".into(),
+            synced_at,
+            last_synced: last,
+            version: 1,
+        }
+    }
+
+    fn item(claims: &[(&str, &str, Option<i64>)]) -> WorkItem {
+        let mut seen: Vec<Seen> = claims
+            .iter()
+            .map(|(n, v, at)| Seen::Property {
+                name: (*n).into(),
+                value: (*v).into(),
+                at: *at,
+            })
+            .collect();
+        WorkItem {
+            side: Side::HubSpot,
+            object: "contacts".into(),
+            id: "51".into(),
+            origin: "webhook".into(),
+            seen: Some(if seen.len() == 1 {
+                seen.remove(0)
+            } else {
+                Seen::All { claims: seen }
+            }),
+        }
+    }
+
+    #[test]
+    fn a_change_after_the_sync_over_the_links_values_is_the_record() {
+        let config = crate::domain::config::SyncConfig::builtin();
+        let Some(spec) = crate::domain::pair::pairs_of(&config)
+            .into_iter()
+            .find(|p| p.name == "contacts")
+        else {
+            panic!("the built-in configuration syncs contacts");
+        };
+        let props: Vec<String> = [
+            "firstname",
+            "jobtitle",
+            "phone",
+            spec.hubspot_modified.as_str(),
+            "hs_merged_object_ids",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(spec.salesforce_id_properties.iter().map(|(_, p)| p.clone()))
+        .chain(spec.kind_property.clone())
+        .collect();
+        let mapped = ["firstname", "jobtitle", "phone"];
+        let pushed = |claims, synced_at| {
+            pushed_record(&spec, &props, &mapped, &item(claims), &link(synced_at))
+        };
+        let Some(p) = pushed(&[("jobtitle", "Architect", Some(2_000))], 1_000) else {
+            panic!("a change after the sync is the record");
+        };
+        assert_eq!(text(&p, "jobtitle").as_deref(), Some("Architect"));
+        assert_eq!(text(&p, "firstname").as_deref(), Some("Ann"));
+        assert_eq!(text(&p, "phone"), None, "blank when last synced");
+        let lead_id = spec.salesforce_id_property("Lead").unwrap_or_default();
+        assert_eq!(text(&p, lead_id).as_deref(), Some("00Q000000000001AAA"));
+        // The later of two values of one property.
+        let two = pushed(
+            &[
+                ("jobtitle", "B", Some(3_000)),
+                ("jobtitle", "A", Some(2_000)),
+            ],
+            1_000,
+        );
+        assert_eq!(two.and_then(|p| text(&p, "jobtitle")).as_deref(), Some("B"));
+        // Read instead: a change from before the sync, one without its time, one
+        // outside the mapping, two values at one time.
+        assert!(pushed(&[("jobtitle", "A", Some(1_000))], 1_000).is_none());
+        assert!(pushed(&[("jobtitle", "A", None)], 1_000).is_none());
+        assert!(pushed(&[("hs_lead_status", "NEW", Some(2_000))], 1_000).is_none());
+        assert!(
+            pushed(
+                &[
+                    ("jobtitle", "A", Some(2_000)),
+                    ("jobtitle", "B", Some(2_000))
+                ],
+                1_000
+            )
+            .is_none()
+        );
+        // A pair reading a property no link holds.
+        let more: Vec<String> = props
+            .iter()
+            .cloned()
+            .chain(["lifecyclestage".into()])
+            .collect();
+        let unknown = pushed_record(
+            &spec,
+            &more,
+            &mapped,
+            &item(&[("jobtitle", "A", Some(2_000))]),
+            &link(1_000),
+        );
+        assert!(unknown.is_none());
+    }
+}
