@@ -22,6 +22,10 @@ use crate::domain::Side;
 use crate::domain::pair::PairSpec;
 use crate::ports::{HsRecord, Link, Seen, WorkItem};
 
+/// How far HubSpot's clock and ours may be apart: a change timed this close after a
+/// sync may have come before it, and is read.
+const CLOCKS_MS: i64 = 2_000;
+
 /// The property changes `seen` claims, each with when it happened; `None` when it
 /// claims anything else or a change without its time.
 fn property_changes(seen: &Seen) -> Option<Vec<(&str, &str, i64)>> {
@@ -54,11 +58,12 @@ pub(crate) fn pushed_record(
         return None;
     }
     let mut changes = property_changes(item.seen.as_ref()?)?;
-    // A change from before the sync may be older than what the sync read.
+    // A change from before the sync may be older than what the sync read; HubSpot
+    // times it by its clock, the link by ours.
     if changes.is_empty()
         || changes
             .iter()
-            .any(|(name, _, at)| *at <= link.synced_at || !mapped.contains(name))
+            .any(|(name, _, at)| *at <= link.synced_at + CLOCKS_MS || !mapped.contains(name))
     {
         return None;
     }
@@ -192,7 +197,7 @@ mod tests {
         let pushed = |claims, synced_at| {
             pushed_record(&spec, &props, &mapped, &item(claims), &link(synced_at))
         };
-        let Some(p) = pushed(&[("jobtitle", "Architect", Some(2_000))], 1_000) else {
+        let Some(p) = pushed(&[("jobtitle", "Architect", Some(3_001))], 1_000) else {
             panic!("a change after the sync is the record");
         };
         assert_eq!(text(&p, "jobtitle").as_deref(), Some("Architect"));
@@ -203,22 +208,23 @@ mod tests {
         // The later of two values of one property.
         let two = pushed(
             &[
-                ("jobtitle", "B", Some(3_000)),
-                ("jobtitle", "A", Some(2_000)),
+                ("jobtitle", "B", Some(5_000)),
+                ("jobtitle", "A", Some(4_000)),
             ],
             1_000,
         );
         assert_eq!(two.and_then(|p| text(&p, "jobtitle")).as_deref(), Some("B"));
-        // Read instead: a change from before the sync, one without its time, one
-        // outside the mapping, two values at one time.
+        // Read instead: a change from before the sync or as good as at it, one
+        // without its time, one outside the mapping, two values at one time.
         assert!(pushed(&[("jobtitle", "A", Some(1_000))], 1_000).is_none());
+        assert!(pushed(&[("jobtitle", "A", Some(3_000))], 1_000).is_none());
         assert!(pushed(&[("jobtitle", "A", None)], 1_000).is_none());
-        assert!(pushed(&[("hs_lead_status", "NEW", Some(2_000))], 1_000).is_none());
+        assert!(pushed(&[("hs_lead_status", "NEW", Some(4_000))], 1_000).is_none());
         assert!(
             pushed(
                 &[
-                    ("jobtitle", "A", Some(2_000)),
-                    ("jobtitle", "B", Some(2_000))
+                    ("jobtitle", "A", Some(4_000)),
+                    ("jobtitle", "B", Some(4_000))
                 ],
                 1_000
             )
@@ -234,7 +240,7 @@ mod tests {
             &spec,
             &more,
             &mapped,
-            &item(&[("jobtitle", "A", Some(2_000))]),
+            &item(&[("jobtitle", "A", Some(4_000))]),
             &link(1_000),
         );
         assert!(unknown.is_none());
