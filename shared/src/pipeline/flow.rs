@@ -393,8 +393,11 @@ impl Pipeline {
         // as read, not read again.
         let mut carried_hs: Vec<HsRecord> = Vec::new();
         let mut carried_sf: Vec<Record> = Vec::new();
-        // Records their webhooks say enough of (`pushed.rs`): not read either.
+        // Records their webhooks say enough of, and the HubSpot partners of Salesforce
+        // changes that brought their values, as last synced (`pushed.rs`): not read
+        // either.
         let mut pushed: Vec<HsRecord> = Vec::new();
+        let mut partners: Vec<HsRecord> = Vec::new();
         let properties = self.pair_properties(run);
         let mapped: Vec<&str> = self
             .config
@@ -448,14 +451,24 @@ impl Pipeline {
                 (Side::Salesforce, None) => push_sf(&i.object, &i.id),
             }
             if let Some(l) = &link {
+                // A retry carries nothing of its change: it reads both records.
+                let as_synced = || {
+                    i.seen.as_ref().and_then(|_| {
+                        super::pushed::partner_as_synced(&run.spec, &properties, &mapped, l)
+                    })
+                };
                 match i.side {
                     Side::HubSpot => push_sf(&l.salesforce_object, &l.salesforce_id),
-                    Side::Salesforce => push_unique(&mut hs_ids, &l.hubspot_id),
+                    Side::Salesforce => match as_synced() {
+                        Some(h) => partners.push(h),
+                        None => push_unique(&mut hs_ids, &l.hubspot_id),
+                    },
                 }
             }
             prefetch.links.push((i.side, i.id.clone(), link));
         }
-        // A record the batch reads anyway, or names twice, is read for all.
+        // A record the batch reads anyway, or names twice, is read for all; one its
+        // webhooks bring serves its partner too.
         let named: Vec<String> = pushed.iter().map(|p| p.id.clone()).collect();
         let (pushed, read): (Vec<_>, Vec<_>) = pushed.into_iter().partition(|p| {
             let id = &p.id;
@@ -465,6 +478,17 @@ impl Pipeline {
         });
         for p in &read {
             push_unique(&mut hs_ids, &p.id);
+        }
+        let mut as_synced: Vec<HsRecord> = Vec::new();
+        for p in partners {
+            let id = &p.id;
+            let known = hs_ids.contains(id)
+                || carried_hs.iter().any(|h| &h.id == id)
+                || pushed.iter().any(|h| &h.id == id)
+                || as_synced.iter().any(|h| &h.id == id);
+            if !known {
+                as_synced.push(p);
+            }
         }
         hs_ids.retain(|id| !carried_hs.iter().any(|h| &h.id == id));
         for (sobject, ids) in &mut sf_ids {
@@ -511,6 +535,7 @@ impl Pipeline {
             }
         }
         records.extend(pushed);
+        records.extend(as_synced);
         prefetch.salesforce = rows.into_iter().flatten().collect();
         for r in carried_sf {
             if prefetch.salesforce(&r.object, &r.id()).is_none() {

@@ -1,22 +1,22 @@
-//! A HubSpot record known from its webhooks instead of read. A property webhook says
-//! one property's new value and when it changed; the link says every other value as
-//! the last sync left it. A change made after that sync, put over the link's values,
-//! is the record as a read would give it, but for changes whose own webhooks are still
-//! on their way (each brings its own reference; one older than the sync is read). So a
-//! person's edit in HubSpot reaches Salesforce without a HubSpot call.
+//! HubSpot records known without a read. A property webhook says one property's new
+//! value and when it changed; the link says every other value as the last sync left
+//! it. A change made after that sync, put over the link's values, is the record as a
+//! read would give it, but for changes whose own webhooks are still on their way (each
+//! brings its own reference; one older than the sync is read). So a person's edit in
+//! HubSpot reaches Salesforce without a HubSpot call. And a Salesforce change's HubSpot
+//! partner is taken as the link says (`partner_as_synced`): the check before the
+//! HubSpot write is the read it needs.
 //!
-//! Where the two do not make the whole record (a property outside the mapping changed,
-//! or the pair reads properties no link holds) the record is read. Nothing is lost to
-//! a change not yet heard of: a HubSpot write is checked against the record just
-//! before it leaves (`fresh.rs`), and the merge takes the link's values as unchanged,
-//! so it writes Salesforce nothing of them it would not write from a read but where a
-//! rule sends HubSpot's agreed value over a Salesforce change; that change's own
-//! webhook then brings HubSpot's newer value.
+//! Where the link does not make the whole record (a property outside the mapping
+//! changed, or the pair reads properties no link holds) the record is read. Nothing is
+//! lost to a change not yet heard of: a HubSpot write is checked against the record
+//! just before it leaves (`fresh.rs`), and the merge takes the link's values as
+//! unchanged, so it writes Salesforce nothing of them it would not write from a read,
+//! but where a rule sends HubSpot's agreed value over a Salesforce change; the HubSpot
+//! change's own webhook, or the feed, then brings its newer value.
 
 use chrono::{DateTime, SecondsFormat};
-#[cfg(test)]
-use serde_json::Value;
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 
 use crate::domain::Side;
 use crate::domain::pair::PairSpec;
@@ -54,7 +54,7 @@ pub(crate) fn pushed_record(
     item: &WorkItem,
     link: &Link,
 ) -> Option<HsRecord> {
-    if item.side != Side::HubSpot {
+    if item.side != Side::HubSpot || item.id != link.hubspot_id {
         return None;
     }
     let mut changes = property_changes(item.seen.as_ref()?)?;
@@ -79,17 +79,50 @@ pub(crate) fn pushed_record(
     for (name, value, _) in &changes {
         values.insert((*name).to_owned(), json!(value));
     }
-    let modified = changes.iter().map(|(_, _, at)| *at).max()?;
+    let modified = changes.iter().map(|(_, _, at)| *at).max();
+    over_link(spec, properties, mapped, link, values, modified)
+}
+
+/// The HubSpot partner of a Salesforce record whose change brought its values, as the
+/// link says the last sync left it: the merge takes it as unchanged since, and the
+/// check before a HubSpot write (`fresh.rs`) reads what is there now of each property
+/// written, holding the write back where a person changed it. That read is the one a
+/// HubSpot write needs; the merge needs none of its own. `None` where the link does not
+/// make the whole record.
+pub(crate) fn partner_as_synced(
+    spec: &PairSpec,
+    properties: &[String],
+    mapped: &[&str],
+    link: &Link,
+) -> Option<HsRecord> {
+    over_link(spec, properties, mapped, link, Map::new(), None)
+}
+
+/// `values` over the link's, for every property the pair reads, modified at `modified`
+/// (none: not since the sync).
+fn over_link(
+    spec: &PairSpec,
+    properties: &[String],
+    mapped: &[&str],
+    link: &Link,
+    mut values: Map<String, Value>,
+    modified: Option<i64>,
+) -> Option<HsRecord> {
     for p in properties {
         if values.contains_key(p) {
             continue;
         }
         if mapped.contains(&p.as_str()) {
-            // No entry: blank when last synced.
-            if let Some(entry) = link.last_synced.get(p) {
-                values.insert(p.clone(), entry.hubspot.clone());
-            }
+            // As a read gives it, text; no entry: blank when last synced.
+            let text = match link.last_synced.get(p).map(|e| &e.hubspot) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::Bool(b)) => b.to_string(),
+                _ => continue,
+            };
+            values.insert(p.clone(), json!(text));
         } else if *p == spec.hubspot_modified {
+            let Some(modified) = modified else { continue };
             let at = DateTime::from_timestamp_millis(modified)?;
             values.insert(
                 p.clone(),
@@ -106,7 +139,7 @@ pub(crate) fn pushed_record(
         }
     }
     Some(HsRecord {
-        id: item.id.clone(),
+        id: link.hubspot_id.clone(),
         properties: values,
         ..HsRecord::default()
     })
