@@ -680,7 +680,8 @@ async fn a_persons_association_is_not_an_api_call() {
 }
 
 /// A scheduled person's edit lands right after the integration's next read (not before,
-/// not on a write), as a person's: the window a sync's read-modify-write has.
+/// not on a write), as a person's: the window a sync's read-modify-write has. Scheduled
+/// after no reads, it lands as the next read arrives.
 #[tokio::test]
 async fn a_scheduled_person_edit_lands_after_the_integrations_next_read() {
     let p = portal(relaxed(), None).await;
@@ -710,6 +711,15 @@ async fn a_scheduled_person_edit_lands_after_the_integrations_next_read() {
     );
     let third = p.api("GET", &path, None).await;
     assert_eq!(third.body["properties"]["firstname"], "Person");
+    // After no reads: as the next read arrives, before it is answered.
+    p.control(
+        "POST",
+        "/faults",
+        Some(json!({"faults": [{"person_edit": {"object": "contacts", "id": id, "properties": {"firstname": "Now"}}, "after_reads": 0}]})),
+    )
+    .await;
+    let fourth = p.api("GET", &path, None).await;
+    assert_eq!(fourth.body["properties"]["firstname"], "Now");
     let bad = p
         .control(
             "POST",

@@ -200,7 +200,7 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
     for f in &list {
         if let Some(edit) = f.get("person_edit") {
             let reads = f.get("after_reads").and_then(Value::as_u64).unwrap_or(1);
-            hs.schedule_edit(reads.clamp(1, 1_000) as u32, person_edit(edit)?);
+            hs.schedule_edit(reads.min(1_000) as u32, person_edit(edit)?);
             continue;
         }
         let fault = match (
@@ -225,7 +225,8 @@ async fn faults(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
 }
 
 /// `{"person_edit": {"object": "contacts", "id": "51", "properties": {...}}, "after_reads": 1}`:
-/// a person's edit that lands right after the integration's next reads.
+/// a person's edit that lands right after the integration's next reads (`0`: as the
+/// next read arrives, before it is answered).
 fn person_edit(edit: &Value) -> Result<PendingEdit, HsError> {
     let id = edit
         .get("id")

@@ -179,9 +179,19 @@ impl HubSpot {
         lock(&self.pending_edits).schedule(after_reads, edit);
     }
 
+    /// As one of the integration's reads arrives: the edits due before it land.
+    fn before_integration_read(&self) {
+        let due = lock(&self.pending_edits).before_read();
+        self.land(due);
+    }
+
     /// After one of the integration's reads: the edits now due land, as a person's.
     fn after_integration_read(&self) {
         let due = lock(&self.pending_edits).read();
+        self.land(due);
+    }
+
+    fn land(&self, due: Vec<PendingEdit>) {
         let now = self.clock.now_ms();
         for e in due {
             let source = Source::User(UI_USER_ID);
@@ -336,6 +346,9 @@ async fn gate(State(hs): State<Arc<HubSpot>>, mut request: Request, next: Next) 
     }
     request.extensions_mut().insert(caller);
     let read = is_read(request.method(), &path);
+    if caller == Caller::Integration && read {
+        hs.before_integration_read();
+    }
     let mut response = next.run(request).await;
     if caller == Caller::Integration && read {
         hs.after_integration_read();

@@ -22,7 +22,8 @@
 //! 5. nothing silently dropped: every record has its partner, or its status says why.
 //!
 //! Some edits land in the middle of a sync, between the worker's read and its write
-//! (the sandboxes' `person_edit`).
+//! (the sandboxes' `person_edit`): in Salesforce right after the read; in HubSpot, where
+//! the only read before a write is the check just before it, as that read arrives.
 //!
 //! `CRMSYNC_MODEL_HISTORIES` (default 200) sets how many run, `CRMSYNC_MODEL_SEED` the
 //! first seed, `CRMSYNC_MODEL_WORKERS` (default 4) the most workers per history; a
@@ -136,7 +137,8 @@ enum Step {
     Poll,
     /// A person edits a field on one side while the pipeline syncs a change of another
     /// field from the other side: the edit lands right after the worker reads the
-    /// record (between its read and its write). `true`: the edit is in Salesforce.
+    /// record (between its read and its write; in HubSpot as its read arrives). `true`:
+    /// the edit is in Salesforce.
     EditDuringSync {
         n: usize,
         in_salesforce: bool,
@@ -761,10 +763,14 @@ async fn run(history: &History, sabotage: Option<Sabotage>) -> Result<(), String
                     w.hs_update(hs, json!({FIELDS[*other_field].0: other_value}))
                         .await;
                 } else {
+                    // The sync reads a Salesforce change's HubSpot partner only in the
+                    // check just before its write (`pushed.rs`): the edit lands as that
+                    // read arrives. (Right after it, it would be in the window no
+                    // HubSpot API closes: it has no conditional update.)
                     let edit = json!({"object": "contacts", "id": hs, "properties": {FIELDS[*field].0: value}});
                     w.post(
                         &w.hs_control("/faults"),
-                        json!({"faults": [{"person_edit": edit, "after_reads": 1}]}),
+                        json!({"faults": [{"person_edit": edit, "after_reads": 0}]}),
                     )
                     .await;
                     w.sf_update(object, sf, json!({FIELDS[*other_field].1: other_value}))
