@@ -3,7 +3,9 @@
 //! sides would end on the older value). So just before each side's updates leave, the
 //! fields about to be written are read again, one call per side and batch, and a pair
 //! whose target changed since the merge read it goes back to the queue to be merged
-//! again with what is there now, instead of being written.
+//! again with what is there now, instead of being written. (A HubSpot record the merge
+//! took as its link last synced it, `pushed.rs`, is read here only: this read finds a
+//! change since that sync.)
 
 use std::collections::{BTreeSet, HashMap};
 
