@@ -12,11 +12,13 @@ use std::collections::{BTreeSet, HashMap};
 use serde_json::{Map, Value};
 
 use super::flow::same_sf_id;
+use super::pushed::taken_as_synced;
 use super::soql::in_lists;
 use super::writes::Planned;
 use super::{ItemOutcome, Pipeline};
 use crate::domain::pair::PairSpec;
-use crate::ports::HsRecord;
+use crate::domain::value::parse_datetime_millis;
+use crate::ports::{HsRecord, Link};
 
 /// Why a pair was held back.
 const CHANGED: &str = "changed since it was read: merged again instead of written over";
@@ -45,6 +47,18 @@ fn changed(
     now: &Map<String, Value>,
 ) -> bool {
     writes.keys().any(|f| !same(read.get(f), now.get(f)))
+}
+
+/// Whether HubSpot's record (`now`) was modified after its link's last sync.
+fn modified_since(spec: &PairSpec, now: &Map<String, Value>, link: Option<&Link>) -> bool {
+    let modified = now
+        .get(&spec.hubspot_modified)
+        .and_then(Value::as_str)
+        .and_then(parse_datetime_millis);
+    match (modified, link) {
+        (Some(at), Some(link)) => at > link.synced_at,
+        _ => true,
+    }
 }
 
 impl Pipeline {
@@ -132,7 +146,8 @@ impl Pipeline {
                 && p.hubspot_writes_checked(spec)
         });
         let mut ids = Vec::new();
-        let mut props = BTreeSet::new();
+        // The modification time, for records taken as last synced.
+        let mut props = BTreeSet::from([spec.hubspot_modified.clone()]);
         for p in members {
             ids.extend(p.hubspot_id.clone());
             props.extend(p.hubspot_writes.keys().cloned());
@@ -161,7 +176,7 @@ impl Pipeline {
     /// Records `early` read with every property they write need no read of their own.
     pub(crate) async fn hold_changed_hubspot(
         &self,
-        object: &str,
+        spec: &PairSpec,
         planned: &mut [Planned],
         which: &[usize],
         early: Option<&EarlyCheck>,
@@ -197,14 +212,15 @@ impl Pipeline {
                 .iter()
                 .filter_map(|&n| planned[n].hubspot_id.clone())
                 .collect();
-            let props: BTreeSet<&str> = uncovered
+            let mut props: BTreeSet<&str> = uncovered
                 .iter()
                 .flat_map(|&n| planned[n].hubspot_writes.keys().map(String::as_str))
                 .collect();
+            props.insert(&spec.hubspot_modified);
             let props: Vec<&str> = props.into_iter().collect();
             match self
                 .hubspot
-                .batch_read(object, &ids, &props, &[], None)
+                .batch_read(&spec.hubspot_object, &ids, &props, &[], None)
                 .await
             {
                 Ok(r) => fresh.extend(r),
@@ -220,9 +236,13 @@ impl Pipeline {
             let p = &planned[n];
             let id = p.hubspot_id.clone().unwrap_or_default();
             let now = fresh.iter().find(|r| r.id == id).map(|r| &r.properties);
-            let read = p.work.hubspot.as_ref().map(|h| &h.properties);
+            let read = p.work.hubspot.as_ref();
             let stale = match (read, now) {
-                (Some(read), Some(now)) => changed(&p.hubspot_writes, read, now),
+                (Some(read), Some(now)) => {
+                    changed(&p.hubspot_writes, &read.properties, now)
+                        || (taken_as_synced(spec, read)
+                            && modified_since(spec, now, p.work.link.as_ref()))
+                }
                 _ => true,
             };
             if stale {

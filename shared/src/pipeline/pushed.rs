@@ -98,6 +98,16 @@ pub(crate) fn partner_as_synced(
     over_link(spec, properties, mapped, link, Map::new(), None)
 }
 
+/// Whether `record` is a partner taken as last synced (`partner_as_synced`): the only
+/// kind without its modification time (a read, a listing, a feed and webhooks all give
+/// one). Its check before a HubSpot write also holds the write back when the record was
+/// modified since the sync at all: a field edited and edited back (A, B, A) holds its
+/// synced value, and only its history, read with the record again, says which edit
+/// came last.
+pub(crate) fn taken_as_synced(spec: &PairSpec, record: &HsRecord) -> bool {
+    !record.properties.contains_key(&spec.hubspot_modified)
+}
+
 /// `values` over the link's, for every property the pair reads, modified at `modified`
 /// (none: not since the sync).
 fn over_link(

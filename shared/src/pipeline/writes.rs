@@ -337,7 +337,7 @@ impl Pipeline {
             .copied()
             .filter(|&n| planned[n].hubspot_writes_checked(&run.spec))
             .collect();
-        self.hold_changed_hubspot(object, planned, &checked, early)
+        self.hold_changed_hubspot(&run.spec, planned, &checked, early)
             .await;
         let updates: Vec<usize> = updates.into_iter().filter(|&n| planned[n].live()).collect();
         if updates.is_empty() {

@@ -12,7 +12,7 @@ use crmsync_shared::ports::{
 };
 use serde_json::json;
 
-use super::world::World;
+use super::world::{Setup, World};
 use super::{prop, world};
 
 async fn lead_and_contact(w: &World, email: &str) -> (String, String) {
@@ -89,6 +89,47 @@ async fn a_hubspot_edit_during_a_sync_is_not_written_over() {
     assert_eq!(
         leads[0]["Phone"],
         json!("+1 555 0200"),
+        "and reaches Salesforce"
+    );
+}
+
+/// A person in HubSpot edits the phone and edits it back (A, B, A) after the pair's
+/// last sync, around a Salesforce edit of the phone made in between: the edit back is
+/// the last edit, and wins. The Salesforce change is synced first, its contact taken as
+/// last synced (`pushed.rs`), and the phone there is the synced one: only the check's
+/// finding that the contact was modified since the sync sends the pair to be read again
+/// and timed by its history. HubSpot's webhooks lost and pushes perfect otherwise: a
+/// webhook or a feed's read of the contact in the same batch would bring it with its
+/// modification time, and the merge would time it without the check.
+#[tokio::test]
+async fn a_field_edited_back_in_hubspot_after_a_salesforce_edit_wins() {
+    let w = World::start(Setup {
+        realistic: false,
+        ..Setup::default()
+    })
+    .await;
+    let (lead, contact) = lead_and_contact(&w, "back@example.org").await;
+    w.put(&w.hs_control("/webhooks"), json!({"loss_rate": 1.0}))
+        .await;
+    w.advance(1_000);
+    w.hs_update(&contact, json!({"phone": "+1 555 0002"})).await;
+    w.advance(500);
+    w.sf_update("Lead", &lead, json!({"Phone": "+1 555 0003"}))
+        .await;
+    w.advance(500);
+    w.hs_update(&contact, json!({"phone": "+1 555 0001"})).await;
+    w.settle().await;
+    w.advance(10_000);
+    w.poll_and_settle().await;
+    let hs = w
+        .hs_contact_by_email("back@example.org")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(prop(&hs, "phone"), "+1 555 0001", "the edit back is kept");
+    let leads = w.sf_by_email("Lead", "back@example.org").await;
+    assert_eq!(
+        leads[0]["Phone"],
+        json!("+1 555 0001"),
         "and reaches Salesforce"
     );
 }
