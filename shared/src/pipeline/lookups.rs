@@ -387,11 +387,17 @@ impl Pipeline {
         // The HubSpot record a record's field was last put in step with, when the field
         // still holds that value and nothing since can have moved the associations:
         // in step, its associations unread.
+        // A blank field recorded with no HubSpot record ("", ""): in step with none.
         let in_step = |n: usize| -> Option<&str> {
             let s = &synced[n];
             let (value, hubspot) = s.recorded.lookup(&lookup.field)?;
-            let now = text(&s.row, &lookup.field)?;
-            (s.values_only && same_sf_id(now, value)).then_some(hubspot)
+            let now = text(&s.row, &lookup.field).unwrap_or_default();
+            let same = if now.is_empty() || value.is_empty() {
+                now == value
+            } else {
+                same_sf_id(now, value)
+            };
+            (s.values_only && same).then_some(hubspot)
         };
         let to_read: Vec<usize> = which
             .iter()
@@ -477,6 +483,10 @@ impl Pipeline {
                         }
                         (None, Some(first)) => {
                             missing.push(n, Side::HubSpot, &lookup.target_hubspot, first)
+                        }
+                        // Read and associated with nothing, as the field says.
+                        (None, None) if to_read.contains(&n) => {
+                            record.push((n, "", String::new()));
                         }
                         (None, None) => {}
                     }
