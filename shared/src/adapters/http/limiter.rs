@@ -20,6 +20,8 @@
 //! finish work already begun (an edit's write waits behind no new edit's read), then
 //! the rest in the order they came. Waiters that raced for each freed slot made the
 //! wait's tail long under a stream of edits: one unlucky call lost race after race.
+//! A search (under two limits, [`RateLimiter::acquire_all`]) yields to that line for
+//! up to [`YIELD_MS`]: the change feeds' polls give way to the edits they back up.
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -29,6 +31,13 @@ use super::Pause;
 
 /// How much closer together two calls may arrive than they were sent.
 pub const JITTER: Duration = Duration::from_millis(100);
+
+/// How long a call under several limits (a HubSpot search) yields to the calls waiting
+/// their turn. Under a stream of edits at the allowance, the change feeds' searches (the
+/// safety net under the pushes) then go in the gaps rather than ahead of an edit's read
+/// or write, and a poll that waits polls less often; a line that never empties holds a
+/// search back this long at most.
+pub const YIELD_MS: i64 = 2_000;
 
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -137,16 +146,23 @@ impl RateLimiter {
     /// the first before a wait at the second, and sent later than counted: the first's
     /// spacing would then not hold where the CRM counts.
     pub async fn acquire_all(limiters: &[&RateLimiter], pause: &dyn Pause) {
+        let asked = pause.now_ms();
         loop {
             let wait = {
                 let now = pause.now_ms();
                 // Locked in the order given; every caller gives them in one order.
                 let mut held: Vec<_> = limiters.iter().map(|l| (l, l.lock())).collect();
-                let wait = held
+                let mut wait = held
                     .iter_mut()
                     .map(|(l, calls)| l.wait_ms(calls, now))
                     .max()
                     .unwrap_or(0);
+                // Calls waiting in line go first, for a while (`YIELD_MS`).
+                let line = held.iter().any(|(_, calls)| !calls.waiting.is_empty());
+                if line && now - asked < YIELD_MS {
+                    let pace = held.iter().map(|(l, _)| l.spacing_ms()).min();
+                    wait = wait.max(pace.unwrap_or(1));
+                }
                 if wait == 0 {
                     for (l, calls) in &mut held {
                         l.count(calls, now);
@@ -316,6 +332,54 @@ mod tests {
         }
         let order = order.lock().unwrap_or_else(|p| p.into_inner()).clone();
         assert_eq!(order, vec![3, 0, 1, 2]);
+    }
+
+    /// A search yields to the calls waiting their turn (edits' reads and writes at the
+    /// allowance): they go first; a line that never empties holds it back `YIELD_MS`
+    /// at most.
+    #[tokio::test(start_paused = true)]
+    async fn a_search_yields_to_the_line_for_a_while() {
+        let burst = std::sync::Arc::new(RateLimiter::shared(190, Duration::from_secs(10), 1));
+        let search = RateLimiter::shared(5, Duration::from_secs(1), 1);
+        for _ in 0..10 {
+            burst.acquire_in_turn(Turn::Other, &TokioPause).await;
+        }
+        let start = tokio::time::Instant::now();
+        let mut line = Vec::new();
+        for _ in 0..3 {
+            let burst = burst.clone();
+            line.push(tokio::spawn(async move {
+                burst.acquire_in_turn(Turn::Write, &TokioPause).await;
+                start.elapsed()
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        RateLimiter::acquire_all(&[&search, &burst], &TokioPause).await;
+        let searched = start.elapsed();
+        for call in line {
+            let went = call.await.unwrap_or_default();
+            assert!(
+                went < searched,
+                "a call in line at {went:?}, the search at {searched:?}"
+            );
+        }
+        // A line that never empties.
+        let crowd = {
+            let burst = burst.clone();
+            tokio::spawn(async move {
+                loop {
+                    burst.acquire_in_turn(Turn::Write, &TokioPause).await;
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let asked = tokio::time::Instant::now();
+        RateLimiter::acquire_all(&[&search, &burst], &TokioPause).await;
+        crowd.abort();
+        let held = asked.elapsed();
+        // Two seconds, and a pace.
+        let most = Duration::from_millis(2_200);
+        assert!(held <= most, "a search held back {held:?}");
     }
 
     /// A waiter given up (its batch abandoned) leaves the line: the ones behind it go.
