@@ -59,6 +59,23 @@ async fn a_salesforce_edit_during_a_sync_is_not_written_over() {
     assert_eq!(prop(&hs, "firstname"), "Sally", "and reaches HubSpot");
 }
 
+/// Once everything queued is worked and a poll later: the contact's phone in HubSpot
+/// and its Lead's in Salesforce.
+async fn phones_at_last(w: &World, email: &str) -> (String, serde_json::Value) {
+    w.settle().await;
+    w.advance(10_000);
+    w.poll_and_settle().await;
+    let hs = w
+        .hs_contact_by_email(email)
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    let leads = w.sf_by_email("Lead", email).await;
+    (
+        prop(&hs, "phone").as_str().unwrap_or_default().to_owned(),
+        leads[0]["Phone"].clone(),
+    )
+}
+
 /// Salesforce changes the phone; a person changes it in HubSpot after the sync has the
 /// Salesforce change in hand (the poll queued it with the Lead's values), before it
 /// writes. The sync reads HubSpot only in the check just before its write (the contact
@@ -77,19 +94,10 @@ async fn a_hubspot_edit_during_a_sync_is_not_written_over() {
     w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
     w.advance(600);
     w.hs_update(&contact, json!({"phone": "+1 555 0200"})).await;
-    w.settle().await;
-    w.advance(10_000);
-    w.poll_and_settle().await;
-    let hs = w
-        .hs_contact_by_email("race-hs@example.org")
-        .await
-        .unwrap_or_else(|| panic!("no contact"));
-    assert_eq!(prop(&hs, "phone"), "+1 555 0200", "the later edit is kept");
-    let leads = w.sf_by_email("Lead", "race-hs@example.org").await;
     assert_eq!(
-        leads[0]["Phone"],
-        json!("+1 555 0200"),
-        "and reaches Salesforce"
+        phones_at_last(&w, "race-hs@example.org").await,
+        ("+1 555 0200".to_owned(), json!("+1 555 0200")),
+        "the later edit is kept, on both sides"
     );
 }
 
@@ -118,19 +126,10 @@ async fn a_field_edited_back_in_hubspot_after_a_salesforce_edit_wins() {
         .await;
     w.advance(500);
     w.hs_update(&contact, json!({"phone": "+1 555 0001"})).await;
-    w.settle().await;
-    w.advance(10_000);
-    w.poll_and_settle().await;
-    let hs = w
-        .hs_contact_by_email("back@example.org")
-        .await
-        .unwrap_or_else(|| panic!("no contact"));
-    assert_eq!(prop(&hs, "phone"), "+1 555 0001", "the edit back is kept");
-    let leads = w.sf_by_email("Lead", "back@example.org").await;
     assert_eq!(
-        leads[0]["Phone"],
-        json!("+1 555 0001"),
-        "and reaches Salesforce"
+        phones_at_last(&w, "back@example.org").await,
+        ("+1 555 0001".to_owned(), json!("+1 555 0001")),
+        "the edit back is kept, on both sides"
     );
 }
 
