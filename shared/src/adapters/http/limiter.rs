@@ -254,7 +254,10 @@ mod tests {
             .unwrap_or_default();
         // At most the burst's four paces and one more, once a window (ten paces, a
         // burst of ten, stalled 560 ms).
-        assert!(longest < Duration::from_millis(400), "a stall of {longest:?}");
+        assert!(
+            longest < Duration::from_millis(400),
+            "a stall of {longest:?}"
+        );
         // And the allowance is used: 760 calls in about 40 s.
         assert!(
             start.elapsed() < Duration::from_secs(41),
