@@ -295,7 +295,7 @@ impl Pipeline {
         // still just before its own writes, and one round trip fewer.
         let check = Pipeline::hubspot_check_plan(&run.spec, &planned);
         let ((), early) = tokio::join!(
-            self.write_salesforce(run, items, &mut planned, now),
+            self.write_salesforce(run, items, &mut planned, now, &prefetch),
             self.read_hubspot_check(&run.spec.hubspot_object, check),
         );
         let wrote_salesforce = planned
@@ -556,11 +556,15 @@ impl Pipeline {
                     .iter_mut()
                     .find(|w| w.salesforce.as_ref().is_some_and(|s| s.id() == id))
                 {
-                    Some(w) => w.items.push(n),
+                    Some(w) => {
+                        w.items.push(n);
+                        w.news &= item.seen.is_some();
+                    }
                     None => works.push(Work {
                         salesforce: Some(r.clone()),
                         items: vec![n],
                         origin: Some(Side::Salesforce),
+                        news: item.seen.is_some(),
                         ..Work::default()
                     }),
                 }
@@ -700,8 +704,9 @@ fn listed_associations(run: &PairRun, carried: &[HsRecord]) -> Vec<super::work::
 }
 
 /// The associations the pair's lookups and junctions will read once the batch is
-/// written, of the records already linked (a new link's records are read then): per
-/// HubSpot object they point at, the linked HubSpot ids. A lookup's field lives on some
+/// written, of the records already linked, and of the unlinked HubSpot records queued
+/// (a record they create in Salesforce is created with its lookups set: `lookups.rs`):
+/// per HubSpot object they point at, the HubSpot ids. A lookup's field lives on some
 /// sObjects only (a Lead has no `AccountId`): only those records' links count.
 fn associations_to_read(
     run: &PairRun,
@@ -736,11 +741,16 @@ fn associations_to_read(
                         || moved.contains(&l.hubspot_id.as_str()))
             }
         };
+        let unlinked = links.iter().filter_map(|(side, id, l)| match (side, l) {
+            (Side::HubSpot, None) => Some(id.clone()),
+            _ => None,
+        });
         let ids: Vec<String> = links
             .iter()
             .filter_map(|(_, _, l)| l.as_ref())
             .filter(|l| wanted(l))
             .map(|l| l.hubspot_id.clone())
+            .chain(unlinked)
             .collect();
         if ids.is_empty() {
             continue;

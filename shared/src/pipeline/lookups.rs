@@ -29,7 +29,7 @@ use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::merge::LastSynced;
 use crate::domain::pair::{Junction, Lookup};
-use crate::ports::{Outcome, Seen, WorkItem};
+use crate::ports::{Link, Outcome, Seen, WorkItem};
 
 /// A pair written in this batch: both ids, its sObject, its Salesforce row as read
 /// (lookup values), and the queued items it answers.
@@ -76,12 +76,17 @@ impl Synced {
                     hubspot_id: p.hubspot_id.clone()?,
                     salesforce_id: p.salesforce_id.clone()?,
                     sobject: p.sobject.clone(),
-                    row: p
-                        .work
-                        .salesforce
-                        .as_ref()
-                        .map(|s| s.row.clone())
-                        .unwrap_or_default(),
+                    // As written: a created record's lookups were set with it.
+                    row: {
+                        let mut row = p
+                            .work
+                            .salesforce
+                            .as_ref()
+                            .map(|s| s.row.clone())
+                            .unwrap_or_default();
+                        row.extend(p.salesforce_writes.clone());
+                        row
+                    },
                     items: p.work.items.clone(),
                     from: p.from,
                     hubspot_new: p.hubspot_new,
@@ -438,25 +443,7 @@ impl Pipeline {
                     }
                 }
                 None => {
-                    // The first linked target the field can point at, else the first
-                    // linked one (to say why the field stays empty).
-                    let mut found = None;
-                    for target in associated {
-                        let link = self
-                            .links
-                            .by_hubspot(&lookup.target, target)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        if let Some(l) = link {
-                            let fits = l.salesforce_object == lookup.target_sobject;
-                            if fits || found.is_none() {
-                                found = Some(l);
-                            }
-                            if fits {
-                                break;
-                            }
-                        }
-                    }
+                    let found = self.associated_target(lookup, associated).await?;
                     match (found, associated.first()) {
                         // Linked, but as an sObject this field cannot point at.
                         (Some(l), _) if l.salesforce_object != lookup.target_sobject => {
@@ -520,6 +507,74 @@ impl Pipeline {
             }
         }
         Ok(missing)
+    }
+
+    /// The first linked target of `associated` (HubSpot ids) the lookup's field can
+    /// point at, else the first linked one (to say why the field stays empty).
+    async fn associated_target(
+        &self,
+        lookup: &Lookup,
+        associated: &[String],
+    ) -> Result<Option<Link>, String> {
+        let mut found = None;
+        for target in associated {
+            let link = self
+                .links
+                .by_hubspot(&lookup.target, target)
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(l) = link {
+                let fits = l.salesforce_object == lookup.target_sobject;
+                if fits || found.is_none() {
+                    found = Some(l);
+                }
+                if fits {
+                    break;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Fills the lookups of the Salesforce records about to be created (`creates`,
+    /// planned pairs) from the HubSpot associations the batch already knows (listed or
+    /// read with its records) whose targets are linked: the record is created with its
+    /// field set, rather than updated just after its link was stored, which would come
+    /// back as a change of ours the link does not know (a read of both records for each
+    /// deal of an initial sync). Anything else is left to the lookup pass.
+    pub(crate) async fn inline_lookups(
+        &self,
+        run: &PairRun,
+        planned: &mut [Planned],
+        creates: &[usize],
+        prefetch: &Prefetch,
+    ) {
+        for lookup in &run.spec.lookups {
+            for &n in creates {
+                let p = &planned[n];
+                if !lookup.on.contains(&p.sobject)
+                    || p.salesforce_writes.contains_key(&lookup.field)
+                {
+                    continue;
+                }
+                let Some(id) = p.hubspot_id.clone() else {
+                    continue;
+                };
+                let (known, _) = prefetch.associations(&lookup.target_hubspot, &[id]);
+                let Some((_, associated)) = known.first() else {
+                    continue;
+                };
+                // The store did not answer: the lookup pass tries again.
+                let Ok(Some(link)) = self.associated_target(lookup, associated).await else {
+                    continue;
+                };
+                if link.salesforce_object == lookup.target_sobject {
+                    planned[n]
+                        .salesforce_writes
+                        .insert(lookup.field.clone(), json!(link.salesforce_id));
+                }
+            }
+        }
     }
 
     /// Records on a record's link that its lookup `field`, at `value`, is associated

@@ -706,14 +706,31 @@ impl Pipeline {
                 .as_ref()
                 .and_then(|s| key.of_salesforce(&s.row))
         };
+        // A record new to the sync (no retry brought it, it names no HubSpot record)
+        // with a unique key is not looked for: HubSpot refuses to create a second
+        // record with the key, and the refused create is retried, which reads (an
+        // initial sync's Salesforce-only records were a read per 100 that found
+        // nothing).
+        let unique = spec.match_key.as_ref().is_some_and(|k| k.hubspot_unique);
+        let names_none = |w: &Work| {
+            w.salesforce.as_ref().is_none_or(|s| {
+                s.row
+                    .get(&spec.hubspot_id_field)
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty)
+            })
+        };
+        for w in works.iter_mut() {
+            w.key_unread = unique && w.news && unlinked(w) && names_none(w) && key_of(w).is_some();
+        }
         let keys: Vec<String> = works
             .iter()
-            .filter(|w| unlinked(w))
+            .filter(|w| unlinked(w) && !w.key_unread)
             .filter_map(key_of)
             .collect();
         let ids: Vec<(String, String)> = works
             .iter()
-            .filter(|w| unlinked(w))
+            .filter(|w| unlinked(w) && !w.key_unread)
             .filter_map(|w| w.salesforce.as_ref())
             .filter_map(|s| Some((spec.salesforce_id_property(&s.object)?.to_owned(), s.id())))
             .collect();
@@ -727,7 +744,7 @@ impl Pipeline {
             }
             _ => self.search_hubspot(run, &ids, &keys).await?,
         };
-        for w in works.iter_mut().filter(|w| unlinked(w)) {
+        for w in works.iter_mut().filter(|w| unlinked(w) && !w.key_unread) {
             let Some(s) = w.salesforce.clone() else {
                 continue;
             };

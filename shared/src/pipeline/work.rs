@@ -210,6 +210,11 @@ pub(crate) struct Work {
     /// Why this pair ends in this batch though its records are fine: the record its
     /// Salesforce side was converted into already syncs with another HubSpot record.
     pub superseded: Option<String>,
+    /// Every reference that brought it carries what its source saw (none is a retry).
+    pub news: bool,
+    /// Its HubSpot record was not looked for by the pair's unique key: it is created
+    /// with a create that fails if a record has the key (`matching.rs`).
+    pub key_unread: bool,
 }
 
 /// Both sides of one pair may be in a batch (a poll reads both feeds, or a webhook
@@ -241,6 +246,8 @@ pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> 
         match merged.iter_mut().find(|m| same(m, &w)) {
             Some(m) => {
                 m.items.extend(w.items);
+                m.news &= w.news;
+                m.key_unread &= w.key_unread;
                 if m.hubspot.is_none() {
                     m.hubspot = w.hubspot;
                 }

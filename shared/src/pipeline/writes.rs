@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::flow::same_sf_id;
 use super::fresh::EarlyCheck;
 use super::pairs::PairRun;
-use super::work::{Record, Work};
+use super::work::{Prefetch, Record, Work};
 use super::{ItemOutcome, Pipeline};
 use crate::domain::Side;
 use crate::domain::merge::{Action, LastSynced, MergePlan, Snapshot};
@@ -157,6 +157,7 @@ impl Pipeline {
         items: &[WorkItem],
         planned: &mut [Planned],
         now: i64,
+        prefetch: &Prefetch,
     ) {
         let external_id = run.spec.hubspot_id_field.as_str();
         // A record learns the HubSpot id it is linked with (what a retry after a crash,
@@ -216,6 +217,7 @@ impl Pipeline {
             if creates.is_empty() {
                 continue;
             }
+            self.inline_lookups(run, planned, &creates, prefetch).await;
             let rows: Vec<Map<String, Value>> = creates
                 .iter()
                 .map(|&n| {
@@ -380,9 +382,12 @@ impl Pipeline {
         }
     }
 
-    /// New HubSpot records of a batch in one call. A pair with a unique HubSpot key
-    /// upserts on it (a retry finds the record it made); the others create, each
-    /// record carrying its Salesforce id, by which matching finds it again.
+    /// New HubSpot records of a batch, in one call of each kind. A pair with a unique
+    /// HubSpot key upserts on it (a retry finds the record it made), except records
+    /// whose key was not looked for (`Work::key_unread`): a create, which HubSpot
+    /// refuses for a key it has, and the refused record is retried, read and merged
+    /// then. The others create, each record carrying its Salesforce id, by which
+    /// matching finds it again.
     async fn create_hubspot(
         &self,
         run: &PairRun,
@@ -390,14 +395,35 @@ impl Pipeline {
         planned: &mut [Planned],
         now: i64,
     ) {
+        let creates = |unread: bool| -> Vec<usize> {
+            (0..planned.len())
+                .filter(|&n| {
+                    planned[n].live()
+                        && planned[n].salesforce_id.is_some()
+                        && planned[n].hubspot_id.is_none()
+                        && planned[n].work.key_unread == unread
+                })
+                .collect()
+        };
+        let (read, unread) = (creates(false), creates(true));
+        self.create_hubspot_of(run, items, planned, now, &read, true)
+            .await;
+        self.create_hubspot_of(run, items, planned, now, &unread, false)
+            .await;
+    }
+
+    /// [`Pipeline::create_hubspot`] for the planned pairs `creates`; `upsert`: on the
+    /// pair's unique key, where it has one.
+    async fn create_hubspot_of(
+        &self,
+        run: &PairRun,
+        items: &[WorkItem],
+        planned: &mut [Planned],
+        now: i64,
+        creates: &[usize],
+        upsert: bool,
+    ) {
         let spec = &run.spec;
-        let creates: Vec<usize> = (0..planned.len())
-            .filter(|&n| {
-                planned[n].live()
-                    && planned[n].salesforce_id.is_some()
-                    && planned[n].hubspot_id.is_none()
-            })
-            .collect();
         if creates.is_empty() {
             return;
         }
@@ -412,20 +438,29 @@ impl Pipeline {
             .map(|&n| {
                 let mut props = planned[n].hubspot_writes.clone();
                 run.hooks.hubspot_create_defaults(&mut props);
-                if let Some(k) = unique {
-                    props.remove(&k.hubspot);
+                match unique {
+                    Some(k) if upsert => {
+                        props.remove(&k.hubspot);
+                    }
+                    // Created by its key: the key is a property like any other.
+                    Some(k) => {
+                        props.insert(k.hubspot.clone(), json!(key_of(&planned[n])));
+                    }
+                    None => {}
                 }
                 (n, (key_of(&planned[n]), props))
             })
             .collect();
         let object = spec.hubspot_object.as_str();
         let results = self
-            .hubspot_isolating(&creates, |which| {
+            .hubspot_isolating(creates, |which| {
                 let subset = subset(&inputs, &which);
                 async move {
                     match unique {
-                        Some(k) => self.hubspot.batch_upsert(object, &k.hubspot, &subset).await,
-                        None => self.hubspot.batch_create(object, &subset).await,
+                        Some(k) if upsert => {
+                            self.hubspot.batch_upsert(object, &k.hubspot, &subset).await
+                        }
+                        _ => self.hubspot.batch_create(object, &subset).await,
                     }
                 }
             })
@@ -446,6 +481,18 @@ impl Pipeline {
                     None => e.key == key,
                 });
                 if let Some(e) = failed {
+                    // A record has its key: the retry reads it and merges.
+                    if !upsert && unique.is_some() && e.category == "CONFLICT" {
+                        planned[n].outcome = Some(ItemOutcome::Retry(format!(
+                            "HubSpot has a record with its {}: {}",
+                            spec.match_key
+                                .as_ref()
+                                .map(|k| k.hubspot.as_str())
+                                .unwrap_or_default(),
+                            e.message
+                        )));
+                        continue;
+                    }
                     let item = &items[planned[n].first_item()];
                     let o = self
                         .hubspot_failed(item, planned[n].from, &e.category, &e.message, now)
@@ -467,7 +514,7 @@ impl Pipeline {
                         planned[n].hubspot_id = Some(r.id.clone());
                         // An upsert may have met a record its key already named.
                         planned[n].hubspot_new =
-                            unique.is_none() || outcome.created.contains(&r.id);
+                            !upsert || unique.is_none() || outcome.created.contains(&r.id);
                         None
                     }
                     None => Some(ItemOutcome::Retry(

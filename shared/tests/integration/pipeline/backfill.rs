@@ -368,10 +368,16 @@ async fn an_initial_sync_reads_each_record_once() {
     let calls = w.calls_by_endpoint().await;
     let n = |k: &str| calls.get(k).copied().unwrap_or(0);
     assert_eq!(n("HubSpot GET /crm/v3/objects/contacts"), 3, "the listing");
-    // The Leads' contacts are looked up by email (100 a call); no listed contact is
-    // read again, nor checked before it learns its Lead's id (the sync's own property).
+    // No listed contact is read again, nor checked before it learns its Lead's id (the
+    // sync's own property); no Lead's contact is looked for by email: its create is one
+    // HubSpot refuses for an email it has (100 a call).
     assert_eq!(
         n("HubSpot POST /crm/v3/objects/contacts/batch/read"),
+        0,
+        "{calls:#?}"
+    );
+    assert_eq!(
+        n("HubSpot POST /crm/v3/objects/contacts/batch/create"),
         3,
         "{calls:#?}"
     );

@@ -835,3 +835,42 @@ async fn our_own_associations_come_back_without_a_read() {
         "nothing read: the contact is taken as last synced (no property to write), its lookup moved from the one recorded, the associations' webhooks recognised"
     );
 }
+
+/// A deal whose company is linked already becomes an Opportunity created on its
+/// Account, not updated onto it once linked: that update came back (outbound message,
+/// feed, listing) as a change of ours the link did not know, and cost a read of both
+/// records for every deal of the scale bench's initial sync. (Webhooks as the world
+/// sends them: the deal's creation and its association may come apart, each read.)
+#[tokio::test]
+async fn a_deal_on_a_linked_company_is_created_on_its_account() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    let company = w
+        .hs_create_object(
+            "companies",
+            json!({"name": "Acme", "domain": "acme.example"}),
+        )
+        .await;
+    w.sync().await;
+    let account = id_of(&w.sf_records("Account").await[0]);
+    w.advance(1_000);
+    let before = w.calls_by_endpoint().await;
+    let deal = w
+        .hs_create_object(
+            "deals",
+            json!({"dealname": "Acme renewal", "dealstage": "qualifiedtobuy", "pipeline": "default", "amount": "5000", "closedate": "2025-06-30T00:00:00Z"}),
+        )
+        .await;
+    w.hs_associate("deals", &deal, "companies", &company).await;
+    w.sync().await;
+    let opportunities = w.sf_records("Opportunity").await;
+    assert_eq!(opportunities.len(), 1, "{opportunities:?}");
+    assert_eq!(opportunities[0]["AccountId"], json!(account));
+    let after = w.calls_by_endpoint().await;
+    let delta =
+        |key: &str| after.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0);
+    assert_eq!(
+        delta("Salesforce PATCH /services/data/vXX.X/composite/sobjects"),
+        0,
+        "the Opportunity is not updated after its creation"
+    );
+}

@@ -584,3 +584,56 @@ async fn a_record_linked_before_its_claim_is_not_made_again() {
         Outcome::Synced
     );
 }
+
+/// A new Salesforce Lead is not looked for in HubSpot by its email before the contact
+/// is created: the create is one HubSpot refuses for an email it has. Here HubSpot has
+/// one no sync has seen yet (its webhooks lost, no poll since): the refused create goes
+/// back to the queue, the retry reads the contact by email and links the two, and
+/// nothing is duplicated or written over.
+#[tokio::test]
+async fn a_new_lead_whose_email_hubspot_has_unsynced_is_linked_not_duplicated() {
+    let w = world(true, DEFAULT_TOML.to_owned()).await;
+    w.put(&w.hs_control("/webhooks"), json!({"loss_rate": 1.0}))
+        .await;
+    let contact = w
+        .hs_create(
+            json!({"email": "taken@example.org", "firstname": "Hub", "phone": "+1 555 0100"}),
+        )
+        .await;
+    w.advance(1_000);
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Taken", "Email": "taken@example.org", "Company": "Acme"}),
+        )
+        .await;
+    let creates = "HubSpot POST /crm/v3/objects/contacts/batch/create";
+    let before = w.calls_by_endpoint().await;
+    // The outbound message alone, before any poll could find the contact.
+    w.settle().await;
+    let after = w.calls_by_endpoint().await;
+    assert_eq!(
+        after.get(creates).copied().unwrap_or(0) - before.get(creates).copied().unwrap_or(0),
+        1,
+        "the Lead's contact was created without a read first, and refused: {after:#?}"
+    );
+    // Linked by the retry, before any poll found the contact.
+    let contacts = w.hs_contacts().await;
+    assert_eq!(prop(&contacts[0], "salesforceleadid"), &json!(lead));
+    let events = w.events("salesforce", "Lead", &lead).await;
+    assert!(
+        events.iter().all(|e| e.outcome != Outcome::Failed),
+        "{events:?}"
+    );
+    w.sync().await;
+    w.assert_no_dead_letters().await;
+    let contacts = w.hs_contacts().await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["id"], json!(contact));
+    assert_eq!(prop(&contacts[0], "salesforceleadid"), &json!(lead));
+    assert_eq!(prop(&contacts[0], "firstname"), "Hub");
+    assert_eq!(prop(&contacts[0], "lastname"), "Taken");
+    let leads = w.sf_records("Lead").await;
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["Phone"], json!("+1 555 0100"));
+}
