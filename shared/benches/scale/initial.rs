@@ -90,6 +90,32 @@ pub fn calls_between(before: &Calls, after: &Calls) -> Calls {
         .collect()
 }
 
+/// With `SCALE_TIMELINE` set: HubSpot's calls in each 2-second window of the initial
+/// sync, on stderr, by endpoint (where the run falls below the allowance, and why).
+fn timeline(samples: &[(i64, Value, Value)], started_at: i64) {
+    let mut last: Option<(i64, Calls)> = None;
+    for (at, hs, _) in samples.iter().step_by(2) {
+        let calls = calls_of(&hs["integration"]);
+        if let Some((from, before)) = &last {
+            let mut window: Vec<(String, u64)> =
+                calls_between(before, &calls).into_iter().collect();
+            window.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            let total: u64 = window.iter().map(|(_, n)| n).sum();
+            let named: Vec<String> = window
+                .iter()
+                .map(|(k, n)| format!("{n} {}", k.trim_start_matches("POST /crm/")))
+                .collect();
+            eprintln!(
+                "  {:>5.1}s-{:>5.1}s {total:>3} HubSpot calls: {}",
+                (from - started_at) as f64 / 1000.0,
+                (at - started_at) as f64 / 1000.0,
+                named.join(", ")
+            );
+        }
+        last = Some((*at, calls));
+    }
+}
+
 /// The latest `at` of the integration's writes, after `since`.
 pub fn last_write(writes: &Value, since: i64) -> Option<i64> {
     writes
@@ -307,6 +333,9 @@ pub async fn run(
     let duplicates = duplicates(s).await?;
     let hs_final = s.api.hubspot(Method::GET, "/counters", None).await?;
     let sf_final = s.api.salesforce(Method::GET, "/counters", None).await?;
+    if std::env::var_os("SCALE_TIMELINE").is_some() {
+        timeline(&samples, started_at);
+    }
     let (sampled_at, hs_counters, sf_counters) = samples
         .into_iter()
         .find(|(at, _, _)| *at >= last)
