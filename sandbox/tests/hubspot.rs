@@ -360,6 +360,78 @@ async fn a_duplicate_email_fails_a_batch_create_whole_unless_every_input_is_trac
     );
 }
 
+/// A create takes the records to associate the new one with (`associations`, by type
+/// id), checked with the properties: a type that associates the object with nothing,
+/// or a record that does not exist, refuses the whole batch and creates nothing.
+#[tokio::test]
+async fn a_batch_create_associates_what_its_inputs_name() {
+    let p = portal(relaxed(), None).await;
+    let r = p
+        .api(
+            "POST",
+            "/crm/v3/objects/companies",
+            Some(json!({"properties": {"name": "Acme"}, "associations": []})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let company = r.body["id"].as_str().unwrap_or_default().to_owned();
+    let to = |id: &str, type_id: u32| json!([{"to": {"id": id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}]}]);
+    for (associations, why) in [
+        (to("999999", 279), "no such company"),
+        (to(&company, 9_999), "no such type"),
+    ] {
+        let batch = json!({"inputs": [
+            {"properties": {"email": "ok@example.com"}, "objectWriteTraceId": "a"},
+            {"properties": {"email": "bad@example.com"}, "objectWriteTraceId": "b", "associations": associations},
+        ]});
+        let r = p
+            .api("POST", "/crm/v3/objects/contacts/batch/create", Some(batch))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{why}: {}", r.body);
+        assert_eq!(r.body["category"], "VALIDATION_ERROR", "{why}");
+    }
+    let r = p
+        .api(
+            "GET",
+            "/crm/v3/objects/contacts/ok@example.com?idProperty=email",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "nothing was created");
+
+    let batch = json!({"inputs": [
+        {"properties": {"email": "ann@example.com"}, "objectWriteTraceId": "a", "associations": to(&company, 279)},
+        {"properties": {"email": "bob@example.com"}, "objectWriteTraceId": "b", "associations": []},
+    ]});
+    let r = p
+        .api("POST", "/crm/v3/objects/contacts/batch/create", Some(batch))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id_of = |email: &str| {
+        r.body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["properties"]["email"] == email)
+            .and_then(|c| c["id"].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    for (email, expected) in [("ann@example.com", 1), ("bob@example.com", 0)] {
+        let path = format!(
+            "/crm/v4/objects/contacts/{}/associations/companies",
+            id_of(email)
+        );
+        let r = p.api("GET", &path, None).await;
+        assert_eq!(
+            r.body["results"].as_array().map(Vec::len),
+            Some(expected),
+            "{email}: {}",
+            r.body
+        );
+    }
+}
+
 #[tokio::test]
 async fn batch_upsert_by_email_updates_existing_and_creates_new() {
     let p = portal(relaxed(), None).await;

@@ -11,7 +11,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
-use super::associations::v3_block;
+use super::associations::{self, v3_block};
 use super::error::HsError;
 use super::store::{Objects, Portal, ReadSpec, Record};
 use super::{Caller, HubSpot, lock};
@@ -217,6 +217,7 @@ async fn create(
     let input = body(&bytes)?;
     let now = hs.clock.now_ms();
     let mut portal = lock(&hs.portal);
+    let inline = associations::inline_of(&portal, &object_type, &input)?;
     let id = portal.create(&object_type, &props_of(&input), now, caller.source())?;
     let objects = portal.objects(&object_type)?;
     let record = live(objects, id).ok_or_else(|| HsError::not_found(&objects.kind.upper, id))?;
@@ -230,11 +231,11 @@ async fn create(
         ),
         with_history: Vec::new(),
     };
-    Ok((
-        StatusCode::CREATED,
-        Json(portal.render(objects, record, &spec)),
-    )
-        .into_response())
+    let rendered = portal.render(objects, record, &spec);
+    let kind = objects.kind.name.clone();
+    drop(portal);
+    associations::link_created(&hs, &(kind, id), &inline, caller.source());
+    Ok((StatusCode::CREATED, Json(rendered)).into_response())
 }
 
 fn default_names(objects: &Objects) -> Vec<String> {
@@ -414,6 +415,11 @@ async fn batch_create(
         .iter()
         .map(|i| objects.check_write(&props_of(i)))
         .collect::<Result<Vec<_>, _>>()?;
+    // So are the associations each input is to be created with.
+    let inline = inputs
+        .iter()
+        .map(|i| associations::inline_of(&portal, &object_type, i))
+        .collect::<Result<Vec<_>, _>>()?;
     // With an objectWriteTraceId on every input, failures are reported per input (207);
     // otherwise the first conflict fails the whole batch, and nothing is written.
     let traced: Option<Vec<String>> = inputs
@@ -486,6 +492,13 @@ async fn batch_create(
             Some(v)
         })
         .collect();
+    let kind = objects.kind.name.clone();
+    drop(portal);
+    for (n, id) in &ids {
+        if let Some(inline) = inline.get(*n) {
+            associations::link_created(&hs, &(kind.clone(), *id), inline, caller.source());
+        }
+    }
     Ok(batch_reply(
         results,
         errors,

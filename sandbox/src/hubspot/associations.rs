@@ -20,7 +20,10 @@ use super::{HubSpot, lock};
 use crate::clock::iso;
 
 /// A record: (object type path name, id).
-type RecordKey = (String, u64);
+pub type RecordKey = (String, u64);
+
+/// A record to associate a new one with, and the association types.
+pub type Inline = (RecordKey, Vec<(String, u32)>);
 
 /// Links from one record: (to type, to id) -> its association types.
 type Links = BTreeMap<(String, u64), BTreeSet<(String, u32)>>;
@@ -291,6 +294,78 @@ pub fn person_associates(
     lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), &types);
     announce(hs, &from, &to, false, &types, person);
     Ok(())
+}
+
+/// What a create's input asks to be associated with (`associations: [{to: {id}, types:
+/// [{associationCategory, associationTypeId}]}]`), checked as a create checks its
+/// properties, before anything is created: each type a HubSpot-defined one from `from`
+/// to some object type, and the record it names live. Labels of the portal's own
+/// (`USER_DEFINED`) are not kept here, and are refused.
+pub fn inline_of(portal: &Portal, from: &str, input: &Value) -> Result<Vec<Inline>, HsError> {
+    let Some(list) = input.get("associations").filter(|a| !a.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let list = list
+        .as_array()
+        .ok_or_else(|| HsError::validation("associations must be an array"))?;
+    let from = portal.objects(from)?.kind.name.clone();
+    let mut out = Vec::new();
+    for a in list {
+        let types = parse_types(a.get("types").unwrap_or(&Value::Null))?;
+        let to_type = types
+            .iter()
+            .find_map(|(category, id)| {
+                (category == "HUBSPOT_DEFINED")
+                    .then(|| {
+                        portal.objects.keys().find(|to| {
+                            default_type(&from, to).is_some_and(|(u, p)| u == *id || p == Some(*id))
+                        })
+                    })
+                    .flatten()
+            })
+            .ok_or_else(|| {
+                HsError::validation(format!(
+                    "association types {types:?} do not associate {from} with any object"
+                ))
+            })?;
+        let id = a
+            .get("to")
+            .and_then(|t| t.get("id"))
+            .and_then(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .or_else(|| v.as_u64().map(|n| n.to_string()))
+            })
+            .unwrap_or_default();
+        let objects = portal.objects(to_type)?;
+        let live = id
+            .parse::<u64>()
+            .ok()
+            .map(|i| objects.resolve(i))
+            .filter(|i| {
+                objects
+                    .records
+                    .get(i)
+                    .is_some_and(|r| r.archived_ms.is_none())
+            })
+            .ok_or_else(|| {
+                HsError::validation(format!(
+                    "association to {to_type} {id}: no such {}",
+                    objects.kind.upper
+                ))
+            })?;
+        out.push(((to_type.clone(), live), types));
+    }
+    Ok(out)
+}
+
+/// Makes the associations a create asked for (checked by [`inline_of`]), telling
+/// webhooks as any association does.
+pub fn link_created(hs: &HubSpot, from: &RecordKey, inline: &[Inline], source: Source) {
+    for (to, types) in inline {
+        lock(&hs.associations).link((&from.0, from.1), (&to.0, to.1), types);
+        announce(hs, from, to, false, types, source);
+    }
 }
 
 /// Checks that both records exist (live) and returns their canonical type names and ids.

@@ -42,6 +42,8 @@ pub(crate) struct Synced {
     pub from: Side,
     /// Created in HubSpot by this batch (no associations to read).
     pub hubspot_new: bool,
+    /// What it was created associated with (object type, id), when created here.
+    pub created_with: Vec<(String, String)>,
     /// Nothing moved, so the writes left the records' statuses as they were.
     pub status_kept: bool,
     /// The link's last-synced values, with the lookups it recorded in step.
@@ -90,6 +92,10 @@ impl Synced {
                     items: p.work.items.clone(),
                     from: p.from,
                     hubspot_new: p.hubspot_new,
+                    created_with: match p.hubspot_new {
+                        true => p.hubspot_associations.clone(),
+                        false => Vec::new(),
+                    },
                     status_kept: p.moved_nothing(),
                     recorded: p
                         .work
@@ -365,10 +371,26 @@ impl Pipeline {
             .filter(|&&n| !synced[n].hubspot_new)
             .map(|&n| synced[n].hubspot_id.clone())
             .collect();
+        // What a record created here was created with is all it has.
+        let created = which
+            .iter()
+            .map(|&n| &synced[n])
+            .filter(|s| s.hubspot_new)
+            .map(|s| {
+                let to: Vec<String> = s
+                    .created_with
+                    .iter()
+                    .filter(|(object, _)| object == target)
+                    .map(|(_, id)| id.clone())
+                    .collect();
+                (s.hubspot_id.clone(), to)
+            })
+            .filter(|(_, to)| !to.is_empty());
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(created.collect());
         }
         let (mut known, unknown) = prefetch.associations(target, &ids);
+        known.extend(created);
         if !unknown.is_empty() {
             let read = self
                 .hubspot
@@ -573,6 +595,53 @@ impl Pipeline {
                         .salesforce_writes
                         .insert(lookup.field.clone(), json!(link.salesforce_id));
                 }
+            }
+        }
+    }
+
+    /// The HubSpot associations the records about to be created in HubSpot (`creates`,
+    /// planned pairs) are created with: the linked target of each Salesforce lookup
+    /// with a value (a Contact's Account), where HubSpot takes it with the create. The
+    /// lookup pass then has nothing to associate.
+    pub(crate) async fn inline_associations(
+        &self,
+        run: &PairRun,
+        planned: &mut [Planned],
+        creates: &[usize],
+    ) {
+        let spec = &run.spec;
+        for lookup in &spec.lookups {
+            if !self
+                .hubspot
+                .creates_associated(&spec.hubspot_object, &lookup.target_hubspot)
+            {
+                continue;
+            }
+            for &n in creates {
+                let p = &planned[n];
+                if !lookup.on.contains(&p.sobject) {
+                    continue;
+                }
+                let Some(target) = p
+                    .work
+                    .salesforce
+                    .as_ref()
+                    .and_then(|s| text(&s.row, &lookup.field))
+                else {
+                    continue;
+                };
+                // The store did not answer, or the target is not linked yet: the
+                // lookup pass associates it, or syncs the target first.
+                let Ok(Some(link)) = self
+                    .links
+                    .by_salesforce(&lookup.target_sobject, target)
+                    .await
+                else {
+                    continue;
+                };
+                planned[n]
+                    .hubspot_associations
+                    .push((lookup.target_hubspot.clone(), link.hubspot_id));
             }
         }
     }

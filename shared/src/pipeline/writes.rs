@@ -15,7 +15,8 @@ use crate::domain::Side;
 use crate::domain::merge::{Action, LastSynced, MergePlan, Snapshot};
 use crate::domain::pair::PairSpec;
 use crate::ports::{
-    BatchOutcome, CrmError, ErrorClass, FieldChange, HeldBack, Link, RecordResult, WorkItem,
+    BatchOutcome, CrmError, ErrorClass, FieldChange, HeldBack, Link, NewRecord, RecordResult,
+    WorkItem,
 };
 
 /// One HubSpot batch input: its key (id, email or trace id) and properties.
@@ -47,8 +48,12 @@ pub(crate) struct Planned {
     pub changes: Vec<FieldChange>,
     pub salesforce_id: Option<String>,
     pub hubspot_id: Option<String>,
-    /// The HubSpot record was created by this batch: it has no associations yet.
+    /// The HubSpot record was created by this batch: it has no associations but the
+    /// ones it was created with.
     pub hubspot_new: bool,
+    /// What a HubSpot record this batch creates is created associated with, as (object
+    /// type, id): the linked targets of its Salesforce lookups (`lookups.rs`).
+    pub hubspot_associations: Vec<(String, String)>,
     /// A data-quality note for the record's status: (code, field, message).
     pub note: Option<(&'static str, String, String)>,
     /// Values not written because the target would refuse or cut them.
@@ -115,6 +120,7 @@ impl Planned {
             salesforce_id: work.salesforce.as_ref().map(Record::id),
             hubspot_id: work.hubspot.as_ref().map(|h| h.id.clone()),
             hubspot_new: false,
+            hubspot_associations: Vec::new(),
             note: None,
             outcome: None,
             work,
@@ -406,6 +412,17 @@ impl Pipeline {
                 .collect()
         };
         let (read, unread) = (creates(false), creates(true));
+        let unique = run
+            .spec
+            .match_key
+            .as_ref()
+            .is_some_and(|k| k.hubspot_unique);
+        // Upserts take no associations: only plain creates are made with theirs.
+        let plain: Vec<usize> = match unique {
+            true => unread.clone(),
+            false => read.iter().chain(&unread).copied().collect(),
+        };
+        self.inline_associations(run, planned, &plain).await;
         self.create_hubspot_of(run, items, planned, now, &read, true)
             .await;
         self.create_hubspot_of(run, items, planned, now, &unread, false)
@@ -433,7 +450,7 @@ impl Pipeline {
             Some(_) => p.key.clone().unwrap_or_default(),
             None => format!("sf-{}", p.salesforce_id.clone().unwrap_or_default()),
         };
-        let inputs: Vec<(usize, HubSpotInput)> = creates
+        let inputs: Vec<(usize, NewRecord)> = creates
             .iter()
             .map(|&n| {
                 let mut props = planned[n].hubspot_writes.clone();
@@ -448,7 +465,12 @@ impl Pipeline {
                     }
                     None => {}
                 }
-                (n, (key_of(&planned[n]), props))
+                let record = NewRecord {
+                    key: key_of(&planned[n]),
+                    properties: props,
+                    associations: planned[n].hubspot_associations.clone(),
+                };
+                (n, record)
             })
             .collect();
         let object = spec.hubspot_object.as_str();
@@ -457,7 +479,10 @@ impl Pipeline {
                 let subset = subset(&inputs, &which);
                 async move {
                     match unique {
+                        // An upsert's input is its key and properties.
                         Some(k) if upsert => {
+                            let subset: Vec<HubSpotInput> =
+                                subset.into_iter().map(|r| (r.key, r.properties)).collect();
                             self.hubspot.batch_upsert(object, &k.hubspot, &subset).await
                         }
                         _ => self.hubspot.batch_create(object, &subset).await,

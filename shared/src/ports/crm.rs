@@ -106,6 +106,16 @@ impl HsRecord {
     }
 }
 
+/// A HubSpot record to create: the input's key (its trace id), its properties, and the
+/// records it is created associated with, as (object type, id), each by the pair's
+/// default association (only pairs `HubSpotApi::creates_associated` takes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewRecord {
+    pub key: String,
+    pub properties: Map<String, Value>,
+    pub associations: Vec<(String, String)>,
+}
+
 /// A failure of one input of a HubSpot batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputError {
@@ -205,8 +215,14 @@ pub trait HubSpotApi: Send + Sync {
     async fn batch_create(
         &self,
         object: &str,
-        inputs: &[(String, Map<String, Value>)],
+        inputs: &[NewRecord],
     ) -> Result<BatchOutcome, CrmError>;
+    /// Whether a record of `from` can be created associated with a record of `to` (the
+    /// pair's default association type is known): otherwise it is associated after.
+    fn creates_associated(&self, from: &str, to: &str) -> bool {
+        let _ = (from, to);
+        false
+    }
     async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), CrmError>;
     /// Records modified in `modified`'s windows.
     async fn changed_since(

@@ -10,8 +10,8 @@ pub mod state;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crm::{
     BatchOutcome, CrmError, EmailEvent, EmailEventPage, ErrorClass, FormSubmission, HsRecord,
-    HubSpotApi, InputError, JoinPage, ListJoin, Owner, RecordResult, SalesforceApi, SfErrorItem,
-    SubmissionPage,
+    HubSpotApi, InputError, JoinPage, ListJoin, NewRecord, Owner, RecordResult, SalesforceApi,
+    SfErrorItem, SubmissionPage,
 };
 pub use ops::{
     BUCKET_MS, BrokenField, ControlStore, Controls, Pause, SeriesPoint, TelemetryStore, bucket_of,

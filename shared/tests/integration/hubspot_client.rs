@@ -11,7 +11,9 @@ use crmsync_sandbox::hubspot::{Caller, Fault};
 use crmsync_sandbox::seed::SeedSpec;
 use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
 use crmsync_shared::adapters::http::{ErrorClass, RetryPolicy, Secret};
-use crmsync_shared::adapters::hubspot::{HubSpotAuth, HubSpotClient, HubSpotConfig, HubSpotError};
+use crmsync_shared::adapters::hubspot::{
+    HubSpotAuth, HubSpotClient, HubSpotConfig, HubSpotError, NewRecord,
+};
 use crmsync_shared::ports::crm::Modified;
 use serde_json::{Map, Value, json};
 
@@ -298,8 +300,16 @@ async fn a_refused_input_fails_alone_with_hubspots_category() {
         .batch_create(
             "contacts",
             &[
-                ("t-1".into(), props(json!({"email": "new@example.com"}))),
-                ("t-2".into(), props(json!({"email": "taken@example.com"}))),
+                NewRecord {
+                    key: "t-1".into(),
+                    properties: props(json!({"email": "new@example.com"})),
+                    associations: Vec::new(),
+                },
+                NewRecord {
+                    key: "t-2".into(),
+                    properties: props(json!({"email": "taken@example.com"})),
+                    associations: Vec::new(),
+                },
             ],
         )
         .await

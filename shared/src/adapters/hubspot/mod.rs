@@ -20,7 +20,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 pub use error::{ApiError, HubSpotError};
-pub use objects::{BatchOutcome, HsRecord, InputError};
+pub use objects::{BatchOutcome, HsRecord, InputError, NewRecord, default_association};
 pub use portal::Owner;
 pub use search::{SearchPage, modified_property};
 

@@ -16,7 +16,7 @@ pub const BATCH_WITH_HISTORY_MAX: usize = 50;
 /// Records per list page.
 pub const LIST_PAGE_MAX: usize = 100;
 
-pub use crate::ports::crm::{BatchOutcome, HsRecord, InputError};
+pub use crate::ports::crm::{BatchOutcome, HsRecord, InputError, NewRecord};
 
 impl HsRecord {
     pub fn from_json(v: &Value) -> Result<Self, HubSpotError> {
@@ -371,17 +371,31 @@ impl HubSpotClient {
     }
 
     /// Creates records in calls of 100, each input carrying a trace id so that one
-    /// refused input fails alone (HubSpot reports per input only then). Not retried after
-    /// a timeout: the caller reads back by a unique key before creating again.
+    /// refused input fails alone (HubSpot reports per input only then), and its
+    /// associations inline by their pair's default type ([`default_association`]; the
+    /// caller asks only for those). Not retried after a timeout: the caller reads back
+    /// by a unique key before creating again.
     pub async fn batch_create(
         &self,
         object: &str,
-        inputs: &[(String, Map<String, Value>)],
+        inputs: &[NewRecord],
     ) -> Result<BatchOutcome, HubSpotError> {
         let parts = in_chunks(inputs, BATCH_MAX, |chunk| async move {
             let body = json!({"inputs": chunk
                 .iter()
-                .map(|(trace, p)| json!({"properties": p, "objectWriteTraceId": trace}))
+                .map(|r| {
+                    let associations: Vec<Value> = r
+                        .associations
+                        .iter()
+                        .filter_map(|(to, id)| {
+                            let type_id = default_association(object, to)?;
+                            Some(json!({"to": {"id": id}, "types": [
+                                {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}
+                            ]}))
+                        })
+                        .collect();
+                    json!({"properties": r.properties, "objectWriteTraceId": r.key, "associations": associations})
+                })
                 .collect::<Vec<_>>()});
             let answer = self
                 .request(
@@ -504,6 +518,19 @@ impl HubSpotClient {
         }
         Ok((records, next))
     }
+}
+
+/// HubSpot's default (unlabeled) association type from an object type to another, where
+/// it is HubSpot-defined (a custom object's are the portal's own).
+pub fn default_association(from: &str, to: &str) -> Option<u32> {
+    Some(match (from, to) {
+        ("contacts", "companies") => 279,
+        ("deals", "companies") => 341,
+        ("deals", "contacts") => 3,
+        ("tickets", "contacts") => 16,
+        ("tickets", "companies") => 339,
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

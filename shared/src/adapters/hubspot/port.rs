@@ -6,8 +6,8 @@ use serde_json::{Map, Value};
 use super::search::{SEARCH_CAP, SEARCH_PAGE};
 use super::{HubSpotClient, HubSpotError};
 use crate::ports::crm::{
-    BatchOutcome, CrmError, EmailEventPage, HsRecord, HubSpotApi, JoinPage, Modified, Owner,
-    SubmissionPage,
+    BatchOutcome, CrmError, EmailEventPage, HsRecord, HubSpotApi, JoinPage, Modified, NewRecord,
+    Owner, SubmissionPage,
 };
 
 impl From<HubSpotError> for CrmError {
@@ -61,11 +61,14 @@ impl HubSpotApi for HubSpotClient {
     async fn batch_create(
         &self,
         object: &str,
-        inputs: &[(String, Map<String, Value>)],
+        inputs: &[NewRecord],
     ) -> Result<BatchOutcome, CrmError> {
         HubSpotClient::batch_create(self, object, inputs)
             .await
             .map_err(CrmError::from)
+    }
+    fn creates_associated(&self, from: &str, to: &str) -> bool {
+        super::objects::default_association(from, to).is_some()
     }
     async fn batch_archive(&self, object: &str, ids: &[String]) -> Result<(), CrmError> {
         HubSpotClient::batch_archive(self, object, ids)

@@ -874,3 +874,42 @@ async fn a_deal_on_a_linked_company_is_created_on_its_account() {
         "the Opportunity is not updated after its creation"
     );
 }
+
+/// A Salesforce Contact whose Account is linked becomes a HubSpot contact created
+/// associated with the Account's company (HubSpot's create takes associations): no
+/// association is written after it.
+#[tokio::test]
+async fn a_contact_on_a_linked_account_is_created_with_its_company() {
+    let w = world(true, as_contacts()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Vandelay", "Website": "vandelay.example"}),
+        )
+        .await;
+    w.sync().await;
+    let company = company_of(&w, &account).await;
+    w.advance(1_000);
+    let before = w.calls_by_endpoint().await;
+    w.sf_create(
+        "Contact",
+        json!({"LastName": "Costanza", "Email": "george@vandelay.example", "AccountId": account}),
+    )
+    .await;
+    w.sync().await;
+    let hs = w
+        .hs_contact_by_email("george@vandelay.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(
+        w.hs_associated("contacts", &id_of(&hs), "companies").await,
+        vec![id_of(&company)]
+    );
+    let after = w.calls_by_endpoint().await;
+    let key = "HubSpot POST /crm/v4/associations/contacts/companies/batch/associate/default";
+    assert_eq!(
+        after.get(key).copied().unwrap_or(0) - before.get(key).copied().unwrap_or(0),
+        0,
+        "{after:#?}"
+    );
+}
