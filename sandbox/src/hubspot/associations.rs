@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use super::api::{Params, body};
 use super::error::HsError;
-use super::store::{AssociationChange, ChangeEvent, Portal, Source, singular};
+use super::store::{AssociationChange, ChangeEvent, Objects, Portal, Source, singular};
 use super::{HubSpot, lock};
 use crate::clock::iso;
 
@@ -338,22 +338,12 @@ pub fn inline_of(portal: &Portal, from: &str, input: &Value) -> Result<Vec<Inlin
             })
             .unwrap_or_default();
         let objects = portal.objects(to_type)?;
-        let live = id
-            .parse::<u64>()
-            .ok()
-            .map(|i| objects.resolve(i))
-            .filter(|i| {
-                objects
-                    .records
-                    .get(i)
-                    .is_some_and(|r| r.archived_ms.is_none())
-            })
-            .ok_or_else(|| {
-                HsError::validation(format!(
-                    "association to {to_type} {id}: no such {}",
-                    objects.kind.upper
-                ))
-            })?;
+        let live = live_id(objects, &id).ok_or_else(|| {
+            HsError::validation(format!(
+                "association to {to_type} {id}: no such {}",
+                objects.kind.upper
+            ))
+        })?;
         out.push(((to_type.clone(), live), types));
     }
     Ok(out)
@@ -368,6 +358,19 @@ pub fn link_created(hs: &HubSpot, from: &RecordKey, inline: &[Inline], source: S
     }
 }
 
+/// The live record `id` names (a merged-away id: its survivor).
+fn live_id(objects: &Objects, id: &str) -> Option<u64> {
+    id.parse::<u64>()
+        .ok()
+        .map(|i| objects.resolve(i))
+        .filter(|i| {
+            objects
+                .records
+                .get(i)
+                .is_some_and(|r| r.archived_ms.is_none())
+        })
+}
+
 /// Checks that both records exist (live) and returns their canonical type names and ids.
 fn resolve(
     hs: &HubSpot,
@@ -377,17 +380,7 @@ fn resolve(
     let portal = lock(&hs.portal);
     let one = |(t, id): (&str, &str)| -> Result<RecordKey, HsError> {
         let objects = portal.objects(t)?;
-        let id = id
-            .parse::<u64>()
-            .ok()
-            .map(|i| objects.resolve(i))
-            .filter(|i| {
-                objects
-                    .records
-                    .get(i)
-                    .is_some_and(|r| r.archived_ms.is_none())
-            })
-            .ok_or_else(|| HsError::not_found(&objects.kind.upper, id))?;
+        let id = live_id(objects, id).ok_or_else(|| HsError::not_found(&objects.kind.upper, id))?;
         Ok((objects.kind.name.clone(), id))
     };
     Ok((one(from)?, one(to)?))

@@ -33,6 +33,9 @@ struct Filter {
     value: Option<String>,
     high: Option<String>,
     values: Vec<String>,
+    /// `values` in lower case, for `IN` on text: made once per search, not once per
+    /// record and value (a search by a hundred domains looks at every company).
+    lower: std::collections::HashSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -288,17 +291,27 @@ fn parse_filter(f: &Value) -> Result<Filter, HsError> {
             "IN and NOT_IN need values for {property}"
         )));
     }
+    let lower = values.iter().map(|v| v.to_lowercase()).collect();
     Ok(Filter {
         property,
         op,
         value,
         high,
         values,
+        lower,
     })
 }
 
 /// Compares two values as the property's type: numbers and times by value, text without
 /// regard to case (enumerations exactly).
+/// Whether `compare` compares values of this type as text, without case.
+fn is_text(ty: Option<PropType>) -> bool {
+    !matches!(
+        ty,
+        Some(PropType::Number | PropType::Date | PropType::DateTime | PropType::Enumeration)
+    )
+}
+
 fn compare(ty: Option<PropType>, a: &str, b: &str) -> Ordering {
     match ty {
         Some(PropType::Number) => match (a.parse::<f64>(), b.parse::<f64>()) {
@@ -390,6 +403,10 @@ impl Filter {
             Op::Between => {
                 cmp(value) != Ordering::Less
                     && cmp(self.high.as_deref().unwrap_or_default()) != Ordering::Greater
+            }
+            // Text compares without case (`compare`): one lookup of its lower case.
+            Op::In | Op::NotIn if is_text(ty) => {
+                self.lower.contains(&actual.to_lowercase()) == (self.op == Op::In)
             }
             Op::In => self.values.iter().any(|v| cmp(v) == Ordering::Equal),
             Op::NotIn => !self.values.iter().any(|v| cmp(v) == Ordering::Equal),
@@ -495,6 +512,69 @@ mod tests {
                             "{op} {low} {high}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// `IN` and `NOT_IN` on text say what comparing the value with each listed one says
+    /// (without case), on numbers and enumerations too.
+    #[test]
+    fn in_says_what_comparing_each_value_says() {
+        let mut portal = Portal::new(500);
+        let props =
+            json!({"email": "Ann@Example.com", "firstname": "Ann", "hs_lead_status": "NEW"});
+        let id = portal
+            .create(
+                "contacts",
+                props.as_object().unwrap_or(&Map::new()),
+                1_700_000_000_000,
+                Source::Import,
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        // Past the search lag: the index holds the record.
+        portal
+            .refresh_index("contacts", 1_700_000_010_000)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let objects = portal
+            .objects("contacts")
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let record = objects
+            .records
+            .get(&id)
+            .unwrap_or_else(|| panic!("no record"));
+        let indexed = record
+            .indexed
+            .clone()
+            .unwrap_or_else(|| panic!("not indexed"));
+        for property in ["email", "firstname", "hs_lead_status", "hs_object_id"] {
+            for values in [
+                vec!["ann@example.com"],
+                vec!["bob@example.com", "ANN@EXAMPLE.COM"],
+                vec!["ann", "Ann", "new"],
+                vec!["NEW", "x"],
+                vec![&*id.to_string(), "1"],
+                vec!["nobody"],
+            ] {
+                for op in ["IN", "NOT_IN"] {
+                    let request = json!({"filterGroups": [{"filters": [
+                        {"propertyName": property, "operator": op, "values": values}
+                    ]}]});
+                    let request =
+                        SearchRequest::parse(&request).unwrap_or_else(|e| panic!("{e:?}"));
+                    let f = &request.groups[0][0];
+                    let ty = objects.properties.get(property).map(|d| d.ty);
+                    let actual = objects
+                        .value(record, &indexed, property)
+                        .unwrap_or_default();
+                    let any = values
+                        .iter()
+                        .any(|v| compare(ty, &actual, v) == Ordering::Equal);
+                    assert_eq!(
+                        f.matches_value(objects, record, &indexed),
+                        any == (op == "IN"),
+                        "{property} {op} {values:?}"
+                    );
                 }
             }
         }
