@@ -302,8 +302,6 @@ fn parse_filter(f: &Value) -> Result<Filter, HsError> {
     })
 }
 
-/// Compares two values as the property's type: numbers and times by value, text without
-/// regard to case (enumerations exactly).
 /// Whether `compare` compares values of this type as text, without case.
 fn is_text(ty: Option<PropType>) -> bool {
     !matches!(
@@ -312,6 +310,8 @@ fn is_text(ty: Option<PropType>) -> bool {
     )
 }
 
+/// Compares two values as the property's type: numbers and times by value, text without
+/// regard to case (enumerations exactly).
 fn compare(ty: Option<PropType>, a: &str, b: &str) -> Ordering {
     match ty {
         Some(PropType::Number) => match (a.parse::<f64>(), b.parse::<f64>()) {
@@ -445,14 +445,9 @@ mod tests {
         ids
     }
 
-    /// A filter on the modification time compared on the record's clock says what the
-    /// comparison of its written-out value says, for every operator, in every form a
-    /// time is given (epoch ms, ISO 8601, a date).
-    #[test]
-    fn the_modification_time_compares_as_its_written_value_does() {
+    /// A portal with one contact, created at `at` and in the search index (past its lag).
+    fn one_contact(props: Value, at: i64) -> (Portal, u64) {
         let mut portal = Portal::new(500);
-        let at = 1_700_000_000_000_i64;
-        let props = json!({"email": "t@example.org"});
         let id = portal
             .create(
                 "contacts",
@@ -462,8 +457,13 @@ mod tests {
             )
             .unwrap_or_else(|e| panic!("{e:?}"));
         portal
-            .refresh_index("contacts", at)
+            .refresh_index("contacts", at + 10_000)
             .unwrap_or_else(|e| panic!("{e:?}"));
+        (portal, id)
+    }
+
+    /// The contacts, the record `id`, and its properties as the search index holds them.
+    fn indexed(portal: &Portal, id: u64) -> (&Objects, &Record, std::sync::Arc<Props>) {
         let objects = portal
             .objects("contacts")
             .unwrap_or_else(|e| panic!("{e:?}"));
@@ -471,7 +471,21 @@ mod tests {
             .records
             .get(&id)
             .unwrap_or_else(|| panic!("no record"));
-        let indexed = record.indexed.clone().unwrap_or_default();
+        let props = record
+            .indexed
+            .clone()
+            .unwrap_or_else(|| panic!("not indexed"));
+        (objects, record, props)
+    }
+
+    /// A filter on the modification time compared on the record's clock says what the
+    /// comparison of its written-out value says, for every operator, in every form a
+    /// time is given (epoch ms, ISO 8601, a date).
+    #[test]
+    fn the_modification_time_compares_as_its_written_value_does() {
+        let at = 1_700_000_000_000_i64;
+        let (portal, id) = one_contact(json!({"email": "t@example.org"}), at);
+        let (objects, record, indexed) = indexed(&portal, id);
         let times = [
             (at - 1).to_string(),
             at.to_string(),
@@ -521,32 +535,10 @@ mod tests {
     /// (without case), on numbers and enumerations too.
     #[test]
     fn in_says_what_comparing_each_value_says() {
-        let mut portal = Portal::new(500);
         let props =
             json!({"email": "Ann@Example.com", "firstname": "Ann", "hs_lead_status": "NEW"});
-        let id = portal
-            .create(
-                "contacts",
-                props.as_object().unwrap_or(&Map::new()),
-                1_700_000_000_000,
-                Source::Import,
-            )
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        // Past the search lag: the index holds the record.
-        portal
-            .refresh_index("contacts", 1_700_000_010_000)
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        let objects = portal
-            .objects("contacts")
-            .unwrap_or_else(|e| panic!("{e:?}"));
-        let record = objects
-            .records
-            .get(&id)
-            .unwrap_or_else(|| panic!("no record"));
-        let indexed = record
-            .indexed
-            .clone()
-            .unwrap_or_else(|| panic!("not indexed"));
+        let (portal, id) = one_contact(props, 1_700_000_000_000);
+        let (objects, record, indexed) = indexed(&portal, id);
         for property in ["email", "firstname", "hs_lead_status", "hs_object_id"] {
             for values in [
                 vec!["ann@example.com"],

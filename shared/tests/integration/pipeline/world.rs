@@ -445,8 +445,8 @@ impl World {
         )
     }
 
-    /// The integration's calls by endpoint since `before` (a `calls_by_endpoint` taken
-    /// earlier), each side's endpoints named `HubSpot ...` and `Salesforce ...`.
+    /// The integration's calls so far by endpoint, each side's endpoints named
+    /// `HubSpot ...` and `Salesforce ...`.
     pub async fn calls_by_endpoint(&self) -> std::collections::BTreeMap<String, u64> {
         let (hs, sf) = self.counters().await;
         let mut out = std::collections::BTreeMap::new();
@@ -456,6 +456,17 @@ impl World {
             }
         }
         out
+    }
+
+    /// The integration's calls to `endpoint` (named as `calls_by_endpoint` names it)
+    /// since `before`, a `calls_by_endpoint` taken earlier.
+    pub async fn calls_since(
+        &self,
+        before: &std::collections::BTreeMap<String, u64>,
+        endpoint: &str,
+    ) -> u64 {
+        let now = self.calls_by_endpoint().await;
+        now.get(endpoint).copied().unwrap_or(0) - before.get(endpoint).copied().unwrap_or(0)
     }
 
     /// The integration's calls to each sandbox: (HubSpot, Salesforce).
