@@ -48,6 +48,7 @@ async fn main() {
             salesforce_id: format!("0038M{i:013}"),
             last_synced: template.clone(),
             synced_at: 0,
+            hubspot_read_at: None,
             version: 0,
         };
         match store.create(&link).await {

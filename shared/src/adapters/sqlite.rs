@@ -16,13 +16,13 @@ use crate::ports::{
 };
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// How long a released claim is remembered: longer than any batch runs.
 const RELEASED_KEPT_MS: i64 = 3_600_000;
 
 /// Statements that take a file from one version to the next; index 0 creates v1.
-const MIGRATIONS: [&str; 6] = ["
+const MIGRATIONS: [&str; 7] = ["
     CREATE TABLE IF NOT EXISTS links (
         pair TEXT NOT NULL, hubspot_id TEXT NOT NULL,
         salesforce_object TEXT NOT NULL, salesforce_id TEXT NOT NULL,
@@ -71,6 +71,8 @@ const MIGRATIONS: [&str; 6] = ["
     CREATE UNIQUE INDEX IF NOT EXISTS queue_waiting ON queue (record) WHERE receipt IS NULL AND dead = 0;
 ", "
     CREATE INDEX IF NOT EXISTS queue_worn ON queue (dead, receives);
+", "
+    ALTER TABLE links ADD COLUMN hubspot_read_at INTEGER;
 "];
 
 /// Items received too often go to the dead letters instead of out again: found by their
@@ -233,9 +235,7 @@ impl SqliteStore {
     }
 }
 
-fn link_from_row(
-    row: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(String, String, String, String, String, i64, i64)> {
+fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     Ok((
         row.get(0)?,
         row.get(1)?,
@@ -244,10 +244,23 @@ fn link_from_row(
         row.get(4)?,
         row.get(5)?,
         row.get(6)?,
+        row.get(7)?,
     ))
 }
 
-fn to_link(r: (String, String, String, String, String, i64, i64)) -> Result<Link, StoreError> {
+/// A link's columns as read, in [`LINK_COLUMNS`] order.
+type LinkRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+);
+
+fn to_link(r: LinkRow) -> Result<Link, StoreError> {
     let last_synced = serde_json::from_str(&r.4).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     Ok(Link {
         pair: r.0,
@@ -256,12 +269,12 @@ fn to_link(r: (String, String, String, String, String, i64, i64)) -> Result<Link
         salesforce_id: r.3,
         last_synced,
         synced_at: r.5,
+        hubspot_read_at: r.7,
         version: r.6 as u64,
     })
 }
 
-const LINK_COLUMNS: &str =
-    "pair, hubspot_id, salesforce_object, salesforce_id, last_synced, synced_at, version";
+const LINK_COLUMNS: &str = "pair, hubspot_id, salesforce_object, salesforce_id, last_synced, synced_at, version, hubspot_read_at";
 
 #[async_trait]
 impl LinkStore for SqliteStore {
@@ -309,14 +322,17 @@ impl LinkStore for SqliteStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.with(move |c| {
             c.execute(
-                &format!("INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)"),
+                &format!(
+                    "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
+                ),
                 params![
                     row.pair,
                     row.hubspot_id,
                     row.salesforce_object,
                     row.salesforce_id,
                     last,
-                    row.synced_at
+                    row.synced_at,
+                    row.hubspot_read_at
                 ],
             )
             .map_err(|e| {
@@ -339,8 +355,8 @@ impl LinkStore for SqliteStore {
         let changed = self
             .with(move |c| {
                 c.execute(
-                    "UPDATE links SET last_synced = ?1, synced_at = ?2, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5",
-                    params![last, row.synced_at, row.pair, row.hubspot_id, row.version as i64],
+                    "UPDATE links SET last_synced = ?1, synced_at = ?2, hubspot_read_at = ?6, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5",
+                    params![last, row.synced_at, row.pair, row.hubspot_id, row.version as i64, row.hubspot_read_at],
                 )
                 .map_err(unavailable)
             })

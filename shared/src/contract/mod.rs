@@ -20,6 +20,7 @@ fn link(hubspot_id: &str, salesforce_id: &str) -> Link {
         salesforce_id: salesforce_id.into(),
         last_synced: LastSynced::default(),
         synced_at: 1_000,
+        hubspot_read_at: None,
         version: 0,
     }
 }
@@ -50,6 +51,7 @@ pub async fn links(store: &dyn LinkStore) {
 
     let mut changed = created.clone();
     changed.synced_at = 2_000;
+    changed.hubspot_read_at = Some(1_500);
     let updated = store.update(&changed).await.unwrap();
     assert_eq!(updated.version, 2);
     // An update based on version 1 is stale now.
@@ -62,8 +64,8 @@ pub async fn links(store: &dyn LinkStore) {
             .by_hubspot("contacts", "101")
             .await
             .unwrap()
-            .map(|l| l.synced_at),
-        Some(2_000)
+            .map(|l| (l.synced_at, l.hubspot_read_at)),
+        Some((2_000, Some(1_500)))
     );
 
     // Lead conversion: the link moves to the contact.

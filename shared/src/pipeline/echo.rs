@@ -6,8 +6,8 @@
 //! checked where the link may be known: at the intake, at the poller, and at the worker
 //! before it reads (a push often arrives before the batch that wrote stored its link).
 //! An echo costs no read, and mostly no queued reference either. The initial sync's
-//! listing is vouched for by time alone: a record listed before its pair synced (its
-//! partner's reference came first) has nothing left to sync. An association webhook is
+//! listing is vouched for by time alone: a record listed before its pair synced from a
+//! read of it (its partner's reference came first) has nothing left to sync. An association webhook is
 //! vouched for by the lookup the link recorded in step, or by the pair following no
 //! association to that object (each association fires on both its records).
 //!
@@ -124,9 +124,19 @@ fn holds(run: &PairRun, pair: &Pair<'_>, link: &Link, item: &WorkItem, claim: &S
     match (item.side, claim) {
         // A linked record's creation: we created it, or linked it since.
         (Side::HubSpot, Seen::Created) => true,
-        // The initial sync's listing, with the pair synced since it read the record.
+        // The initial sync's listing, with the pair synced since it read the record,
+        // from a read of the record at least as new. (A HubSpot record made from the
+        // link and a webhook is no such read: the listing may hold an edit whose own
+        // webhook was lost.)
         (
-            _,
+            Side::HubSpot,
+            Seen::Values {
+                listed_at: Some(at),
+                ..
+            },
+        ) if link.hubspot_read_at.is_some_and(|read| read >= *at) => true,
+        (
+            Side::Salesforce,
             Seen::Values {
                 listed_at: Some(at),
                 ..

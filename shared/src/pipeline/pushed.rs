@@ -151,6 +151,7 @@ fn over_link(
     Some(HsRecord {
         id: link.hubspot_id.clone(),
         properties: values,
+        from_link: true,
         ..HsRecord::default()
     })
 }
@@ -189,6 +190,7 @@ mod tests {
             salesforce_id: "00Q000000000001AAA".into(),
             synced_at,
             last_synced: last,
+            hubspot_read_at: None,
             version: 1,
         }
     }

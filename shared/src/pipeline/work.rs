@@ -286,6 +286,7 @@ pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> 
                 salesforce_id: winner.id(),
                 last_synced: Default::default(),
                 synced_at: 0,
+                hubspot_read_at: None,
                 version: 0,
             });
         }
@@ -319,6 +320,7 @@ mod tests {
             salesforce_id: lead.id(),
             last_synced: Default::default(),
             synced_at: 1,
+            hubspot_read_at: None,
             version: 1,
         };
         let mut works = vec![

@@ -649,12 +649,19 @@ impl Pipeline {
         // After the writes: a record changed later than this was changed by someone
         // else (the merge's edited-back check, `MergeRules::synced_at`).
         let synced_at = self.clock.now_ms();
+        // The HubSpot record was read (or created) by this batch, which began at `now`,
+        // unless it was made from the link.
+        let hubspot_read_at = match &p.work.hubspot {
+            Some(h) if h.from_link => p.work.link.as_ref().and_then(|l| l.hubspot_read_at),
+            _ => Some(now),
+        };
         let stored = match &p.work.link {
             Some(link) if !p.last_synced_moved => Ok(link.clone()),
             Some(link) => {
                 let next = Link {
                     last_synced: p.next_last_synced.clone(),
                     synced_at,
+                    hubspot_read_at,
                     ..link.clone()
                 };
                 self.links.update(&next).await
@@ -667,6 +674,7 @@ impl Pipeline {
                     salesforce_id,
                     last_synced: p.next_last_synced.clone(),
                     synced_at,
+                    hubspot_read_at,
                     version: 0,
                 };
                 if self.sabotaged(super::sabotage::Sabotage::LinkWriteSkipped) {

@@ -94,6 +94,9 @@ pub struct HsRecord {
     /// for (a listing's page). A type absent is unknown (not asked, or more than one
     /// answer holds), not unassociated.
     pub associations: BTreeMap<String, Vec<String>>,
+    /// Not read: made by the pipeline from its link's values and webhooks' changes
+    /// (`pipeline::pushed`), so it says nothing of a change no webhook told of.
+    pub from_link: bool,
 }
 
 impl HsRecord {

@@ -38,6 +38,13 @@ pub struct Link {
     pub salesforce_id: String,
     pub last_synced: LastSynced,
     pub synced_at: Millis,
+    /// When the HubSpot record the syncs since took was last read whole (our clock,
+    /// no later than the read): a listing that read the record before this holds
+    /// nothing the link has not seen. A sync that took the record from the link and a
+    /// webhook (`pipeline::pushed`) read nothing and leaves it as it was. `None`: never
+    /// read whole since the link was stored (or stored before this was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hubspot_read_at: Option<Millis>,
     /// Bumped by every update; an update naming an older version is refused.
     pub version: u64,
 }

@@ -62,6 +62,7 @@ impl HsRecord {
             history,
             archived: v.get("archived").and_then(Value::as_bool).unwrap_or(false),
             associations: BTreeMap::new(),
+            from_link: false,
         })
     }
 }

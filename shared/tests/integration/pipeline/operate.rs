@@ -142,13 +142,15 @@ async fn a_pause_past_the_deletion_window_reconciles_everything() {
     let resumed = w.resume_after_a_long_pause().await;
     assert!(resumed.reconcile, "{resumed:?}");
     let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-    // Nothing changed, yet every lead is listed again, the first five included, which
-    // no cursor read (its overlap re-reads the last change only) would queue.
+    // Nothing changed, yet every lead is listed again, which no cursor read (its
+    // overlap re-reads the last change only) would queue. (The feed's overlap and the
+    // listing may both queue the last lead, or the queue may take them as one: five at
+    // least.)
     let leads = polled
         .feeds
         .get("salesforce:Lead")
         .map_or(0, |f| f.enqueued);
-    assert!(leads >= 6, "a reconcile lists every lead: {polled:?}");
+    assert!(leads >= 5, "a reconcile lists every lead: {polled:?}");
     w.settle().await;
 
     // A short pause catches up from the cursors: nothing changed, nothing queued.
