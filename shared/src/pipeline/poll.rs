@@ -6,8 +6,9 @@
 //! from its cursor, and in the same search calls (a second filter group) the window that
 //! has grown older than its index's lag since the last poll, once: re-reading the lag's
 //! window at every poll read each change five times at a poll a second, on the
-//! allowance every other call shares. What lags longer than that is read once more when
-//! it has settled: a second cursor per feed trails the clock by the longest lag allowed
+//! allowance every other call shares. Behind a backlog of queued work (an initial sync,
+//! an import) the fresh read is left out: a reference would wait longer than the lag
+//! anyway. What lags longer than that is read once more when it has settled: a second cursor per feed trails the clock by the longest lag allowed
 //! and reads each window behind it once. The cursors move only after the enqueue
 //! succeeded: a crash in between queues the same references again (harmless, the sync is
 //! idempotent) and never skips any.
@@ -35,6 +36,12 @@ pub const HUBSPOT_SETTLE_MS: i64 = 2 * 60_000;
 pub const SALESFORCE_OVERLAP_MS: i64 = 10_000;
 /// ...and a minute later the window once more, for long transactions.
 pub const SALESFORCE_SETTLE_MS: i64 = 60_000;
+/// References waiting beyond which HubSpot's feeds read only what has passed the search
+/// index's lag: a change queued now would wait behind more than the workers take in a
+/// few batches, longer than the lag, so reading it while fresh gains nothing, and each
+/// change is read once less (an initial sync's feeds page through all of its own
+/// writes).
+pub const BACKLOG: u64 = 2_000;
 /// How much settled time a settled read waits for (one read per window this long).
 const SETTLE_STEP_MS: i64 = 30_000;
 /// How long a (record, modification time) pair is remembered to skip re-reads: past
@@ -576,6 +583,11 @@ impl Pipeline {
     ) -> Result<BTreeMap<String, FeedReport>, PollError> {
         let mut feeds = fresh.clone();
         let (objects, triggers, hubspot_objects, activity_objects) = self.feed_objects();
+        // Unknown (the queue did not answer): read as usual.
+        let backlog = queue
+            .depth()
+            .await
+            .is_ok_and(|depth| depth.waiting >= BACKLOG);
         for object in hubspot_objects.iter().chain(&activity_objects) {
             let feed = format!("hubspot:{object}");
             if fresh.contains_key(&feed) {
@@ -591,12 +603,25 @@ impl Pipeline {
                     // (Re-reading the lag's window at every poll read a change five times
                     // at one poll a second: most of an initial sync's feed calls.)
                     let (mark, lagged) = lagged_window(cursors, &feed, from.at, now).await?;
-                    let modified = Modified {
-                        since: from.at,
-                        until: None,
-                        also: lagged,
+                    let modified = if backlog {
+                        // Behind a backlog: the lagged window alone (the cursor moves
+                        // to its end, so the next fresh read starts there).
+                        lagged.map(|(since, until)| Modified {
+                            since,
+                            until: Some(until),
+                            also: None,
+                        })
+                    } else {
+                        Some(Modified {
+                            since: from.at,
+                            until: None,
+                            also: lagged,
+                        })
                     };
-                    let changes = self.hubspot_changes(object, modified).await?;
+                    let changes = match modified {
+                        Some(modified) => self.hubspot_changes(object, modified).await?,
+                        None => Vec::new(),
+                    };
                     let mut r = self
                         .enqueue_and_advance(
                             cursors,

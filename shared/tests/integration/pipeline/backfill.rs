@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use crmsync_shared::adapters::sqlite::SqliteStore;
-use crmsync_shared::pipeline::poll::SWEEP_INTERVAL_MS;
+use crmsync_shared::domain::Side;
+use crmsync_shared::pipeline::poll::{BACKLOG, SWEEP_INTERVAL_MS};
 use crmsync_shared::ports::{Delivery, Outcome, QueueDepth, StoreError, WorkItem, WorkQueue};
 use serde_json::json;
 
@@ -582,5 +583,57 @@ async fn an_initial_sync_follows_listed_associations_without_reading_them() {
         calls.get(read).copied().unwrap_or(0) - before,
         0,
         "{calls:#?}"
+    );
+}
+
+/// Behind a backlog of queued work, HubSpot's feed reads a change once it is older than
+/// the search index's lag, and not while it is fresh too: a reference queued then would
+/// wait behind the backlog longer than the lag, and an initial sync's feeds page
+/// through every one of its own writes.
+#[tokio::test]
+async fn behind_a_backlog_a_change_is_read_once_past_the_lag() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let mut contacts = Vec::new();
+    for n in 0..20 {
+        contacts.push(
+            w.hs_create(json!({"email": format!("behind{n}@example.org"), "lastname": "Behind"}))
+                .await,
+        );
+    }
+    w.sync().await;
+    for _ in 0..6 {
+        w.advance(1_000);
+        w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    // A backlog: references to records the workers have not got to yet.
+    let backlog: Vec<WorkItem> = (0..BACKLOG)
+        .map(|n| WorkItem {
+            side: Side::Salesforce,
+            object: "Lead".into(),
+            id: format!("00Q8M{n:013}"),
+            origin: "backfill".into(),
+            seen: None,
+        })
+        .collect();
+    w.runner
+        .store
+        .send(&backlog)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    for id in &contacts {
+        w.hs_update(id, json!({"jobtitle": "Later"})).await;
+    }
+    let feed = "hubspot:contacts";
+    let mut reads = Vec::new();
+    for _ in 0..10 {
+        w.advance(1_000);
+        let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+        reads.push(polled.feeds.get(feed).map_or(0, |f| f.read));
+    }
+    assert_eq!(reads[0], 0, "read while fresh: {reads:?}");
+    assert_eq!(
+        reads.iter().sum::<usize>(),
+        contacts.len(),
+        "each change once: {reads:?}"
     );
 }
