@@ -393,7 +393,12 @@ fn compare(ty: Option<SfType>, actual: &Value, op: Op, literal: &Literal, now: i
                 _ => None,
             }
         }
-        (_, Literal::Str(s)) if op == Op::Like => return like(&text(actual), s),
+        (_, Literal::Str(s)) if op == Op::Like => {
+            return match actual {
+                Value::String(a) => like(a, s),
+                other => like(&text(other), s),
+            };
+        }
         // Ids compare by their characters, case and all, as they order (`Id > '...'
         // ORDER BY Id` pages a table, each record once).
         // A 15-character id names the same record as its 18-character form.
@@ -401,7 +406,19 @@ fn compare(ty: Option<SfType>, actual: &Value, op: Op, literal: &Literal, now: i
             let long = |x: &str| super::ids::to18(x).unwrap_or_else(|| x.to_owned());
             Some(long(&text(actual)).cmp(&long(s)))
         }
-        (_, Literal::Str(s)) => Some(text(actual).to_lowercase().cmp(&s.to_lowercase())),
+        (_, Literal::Str(s)) => {
+            let lower = |x: &str| x.chars().flat_map(char::to_lowercase).collect::<Vec<_>>();
+            match actual {
+                // Without allocating where both are ASCII (`Email IN (...)`, a thousand
+                // values tried on every row).
+                Value::String(a) if a.is_ascii() && s.is_ascii() => Some(
+                    a.bytes()
+                        .map(|b| b.to_ascii_lowercase())
+                        .cmp(s.bytes().map(|b| b.to_ascii_lowercase())),
+                ),
+                other => Some(lower(&text(other)).cmp(&lower(s))),
+            }
+        }
         (_, Literal::Num(n)) => actual.as_f64().and_then(|a| a.partial_cmp(n)),
         _ => None,
     };
