@@ -318,39 +318,76 @@ fn literal_ms(l: &Literal, now: i64) -> Option<i64> {
 }
 
 fn eval(org: &Org, object: &ObjectDef, record: &Record, e: &Expr, now: i64) -> bool {
-    match e {
-        Expr::And(a, b) => eval(org, object, record, a, now) && eval(org, object, record, b, now),
-        Expr::Or(a, b) => eval(org, object, record, a, now) || eval(org, object, record, b, now),
-        Expr::Not(a) => !eval(org, object, record, a, now),
-        Expr::Cmp { field, op, value } => {
-            let (ty, actual) = value_at(org, object, record, field);
-            compare(ty, &actual, *op, value, now)
-        }
-        Expr::In {
-            field,
-            negated,
-            values,
-        } => {
-            let (ty, actual) = value_at(org, object, record, field);
-            let hit = values.iter().any(|v| compare(ty, &actual, Op::Eq, v, now));
-            hit != *negated
-        }
-        Expr::Includes {
-            field,
-            negated,
-            values,
-        } => {
-            let (_, actual) = value_at(org, object, record, field);
-            let have: Vec<String> = text(&actual)
-                .split(';')
-                .map(|s| s.trim().to_lowercase())
-                .collect();
-            // Each value may itself be `a;b`: all of those must be present.
-            let hit = values.iter().any(|v| {
-                v.split(';')
-                    .all(|part| have.contains(&part.trim().to_lowercase()))
-            });
-            hit != *negated
+    Row {
+        org,
+        object,
+        record,
+        now,
+        values: Vec::new(),
+    }
+    .eval(e)
+}
+
+/// One record a filter is evaluated on, with each field's value looked up once: a
+/// company match's fifty `Website LIKE` terms read one value, not fifty copies of it.
+struct Row<'a, 'e> {
+    org: &'a Org,
+    object: &'a ObjectDef,
+    record: &'a Record,
+    now: i64,
+    values: Vec<(&'e str, Option<SfType>, Value)>,
+}
+
+impl<'e> Row<'_, 'e> {
+    fn value(&mut self, field: &'e str) -> (Option<SfType>, &Value) {
+        let n = match self.values.iter().position(|(f, _, _)| *f == field) {
+            Some(n) => n,
+            None => {
+                let (ty, value) = value_at(self.org, self.object, self.record, field);
+                self.values.push((field, ty, value));
+                self.values.len() - 1
+            }
+        };
+        let (_, ty, value) = &self.values[n];
+        (*ty, value)
+    }
+
+    fn eval(&mut self, e: &'e Expr) -> bool {
+        let now = self.now;
+        match e {
+            Expr::And(a, b) => self.eval(a) && self.eval(b),
+            Expr::Or(a, b) => self.eval(a) || self.eval(b),
+            Expr::Not(a) => !self.eval(a),
+            Expr::Cmp { field, op, value } => {
+                let (ty, actual) = self.value(field);
+                compare(ty, actual, *op, value, now)
+            }
+            Expr::In {
+                field,
+                negated,
+                values,
+            } => {
+                let (ty, actual) = self.value(field);
+                let hit = values.iter().any(|v| compare(ty, actual, Op::Eq, v, now));
+                hit != *negated
+            }
+            Expr::Includes {
+                field,
+                negated,
+                values,
+            } => {
+                let (_, actual) = self.value(field);
+                let have: Vec<String> = text(actual)
+                    .split(';')
+                    .map(|s| s.trim().to_lowercase())
+                    .collect();
+                // Each value may itself be `a;b`: all of those must be present.
+                let hit = values.iter().any(|v| {
+                    v.split(';')
+                        .all(|part| have.contains(&part.trim().to_lowercase()))
+                });
+                hit != *negated
+            }
         }
     }
 }
