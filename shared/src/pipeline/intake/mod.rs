@@ -249,7 +249,12 @@ impl Intake {
         let mut seen = Vec::new();
         for mut e in events {
             e.item.object = self.pipeline.hubspot_object_name(&e.item.object);
-            if let Some(at) = e.at {
+            // A property's change may be synced from the link and the webhook alone,
+            // without a read (`pushed.rs`): it says nothing of the rest of the record as
+            // modified then (an edit whose webhook was lost), which the feed's read of
+            // that modification still brings.
+            let property = matches!(e.item.seen, Some(Seen::Property { .. }));
+            if let (Some(at), false) = (e.at, property) {
                 seen.push((format!("hubspot:{}", e.item.object), e.item.id.clone(), at));
             }
             // A linked record's creation, or a property set to the value last synced
