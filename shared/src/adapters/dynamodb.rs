@@ -27,8 +27,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 /// The index of records by last outcome.
@@ -183,6 +183,47 @@ impl DynamoStore {
         Ok(out.item)
     }
 
+    /// Many items by key at once (`BatchGetItem`, 100 keys a call, strongly
+    /// consistent, what DynamoDB leaves unprocessed asked again), by key.
+    async fn get_many(&self, pks: Vec<String>) -> Result<HashMap<String, Item>, StoreError> {
+        let mut found = HashMap::new();
+        for chunk in pks.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .map(|pk| HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(ONE))]))
+                .collect();
+            let mut asked = build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build(),
+            )?;
+            loop {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, asked)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                let items = out
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default();
+                for item in items {
+                    if let Some(pk) = get_s(&item, "pk") {
+                        found.insert(pk.to_owned(), item);
+                    }
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(left) if !left.keys.is_empty() => asked = left,
+                    _ => break,
+                }
+            }
+        }
+        Ok(found)
+    }
+
     fn link_of(item: &Item) -> Result<Link, StoreError> {
         let data =
             get_s(item, "data").ok_or_else(|| StoreError::Corrupt("a link without data".into()))?;
@@ -284,6 +325,53 @@ impl LinkStore for DynamoStore {
             .as_ref()
             .map(Self::link_of)
             .transpose()
+    }
+
+    async fn by_hubspot_ids(
+        &self,
+        pair: &str,
+        hubspot_ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        let keys: Vec<String> = hubspot_ids.iter().map(|id| link_key(pair, id)).collect();
+        let found = self.get_many(keys.clone()).await?;
+        keys.iter()
+            .map(|k| found.get(k).map(Self::link_of).transpose())
+            .collect()
+    }
+
+    async fn by_salesforce_ids(
+        &self,
+        salesforce_object: &str,
+        salesforce_ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        let pointers: Vec<String> = salesforce_ids
+            .iter()
+            .map(|id| pointer_key(salesforce_object, id))
+            .collect();
+        let found = self.get_many(pointers.clone()).await?;
+        let mut targets: Vec<Option<String>> = Vec::with_capacity(pointers.len());
+        for p in &pointers {
+            targets.push(match found.get(p) {
+                None => None,
+                Some(pointer) => {
+                    Some(get_s(pointer, "target").map(str::to_owned).ok_or_else(|| {
+                        StoreError::Corrupt("a link pointer without target".into())
+                    })?)
+                }
+            });
+        }
+        let links = self
+            .get_many(targets.iter().flatten().cloned().collect())
+            .await?;
+        targets
+            .iter()
+            .map(|t| {
+                t.as_ref()
+                    .and_then(|t| links.get(t))
+                    .map(Self::link_of)
+                    .transpose()
+            })
+            .collect()
     }
 
     async fn create(&self, link: &Link) -> Result<Link, StoreError> {

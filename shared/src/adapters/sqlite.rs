@@ -3,6 +3,7 @@
 //! no queued work. The schema is versioned: a newer crmsync opens an older file and
 //! migrates it forward.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -274,6 +275,37 @@ fn to_link(r: LinkRow) -> Result<Link, StoreError> {
     })
 }
 
+/// The links `WHERE {column} IN ids` (`column` is `<first> = ?1 AND <id column>`, the
+/// first bound to `first`), in the order of `ids`; `id_of` says which id a link has.
+fn links_where(
+    c: &mut Connection,
+    column: &str,
+    first: &str,
+    ids: &[String],
+    id_of: fn(&Link) -> &String,
+) -> Result<Vec<Option<Link>>, StoreError> {
+    let mut found: HashMap<String, Link> = HashMap::new();
+    // Under SQLite's 999 bound parameters of older builds.
+    for chunk in ids.chunks(900) {
+        let marks: Vec<String> = (0..chunk.len()).map(|n| format!("?{}", n + 2)).collect();
+        let sql = format!(
+            "SELECT {LINK_COLUMNS} FROM links WHERE {column} IN ({})",
+            marks.join(", ")
+        );
+        let mut statement = c.prepare_cached(&sql).map_err(unavailable)?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = vec![&first];
+        values.extend(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
+        let rows = statement
+            .query_map(values.as_slice(), link_from_row)
+            .map_err(unavailable)?;
+        for row in rows {
+            let link = to_link(row.map_err(unavailable)?)?;
+            found.insert(id_of(&link).clone(), link);
+        }
+    }
+    Ok(ids.iter().map(|id| found.get(id).cloned()).collect())
+}
+
 const LINK_COLUMNS: &str = "pair, hubspot_id, salesforce_object, salesforce_id, last_synced, synced_at, version, hubspot_read_at";
 
 #[async_trait]
@@ -310,6 +342,38 @@ impl LinkStore for SqliteStore {
             .map_err(unavailable)?
             .map(to_link)
             .transpose()
+        })
+        .await
+    }
+
+    async fn by_hubspot_ids(
+        &self,
+        pair: &str,
+        hubspot_ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        let (pair, ids) = (pair.to_owned(), hubspot_ids.to_vec());
+        self.with(move |c| {
+            links_where(c, "pair = ?1 AND hubspot_id", &pair, &ids, |l| {
+                &l.hubspot_id
+            })
+        })
+        .await
+    }
+
+    async fn by_salesforce_ids(
+        &self,
+        salesforce_object: &str,
+        salesforce_ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        let (object, ids) = (salesforce_object.to_owned(), salesforce_ids.to_vec());
+        self.with(move |c| {
+            links_where(
+                c,
+                "salesforce_object = ?1 AND salesforce_id",
+                &object,
+                &ids,
+                |l| &l.salesforce_id,
+            )
         })
         .await
     }

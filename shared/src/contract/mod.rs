@@ -39,6 +39,25 @@ pub async fn links(store: &dyn LinkStore) {
         store.by_salesforce("Lead", "00Q1").await.unwrap(),
         Some(created.clone())
     );
+    // Many at once, in the order asked (past a call's hundred keys).
+    let mut asked: Vec<String> = (0..250).map(|n| format!("9{n:05}")).collect();
+    asked.push("101".into());
+    asked.insert(7, "101".into());
+    let many = store.by_hubspot_ids("contacts", &asked).await.unwrap();
+    assert_eq!(many.len(), asked.len());
+    for (id, link) in asked.iter().zip(&many) {
+        let expected = (id == "101").then(|| created.clone());
+        assert_eq!(link, &expected, "{id}");
+    }
+    let asked: Vec<String> = ["00Q9", "00Q1"].map(String::from).to_vec();
+    assert_eq!(
+        store.by_salesforce_ids("Lead", &asked).await.unwrap(),
+        vec![None, Some(created.clone())]
+    );
+    assert_eq!(
+        store.by_salesforce_ids("Contact", &asked).await.unwrap(),
+        vec![None, None]
+    );
     // Neither side may be linked twice.
     assert!(matches!(
         store.create(&link("101", "00Q2")).await,

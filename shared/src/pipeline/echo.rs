@@ -18,6 +18,8 @@
 //! association made between our write and the link's store (the batch's last
 //! milliseconds), which then syncs with the record's next change.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::sabotage::Sabotage;
@@ -45,6 +47,13 @@ pub(crate) struct EchoCheck {
     pub link: Option<Option<Link>>,
 }
 
+impl EchoCheck {
+    const NOT_LOOKED: EchoCheck = EchoCheck {
+        echo: false,
+        link: None,
+    };
+}
+
 impl Pipeline {
     /// Whether what `item`'s source saw of its record (`item.seen`) is what the
     /// record's link last synced: our own write come back, with nothing to sync.
@@ -54,42 +63,79 @@ impl Pipeline {
 
     /// [`Pipeline::is_echo`], with the link it looked up.
     pub(crate) async fn check_echo(&self, item: &WorkItem) -> EchoCheck {
-        let mut check = EchoCheck {
-            echo: false,
-            link: None,
-        };
-        let Some(seen) = &item.seen else {
-            return check;
-        };
-        if self.sabotaged(Sabotage::EchoSuppressionOff) {
-            return check;
+        if !self.checks_echo(item) {
+            return EchoCheck::NOT_LOOKED;
         }
-        let Some(run) = self.pair_of(item) else {
-            return check;
+        let looked_up = match (item.side, self.pair_of(item)) {
+            (Side::HubSpot, Some(run)) => self.links.by_hubspot(&run.spec.name, &item.id).await,
+            (Side::Salesforce, _) => self.links.by_salesforce(&item.object, &item.id).await,
+            (_, None) => return EchoCheck::NOT_LOOKED,
+        };
+        match looked_up {
+            Ok(link) => self.judge_echo(item, link),
+            // The store did not answer: the worker looks again, and decides.
+            Err(_) => EchoCheck::NOT_LOOKED,
+        }
+    }
+
+    /// [`Pipeline::check_echo`] for a worker's batch of one pair's references, their
+    /// links looked up together (a call per side and object, not one per reference).
+    pub(crate) async fn check_echoes(&self, run: &PairRun, items: &[WorkItem]) -> Vec<EchoCheck> {
+        let mut checks: Vec<EchoCheck> = items.iter().map(|_| EchoCheck::NOT_LOOKED).collect();
+        // Which references need their links: per side and object, their indexes.
+        let mut groups: BTreeMap<(Side, &str), Vec<usize>> = BTreeMap::new();
+        for (n, item) in items.iter().enumerate() {
+            if self.checks_echo(item) {
+                groups
+                    .entry((item.side, item.object.as_str()))
+                    .or_default()
+                    .push(n);
+            }
+        }
+        for ((side, object), indexes) in groups {
+            let ids: Vec<String> = indexes.iter().map(|&n| items[n].id.clone()).collect();
+            let looked_up = match side {
+                Side::HubSpot => self.links.by_hubspot_ids(&run.spec.name, &ids).await,
+                Side::Salesforce => self.links.by_salesforce_ids(object, &ids).await,
+            };
+            // The store did not answer: the worker looks again, and decides.
+            let Ok(links) = looked_up else { continue };
+            for (n, link) in indexes.into_iter().zip(links) {
+                checks[n] = self.judge_echo(&items[n], link);
+            }
+        }
+        checks
+    }
+
+    /// Whether `item` may be an echo, so that its link is worth looking up.
+    fn checks_echo(&self, item: &WorkItem) -> bool {
+        item.seen.is_some()
+            && !self.sabotaged(Sabotage::EchoSuppressionOff)
+            && self.pair_of(item).is_some()
+    }
+
+    /// What `item`'s link (as looked up) says of it.
+    fn judge_echo(&self, item: &WorkItem, link: Option<Link>) -> EchoCheck {
+        let (Some(seen), Some(run)) = (&item.seen, self.pair_of(item)) else {
+            return EchoCheck::NOT_LOOKED;
         };
         let Some(pair) = self.config.pair(&run.spec.name) else {
-            return check;
-        };
-        let looked_up = match item.side {
-            Side::HubSpot => self.links.by_hubspot(&run.spec.name, &item.id).await,
-            Side::Salesforce => self.links.by_salesforce(&item.object, &item.id).await,
-        };
-        // The store did not answer: the worker looks again, and decides.
-        let Ok(link) = looked_up else {
-            return check;
+            return EchoCheck::NOT_LOOKED;
         };
         let claims = match seen {
             Seen::All { claims } => claims.as_slice(),
             one => std::slice::from_ref(one),
         };
         // Unlinked: the worker decides.
-        check.echo = link.as_ref().is_some_and(|link| {
+        let echo = link.as_ref().is_some_and(|link| {
             claims
                 .iter()
                 .all(|claim| holds(run, &pair, link, item, claim))
         });
-        check.link = Some(link);
-        check
+        EchoCheck {
+            echo,
+            link: Some(link),
+        }
     }
 }
 

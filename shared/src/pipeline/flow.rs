@@ -188,8 +188,7 @@ impl Pipeline {
             at: self.clock.now_ms(),
             links: Default::default(),
         };
-        for item in items {
-            let check = self.check_echo(item).await;
+        for (item, check) in items.iter().zip(self.check_echoes(run, items).await) {
             if let Some(link) = check.link {
                 known.links.insert((item.side, item.id.clone()), link);
             }

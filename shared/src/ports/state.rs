@@ -58,6 +58,32 @@ pub trait LinkStore: Send + Sync {
         salesforce_object: &str,
         salesforce_id: &str,
     ) -> Result<Option<Link>, StoreError>;
+    /// The links of many HubSpot records of `pair` at once (a worker's batch), in the
+    /// order asked: `None` for a record without one.
+    async fn by_hubspot_ids(
+        &self,
+        pair: &str,
+        hubspot_ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        let mut links = Vec::with_capacity(hubspot_ids.len());
+        for id in hubspot_ids {
+            links.push(self.by_hubspot(pair, id).await?);
+        }
+        Ok(links)
+    }
+    /// The links of many Salesforce records of `salesforce_object` at once, in the order
+    /// asked.
+    async fn by_salesforce_ids(
+        &self,
+        salesforce_object: &str,
+        salesforce_ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        let mut links = Vec::with_capacity(salesforce_ids.len());
+        for id in salesforce_ids {
+            links.push(self.by_salesforce(salesforce_object, id).await?);
+        }
+        Ok(links)
+    }
     /// Creates a link (at version 1) only if neither side is linked yet.
     async fn create(&self, link: &Link) -> Result<Link, StoreError>;
     /// Stores new last-synced values if `link.version` is still the stored one;
