@@ -734,6 +734,26 @@ impl WorkQueue for SqliteStore {
         .await
     }
 
+    async fn ack_all(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        let done: Vec<(i64, String)> = deliveries
+            .iter()
+            .map(|d| Ok((queued_id(&d.receipt)?, d.receipt.clone())))
+            .collect::<Result<_, StoreError>>()?;
+        self.with(move |c| {
+            let tx = writing(c)?;
+            {
+                let mut delete = tx
+                    .prepare_cached("DELETE FROM queue WHERE id = ?1 AND receipt = ?2")
+                    .map_err(unavailable)?;
+                for (id, receipt) in &done {
+                    delete.execute(params![id, receipt]).map_err(unavailable)?;
+                }
+            }
+            tx.commit().map_err(unavailable)
+        })
+        .await
+    }
+
     async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError> {
         let receipt = delivery.receipt.clone();
         let id = queued_id(&receipt)?;

@@ -374,10 +374,14 @@ pub async fn queue(queue: &dyn WorkQueue, max_receives: u32) {
     // A worker's batch may hold more than SQS gives in one call (10).
     let first = queue.receive(20, 60_000).await.unwrap();
     assert_eq!(first.len(), 20, "a batch of 20 out of 25");
-    for d in first {
-        seen.push(d.item.id.clone());
-        queue.ack(&d).await.unwrap();
-    }
+    seen.extend(first.iter().map(|d| d.item.id.clone()));
+    queue.ack_all(&first).await.unwrap();
+    let depth = queue.depth().await.unwrap();
+    assert_eq!(
+        (depth.waiting, depth.in_flight),
+        (5, 0),
+        "the 20 acknowledged at once are gone"
+    );
     while seen.len() < 25 {
         let got = queue.receive(10, 60_000).await.unwrap();
         assert!(!got.is_empty(), "all 25 come out");

@@ -76,10 +76,12 @@ pub async fn run_once(
         received: deliveries.len(),
         ..Round::default()
     };
+    // Acknowledged together once the retries are handed back.
+    let mut done = Vec::with_capacity(deliveries.len());
     for (delivery, outcome) in deliveries.iter().zip(outcomes) {
         match outcome {
             ItemOutcome::Done => {
-                queue.ack(delivery).await?;
+                done.push(delivery.clone());
                 round.done += 1;
                 let object = &delivery.item.object;
                 match round.done_by_object.iter_mut().find(|(o, _)| o == object) {
@@ -98,11 +100,12 @@ pub async fn run_once(
                         .await?;
                     round.retried += 1;
                 } else {
-                    queue.ack(delivery).await?;
+                    done.push(delivery.clone());
                     round.done += 1;
                 }
             }
         }
     }
+    queue.ack_all(&done).await?;
     Ok(round)
 }

@@ -264,6 +264,13 @@ pub trait WorkQueue: Send + Sync {
     /// Up to `max` items, each hidden from other receivers for `visibility_ms`.
     async fn receive(&self, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>, StoreError>;
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError>;
+    /// Acknowledges a worker's done items at once (one after another by default).
+    async fn ack_all(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+        for d in deliveries {
+            self.ack(d).await?;
+        }
+        Ok(())
+    }
     /// Returns an item to the queue after `delay_ms`.
     async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError>;
     /// Items that failed too many times, with their bodies intact.
