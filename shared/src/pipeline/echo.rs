@@ -7,9 +7,10 @@
 //! before it reads (a push often arrives before the batch that wrote stored its link).
 //! An echo costs no read, and mostly no queued reference either. The initial sync's
 //! listing is vouched for by time alone: a record listed before its pair synced from a
-//! read of it (its partner's reference came first) has nothing left to sync. An association webhook is
-//! vouched for by the lookup the link recorded in step, or by the pair following no
-//! association to that object (each association fires on both its records).
+//! read of it (its partner's reference came first) has nothing left to sync. An
+//! association webhook is vouched for by the lookup the link recorded in step, or by
+//! the pair following no association to that object (each association fires on both
+//! its records).
 //!
 //! A change the link cannot vouch for is left to the worker: a value that differs, a
 //! mapped field the link holds no value for, a modification after the sync (a person's

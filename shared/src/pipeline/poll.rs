@@ -8,10 +8,11 @@
 //! window at every poll read each change five times at a poll a second, on the
 //! allowance every other call shares. Behind a backlog of queued work (an initial sync,
 //! an import) the fresh read is left out: a reference would wait longer than the lag
-//! anyway. What lags longer than that is read once more when it has settled: a second cursor per feed trails the clock by the longest lag allowed
-//! and reads each window behind it once. The cursors move only after the enqueue
-//! succeeded: a crash in between queues the same references again (harmless, the sync is
-//! idempotent) and never skips any.
+//! anyway. What lags longer than that is read once more when it has settled: a second
+//! cursor per feed trails the clock by the longest lag allowed and reads each window
+//! behind it once. The cursors move only after the enqueue succeeded: a crash in
+//! between queues the same references again (harmless, the sync is idempotent) and
+//! never skips any.
 
 use std::collections::BTreeMap;
 
