@@ -734,7 +734,7 @@ impl WorkQueue for SqliteStore {
         .await
     }
 
-    async fn ack_all(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+    async fn ack_all(&self, deliveries: &[&Delivery]) -> Result<(), StoreError> {
         let done: Vec<(i64, String)> = deliveries
             .iter()
             .map(|d| Ok((queued_id(&d.receipt)?, d.receipt.clone())))

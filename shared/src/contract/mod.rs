@@ -375,7 +375,10 @@ pub async fn queue(queue: &dyn WorkQueue, max_receives: u32) {
     let first = queue.receive(20, 60_000).await.unwrap();
     assert_eq!(first.len(), 20, "a batch of 20 out of 25");
     seen.extend(first.iter().map(|d| d.item.id.clone()));
-    queue.ack_all(&first).await.unwrap();
+    queue
+        .ack_all(&first.iter().collect::<Vec<_>>())
+        .await
+        .unwrap();
     let depth = queue.depth().await.unwrap();
     assert_eq!(
         (depth.waiting, depth.in_flight),

@@ -64,29 +64,31 @@ impl Pipeline {
 
     /// [`Pipeline::is_echo`], with the link it looked up.
     pub(crate) async fn check_echo(&self, item: &WorkItem) -> EchoCheck {
-        if !self.checks_echo(item) {
+        let Some(run) = self.pair_of(item) else {
             return EchoCheck::NOT_LOOKED;
-        }
-        let looked_up = match (item.side, self.pair_of(item)) {
-            (Side::HubSpot, Some(run)) => self.links.by_hubspot(&run.spec.name, &item.id).await,
-            (Side::Salesforce, _) => self.links.by_salesforce(&item.object, &item.id).await,
-            (_, None) => return EchoCheck::NOT_LOOKED,
         };
-        match looked_up {
-            Ok(link) => self.judge_echo(item, link),
-            // The store did not answer: the worker looks again, and decides.
-            Err(_) => EchoCheck::NOT_LOOKED,
-        }
+        self.check_echoes(run, std::slice::from_ref(item))
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or(EchoCheck::NOT_LOOKED)
     }
 
-    /// [`Pipeline::check_echo`] for a worker's batch of one pair's references, their
+    /// [`Pipeline::check_echo`] for references of one pair (a worker's batch), their
     /// links looked up together (a call per side and object, not one per reference).
     pub(crate) async fn check_echoes(&self, run: &PairRun, items: &[WorkItem]) -> Vec<EchoCheck> {
         let mut checks: Vec<EchoCheck> = items.iter().map(|_| EchoCheck::NOT_LOOKED).collect();
-        // Which references need their links: per side and object, their indexes.
+        if self.sabotaged(Sabotage::EchoSuppressionOff) {
+            return checks;
+        }
+        let Some(pair) = self.config.pair(&run.spec.name) else {
+            return checks;
+        };
+        // The references that say what their source saw (only those may be echoes),
+        // per side and object.
         let mut groups: BTreeMap<(Side, &str), Vec<usize>> = BTreeMap::new();
         for (n, item) in items.iter().enumerate() {
-            if self.checks_echo(item) {
+            if item.seen.is_some() {
                 groups
                     .entry((item.side, item.object.as_str()))
                     .or_default()
@@ -102,41 +104,30 @@ impl Pipeline {
             // The store did not answer: the worker looks again, and decides.
             let Ok(links) = looked_up else { continue };
             for (n, link) in indexes.into_iter().zip(links) {
-                checks[n] = self.judge_echo(&items[n], link);
+                checks[n] = judge_echo(run, &pair, &items[n], link);
             }
         }
         checks
     }
+}
 
-    /// Whether `item` may be an echo, so that its link is worth looking up.
-    fn checks_echo(&self, item: &WorkItem) -> bool {
-        item.seen.is_some()
-            && !self.sabotaged(Sabotage::EchoSuppressionOff)
-            && self.pair_of(item).is_some()
-    }
-
-    /// What `item`'s link (as looked up) says of it.
-    fn judge_echo(&self, item: &WorkItem, link: Option<Link>) -> EchoCheck {
-        let (Some(seen), Some(run)) = (&item.seen, self.pair_of(item)) else {
-            return EchoCheck::NOT_LOOKED;
-        };
-        let Some(pair) = self.config.pair(&run.spec.name) else {
-            return EchoCheck::NOT_LOOKED;
-        };
-        let claims = match seen {
-            Seen::All { claims } => claims.as_slice(),
-            one => std::slice::from_ref(one),
-        };
-        // Unlinked: the worker decides.
-        let echo = link.as_ref().is_some_and(|link| {
-            claims
-                .iter()
-                .all(|claim| holds(run, &pair, link, item, claim))
-        });
-        EchoCheck {
-            echo,
-            link: Some(link),
-        }
+/// What `item`'s link (as looked up) says of it.
+fn judge_echo(run: &PairRun, pair: &Pair<'_>, item: &WorkItem, link: Option<Link>) -> EchoCheck {
+    let claims = match &item.seen {
+        Some(Seen::All { claims }) => claims.as_slice(),
+        Some(one) => std::slice::from_ref(one),
+        // Nothing said of the record: nothing to vouch for.
+        None => return EchoCheck::NOT_LOOKED,
+    };
+    // Unlinked: the worker decides.
+    let echo = link.as_ref().is_some_and(|link| {
+        claims
+            .iter()
+            .all(|claim| holds(run, pair, link, item, claim))
+    });
+    EchoCheck {
+        echo,
+        link: Some(link),
     }
 }
 

@@ -617,31 +617,33 @@ impl Pipeline {
             {
                 continue;
             }
-            for &n in creates {
-                let p = &planned[n];
-                if !lookup.on.contains(&p.sobject) {
-                    continue;
+            // Each create's lookup value, its targets' links looked up at once.
+            let (which, targets): (Vec<usize>, Vec<String>) = creates
+                .iter()
+                .filter(|&&n| lookup.on.contains(&planned[n].sobject))
+                .filter_map(|&n| {
+                    let row = &planned[n].work.salesforce.as_ref()?.row;
+                    Some((n, text(row, &lookup.field)?.to_owned()))
+                })
+                .unzip();
+            if targets.is_empty() {
+                continue;
+            }
+            // The store did not answer, or a target is not linked yet: the lookup
+            // pass associates it, or syncs the target first.
+            let Ok(links) = self
+                .links
+                .by_salesforce_ids(&lookup.target_sobject, &targets)
+                .await
+            else {
+                continue;
+            };
+            for (n, link) in which.into_iter().zip(links) {
+                if let Some(link) = link {
+                    planned[n]
+                        .hubspot_associations
+                        .push((lookup.target_hubspot.clone(), link.hubspot_id));
                 }
-                let Some(target) = p
-                    .work
-                    .salesforce
-                    .as_ref()
-                    .and_then(|s| text(&s.row, &lookup.field))
-                else {
-                    continue;
-                };
-                // The store did not answer, or the target is not linked yet: the
-                // lookup pass associates it, or syncs the target first.
-                let Ok(Some(link)) = self
-                    .links
-                    .by_salesforce(&lookup.target_sobject, target)
-                    .await
-                else {
-                    continue;
-                };
-                planned[n]
-                    .hubspot_associations
-                    .push((lookup.target_hubspot.clone(), link.hubspot_id));
             }
         }
     }

@@ -81,7 +81,7 @@ pub async fn run_once(
     for (delivery, outcome) in deliveries.iter().zip(outcomes) {
         match outcome {
             ItemOutcome::Done => {
-                done.push(delivery.clone());
+                done.push(delivery);
                 round.done += 1;
                 let object = &delivery.item.object;
                 match round.done_by_object.iter_mut().find(|(o, _)| o == object) {
@@ -100,7 +100,7 @@ pub async fn run_once(
                         .await?;
                     round.retried += 1;
                 } else {
-                    done.push(delivery.clone());
+                    done.push(delivery);
                     round.done += 1;
                 }
             }

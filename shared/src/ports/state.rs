@@ -265,7 +265,7 @@ pub trait WorkQueue: Send + Sync {
     async fn receive(&self, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>, StoreError>;
     async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError>;
     /// Acknowledges a worker's done items at once (one after another by default).
-    async fn ack_all(&self, deliveries: &[Delivery]) -> Result<(), StoreError> {
+    async fn ack_all(&self, deliveries: &[&Delivery]) -> Result<(), StoreError> {
         for d in deliveries {
             self.ack(d).await?;
         }
