@@ -76,6 +76,8 @@ struct Delivery {
 pub struct Webhooks {
     pub settings: WebhookSettings,
     pending: VecDeque<Delivery>,
+    /// Deliveries taken to send and not yet answered: still pending to anyone watching.
+    in_flight: usize,
     rng: ChaCha8Rng,
     next_event_id: u64,
     /// Requests answered 2xx, and requests that failed.
@@ -93,6 +95,7 @@ impl Webhooks {
             rng: ChaCha8Rng::seed_from_u64(settings.seed),
             settings,
             pending: VecDeque::new(),
+            in_flight: 0,
             next_event_id: 3_816_279_340,
             delivered: 0,
             failed: 0,
@@ -101,8 +104,9 @@ impl Webhooks {
         }
     }
 
+    /// Deliveries not yet answered: queued, or sent and awaiting their answer.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.in_flight
     }
 
     fn event(&mut self, change: &ChangeEvent) -> Value {
@@ -182,7 +186,18 @@ impl Webhooks {
     fn due(&mut self, now: i64) -> Vec<Delivery> {
         let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|d| d.due_ms <= now);
         self.pending = later.into();
+        self.in_flight += due.len();
         due
+    }
+
+    /// Records a sent delivery's answer: delivered, or retried later.
+    fn answered(&mut self, d: Delivery, ok: bool, now: i64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if ok {
+            self.delivered += 1;
+        } else {
+            self.retry(d, now);
+        }
     }
 
     /// Schedules the next attempt of a failed delivery: delays double from one minute
@@ -266,12 +281,7 @@ pub async fn run(hs: Arc<HubSpot>) {
                 hs.clock.now_ms(),
             )
             .await;
-            let mut w = lock(&hs.webhooks);
-            if ok {
-                w.delivered += 1;
-            } else {
-                w.retry(delivery, hs.clock.now_ms());
-            }
+            lock(&hs.webhooks).answered(delivery, ok, hs.clock.now_ms());
         }
     }
 }
@@ -403,6 +413,25 @@ mod imperfection_tests {
             exact.enqueue(vec![change(i), change(i + 1000)], 0);
         }
         assert_eq!(exact.due(0).len(), 100);
+    }
+
+    /// A test waiting for "nothing pending" must not go on while a delivery is on the
+    /// wire: its events are not in the receiver's queue yet.
+    #[test]
+    fn a_delivery_is_pending_until_it_is_answered() {
+        let mut w = Webhooks::new(WebhookSettings {
+            target_url: Some("http://127.0.0.1:9/".into()),
+            imperfect: false,
+            ..WebhookSettings::default()
+        });
+        w.enqueue(vec![change(1)], 0);
+        let sent = w.due(0);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(w.pending(), 1, "sent, not answered");
+        for d in sent {
+            w.answered(d, true, 0);
+        }
+        assert_eq!((w.pending(), w.delivered), (0, 1));
     }
 
     #[test]

@@ -65,6 +65,8 @@ struct Message {
 #[derive(Debug)]
 pub struct Outbound {
     pending: VecDeque<Message>,
+    /// Messages taken to send and not yet answered: still pending to anyone watching.
+    in_flight: usize,
     next_notification: u64,
     rng: ChaCha8Rng,
     pub delivered: u64,
@@ -78,6 +80,7 @@ impl Default for Outbound {
     fn default() -> Self {
         Outbound {
             pending: VecDeque::new(),
+            in_flight: 0,
             next_notification: 0,
             rng: ChaCha8Rng::seed_from_u64(7),
             delivered: 0,
@@ -89,8 +92,35 @@ impl Default for Outbound {
 }
 
 impl Outbound {
+    /// Messages not yet answered: queued, or sent and awaiting their answer.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.in_flight
+    }
+
+    /// Takes the messages due at `now` to send.
+    fn due(&mut self, now: i64) -> Vec<Message> {
+        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|m| m.due_ms <= now);
+        self.pending = later.into();
+        self.in_flight += due.len();
+        due
+    }
+
+    /// Records a sent message's answer: delivered, retried later, or given up.
+    fn answered(&mut self, mut message: Message, acked: bool, now: i64) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if acked {
+            self.delivered += 1;
+            return;
+        }
+        self.failed += 1;
+        message.attempts += 1;
+        let gap = (FIRST_RETRY_MS << (message.attempts - 1).min(20)).min(MAX_GAP_MS);
+        if now + gap - message.first_ms > GIVE_UP_MS {
+            self.abandoned += 1;
+        } else {
+            message.due_ms = now + gap;
+            self.pending.push_back(message);
+        }
     }
 
     /// Queues a new message as the settings' imperfections say: lost, late or twice.
@@ -223,12 +253,9 @@ pub async fn run(sf: Arc<Salesforce>, base_url: String) {
                     out.queue(&settings, message, now);
                 }
             }
-            let (due, later): (Vec<_>, Vec<_>) =
-                out.pending.drain(..).partition(|m| m.due_ms <= now);
-            out.pending = later.into();
-            due
+            out.due(now)
         };
-        for mut message in due {
+        for message in due {
             let body = envelope(&sf, &org_id, &base_url, &message);
             let acked = match client
                 .post(&url)
@@ -244,21 +271,7 @@ pub async fn run(sf: Arc<Salesforce>, base_url: String) {
                 }
                 Err(_) => false,
             };
-            let mut out = lock(&sf.outbound);
-            if acked {
-                out.delivered += 1;
-                continue;
-            }
-            out.failed += 1;
-            let now = sf.clock.now_ms();
-            message.attempts += 1;
-            let gap = (FIRST_RETRY_MS << (message.attempts - 1).min(20)).min(MAX_GAP_MS);
-            if now + gap - message.first_ms > GIVE_UP_MS {
-                out.abandoned += 1;
-            } else {
-                message.due_ms = now + gap;
-                out.pending.push_back(message);
-            }
+            lock(&sf.outbound).answered(message, acked, sf.clock.now_ms());
         }
     }
 }
@@ -303,6 +316,28 @@ mod tests {
         assert!(out.pending() > kept, "some twice");
         assert!(out.pending.iter().all(|m| (0..=5_000).contains(&m.due_ms)));
         assert!(out.pending.iter().any(|m| m.due_ms > 0), "some late");
+    }
+
+    /// A test waiting for "nothing pending" must not go on while a message is on the
+    /// wire: its notifications are not in the receiver's queue yet.
+    #[test]
+    fn a_message_is_pending_until_it_is_answered() {
+        let mut out = Outbound::default();
+        let message = Message {
+            notifications: vec![("n".into(), "r".into())],
+            first_ms: 0,
+            attempts: 0,
+            due_ms: 0,
+        };
+        out.queue(&OutboundSettings::default(), message, 0);
+        let sent = out.due(0);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(out.pending(), 1, "sent, not answered");
+        for m in sent {
+            out.answered(m, false, 0);
+        }
+        assert_eq!((out.pending(), out.failed), (1, 1), "retried later");
+        assert!(out.due(0).is_empty());
     }
 
     #[test]
