@@ -290,6 +290,11 @@ impl Pipeline {
         // Salesforce and the HubSpot write, after both before the links, after the
         // links before the queue hears of it.
         let pair = &run.spec.name;
+        // A new record's related records not synced yet sync first, so that its
+        // create carries its associations.
+        let creates = super::writes::plain_hubspot_creates(run, &planned);
+        self.bring_in_create_targets(run, &planned, &creates, depth)
+            .await;
         // The HubSpot updates' check reads while the Salesforce writes are in flight:
         // still just before its own writes, and one round trip fewer.
         let check = Pipeline::hubspot_check_plan(&run.spec, &planned);

@@ -126,16 +126,18 @@ struct Missing {
 
 impl Missing {
     fn push(&mut self, record: usize, side: Side, object: &str, id: &str) {
-        self.targets.push((
-            record,
-            WorkItem {
-                side,
-                object: object.to_owned(),
-                id: id.to_owned(),
-                origin: "related".into(),
-                seen: None,
-            },
-        ));
+        self.targets.push((record, related(side, object, id)));
+    }
+}
+
+/// A reference to a record another record points at, to sync it first.
+fn related(side: Side, object: &str, id: &str) -> WorkItem {
+    WorkItem {
+        side,
+        object: object.to_owned(),
+        id: id.to_owned(),
+        origin: "related".into(),
+        seen: None,
     }
 }
 
@@ -599,6 +601,87 @@ impl Pipeline {
         }
     }
 
+    /// The lookups HubSpot's creates of this pair take inline (a contact's company).
+    fn inline_lookups_of<'a>(&self, run: &'a PairRun) -> impl Iterator<Item = &'a Lookup> {
+        let spec = &run.spec;
+        spec.lookups.iter().filter(|l| {
+            self.hubspot
+                .creates_associated(&spec.hubspot_object, &l.target_hubspot)
+        })
+    }
+
+    /// Each of `creates` (planned pairs) with a value in `lookup`'s field: its index,
+    /// and its target's link (`None`: not linked), the links looked up at once.
+    async fn create_targets(
+        &self,
+        lookup: &Lookup,
+        planned: &[Planned],
+        creates: &[usize],
+    ) -> Result<Vec<(usize, String, Option<Link>)>, String> {
+        let (which, targets): (Vec<usize>, Vec<String>) = creates
+            .iter()
+            .filter(|&&n| lookup.on.contains(&planned[n].sobject))
+            .filter_map(|&n| {
+                let row = &planned[n].work.salesforce.as_ref()?.row;
+                Some((n, text(row, &lookup.field)?.to_owned()))
+            })
+            .unzip();
+        if targets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let links = self
+            .links
+            .by_salesforce_ids(&lookup.target_sobject, &targets)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(which
+            .into_iter()
+            .zip(targets)
+            .zip(links)
+            .map(|((n, target), link)| (n, target, link))
+            .collect())
+    }
+
+    /// Before HubSpot creates (`creates`, planned pairs made as plain creates): syncs
+    /// the targets of their inline lookups that are not linked yet (a new Contact's
+    /// Account the queue has not brought yet), so that the creates carry their
+    /// associations instead of an associate call after them. The lookup pass would sync
+    /// these targets anyway, after the creates. A target that does not sync is left to
+    /// that pass.
+    pub(crate) async fn bring_in_create_targets(
+        &self,
+        run: &PairRun,
+        planned: &[Planned],
+        creates: &[usize],
+        depth: u8,
+    ) {
+        if creates.is_empty() || depth >= MAX_DEPTH {
+            return;
+        }
+        let mut refs: Vec<WorkItem> = Vec::new();
+        for lookup in self.inline_lookups_of(run) {
+            // The store did not answer: the lookup pass looks again.
+            let Ok(targets) = self.create_targets(lookup, planned, creates).await else {
+                continue;
+            };
+            refs.extend(
+                targets
+                    .iter()
+                    .filter(|(_, _, link)| link.is_none())
+                    .map(|(_, target, _)| {
+                        related(Side::Salesforce, &lookup.target_sobject, target)
+                    }),
+            );
+        }
+        if refs.is_empty() {
+            return;
+        }
+        refs.sort_by(|a, b| (&a.object, &a.id).cmp(&(&b.object, &b.id)));
+        refs.dedup();
+        tracing::info!(message = "syncing the targets of new records first", pair = %run.spec.name, count = refs.len());
+        self.sync_related(refs, depth + 1).await;
+    }
+
     /// The HubSpot associations the records about to be created in HubSpot (`creates`,
     /// planned pairs) are created with: the linked target of each Salesforce lookup
     /// with a value (a Contact's Account), where HubSpot takes it with the create. The
@@ -609,36 +692,13 @@ impl Pipeline {
         planned: &mut [Planned],
         creates: &[usize],
     ) {
-        let spec = &run.spec;
-        for lookup in &spec.lookups {
-            if !self
-                .hubspot
-                .creates_associated(&spec.hubspot_object, &lookup.target_hubspot)
-            {
-                continue;
-            }
-            // Each create's lookup value, its targets' links looked up at once.
-            let (which, targets): (Vec<usize>, Vec<String>) = creates
-                .iter()
-                .filter(|&&n| lookup.on.contains(&planned[n].sobject))
-                .filter_map(|&n| {
-                    let row = &planned[n].work.salesforce.as_ref()?.row;
-                    Some((n, text(row, &lookup.field)?.to_owned()))
-                })
-                .unzip();
-            if targets.is_empty() {
-                continue;
-            }
+        for lookup in self.inline_lookups_of(run) {
             // The store did not answer, or a target is not linked yet: the lookup
             // pass associates it, or syncs the target first.
-            let Ok(links) = self
-                .links
-                .by_salesforce_ids(&lookup.target_sobject, &targets)
-                .await
-            else {
+            let Ok(targets) = self.create_targets(lookup, planned, creates).await else {
                 continue;
             };
-            for (n, link) in which.into_iter().zip(links) {
+            for (n, _, link) in targets {
                 if let Some(link) = link {
                     planned[n]
                         .hubspot_associations

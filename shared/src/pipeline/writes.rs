@@ -22,6 +22,34 @@ use crate::ports::{
 /// One HubSpot batch input: its key (id, email or trace id) and properties.
 pub(crate) type HubSpotInput = (String, Map<String, Value>);
 
+/// The planned pairs whose HubSpot record is to be created: those whose key was read
+/// (and not found: `unread` false), or not read (`unread`).
+fn hubspot_creates(planned: &[Planned], unread: bool) -> Vec<usize> {
+    (0..planned.len())
+        .filter(|&n| {
+            planned[n].live()
+                && planned[n].salesforce_id.is_some()
+                && planned[n].hubspot_id.is_none()
+                && planned[n].work.key_unread == unread
+        })
+        .collect()
+}
+
+/// The HubSpot creates made as plain creates, which take their associations: on a
+/// unique key, a create whose key was read is an upsert, and upserts take none.
+pub(crate) fn plain_hubspot_creates(run: &PairRun, planned: &[Planned]) -> Vec<usize> {
+    let unique = run
+        .spec
+        .match_key
+        .as_ref()
+        .is_some_and(|k| k.hubspot_unique);
+    let mut plain = hubspot_creates(planned, true);
+    if !unique {
+        plain.extend(hubspot_creates(planned, false));
+    }
+    plain
+}
+
 /// The inputs of the planned pairs `which`, in order.
 fn subset<T: Clone>(inputs: &[(usize, T)], which: &[usize]) -> Vec<T> {
     which
@@ -401,27 +429,11 @@ impl Pipeline {
         planned: &mut [Planned],
         now: i64,
     ) {
-        let creates = |unread: bool| -> Vec<usize> {
-            (0..planned.len())
-                .filter(|&n| {
-                    planned[n].live()
-                        && planned[n].salesforce_id.is_some()
-                        && planned[n].hubspot_id.is_none()
-                        && planned[n].work.key_unread == unread
-                })
-                .collect()
-        };
-        let (read, unread) = (creates(false), creates(true));
-        let unique = run
-            .spec
-            .match_key
-            .as_ref()
-            .is_some_and(|k| k.hubspot_unique);
-        // Upserts take no associations: only plain creates are made with theirs.
-        let plain: Vec<usize> = match unique {
-            true => unread.clone(),
-            false => read.iter().chain(&unread).copied().collect(),
-        };
+        let (read, unread) = (
+            hubspot_creates(planned, false),
+            hubspot_creates(planned, true),
+        );
+        let plain = plain_hubspot_creates(run, planned);
         self.inline_associations(run, planned, &plain).await;
         self.create_hubspot_of(run, items, planned, now, &read, true)
             .await;

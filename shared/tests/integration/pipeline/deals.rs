@@ -3,9 +3,10 @@
 //! custom object pair added by configuration alone (and a second one), merges, and
 //! the API cost of a batch of deals.
 
+use crmsync_shared::domain::Side;
 use crmsync_shared::domain::config::DEFAULT_TOML;
-use crmsync_shared::pipeline::LOOKUP_SWEEP_INTERVAL_MS;
-use crmsync_shared::ports::Outcome;
+use crmsync_shared::pipeline::{ItemOutcome, LOOKUP_SWEEP_INTERVAL_MS};
+use crmsync_shared::ports::{Outcome, Seen, WorkItem};
 use serde_json::{Value, json};
 
 use super::world::World;
@@ -873,6 +874,60 @@ async fn a_deal_on_a_linked_company_is_created_on_its_account() {
         .await,
         0,
         "the Opportunity is not updated after its creation"
+    );
+}
+
+/// A new Salesforce Contact whose Account has not synced yet reaches a worker before
+/// the Account's own reference (an initial sync's listing brings Contacts and Accounts
+/// in any order): the Account is synced first, so the contact is created associated
+/// with its company, and no association is written after (at 100,000 people, ~300
+/// associate calls).
+#[tokio::test]
+async fn a_contact_whose_account_is_not_synced_is_created_with_its_company() {
+    let w = world(false, as_contacts()).await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Vandelay", "Website": "vandelay.example"}),
+        )
+        .await;
+    let contact = w
+        .sf_create(
+            "Contact",
+            json!({"LastName": "Costanza", "Email": "george@vandelay.example", "AccountId": account}),
+        )
+        .await;
+    let before = w.calls_by_endpoint().await;
+    // The Contact's reference alone, as a feed brings it (it says what it saw).
+    let item = WorkItem {
+        side: Side::Salesforce,
+        object: "Contact".into(),
+        id: contact,
+        origin: "poll".into(),
+        seen: Some(Seen::Values {
+            values: Default::default(),
+            modified_at: 0,
+            whole: false,
+            listed_at: None,
+            associations: Default::default(),
+        }),
+    };
+    let outcomes = w.runner.pipeline.sync_batch(&[item]).await;
+    assert_eq!(outcomes, vec![ItemOutcome::Done]);
+    let company = company_of(&w, &account).await;
+    let hs = w
+        .hs_contact_by_email("george@vandelay.example")
+        .await
+        .unwrap_or_else(|| panic!("no contact"));
+    assert_eq!(
+        w.hs_associated("contacts", &id_of(&hs), "companies").await,
+        vec![id_of(&company)]
+    );
+    let key = "HubSpot POST /crm/v4/associations/contacts/companies/batch/associate/default";
+    assert_eq!(
+        w.calls_since(&before, key).await,
+        0,
+        "no association written after the create"
     );
 }
 
