@@ -592,16 +592,40 @@ impl ClaimStore for SqliteStore {
         ttl_ms: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let key = event_key.to_owned();
+        let seen = self
+            .first_sights(&[event_key.to_owned()], ttl_ms, now)
+            .await?;
+        Ok(seen.first().copied().unwrap_or(false))
+    }
+
+    /// One transaction for the whole page (a commit per key was most of a 100,000
+    /// record listing's store time).
+    async fn first_sights(
+        &self,
+        event_keys: &[String],
+        ttl_ms: i64,
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let keys = event_keys.to_vec();
         self.with(move |c| {
-            let changed = c
-                .execute(
-                    "INSERT INTO events (key, expires) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE events.expires <= ?3",
-                    params![key, now + ttl_ms, now],
-                )
-                .map_err(unavailable)?;
-            Ok(changed > 0)
+            let tx = writing(c)?;
+            let mut seen = Vec::with_capacity(keys.len());
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO events (key, expires) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE events.expires <= ?3",
+                    )
+                    .map_err(unavailable)?;
+                for key in &keys {
+                    let changed = insert
+                        .execute(params![key, now + ttl_ms, now])
+                        .map_err(unavailable)?;
+                    seen.push(changed > 0);
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(seen)
         })
         .await
     }

@@ -329,6 +329,28 @@ pub async fn claims(store: &dyn ClaimStore) {
             .await
             .unwrap()
     );
+
+    // A feed's page at once: in order, a key named twice seen first once, a key seen
+    // before not seen first, all of it remembered.
+    let page: Vec<String> = ["feed:1:10", "feed:2:10", "feed:1:10"]
+        .map(String::from)
+        .to_vec();
+    store.first_sight("feed:3:10", 60_000, 0).await.unwrap();
+    let mut with_old = page.clone();
+    with_old.push("feed:3:10".into());
+    assert_eq!(
+        store.first_sights(&with_old, 60_000, 5).await.unwrap(),
+        vec![true, true, false, false]
+    );
+    assert_eq!(
+        store.first_sights(&page, 60_000, 6).await.unwrap(),
+        vec![false, false, false]
+    );
+    assert!(!store.first_sight("feed:2:10", 60_000, 7).await.unwrap());
+    assert_eq!(
+        store.first_sights(&page, 60_000, 70_000).await.unwrap(),
+        vec![true, true, false]
+    );
 }
 
 /// Sixteen workers claim one dedup key at once: exactly one wins.

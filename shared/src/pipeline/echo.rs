@@ -62,6 +62,27 @@ impl Pipeline {
         self.check_echo(item).await.echo
     }
 
+    /// [`Pipeline::is_echo`] for references of any pairs (a feed's page), each pair's
+    /// links looked up together; in order.
+    pub(crate) async fn are_echoes(&self, items: &[WorkItem]) -> Vec<bool> {
+        let mut echoes = vec![false; items.len()];
+        for run in self.pairs.iter() {
+            let (which, mine): (Vec<usize>, Vec<WorkItem>) = items
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| self.pair_of(i).is_some_and(|r| std::ptr::eq(r, run)))
+                .map(|(n, i)| (n, i.clone()))
+                .unzip();
+            if mine.is_empty() {
+                continue;
+            }
+            for (n, check) in which.into_iter().zip(self.check_echoes(run, &mine).await) {
+                echoes[n] = check.echo;
+            }
+        }
+        echoes
+    }
+
     /// [`Pipeline::is_echo`], with the link it looked up.
     pub(crate) async fn check_echo(&self, item: &WorkItem) -> EchoCheck {
         let Some(run) = self.pair_of(item) else {

@@ -94,12 +94,12 @@ impl Pipeline {
     /// effort: a mark not stored costs a read, never a change.
     pub(crate) async fn mark_seen(&self, marks: &[(String, String, i64)]) {
         let now = self.clock.now_ms();
-        for (feed, id, at) in marks {
-            let key = seen_key(feed, id, *at);
-            if let Err(e) = self.claims.first_sight(&key, SEEN_TTL_MS, now).await {
-                tracing::warn!(message = "a pushed change not marked seen", error = %e);
-                return;
-            }
+        let keys: Vec<String> = marks
+            .iter()
+            .map(|(feed, id, at)| seen_key(feed, id, *at))
+            .collect();
+        if let Err(e) = self.claims.first_sights(&keys, SEEN_TTL_MS, now).await {
+            tracing::warn!(message = "pushed changes not marked seen", error = %e);
         }
     }
 }
@@ -1292,19 +1292,25 @@ impl Pipeline {
         changes: Vec<Change>,
     ) -> Result<usize, PollError> {
         let now = self.clock.now_ms();
-        let mut fresh = Vec::with_capacity(changes.len());
-        let mut recognised = 0;
-        for c in changes {
-            let key = seen_key(feed, &c.item.id, c.at);
-            if !self.claims.first_sight(&key, SEEN_TTL_MS, now).await? {
-                continue;
-            }
-            if self.is_echo(&c.item).await {
-                recognised += 1;
-                continue;
-            }
-            fresh.push(c.item);
-        }
+        let keys: Vec<String> = changes
+            .iter()
+            .map(|c| seen_key(feed, &c.item.id, c.at))
+            .collect();
+        let first = self.claims.first_sights(&keys, SEEN_TTL_MS, now).await?;
+        let unseen: Vec<WorkItem> = changes
+            .into_iter()
+            .zip(first)
+            .filter(|(_, first)| *first)
+            .map(|(c, _)| c.item)
+            .collect();
+        let echoes = self.are_echoes(&unseen).await;
+        let recognised = echoes.iter().filter(|e| **e).count();
+        let fresh: Vec<WorkItem> = unseen
+            .into_iter()
+            .zip(echoes)
+            .filter(|(_, echo)| !echo)
+            .map(|(item, _)| item)
+            .collect();
         if recognised > 0 {
             tracing::debug!(
                 message = "our own writes recognised in a feed",

@@ -150,6 +150,41 @@ pub trait ClaimStore: Send + Sync {
         ttl_ms: i64,
         now: Millis,
     ) -> Result<bool, StoreError>;
+    /// [`ClaimStore::first_sight`] for many keys (a feed's page), in order; a key
+    /// named twice is seen first once. By default a few at a time; a store that can
+    /// records them in one round trip.
+    async fn first_sights(
+        &self,
+        event_keys: &[String],
+        ttl_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<bool>, StoreError> {
+        // A key's repeats are not asked: at once, either of them could win.
+        let mut named = std::collections::HashSet::new();
+        let first: Vec<bool> = event_keys.iter().map(|k| named.insert(k)).collect();
+        let mut asked: Vec<&String> = Vec::new();
+        for (key, is_first) in event_keys.iter().zip(&first) {
+            if *is_first {
+                asked.push(key);
+            }
+        }
+        let mut answers: Vec<bool> = Vec::with_capacity(asked.len());
+        for chunk in asked.chunks(16) {
+            let mut calls = Vec::with_capacity(chunk.len());
+            for key in chunk {
+                calls.push(self.first_sight(key, ttl_ms, now));
+            }
+            for answer in futures::future::join_all(calls).await {
+                answers.push(answer?);
+            }
+        }
+        let mut answers = answers.into_iter();
+        let seen = first
+            .into_iter()
+            .map(|is_first| is_first && answers.next().unwrap_or(false))
+            .collect();
+        Ok(seen)
+    }
 }
 
 /// The `now` of a release that frees a key for any claim (an intake that failed to
