@@ -119,6 +119,33 @@ fn queued_id(receipt: &str) -> Result<i64, StoreError> {
         .ok_or_else(|| StoreError::Corrupt(format!("a receipt this store did not give: {receipt}")))
 }
 
+/// Statements through the connection's cache: parsing SQL anew for each of a
+/// backfill's hundreds of thousands of small writes was a tenth of the process's CPU.
+trait Cached {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn run<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn one<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// Distinct statements the store runs, with room: each keeps its cached plan.
+const STATEMENT_CACHE: usize = 96;
+
 /// A transaction that holds the write lock from its start. One that reads first and
 /// writes later cannot wait for the lock once another process (`crmsync resync` beside
 /// `crmsync run`) wrote between its read and its write: SQLite answers "database is
@@ -160,6 +187,7 @@ impl SqliteStore {
         // First, so that opening waits for another process's write too.
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(unavailable)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // In memory there is no WAL; the pragma answers "memory" and that is fine.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .map_err(unavailable)?;
@@ -196,13 +224,13 @@ impl SqliteStore {
     pub async fn recover_after_restart(&self) -> Result<(usize, usize), StoreError> {
         self.with(|c| {
             let items = c
-                .execute(
+                .run(
                     "UPDATE queue SET visible_at = 0 WHERE dead = 0 AND receives > 0",
                     [],
                 )
                 .map_err(unavailable)?;
             let claims = c
-                .execute("DELETE FROM claims WHERE key NOT LIKE 'event:%'", [])
+                .run("DELETE FROM claims WHERE key NOT LIKE 'event:%'", [])
                 .map_err(unavailable)?;
             Ok((items, claims))
         })
@@ -213,7 +241,7 @@ impl SqliteStore {
     /// aside: zero means the local pipeline has nothing left to do.
     pub async fn queued(&self) -> Result<usize, StoreError> {
         self.with(|c| {
-            c.query_row("SELECT COUNT(*) FROM queue WHERE dead = 0", [], |r| {
+            c.one("SELECT COUNT(*) FROM queue WHERE dead = 0", [], |r| {
                 r.get::<_, i64>(0)
             })
             .map(|n| n as usize)
@@ -313,7 +341,7 @@ impl LinkStore for SqliteStore {
     async fn by_hubspot(&self, pair: &str, hubspot_id: &str) -> Result<Option<Link>, StoreError> {
         let (pair, id) = (pair.to_owned(), hubspot_id.to_owned());
         self.with(move |c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {LINK_COLUMNS} FROM links WHERE pair = ?1 AND hubspot_id = ?2"),
                 params![pair, id],
                 link_from_row,
@@ -333,7 +361,7 @@ impl LinkStore for SqliteStore {
     ) -> Result<Option<Link>, StoreError> {
         let (object, id) = (salesforce_object.to_owned(), salesforce_id.to_owned());
         self.with(move |c| {
-            c.query_row(
+            c.one(
                 &format!("SELECT {LINK_COLUMNS} FROM links WHERE salesforce_object = ?1 AND salesforce_id = ?2"),
                 params![object, id],
                 link_from_row,
@@ -385,7 +413,7 @@ impl LinkStore for SqliteStore {
         let last = serde_json::to_string(&row.last_synced)
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.with(move |c| {
-            c.execute(
+            c.run(
                 &format!(
                     "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
                 ),
@@ -418,7 +446,7 @@ impl LinkStore for SqliteStore {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let changed = self
             .with(move |c| {
-                c.execute(
+                c.run(
                     "UPDATE links SET last_synced = ?1, synced_at = ?2, hubspot_read_at = ?6, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5",
                     params![last, row.synced_at, row.pair, row.hubspot_id, row.version as i64, row.hubspot_read_at],
                 )
@@ -452,7 +480,7 @@ impl LinkStore for SqliteStore {
         self.with(move |c| {
             let tx = writing(c)?;
             let changed = tx
-                .execute(
+                .run(
                     "UPDATE links SET hubspot_id = ?1, salesforce_object = ?2, salesforce_id = ?3, version = version + 1 WHERE pair = ?4 AND hubspot_id = ?5 AND version = ?6",
                     params![hs, so, si, old.pair, old.hubspot_id, old.version as i64],
                 )
@@ -475,7 +503,7 @@ impl LinkStore for SqliteStore {
     async fn remove(&self, link: &Link) -> Result<(), StoreError> {
         let (pair, id) = (link.pair.clone(), link.hubspot_id.clone());
         self.with(move |c| {
-            c.execute(
+            c.run(
                 "DELETE FROM links WHERE pair = ?1 AND hubspot_id = ?2",
                 params![pair, id],
             )
@@ -491,7 +519,7 @@ impl CursorStore for SqliteStore {
     async fn cursor(&self, feed: &str) -> Result<Option<Cursor>, StoreError> {
         let feed = feed.to_owned();
         self.with(move |c| {
-            c.query_row(
+            c.one(
                 "SELECT at, last_id FROM cursors WHERE feed = ?1",
                 params![feed],
                 |r| {
@@ -520,11 +548,11 @@ impl CursorStore for SqliteStore {
         let changed = self
             .with(move |c| {
                 match &from {
-                    None => c.execute(
+                    None => c.run(
                         "INSERT INTO cursors (feed, at, last_id) VALUES (?1, ?2, ?3) ON CONFLICT (feed) DO NOTHING",
                         params![feed, to.at, to.last_id],
                     ),
-                    Some(f) => c.execute(
+                    Some(f) => c.run(
                         "UPDATE cursors SET at = ?1, last_id = ?2 WHERE feed = ?3 AND at = ?4 AND last_id = ?5",
                         params![to.at, to.last_id, feed, f.at, f.last_id],
                     ),
@@ -553,7 +581,7 @@ impl ClaimStore for SqliteStore {
         let (key, owner) = (key.to_owned(), owner.to_owned());
         self.with(move |c| {
             let changed = c
-                .execute(
+                .run(
                     "INSERT INTO claims (key, owner, expires) VALUES (?1, ?2, ?3)
                      ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
                      WHERE claims.expires <= ?4 OR claims.owner = excluded.owner",
@@ -571,12 +599,12 @@ impl ClaimStore for SqliteStore {
             // Kept until just after now: a claim made under the same or an earlier time
             // is still refused (a batch that began in the release's millisecond may
             // have read before the holder wrote).
-            c.execute(
+            c.run(
                 "UPDATE claims SET expires = ?3 WHERE key = ?1 AND owner = ?2",
                 params![key, owner, now + 1],
             )
             .map_err(unavailable)?;
-            c.execute(
+            c.run(
                 "DELETE FROM claims WHERE expires < ?1",
                 params![now - RELEASED_KEPT_MS],
             )
@@ -655,7 +683,7 @@ impl WorkQueue for SqliteStore {
             let tx = writing(c)?;
             for (record, item, body) in rows {
                 let waiting: Option<String> = tx
-                    .query_row(
+                    .one(
                         "SELECT body FROM queue WHERE record = ?1 AND receipt IS NULL AND dead = 0",
                         params![record],
                         |r| r.get(0),
@@ -676,7 +704,7 @@ impl WorkQueue for SqliteStore {
                             .map_err(|e| StoreError::Corrupt(e.to_string()))?
                     }
                 };
-                tx.execute(
+                tx.run(
                     "INSERT INTO queue (record, body, visible_at) VALUES (?1, ?2, ?3)
                      ON CONFLICT (record) WHERE receipt IS NULL AND dead = 0
                      DO UPDATE SET visible_at = MIN(visible_at, excluded.visible_at),
@@ -693,7 +721,7 @@ impl WorkQueue for SqliteStore {
     async fn depth(&self) -> Result<QueueDepth, StoreError> {
         let now = self.clock.now_ms();
         self.with(move |c| {
-            c.query_row(DEPTH, params![now], |r| {
+            c.one(DEPTH, params![now], |r| {
                 let (live, in_flight) = (r.get::<_, i64>(0)?, r.get::<_, i64>(1)?);
                 Ok(QueueDepth {
                     waiting: (live - in_flight) as u64,
@@ -712,7 +740,7 @@ impl WorkQueue for SqliteStore {
         self.with(move |c| {
             let tx = writing(c)?;
             // Items received too often go to the dead letters instead of out again.
-            tx.execute(WORN_OUT, params![now, max_receives])
+            tx.run(WORN_OUT, params![now, max_receives])
             .map_err(unavailable)?;
             let rows: Vec<(i64, String, i64)> = {
                 let mut stmt = tx
@@ -726,7 +754,7 @@ impl WorkQueue for SqliteStore {
             let mut out = Vec::with_capacity(rows.len());
             for (id, body, receives) in rows {
                 let receipt = format!("{id}:{}", receives + 1);
-                tx.execute(
+                tx.run(
                     "UPDATE queue SET visible_at = ?1, receives = receives + 1, receipt = ?2 WHERE id = ?3",
                     params![now + visibility_ms, receipt, id],
                 )
@@ -748,7 +776,7 @@ impl WorkQueue for SqliteStore {
         let receipt = delivery.receipt.clone();
         let id = queued_id(&receipt)?;
         self.with(move |c| {
-            c.execute(
+            c.run(
                 "DELETE FROM queue WHERE id = ?1 AND receipt = ?2",
                 params![id, receipt],
             )
@@ -783,7 +811,7 @@ impl WorkQueue for SqliteStore {
         let id = queued_id(&receipt)?;
         let at = self.clock.now_ms() + delay_ms;
         self.with(move |c| {
-            c.execute(
+            c.run(
                 "UPDATE queue SET visible_at = ?1 WHERE id = ?2 AND receipt = ?3",
                 params![at, id, receipt],
             )
@@ -797,7 +825,7 @@ impl WorkQueue for SqliteStore {
         let now = self.clock.now_ms();
         let max_receives = self.max_receives;
         self.with(move |c| {
-            c.execute(WORN_OUT, params![now, max_receives])
+            c.run(WORN_OUT, params![now, max_receives])
                 .map_err(unavailable)?;
             let mut stmt = c
                 .prepare("SELECT body FROM queue WHERE dead = 1 ORDER BY id")
@@ -832,13 +860,13 @@ impl StatusStore for SqliteStore {
             let tx = writing(c)?;
             let r = &event.record;
             let previous: Option<String> = tx
-                .query_row("SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3", params![r.side, r.object, r.id], |row| row.get(0))
+                .one("SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3", params![r.side, r.object, r.id], |row| row.get(0))
                 .optional()
                 .map_err(unavailable)?;
             let previous = previous.map(|d| serde_json::from_str(&d).map_err(corrupt)).transpose()?;
             let status = RecordStatus::after(previous, &event);
             let data = serde_json::to_string(&status).map_err(corrupt)?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO status (side, object, id, outcome, code, last_seen, data, direction) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (side, object, id) DO UPDATE SET outcome = excluded.outcome, code = excluded.code,
                  last_seen = excluded.last_seen, data = excluded.data, direction = excluded.direction",
@@ -846,7 +874,7 @@ impl StatusStore for SqliteStore {
             )
             .map_err(unavailable)?;
             let history = serde_json::to_string(&event).map_err(corrupt)?;
-            tx.execute(
+            tx.run(
                 "INSERT INTO history (side, object, id, at, expires, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![r.side, r.object, r.id, event.at, event.at + history_ttl_ms, history],
             )
@@ -861,7 +889,7 @@ impl StatusStore for SqliteStore {
         let r = record.clone();
         self.with(move |c| {
             let data: Option<String> = c
-                .query_row(
+                .one(
                     "SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3",
                     params![r.side, r.object, r.id],
                     |row| row.get(0),
@@ -877,7 +905,7 @@ impl StatusStore for SqliteStore {
     async fn history(&self, record: &RecordRef, now: i64) -> Result<Vec<SyncEvent>, StoreError> {
         let r = record.clone();
         self.with(move |c| {
-            c.execute("DELETE FROM history WHERE expires <= ?1", params![now]).map_err(unavailable)?;
+            c.run("DELETE FROM history WHERE expires <= ?1", params![now]).map_err(unavailable)?;
             let mut stmt = c
                 .prepare("SELECT data FROM history WHERE side = ?1 AND object = ?2 AND id = ?3 ORDER BY at, seq")
                 .map_err(unavailable)?;
@@ -967,7 +995,7 @@ impl ControlStore for SqliteStore {
     async fn controls(&self) -> Result<(Controls, u64), StoreError> {
         self.with(|c| {
             let row: Option<(i64, String)> = c
-                .query_row("SELECT version, data FROM controls WHERE id = 1", [], |r| {
+                .one("SELECT version, data FROM controls WHERE id = 1", [], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()
@@ -988,12 +1016,12 @@ impl ControlStore for SqliteStore {
         let (from, to) = (version as i64, version as i64 + 1);
         self.with(move |c| {
             let changed = if from == 0 {
-                c.execute(
+                c.run(
                     "INSERT INTO controls (id, version, data) VALUES (1, ?1, ?2) ON CONFLICT (id) DO NOTHING",
                     params![to, data],
                 )
             } else {
-                c.execute(
+                c.run(
                     "UPDATE controls SET version = ?1, data = ?2 WHERE id = 1 AND version = ?3",
                     params![to, data, from],
                 )
@@ -1029,10 +1057,10 @@ impl SqliteStore {
         self.with(move |c| {
             let tx = writing(c)?;
             for (name, value) in values {
-                tx.execute(upsert, params![bucket, name, value])
+                tx.run(upsert, params![bucket, name, value])
                     .map_err(unavailable)?;
                 if !add {
-                    tx.execute(
+                    tx.run(
                         "INSERT INTO gauges (name, value) VALUES (?1, ?2)
                          ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                         params![name, value],
@@ -1040,7 +1068,7 @@ impl SqliteStore {
                     .map_err(unavailable)?;
                 }
             }
-            tx.execute(
+            tx.run(
                 "DELETE FROM series WHERE bucket < ?1",
                 params![bucket - crate::ports::ops::SERIES_TTL_MS],
             )
@@ -1117,7 +1145,7 @@ impl DedupIndex for SqliteStore {
             record_id.to_owned(),
         );
         self.with(move |c| {
-            c.execute(
+            c.run(
                 "INSERT OR IGNORE INTO dedup (side, kind, key, record_id) VALUES (?1, ?2, ?3, ?4)",
                 params![side, kind, key, id],
             )
@@ -1157,7 +1185,7 @@ impl DedupIndex for SqliteStore {
             record_id.to_owned(),
         );
         self.with(move |c| {
-            c.execute(
+            c.run(
                 "DELETE FROM dedup WHERE side = ?1 AND kind = ?2 AND key = ?3 AND record_id = ?4",
                 params![side, kind, key, id],
             )
@@ -1224,7 +1252,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{e}"));
             conn.pragma_update(None, "user_version", 1)
                 .unwrap_or_else(|e| panic!("{e}"));
-            conn.execute(
+            conn.run(
                 "INSERT INTO cursors (feed, at, last_id) VALUES ('hubspot:contacts', 42, 'x')",
                 [],
             )

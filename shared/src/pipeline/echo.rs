@@ -67,16 +67,18 @@ impl Pipeline {
     pub(crate) async fn are_echoes(&self, items: &[WorkItem]) -> Vec<bool> {
         let mut echoes = vec![false; items.len()];
         for run in self.pairs.iter() {
-            let (which, mine): (Vec<usize>, Vec<WorkItem>) = items
+            let (which, mine): (Vec<usize>, Vec<&WorkItem>) = items
                 .iter()
                 .enumerate()
                 .filter(|(_, i)| self.pair_of(i).is_some_and(|r| std::ptr::eq(r, run)))
-                .map(|(n, i)| (n, i.clone()))
                 .unzip();
             if mine.is_empty() {
                 continue;
             }
-            for (n, check) in which.into_iter().zip(self.check_echoes(run, &mine).await) {
+            for (n, check) in which
+                .into_iter()
+                .zip(self.check_echoes_of(run, &mine).await)
+            {
                 echoes[n] = check.echo;
             }
         }
@@ -98,6 +100,12 @@ impl Pipeline {
     /// [`Pipeline::check_echo`] for references of one pair (a worker's batch), their
     /// links looked up together (a call per side and object, not one per reference).
     pub(crate) async fn check_echoes(&self, run: &PairRun, items: &[WorkItem]) -> Vec<EchoCheck> {
+        let items: Vec<&WorkItem> = items.iter().collect();
+        self.check_echoes_of(run, &items).await
+    }
+
+    /// [`Pipeline::check_echoes`] of borrowed references.
+    async fn check_echoes_of(&self, run: &PairRun, items: &[&WorkItem]) -> Vec<EchoCheck> {
         let mut checks: Vec<EchoCheck> = items.iter().map(|_| EchoCheck::NOT_LOOKED).collect();
         if self.sabotaged(Sabotage::EchoSuppressionOff) {
             return checks;
@@ -125,7 +133,7 @@ impl Pipeline {
             // The store did not answer: the worker looks again, and decides.
             let Ok(links) = looked_up else { continue };
             for (n, link) in indexes.into_iter().zip(links) {
-                checks[n] = judge_echo(run, &pair, &items[n], link);
+                checks[n] = judge_echo(run, &pair, items[n], link);
             }
         }
         checks

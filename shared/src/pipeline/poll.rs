@@ -6,11 +6,11 @@
 //! from its cursor, and in the same search calls (a second filter group) the window that
 //! has grown older than its index's lag since the last poll, once: re-reading the lag's
 //! window at every poll read each change five times at a poll a second, on the
-//! allowance every other call shares. Behind a backlog of queued work (an initial sync,
-//! an import) the fresh read is left out: a reference would wait longer than the lag
-//! anyway. What lags longer than that is read once more when it has settled: a second
-//! cursor per feed trails the clock by the longest lag allowed and reads each window
-//! behind it once. The cursors move only after the enqueue succeeded: a crash in
+//! allowance every other call shares. What lags longer than that is read once more when
+//! it has settled: a second cursor per feed trails the clock by the longest lag allowed
+//! and reads each window behind it once. Behind a backlog of queued work (an initial
+//! sync, an import) only that settled read is made: a reference would wait behind the
+//! backlog anyway, and the feeds' windows hold mostly the sync's own writes. The cursors move only after the enqueue succeeded: a crash in
 //! between queues the same references again (harmless, the sync is idempotent) and
 //! never skips any.
 
@@ -37,11 +37,10 @@ pub const HUBSPOT_SETTLE_MS: i64 = 2 * 60_000;
 pub const SALESFORCE_OVERLAP_MS: i64 = 10_000;
 /// ...and a minute later the window once more, for long transactions.
 pub const SALESFORCE_SETTLE_MS: i64 = 60_000;
-/// References waiting beyond which HubSpot's feeds read only what has passed the search
-/// index's lag: a change queued now would wait behind more than the workers take in a
-/// few batches, longer than the lag, so reading it while fresh gains nothing, and each
-/// change is read once less (an initial sync's feeds page through all of its own
-/// writes).
+/// References waiting beyond which HubSpot's feeds read only their settled windows: a
+/// change queued now would wait behind more than the workers take in a few batches, so
+/// reading it early gains little, and each change is read once (an initial sync's feeds
+/// page through all of its own writes).
 pub const BACKLOG: u64 = 2_000;
 /// How much settled time a settled read waits for (one read per window this long).
 const SETTLE_STEP_MS: i64 = 30_000;
@@ -605,13 +604,13 @@ impl Pipeline {
                     // at one poll a second: most of an initial sync's feed calls.)
                     let (mark, lagged) = lagged_window(cursors, &feed, from.at, now).await?;
                     let modified = if backlog {
-                        // Behind a backlog: the lagged window alone (the cursor moves
-                        // to its end, so the next fresh read starts there).
-                        lagged.map(|(since, until)| Modified {
-                            since,
-                            until: Some(until),
-                            also: None,
-                        })
+                        // Behind a backlog nothing is read fresh: a reference queued
+                        // now would wait behind the backlog for longer than the
+                        // settled read's delay, which reads each window once (the
+                        // cursor and the lagged mark move on unread). Read at every
+                        // poll, the lagged windows cost a search per feed and poll
+                        // and read each of an initial sync's own writes twice.
+                        None
                     } else {
                         Some(Modified {
                             since: from.at,
