@@ -21,6 +21,13 @@ pub(crate) fn soql_literal(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// A Salesforce record's object and id as [`same_sf_id`] compares it (its first 15
+/// characters); none for an id too short to compare.
+fn sf_key(r: &Record) -> Option<(&str, &str)> {
+    let id = r.row.get("Id")?.as_str()?.get(..15)?;
+    Some((r.object.as_str(), id))
+}
+
 fn push_unique(list: &mut Vec<String>, value: &str) {
     if !value.is_empty() && !list.iter().any(|x| x == value) {
         list.push(value.to_owned());
@@ -494,12 +501,13 @@ impl Pipeline {
                 as_synced.push(p);
             }
         }
-        hs_ids.retain(|id| !carried_hs.iter().any(|h| &h.id == id));
+        let carried_ids: HashSet<&str> = carried_hs.iter().map(|h| h.id.as_str()).collect();
+        hs_ids.retain(|id| !carried_ids.contains(id.as_str()));
+        let carried_keys: HashSet<(&str, &str)> = carried_sf.iter().filter_map(sf_key).collect();
         for (sobject, ids) in &mut sf_ids {
             ids.retain(|id| {
-                !carried_sf
-                    .iter()
-                    .any(|r| &r.object == sobject && same_sf_id(&r.id(), id))
+                id.get(..15)
+                    .is_none_or(|id| !carried_keys.contains(&(sobject.as_str(), id)))
             });
         }
         let salesforce = futures::future::try_join_all(
@@ -541,36 +549,58 @@ impl Pipeline {
         records.extend(pushed);
         records.extend(as_synced);
         prefetch.salesforce = rows.into_iter().flatten().collect();
-        for r in carried_sf {
-            if prefetch.salesforce(&r.object, &r.id()).is_none() {
-                prefetch.salesforce.push(r);
+        // Looked up by key, not by a scan per record: a batch holds a thousand.
+        let mut read: HashMap<(String, String), usize> = HashMap::new();
+        for (n, r) in prefetch.salesforce.iter().enumerate() {
+            if let Some((object, id)) = sf_key(r) {
+                read.entry((object.to_owned(), id.to_owned())).or_insert(n);
             }
+        }
+        for r in carried_sf {
+            let key = sf_key(&r).map(|(o, i)| (o.to_owned(), i.to_owned()));
+            if key.as_ref().is_some_and(|k| read.contains_key(k)) {
+                continue;
+            }
+            if let Some(key) = key {
+                read.insert(key, prefetch.salesforce.len());
+            }
+            prefetch.salesforce.push(r);
         }
         let mut works = self.hubspot_works(run, items, &records, now).await?;
         prefetch.hubspot = records;
+        let mut by_id: HashMap<String, usize> = HashMap::new();
+        for (n, w) in works.iter().enumerate() {
+            if let Some(s) = &w.salesforce {
+                by_id.entry(s.id()).or_insert(n);
+            }
+        }
         for sobject in &run.spec.sobjects {
             let mine = |i: &&WorkItem| i.side == Side::Salesforce && &i.object == sobject;
             for (n, item) in items.iter().enumerate().filter(|(_, i)| mine(i)) {
-                let Some(r) = prefetch.salesforce(sobject, &item.id) else {
+                let found = item
+                    .id
+                    .get(..15)
+                    .and_then(|id| read.get(&(sobject.clone(), id.to_owned())));
+                let Some(r) = found.map(|&at| &prefetch.salesforce[at]) else {
                     self.salesforce_deleted(run, item, now).await?;
                     continue;
                 };
                 let id = r.id();
-                match works
-                    .iter_mut()
-                    .find(|w| w.salesforce.as_ref().is_some_and(|s| s.id() == id))
-                {
+                match by_id.get(&id).map(|&at| &mut works[at]) {
                     Some(w) => {
                         w.items.push(n);
                         w.news &= item.seen.is_some();
                     }
-                    None => works.push(Work {
-                        salesforce: Some(r.clone()),
-                        items: vec![n],
-                        origin: Some(Side::Salesforce),
-                        news: item.seen.is_some(),
-                        ..Work::default()
-                    }),
+                    None => {
+                        by_id.insert(id, works.len());
+                        works.push(Work {
+                            salesforce: Some(r.clone()),
+                            items: vec![n],
+                            origin: Some(Side::Salesforce),
+                            news: item.seen.is_some(),
+                            ..Work::default()
+                        });
+                    }
                 }
             }
         }

@@ -221,50 +221,106 @@ pub(crate) struct Work {
 /// and an outbound message cross): one work per pair, by link or by the records
 /// matched on either side.
 pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> (bool, i64)) {
+    // A record whose HubSpot partner was merged into another holds the survivor only
+    // to say so: it is not the survivor's pair, nor its twin (histories 1683 and 5386:
+    // the survivor, unlinked while its own partner was deleted, took the merged-away
+    // contact's Lead for its pair, then for a twin).
+    fn apart(w: &Work) -> bool {
+        w.merged_into.is_some() || w.superseded.is_some()
+    }
+    fn link(w: &Work) -> Option<&str> {
+        w.link.as_ref().map(|l| l.hubspot_id.as_str())
+    }
+    fn hs(w: &Work) -> Option<&str> {
+        w.hubspot.as_ref().map(|h| h.id.as_str())
+    }
+    fn sf(w: &Work) -> Option<&str> {
+        w.salesforce
+            .as_ref()
+            .map(|s| s.row.get("Id").and_then(Value::as_str).unwrap_or_default())
+    }
     fn same(a: &Work, b: &Work) -> bool {
-        // A record whose HubSpot partner was merged into another holds the survivor
-        // only to say so: it is not the survivor's pair, nor its twin (histories 1683
-        // and 5386: the survivor, unlinked while its own partner was deleted, took the
-        // merged-away contact's Lead for its pair, then for a twin).
-        if a.merged_into.is_some()
-            || b.merged_into.is_some()
-            || a.superseded.is_some()
-            || b.superseded.is_some()
-        {
+        if apart(a) || apart(b) {
             return false;
         }
-        let link = |w: &Work| w.link.as_ref().map(|l| l.hubspot_id.clone());
-        let hs = |w: &Work| w.hubspot.as_ref().map(|h| h.id.clone());
-        let sf = |w: &Work| w.salesforce.as_ref().map(|s| s.id());
-        let agree = |x: Option<String>, y: Option<String>| x.is_none() || y.is_none() || x == y;
+        let agree = |x: Option<&str>, y: Option<&str>| x.is_none() || y.is_none() || x == y;
         (link(a).is_some() && link(a) == link(b))
             || (hs(a).is_some() && hs(a) == hs(b) && agree(sf(a), sf(b)))
             || (sf(a).is_some() && sf(a) == sf(b) && agree(hs(a), hs(b)))
     }
+    /// What `same` compares, to find the works that may be the same pair without
+    /// comparing each with each (a batch of a thousand was a tenth of a worker's CPU).
+    #[derive(PartialEq, Eq, Hash)]
+    enum Key {
+        Link(String),
+        HubSpot(String),
+        Salesforce(String),
+    }
+    fn keys(w: &Work) -> Vec<Key> {
+        let mut keys = Vec::with_capacity(3);
+        keys.extend(link(w).map(|id| Key::Link(id.to_owned())));
+        keys.extend(hs(w).map(|id| Key::HubSpot(id.to_owned())));
+        keys.extend(sf(w).map(|id| Key::Salesforce(id.to_owned())));
+        keys
+    }
     let mut merged: Vec<Work> = Vec::with_capacity(works.len());
+    let mut index: HashMap<Key, Vec<usize>> = HashMap::new();
     for w in works.drain(..) {
-        match merged.iter_mut().find(|m| same(m, &w)) {
-            Some(m) => {
-                m.items.extend(w.items);
-                m.news &= w.news;
-                m.key_unread &= w.key_unread;
-                if m.hubspot.is_none() {
-                    m.hubspot = w.hubspot;
-                }
-                if m.salesforce.is_none() {
-                    m.salesforce = w.salesforce;
-                }
-                if m.link.is_none() {
-                    m.link = w.link;
+        let found = if apart(&w) {
+            None
+        } else {
+            // The first work merged so far that is the same pair, as a scan would find.
+            let mut candidates: Vec<usize> = keys(&w)
+                .iter()
+                .filter_map(|k| index.get(k))
+                .flatten()
+                .copied()
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            candidates.into_iter().find(|&m| same(&merged[m], &w))
+        };
+        let Some(m) = found else {
+            if !apart(&w) {
+                for k in keys(&w) {
+                    index.entry(k).or_default().push(merged.len());
                 }
             }
-            None => merged.push(w),
+            merged.push(w);
+            continue;
+        };
+        let into = &mut merged[m];
+        into.items.extend(w.items);
+        into.news &= w.news;
+        into.key_unread &= w.key_unread;
+        if into.hubspot.is_none() {
+            into.hubspot = w.hubspot;
+        }
+        if into.salesforce.is_none() {
+            into.salesforce = w.salesforce;
+        }
+        if into.link.is_none() {
+            into.link = w.link;
+        }
+        // What it took from `w` finds it too.
+        for k in keys(&merged[m]) {
+            let at = index.entry(k).or_default();
+            if !at.contains(&m) {
+                at.push(m);
+                at.sort_unstable();
+            }
         }
     }
     // Twins in one batch: several Salesforce records matched to one HubSpot record.
     // The best (by the pair's rank: a Contact over a Lead, then the most recently
     // modified) is synced; the others are told which record won.
     let rank = |w: &Work| w.salesforce.as_ref().map(rank);
+    let mut by_hubspot: HashMap<String, Vec<usize>> = HashMap::new();
+    for (m, w) in merged.iter().enumerate() {
+        if let (None, Some(h)) = (&w.merged_into, &w.hubspot) {
+            by_hubspot.entry(h.id.clone()).or_default().push(m);
+        }
+    }
     for n in 0..merged.len() {
         let Some(h) = merged[n].hubspot.as_ref().map(|h| h.id.clone()) else {
             continue;
@@ -272,9 +328,11 @@ pub(crate) fn merge_same_pairs(works: &mut Vec<Work>, rank: &dyn Fn(&Record) -> 
         if merged[n].link.is_some() {
             continue;
         }
-        let best = (0..merged.len())
-            .filter(|&m| merged[m].merged_into.is_none())
-            .filter(|&m| merged[m].hubspot.as_ref().is_some_and(|x| x.id == h))
+        let best = by_hubspot
+            .get(&h)
+            .into_iter()
+            .flatten()
+            .copied()
             .max_by_key(|&m| (merged[m].link.is_some(), rank(&merged[m])));
         if let Some(b) = best.filter(|&b| b != n)
             && let Some(winner) = merged[b].salesforce.clone()
