@@ -193,6 +193,13 @@ pub struct World {
     pub deals: Vec<Deal>,
 }
 
+/// How long before a sandbox starts its seeded records were last modified: an org's
+/// records exist before a sync is set up, and a change feed started with the sync does
+/// not read them as changes just made (stamped at the start, every Salesforce record
+/// fell in the first feed read's overlap, and an initial sync took them before the
+/// HubSpot listing it is built to take first).
+pub const SEEDED_AGO_MS: i64 = 3_600_000;
+
 #[derive(Debug, Clone, Copy)]
 pub struct SeedSpec {
     pub seed: u64,

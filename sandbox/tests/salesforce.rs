@@ -1462,3 +1462,27 @@ async fn the_integrations_writes_are_listed_per_record() {
         "{writes}"
     );
 }
+
+/// A seeded org's records were last modified well before it started, as an org's are
+/// before a sync is set up: a change feed started now reads none of them (stamped at
+/// the start, all of them fell in its first read's overlap).
+#[tokio::test]
+async fn seeded_records_were_modified_before_the_org_started() {
+    let o = org(Some(SeedSpec {
+        seed: 3,
+        records: 200,
+        overlap: 0.5,
+    }))
+    .await;
+    let all = o.query("SELECT COUNT() FROM Contact").await.body["totalSize"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(all > 0, "{all}");
+    // Ten minutes before the start: none is this recent.
+    let recent = o
+        .query("SELECT COUNT() FROM Contact WHERE SystemModstamp > 2024-04-30T23:50:00Z")
+        .await
+        .body["totalSize"]
+        .as_u64();
+    assert_eq!(recent, Some(0));
+}

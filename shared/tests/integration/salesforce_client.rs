@@ -220,7 +220,7 @@ async fn one_composite_call_polls_every_object_and_describe_reads_the_org_now() 
     let c = token_client(&s, &clock);
     let queries: Vec<(String, String)> = ["Lead", "Contact", "Account", "Opportunity"]
         .iter()
-        .map(|o| ((*o).to_owned(), format!("SELECT Id, SystemModstamp FROM {o} WHERE SystemModstamp >= 2024-05-01T00:00:00Z ORDER BY SystemModstamp")))
+        .map(|o| ((*o).to_owned(), format!("SELECT Id, SystemModstamp FROM {o} WHERE SystemModstamp >= 2024-04-30T00:00:00Z ORDER BY SystemModstamp")))
         .collect();
     let results = c
         .composite_queries(&queries, false)
