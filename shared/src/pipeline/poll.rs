@@ -877,6 +877,9 @@ impl Pipeline {
         let (items, next) = self
             .backfill_chunk(feed, &at.last_id, origin, carry)
             .await?;
+        // A record the sync already wrote and linked (its partner's side was listed
+        // first and found it) is listed with our own write on it: not queued.
+        let items = self.without_echoes(feed, items).await;
         for chunk in items.chunks(ENQUEUE_CHUNK) {
             queue.send(chunk).await?;
         }
@@ -1302,14 +1305,18 @@ impl Pipeline {
             .filter(|(_, first)| *first)
             .map(|(c, _)| c.item)
             .collect();
-        let echoes = self.are_echoes(&unseen).await;
+        let fresh = self.without_echoes(feed, unseen).await;
+        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
+            queue.send(chunk).await?;
+        }
+        Ok(fresh.len())
+    }
+
+    /// The references of `feed` that are not our own writes come back (what their
+    /// source saw of the record is what its link last synced).
+    async fn without_echoes(&self, feed: &str, items: Vec<WorkItem>) -> Vec<WorkItem> {
+        let echoes = self.are_echoes(&items).await;
         let recognised = echoes.iter().filter(|e| **e).count();
-        let fresh: Vec<WorkItem> = unseen
-            .into_iter()
-            .zip(echoes)
-            .filter(|(_, echo)| !echo)
-            .map(|(item, _)| item)
-            .collect();
         if recognised > 0 {
             tracing::debug!(
                 message = "our own writes recognised in a feed",
@@ -1317,9 +1324,11 @@ impl Pipeline {
                 recognised
             );
         }
-        for chunk in fresh.chunks(ENQUEUE_CHUNK) {
-            queue.send(chunk).await?;
-        }
-        Ok(fresh.len())
+        items
+            .into_iter()
+            .zip(echoes)
+            .filter(|(_, echo)| !echo)
+            .map(|(item, _)| item)
+            .collect()
     }
 }
