@@ -92,6 +92,10 @@ async fn handle(
     ))
 }
 
+/// mimalloc, not glibc's allocator: see the workspace's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deployment = cold_start("intake").await?;

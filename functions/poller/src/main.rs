@@ -35,6 +35,10 @@ async fn handle(
     Ok(serde_json::to_value(report)?)
 }
 
+/// mimalloc, not glibc's allocator: see the workspace's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deployment = cold_start("poller").await?;

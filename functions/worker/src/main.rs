@@ -123,6 +123,10 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
     Ok(answer(failures))
 }
 
+/// mimalloc, not glibc's allocator: see the workspace's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deployment = cold_start("worker").await?;

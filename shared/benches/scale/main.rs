@@ -401,6 +401,10 @@ fn remove_stores() {
     }
 }
 
+/// mimalloc, not glibc's allocator: see the workspace's Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     // The engine's own logs, when asked for (`CRMSYNC_LOG=warn`): quiet by default.
