@@ -59,6 +59,9 @@ fn carried<'a>(item: &'a WorkItem, link: Option<&Link>) -> Option<&'a Map<String
     }
 }
 
+/// Why a reference of our own write in flight goes back to the queue unread.
+const IN_FLIGHT: &str = "our own write, its link not stored yet: looked at again in a moment";
+
 impl Pipeline {
     /// The HubSpot properties a pair reads: mapped, identity, key and hook ones.
     pub(crate) fn pair_properties(&self, run: &PairRun) -> Vec<String> {
@@ -190,26 +193,37 @@ impl Pipeline {
         // Our own writes come back by push and feed, often before the batch that wrote
         // them stored its links: recognised now, they are done without a read. The
         // links the check looked up serve the read of the rest.
-        let mut echo = Vec::with_capacity(items.len());
+        let now = self.clock.now_ms();
+        // Per reference: done as an echo, sent back as our write in flight, or read.
+        let mut answered: Vec<Option<ItemOutcome>> = Vec::with_capacity(items.len());
         let mut known = KnownLinks {
-            at: self.clock.now_ms(),
+            at: now,
             links: Default::default(),
         };
         for (item, check) in items.iter().zip(self.check_echoes(run, items).await) {
+            let answer = if check.echo {
+                Some(ItemOutcome::Done)
+            } else if let Some(link) = &check.link
+                && super::echo::in_flight(run, item, link.as_ref(), now)
+            {
+                Some(ItemOutcome::Retry(IN_FLIGHT.into()))
+            } else {
+                None
+            };
             if let Some(link) = check.link {
                 known.links.insert((item.side, item.id.clone()), link);
             }
-            echo.push(check.echo);
+            answered.push(answer);
         }
-        let echoes = echo.iter().filter(|e| **e).count();
+        let echoes = answered.iter().filter(|a| a.is_some()).count();
         tracing::debug!(message = "echoes recognised", pair = %run.spec.name, references = items.len(), echoes);
         if echoes == 0 {
             return self.sync_read(run, items, depth, &known).await;
         }
         let rest: Vec<WorkItem> = items
             .iter()
-            .zip(&echo)
-            .filter(|(_, e)| !**e)
+            .zip(&answered)
+            .filter(|(_, a)| a.is_none())
             .map(|(i, _)| i.clone())
             .collect();
         let mut synced = if rest.is_empty() {
@@ -218,14 +232,9 @@ impl Pipeline {
             self.sync_read(run, &rest, depth, &known).await
         }
         .into_iter();
-        echo.iter()
-            .map(|&e| {
-                if e {
-                    ItemOutcome::Done
-                } else {
-                    synced.next().unwrap_or(ItemOutcome::Done)
-                }
-            })
+        answered
+            .into_iter()
+            .map(|a| a.unwrap_or_else(|| synced.next().unwrap_or(ItemOutcome::Done)))
             .collect()
     }
 

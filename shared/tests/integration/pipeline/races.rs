@@ -794,3 +794,73 @@ async fn a_sync_from_a_webhook_alone_leaves_the_feed_the_rest_of_the_record() {
         "the lost edit was lost for good"
     );
 }
+
+/// Found by the scale bench (10,000 people, workers keeping up with the listing): an
+/// outbound message of our own write arrived before the batch that wrote it stored its
+/// link, was read, and was sent back because that link landed during the read (2,500
+/// references). A Lead naming a HubSpot contact its link does not know yet, changed a
+/// moment ago, goes back to the queue unread; once the moment has passed with no link,
+/// it is read and synced as any other.
+#[tokio::test]
+async fn our_write_come_back_before_its_link_is_looked_at_again_unread() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let contact = w
+        .hs_create(json!({"email": "flight@example.org", "lastname": "Flight"}))
+        .await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Flight", "Email": "flight@example.org", "Company": "Air", "HubSpot_Contact_Id__c": contact}),
+        )
+        .await;
+    let now = w.runner.pipeline.clock.now_ms();
+    let mut values = serde_json::Map::new();
+    values.insert("Id".into(), json!(lead));
+    values.insert("LastName".into(), json!("Flight"));
+    values.insert("HubSpot_Contact_Id__c".into(), json!(contact));
+    let outbound = WorkItem {
+        side: Side::Salesforce,
+        object: "Lead".into(),
+        id: lead.clone(),
+        origin: "outbound".into(),
+        seen: Some(Seen::Values {
+            values,
+            modified_at: now,
+            whole: false,
+            listed_at: None,
+            associations: Default::default(),
+        }),
+    };
+    w.runner
+        .store
+        .send(&[outbound])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let before = w.integration_calls().await;
+    let round = worker::run_once(&w.runner.pipeline, w.runner.store.as_ref(), 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((round.received, round.retried), (1, 1));
+    assert_eq!(w.integration_calls().await, before, "read in flight");
+    // No link came: read once the moment is over, and linked.
+    w.advance(11_000);
+    w.settle().await;
+    w.assert_no_dead_letters().await;
+    let link = w
+        .runner
+        .pipeline
+        .links
+        .by_hubspot_ids("contacts", std::slice::from_ref(&contact))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        link.first()
+            .and_then(Option::as_ref)
+            .map(|l| l.salesforce_id.as_str()),
+        Some(lead.as_str())
+    );
+}
