@@ -26,8 +26,8 @@ use serde_json::{Map, Value};
 use super::sabotage::Sabotage;
 use super::work::Record;
 use super::{PairRun, Pipeline};
-use crate::domain::Side;
 use crate::domain::config::Pair;
+use crate::domain::{Side, same_salesforce_id};
 use crate::ports::{Link, Seen, WorkItem};
 
 /// A value as text, as webhooks and outbound messages give it (`None`: no value).
@@ -310,42 +310,37 @@ pub(crate) const IN_FLIGHT_MS: i64 = 10_000;
 /// 2,500 references at 10,000 people read and then sent back.
 pub(crate) fn in_flight(run: &PairRun, item: &WorkItem, link: Option<&Link>, now: i64) -> bool {
     let recent = |at: i64| at > 0 && now - at < IN_FLIGHT_MS;
-    let one = |claim: &Seen| match (item.side, claim) {
-        (
-            Side::Salesforce,
-            Seen::Values {
-                values,
-                modified_at,
-                listed_at: None,
-                ..
-            },
-        ) => {
+    // Whether a field or property holding `value` names a partner the link does not.
+    let names_unknown = |name: &str, value: &str| {
+        !value.is_empty()
+            && match item.side {
+                Side::Salesforce => {
+                    name.eq_ignore_ascii_case(&run.spec.hubspot_id_field)
+                        && link.is_none_or(|l| l.hubspot_id != value)
+                }
+                Side::HubSpot => {
+                    run.spec
+                        .salesforce_id_properties
+                        .iter()
+                        .any(|(_, p)| p == name)
+                        && link.is_none_or(|l| !same_salesforce_id(value, &l.salesforce_id))
+                }
+            }
+    };
+    let one = |claim: &Seen| match claim {
+        Seen::Values {
+            values,
+            modified_at,
+            listed_at: None,
+            ..
+        } => {
             recent(*modified_at)
                 && values
                     .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(&run.spec.hubspot_id_field))
-                    .and_then(|(_, v)| v.as_str())
-                    .is_some_and(|named| {
-                        !named.is_empty() && link.is_none_or(|l| l.hubspot_id != named)
-                    })
+                    .any(|(name, v)| v.as_str().is_some_and(|v| names_unknown(name, v)))
         }
-        (Side::HubSpot, Seen::Property { name, value, at }) => {
-            at.is_some_and(recent) && names_unknown_salesforce_id(run, link, name, value)
-        }
-        (
-            Side::HubSpot,
-            Seen::Values {
-                values,
-                modified_at,
-                listed_at: None,
-                ..
-            },
-        ) => {
-            recent(*modified_at)
-                && values.iter().any(|(name, v)| {
-                    v.as_str()
-                        .is_some_and(|v| names_unknown_salesforce_id(run, link, name, v))
-                })
+        Seen::Property { name, value, at } => {
+            item.side == Side::HubSpot && at.is_some_and(recent) && names_unknown(name, value)
         }
         _ => false,
     };
@@ -354,21 +349,4 @@ pub(crate) fn in_flight(run: &PairRun, item: &WorkItem, link: Option<&Link>, now
         Some(claim) => one(claim),
         None => false,
     }
-}
-
-/// Whether HubSpot property `name` is the sync's Salesforce id property holding an id
-/// the link does not.
-fn names_unknown_salesforce_id(
-    run: &PairRun,
-    link: Option<&Link>,
-    name: &str,
-    value: &str,
-) -> bool {
-    !value.is_empty()
-        && run
-            .spec
-            .salesforce_id_properties
-            .iter()
-            .any(|(_, p)| p == name)
-        && link.is_none_or(|l| !crate::domain::same_salesforce_id(value, &l.salesforce_id))
 }

@@ -17,13 +17,16 @@ use super::world;
 use super::world::{Setup, World};
 use crmsync_shared::domain::config::DEFAULT_TOML;
 
-/// A queue that fails its `fail_at`-th send (a crash or an SQS outage mid-backfill),
-/// and remembers every item it took (the store coalesces what waits twice; what was
-/// sent shows what a resumed backfill re-queued).
+/// A queue that fails one send (a crash or an SQS outage mid-backfill): its
+/// `fail_at`-th, or with `fail_listing_of` set the first that holds that CRM's listed
+/// references. It remembers every item it took (the store coalesces what waits twice;
+/// what was sent shows what a resumed backfill re-queued).
 pub(super) struct FlakyQueue {
     pub inner: Arc<SqliteStore>,
     pub sends: AtomicUsize,
     pub fail_at: usize,
+    pub fail_listing_of: Option<Side>,
+    pub failed: std::sync::atomic::AtomicBool,
     pub sent: std::sync::Mutex<Vec<WorkItem>>,
 }
 
@@ -33,6 +36,8 @@ impl FlakyQueue {
             inner,
             sends: AtomicUsize::new(0),
             fail_at,
+            fail_listing_of: None,
+            failed: std::sync::atomic::AtomicBool::new(false),
             sent: std::sync::Mutex::default(),
         }
     }
@@ -41,7 +46,17 @@ impl FlakyQueue {
 #[async_trait]
 impl WorkQueue for FlakyQueue {
     async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError> {
-        if self.sends.fetch_add(1, Ordering::SeqCst) == self.fail_at {
+        let n = self.sends.fetch_add(1, Ordering::SeqCst);
+        let fails = match self.fail_listing_of {
+            None => n == self.fail_at,
+            Some(side) => {
+                items
+                    .iter()
+                    .any(|i| i.side == side && i.origin == "backfill")
+                    && !self.failed.swap(true, Ordering::SeqCst)
+            }
+        };
+        if fails {
             return Err(StoreError::Unavailable("queue down".into()));
         }
         self.inner.send(items).await?;
@@ -646,53 +661,6 @@ async fn behind_a_backlog_a_change_is_read_once_when_settled() {
     );
 }
 
-/// A queue that refuses the Salesforce listing's references once (a crash after the
-/// HubSpot listing was queued), and remembers what it took.
-struct SalesforceListingFails {
-    inner: Arc<SqliteStore>,
-    failed: std::sync::atomic::AtomicBool,
-    sent: std::sync::Mutex<Vec<WorkItem>>,
-}
-
-#[async_trait]
-impl WorkQueue for SalesforceListingFails {
-    async fn send(&self, items: &[WorkItem]) -> Result<(), StoreError> {
-        let listing = items
-            .iter()
-            .any(|i| i.side == Side::Salesforce && i.origin == "backfill");
-        if listing && !self.failed.swap(true, Ordering::SeqCst) {
-            return Err(StoreError::Unavailable("queue down".into()));
-        }
-        self.inner.send(items).await?;
-        self.sent
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(items);
-        Ok(())
-    }
-    async fn receive(&self, max: usize, visibility_ms: i64) -> Result<Vec<Delivery>, StoreError> {
-        self.inner.receive(max, visibility_ms).await
-    }
-    async fn ack(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        self.inner.ack(delivery).await
-    }
-    async fn retry(&self, delivery: &Delivery, delay_ms: i64) -> Result<(), StoreError> {
-        self.inner.retry(delivery, delay_ms).await
-    }
-    async fn dead_letters(&self) -> Result<Vec<WorkItem>, StoreError> {
-        self.inner.dead_letters().await
-    }
-    async fn send_later(&self, items: &[WorkItem], delay_ms: i64) -> Result<(), StoreError> {
-        self.inner.send_later(items, delay_ms).await
-    }
-    async fn depth(&self) -> Result<QueueDepth, StoreError> {
-        self.inner.depth().await
-    }
-    async fn max_receives(&self) -> Result<Option<u32>, StoreError> {
-        self.inner.max_receives().await
-    }
-}
-
 /// Found by the scale bench (100,000 people): HubSpot's listing runs first, and by the
 /// time Salesforce's is read most of its records have synced with their HubSpot
 /// partners, the listing showing our own write of each (the partner's id). Those are
@@ -730,10 +698,9 @@ async fn the_listing_does_not_queue_records_synced_before_it_read_them() {
     }
     w.advance(1_000);
     let store = w.runner.store.clone();
-    let queue = SalesforceListingFails {
-        inner: store.clone(),
-        failed: std::sync::atomic::AtomicBool::new(false),
-        sent: std::sync::Mutex::default(),
+    let queue = FlakyQueue {
+        fail_listing_of: Some(Side::Salesforce),
+        ..FlakyQueue::new(store.clone(), 0)
     };
     let pipeline = &w.runner.pipeline;
     assert!(
