@@ -99,6 +99,15 @@ async fn synced_pairs(s: &Sandboxes, want: usize) -> Result<Vec<Pair>, String> {
             })
         })
         .collect();
+    // Each edit takes a contact of its own (a write is attributed to one edit): say so
+    // before a phase runs, not when the stream runs out.
+    if pairs.len() < want {
+        return Err(format!(
+            "the steady state needs {want} synced Salesforce Contacts (edits per second x \
+             SCALE_STEADY_SECONDS x 2 phases) and {} synced: fewer seconds, or more people",
+            pairs.len()
+        ));
+    }
     pairs.truncate(want);
     Ok(pairs)
 }
