@@ -50,7 +50,7 @@ impl HubSpotSandbox {
         let addr = listener.local_addr()?;
         let state = HubSpot::new(settings, clock);
         if let Some(spec) = seed {
-            let now = (state.clock.now_ms() - seed::SEEDED_AGO_MS).max(0);
+            let now = seed::seeded_at(state.clock.now_ms());
             let world = seed::generate(spec);
             let mut portal = hubspot::lock(&state.portal);
             let mut associations = hubspot::lock(&state.associations);
@@ -99,7 +99,7 @@ impl SalesforceSandbox {
         let addr = listener.local_addr()?;
         let state = salesforce::Salesforce::new(settings, clock);
         if let Some(spec) = seed {
-            let now = (state.clock.now_ms() - seed::SEEDED_AGO_MS).max(0);
+            let now = seed::seeded_at(state.clock.now_ms());
             let world = seed::generate(spec);
             salesforce::seed::seed(&mut hubspot::lock(&state.org), &world, now);
         }

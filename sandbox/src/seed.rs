@@ -200,6 +200,11 @@ pub struct World {
 /// HubSpot listing it is built to take first).
 pub const SEEDED_AGO_MS: i64 = 3_600_000;
 
+/// When a sandbox started at `started_ms` stamps its seeded records.
+pub fn seeded_at(started_ms: i64) -> i64 {
+    (started_ms - SEEDED_AGO_MS).max(0)
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct SeedSpec {
     pub seed: u64,

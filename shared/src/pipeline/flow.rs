@@ -215,9 +215,13 @@ impl Pipeline {
             }
             answered.push(answer);
         }
-        let echoes = answered.iter().filter(|a| a.is_some()).count();
-        tracing::debug!(message = "echoes recognised", pair = %run.spec.name, references = items.len(), echoes);
-        if echoes == 0 {
+        let echoes = answered
+            .iter()
+            .filter(|a| matches!(a, Some(ItemOutcome::Done)))
+            .count();
+        let in_flight = answered.iter().filter(|a| a.is_some()).count() - echoes;
+        tracing::debug!(message = "echoes recognised", pair = %run.spec.name, references = items.len(), echoes, in_flight);
+        if echoes + in_flight == 0 {
             return self.sync_read(run, items, depth, &known).await;
         }
         let rest: Vec<WorkItem> = items
