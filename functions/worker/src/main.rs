@@ -5,7 +5,7 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use crmsync_shared::aws::{Deployment, cold_start};
 use crmsync_shared::metrics;
-use crmsync_shared::pipeline::{ItemOutcome, worker};
+use crmsync_shared::pipeline::{ItemOutcome, LATER_MS, worker};
 use crmsync_shared::ports::{MAX_SEND_DELAY_MS, WorkItem, WorkQueue};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
@@ -80,6 +80,8 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
     };
     let max_receives = worker::dead_letter_threshold(d.queue.as_ref()).await;
     let mut retried = 0;
+    // Queued again as new, what they saw kept (their messages are then done).
+    let mut later: Vec<(String, WorkItem)> = Vec::new();
     for (((id, item), outcome), received) in ids.into_iter().zip(&items).zip(outcomes).zip(receives)
     {
         // One line per record, with the record as the correlation id across functions.
@@ -87,6 +89,10 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
         match outcome {
             ItemOutcome::Done => {
                 tracing::info!(message = "synced", record = %record, origin = %item.origin)
+            }
+            ItemOutcome::Later(reason) => {
+                tracing::info!(message = "looking again in a moment", record = %record, reason = %reason);
+                later.push((id, item.clone()));
             }
             ItemOutcome::Retry(reason) => {
                 // On the last receive before the DLQ the record's status says why (or
@@ -103,6 +109,15 @@ async fn handle(d: &Deployment, event: LambdaEvent<SqsEvent>) -> Result<SqsBatch
                 }
             }
         }
+    }
+    if !later.is_empty() {
+        let again: Vec<WorkItem> = later.iter().map(|(_, item)| item.clone()).collect();
+        if let Err(e) = d.queue.send_later(&again, LATER_MS).await {
+            // Redelivered instead (forgetting what it saw costs a read).
+            tracing::warn!(message = "records not queued again; redelivering them", error = %e);
+            failures.extend(later.iter().map(|(id, _)| failure(id.clone())));
+        }
+        retried += later.len();
     }
     let (hs_after, sf_after) = d.api_calls();
     let (synced, skipped, failed) = d.pipeline.tally.get();

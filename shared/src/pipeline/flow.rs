@@ -206,7 +206,7 @@ impl Pipeline {
             } else if let Some(link) = &check.link
                 && super::echo::in_flight(run, item, link.as_ref(), now)
             {
-                Some(ItemOutcome::Retry(IN_FLIGHT.into()))
+                Some(ItemOutcome::Later(IN_FLIGHT.into()))
             } else {
                 None
             };

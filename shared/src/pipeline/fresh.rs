@@ -41,12 +41,22 @@ fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
 }
 
 /// Whether any field about to be written differs now from what the merge read.
-fn changed(
-    writes: &Map<String, Value>,
+fn changed<'a>(
+    fields: impl IntoIterator<Item = &'a String>,
     read: &Map<String, Value>,
     now: &Map<String, Value>,
 ) -> bool {
-    writes.keys().any(|f| !same(read.get(f), now.get(f)))
+    fields.into_iter().any(|f| !same(read.get(f), now.get(f)))
+}
+
+/// The HubSpot properties of `writes` a person's edit may be lost under: not the sync's
+/// own identity properties (a record learning its partner's id overwrites nobody's
+/// edit), which the batch adds after the check was planned and the check never reads.
+fn checked<'a>(
+    spec: &'a PairSpec,
+    writes: &'a Map<String, Value>,
+) -> impl Iterator<Item = &'a String> {
+    writes.keys().filter(|k| !spec.is_identity(k))
 }
 
 /// Whether HubSpot's record (`now`) was modified after its link's last sync.
@@ -121,7 +131,7 @@ impl Pipeline {
                 });
                 let read = p.work.salesforce.as_ref().map(|s| &s.row);
                 let stale = match (read, now) {
-                    (Some(read), Some(now)) => changed(&p.salesforce_writes, read, now),
+                    (Some(read), Some(now)) => changed(p.salesforce_writes.keys(), read, now),
                     // Gone since: the retry finds it deleted and says so.
                     _ => true,
                 };
@@ -150,7 +160,7 @@ impl Pipeline {
         let mut props = BTreeSet::from([spec.hubspot_modified.clone()]);
         for p in members {
             ids.extend(p.hubspot_id.clone());
-            props.extend(p.hubspot_writes.keys().cloned());
+            props.extend(checked(spec, &p.hubspot_writes).cloned());
         }
         (!ids.is_empty()).then(|| (ids, props.into_iter().collect()))
     }
@@ -193,8 +203,7 @@ impl Pipeline {
             let early = early?;
             let p = &planned[n];
             let id = p.hubspot_id.as_deref()?;
-            p.hubspot_writes
-                .keys()
+            checked(spec, &p.hubspot_writes)
                 .all(|k| early.props.contains(k))
                 .then(|| early.records.iter().find(|r| r.id == id))
                 .flatten()
@@ -214,7 +223,7 @@ impl Pipeline {
                 .collect();
             let mut props: BTreeSet<&str> = uncovered
                 .iter()
-                .flat_map(|&n| planned[n].hubspot_writes.keys().map(String::as_str))
+                .flat_map(|&n| checked(spec, &planned[n].hubspot_writes).map(String::as_str))
                 .collect();
             props.insert(&spec.hubspot_modified);
             let props: Vec<&str> = props.into_iter().collect();
@@ -239,7 +248,7 @@ impl Pipeline {
             let read = p.work.hubspot.as_ref();
             let stale = match (read, now) {
                 (Some(read), Some(now)) => {
-                    changed(&p.hubspot_writes, &read.properties, now)
+                    changed(checked(spec, &p.hubspot_writes), &read.properties, now)
                         || (taken_as_synced(spec, read)
                             && modified_since(spec, now, p.work.link.as_ref()))
                 }
@@ -264,10 +273,14 @@ mod tests {
         let writes = map(json!({"FirstName": "Ann"}));
         let read = map(json!({"FirstName": null, "Phone": "1"}));
         assert!(!changed(
-            &writes,
+            writes.keys(),
             &read,
             &map(json!({"FirstName": "", "Phone": "2"}))
         ));
-        assert!(changed(&writes, &read, &map(json!({"FirstName": "Sally"}))));
+        assert!(changed(
+            writes.keys(),
+            &read,
+            &map(json!({"FirstName": "Sally"}))
+        ));
     }
 }

@@ -137,7 +137,16 @@ pub enum ItemOutcome {
     /// Worth another attempt later (rate limits, locks, another worker holding a claim);
     /// the item goes back to the queue.
     Retry(String),
+    /// Not worked at all, and worth a look in a moment as it is: what its source saw is
+    /// kept (a retry forgets it), so that our own write come back is then recognised
+    /// from its link without a read. The item is queued again as new after
+    /// [`LATER_MS`], and counts towards no dead letter.
+    Later(String),
 }
+
+/// How long an item answered [`ItemOutcome::Later`] waits before it is looked at again:
+/// about how long a batch takes from its writes to its links.
+pub const LATER_MS: i64 = 2_000;
 
 /// How long a claim on a dedup key lasts: as long as the batch holding it stays
 /// invisible in the queue (a batch still at work after that is received again anyway).
@@ -498,8 +507,8 @@ impl Pipeline {
         // A trigger is done once the contacts it queued are.
         let retry = trigger_failed.or_else(|| {
             outcomes[queued..].iter().find_map(|o| match o {
-                ItemOutcome::Retry(why) => Some(why.clone()),
-                _ => None,
+                ItemOutcome::Retry(why) | ItemOutcome::Later(why) => Some(why.clone()),
+                ItemOutcome::Done => None,
             })
         });
         outcomes.truncate(queued);

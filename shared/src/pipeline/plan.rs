@@ -337,9 +337,16 @@ impl Pipeline {
         // A link this batch moved (a conversion followed, a merge's takeover) is no
         // exception (history 704: a followed conversion merged a stale HubSpot read
         // with the link another worker had just stored, and wrote it over a newer edit).
+        // Nothing was written for it: a change it carries is looked at again as it came
+        // (mostly our own write, whose link just landed: then an echo, not read again).
         if w.link.as_ref().is_some_and(|l| l.synced_at >= now) {
-            let why = "its link changed while the records were read: read again";
-            return Err((ItemOutcome::Retry(why.into()), w.items));
+            let why = "its link changed while the records were read: looked at again";
+            let outcome = if item.seen.is_some() {
+                ItemOutcome::Later(why.into())
+            } else {
+                ItemOutcome::Retry(why.into())
+            };
+            return Err((outcome, w.items));
         }
         // Likewise a Salesforce record written between its read and its field history's
         // query: the history's newest time belongs to a value this merge does not hold,

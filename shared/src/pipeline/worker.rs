@@ -2,8 +2,8 @@
 //! acknowledge what is done and hand back what must be retried. (The SQS Lambda gets
 //! its batch from the event instead and answers with a partial batch failure.)
 
-use super::{ItemOutcome, Pipeline};
-use crate::ports::{StoreError, WorkItem, WorkQueue};
+use super::{ItemOutcome, LATER_MS, Pipeline};
+use crate::ports::{Delivery, StoreError, WorkItem, WorkQueue};
 
 /// How long a received batch stays hidden from other workers.
 pub const VISIBILITY_MS: i64 = 60_000;
@@ -78,8 +78,11 @@ pub async fn run_once(
     };
     // Acknowledged together once the retries are handed back.
     let mut done = Vec::with_capacity(deliveries.len());
+    // Queued again as new, what they saw kept, before their deliveries are acknowledged.
+    let mut later: Vec<(&Delivery, String)> = Vec::new();
     for (delivery, outcome) in deliveries.iter().zip(outcomes) {
         match outcome {
+            ItemOutcome::Later(why) => later.push((delivery, why)),
             ItemOutcome::Done => {
                 done.push(delivery);
                 round.done += 1;
@@ -102,6 +105,28 @@ pub async fn run_once(
                 } else {
                     done.push(delivery);
                     round.done += 1;
+                }
+            }
+        }
+    }
+    if !later.is_empty() {
+        let items: Vec<WorkItem> = later.iter().map(|(d, _)| d.item.clone()).collect();
+        match queue.send_later(&items, LATER_MS).await {
+            Ok(()) => {
+                for (delivery, why) in &later {
+                    tracing::debug!(message = "looking at a record again in a moment", record = %delivery.item.id, reason = %why);
+                    done.push(*delivery);
+                }
+                round.retried += later.len();
+            }
+            // Not queued again: retried instead (forgetting what it saw costs a read).
+            Err(e) => {
+                tracing::warn!(message = "records not queued again; retrying them", error = %e);
+                for (delivery, _) in &later {
+                    queue
+                        .retry(delivery, retry_delay_ms(delivery.receives))
+                        .await?;
+                    round.retried += 1;
                 }
             }
         }

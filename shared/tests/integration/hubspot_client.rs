@@ -755,3 +755,55 @@ async fn updates_waiting_at_the_limiter_together_go_as_one_call() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(read[0].properties["jobtitle"], json!("Good"));
 }
+
+/// Each worker's batch associates a few of its contacts with their companies:
+/// associations waiting at the limiter together go out as one call. A pair naming a
+/// record HubSpot does not have makes it refuse the call: then each caller associates
+/// alone, and only the bad pair's caller is refused.
+#[tokio::test]
+async fn associations_waiting_at_the_limiter_together_go_as_one_call() {
+    let (s, c, ids) = saturated_contacts(7, 8).await;
+    let calls = || s.state.calls(Caller::Integration);
+    let companies = c
+        .list_all("companies", &["name"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let company = companies.first().map(|r| r.id.clone()).unwrap_or_default();
+    let before = calls();
+    let made = ids[..6].chunks(2).map(|two| {
+        let c = &c;
+        let pairs: Vec<(String, String)> =
+            two.iter().map(|id| (id.clone(), company.clone())).collect();
+        async move {
+            c.associate("contacts", "companies", &pairs)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+    });
+    futures::future::join_all(made).await;
+    assert_eq!(
+        calls() - before,
+        1,
+        "three batches' associations are one call"
+    );
+    let read = c
+        .associations("contacts", "companies", &ids[..6])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read.len(), 6);
+    assert!(read.iter().all(|(_, to)| to.contains(&company)), "{read:?}");
+
+    let good = [(ids[6].clone(), company.clone())];
+    let bad = [(ids[7].clone(), "999999999".to_owned())];
+    let (good, refused) = tokio::join!(
+        c.associate("contacts", "companies", &good),
+        c.associate("contacts", "companies", &bad),
+    );
+    good.unwrap_or_else(|e| panic!("the good pair is not the bad one's: {e}"));
+    assert!(refused.is_err(), "the bad pair is refused: {refused:?}");
+    let read = c
+        .associations("contacts", "companies", &ids[6..7])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(read.iter().any(|(_, to)| to.contains(&company)), "{read:?}");
+}

@@ -457,23 +457,29 @@ impl HubSpotClient {
         Ok(out)
     }
 
-    /// Links pairs with HubSpot's default (unlabeled) association, 2,000 per call.
+    /// Links pairs with HubSpot's default (unlabeled) association, 2,000 per call, with
+    /// the other associations of these objects waiting at the limiter (each worker's
+    /// batch makes a few dozen: alone, an initial sync spent a call per batch on them).
     pub async fn associate(
         &self,
         from: &str,
         to: &str,
         pairs: &[(String, String)],
     ) -> Result<(), HubSpotError> {
+        let path = format!("/crm/v4/associations/{from}/{to}/batch/associate/default");
         for chunk in pairs.chunks(ASSOCIATION_CREATE_MAX) {
-            let body = json!({"inputs": chunk.iter().map(|(f, t)| json!({"from": {"id": f}, "to": {"id": t}})).collect::<Vec<_>>()});
-            self.request(
-                Method::POST,
-                &format!("/crm/v4/associations/{from}/{to}/batch/associate/default"),
-                &[],
-                Some(&body),
-                Idempotent::Yes,
-            )
-            .await?;
+            // Keyed by the pair: one call names a pair once.
+            let inputs: Vec<(String, Value)> = chunk
+                .iter()
+                .map(|(f, t)| {
+                    (
+                        format!("{f}>{t}"),
+                        json!({"from": {"id": f}, "to": {"id": t}}),
+                    )
+                })
+                .collect();
+            self.write_together(&path, &path, ASSOCIATION_CREATE_MAX, &inputs)
+                .await?;
         }
         Ok(())
     }

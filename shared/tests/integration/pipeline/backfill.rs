@@ -736,3 +736,43 @@ async fn the_listing_does_not_queue_records_synced_before_it_read_them() {
     w.assert_no_dead_letters().await;
     assert_eq!(w.hs_contacts().await.len(), 35);
 }
+
+/// A HubSpot record about to be written over is read once for the check that nobody
+/// edited it since it was read, while the Salesforce writes are in flight; learning its
+/// partner's id as well (added after that read was planned) costs no second read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_checked_before_its_update_is_read_once() {
+    let w = World::start(Setup {
+        push: false,
+        settle_batch: 60,
+        ..Setup::default()
+    })
+    .await;
+    for n in 0..60 {
+        let email = format!("checked{n}@example.org");
+        let name = format!("Checked {n}");
+        // The contacts learn a job title (checked first) and their Leads' ids.
+        w.hs_create(json!({"email": email, "lastname": name})).await;
+        w.sf_create(
+            "Lead",
+            json!({"LastName": name, "Email": email, "Company": "Checked", "Title": "Buyer"}),
+        )
+        .await;
+    }
+    w.sync().await;
+    w.assert_no_dead_letters().await;
+    let titled = w
+        .hs_contacts()
+        .await
+        .iter()
+        .filter(|c| c["properties"]["jobtitle"] == json!("Buyer"))
+        .count();
+    assert_eq!(titled, 60);
+    let calls = w.calls_by_endpoint().await;
+    let n = |k: &str| calls.get(k).copied().unwrap_or(0);
+    assert_eq!(
+        n("HubSpot POST /crm/v3/objects/contacts/batch/read"),
+        1,
+        "{calls:#?}"
+    );
+}

@@ -752,7 +752,9 @@ async fn a_sync_from_a_webhook_alone_does_not_vouch_for_what_a_listing_read() {
         let store = &w.runner.store;
         match outcome {
             ItemOutcome::Done => store.ack(d).await,
-            ItemOutcome::Retry(_) => store.retry(d, worker::retry_delay_ms(d.receives)).await,
+            ItemOutcome::Retry(_) | ItemOutcome::Later(_) => {
+                store.retry(d, worker::retry_delay_ms(d.receives)).await
+            }
         }
         .unwrap_or_else(|e| panic!("{e}"));
     }
@@ -862,5 +864,163 @@ async fn our_write_come_back_before_its_link_is_looked_at_again_unread() {
             .and_then(Option::as_ref)
             .map(|l| l.salesforce_id.as_str()),
         Some(lead.as_str())
+    );
+}
+
+/// The same reference of our own write in flight, when the batch that wrote it stores
+/// its link meanwhile: looked at again as it came (what the outbound message saw kept),
+/// it is recognised from the link and costs no call at all. (A retry forgets what its
+/// source saw and would read both records.)
+#[tokio::test]
+async fn our_write_come_back_before_its_link_costs_no_read_once_the_link_lands() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let contact = w
+        .hs_create(json!({"email": "landed@example.org", "lastname": "Landed"}))
+        .await;
+    let lead = w
+        .sf_create(
+            "Lead",
+            json!({"LastName": "Landed", "Email": "landed@example.org", "Company": "Air", "HubSpot_Contact_Id__c": contact}),
+        )
+        .await;
+    // The outbound message carries the Lead's fields as they are.
+    let row = w.sf_records("Lead").await[0].clone();
+    let modified_at = row["LastModifiedDate"]
+        .as_str()
+        .and_then(crmsync_shared::domain::value::parse_datetime_millis)
+        .unwrap_or_default();
+    let values = row.as_object().cloned().unwrap_or_default();
+    let reference = |side, object: &str, id: &str, origin: &str, seen| WorkItem {
+        side,
+        object: object.into(),
+        id: id.into(),
+        origin: origin.into(),
+        seen,
+    };
+    let outbound = reference(
+        Side::Salesforce,
+        "Lead",
+        &lead,
+        "outbound",
+        Some(Seen::Values {
+            values,
+            modified_at,
+            whole: false,
+            listed_at: None,
+            associations: Default::default(),
+        }),
+    );
+    let store = w.runner.store.as_ref();
+    store
+        .send(&[outbound])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let round = worker::run_once(&w.runner.pipeline, store, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((round.received, round.retried), (1, 1));
+    // The pair's own sync (the batch that wrote) stores the link meanwhile.
+    store
+        .send(&[reference(
+            Side::HubSpot,
+            "contacts",
+            &contact,
+            "manual",
+            None,
+        )])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let round = worker::run_once(&w.runner.pipeline, store, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((round.received, round.done), (1, 1));
+    let before = w.integration_calls().await;
+    w.advance(crmsync_shared::pipeline::LATER_MS);
+    let round = worker::run_once(&w.runner.pipeline, store, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((round.received, round.done), (1, 1), "looked at again");
+    assert_eq!(
+        w.integration_calls().await,
+        before,
+        "recognised without a read"
+    );
+    w.assert_no_dead_letters().await;
+}
+
+/// A link another worker stores while a batch reads its records sends the batch's
+/// reference back (the read may be older than the link). Nothing was written for it,
+/// so it goes back as it came, what its source saw kept, and counts as no failed
+/// attempt: mostly it is our own write whose link just landed, recognised on the next
+/// look without a read. (The link is moved on by hand here: another worker's store in
+/// the middle of a read is up to timing.)
+#[tokio::test]
+async fn a_reference_whose_link_landed_during_its_read_goes_back_as_it_came() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let contact = w
+        .hs_create(json!({"email": "landing@example.org", "lastname": "Landing"}))
+        .await;
+    w.sync().await;
+    let lead = w.sf_by_email("Lead", "landing@example.org").await[0]["Id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    w.advance(1_000);
+    w.sf_update("Lead", &lead, json!({"LastName": "Landed"}))
+        .await;
+    let row = w.sf_records("Lead").await[0].clone();
+    let modified_at = row["LastModifiedDate"]
+        .as_str()
+        .and_then(crmsync_shared::domain::value::parse_datetime_millis)
+        .unwrap_or_default();
+    let links = &w.runner.pipeline.links;
+    let mut link = links
+        .by_hubspot("contacts", &contact)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("not linked"));
+    // Stored "during the read": after the batch's start.
+    link.synced_at = w.runner.pipeline.clock.now_ms() + 60_000;
+    links.update(&link).await.unwrap_or_else(|e| panic!("{e}"));
+    let outbound = WorkItem {
+        side: Side::Salesforce,
+        object: "Lead".into(),
+        id: lead.clone(),
+        origin: "outbound".into(),
+        seen: Some(Seen::Values {
+            values: row.as_object().cloned().unwrap_or_default(),
+            modified_at,
+            whole: false,
+            listed_at: None,
+            associations: Default::default(),
+        }),
+    };
+    let store = w.runner.store.as_ref();
+    store
+        .send(std::slice::from_ref(&outbound))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let round = worker::run_once(&w.runner.pipeline, store, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((round.received, round.retried), (1, 1));
+    w.advance(crmsync_shared::pipeline::LATER_MS);
+    let again = store
+        .receive(10, worker::VISIBILITY_MS)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].receives, 1, "no failed attempt counted");
+    assert_eq!(
+        again[0].item, outbound,
+        "what the outbound message saw is kept"
     );
 }
