@@ -18,6 +18,9 @@ use crate::ports::{HsRecord, Link, Outcome, StoreError, WorkItem};
 
 /// Values per `IN` filter of a HubSpot search: a worker batch's keys take several.
 const SEARCH_VALUES: usize = 100;
+/// Filter groups per HubSpot search, its limit (`docs/hubspot-api.md` §search): an
+/// initial sync's Salesforce-only companies were a search per 50 domains.
+const SEARCH_GROUPS: usize = 5;
 /// Keys per `LIKE` query (each key is one condition).
 const LIKE_CHUNK: usize = 50;
 
@@ -787,8 +790,9 @@ impl Pipeline {
     }
 
     /// HubSpot records that carry one of these Salesforce ids, or have one of these
-    /// keys: one search per [`SEARCH_VALUES`] of each (it lags writes by seconds; the
-    /// poller's overlap catches up).
+    /// keys: each `IN` filter holds [`SEARCH_VALUES`], one group each, and a search
+    /// carries [`SEARCH_GROUPS`] of them (groups OR). It lags writes by seconds; the
+    /// poller's overlap catches up.
     async fn search_hubspot(
         &self,
         run: &PairRun,
@@ -796,31 +800,30 @@ impl Pipeline {
         keys: &[String],
     ) -> Result<Vec<HsRecord>, String> {
         let spec = &run.spec;
-        let id_chunks: Vec<&[(String, String)]> = ids.chunks(SEARCH_VALUES).collect();
-        let key_chunks: Vec<&[String]> = keys.chunks(SEARCH_VALUES).collect();
+        let mut groups: Vec<Value> = Vec::new();
+        let mut by_property: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for (property, id) in ids {
+            by_property.entry(property).or_default().push(id);
+        }
+        for (property, values) in by_property {
+            for chunk in values.chunks(SEARCH_VALUES) {
+                groups.push(json!({"filters": [{"propertyName": property, "operator": "IN", "values": chunk}]}));
+            }
+        }
+        if let Some(key) = &spec.match_key {
+            let values: Vec<String> = match key.kind {
+                KeyKind::Domain => keys
+                    .iter()
+                    .flat_map(|k| [k.clone(), format!("www.{k}")])
+                    .collect(),
+                _ => keys.to_vec(),
+            };
+            for chunk in values.chunks(SEARCH_VALUES) {
+                groups.push(json!({"filters": [{"propertyName": key.hubspot, "operator": "IN", "values": chunk}]}));
+            }
+        }
         let mut found = Vec::new();
-        for n in 0..id_chunks.len().max(key_chunks.len()) {
-            let mut groups = Vec::new();
-            let mut by_property: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-            for (property, id) in id_chunks.get(n).copied().unwrap_or_default() {
-                by_property.entry(property).or_default().push(id);
-            }
-            for (property, values) in by_property {
-                groups.push(json!({"filters": [{"propertyName": property, "operator": "IN", "values": values}]}));
-            }
-            if let (Some(key), Some(keys)) = (&spec.match_key, key_chunks.get(n)) {
-                let values: Vec<String> = match key.kind {
-                    KeyKind::Domain => keys
-                        .iter()
-                        .flat_map(|k| [k.clone(), format!("www.{k}")])
-                        .collect(),
-                    _ => keys.to_vec(),
-                };
-                groups.push(json!({"filters": [{"propertyName": key.hubspot, "operator": "IN", "values": values}]}));
-            }
-            if groups.is_empty() {
-                continue;
-            }
+        for groups in groups.chunks(SEARCH_GROUPS) {
             let body = json!({"filterGroups": groups, "properties": self.pair_properties(run), "limit": 200});
             found.extend(
                 self.hubspot

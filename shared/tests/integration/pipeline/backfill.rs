@@ -776,3 +776,37 @@ async fn a_contact_checked_before_its_update_is_read_once() {
         "{calls:#?}"
     );
 }
+
+/// An initial sync's Salesforce-only Accounts are looked for in HubSpot by domain
+/// before they are created there: a search holds five `IN` groups of 100 values (a
+/// domain is two: with and without `www.`), so 300 Accounts are two searches, not six.
+#[tokio::test]
+async fn salesforce_only_companies_are_looked_for_250_domains_a_search() {
+    let w = World::start(Setup {
+        push: false,
+        settle_batch: 1_000,
+        ..Setup::default()
+    })
+    .await;
+    for n in 0..300 {
+        w.sf_create(
+            "Account",
+            json!({"Name": format!("Only {n}"), "Website": format!("https://only{n}.example/")}),
+        )
+        .await;
+    }
+    let before = w.calls_by_endpoint().await;
+    w.sync().await;
+    w.assert_no_dead_letters().await;
+    let calls = w.calls_by_endpoint().await;
+    let spent = |k: &str| calls.get(k).unwrap_or(&0) - before.get(k).unwrap_or(&0);
+    assert_eq!(
+        spent("HubSpot POST /crm/v3/objects/companies/batch/create"),
+        3
+    );
+    assert_eq!(
+        spent("HubSpot POST /crm/v3/objects/companies/search"),
+        2,
+        "{calls:#?}"
+    );
+}
