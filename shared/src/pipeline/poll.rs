@@ -10,9 +10,10 @@
 //! it has settled: a second cursor per feed trails the clock by the longest lag allowed
 //! and reads each window behind it once. Behind a backlog of queued work (an initial
 //! sync, an import) only that settled read is made: a reference would wait behind the
-//! backlog anyway, and the feeds' windows hold mostly the sync's own writes. The cursors move only after the enqueue succeeded: a crash in
-//! between queues the same references again (harmless, the sync is idempotent) and
-//! never skips any.
+//! backlog anyway, and the feeds' windows hold mostly the sync's own writes; likewise
+//! Salesforce's feed then reads from its cursor, without the overlap. The cursors move
+//! only after the enqueue succeeded: a crash in between queues the same references
+//! again (harmless, the sync is idempotent) and never skips any.
 
 use std::collections::BTreeMap;
 
@@ -670,14 +671,19 @@ impl Pipeline {
             // committed late carries an earlier `SystemModstamp` than records already
             // read (its cursor is past it), and waiting for a lagged read would hold it
             // back by the whole overlap. Salesforce's calls are not paced per second,
-            // and a query page holds 2,000 rows.
+            // and a query page holds 2,000 rows. Behind a backlog, from the cursor: a
+            // late commit's reference would wait behind the backlog for longer than
+            // the settled read's delay, which reads the window again (at a poll a
+            // second, the overlap read each of an initial sync's own writes a dozen
+            // times or more, the sandbox's and the poller's busiest work then).
+            let overlap = if backlog { 0 } else { SALESFORCE_OVERLAP_MS };
             let mut windows: Vec<Window> = polled
                 .iter()
                 .zip(&froms)
                 .map(|(object, from)| Window {
                     reference: (*object).to_owned(),
                     object,
-                    since: (from.at - SALESFORCE_OVERLAP_MS).max(0),
+                    since: (from.at - overlap).max(0),
                     until: None,
                 })
                 .collect();

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use crmsync_shared::adapters::sqlite::SqliteStore;
 use crmsync_shared::domain::Side;
-use crmsync_shared::pipeline::poll::{BACKLOG, HUBSPOT_SETTLE_MS, SWEEP_INTERVAL_MS};
+use crmsync_shared::pipeline::poll::{
+    BACKLOG, HUBSPOT_SETTLE_MS, SALESFORCE_OVERLAP_MS, SALESFORCE_SETTLE_MS, SWEEP_INTERVAL_MS,
+};
 use crmsync_shared::ports::{Delivery, Outcome, QueueDepth, StoreError, WorkItem, WorkQueue};
 use serde_json::json;
 
@@ -658,6 +660,63 @@ async fn behind_a_backlog_a_change_is_read_once_when_settled() {
         reads.iter().sum::<usize>(),
         contacts.len(),
         "each change once: {reads:?}"
+    );
+}
+
+/// Behind a backlog, Salesforce's feed reads a change once while it is fresh and once
+/// when its window has settled, not again at every poll of its overlap (at a poll a
+/// second the overlap read each of an initial sync's own writes a dozen times).
+#[tokio::test]
+async fn behind_a_backlog_a_salesforce_change_is_read_fresh_once() {
+    let w = world(false, DEFAULT_TOML.to_owned()).await;
+    let mut leads = Vec::new();
+    for n in 0..20 {
+        leads.push(
+            w.sf_create(
+                "Lead",
+                json!({"LastName": format!("Behind {n}"), "Email": format!("sfbehind{n}@example.org"), "Company": "Behind"}),
+            )
+            .await,
+        );
+    }
+    w.sync().await;
+    for _ in 0..12 {
+        w.advance(1_000);
+        w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    }
+    let backlog: Vec<WorkItem> = (0..BACKLOG)
+        .map(|n| WorkItem {
+            side: Side::HubSpot,
+            object: "contacts".into(),
+            id: format!("9{n:09}"),
+            origin: "backfill".into(),
+            seen: None,
+        })
+        .collect();
+    w.runner
+        .store
+        .send(&backlog)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    w.advance(1_000);
+    for id in &leads {
+        w.sf_update("Lead", id, json!({"Title": "Later"})).await;
+    }
+    let feed = "salesforce:Lead";
+    let mut reads = Vec::new();
+    // A poll a second, past the settled read's delay and its step.
+    for _ in 0..(SALESFORCE_SETTLE_MS + 40_000) / 1_000 {
+        w.advance(1_000);
+        let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+        reads.push(polled.feeds.get(feed).map_or(0, |f| f.read));
+    }
+    // The newest change is read again at each poll until the overlap has passed it
+    // (the cursor stops at it: one more row a poll).
+    let boundary = (SALESFORCE_OVERLAP_MS / 1_000) as usize;
+    let read = reads.iter().sum::<usize>();
+    assert!(
+        (2 * leads.len()..=2 * leads.len() + boundary).contains(&read),
+        "each change fresh once and settled once: {reads:?}"
     );
 }
 
