@@ -603,6 +603,24 @@ async fn an_initial_sync_follows_listed_associations_without_reading_them() {
     );
 }
 
+/// A backlog: [`BACKLOG`] references to records the workers have not got to yet.
+async fn queue_backlog(w: &World, side: Side, object: &str, id: impl Fn(usize) -> String) {
+    let backlog: Vec<WorkItem> = (0..BACKLOG as usize)
+        .map(|n| WorkItem {
+            side,
+            object: object.into(),
+            id: id(n),
+            origin: "backfill".into(),
+            seen: None,
+        })
+        .collect();
+    w.runner
+        .store
+        .send(&backlog)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// Behind a backlog of queued work, HubSpot's feed reads a change once, when its window
 /// has settled, and not while it is fresh or just past the search index's lag: a
 /// reference queued then would wait behind the backlog anyway, and an initial sync's
@@ -623,21 +641,7 @@ async fn behind_a_backlog_a_change_is_read_once_when_settled() {
         w.advance(1_000);
         w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
     }
-    // A backlog: references to records the workers have not got to yet.
-    let backlog: Vec<WorkItem> = (0..BACKLOG)
-        .map(|n| WorkItem {
-            side: Side::Salesforce,
-            object: "Lead".into(),
-            id: format!("00Q8M{n:013}"),
-            origin: "backfill".into(),
-            seen: None,
-        })
-        .collect();
-    w.runner
-        .store
-        .send(&backlog)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    queue_backlog(&w, Side::Salesforce, "Lead", |n| format!("00Q8M{n:013}")).await;
     for id in &contacts {
         w.hs_update(id, json!({"jobtitle": "Later"})).await;
     }
@@ -684,20 +688,7 @@ async fn behind_a_backlog_a_salesforce_change_is_read_fresh_once() {
         w.advance(1_000);
         w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
     }
-    let backlog: Vec<WorkItem> = (0..BACKLOG)
-        .map(|n| WorkItem {
-            side: Side::HubSpot,
-            object: "contacts".into(),
-            id: format!("9{n:09}"),
-            origin: "backfill".into(),
-            seen: None,
-        })
-        .collect();
-    w.runner
-        .store
-        .send(&backlog)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    queue_backlog(&w, Side::HubSpot, "contacts", |n| format!("9{n:09}")).await;
     w.advance(1_000);
     for id in &leads {
         w.sf_update("Lead", id, json!({"Title": "Later"})).await;

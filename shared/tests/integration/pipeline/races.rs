@@ -867,6 +867,29 @@ async fn our_write_come_back_before_its_link_is_looked_at_again_unread() {
     );
 }
 
+/// An outbound message's reference to the org's (only) Lead, carrying its fields as
+/// they are.
+async fn outbound_of_lead(w: &World) -> WorkItem {
+    let row = w.sf_records("Lead").await[0].clone();
+    let modified_at = row["LastModifiedDate"]
+        .as_str()
+        .and_then(crmsync_shared::domain::value::parse_datetime_millis)
+        .unwrap_or_default();
+    WorkItem {
+        side: Side::Salesforce,
+        object: "Lead".into(),
+        id: row["Id"].as_str().unwrap_or_default().into(),
+        origin: "outbound".into(),
+        seen: Some(Seen::Values {
+            values: row.as_object().cloned().unwrap_or_default(),
+            modified_at,
+            whole: false,
+            listed_at: None,
+            associations: Default::default(),
+        }),
+    }
+}
+
 /// The same reference of our own write in flight, when the batch that wrote it stores
 /// its link meanwhile: looked at again as it came (what the outbound message saw kept),
 /// it is recognised from the link and costs no call at all. (A retry forgets what its
@@ -881,19 +904,13 @@ async fn our_write_come_back_before_its_link_costs_no_read_once_the_link_lands()
     let contact = w
         .hs_create(json!({"email": "landed@example.org", "lastname": "Landed"}))
         .await;
-    let lead = w
-        .sf_create(
-            "Lead",
-            json!({"LastName": "Landed", "Email": "landed@example.org", "Company": "Air", "HubSpot_Contact_Id__c": contact}),
-        )
-        .await;
+    w.sf_create(
+        "Lead",
+        json!({"LastName": "Landed", "Email": "landed@example.org", "Company": "Air", "HubSpot_Contact_Id__c": contact}),
+    )
+    .await;
     // The outbound message carries the Lead's fields as they are.
-    let row = w.sf_records("Lead").await[0].clone();
-    let modified_at = row["LastModifiedDate"]
-        .as_str()
-        .and_then(crmsync_shared::domain::value::parse_datetime_millis)
-        .unwrap_or_default();
-    let values = row.as_object().cloned().unwrap_or_default();
+    let outbound = outbound_of_lead(&w).await;
     let reference = |side, object: &str, id: &str, origin: &str, seen| WorkItem {
         side,
         object: object.into(),
@@ -901,19 +918,6 @@ async fn our_write_come_back_before_its_link_costs_no_read_once_the_link_lands()
         origin: origin.into(),
         seen,
     };
-    let outbound = reference(
-        Side::Salesforce,
-        "Lead",
-        &lead,
-        "outbound",
-        Some(Seen::Values {
-            values,
-            modified_at,
-            whole: false,
-            listed_at: None,
-            associations: Default::default(),
-        }),
-    );
     let store = w.runner.store.as_ref();
     store
         .send(&[outbound])
@@ -976,11 +980,7 @@ async fn a_reference_whose_link_landed_during_its_read_goes_back_as_it_came() {
     w.advance(1_000);
     w.sf_update("Lead", &lead, json!({"LastName": "Landed"}))
         .await;
-    let row = w.sf_records("Lead").await[0].clone();
-    let modified_at = row["LastModifiedDate"]
-        .as_str()
-        .and_then(crmsync_shared::domain::value::parse_datetime_millis)
-        .unwrap_or_default();
+    let outbound = outbound_of_lead(&w).await;
     let links = &w.runner.pipeline.links;
     let mut link = links
         .by_hubspot("contacts", &contact)
@@ -990,19 +990,6 @@ async fn a_reference_whose_link_landed_during_its_read_goes_back_as_it_came() {
     // Stored "during the read": after the batch's start.
     link.synced_at = w.runner.pipeline.clock.now_ms() + 60_000;
     links.update(&link).await.unwrap_or_else(|e| panic!("{e}"));
-    let outbound = WorkItem {
-        side: Side::Salesforce,
-        object: "Lead".into(),
-        id: lead.clone(),
-        origin: "outbound".into(),
-        seen: Some(Seen::Values {
-            values: row.as_object().cloned().unwrap_or_default(),
-            modified_at,
-            whole: false,
-            listed_at: None,
-            associations: Default::default(),
-        }),
-    };
     let store = w.runner.store.as_ref();
     store
         .send(std::slice::from_ref(&outbound))
