@@ -603,6 +603,18 @@ async fn an_initial_sync_follows_listed_associations_without_reading_them() {
     );
 }
 
+/// Polls `polls` times, the clock moved on `every_ms` before each: what `feed` read at
+/// each poll.
+async fn feed_reads(w: &World, feed: &str, polls: i64, every_ms: i64) -> Vec<usize> {
+    let mut reads = Vec::new();
+    for _ in 0..polls {
+        w.advance(every_ms);
+        let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+        reads.push(polled.feeds.get(feed).map_or(0, |f| f.read));
+    }
+    reads
+}
+
 /// A backlog: [`BACKLOG`] references to records the workers have not got to yet.
 async fn queue_backlog(w: &World, side: Side, object: &str, id: impl Fn(usize) -> String) {
     let backlog: Vec<WorkItem> = (0..BACKLOG as usize)
@@ -637,23 +649,14 @@ async fn behind_a_backlog_a_change_is_read_once_when_settled() {
         );
     }
     w.sync().await;
-    for _ in 0..6 {
-        w.advance(1_000);
-        w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-    }
+    let feed = "hubspot:contacts";
+    feed_reads(&w, feed, 6, 1_000).await;
     queue_backlog(&w, Side::Salesforce, "Lead", |n| format!("00Q8M{n:013}")).await;
     for id in &contacts {
         w.hs_update(id, json!({"jobtitle": "Later"})).await;
     }
-    let feed = "hubspot:contacts";
-    let mut reads = Vec::new();
     // Past the settled read's delay and its step, a poll every 5 s.
-    let polls = (HUBSPOT_SETTLE_MS + 60_000) / 5_000;
-    for _ in 0..polls {
-        w.advance(5_000);
-        let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-        reads.push(polled.feeds.get(feed).map_or(0, |f| f.read));
-    }
+    let reads = feed_reads(&w, feed, (HUBSPOT_SETTLE_MS + 60_000) / 5_000, 5_000).await;
     let before_settled = (HUBSPOT_SETTLE_MS / 5_000) as usize;
     assert_eq!(
         reads[..before_settled].iter().sum::<usize>(),
@@ -684,23 +687,15 @@ async fn behind_a_backlog_a_salesforce_change_is_read_fresh_once() {
         );
     }
     w.sync().await;
-    for _ in 0..12 {
-        w.advance(1_000);
-        w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-    }
+    let feed = "salesforce:Lead";
+    feed_reads(&w, feed, 12, 1_000).await;
     queue_backlog(&w, Side::HubSpot, "contacts", |n| format!("9{n:09}")).await;
     w.advance(1_000);
     for id in &leads {
         w.sf_update("Lead", id, json!({"Title": "Later"})).await;
     }
-    let feed = "salesforce:Lead";
-    let mut reads = Vec::new();
     // A poll a second, past the settled read's delay and its step.
-    for _ in 0..(SALESFORCE_SETTLE_MS + 40_000) / 1_000 {
-        w.advance(1_000);
-        let polled = w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
-        reads.push(polled.feeds.get(feed).map_or(0, |f| f.read));
-    }
+    let reads = feed_reads(&w, feed, (SALESFORCE_SETTLE_MS + 40_000) / 1_000, 1_000).await;
     // The newest change is read again at each poll until the overlap has passed it
     // (the cursor stops at it: one more row a poll).
     let boundary = (SALESFORCE_OVERLAP_MS / 1_000) as usize;

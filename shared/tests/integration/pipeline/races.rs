@@ -805,38 +805,8 @@ async fn a_sync_from_a_webhook_alone_leaves_the_feed_the_rest_of_the_record() {
 /// it is read and synced as any other.
 #[tokio::test]
 async fn our_write_come_back_before_its_link_is_looked_at_again_unread() {
-    let w = World::start(Setup {
-        push: false,
-        ..Setup::default()
-    })
-    .await;
-    let contact = w
-        .hs_create(json!({"email": "flight@example.org", "lastname": "Flight"}))
-        .await;
-    let lead = w
-        .sf_create(
-            "Lead",
-            json!({"LastName": "Flight", "Email": "flight@example.org", "Company": "Air", "HubSpot_Contact_Id__c": contact}),
-        )
-        .await;
-    let now = w.runner.pipeline.clock.now_ms();
-    let mut values = serde_json::Map::new();
-    values.insert("Id".into(), json!(lead));
-    values.insert("LastName".into(), json!("Flight"));
-    values.insert("HubSpot_Contact_Id__c".into(), json!(contact));
-    let outbound = WorkItem {
-        side: Side::Salesforce,
-        object: "Lead".into(),
-        id: lead.clone(),
-        origin: "outbound".into(),
-        seen: Some(Seen::Values {
-            values,
-            modified_at: now,
-            whole: false,
-            listed_at: None,
-            associations: Default::default(),
-        }),
-    };
+    let (w, contact, outbound) = a_lead_naming_its_contact("flight").await;
+    let lead = outbound.id.clone();
     w.runner
         .store
         .send(&[outbound])
@@ -865,6 +835,26 @@ async fn our_write_come_back_before_its_link_is_looked_at_again_unread() {
             .map(|l| l.salesforce_id.as_str()),
         Some(lead.as_str())
     );
+}
+
+/// A contact, and a Lead just made that names it (as our create of it would) with no
+/// link between them yet: the world (no pushes), the contact's id, and the outbound
+/// message's reference to the Lead.
+async fn a_lead_naming_its_contact(name: &str) -> (World, String, WorkItem) {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let email = format!("{name}@example.org");
+    let contact = w.hs_create(json!({"email": email, "lastname": name})).await;
+    w.sf_create(
+        "Lead",
+        json!({"LastName": name, "Email": email, "Company": "Air", "HubSpot_Contact_Id__c": contact}),
+    )
+    .await;
+    let outbound = outbound_of_lead(&w).await;
+    (w, contact, outbound)
 }
 
 /// An outbound message's reference to the org's (only) Lead, carrying its fields as
@@ -896,21 +886,7 @@ async fn outbound_of_lead(w: &World) -> WorkItem {
 /// source saw and would read both records.)
 #[tokio::test]
 async fn our_write_come_back_before_its_link_costs_no_read_once_the_link_lands() {
-    let w = World::start(Setup {
-        push: false,
-        ..Setup::default()
-    })
-    .await;
-    let contact = w
-        .hs_create(json!({"email": "landed@example.org", "lastname": "Landed"}))
-        .await;
-    w.sf_create(
-        "Lead",
-        json!({"LastName": "Landed", "Email": "landed@example.org", "Company": "Air", "HubSpot_Contact_Id__c": contact}),
-    )
-    .await;
-    // The outbound message carries the Lead's fields as they are.
-    let outbound = outbound_of_lead(&w).await;
+    let (w, contact, outbound) = a_lead_naming_its_contact("landed").await;
     let reference = |side, object: &str, id: &str, origin: &str, seen| WorkItem {
         side,
         object: object.into(),
