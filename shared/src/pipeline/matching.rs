@@ -3,9 +3,9 @@
 //! HubSpot record names, then the pair's dedup key, best first by the pair's rank).
 //! A few bulk calls for the whole batch, never one per record.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Pipeline;
 use super::flow::{same_sf_id, soql_literal};
@@ -16,11 +16,6 @@ use crate::domain::Side;
 use crate::domain::pair::{KeyKind, MatchKey};
 use crate::ports::{HsRecord, Link, Outcome, StoreError, WorkItem};
 
-/// Values per `IN` filter of a HubSpot search: a worker batch's keys take several.
-const SEARCH_VALUES: usize = 100;
-/// Filter groups per HubSpot search, its limit (`docs/hubspot-api.md` §search): an
-/// initial sync's Salesforce-only companies were a search per 50 domains.
-const SEARCH_GROUPS: usize = 5;
 /// Keys per `LIKE` query (each key is one condition).
 const LIKE_CHUNK: usize = 50;
 
@@ -790,9 +785,9 @@ impl Pipeline {
     }
 
     /// HubSpot records that carry one of these Salesforce ids, or have one of these
-    /// keys: each `IN` filter holds [`SEARCH_VALUES`], one group each, and a search
-    /// carries [`SEARCH_GROUPS`] of them (groups OR). It lags writes by seconds; the
-    /// poller's overlap catches up.
+    /// keys (in as few searches as HubSpot allows, with other batches' searches
+    /// waiting at the limiter). It lags writes by seconds; the poller's overlap
+    /// catches up.
     async fn search_hubspot(
         &self,
         run: &PairRun,
@@ -800,39 +795,19 @@ impl Pipeline {
         keys: &[String],
     ) -> Result<Vec<HsRecord>, String> {
         let spec = &run.spec;
-        let mut groups: Vec<Value> = Vec::new();
-        let mut by_property: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-        for (property, id) in ids {
-            by_property.entry(property).or_default().push(id);
-        }
-        for (property, values) in by_property {
-            for chunk in values.chunks(SEARCH_VALUES) {
-                groups.push(json!({"filters": [{"propertyName": property, "operator": "IN", "values": chunk}]}));
-            }
-        }
+        let mut any: Vec<(String, String)> = ids.to_vec();
         if let Some(key) = &spec.match_key {
-            let values: Vec<String> = match key.kind {
-                KeyKind::Domain => keys
-                    .iter()
-                    .flat_map(|k| [k.clone(), format!("www.{k}")])
-                    .collect(),
-                _ => keys.to_vec(),
-            };
-            for chunk in values.chunks(SEARCH_VALUES) {
-                groups.push(json!({"filters": [{"propertyName": key.hubspot, "operator": "IN", "values": chunk}]}));
+            for k in keys {
+                any.push((key.hubspot.clone(), k.clone()));
+                if key.kind == KeyKind::Domain {
+                    any.push((key.hubspot.clone(), format!("www.{k}")));
+                }
             }
         }
-        let mut found = Vec::new();
-        for groups in groups.chunks(SEARCH_GROUPS) {
-            let body = json!({"filterGroups": groups, "properties": self.pair_properties(run), "limit": 200});
-            found.extend(
-                self.hubspot
-                    .search(&spec.hubspot_object, &body)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
-        }
-        Ok(found)
+        self.hubspot
+            .search_any(&spec.hubspot_object, &any, &self.pair_properties(run))
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 

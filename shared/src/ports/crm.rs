@@ -247,6 +247,15 @@ pub trait HubSpotApi: Send + Sync {
     /// Every page of a search (`body` as HubSpot's search request, up to the 10,000
     /// results HubSpot pages to); the index lags writes by seconds.
     async fn search(&self, object: &str, body: &Value) -> Result<Vec<HsRecord>, CrmError>;
+    /// Records whose property holds one of the values (`any`: property and value,
+    /// compared without case), each once, with `properties`: however many values,
+    /// in as few searches as HubSpot's filter limits allow. The index lags writes.
+    async fn search_any(
+        &self,
+        object: &str,
+        any: &[(String, String)],
+        properties: &[String],
+    ) -> Result<Vec<HsRecord>, CrmError>;
     async fn owners(&self) -> Result<Vec<Owner>, CrmError>;
     /// The portal's custom object types: (object type id, fully qualified name).
     async fn custom_object_types(&self) -> Result<Vec<(String, String)>, CrmError>;

@@ -12,7 +12,7 @@ use crmsync_sandbox::seed::{SEEDED_AGO_MS, SeedSpec};
 use crmsync_sandbox::{Clock, HubSpotSandbox, HubSpotSettings};
 use crmsync_shared::adapters::http::{ErrorClass, RetryPolicy, Secret};
 use crmsync_shared::adapters::hubspot::{
-    HubSpotAuth, HubSpotClient, HubSpotConfig, HubSpotError, NewRecord,
+    HsRecord, HubSpotAuth, HubSpotClient, HubSpotConfig, HubSpotError, NewRecord,
 };
 use crmsync_shared::ports::crm::Modified;
 use serde_json::{Map, Value, json};
@@ -806,4 +806,99 @@ async fn associations_waiting_at_the_limiter_together_go_as_one_call() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(read.iter().any(|(_, to)| to.contains(&company)), "{read:?}");
+}
+
+/// Batches looking for their Salesforce records' matches search at the same moment;
+/// searches waiting at the search limiter together go out as one call (counted at the
+/// sandbox), and each batch gets the records its own values found, whatever their case.
+#[tokio::test]
+async fn searches_waiting_at_the_limiter_together_go_as_one_call() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 9,
+            records: 60,
+            overlap: 0.0,
+        }),
+    )
+    .await;
+    let c = saturated(&s, &clock);
+    let calls = || s.state.calls(Caller::Integration);
+    let companies = c
+        .list_all("companies", &["domain"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let domain_of = |r: &HsRecord| {
+        r.properties
+            .get("domain")
+            .and_then(Value::as_str)
+            .map(str::to_lowercase)
+    };
+    let domains: Vec<String> = companies.iter().filter_map(domain_of).take(6).collect();
+    assert_eq!(domains.len(), 6, "{companies:?}");
+    let before = calls();
+    let searches = domains.chunks(2).map(|two| {
+        let (c, companies) = (&c, &companies);
+        async move {
+            let any: Vec<(String, String)> = two
+                .iter()
+                .map(|d| ("domain".to_owned(), d.to_uppercase()))
+                .collect();
+            let found = c
+                .search_any("companies", &any, &["name".to_owned()])
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            let mut got: Vec<String> = found.into_iter().map(|r| r.id).collect();
+            got.sort_unstable();
+            let mut want: Vec<String> = companies
+                .iter()
+                .filter(|r| domain_of(r).is_some_and(|d| two.contains(&d)))
+                .map(|r| r.id.clone())
+                .collect();
+            want.sort_unstable();
+            assert_eq!(got, want, "each search gets its own records");
+        }
+    });
+    futures::future::join_all(searches).await;
+    assert_eq!(calls() - before, 1, "three batches' searches are one call");
+}
+
+/// A search for many values on two properties goes in as few calls as HubSpot's five
+/// filter groups allow (the sandbox refuses a sixth), and pages through its results.
+#[tokio::test]
+async fn a_search_for_many_values_fills_its_filter_groups_and_pages_through() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 11,
+            records: 600,
+            overlap: 0.0,
+        }),
+    )
+    .await;
+    let c = private(&s, &clock);
+    let contacts = c
+        .list_all("contacts", &["email"], false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut any: Vec<(String, String)> = contacts
+        .iter()
+        .filter_map(|r| r.properties.get("email").and_then(Value::as_str))
+        .map(|e| ("email".to_owned(), e.to_owned()))
+        .take(250)
+        .collect();
+    assert_eq!(any.len(), 250);
+    any.extend((0..300).map(|i| ("lastname".to_owned(), format!("nobody-{i}"))));
+    let before = s.state.calls(Caller::Integration);
+    let found = c
+        .search_any("contacts", &any, &["email".to_owned()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids: std::collections::HashSet<&str> = found.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!((found.len(), ids.len()), (250, 250), "every contact, once");
+    assert_eq!(
+        s.state.calls(Caller::Integration) - before,
+        3,
+        "550 values in six groups are two searches, the first of two pages"
+    );
 }

@@ -266,8 +266,31 @@ impl HubSpotClient {
         fields: &[String],
         body_of: impl Fn(&[String], &[String]) -> Value,
     ) -> together::Shared {
+        let fits = |all: &[String]| all.len() <= cap;
+        self.call_together(kind, path, &fits, ids, fields, body_of, async |_, first| {
+            Ok(first)
+        })
+        .await
+    }
+
+    /// [`HubSpotClient::read_together`] for calls whose room `fits` says (whether one
+    /// call can carry all these ids), and whose answer the leader completes with
+    /// `rest` (given the body sent and the call's answer) before its members have it:
+    /// a search's further pages.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn call_together(
+        &self,
+        kind: &str,
+        path: &str,
+        fits: &(dyn Fn(&[String]) -> bool + Sync),
+        ids: &[String],
+        fields: &[String],
+        body_of: impl Fn(&[String], &[String]) -> Value,
+        rest: impl AsyncFnOnce(&Value, Value) -> Result<Value, HubSpotError>,
+    ) -> together::Shared {
+        let mut rest = Some(rest);
         loop {
-            match self.together.join(kind, ids, fields, cap) {
+            match self.together.join(kind, ids, fields, fits) {
                 together::Joined::Member(answer) => match answer.await {
                     Ok(answer) => return answer,
                     // Its leader was given up: read for itself.
@@ -275,20 +298,23 @@ impl HubSpotClient {
                 },
                 together::Joined::Leader(lead) => {
                     let mut asked = (Vec::new(), Vec::new());
-                    let answer = self
+                    let mut sent = Value::Null;
+                    let first = self
                         .request_with(Method::POST, path, &[], Idempotent::Yes, || {
                             asked = lead.seal();
-                            Some(Cow::Owned(body_of(&asked.0, &asked.1)))
+                            sent = body_of(&asked.0, &asked.1);
+                            Some(Cow::Owned(sent.clone()))
                         })
-                        .await
-                        .map(|a| {
-                            let (ids, fields) = std::mem::take(&mut asked);
-                            Arc::new(together::Answer {
-                                ids,
-                                fields,
-                                body: a.body,
-                            })
-                        });
+                        .await;
+                    let body = match (first, rest.take()) {
+                        (Ok(a), Some(rest)) => rest(&sent, a.body).await,
+                        (Ok(a), None) => Ok(a.body),
+                        (Err(e), _) => Err(e),
+                    };
+                    let answer = body.map(|body| {
+                        let (ids, fields) = std::mem::take(&mut asked);
+                        Arc::new(together::Answer { ids, fields, body })
+                    });
                     lead.answer(&answer);
                     return answer;
                 }

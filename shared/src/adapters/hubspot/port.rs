@@ -111,6 +111,16 @@ impl HubSpotApi for HubSpotClient {
             }
         }
     }
+    async fn search_any(
+        &self,
+        object: &str,
+        any: &[(String, String)],
+        properties: &[String],
+    ) -> Result<Vec<HsRecord>, CrmError> {
+        HubSpotClient::search_any(self, object, any, properties)
+            .await
+            .map_err(CrmError::from)
+    }
     async fn custom_object_types(&self) -> Result<Vec<(String, String)>, CrmError> {
         HubSpotClient::custom_object_types(self)
             .await

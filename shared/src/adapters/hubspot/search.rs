@@ -2,9 +2,11 @@
 //! 10,000-result cap: windows on the last-modified property (one sort rule: that
 //! property, ascending); when a window hits the cap the next one starts at the last
 //! timestamp seen (records already read at that timestamp are skipped); a single
-//! timestamp holding more than a window is walked by `hs_object_id`.
+//! timestamp holding more than a window is walked by `hs_object_id`. And finding
+//! records by any of many values (`search_any`), with the searches waiting at the
+//! limiter with it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -17,6 +19,10 @@ use crate::ports::crm::Modified;
 pub const SEARCH_PAGE: usize = 200;
 /// Results one search can page through.
 pub const SEARCH_CAP: usize = 10_000;
+/// Values per `IN` filter: HubSpot states no limit; a hundred keeps a filter small.
+const IN_VALUES: usize = 100;
+/// Filter groups per search, HubSpot's limit (`docs/hubspot-api.md` §search).
+const FILTER_GROUPS: usize = 5;
 
 /// The property that says when a record last changed.
 pub fn modified_property(object: &str) -> &'static str {
@@ -42,7 +48,197 @@ fn capped(page: &SearchPage, after: usize) -> bool {
     reached >= SEARCH_CAP && page.total > reached
 }
 
+/// A property and a value it may hold, as one id of a group of searches
+/// (`together.rs`).
+fn term(property: &str, value: &str) -> String {
+    format!("{property}\u{1f}{value}")
+}
+
+fn split_term(term: &str) -> Option<(&str, &str)> {
+    term.split_once('\u{1f}')
+}
+
+/// The values of `terms` by property (each property an `IN` filter per
+/// [`IN_VALUES`] values).
+fn by_property(terms: &[String]) -> BTreeMap<&str, Vec<&str>> {
+    let mut by: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (p, v) in terms.iter().filter_map(|t| split_term(t)) {
+        by.entry(p).or_default().push(v);
+    }
+    by
+}
+
+/// Whether one search's filter groups carry `terms`.
+fn one_search(terms: &[String]) -> bool {
+    let groups: usize = by_property(terms)
+        .values()
+        .map(|v| v.len().div_ceil(IN_VALUES))
+        .sum();
+    groups <= FILTER_GROUPS
+}
+
+/// `terms` (sorted) in runs that one search each carries.
+fn searches_of(terms: &[String]) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut groups) = (0, 0);
+    let mut values = 0;
+    for (i, t) in terms.iter().enumerate() {
+        let property = split_term(t).map(|(p, _)| p);
+        let same = i > start && split_term(&terms[i - 1]).map(|(p, _)| p) == property;
+        if !same {
+            values = 0;
+        }
+        if values % IN_VALUES == 0 {
+            groups += 1;
+        }
+        if groups > FILTER_GROUPS {
+            out.push(&terms[start..i]);
+            (start, groups, values) = (i, 1, 0);
+        }
+        values += 1;
+    }
+    if start < terms.len() {
+        out.push(&terms[start..]);
+    }
+    out
+}
+
 impl HubSpotClient {
+    /// Records whose property holds one of the values: `any` as (property, value),
+    /// compared without case as HubSpot's `IN` does, each record once, with
+    /// `properties`. As many searches as the filter groups take; each goes with the
+    /// searches of `object` waiting at the search limiter with it: one call carries
+    /// every member's values and each member keeps its own records.
+    pub async fn search_any(
+        &self,
+        object: &str,
+        any: &[(String, String)],
+        properties: &[String],
+    ) -> Result<Vec<HsRecord>, HubSpotError> {
+        // HubSpot wants `IN`'s text values in lower case.
+        let mut terms: Vec<String> = any
+            .iter()
+            .map(|(p, v)| term(p, &v.to_lowercase()))
+            .collect();
+        terms.sort_unstable();
+        terms.dedup();
+        let mut found: Vec<HsRecord> = Vec::new();
+        let mut ids: HashSet<String> = HashSet::new();
+        for terms in searches_of(&terms) {
+            for r in self.search_together(object, terms, properties).await? {
+                if ids.insert(r.id.clone()) {
+                    found.push(r);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// One search's worth of `terms`, with the searches waiting at the limiter.
+    async fn search_together(
+        &self,
+        object: &str,
+        terms: &[String],
+        properties: &[String],
+    ) -> Result<Vec<HsRecord>, HubSpotError> {
+        let path = format!("/crm/v3/objects/{object}/search");
+        // A record is known as its own by the properties it was found by.
+        let mut asks: Vec<String> = properties.to_vec();
+        for p in by_property(terms).into_keys() {
+            if !asks.iter().any(|a| a == p) {
+                asks.push(p.to_owned());
+            }
+        }
+        let body_of = |terms: &[String], properties: &[String]| {
+            let groups: Vec<Value> = by_property(terms)
+                .into_iter()
+                .flat_map(|(p, values)| {
+                    values
+                        .chunks(IN_VALUES)
+                        .map(|c| json!({"filters": [{"propertyName": p, "operator": "IN", "values": c}]}))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            json!({"filterGroups": groups, "properties": properties, "limit": SEARCH_PAGE})
+        };
+        let answer = self
+            .call_together(
+                &format!("{path} any"),
+                &path,
+                &one_search,
+                terms,
+                &asks,
+                body_of,
+                async |sent, first| self.rest_of(&path, sent, first).await,
+            )
+            .await?;
+        let all = &answer.fields;
+        let mut records = Vec::new();
+        for r in answer
+            .body
+            .get("results")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let mut r = HsRecord::from_json(r)?;
+            let mine = terms.iter().filter_map(|t| split_term(t)).any(|(p, v)| {
+                r.properties
+                    .get(p)
+                    .and_then(Value::as_str)
+                    .is_some_and(|held| held.to_lowercase() == v)
+            });
+            if mine {
+                // Another member's properties are not this searcher's.
+                r.properties
+                    .retain(|k, _| properties.contains(k) || !all.contains(k));
+                records.push(r);
+            }
+        }
+        Ok(records)
+    }
+
+    /// A search's answer with every further page's results added (`sent`: its first
+    /// page's body).
+    async fn rest_of(&self, path: &str, sent: &Value, first: Value) -> Result<Value, HubSpotError> {
+        let mut first = first;
+        let mut results: Vec<Value> = match first.get_mut("results").map(Value::take) {
+            Some(Value::Array(records)) => records,
+            _ => Vec::new(),
+        };
+        let mut next = first
+            .pointer("/paging/next/after")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut body = sent.clone();
+        while let Some(after) = next.take() {
+            let within = after
+                .parse::<usize>()
+                .is_ok_and(|a| a + SEARCH_PAGE <= SEARCH_CAP);
+            let Some(b) = body.as_object_mut().filter(|_| within) else {
+                break;
+            };
+            b.insert("after".into(), Value::from(after));
+            let page = self
+                .request(Method::POST, path, &[], Some(&body), Idempotent::Yes)
+                .await?;
+            results.extend(
+                page.body
+                    .get("results")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
+            next = page
+                .body
+                .pointer("/paging/next/after")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+        Ok(json!({ "results": results }))
+    }
+
     /// One search call (`body` as HubSpot's `PublicObjectSearchRequest`).
     pub async fn search(&self, object: &str, body: &Value) -> Result<SearchPage, HubSpotError> {
         let answer = self

@@ -53,15 +53,15 @@ struct Group {
 }
 
 impl Group {
-    /// How many of `ids` the group does not carry yet.
-    fn new_of(&self, ids: &[String]) -> usize {
-        let mut seen: Vec<&String> = Vec::new();
+    /// The group's ids with `ids` added (each once).
+    fn with(&self, ids: &[String]) -> Vec<String> {
+        let mut all = self.ids.clone();
         for id in ids {
-            if !self.ids.contains(id) && !seen.contains(&id) {
-                seen.push(id);
+            if !all.contains(id) {
+                all.push(id.clone());
             }
         }
-        seen.len()
+        all
     }
 
     /// Adds the ids and fields it does not carry yet, each once.
@@ -128,19 +128,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Together {
-    /// Joins the open group of `kind` when it has room for `ids` (at most `cap` ids
-    /// in one call), else opens a group and leads it. The call asks for `fields` too.
+    /// Joins the open group of `kind` when one call can carry its ids and `ids`
+    /// (`fits`: at most so many ids, or a search's filter groups), else opens a group
+    /// and leads it. The call asks for `fields` too.
     pub(super) fn join(
         &self,
         kind: &str,
         ids: &[String],
         fields: &[String],
-        cap: usize,
+        fits: &(dyn Fn(&[String]) -> bool + Sync),
     ) -> Joined<'_> {
         let mut open = lock(&self.open);
         if let Some(group) = open.get(kind) {
             let mut g = lock(group);
-            if !g.sealed && g.ids.len() + g.new_of(ids) <= cap {
+            if !g.sealed && fits(&g.with(ids)) {
                 g.add(ids, fields);
                 return member(&mut g);
             }
@@ -248,6 +249,10 @@ impl Drop for Lead<'_> {
 mod tests {
     use super::*;
 
+    fn cap(n: usize) -> impl Fn(&[String]) -> bool + Sync {
+        move |all| all.len() <= n
+    }
+
     fn ids(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -255,18 +260,27 @@ mod tests {
     #[test]
     fn reads_of_one_kind_join_while_there_is_room() {
         let t = Together::default();
-        let first = t.join("k", &ids(&["1", "2"]), &[], 4);
+        let first = t.join("k", &ids(&["1", "2"]), &[], &cap(4));
         assert!(matches!(first, Joined::Leader(_)), "the first read leads");
         assert!(
-            matches!(t.join("k", &ids(&["2", "3"]), &[], 4), Joined::Member(_)),
+            matches!(
+                t.join("k", &ids(&["2", "3"]), &[], &cap(4)),
+                Joined::Member(_)
+            ),
             "a read of the same kind joins (2 is in already: room for 1 more)"
         );
         assert!(
-            matches!(t.join("other", &ids(&["1"]), &[], 4), Joined::Leader(_)),
+            matches!(
+                t.join("other", &ids(&["1"]), &[], &cap(4)),
+                Joined::Leader(_)
+            ),
             "another kind has its own group"
         );
         assert!(
-            matches!(t.join("k", &ids(&["4", "5"]), &[], 4), Joined::Leader(_)),
+            matches!(
+                t.join("k", &ids(&["4", "5"]), &[], &cap(4)),
+                Joined::Leader(_)
+            ),
             "a read that does not fit opens a group of its own"
         );
         drop(first);
@@ -275,17 +289,18 @@ mod tests {
     #[tokio::test]
     async fn the_sealed_call_carries_every_members_ids_once_and_answers_them() {
         let t = Together::default();
-        let Joined::Leader(lead) = t.join("k", &ids(&["1", "2"]), &ids(&["a"]), 10) else {
+        let Joined::Leader(lead) = t.join("k", &ids(&["1", "2"]), &ids(&["a"]), &cap(10)) else {
             panic!("the first read leads");
         };
-        let Joined::Member(a) = t.join("k", &ids(&["2", "3", "3"]), &ids(&["b", "a"]), 10) else {
+        let Joined::Member(a) = t.join("k", &ids(&["2", "3", "3"]), &ids(&["b", "a"]), &cap(10))
+        else {
             panic!("joins");
         };
         let (sealed, fields) = lead.seal();
         assert_eq!(sealed, ids(&["1", "2", "3"]));
         assert_eq!(fields, ids(&["a", "b"]), "every member's fields, once");
         assert!(
-            matches!(t.join("k", &ids(&["4"]), &[], 10), Joined::Leader(_)),
+            matches!(t.join("k", &ids(&["4"]), &[], &cap(10)), Joined::Leader(_)),
             "a sealed group takes no one"
         );
         lead.answer(&Ok(Arc::new(Answer {
@@ -328,16 +343,16 @@ mod tests {
     #[tokio::test]
     async fn members_of_a_leader_given_up_are_let_go() {
         let t = Together::default();
-        let Joined::Leader(lead) = t.join("k", &ids(&["1"]), &[], 10) else {
+        let Joined::Leader(lead) = t.join("k", &ids(&["1"]), &[], &cap(10)) else {
             panic!("the first read leads");
         };
-        let Joined::Member(a) = t.join("k", &ids(&["2"]), &[], 10) else {
+        let Joined::Member(a) = t.join("k", &ids(&["2"]), &[], &cap(10)) else {
             panic!("joins");
         };
         drop(lead);
         assert!(a.await.is_err(), "the member hears its leader is gone");
         assert!(
-            matches!(t.join("k", &ids(&["3"]), &[], 10), Joined::Leader(_)),
+            matches!(t.join("k", &ids(&["3"]), &[], &cap(10)), Joined::Leader(_)),
             "and the next read leads"
         );
     }
