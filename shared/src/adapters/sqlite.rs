@@ -578,38 +578,73 @@ impl ClaimStore for SqliteStore {
         ttl_ms: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let (key, owner) = (key.to_owned(), owner.to_owned());
+        let taken = self
+            .claim_all(&[key.to_owned()], owner, ttl_ms, now)
+            .await?;
+        Ok(taken.first().copied().unwrap_or(false))
+    }
+
+    async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
+        self.release_all(&[key.to_owned()], owner, now).await
+    }
+
+    /// One transaction for all of them (a commit per key was a webhook delivery's
+    /// store time, and the store's lock is shared by every worker).
+    async fn claim_all(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl_ms: i64,
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        let (keys, owner) = (keys.to_vec(), owner.to_owned());
         self.with(move |c| {
-            let changed = c
-                .run(
-                    "INSERT INTO claims (key, owner, expires) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
-                     WHERE claims.expires <= ?4 OR claims.owner = excluded.owner",
-                    params![key, owner, now + ttl_ms, now],
-                )
-                .map_err(unavailable)?;
-            Ok(changed > 0)
+            let tx = writing(c)?;
+            let mut taken = Vec::with_capacity(keys.len());
+            {
+                let mut claim = tx
+                    .prepare_cached(
+                        "INSERT INTO claims (key, owner, expires) VALUES (?1, ?2, ?3)
+                         ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires = excluded.expires
+                         WHERE claims.expires <= ?4 OR claims.owner = excluded.owner",
+                    )
+                    .map_err(unavailable)?;
+                for key in &keys {
+                    let changed = claim
+                        .execute(params![key, owner, now + ttl_ms, now])
+                        .map_err(unavailable)?;
+                    taken.push(changed > 0);
+                }
+            }
+            tx.commit().map_err(unavailable)?;
+            Ok(taken)
         })
         .await
     }
 
-    async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
-        let (key, owner) = (key.to_owned(), owner.to_owned());
+    async fn release_all(&self, keys: &[String], owner: &str, now: i64) -> Result<(), StoreError> {
+        let (keys, owner) = (keys.to_vec(), owner.to_owned());
         self.with(move |c| {
-            // Kept until just after now: a claim made under the same or an earlier time
-            // is still refused (a batch that began in the release's millisecond may
-            // have read before the holder wrote).
-            c.run(
-                "UPDATE claims SET expires = ?3 WHERE key = ?1 AND owner = ?2",
-                params![key, owner, now + 1],
-            )
-            .map_err(unavailable)?;
-            c.run(
+            let tx = writing(c)?;
+            {
+                // Kept until just after now: a claim made under the same or an earlier
+                // time is still refused (a batch that began in the release's millisecond
+                // may have read before the holder wrote).
+                let mut release = tx
+                    .prepare_cached("UPDATE claims SET expires = ?3 WHERE key = ?1 AND owner = ?2")
+                    .map_err(unavailable)?;
+                for key in &keys {
+                    release
+                        .execute(params![key, owner, now + 1])
+                        .map_err(unavailable)?;
+                }
+            }
+            tx.execute(
                 "DELETE FROM claims WHERE expires < ?1",
                 params![now - RELEASED_KEPT_MS],
             )
-            .map_err(unavailable)
-            .map(|_| ())
+            .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
         })
         .await
     }

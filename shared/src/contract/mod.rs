@@ -307,6 +307,38 @@ pub async fn claims(store: &dyn ClaimStore) {
             .unwrap()
     );
 
+    // Many keys at once (a webhook delivery's events), in order: a key held by
+    // another refused, the holder's own retaken, a key named twice taken by its owner.
+    let keys: Vec<String> = ["event:2", "event:1", "event:3", "event:2"]
+        .map(String::from)
+        .to_vec();
+    assert_eq!(
+        store
+            .claim_all(&keys, "intake-3", 60_000, 20)
+            .await
+            .unwrap(),
+        vec![true, false, true, true]
+    );
+    assert_eq!(
+        store
+            .claim_all(&keys[2..], "intake-2", 60_000, 20)
+            .await
+            .unwrap(),
+        vec![false, false]
+    );
+    store
+        .release_all(&keys, "intake-3", crate::ports::RELEASED_FOR_ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_all(&keys[..3], "intake-2", 60_000, 30)
+            .await
+            .unwrap(),
+        vec![true, true, true],
+        "released for all, and event:1 is intake-2's own"
+    );
+
     assert!(
         store
             .first_sight("hubspot:33:25:3816279340:1246965:1462216307945", 60_000, 0)

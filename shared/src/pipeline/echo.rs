@@ -56,13 +56,9 @@ impl EchoCheck {
 }
 
 impl Pipeline {
-    /// Whether what `item`'s source saw of its record (`item.seen`) is what the
-    /// record's link last synced: our own write come back, with nothing to sync.
-    pub(crate) async fn is_echo(&self, item: &WorkItem) -> bool {
-        self.check_echo(item).await.echo
-    }
-
-    /// [`Pipeline::is_echo`] for references of any pairs (a feed's page), each pair's
+    /// Whether what each reference's source saw of its record (`item.seen`) is what
+    /// the record's link last synced: our own write come back, with nothing to sync.
+    /// For references of any pairs (a feed's page, a webhook delivery), each pair's
     /// links looked up together; in order.
     pub(crate) async fn are_echoes(&self, items: &[WorkItem]) -> Vec<bool> {
         let mut echoes = vec![false; items.len()];
@@ -85,20 +81,8 @@ impl Pipeline {
         echoes
     }
 
-    /// [`Pipeline::is_echo`], with the link it looked up.
-    pub(crate) async fn check_echo(&self, item: &WorkItem) -> EchoCheck {
-        let Some(run) = self.pair_of(item) else {
-            return EchoCheck::NOT_LOOKED;
-        };
-        self.check_echoes(run, std::slice::from_ref(item))
-            .await
-            .into_iter()
-            .next()
-            .unwrap_or(EchoCheck::NOT_LOOKED)
-    }
-
-    /// [`Pipeline::check_echo`] for references of one pair (a worker's batch), their
-    /// links looked up together (a call per side and object, not one per reference).
+    /// [`Pipeline::are_echoes`] for references of one pair (a worker's batch), with
+    /// the links it looked up: a call per side and object, not one per reference.
     pub(crate) async fn check_echoes(&self, run: &PairRun, items: &[WorkItem]) -> Vec<EchoCheck> {
         let items: Vec<&WorkItem> = items.iter().collect();
         self.check_echoes_of(run, &items).await

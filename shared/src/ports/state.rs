@@ -143,6 +143,34 @@ pub trait ClaimStore: Send + Sync {
     /// one worker, missed by another's earlier read, was otherwise created twice).
     /// [`RELEASED_FOR_ALL`] frees the key for every later claim.
     async fn release(&self, key: &str, owner: &str, now: Millis) -> Result<(), StoreError>;
+    /// [`ClaimStore::claim`] of many keys for one owner (a webhook delivery's events),
+    /// in order. By default one at a time; a store that can takes them in one round
+    /// trip.
+    async fn claim_all(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl_ms: i64,
+        now: Millis,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut taken = Vec::with_capacity(keys.len());
+        for key in keys {
+            taken.push(self.claim(key, owner, ttl_ms, now).await?);
+        }
+        Ok(taken)
+    }
+    /// [`ClaimStore::release`] of many keys of one owner (a batch's records).
+    async fn release_all(
+        &self,
+        keys: &[String],
+        owner: &str,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        for key in keys {
+            self.release(key, owner, now).await?;
+        }
+        Ok(())
+    }
     /// Records an event key; `true` the first time it is seen within `ttl_ms`.
     async fn first_sight(
         &self,

@@ -170,26 +170,35 @@ impl Intake {
             std::process::id(),
             REQUESTS.fetch_add(1, Ordering::Relaxed)
         );
+        let (keys, items): (Vec<String>, Vec<WorkItem>) = keyed
+            .into_iter()
+            .map(|(key, item)| (format!("event:{key}"), item))
+            .unzip();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        // A delivery's keys in one call (it holds up to 100 events). One that failed
+        // part way may have taken some: this request's owner lets them all go, so that
+        // the sender's retry is not taken for a duplicate.
+        let claimed = match self
+            .pipeline
+            .claims
+            .claim_all(&keys, &owner, EVENT_TTL_MS, now)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                self.release(&keys, &owner).await;
+                return Err(e.to_string());
+            }
+        };
         let mut fresh = Vec::new();
         let mut taken = Vec::new();
-        for (key, item) in keyed {
-            let key = format!("event:{key}");
-            match self
-                .pipeline
-                .claims
-                .claim(&key, &owner, EVENT_TTL_MS, now)
-                .await
-            {
-                Ok(true) => {
-                    taken.push(key);
-                    if !fresh.contains(&item) {
-                        fresh.push(item);
-                    }
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    self.release(&taken, &owner).await;
-                    return Err(e.to_string());
+        for ((key, item), claimed) in keys.into_iter().zip(items).zip(claimed) {
+            if claimed {
+                taken.push(key);
+                if !fresh.contains(&item) {
+                    fresh.push(item);
                 }
             }
         }
@@ -204,13 +213,11 @@ impl Intake {
     }
 
     async fn release(&self, keys: &[String], owner: &str) {
-        for key in keys {
-            let _ = self
-                .pipeline
-                .claims
-                .release(key, owner, RELEASED_FOR_ALL)
-                .await;
-        }
+        let _ = self
+            .pipeline
+            .claims
+            .release_all(keys, owner, RELEASED_FOR_ALL)
+            .await;
     }
 
     async fn hubspot_webhook(&self, request: &IntakeRequest) -> IntakeResponse {
@@ -247,6 +254,8 @@ impl Intake {
         };
         let mut keyed = Vec::new();
         let mut seen = Vec::new();
+        let mut items = Vec::with_capacity(events.len());
+        let mut ids = Vec::with_capacity(events.len());
         for mut e in events {
             e.item.object = self.pipeline.hubspot_object_name(&e.item.object);
             // A property's change may be synced from the link and the webhook alone,
@@ -257,10 +266,16 @@ impl Intake {
             if let (Some(at), false) = (e.at, property) {
                 seen.push((format!("hubspot:{}", e.item.object), e.item.id.clone(), at));
             }
-            // A linked record's creation, or a property set to the value last synced
-            // (most often our own write, come back): nothing to queue.
-            if !self.pipeline.is_echo(&e.item).await {
-                keyed.push((format!("hubspot:{}", e.event_id), e.item));
+            ids.push(format!("hubspot:{}", e.event_id));
+            items.push(e.item);
+        }
+        // A linked record's creation, or a property set to the value last synced
+        // (most often our own write, come back): nothing to queue. The delivery's
+        // links are looked up together (a delivery holds up to 100 events).
+        let echoes = self.pipeline.are_echoes(&items).await;
+        for ((id, item), echo) in ids.into_iter().zip(items).zip(echoes) {
+            if !echo {
+                keyed.push((id, item));
             }
         }
         match self.enqueue_new(keyed).await {
@@ -295,6 +310,8 @@ impl Intake {
         };
         let mut keyed = Vec::with_capacity(message.notifications.len());
         let mut seen = Vec::new();
+        let mut items = Vec::with_capacity(message.notifications.len());
+        let mut ids = Vec::with_capacity(message.notifications.len());
         for n in message.notifications {
             let stamp = n.fields.get("SystemModstamp");
             if let Some(at) = stamp.and_then(|t| crate::domain::value::parse_datetime_millis(t)) {
@@ -304,8 +321,6 @@ impl Intake {
                     at,
                 ));
             }
-            // The fields as the message gave them: our own write come back is not
-            // queued, here or (its link stored by then) at the worker.
             let modified_at = n
                 .fields
                 .get("LastModifiedDate")
@@ -324,8 +339,16 @@ impl Intake {
                 listed_at: None,
                 associations: Default::default(),
             });
-            if !self.pipeline.is_echo(&item).await {
-                keyed.push((format!("salesforce:{}:{}", n.id, item.id), item));
+            ids.push(format!("salesforce:{}:{}", n.id, item.id));
+            items.push(item);
+        }
+        // The fields as the message gave them: our own write come back is not queued,
+        // here or (its link stored by then) at the worker. The message's links are
+        // looked up together (a message holds up to 100 notifications).
+        let echoes = self.pipeline.are_echoes(&items).await;
+        for ((id, item), echo) in ids.into_iter().zip(items).zip(echoes) {
+            if !echo {
+                keyed.push((id, item));
             }
         }
         match self.enqueue_new(keyed).await {
