@@ -441,6 +441,23 @@ impl Pipeline {
         let mut set_field: Vec<(String, Map<String, Value>)> = Vec::new();
         // (record, the field's value, its target's HubSpot id) now in step.
         let mut record: Vec<(usize, &str, String)> = Vec::new();
+        // The targets' links in one call (a batch's contacts name hundreds of accounts).
+        let mut targets: Vec<String> = which
+            .iter()
+            .filter_map(|&n| text(&synced[n].row, &lookup.field).map(str::to_owned))
+            .collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let target_links: HashMap<String, Option<Link>> = if targets.is_empty() {
+            HashMap::new()
+        } else {
+            let links = self
+                .links
+                .by_salesforce_ids(&lookup.target_sobject, &targets)
+                .await
+                .map_err(|e| e.to_string())?;
+            targets.into_iter().zip(links).collect()
+        };
         for &n in which {
             let s = &synced[n];
             let associated: &[String] = current
@@ -450,12 +467,7 @@ impl Pipeline {
                 .unwrap_or_default();
             match text(&s.row, &lookup.field) {
                 Some(target) => {
-                    let link = self
-                        .links
-                        .by_salesforce(&lookup.target_sobject, target)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    match link {
+                    match target_links.get(target).cloned().flatten() {
                         Some(l) if in_step(n) == Some(l.hubspot_id.as_str()) => {}
                         Some(l) => {
                             if !associated.contains(&l.hubspot_id) {

@@ -28,19 +28,42 @@ impl Pipeline {
     ) -> Result<(), String> {
         let spec = &run.spec;
         let rank = |r: &Record| run.hooks.rank(r);
-        for w in works.iter_mut() {
-            w.link = match (&w.hubspot, &w.salesforce) {
-                (Some(h), _) => match prefetch.link(Side::HubSpot, &h.id) {
-                    Some(known) => Ok(known),
-                    None => self.links.by_hubspot(&spec.name, &h.id).await,
-                },
-                (None, Some(s)) => match prefetch.link(Side::Salesforce, &s.id()) {
-                    Some(known) => Ok(known),
-                    None => self.links.by_salesforce(&s.object, &s.id()).await,
-                },
-                _ => Ok(None),
+        // The links the read did not bring: one call per side and object.
+        let mut unknown: HashMap<(Side, &str), Vec<String>> = HashMap::new();
+        for w in works.iter() {
+            match (&w.hubspot, &w.salesforce) {
+                (Some(h), _) if prefetch.link(Side::HubSpot, &h.id).is_none() => unknown
+                    .entry((Side::HubSpot, spec.name.as_str()))
+                    .or_default()
+                    .push(h.id.clone()),
+                (None, Some(s)) if prefetch.link(Side::Salesforce, &s.id()).is_none() => unknown
+                    .entry((Side::Salesforce, s.object.as_str()))
+                    .or_default()
+                    .push(s.id()),
+                _ => {}
+            }
+        }
+        let mut looked_up: HashMap<(Side, String), Option<Link>> = HashMap::new();
+        for ((side, object), ids) in unknown {
+            let links = match side {
+                Side::HubSpot => self.links.by_hubspot_ids(object, &ids).await,
+                Side::Salesforce => self.links.by_salesforce_ids(object, &ids).await,
             }
             .map_err(|e| e.to_string())?;
+            looked_up.extend(ids.into_iter().map(|id| (side, id)).zip(links));
+        }
+        for w in works.iter_mut() {
+            w.link = match (&w.hubspot, &w.salesforce) {
+                (Some(h), _) => prefetch
+                    .link(Side::HubSpot, &h.id)
+                    .or_else(|| looked_up.get(&(Side::HubSpot, h.id.clone())).cloned())
+                    .flatten(),
+                (None, Some(s)) => prefetch
+                    .link(Side::Salesforce, &s.id())
+                    .or_else(|| looked_up.get(&(Side::Salesforce, s.id())).cloned())
+                    .flatten(),
+                _ => None,
+            };
         }
         self.follow_conversions(run, works).await?;
         self.take_over_merged_links(run, works).await?;
