@@ -466,18 +466,16 @@ impl Pipeline {
                 .map(|(_, c)| c.as_slice())
                 .unwrap_or_default();
             match text(&s.row, &lookup.field) {
-                Some(target) => {
-                    match target_links.get(target).cloned().flatten() {
-                        Some(l) if in_step(n) == Some(l.hubspot_id.as_str()) => {}
-                        Some(l) => {
-                            if !associated.contains(&l.hubspot_id) {
-                                associate.push((s.hubspot_id.clone(), l.hubspot_id.clone()));
-                            }
-                            record.push((n, target, l.hubspot_id));
+                Some(target) => match target_links.get(target).cloned().flatten() {
+                    Some(l) if in_step(n) == Some(l.hubspot_id.as_str()) => {}
+                    Some(l) => {
+                        if !associated.contains(&l.hubspot_id) {
+                            associate.push((s.hubspot_id.clone(), l.hubspot_id.clone()));
                         }
-                        None => missing.push(n, Side::Salesforce, &lookup.target_sobject, target),
+                        record.push((n, target, l.hubspot_id));
                     }
-                }
+                    None => missing.push(n, Side::Salesforce, &lookup.target_sobject, target),
+                },
                 None => {
                     let found = self.associated_target(lookup, associated).await?;
                     match (found, associated.first()) {

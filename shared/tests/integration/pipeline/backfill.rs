@@ -18,6 +18,7 @@ use serde_json::json;
 use super::world;
 use super::world::{Setup, World};
 use crmsync_shared::domain::config::DEFAULT_TOML;
+use crmsync_shared::pipeline::worker;
 
 /// A queue that fails one send (a crash or an SQS outage mid-backfill): its
 /// `fail_at`-th, or with `fail_listing_of` set the first that holds that CRM's listed
@@ -853,5 +854,51 @@ async fn salesforce_only_companies_are_looked_for_250_domains_a_search() {
         spent("HubSpot POST /crm/v3/objects/companies/search"),
         2,
         "{calls:#?}"
+    );
+}
+
+/// A worker's batch looks its records' links up together (here with the echo check),
+/// and the links of what their lookups point at (a contact's Account) together: the
+/// embedded store's one connection is shared by every worker, and a round trip per
+/// record held it for much of an initial sync.
+#[tokio::test]
+async fn a_batch_looks_its_links_and_its_lookups_targets_up_together() {
+    let w = World::start(Setup {
+        push: false,
+        ..Setup::default()
+    })
+    .await;
+    let account = w
+        .sf_create(
+            "Account",
+            json!({"Name": "Acme Together", "Website": "https://together.example"}),
+        )
+        .await;
+    w.sync().await;
+    for n in 0..10 {
+        w.sf_create(
+            "Contact",
+            json!({"LastName": format!("Together{n}"), "Email": format!("p{n}@together.example"), "AccountId": account}),
+        )
+        .await;
+    }
+    w.advance(1_000);
+    w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
+    let links = Arc::new(world::Counted::new(w.runner.pipeline.links.clone()));
+    let mut pipeline = w.runner.pipeline.clone();
+    pipeline.links = links.clone();
+    let round = worker::run_once(&pipeline, w.runner.store.as_ref(), 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(round.received, 10, "the ten contacts, in one batch");
+    w.settle().await;
+    assert_eq!(w.hs_contacts().await.len(), 10, "each made in HubSpot");
+    // Recording the Account on each contact's link still reads and writes that link
+    // (`by_hubspot`, `update`): per record, at once.
+    let calls = links.by_method();
+    assert_eq!(
+        calls.get("by_salesforce"),
+        None,
+        "ten contacts' links and their Account's, not one lookup each: {calls:?}"
     );
 }

@@ -6,10 +6,10 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::world::{API_KEY, HS_SECRET, ORG, OUTBOUND_TOKEN, Setup, World};
+use super::world::{API_KEY, Counted, HS_SECRET, ORG, OUTBOUND_TOKEN, Setup, World};
 use crmsync_shared::adapters::http::Secret;
 use crmsync_shared::pipeline::intake::{Intake, IntakeRequest, IntakeSettings};
-use crmsync_shared::ports::{ClaimStore, Cursor, CursorStore, Link, LinkStore, StoreError};
+use crmsync_shared::ports::{Cursor, CursorStore};
 
 fn sign(secret: &str, uri: &str, body: &str, ts: &str) -> String {
     let mut mac =
@@ -493,103 +493,6 @@ async fn a_webhook_the_link_already_holds_is_not_queued() {
         1,
         "a new value (the record is queued once)"
     );
-}
-
-/// Every call the intake makes to the link and claim stores, counted.
-struct Counted<T> {
-    inner: T,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-impl<T> Counted<T> {
-    fn new(inner: T) -> Self {
-        Counted {
-            inner,
-            calls: std::sync::atomic::AtomicUsize::new(0),
-        }
-    }
-
-    fn count(&self) -> &T {
-        self.calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        &self.inner
-    }
-
-    fn calls(&self) -> usize {
-        self.calls.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-type Links = std::sync::Arc<dyn LinkStore>;
-type Claims = std::sync::Arc<dyn ClaimStore>;
-
-#[async_trait::async_trait]
-impl LinkStore for Counted<Links> {
-    async fn by_hubspot(&self, pair: &str, id: &str) -> Result<Option<Link>, StoreError> {
-        self.count().by_hubspot(pair, id).await
-    }
-    async fn by_salesforce(&self, object: &str, id: &str) -> Result<Option<Link>, StoreError> {
-        self.count().by_salesforce(object, id).await
-    }
-    async fn by_hubspot_ids(
-        &self,
-        pair: &str,
-        ids: &[String],
-    ) -> Result<Vec<Option<Link>>, StoreError> {
-        self.count().by_hubspot_ids(pair, ids).await
-    }
-    async fn by_salesforce_ids(
-        &self,
-        object: &str,
-        ids: &[String],
-    ) -> Result<Vec<Option<Link>>, StoreError> {
-        self.count().by_salesforce_ids(object, ids).await
-    }
-    async fn create(&self, link: &Link) -> Result<Link, StoreError> {
-        self.count().create(link).await
-    }
-    async fn update(&self, link: &Link) -> Result<Link, StoreError> {
-        self.count().update(link).await
-    }
-    async fn relink(&self, link: &Link, h: &str, o: &str, s: &str) -> Result<Link, StoreError> {
-        self.count().relink(link, h, o, s).await
-    }
-    async fn remove(&self, link: &Link) -> Result<(), StoreError> {
-        self.count().remove(link).await
-    }
-}
-
-#[async_trait::async_trait]
-impl ClaimStore for Counted<Claims> {
-    async fn claim(&self, key: &str, owner: &str, ttl: i64, now: i64) -> Result<bool, StoreError> {
-        self.count().claim(key, owner, ttl, now).await
-    }
-    async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
-        self.count().release(key, owner, now).await
-    }
-    async fn first_sight(&self, key: &str, ttl: i64, now: i64) -> Result<bool, StoreError> {
-        self.count().first_sight(key, ttl, now).await
-    }
-    async fn first_sights(
-        &self,
-        keys: &[String],
-        ttl: i64,
-        now: i64,
-    ) -> Result<Vec<bool>, StoreError> {
-        self.count().first_sights(keys, ttl, now).await
-    }
-    async fn claim_all(
-        &self,
-        keys: &[String],
-        owner: &str,
-        ttl: i64,
-        now: i64,
-    ) -> Result<Vec<bool>, StoreError> {
-        self.count().claim_all(keys, owner, ttl, now).await
-    }
-    async fn release_all(&self, keys: &[String], owner: &str, now: i64) -> Result<(), StoreError> {
-        self.count().release_all(keys, owner, now).await
-    }
 }
 
 /// A webhook delivery holds up to 100 events, and during a backfill most are our own

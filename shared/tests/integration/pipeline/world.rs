@@ -18,7 +18,9 @@ use crmsync_shared::local::{LocalRunner, RunOptions};
 use crmsync_shared::pipeline::intake::IntakeSettings;
 use crmsync_shared::pipeline::sabotage::Sabotage;
 use crmsync_shared::pipeline::{Pipeline, worker};
-use crmsync_shared::ports::{Outcome, RecordRef, RecordStatus, SyncEvent, WorkQueue};
+use crmsync_shared::ports::{
+    ClaimStore, Link, LinkStore, Outcome, RecordRef, RecordStatus, StoreError, SyncEvent, WorkQueue,
+};
 use serde_json::{Value, json};
 
 use crate::harness::{T0, pause};
@@ -788,5 +790,119 @@ fn record_ref(side: &str, object: &str, id: &str) -> RecordRef {
         side: side.into(),
         object: object.into(),
         id: id.into(),
+    }
+}
+
+/// A link or claim store whose every call is counted, by method.
+pub struct Counted<T> {
+    inner: T,
+    calls: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
+}
+
+impl<T> Counted<T> {
+    pub fn new(inner: T) -> Self {
+        Counted {
+            inner,
+            calls: std::sync::Mutex::new(Default::default()),
+        }
+    }
+
+    fn count(&self, method: &'static str) -> &T {
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(method)
+            .or_default() += 1;
+        &self.inner
+    }
+
+    /// Every call.
+    pub fn calls(&self) -> usize {
+        self.by_method().values().sum()
+    }
+
+    pub fn by_method(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.calls.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+type Links = std::sync::Arc<dyn LinkStore>;
+type Claims = std::sync::Arc<dyn ClaimStore>;
+
+#[async_trait::async_trait]
+impl LinkStore for Counted<Links> {
+    async fn by_hubspot(&self, pair: &str, id: &str) -> Result<Option<Link>, StoreError> {
+        self.count("by_hubspot").by_hubspot(pair, id).await
+    }
+    async fn by_salesforce(&self, object: &str, id: &str) -> Result<Option<Link>, StoreError> {
+        self.count("by_salesforce").by_salesforce(object, id).await
+    }
+    async fn by_hubspot_ids(
+        &self,
+        pair: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        self.count("by_hubspot_ids").by_hubspot_ids(pair, ids).await
+    }
+    async fn by_salesforce_ids(
+        &self,
+        object: &str,
+        ids: &[String],
+    ) -> Result<Vec<Option<Link>>, StoreError> {
+        self.count("by_salesforce_ids")
+            .by_salesforce_ids(object, ids)
+            .await
+    }
+    async fn create(&self, link: &Link) -> Result<Link, StoreError> {
+        self.count("create").create(link).await
+    }
+    async fn update(&self, link: &Link) -> Result<Link, StoreError> {
+        self.count("update").update(link).await
+    }
+    async fn relink(&self, link: &Link, h: &str, o: &str, s: &str) -> Result<Link, StoreError> {
+        self.count("relink").relink(link, h, o, s).await
+    }
+    async fn remove(&self, link: &Link) -> Result<(), StoreError> {
+        self.count("remove").remove(link).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ClaimStore for Counted<Claims> {
+    async fn claim(&self, key: &str, owner: &str, ttl: i64, now: i64) -> Result<bool, StoreError> {
+        self.count("claim").claim(key, owner, ttl, now).await
+    }
+    async fn release(&self, key: &str, owner: &str, now: i64) -> Result<(), StoreError> {
+        self.count("release").release(key, owner, now).await
+    }
+    async fn first_sight(&self, key: &str, ttl: i64, now: i64) -> Result<bool, StoreError> {
+        self.count("first_sight").first_sight(key, ttl, now).await
+    }
+    async fn first_sights(
+        &self,
+        keys: &[String],
+        ttl: i64,
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.count("first_sights")
+            .first_sights(keys, ttl, now)
+            .await
+    }
+    async fn claim_all(
+        &self,
+        keys: &[String],
+        owner: &str,
+        ttl: i64,
+        now: i64,
+    ) -> Result<Vec<bool>, StoreError> {
+        self.count("claim_all")
+            .claim_all(keys, owner, ttl, now)
+            .await
+    }
+    async fn release_all(&self, keys: &[String], owner: &str, now: i64) -> Result<(), StoreError> {
+        self.count("release_all")
+            .release_all(keys, owner, now)
+            .await
     }
 }
