@@ -196,7 +196,8 @@ fn outcome_of(body: &Value, key_field: &str) -> Result<BatchOutcome, HubSpotErro
     })
 }
 
-fn records_of(body: &Value) -> Result<Vec<HsRecord>, HubSpotError> {
+/// The records of an answer's `results`.
+pub(super) fn records_of(body: &Value) -> Result<Vec<HsRecord>, HubSpotError> {
     body.get("results")
         .and_then(Value::as_array)
         .into_iter()

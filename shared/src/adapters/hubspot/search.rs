@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::objects::{HsRecord, parse_ms};
+use super::objects::{HsRecord, parse_ms, records_of};
 use super::{HubSpotClient, HubSpotError, Idempotent};
 use crate::ports::crm::Modified;
 
@@ -174,14 +174,7 @@ impl HubSpotClient {
             .await?;
         let all = &answer.fields;
         let mut records = Vec::new();
-        for r in answer
-            .body
-            .get("results")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let mut r = HsRecord::from_json(r)?;
+        for mut r in records_of(&answer.body)? {
             let mine = terms.iter().filter_map(|t| split_term(t)).any(|(p, v)| {
                 r.properties
                     .get(p)
