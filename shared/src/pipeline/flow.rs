@@ -436,23 +436,41 @@ impl Pipeline {
             .into_iter()
             .filter(|m| properties.iter().any(|p| p == m))
             .collect();
+        // The links neither the prefetch nor the echo check has: one call per side and
+        // object, not one per reference.
+        let mut unknown: std::collections::HashMap<(Side, &str), Vec<String>> =
+            std::collections::HashMap::new();
+        for i in items {
+            let key = (i.side, i.id.clone());
+            if prefetch.link(i.side, &i.id).is_none() && !known.links.contains_key(&key) {
+                let object = match i.side {
+                    Side::HubSpot => run.spec.name.as_str(),
+                    Side::Salesforce => i.object.as_str(),
+                };
+                unknown.entry((i.side, object)).or_default().push(key.1);
+            }
+        }
+        let mut looked_up: std::collections::HashMap<(Side, String), Option<Link>> =
+            std::collections::HashMap::new();
+        for ((side, object), ids) in unknown {
+            let links = match side {
+                Side::HubSpot => self.links.by_hubspot_ids(object, &ids).await,
+                Side::Salesforce => self.links.by_salesforce_ids(object, &ids).await,
+            }
+            .map_err(|e| e.to_string())?;
+            looked_up.extend(ids.into_iter().map(|id| (side, id)).zip(links));
+        }
         for i in items {
             if prefetch.link(i.side, &i.id).is_some() {
                 continue;
             }
-            let link = match (known.links.get(&(i.side, i.id.clone())), i.side) {
-                (Some(link), _) => link.clone(),
-                (None, Side::HubSpot) => self
-                    .links
-                    .by_hubspot(&run.spec.name, &i.id)
-                    .await
-                    .map_err(|e| e.to_string())?,
-                (None, Side::Salesforce) => self
-                    .links
-                    .by_salesforce(&i.object, &i.id)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            };
+            let key = (i.side, i.id.clone());
+            let link = known
+                .links
+                .get(&key)
+                .or_else(|| looked_up.get(&key))
+                .cloned()
+                .flatten();
             match (i.side, carried(i, link.as_ref())) {
                 (Side::HubSpot, Some(values)) => carried_hs.push(HsRecord {
                     id: i.id.clone(),

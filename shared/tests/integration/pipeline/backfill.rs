@@ -13,7 +13,7 @@ use crmsync_shared::pipeline::poll::{
     BACKLOG, HUBSPOT_SETTLE_MS, SALESFORCE_OVERLAP_MS, SALESFORCE_SETTLE_MS, SWEEP_INTERVAL_MS,
 };
 use crmsync_shared::ports::{Delivery, Outcome, QueueDepth, StoreError, WorkItem, WorkQueue};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::world;
 use super::world::{Setup, World};
@@ -900,5 +900,36 @@ async fn a_batch_looks_its_links_and_its_lookups_targets_up_together() {
         calls.get("by_salesforce"),
         None,
         "ten contacts' links and their Account's, not one lookup each: {calls:?}"
+    );
+
+    // Asked for by hand (`POST /sync`), the references say nothing of what their
+    // source saw: no echo check brings their links, matching looks them up, together.
+    let contacts = w.sf_records("Contact").await;
+    let records: Vec<Value> = contacts
+        .iter()
+        .filter_map(|c| c["Id"].as_str())
+        .map(|id| json!({"side": "salesforce", "object": "Contact", "id": id}))
+        .collect();
+    assert_eq!(records.len(), 10);
+    let r = w
+        .http
+        .post(format!("{}/sync", w.runner.url()))
+        .bearer_auth(world::API_KEY)
+        .json(&json!({ "records": records }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(r.status().as_u16(), 202);
+    let links = Arc::new(world::Counted::new(w.runner.pipeline.links.clone()));
+    pipeline.links = links.clone();
+    let round = worker::run_once(&pipeline, w.runner.store.as_ref(), 100)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(round.received, 10, "the ten contacts again, in one batch");
+    let calls = links.by_method();
+    assert_eq!(
+        calls.get("by_salesforce"),
+        None,
+        "ten linked contacts' links, not one lookup each: {calls:?}"
     );
 }
