@@ -390,6 +390,24 @@ impl Pipeline {
         Ok(Some(members.into_iter().collect()))
     }
 
+    /// The links of records by side and object (HubSpot's by the pair's name,
+    /// Salesforce's by sObject): one store call each, not one per record.
+    pub(crate) async fn links_of(
+        &self,
+        wanted: std::collections::HashMap<(Side, &str), Vec<String>>,
+    ) -> Result<std::collections::HashMap<(Side, String), Option<Link>>, String> {
+        let mut found = std::collections::HashMap::new();
+        for ((side, object), ids) in wanted {
+            let links = match side {
+                Side::HubSpot => self.links.by_hubspot_ids(object, &ids).await,
+                Side::Salesforce => self.links.by_salesforce_ids(object, &ids).await,
+            }
+            .map_err(|e| e.to_string())?;
+            found.extend(ids.into_iter().map(|id| (side, id)).zip(links));
+        }
+        Ok(found)
+    }
+
     /// The records the queue names, read in bulk from each side, one work per record;
     /// their linked records of the other side are read in the same calls (`Prefetch`).
     /// Links the echo check looked up (`known`) are not looked up again.
@@ -450,16 +468,7 @@ impl Pipeline {
                 unknown.entry((i.side, object)).or_default().push(key.1);
             }
         }
-        let mut looked_up: std::collections::HashMap<(Side, String), Option<Link>> =
-            std::collections::HashMap::new();
-        for ((side, object), ids) in unknown {
-            let links = match side {
-                Side::HubSpot => self.links.by_hubspot_ids(object, &ids).await,
-                Side::Salesforce => self.links.by_salesforce_ids(object, &ids).await,
-            }
-            .map_err(|e| e.to_string())?;
-            looked_up.extend(ids.into_iter().map(|id| (side, id)).zip(links));
-        }
+        let looked_up = self.links_of(unknown).await?;
         for i in items {
             if prefetch.link(i.side, &i.id).is_some() {
                 continue;

@@ -43,15 +43,7 @@ impl Pipeline {
                 _ => {}
             }
         }
-        let mut looked_up: HashMap<(Side, String), Option<Link>> = HashMap::new();
-        for ((side, object), ids) in unknown {
-            let links = match side {
-                Side::HubSpot => self.links.by_hubspot_ids(object, &ids).await,
-                Side::Salesforce => self.links.by_salesforce_ids(object, &ids).await,
-            }
-            .map_err(|e| e.to_string())?;
-            looked_up.extend(ids.into_iter().map(|id| (side, id)).zip(links));
-        }
+        let looked_up = self.links_of(unknown).await?;
         for w in works.iter_mut() {
             w.link = match (&w.hubspot, &w.salesforce) {
                 (Some(h), _) => prefetch
