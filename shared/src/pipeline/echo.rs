@@ -289,9 +289,10 @@ pub(crate) const IN_FLIGHT_MS: i64 = 10_000;
 /// (the sync's id property or field) its link does not hold. Read now, it would be read
 /// again once that link lands (the records are read before their link, and a link
 /// stored since sends the batch back: `plan.rs`); looked at again a moment later as it
-/// came (`ItemOutcome::Later`), it is mostly recognised as an echo, with no read. Found by the scale bench, its workers keeping
-/// up with the listing: outbound messages of our writes arrived before their links,
-/// 2,500 references at 10,000 people read and then sent back.
+/// came (`ItemOutcome::Later`), it is mostly recognised as an echo, with no read. Found
+/// by the scale bench, its workers keeping up with the listing: outbound messages of
+/// our writes arrived before their links, 2,500 references at 10,000 people read and
+/// then sent back.
 pub(crate) fn in_flight(run: &PairRun, item: &WorkItem, link: Option<&Link>, now: i64) -> bool {
     let recent = |at: i64| at > 0 && now - at < IN_FLIGHT_MS;
     // Whether a field or property holding `value` names a partner the link does not.

@@ -397,7 +397,7 @@ impl Pipeline {
         wanted: std::collections::HashMap<(Side, &str), Vec<String>>,
     ) -> Result<std::collections::HashMap<(Side, String), Option<Link>>, String> {
         let mut found = std::collections::HashMap::new();
-        for ((side, object), ids) in wanted {
+        for ((side, object), ids) in wanted.into_iter().filter(|(_, ids)| !ids.is_empty()) {
             let links = match side {
                 Side::HubSpot => self.links.by_hubspot_ids(object, &ids).await,
                 Side::Salesforce => self.links.by_salesforce_ids(object, &ids).await,

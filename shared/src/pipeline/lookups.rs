@@ -448,16 +448,12 @@ impl Pipeline {
             .collect();
         targets.sort_unstable();
         targets.dedup();
-        let target_links: HashMap<String, Option<Link>> = if targets.is_empty() {
-            HashMap::new()
-        } else {
-            let links = self
-                .links
-                .by_salesforce_ids(&lookup.target_sobject, &targets)
-                .await
-                .map_err(|e| e.to_string())?;
-            targets.into_iter().zip(links).collect()
-        };
+        let target_links = self
+            .links_of(HashMap::from([(
+                (Side::Salesforce, lookup.target_sobject.as_str()),
+                targets,
+            )]))
+            .await?;
         for &n in which {
             let s = &synced[n];
             let associated: &[String] = current
@@ -466,7 +462,11 @@ impl Pipeline {
                 .map(|(_, c)| c.as_slice())
                 .unwrap_or_default();
             match text(&s.row, &lookup.field) {
-                Some(target) => match target_links.get(target).cloned().flatten() {
+                Some(target) => match target_links
+                    .get(&(Side::Salesforce, target.to_owned()))
+                    .cloned()
+                    .flatten()
+                {
                     Some(l) if in_step(n) == Some(l.hubspot_id.as_str()) => {}
                     Some(l) => {
                         if !associated.contains(&l.hubspot_id) {

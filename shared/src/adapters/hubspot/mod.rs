@@ -267,16 +267,22 @@ impl HubSpotClient {
         body_of: impl Fn(&[String], &[String]) -> Value,
     ) -> together::Shared {
         let fits = |all: &[String]| all.len() <= cap;
-        self.call_together(kind, path, &fits, ids, fields, body_of, async |_, first| {
-            Ok(first)
-        })
+        self.call_together(
+            kind,
+            path,
+            &fits,
+            ids,
+            fields,
+            body_of,
+            async |_, _, first| Ok(first),
+        )
         .await
     }
 
     /// [`HubSpotClient::read_together`] for calls whose room `fits` says (whether one
     /// call can carry all these ids), and whose answer the leader completes with
-    /// `rest` (given the body sent and the call's answer) before its members have it:
-    /// a search's further pages.
+    /// `rest` (given every member's ids and fields, as the call asked for them, and its
+    /// answer) before its members have it: a search's further pages.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn call_together(
         &self,
@@ -286,7 +292,7 @@ impl HubSpotClient {
         ids: &[String],
         fields: &[String],
         body_of: impl Fn(&[String], &[String]) -> Value,
-        rest: impl AsyncFnOnce(&Value, Value) -> Result<Value, HubSpotError>,
+        rest: impl AsyncFnOnce(&[String], &[String], Value) -> Result<Value, HubSpotError>,
     ) -> together::Shared {
         let mut rest = Some(rest);
         loop {
@@ -298,16 +304,14 @@ impl HubSpotClient {
                 },
                 together::Joined::Leader(lead) => {
                     let mut asked = (Vec::new(), Vec::new());
-                    let mut sent = Value::Null;
                     let first = self
                         .request_with(Method::POST, path, &[], Idempotent::Yes, || {
                             asked = lead.seal();
-                            sent = body_of(&asked.0, &asked.1);
-                            Some(Cow::Owned(sent.clone()))
+                            Some(Cow::Owned(body_of(&asked.0, &asked.1)))
                         })
                         .await;
                     let body = match (first, rest.take()) {
-                        (Ok(a), Some(rest)) => rest(&sent, a.body).await,
+                        (Ok(a), Some(rest)) => rest(&asked.0, &asked.1, a.body).await,
                         (Ok(a), None) => Ok(a.body),
                         (Err(e), _) => Err(e),
                     };

@@ -77,6 +77,20 @@ fn one_search(terms: &[String]) -> bool {
     groups <= FILTER_GROUPS
 }
 
+/// The first page's request of a search for `terms`, asking for `properties`.
+fn search_body(terms: &[String], properties: &[String]) -> Value {
+    let groups: Vec<Value> = by_property(terms)
+        .into_iter()
+        .flat_map(|(p, values)| {
+            values
+                .chunks(IN_VALUES)
+                .map(|c| json!({"filters": [{"propertyName": p, "operator": "IN", "values": c}]}))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    json!({"filterGroups": groups, "properties": properties, "limit": SEARCH_PAGE})
+}
+
 /// `terms` (sorted) in runs that one search each carries.
 fn searches_of(terms: &[String]) -> Vec<&[String]> {
     let mut out = Vec::new();
@@ -149,18 +163,6 @@ impl HubSpotClient {
                 asks.push(p.to_owned());
             }
         }
-        let body_of = |terms: &[String], properties: &[String]| {
-            let groups: Vec<Value> = by_property(terms)
-                .into_iter()
-                .flat_map(|(p, values)| {
-                    values
-                        .chunks(IN_VALUES)
-                        .map(|c| json!({"filters": [{"propertyName": p, "operator": "IN", "values": c}]}))
-                        .collect::<Vec<_>>()
-                })
-                .collect();
-            json!({"filterGroups": groups, "properties": properties, "limit": SEARCH_PAGE})
-        };
         let answer = self
             .call_together(
                 &format!("{path} any"),
@@ -168,8 +170,10 @@ impl HubSpotClient {
                 &one_search,
                 terms,
                 &asks,
-                body_of,
-                async |sent, first| self.rest_of(&path, sent, first).await,
+                search_body,
+                async |terms, asks, first| {
+                    self.rest_of(&path, search_body(terms, asks), first).await
+                },
             )
             .await?;
         let all = &answer.fields;
@@ -191,9 +195,14 @@ impl HubSpotClient {
         Ok(records)
     }
 
-    /// A search's answer with every further page's results added (`sent`: its first
-    /// page's body).
-    async fn rest_of(&self, path: &str, sent: &Value, first: Value) -> Result<Value, HubSpotError> {
+    /// A search's answer with every further page's results added (`body`: its first
+    /// page's request).
+    async fn rest_of(
+        &self,
+        path: &str,
+        mut body: Value,
+        first: Value,
+    ) -> Result<Value, HubSpotError> {
         let mut first = first;
         let mut results: Vec<Value> = match first.get_mut("results").map(Value::take) {
             Some(Value::Array(records)) => records,
@@ -203,7 +212,6 @@ impl HubSpotClient {
             .pointer("/paging/next/after")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let mut body = sent.clone();
         while let Some(after) = next.take() {
             let within = after
                 .parse::<usize>()
