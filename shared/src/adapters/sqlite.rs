@@ -264,6 +264,17 @@ impl SqliteStore {
     }
 }
 
+/// Each of `n` writes' answers, or the failure of their transaction for each of them.
+fn every_answer<T>(
+    done: Result<Vec<Result<T, StoreError>>, StoreError>,
+    n: usize,
+) -> Vec<Result<T, StoreError>> {
+    match done {
+        Ok(answers) => answers,
+        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+    }
+}
+
 fn link_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     Ok((
         row.get(0)?,
@@ -407,61 +418,116 @@ impl LinkStore for SqliteStore {
     }
 
     async fn create(&self, link: &Link) -> Result<Link, StoreError> {
-        let mut stored = link.clone();
-        stored.version = 1;
-        let row = stored.clone();
-        let last = serde_json::to_string(&row.last_synced)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.with(move |c| {
-            c.run(
-                &format!(
-                    "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
-                ),
-                params![
-                    row.pair,
-                    row.hubspot_id,
-                    row.salesforce_object,
-                    row.salesforce_id,
-                    last,
-                    row.synced_at,
-                    row.hubspot_read_at
-                ],
-            )
-            .map_err(|e| {
-                if is_constraint(&e) {
-                    StoreError::Conflict("one side is already linked".into())
-                } else {
-                    unavailable(e)
-                }
-            })?;
-            Ok(())
-        })
-        .await?;
-        Ok(stored)
+        let mut created = self.create_all(std::slice::from_ref(link)).await;
+        created
+            .pop()
+            .unwrap_or_else(|| Err(unavailable("no answer for the link")))
     }
 
     async fn update(&self, link: &Link) -> Result<Link, StoreError> {
-        let row = link.clone();
-        let last = serde_json::to_string(&row.last_synced)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let changed = self
+        let mut updated = self.update_all(std::slice::from_ref(link)).await;
+        updated
+            .pop()
+            .unwrap_or_else(|| Err(unavailable("no answer for the link")))
+    }
+
+    /// One transaction for the batch (a commit per link was most of an initial sync's
+    /// store time, and the store's lock is shared by every worker). A refused insert
+    /// undoes only itself.
+    async fn create_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        let links = links.to_vec();
+        let n = links.len();
+        let done = self
             .with(move |c| {
-                c.run(
-                    "UPDATE links SET last_synced = ?1, synced_at = ?2, hubspot_read_at = ?6, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5",
-                    params![last, row.synced_at, row.pair, row.hubspot_id, row.version as i64, row.hubspot_read_at],
-                )
-                .map_err(unavailable)
+                let tx = writing(c)?;
+                let mut answers = Vec::with_capacity(links.len());
+                {
+                    let mut insert = tx
+                        .prepare_cached(&format!(
+                            "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
+                        ))
+                        .map_err(unavailable)?;
+                    for link in links {
+                        let mut stored = link;
+                        stored.version = 1;
+                        let answer = serde_json::to_string(&stored.last_synced)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))
+                            .and_then(|last| {
+                                insert
+                                    .execute(params![
+                                        stored.pair,
+                                        stored.hubspot_id,
+                                        stored.salesforce_object,
+                                        stored.salesforce_id,
+                                        last,
+                                        stored.synced_at,
+                                        stored.hubspot_read_at
+                                    ])
+                                    .map_err(|e| {
+                                        if is_constraint(&e) {
+                                            StoreError::Conflict("one side is already linked".into())
+                                        } else {
+                                            unavailable(e)
+                                        }
+                                    })
+                            })
+                            .map(|_| stored);
+                        answers.push(answer);
+                    }
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(answers)
             })
-            .await?;
-        if changed == 0 {
-            return Err(StoreError::Conflict(format!(
-                "link {}:{} changed since version {}",
-                link.pair, link.hubspot_id, link.version
-            )));
-        }
-        let mut next = link.clone();
-        next.version += 1;
-        Ok(next)
+            .await;
+        every_answer(done, n)
+    }
+
+    async fn update_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        let links = links.to_vec();
+        let n = links.len();
+        let done = self
+            .with(move |c| {
+                let tx = writing(c)?;
+                let mut answers = Vec::with_capacity(links.len());
+                {
+                    let mut update = tx
+                        .prepare_cached(
+                            "UPDATE links SET last_synced = ?1, synced_at = ?2, hubspot_read_at = ?6, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5",
+                        )
+                        .map_err(unavailable)?;
+                    for link in links {
+                        let answer = serde_json::to_string(&link.last_synced)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))
+                            .and_then(|last| {
+                                update
+                                    .execute(params![
+                                        last,
+                                        link.synced_at,
+                                        link.pair,
+                                        link.hubspot_id,
+                                        link.version as i64,
+                                        link.hubspot_read_at
+                                    ])
+                                    .map_err(unavailable)
+                            })
+                            .and_then(|changed| match changed {
+                                0 => Err(StoreError::Conflict(format!(
+                                    "link {}:{} changed since version {}",
+                                    link.pair, link.hubspot_id, link.version
+                                ))),
+                                _ => Ok(Link {
+                                    version: link.version + 1,
+                                    ..link
+                                }),
+                            });
+                        answers.push(answer);
+                    }
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(answers)
+            })
+            .await;
+        every_answer(done, n)
     }
 
     async fn relink(
@@ -883,6 +949,49 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
+/// A record's status after `event`, and the event in its history, within `tx`.
+fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    event: &SyncEvent,
+    history_ttl_ms: i64,
+) -> Result<RecordStatus, StoreError> {
+    let r = &event.record;
+    let previous: Option<String> = tx
+        .one(
+            "SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3",
+            params![r.side, r.object, r.id],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let previous = previous
+        .map(|d| serde_json::from_str(&d).map_err(corrupt))
+        .transpose()?;
+    let status = RecordStatus::after(previous, event);
+    let data = serde_json::to_string(&status).map_err(corrupt)?;
+    tx.run(
+        "INSERT INTO status (side, object, id, outcome, code, last_seen, data, direction) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (side, object, id) DO UPDATE SET outcome = excluded.outcome, code = excluded.code,
+         last_seen = excluded.last_seen, data = excluded.data, direction = excluded.direction",
+        params![r.side, r.object, r.id, event.outcome.as_str(), event.code, event.at, data, event.direction],
+    )
+    .map_err(unavailable)?;
+    let history = serde_json::to_string(event).map_err(corrupt)?;
+    tx.run(
+        "INSERT INTO history (side, object, id, at, expires, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            r.side,
+            r.object,
+            r.id,
+            event.at,
+            event.at + history_ttl_ms,
+            history
+        ],
+    )
+    .map_err(unavailable)?;
+    Ok(status)
+}
+
 #[async_trait]
 impl StatusStore for SqliteStore {
     async fn record(
@@ -893,29 +1002,26 @@ impl StatusStore for SqliteStore {
         let event = event.clone();
         self.with(move |c| {
             let tx = writing(c)?;
-            let r = &event.record;
-            let previous: Option<String> = tx
-                .one("SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3", params![r.side, r.object, r.id], |row| row.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            let previous = previous.map(|d| serde_json::from_str(&d).map_err(corrupt)).transpose()?;
-            let status = RecordStatus::after(previous, &event);
-            let data = serde_json::to_string(&status).map_err(corrupt)?;
-            tx.run(
-                "INSERT INTO status (side, object, id, outcome, code, last_seen, data, direction) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (side, object, id) DO UPDATE SET outcome = excluded.outcome, code = excluded.code,
-                 last_seen = excluded.last_seen, data = excluded.data, direction = excluded.direction",
-                params![r.side, r.object, r.id, event.outcome.as_str(), event.code, event.at, data, event.direction],
-            )
-            .map_err(unavailable)?;
-            let history = serde_json::to_string(&event).map_err(corrupt)?;
-            tx.run(
-                "INSERT INTO history (side, object, id, at, expires, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![r.side, r.object, r.id, event.at, event.at + history_ttl_ms, history],
-            )
-            .map_err(unavailable)?;
+            let status = record_in(&tx, &event, history_ttl_ms)?;
             tx.commit().map_err(unavailable)?;
             Ok(status)
+        })
+        .await
+    }
+
+    /// One transaction for the batch's events.
+    async fn record_all(
+        &self,
+        events: &[SyncEvent],
+        history_ttl_ms: i64,
+    ) -> Result<(), StoreError> {
+        let events = events.to_vec();
+        self.with(move |c| {
+            let tx = writing(c)?;
+            for event in &events {
+                record_in(&tx, event, history_ttl_ms)?;
+            }
+            tx.commit().map_err(unavailable)
         })
         .await
     }

@@ -118,6 +118,68 @@ pub async fn links(store: &dyn LinkStore) {
     );
     store.remove(&merged).await.unwrap();
     assert_eq!(store.by_salesforce("Contact", "0031").await.unwrap(), None);
+
+    // A batch's links: each answered on its own, in order; one refused leaves the
+    // others created or updated.
+    store.create(&link("201", "00Q201")).await.unwrap();
+    let batch = [
+        link("202", "00Q202"),
+        link("201", "00Q299"),
+        link("203", "00Q203"),
+        link("204", "00Q201"),
+    ];
+    let created = store.create_all(&batch).await;
+    assert_eq!(created.len(), 4);
+    assert!(
+        matches!(created[1], Err(StoreError::Conflict(_))),
+        "{created:?}"
+    );
+    assert!(
+        matches!(created[3], Err(StoreError::Conflict(_))),
+        "{created:?}"
+    );
+    for n in [0, 2] {
+        let made = created[n].as_ref().unwrap();
+        assert_eq!(made.version, 1);
+        assert_eq!(
+            store
+                .by_hubspot("contacts", &batch[n].hubspot_id)
+                .await
+                .unwrap()
+                .as_ref(),
+            Some(made)
+        );
+    }
+    assert_eq!(store.by_salesforce("Lead", "00Q299").await.unwrap(), None);
+    assert!(store.create_all(&[]).await.is_empty());
+    let stale = created[0].as_ref().unwrap().clone();
+    let mut moved = created[2].as_ref().unwrap().clone();
+    moved.synced_at = 3_000;
+    let first = store.update_all(&[stale.clone(), moved.clone()]).await;
+    assert_eq!(
+        first
+            .iter()
+            .map(|r| r.as_ref().map(|l| l.version).ok())
+            .collect::<Vec<_>>(),
+        vec![Some(2), Some(2)]
+    );
+    // The first is stale now; the other, at its new version, goes through.
+    let again = store
+        .update_all(&[stale, first[1].as_ref().unwrap().clone()])
+        .await;
+    assert!(
+        matches!(again[0], Err(StoreError::Conflict(_))),
+        "{again:?}"
+    );
+    assert_eq!(again[1].as_ref().map(|l| l.version).ok(), Some(3));
+    assert_eq!(
+        store
+            .by_hubspot("contacts", "203")
+            .await
+            .unwrap()
+            .map(|l| (l.version, l.synced_at)),
+        Some((3, 3_000))
+    );
 }
 
 /// Sixteen workers link the same pair at once: exactly one link exists afterwards.
@@ -666,16 +728,46 @@ pub async fn statuses(store: &dyn StatusStore) {
         "history expires"
     );
 
+    // A batch's events at once: each record's in the order given.
+    store
+        .record_all(
+            &[
+                event("5", Outcome::Failed, Some("DUPLICATE_VALUE"), 61),
+                event("6", Outcome::Synced, None, 62),
+                event("5", Outcome::Synced, None, 63),
+            ],
+            ttl,
+        )
+        .await
+        .unwrap();
+    let five = RecordRef {
+        id: "5".into(),
+        ..record.clone()
+    };
+    assert_eq!(
+        store
+            .history(&five, 70)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.at)
+            .collect::<Vec<_>>(),
+        vec![61, 63]
+    );
+    let five = store.status(&five).await.unwrap().unwrap();
+    assert_eq!((five.last.outcome, five.first_seen), (Outcome::Synced, 61));
+    store.record_all(&[], ttl).await.unwrap();
+
     let counts = store.counts().await.unwrap();
     assert_eq!(
         counts,
         vec![(
             "contacts".to_owned(),
             "to_salesforce".to_owned(),
-            // Records by their last outcome: 1 and 4 synced, 3 skipped, 2 failing
-            // (1's two failures count once, and not at all since it synced).
+            // Records by their last outcome: 1, 4, 5 and 6 synced, 3 skipped, 2
+            // failing (1's two failures count once, and not at all since it synced).
             Counts {
-                synced: 2,
+                synced: 4,
                 skipped: 1,
                 failed: 1
             }

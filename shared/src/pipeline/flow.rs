@@ -305,6 +305,7 @@ impl Pipeline {
                 }
             }
         }
+        self.claim_planned(&mut planned, now).await;
         let t_plan = t0.elapsed().as_millis();
         // Crash tests aim at every step boundary of a batch that writes: between the
         // Salesforce and the HubSpot write, after both before the links, after the

@@ -18,7 +18,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::flow::same_sf_id;
@@ -172,9 +171,6 @@ pub(crate) const RETRIED_UNTIL_SYNCED: &str = "; retried until it is";
 
 /// How deep syncing a record's related records may go (a deal's contact's company).
 const MAX_DEPTH: u8 = 3;
-
-/// Lookups recorded on links at once.
-const RECORDING_AT_ONCE: usize = 16;
 
 impl Pipeline {
     pub(crate) async fn sync_lookups(
@@ -520,15 +516,7 @@ impl Pipeline {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        // A link read and written per record: at once, not one after another (an
-        // initial sync records a whole batch's).
-        let mut records = Vec::with_capacity(record.len());
-        for (n, value, hubspot) in &record {
-            records.push(self.record_lookup(run, &synced[*n], &lookup.field, value, hubspot));
-        }
-        futures::stream::iter(records)
-            .buffer_unordered(RECORDING_AT_ONCE)
-            .collect::<Vec<()>>()
+        self.record_lookups(run, synced, &lookup.field, &record)
             .await;
         if !set_field.is_empty() {
             let results = self
@@ -721,30 +709,50 @@ impl Pipeline {
     /// Records on a record's link that its lookup `field`, at `value`, is associated
     /// with the HubSpot record `hubspot`. Best effort: a link another batch moved on
     /// meanwhile keeps its own, and the next sync reads the associations.
-    async fn record_lookup(
+    /// Records on the links of `synced[n]` that `field` is in step at `(value, hubspot)`,
+    /// for each `(n, value, hubspot)`: the batch's links read in one store call and
+    /// written in another (an initial sync records a whole batch's).
+    async fn record_lookups(
         &self,
         run: &PairRun,
-        synced: &Synced,
+        synced: &[Synced],
         field: &str,
-        value: &str,
-        hubspot: &str,
+        records: &[(usize, &str, String)],
     ) {
-        if synced.recorded.lookup(field) == Some((value, hubspot)) {
+        let moved: Vec<&(usize, &str, String)> = records
+            .iter()
+            .filter(|(n, value, hubspot)| {
+                synced[*n].recorded.lookup(field) != Some((value, hubspot.as_str()))
+            })
+            .collect();
+        if moved.is_empty() {
             return;
         }
-        let link = self
-            .links
-            .by_hubspot(&run.spec.name, &synced.hubspot_id)
-            .await;
-        let Ok(Some(mut link)) = link else {
+        let ids: Vec<String> = moved
+            .iter()
+            .map(|(n, _, _)| synced[*n].hubspot_id.clone())
+            .collect();
+        let Ok(links) = self.links.by_hubspot_ids(&run.spec.name, &ids).await else {
             return;
         };
-        if link.last_synced.lookup(field) == Some((value, hubspot)) {
-            return;
+        let mut updates: Vec<Link> = Vec::new();
+        for ((_, value, hubspot), link) in moved.iter().zip(links) {
+            let Some(mut link) = link else {
+                continue;
+            };
+            // A record named twice (two references of one batch) is written once.
+            if link.last_synced.lookup(field) == Some((value, hubspot.as_str()))
+                || updates.iter().any(|u| u.hubspot_id == link.hubspot_id)
+            {
+                continue;
+            }
+            link.last_synced.set_lookup(field, value, hubspot);
+            updates.push(link);
         }
-        link.last_synced.set_lookup(field, value, hubspot);
-        if let Err(e) = self.links.update(&link).await {
-            tracing::debug!(message = "lookup not recorded", field = %field, error = %e);
+        for result in self.links.update_all(&updates).await {
+            if let Err(e) = result {
+                tracing::debug!(message = "lookup not recorded", field = %field, error = %e);
+            }
         }
     }
 

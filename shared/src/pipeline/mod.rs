@@ -569,6 +569,19 @@ impl Pipeline {
         }
     }
 
+    /// [`Pipeline::record`] of a batch's events, in one store call.
+    pub(crate) async fn record_all(&self, events: &[SyncEvent]) {
+        for e in events {
+            self.tally.add(e.outcome);
+        }
+        if events.is_empty() {
+            return;
+        }
+        if let Err(e) = self.status.record_all(events, HISTORY_TTL_MS).await {
+            tracing::warn!(message = "could not record a batch's sync outcomes", events = events.len(), error = %e);
+        }
+    }
+
     /// An outcome of the record `item` names, whose change came from `from`.
     pub(crate) fn event(
         &self,

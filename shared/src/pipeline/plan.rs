@@ -311,8 +311,47 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Claims the dedup keys of a batch's planned pairs, in one store call, before any
+    /// of them creates or links: a pair whose key another worker holds is retried
+    /// (it then matches what that worker made) and releases nothing.
+    pub(crate) async fn claim_planned(&self, planned: &mut [Planned], now: i64) {
+        if self.sabotaged(Sabotage::ClaimsOff) {
+            return;
+        }
+        let claiming: Vec<usize> = (0..planned.len())
+            .filter(|&n| planned[n].claim_key.is_some())
+            .collect();
+        if claiming.is_empty() {
+            return;
+        }
+        let keys: Vec<String> = claiming
+            .iter()
+            .filter_map(|&n| planned[n].claim_key.clone())
+            .collect();
+        match self
+            .claims
+            .claim_all(&keys, &self.worker, CLAIM_TTL_MS, now)
+            .await
+        {
+            Ok(taken) => {
+                for (&n, taken) in claiming.iter().zip(taken) {
+                    if !taken && let Some(k) = planned[n].claim_key.take() {
+                        let why = format!("another worker is creating or linking {k}");
+                        planned[n].outcome = Some(ItemOutcome::Retry(why));
+                    }
+                }
+            }
+            // Keys taken before the failure are released with the batch's others.
+            Err(e) => {
+                for &n in &claiming {
+                    planned[n].outcome = Some(ItemOutcome::Retry(e.to_string()));
+                }
+            }
+        }
+    }
+
     /// The rules and the merge for one pair. `Err` ends the pair here (skipped, or a
-    /// claim held by another worker), with the items it answers.
+    /// key another record of the batch claims), with the items it answers.
     pub(crate) async fn plan(
         &self,
         run: &PairRun,
@@ -429,37 +468,20 @@ impl Pipeline {
             .as_ref()
             .filter(|_| first_link)
             .map(|k| spec.claim_key(k));
-        if let Some(k) = &claim_key {
-            if !in_batch.insert(k.clone()) {
-                // The retry matches it against the record the other one makes.
-                let why = format!("another record of this batch is creating or linking {k}");
-                return Err((ItemOutcome::Retry(why), w.items));
-            }
-            let claimed = if self.sabotaged(Sabotage::ClaimsOff) {
-                Ok(true)
-            } else {
-                self.claims.claim(k, &self.worker, CLAIM_TTL_MS, now).await
-            };
-            match claimed {
-                Ok(true) => {}
-                Ok(false) => {
-                    let why = format!("another worker is creating or linking {k}");
-                    return Err((ItemOutcome::Retry(why), w.items));
-                }
-                Err(e) => return Err((ItemOutcome::Retry(e.to_string()), w.items)),
-            }
+        // Taken for the whole batch at once once every pair is planned
+        // (`Pipeline::claim_planned`).
+        if let Some(k) = &claim_key
+            && !in_batch.insert(k.clone())
+        {
+            // The retry matches it against the record the other one makes.
+            let why = format!("another record of this batch is creating or linking {k}");
+            return Err((ItemOutcome::Retry(why), w.items));
         }
         let sobject = match &w.salesforce {
             Some(s) => s.object.clone(),
             None => run.hooks.create_as(spec, &w),
         };
         let meta = self.pair_meta(&spec.hubspot_object, &sobject).await;
-        let release = |claim_key: Option<String>| async move {
-            if let Some(k) = claim_key {
-                let now = self.clock.now_ms();
-                let _ = self.claims.release(&k, &self.worker, now).await;
-            }
-        };
         let rules = match MergeRules::new(&self.config, &spec.name, &sobject, &meta, &self.owners) {
             // A field gone from a CRM is neither read nor merged: its blank is no change.
             Ok(mut r) => {
@@ -474,7 +496,6 @@ impl Pipeline {
                 r
             }
             Err(e) => {
-                release(claim_key).await;
                 return Err((ItemOutcome::Retry(e.to_string()), w.items));
             }
         };
@@ -498,7 +519,6 @@ impl Pipeline {
                 field,
                 message,
             } => {
-                release(claim_key).await;
                 let mut event = self.event(item, from, Outcome::Skipped, now);
                 event.code = Some(code.to_owned());
                 event.field = Some(field);

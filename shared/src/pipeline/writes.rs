@@ -4,7 +4,6 @@
 //! each pair's link, claim and outcome are stored. Record-level errors stay on their
 //! pair; a failed call returns only its pairs to the queue.
 
-use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::flow::same_sf_id;
@@ -17,14 +16,11 @@ use crate::domain::merge::{Action, LastSynced, MergePlan, Snapshot};
 use crate::domain::pair::PairSpec;
 use crate::ports::{
     BatchOutcome, CrmError, ErrorClass, FieldChange, HeldBack, Link, NewRecord, RecordResult,
-    WorkItem,
+    StoreError, WorkItem,
 };
 
 /// One HubSpot batch input: its key (id, email or trace id) and properties.
 pub(crate) type HubSpotInput = (String, Map<String, Value>);
-
-/// Written records whose links, claims and statuses are stored at once.
-const FINISHING_AT_ONCE: usize = 16;
 
 /// The planned pairs whose HubSpot record is to be created: those whose key was read
 /// (and not found: `unread` false), or not read (`unread`).
@@ -613,7 +609,11 @@ impl Pipeline {
         }
     }
 
-    /// Links, claims and outcomes of a written batch, into `outcomes` by item index.
+    /// Links, claims and outcomes of a written batch, into `outcomes` by item index:
+    /// the batch's new links in one store call, its updated links in another, its
+    /// statuses in a third, and its claims released in a fourth (a store call per
+    /// record was most of an initial sync's store time, under one lock every worker
+    /// shares).
     pub(crate) async fn finish(
         &self,
         pair: &str,
@@ -622,31 +622,77 @@ impl Pipeline {
         outcomes: &mut [ItemOutcome],
         now: i64,
     ) {
-        // Each record's link, claim and status are its own: at once, not one after
-        // another (a batch of 1,000 new records spent seconds here, a store round trip
-        // at a time, while HubSpot's allowance went unused).
-        let finishing = planned.into_iter().map(|p| async move {
-            let indexes = p.work.items.clone();
-            // Both sides' references may be in the batch: each record gets the outcome.
-            let mut answered: Vec<&WorkItem> = Vec::new();
-            for &n in &indexes {
-                let i = &items[n];
-                if !answered.iter().any(|a| a.side == i.side && a.id == i.id) {
-                    answered.push(i);
+        // After the writes: a record changed later than this was changed by someone
+        // else (the merge's edited-back check, `MergeRules::synced_at`).
+        let synced_at = self.clock.now_ms();
+        let mut claims = Vec::new();
+        let mut storing: Vec<(Planned, LinkWrite)> = Vec::new();
+        for mut p in planned {
+            claims.extend(p.claim_key.take());
+            let write = match p.outcome.take() {
+                Some(outcome) => Err(outcome),
+                None => self.link_write(pair, &p, now, synced_at),
+            };
+            match write {
+                Ok(write) => storing.push((p, write)),
+                Err(outcome) => {
+                    for &n in &p.work.items {
+                        outcomes[n] = outcome.clone();
+                    }
                 }
             }
-            let claim = p.claim_key.clone();
-            let outcome = self.finish_one(pair, &answered, p, now).await;
-            (indexes, outcome, claim)
-        });
-        let mut finished = futures::stream::iter(finishing).buffer_unordered(FINISHING_AT_ONCE);
-        let mut claims = Vec::new();
-        while let Some((indexes, outcome, claim)) = finished.next().await {
-            for n in indexes {
+        }
+        let (creates, updates): (Vec<Link>, Vec<Link>) = (
+            storing
+                .iter()
+                .filter_map(|(_, w)| match w {
+                    LinkWrite::Create(l) => Some(l.clone()),
+                    _ => None,
+                })
+                .collect(),
+            storing
+                .iter()
+                .filter_map(|(_, w)| match w {
+                    LinkWrite::Update(l) => Some(l.clone()),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let (created, updated) = tokio::join!(
+            async {
+                match creates.is_empty() {
+                    true => Vec::new(),
+                    false => self.links.create_all(&creates).await,
+                }
+            },
+            async {
+                match updates.is_empty() {
+                    true => Vec::new(),
+                    false => self.links.update_all(&updates).await,
+                }
+            }
+        );
+        let (mut created, mut updated) = (created.into_iter(), updated.into_iter());
+        let mut events = Vec::new();
+        for (p, write) in storing {
+            let stored = match write {
+                LinkWrite::Kept => Some(Ok(())),
+                LinkWrite::Create(_) => created.next().map(|r| r.map(drop)),
+                LinkWrite::Update(_) => updated.next().map(|r| r.map(drop)),
+            }
+            .unwrap_or_else(|| Err(StoreError::Unavailable("no answer for the link".into())));
+            let outcome = match stored {
+                Ok(()) => {
+                    events.extend(self.synced_events(items, &p, now));
+                    ItemOutcome::Done
+                }
+                Err(e) => ItemOutcome::Retry(format!("link not stored: {e}")),
+            };
+            for &n in &p.work.items {
                 outcomes[n] = outcome.clone();
             }
-            claims.extend(claim);
         }
+        self.record_all(&events).await;
         // Their keys go back together, once every link is stored: a claim made before
         // this is still refused (`ClaimStore::release`), so nothing reads around them.
         if !claims.is_empty() {
@@ -655,64 +701,61 @@ impl Pipeline {
         }
     }
 
-    async fn finish_one(
+    /// What storing a written pair's link takes; `Err`: the pair's outcome instead.
+    fn link_write(
         &self,
         pair: &str,
-        answered: &[&WorkItem],
-        p: Planned,
+        p: &Planned,
         now: i64,
-    ) -> ItemOutcome {
-        if let Some(outcome) = p.outcome {
-            return outcome;
-        }
+        synced_at: i64,
+    ) -> Result<LinkWrite, ItemOutcome> {
         let (Some(hubspot_id), Some(salesforce_id)) =
             (p.hubspot_id.clone(), p.salesforce_id.clone())
         else {
-            return ItemOutcome::Retry("a side has no id after the writes".into());
+            return Err(ItemOutcome::Retry(
+                "a side has no id after the writes".into(),
+            ));
         };
-        // After the writes: a record changed later than this was changed by someone
-        // else (the merge's edited-back check, `MergeRules::synced_at`).
-        let synced_at = self.clock.now_ms();
         // The HubSpot record was read (or created) by this batch, which began at `now`,
         // unless it was made from the link.
         let hubspot_read_at = match &p.work.hubspot {
             Some(h) if h.from_link => p.work.link.as_ref().and_then(|l| l.hubspot_read_at),
             _ => Some(now),
         };
-        let stored = match &p.work.link {
-            Some(link) if !p.last_synced_moved => Ok(link.clone()),
-            Some(link) => {
-                let next = Link {
-                    last_synced: p.next_last_synced.clone(),
-                    synced_at,
-                    hubspot_read_at,
-                    ..link.clone()
-                };
-                self.links.update(&next).await
-            }
-            None => {
-                let link = Link {
-                    pair: pair.into(),
-                    hubspot_id,
-                    salesforce_object: p.sobject.clone(),
-                    salesforce_id,
-                    last_synced: p.next_last_synced.clone(),
-                    synced_at,
-                    hubspot_read_at,
-                    version: 0,
-                };
-                if self.sabotaged(super::sabotage::Sabotage::LinkWriteSkipped) {
-                    Ok(link)
-                } else {
-                    self.links.create(&link).await
-                }
-            }
-        };
-        // The record's status stays what the last real sync left (values held back
-        // then are still on it).
-        let moved_nothing = p.moved_nothing();
-        if let Err(e) = stored {
-            return ItemOutcome::Retry(format!("link not stored: {e}"));
+        Ok(match &p.work.link {
+            Some(_) if !p.last_synced_moved => LinkWrite::Kept,
+            Some(link) => LinkWrite::Update(Link {
+                last_synced: p.next_last_synced.clone(),
+                synced_at,
+                hubspot_read_at,
+                ..link.clone()
+            }),
+            // A crash test's broken code: the records are written, their link is not.
+            None if self.sabotaged(super::sabotage::Sabotage::LinkWriteSkipped) => LinkWrite::Kept,
+            None => LinkWrite::Create(Link {
+                pair: pair.into(),
+                hubspot_id,
+                salesforce_object: p.sobject.clone(),
+                salesforce_id,
+                last_synced: p.next_last_synced.clone(),
+                synced_at,
+                hubspot_read_at,
+                version: 0,
+            }),
+        })
+    }
+
+    /// The statuses a synced pair's records get: one per record its references name.
+    /// None when nothing moved: a record's status stays what the last real sync left
+    /// (values held back then are still on it).
+    fn synced_events(
+        &self,
+        items: &[WorkItem],
+        p: &Planned,
+        now: i64,
+    ) -> Vec<crate::ports::SyncEvent> {
+        if p.moved_nothing() {
+            return Vec::new();
         }
         // How a pair linked now came to be: a side created, or two records matched.
         let linked = p
@@ -724,10 +767,18 @@ impl Pipeline {
                 (_, None) => crate::ports::Linking::CreatedInSalesforce,
                 _ => crate::ports::Linking::Matched,
             });
-        if !moved_nothing {
-            for item in answered {
-                let from = item.side;
-                let mut event = self.event(item, from, crate::ports::Outcome::Synced, now);
+        // Both sides' references may be in the batch: each record gets the outcome.
+        let mut answered: Vec<&WorkItem> = Vec::new();
+        for &n in &p.work.items {
+            let i = &items[n];
+            if !answered.iter().any(|a| a.side == i.side && a.id == i.id) {
+                answered.push(i);
+            }
+        }
+        answered
+            .into_iter()
+            .map(|item| {
+                let mut event = self.event(item, item.side, crate::ports::Outcome::Synced, now);
                 event.changes = p.changes.clone();
                 event.held_back = p.held_back.clone();
                 event.linked = linked;
@@ -741,9 +792,16 @@ impl Pipeline {
                     event.field = Some(first.field.clone());
                     event.message = first.detail.clone();
                 }
-                self.record(event).await;
-            }
-        }
-        ItemOutcome::Done
+                event
+            })
+            .collect()
     }
+}
+
+/// How a written pair's link is stored.
+enum LinkWrite {
+    /// As it is: nothing it keeps moved.
+    Kept,
+    Create(Link),
+    Update(Link),
 }

@@ -89,6 +89,17 @@ pub trait LinkStore: Send + Sync {
     /// Stores new last-synced values if `link.version` is still the stored one;
     /// returns the link at its new version.
     async fn update(&self, link: &Link) -> Result<Link, StoreError>;
+    /// [`LinkStore::create`] of a batch's new pairs, each answered on its own, in
+    /// order (a pair already linked is refused, the others are created). By default a
+    /// few at a time; a store that can creates them in one round trip.
+    async fn create_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        a_few_at_a_time(links.iter().map(|l| self.create(l)).collect()).await
+    }
+    /// [`LinkStore::update`] of a batch's links (each named once), each answered on
+    /// its own, in order.
+    async fn update_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        a_few_at_a_time(links.iter().map(|l| self.update(l)).collect()).await
+    }
     /// Points a link at another record (lead conversion, merges), under the same
     /// version check; the old ids stop resolving to it.
     async fn relink(
@@ -99,6 +110,20 @@ pub trait LinkStore: Send + Sync {
         salesforce_id: &str,
     ) -> Result<Link, StoreError>;
     async fn remove(&self, link: &Link) -> Result<(), StoreError>;
+}
+
+/// How many calls of a default `*_all` method are in flight at once: a batch's
+/// writes one round trip at a time spent seconds where a remote store answers many
+/// at once.
+const AT_ONCE: usize = 16;
+
+/// `calls`, [`AT_ONCE`] at a time, answered in order.
+async fn a_few_at_a_time<R, Fut: std::future::Future<Output = R>>(calls: Vec<Fut>) -> Vec<R> {
+    use futures::StreamExt;
+    futures::stream::iter(calls)
+        .buffered(AT_ONCE)
+        .collect()
+        .await
 }
 
 /// How far a change feed (`hubspot:contacts`, `salesforce:Lead`) has been read: a
@@ -512,6 +537,36 @@ pub trait StatusStore: Send + Sync {
         event: &SyncEvent,
         history_ttl_ms: i64,
     ) -> Result<RecordStatus, StoreError>;
+    /// [`StatusStore::record`] of a batch's events. A record's events are recorded
+    /// in the order given; by default a few records at a time, and a store that can
+    /// records them all in one round trip.
+    async fn record_all(
+        &self,
+        events: &[SyncEvent],
+        history_ttl_ms: i64,
+    ) -> Result<(), StoreError> {
+        // A record's events one after another (each counts on the status before it).
+        let mut by_record: Vec<Vec<&SyncEvent>> = Vec::new();
+        let mut index: std::collections::HashMap<&RecordRef, usize> = Default::default();
+        for e in events {
+            let n = *index.entry(&e.record).or_insert_with(|| {
+                by_record.push(Vec::new());
+                by_record.len() - 1
+            });
+            by_record[n].push(e);
+        }
+        let calls = by_record
+            .into_iter()
+            .map(|mine| async move {
+                for e in mine {
+                    self.record(e, history_ttl_ms).await?;
+                }
+                Ok::<(), StoreError>(())
+            })
+            .collect();
+        let recorded = a_few_at_a_time(calls).await;
+        recorded.into_iter().collect()
+    }
     async fn status(&self, record: &RecordRef) -> Result<Option<RecordStatus>, StoreError>;
     /// The record's events, oldest first, within their TTL.
     async fn history(&self, record: &RecordRef, now: Millis) -> Result<Vec<SyncEvent>, StoreError>;

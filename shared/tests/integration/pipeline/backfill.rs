@@ -862,7 +862,7 @@ async fn salesforce_only_companies_are_looked_for_250_domains_a_search() {
 /// embedded store's one connection is shared by every worker, and a round trip per
 /// record held it for much of an initial sync.
 #[tokio::test]
-async fn a_batch_looks_its_links_and_its_lookups_targets_up_together() {
+async fn a_batch_reads_and_stores_its_links_claims_and_statuses_together() {
     let w = World::start(Setup {
         push: false,
         ..Setup::default()
@@ -885,22 +885,61 @@ async fn a_batch_looks_its_links_and_its_lookups_targets_up_together() {
     w.advance(1_000);
     w.runner.poll_now().await.unwrap_or_else(|e| panic!("{e}"));
     let links = Arc::new(world::Counted::new(w.runner.pipeline.links.clone()));
+    let claims = Arc::new(world::Counted::new(w.runner.pipeline.claims.clone()));
+    let statuses = Arc::new(world::Counted::new(w.runner.pipeline.status.clone()));
     let mut pipeline = w.runner.pipeline.clone();
     pipeline.links = links.clone();
+    pipeline.claims = claims.clone();
+    pipeline.status = statuses.clone();
     let round = worker::run_once(&pipeline, w.runner.store.as_ref(), 100)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(round.received, 10, "the ten contacts, in one batch");
     w.settle().await;
     assert_eq!(w.hs_contacts().await.len(), 10, "each made in HubSpot");
-    // Recording the Account on each contact's link still reads and writes that link
-    // (`by_hubspot`, `update`): per record, at once.
     let calls = links.by_method();
     assert_eq!(
         calls.get("by_salesforce"),
         None,
         "ten contacts' links and their Account's, not one lookup each: {calls:?}"
     );
+    // Stored together too: the ten new links, then the Account each one records
+    // (read and written again), the emails' claims and the ten statuses.
+    for one_each in ["create", "update", "by_hubspot"] {
+        assert_eq!(calls.get(one_each), None, "{one_each} per link: {calls:?}");
+    }
+    assert_eq!(calls.get("create_all"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("update_all"), Some(&1), "{calls:?}");
+    let claimed = claims.by_method();
+    assert_eq!(claimed.get("claim"), None, "a claim per email: {claimed:?}");
+    assert_eq!(claimed.get("claim_all"), Some(&1), "{claimed:?}");
+    assert_eq!(claimed.get("release_all"), Some(&1), "{claimed:?}");
+    let recorded = statuses.by_method();
+    assert_eq!(
+        recorded.get("record"),
+        None,
+        "a status per record: {recorded:?}"
+    );
+    assert_eq!(recorded.get("record_all"), Some(&1), "{recorded:?}");
+    for c in w.sf_records("Contact").await {
+        let id = c["Id"].as_str().unwrap_or_default();
+        let link = w
+            .runner
+            .pipeline
+            .links
+            .by_salesforce("Contact", id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("Contact {id} not linked"));
+        assert!(
+            link.last_synced.lookup("AccountId").is_some(),
+            "{id}'s Account recorded on its link: {link:?}"
+        );
+        assert_eq!(
+            w.last_outcome("salesforce", "Contact", id).await.0,
+            Outcome::Synced
+        );
+    }
 
     // Asked for by hand (`POST /sync`), the references say nothing of what their
     // source saw: no echo check brings their links, matching looks them up, together.

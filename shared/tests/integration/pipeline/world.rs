@@ -19,7 +19,8 @@ use crmsync_shared::pipeline::intake::IntakeSettings;
 use crmsync_shared::pipeline::sabotage::Sabotage;
 use crmsync_shared::pipeline::{Pipeline, worker};
 use crmsync_shared::ports::{
-    ClaimStore, Link, LinkStore, Outcome, RecordRef, RecordStatus, StoreError, SyncEvent, WorkQueue,
+    ClaimStore, Counts, Link, LinkStore, Outcome, RecordRef, RecordStatus, StatusStore, StoreError,
+    SyncEvent, WorkQueue,
 };
 use serde_json::{Value, json};
 
@@ -793,7 +794,7 @@ fn record_ref(side: &str, object: &str, id: &str) -> RecordRef {
     }
 }
 
-/// A link or claim store whose every call is counted, by method.
+/// A link, claim or status store whose every call is counted, by method.
 pub struct Counted<T> {
     inner: T,
     calls: std::sync::Mutex<std::collections::BTreeMap<&'static str, usize>>,
@@ -829,6 +830,7 @@ impl<T> Counted<T> {
 
 type Links = std::sync::Arc<dyn LinkStore>;
 type Claims = std::sync::Arc<dyn ClaimStore>;
+type Statuses = std::sync::Arc<dyn StatusStore>;
 
 #[async_trait::async_trait]
 impl LinkStore for Counted<Links> {
@@ -859,6 +861,12 @@ impl LinkStore for Counted<Links> {
     }
     async fn update(&self, link: &Link) -> Result<Link, StoreError> {
         self.count("update").update(link).await
+    }
+    async fn create_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        self.count("create_all").create_all(links).await
+    }
+    async fn update_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
+        self.count("update_all").update_all(links).await
     }
     async fn relink(&self, link: &Link, h: &str, o: &str, s: &str) -> Result<Link, StoreError> {
         self.count("relink").relink(link, h, o, s).await
@@ -904,5 +912,37 @@ impl ClaimStore for Counted<Claims> {
         self.count("release_all")
             .release_all(keys, owner, now)
             .await
+    }
+}
+
+#[async_trait::async_trait]
+impl StatusStore for Counted<Statuses> {
+    async fn record(&self, event: &SyncEvent, ttl: i64) -> Result<RecordStatus, StoreError> {
+        self.count("record").record(event, ttl).await
+    }
+    async fn record_all(&self, events: &[SyncEvent], ttl: i64) -> Result<(), StoreError> {
+        self.count("record_all").record_all(events, ttl).await
+    }
+    async fn status(&self, record: &RecordRef) -> Result<Option<RecordStatus>, StoreError> {
+        self.count("status").status(record).await
+    }
+    async fn history(&self, record: &RecordRef, now: i64) -> Result<Vec<SyncEvent>, StoreError> {
+        self.count("history").history(record, now).await
+    }
+    async fn by_outcome(
+        &self,
+        outcome: Outcome,
+        code: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RecordStatus>, StoreError> {
+        self.count("by_outcome")
+            .by_outcome(outcome, code, limit)
+            .await
+    }
+    async fn counts(&self) -> Result<Vec<(String, String, Counts)>, StoreError> {
+        self.count("counts").counts().await
+    }
+    async fn codes(&self) -> Result<Vec<(Outcome, String, u64)>, StoreError> {
+        self.count("codes").codes().await
     }
 }
