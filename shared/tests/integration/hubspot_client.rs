@@ -863,6 +863,53 @@ async fn searches_waiting_at_the_limiter_together_go_as_one_call() {
     assert_eq!(calls() - before, 1, "three batches' searches are one call");
 }
 
+/// A batch's search (matching) stands in line at HubSpot's search limit, and a change
+/// feed's search yields to it: a feed paging through an initial sync's own writes took
+/// every search, and the batches waiting on one stalled.
+#[tokio::test]
+async fn a_change_feeds_search_yields_to_a_batchs() {
+    let (s, clock) = sandbox(
+        None,
+        Some(SeedSpec {
+            seed: 13,
+            records: 20,
+            overlap: 0.0,
+        }),
+    )
+    .await;
+    let mut config = HubSpotConfig::new(s.url(), HubSpotAuth::PrivateApp(Secret::new(TOKEN)));
+    config.search_per_second = 1;
+    let c = HubSpotClient::with_pause(config, pause(&clock)).unwrap_or_else(|e| panic!("{e}"));
+    // The second's search taken: the next two both wait.
+    c.search("companies", &json!({"limit": 1}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let order = Mutex::new(Vec::new());
+    let batch = async {
+        c.search_any(
+            "companies",
+            &[("domain".to_owned(), "nobody.example".to_owned())],
+            &[],
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        order
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push("batch");
+    };
+    let feed = async {
+        tokio::task::yield_now().await;
+        c.search("companies", &json!({"limit": 1}))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        order.lock().unwrap_or_else(|p| p.into_inner()).push("feed");
+    };
+    tokio::join!(batch, feed);
+    let order = order.into_inner().unwrap_or_else(|p| p.into_inner());
+    assert_eq!(order, ["batch", "feed"]);
+}
+
 /// A search for many values on two properties goes in as few calls as HubSpot's five
 /// filter groups allow (the sandbox refuses a sixth), and pages through its results.
 #[tokio::test]

@@ -20,8 +20,9 @@
 //! finish work already begun (an edit's write waits behind no new edit's read), then
 //! the rest in the order they came. Waiters that raced for each freed slot made the
 //! wait's tail long under a stream of edits: one unlucky call lost race after race.
-//! A search (under two limits, [`RateLimiter::acquire_all`]) yields to that line for
-//! up to [`YIELD_MS`]: the change feeds' polls give way to the edits they back up.
+//! A change feed's search (under two limits, [`RateLimiter::acquire_all`]) yields to
+//! those lines for up to [`YIELD_MS`]: the feeds' polls give way to the edits they back
+//! up. A batch's search stands in both lines ([`RateLimiter::acquire_both_in_turn`]).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -109,35 +110,7 @@ impl RateLimiter {
     /// Waits for one more call to fit in the window and for the calls waiting ahead of
     /// it (writes before other calls, then first come) to go, then counts it.
     pub async fn acquire_in_turn(&self, turn: Turn, pause: &dyn Pause) {
-        let place = {
-            let mut calls = self.lock();
-            let at = (turn, calls.next);
-            calls.next += 1;
-            calls.waiting.insert(at);
-            Place { limiter: self, at }
-        };
-        loop {
-            let wait = {
-                let now = pause.now_ms();
-                let mut calls = self.lock();
-                let wait = self.wait_ms(&mut calls, now);
-                let first = calls.waiting.first() == Some(&place.at);
-                if first && wait == 0 {
-                    self.count(&mut calls, now);
-                    // Unlocked before the place leaves the line (it locks too).
-                    drop(calls);
-                    return;
-                }
-                // Behind others: look again at the pace (the one ahead goes by then).
-                let wait = if first {
-                    wait
-                } else {
-                    wait.max(1).min(self.spacing_ms())
-                };
-                Duration::from_millis(u64::try_from(wait).unwrap_or(0))
-            };
-            pause.pause(wait.max(Duration::from_millis(1))).await;
-        }
+        self.wait_turn(None, turn, pause).await;
     }
 
     /// Waits until one more call fits in the window and the calls ahead of it went,
@@ -175,6 +148,73 @@ impl RateLimiter {
                     }
                     return;
                 }
+                Duration::from_millis(u64::try_from(wait).unwrap_or(0))
+            };
+            pause.pause(wait.max(Duration::from_millis(1))).await;
+        }
+    }
+
+    /// Waits its turn (`turn`) in the lines of both `line` and `also` and until both
+    /// admit one more call, then counts it in both. A batch's HubSpot search goes so:
+    /// in line with the reads, and ahead of the change feeds' searches, which yield to
+    /// any line ([`RateLimiter::acquire_all`]); without it, a feed paging through an
+    /// initial sync's own writes took every search, and the batches waiting on one
+    /// stalled the sync.
+    pub async fn acquire_both_in_turn(
+        line: &RateLimiter,
+        also: &RateLimiter,
+        turn: Turn,
+        pause: &dyn Pause,
+    ) {
+        line.wait_turn(Some(also), turn, pause).await;
+    }
+
+    /// Takes a place in this limiter's line (and in `also`'s) and waits until it is
+    /// first in both and one more call fits in both; counts it in both.
+    async fn wait_turn(&self, also: Option<&RateLimiter>, turn: Turn, pause: &dyn Pause) {
+        // Both places are taken under both locks: two callers then stand in the same
+        // order in both lines, and neither waits for the other.
+        let (place, also_place) = {
+            let mut calls = self.lock();
+            let mut others = also.map(|a| (a, a.lock()));
+            let at = (turn, calls.next);
+            calls.next += 1;
+            calls.waiting.insert(at);
+            let also_place = others.as_mut().map(|(a, o)| {
+                let at = (turn, o.next);
+                o.next += 1;
+                o.waiting.insert(at);
+                Place { limiter: a, at }
+            });
+            (Place { limiter: self, at }, also_place)
+        };
+        loop {
+            let wait = {
+                let now = pause.now_ms();
+                // Locked in the order `acquire_all` takes them: the line first.
+                let mut calls = self.lock();
+                let mut others = also.map(|a| (a, a.lock()));
+                let mut wait = self.wait_ms(&mut calls, now);
+                let mut first = calls.waiting.first() == Some(&place.at);
+                if let (Some((a, o)), Some(p)) = (others.as_mut(), &also_place) {
+                    wait = wait.max(a.wait_ms(o, now));
+                    first = first && o.waiting.first() == Some(&p.at);
+                }
+                if first && wait == 0 {
+                    self.count(&mut calls, now);
+                    if let Some((a, o)) = others.as_mut() {
+                        a.count(o, now);
+                    }
+                    // Unlocked before the place leaves the line (it locks too).
+                    drop((calls, others));
+                    return;
+                }
+                // Behind others: look again at the pace (the one ahead goes by then).
+                let wait = if first {
+                    wait
+                } else {
+                    wait.max(1).min(self.spacing_ms())
+                };
                 Duration::from_millis(u64::try_from(wait).unwrap_or(0))
             };
             pause.pause(wait.max(Duration::from_millis(1))).await;
@@ -393,6 +433,50 @@ mod tests {
         // Two seconds, and a pace.
         let most = Duration::from_millis(2_200);
         assert!(held <= most, "a search held back {held:?}");
+    }
+
+    /// A batch's search waits in line at the search limit, and a change feed's search
+    /// that asked first yields to it; batches' searches go in the order they came.
+    #[tokio::test(start_paused = true)]
+    async fn a_batchs_search_goes_ahead_of_a_feeds() {
+        let burst = std::sync::Arc::new(RateLimiter::shared(190, Duration::from_secs(10), 1));
+        let search = std::sync::Arc::new(RateLimiter::shared(5, Duration::from_secs(1), 1));
+        for _ in 0..5 {
+            RateLimiter::acquire_all(&[&search, &burst], &TokioPause).await;
+        }
+        let start = tokio::time::Instant::now();
+        let feed = {
+            let (search, burst) = (search.clone(), burst.clone());
+            tokio::spawn(async move {
+                RateLimiter::acquire_all(&[&search, &burst], &TokioPause).await;
+                start.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let mut batches = Vec::new();
+        for _ in 0..2 {
+            let (search, burst) = (search.clone(), burst.clone());
+            batches.push(tokio::spawn(async move {
+                RateLimiter::acquire_both_in_turn(&search, &burst, Turn::Other, &TokioPause).await;
+                start.elapsed()
+            }));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let fed = feed.await.unwrap_or_default();
+        let mut went = Vec::new();
+        for b in batches {
+            went.push(b.await.unwrap_or_default());
+        }
+        assert!(went[0] < went[1], "batches in turn: {went:?}");
+        assert!(
+            went[1] < fed,
+            "the batches at {went:?}, the feed at {fed:?}"
+        );
+        // Every one of them within the search limit: a pace apart at least.
+        assert!(
+            fed - went[1] >= Duration::from_millis(200),
+            "{went:?} {fed:?}"
+        );
     }
 
     /// A waiter given up (its batch abandoned) leaves the line: the ones behind it go.

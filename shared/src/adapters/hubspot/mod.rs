@@ -82,6 +82,17 @@ pub enum Idempotent {
     No,
 }
 
+/// How a search waits for HubSpot's limits (other calls ignore it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SearchTurn {
+    /// A batch's search (matching): in line with the reads, and at the search limit
+    /// ahead of the change feeds' searches.
+    InLine,
+    /// A change feed's search, the safety net under the pushes: it yields to the calls
+    /// waiting their turn, for a while (`limiter::YIELD_MS`).
+    Yields,
+}
+
 #[derive(Debug)]
 pub struct HubSpotClient {
     http: reqwest::Client,
@@ -248,8 +259,10 @@ impl HubSpotClient {
         body: Option<&Value>,
         idempotent: Idempotent,
     ) -> Result<Answer, HubSpotError> {
-        self.request_with(method, path, query, idempotent, || body.map(Cow::Borrowed))
-            .await
+        self.request_with(method, path, query, idempotent, SearchTurn::InLine, || {
+            body.map(Cow::Borrowed)
+        })
+        .await
     }
 
     /// A read of `ids` (at most `cap`, one call's worth) that goes out with the reads
@@ -305,10 +318,17 @@ impl HubSpotClient {
                 together::Joined::Leader(lead) => {
                     let mut asked = (Vec::new(), Vec::new());
                     let first = self
-                        .request_with(Method::POST, path, &[], Idempotent::Yes, || {
-                            asked = lead.seal();
-                            Some(Cow::Owned(body_of(&asked.0, &asked.1)))
-                        })
+                        .request_with(
+                            Method::POST,
+                            path,
+                            &[],
+                            Idempotent::Yes,
+                            SearchTurn::InLine,
+                            || {
+                                asked = lead.seal();
+                                Some(Cow::Owned(body_of(&asked.0, &asked.1)))
+                            },
+                        )
                         .await;
                     let body = match (first, rest.take()) {
                         (Ok(a), Some(rest)) => rest(&asked.0, &asked.1, a.body).await,
@@ -361,12 +381,19 @@ impl HubSpotClient {
                     let mut asked = Vec::new();
                     let mut with_others = false;
                     let answer = self
-                        .request_with(Method::POST, path, &[], Idempotent::Yes, || {
-                            let (ids, all, others) = lead.seal_write();
-                            asked = ids;
-                            with_others = others;
-                            Some(Cow::Owned(json!({ "inputs": all })))
-                        })
+                        .request_with(
+                            Method::POST,
+                            path,
+                            &[],
+                            Idempotent::Yes,
+                            SearchTurn::InLine,
+                            || {
+                                let (ids, all, others) = lead.seal_write();
+                                asked = ids;
+                                with_others = others;
+                                Some(Cow::Owned(json!({ "inputs": all })))
+                            },
+                        )
                         .await
                         .map(|a| {
                             Arc::new(together::Answer {
@@ -389,12 +416,14 @@ impl HubSpotClient {
 
     /// [`HubSpotClient::request`] with a body made when the limiter first admits the
     /// call.
-    async fn request_with<'b>(
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn request_with<'b>(
         &self,
         method: Method,
         path: &str,
         query: &[(&str, String)],
         idempotent: Idempotent,
+        search_turn: SearchTurn,
         body_when_admitted: impl FnOnce() -> Option<Cow<'b, Value>>,
     ) -> Result<Answer, HubSpotError> {
         let mut make_body = Some(body_when_admitted);
@@ -407,11 +436,24 @@ impl HubSpotClient {
             attempt += 1;
             let queued = std::time::Instant::now();
             if path.ends_with("/search") {
-                RateLimiter::acquire_all(
-                    &[&self.search_limiter, &self.limiter],
-                    self.pause.as_ref(),
-                )
-                .await;
+                match search_turn {
+                    SearchTurn::InLine => {
+                        RateLimiter::acquire_both_in_turn(
+                            &self.search_limiter,
+                            &self.limiter,
+                            Turn::Other,
+                            self.pause.as_ref(),
+                        )
+                        .await
+                    }
+                    SearchTurn::Yields => {
+                        RateLimiter::acquire_all(
+                            &[&self.search_limiter, &self.limiter],
+                            self.pause.as_ref(),
+                        )
+                        .await
+                    }
+                }
             } else {
                 // Reads by id and listings wait in line behind the writes.
                 let turn = if method == Method::GET || path.ends_with("/batch/read") {

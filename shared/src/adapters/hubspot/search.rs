@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::objects::{HsRecord, parse_ms, records_of};
-use super::{HubSpotClient, HubSpotError, Idempotent};
+use super::{HubSpotClient, HubSpotError, Idempotent, SearchTurn};
 use crate::ports::crm::Modified;
 
 /// Records per search page.
@@ -240,15 +240,17 @@ impl HubSpotClient {
         Ok(json!({ "results": results }))
     }
 
-    /// One search call (`body` as HubSpot's `PublicObjectSearchRequest`).
+    /// One search call (`body` as HubSpot's `PublicObjectSearchRequest`): a change
+    /// feed's, which yields to the work waiting its turn ([`SearchTurn::Yields`]).
     pub async fn search(&self, object: &str, body: &Value) -> Result<SearchPage, HubSpotError> {
         let answer = self
-            .request(
+            .request_with(
                 Method::POST,
                 &format!("/crm/v3/objects/{object}/search"),
                 &[],
-                Some(body),
                 Idempotent::Yes,
+                SearchTurn::Yields,
+                || Some(std::borrow::Cow::Borrowed(body)),
             )
             .await?;
         let records = answer
