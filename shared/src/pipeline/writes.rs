@@ -642,45 +642,9 @@ impl Pipeline {
                 }
             }
         }
-        let (creates, updates): (Vec<Link>, Vec<Link>) = (
-            storing
-                .iter()
-                .filter_map(|(_, w)| match w {
-                    LinkWrite::Create(l) => Some(l.clone()),
-                    _ => None,
-                })
-                .collect(),
-            storing
-                .iter()
-                .filter_map(|(_, w)| match w {
-                    LinkWrite::Update(l) => Some(l.clone()),
-                    _ => None,
-                })
-                .collect(),
-        );
-        let (created, updated) = tokio::join!(
-            async {
-                match creates.is_empty() {
-                    true => Vec::new(),
-                    false => self.links.create_all(&creates).await,
-                }
-            },
-            async {
-                match updates.is_empty() {
-                    true => Vec::new(),
-                    false => self.links.update_all(&updates).await,
-                }
-            }
-        );
-        let (mut created, mut updated) = (created.into_iter(), updated.into_iter());
+        let stored = self.store_links(storing.iter().map(|(_, w)| w)).await;
         let mut events = Vec::new();
-        for (p, write) in storing {
-            let stored = match write {
-                LinkWrite::Kept => Some(Ok(())),
-                LinkWrite::Create(_) => created.next().map(|r| r.map(drop)),
-                LinkWrite::Update(_) => updated.next().map(|r| r.map(drop)),
-            }
-            .unwrap_or_else(|| Err(StoreError::Unavailable("no answer for the link".into())));
+        for ((p, _), stored) in storing.into_iter().zip(stored) {
             let outcome = match stored {
                 Ok(()) => {
                     events.extend(self.synced_events(items, &p, now));
@@ -699,6 +663,52 @@ impl Pipeline {
             let now = self.clock.now_ms();
             let _ = self.claims.release_all(&claims, &self.worker, now).await;
         }
+    }
+
+    /// Stores the links `writes` name, each answered in order: the new ones in one
+    /// store call, the moved ones in another.
+    async fn store_links<'a>(
+        &self,
+        writes: impl Iterator<Item = &'a LinkWrite> + Clone,
+    ) -> Vec<Result<(), StoreError>> {
+        let of = |create: bool| -> Vec<Link> {
+            writes
+                .clone()
+                .filter_map(|w| match w {
+                    LinkWrite::Create(l) if create => Some(l.clone()),
+                    LinkWrite::Update(l) if !create => Some(l.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (creates, updates) = (of(true), of(false));
+        let (created, updated) = tokio::join!(
+            async {
+                match creates.is_empty() {
+                    true => Vec::new(),
+                    false => self.links.create_all(&creates).await,
+                }
+            },
+            async {
+                match updates.is_empty() {
+                    true => Vec::new(),
+                    false => self.links.update_all(&updates).await,
+                }
+            }
+        );
+        let (mut created, mut updated) = (created.into_iter(), updated.into_iter());
+        writes
+            .map(|w| {
+                let answer = match w {
+                    LinkWrite::Kept => Some(Ok(())),
+                    LinkWrite::Create(_) => created.next().map(|r| r.map(drop)),
+                    LinkWrite::Update(_) => updated.next().map(|r| r.map(drop)),
+                };
+                answer.unwrap_or_else(|| {
+                    Err(StoreError::Unavailable("no answer for the link".into()))
+                })
+            })
+            .collect()
     }
 
     /// What storing a written pair's link takes; `Err`: the pair's outcome instead.
