@@ -217,6 +217,40 @@ impl SqliteStore {
         })
     }
 
+    /// `write` of each link (given its last-synced values as stored) with one
+    /// statement (`sql`), in one transaction; each answered in order, or each with the
+    /// transaction's failure.
+    async fn each_link(
+        &self,
+        links: &[Link],
+        sql: String,
+        write: fn(&mut rusqlite::CachedStatement<'_>, Link, String) -> Result<Link, StoreError>,
+    ) -> Vec<Result<Link, StoreError>> {
+        let links = links.to_vec();
+        let n = links.len();
+        let done = self
+            .with(move |c| {
+                let tx = writing(c)?;
+                let mut answers = Vec::with_capacity(links.len());
+                {
+                    let mut statement = tx.prepare_cached(&sql).map_err(unavailable)?;
+                    for link in links {
+                        let answer = serde_json::to_string(&link.last_synced)
+                            .map_err(|e| StoreError::Corrupt(e.to_string()))
+                            .and_then(|last| write(&mut statement, link, last));
+                        answers.push(answer);
+                    }
+                }
+                tx.commit().map_err(unavailable)?;
+                Ok(answers)
+            })
+            .await;
+        match done {
+            Ok(answers) => answers,
+            Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
+        }
+    }
+
     /// Runs `f` on the connection off the async threads.
     /// After a restart of the one process that owns this file: items its workers had in
     /// hand go back to the queue at once, and their claims on dedup keys are dropped
@@ -261,17 +295,6 @@ impl SqliteStore {
         })
         .await
         .map_err(unavailable)?
-    }
-}
-
-/// Each of `n` writes' answers, or the failure of their transaction for each of them.
-fn every_answer<T>(
-    done: Result<Vec<Result<T, StoreError>>, StoreError>,
-    n: usize,
-) -> Vec<Result<T, StoreError>> {
-    match done {
-        Ok(answers) => answers,
-        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
     }
 }
 
@@ -435,99 +458,56 @@ impl LinkStore for SqliteStore {
     /// store time, and the store's lock is shared by every worker). A refused insert
     /// undoes only itself.
     async fn create_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
-        let links = links.to_vec();
-        let n = links.len();
-        let done = self
-            .with(move |c| {
-                let tx = writing(c)?;
-                let mut answers = Vec::with_capacity(links.len());
-                {
-                    let mut insert = tx
-                        .prepare_cached(&format!(
-                            "INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)"
-                        ))
-                        .map_err(unavailable)?;
-                    for link in links {
-                        let mut stored = link;
-                        stored.version = 1;
-                        let answer = serde_json::to_string(&stored.last_synced)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))
-                            .and_then(|last| {
-                                insert
-                                    .execute(params![
-                                        stored.pair,
-                                        stored.hubspot_id,
-                                        stored.salesforce_object,
-                                        stored.salesforce_id,
-                                        last,
-                                        stored.synced_at,
-                                        stored.hubspot_read_at
-                                    ])
-                                    .map_err(|e| {
-                                        if is_constraint(&e) {
-                                            StoreError::Conflict("one side is already linked".into())
-                                        } else {
-                                            unavailable(e)
-                                        }
-                                    })
-                            })
-                            .map(|_| stored);
-                        answers.push(answer);
+        let sql =
+            format!("INSERT INTO links ({LINK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1, ?7)");
+        self.each_link(links, sql, |insert, link, last| {
+            insert
+                .execute(params![
+                    link.pair,
+                    link.hubspot_id,
+                    link.salesforce_object,
+                    link.salesforce_id,
+                    last,
+                    link.synced_at,
+                    link.hubspot_read_at
+                ])
+                .map_err(|e| {
+                    if is_constraint(&e) {
+                        StoreError::Conflict("one side is already linked".into())
+                    } else {
+                        unavailable(e)
                     }
-                }
-                tx.commit().map_err(unavailable)?;
-                Ok(answers)
-            })
-            .await;
-        every_answer(done, n)
+                })?;
+            Ok(Link { version: 1, ..link })
+        })
+        .await
     }
 
     async fn update_all(&self, links: &[Link]) -> Vec<Result<Link, StoreError>> {
-        let links = links.to_vec();
-        let n = links.len();
-        let done = self
-            .with(move |c| {
-                let tx = writing(c)?;
-                let mut answers = Vec::with_capacity(links.len());
-                {
-                    let mut update = tx
-                        .prepare_cached(
-                            "UPDATE links SET last_synced = ?1, synced_at = ?2, hubspot_read_at = ?6, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5",
-                        )
-                        .map_err(unavailable)?;
-                    for link in links {
-                        let answer = serde_json::to_string(&link.last_synced)
-                            .map_err(|e| StoreError::Corrupt(e.to_string()))
-                            .and_then(|last| {
-                                update
-                                    .execute(params![
-                                        last,
-                                        link.synced_at,
-                                        link.pair,
-                                        link.hubspot_id,
-                                        link.version as i64,
-                                        link.hubspot_read_at
-                                    ])
-                                    .map_err(unavailable)
-                            })
-                            .and_then(|changed| match changed {
-                                0 => Err(StoreError::Conflict(format!(
-                                    "link {}:{} changed since version {}",
-                                    link.pair, link.hubspot_id, link.version
-                                ))),
-                                _ => Ok(Link {
-                                    version: link.version + 1,
-                                    ..link
-                                }),
-                            });
-                        answers.push(answer);
-                    }
-                }
-                tx.commit().map_err(unavailable)?;
-                Ok(answers)
+        let sql = "UPDATE links SET last_synced = ?1, synced_at = ?2, hubspot_read_at = ?6, version = version + 1 WHERE pair = ?3 AND hubspot_id = ?4 AND version = ?5";
+        self.each_link(links, sql.into(), |update, link, last| {
+            let changed = update
+                .execute(params![
+                    last,
+                    link.synced_at,
+                    link.pair,
+                    link.hubspot_id,
+                    link.version as i64,
+                    link.hubspot_read_at
+                ])
+                .map_err(unavailable)?;
+            if changed == 0 {
+                return Err(StoreError::Conflict(format!(
+                    "link {}:{} changed since version {}",
+                    link.pair, link.hubspot_id, link.version
+                )));
+            }
+            Ok(Link {
+                version: link.version + 1,
+                ..link
             })
-            .await;
-        every_answer(done, n)
+        })
+        .await
     }
 
     async fn relink(
