@@ -154,6 +154,7 @@ pub async fn run() -> Result<(), CliError> {
         seed: 7,
         records: PEOPLE,
         overlap: 0.5,
+        deals: None,
     };
     let hs = HubSpotSandbox::spawn(hs_settings, clock.clone(), Some(seed))
         .await

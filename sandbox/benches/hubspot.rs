@@ -39,6 +39,7 @@ async fn main() {
         seed: 1,
         records,
         overlap: 1.0,
+        deals: None,
     });
     let generated = start.elapsed();
     let contacts_in_hubspot = world
@@ -55,6 +56,7 @@ async fn main() {
             seed: 1,
             records,
             overlap: 1.0,
+            deals: None,
         }),
     )
     .await

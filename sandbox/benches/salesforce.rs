@@ -43,6 +43,7 @@ async fn main() {
             seed: 1,
             records,
             overlap: 1.0,
+            deals: None,
         }),
     )
     .await

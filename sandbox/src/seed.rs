@@ -208,10 +208,13 @@ pub fn seeded_at(started_ms: i64) -> i64 {
 #[derive(Debug, Clone, Copy)]
 pub struct SeedSpec {
     pub seed: u64,
-    /// How many people (contacts/leads); companies are a fifth, deals a tenth.
+    /// How many people (contacts/leads); companies are a fifth.
     pub records: usize,
     /// The share present on both sides, 0.0..=1.0.
     pub overlap: f64,
+    /// How many deals, each on one side, the other or both as `overlap` says (`None`:
+    /// a tenth of `records`).
+    pub deals: Option<usize>,
 }
 
 impl Default for SeedSpec {
@@ -220,6 +223,7 @@ impl Default for SeedSpec {
             seed: 1,
             records: 100,
             overlap: 0.5,
+            deals: None,
         }
     }
 }
@@ -325,7 +329,7 @@ pub fn generate(spec: SeedSpec) -> World {
             }
         })
         .collect::<Vec<_>>();
-    let deals = (0..spec.records / 10)
+    let deals = (0..spec.deals.unwrap_or(spec.records / 10))
         .map(|i| {
             let company = rng.random_range(0..companies.len());
             Deal {
@@ -353,22 +357,44 @@ pub fn generate(spec: SeedSpec) -> World {
 mod tests {
     use super::*;
 
+    /// Deals are a tenth of the people unless the spec says how many (the scale bench
+    /// seeds as many per side as companies).
+    #[test]
+    fn deals_are_as_many_as_the_spec_says() {
+        let spec = SeedSpec {
+            seed: 3,
+            records: 300,
+            overlap: 0.5,
+            deals: None,
+        };
+        assert_eq!(generate(spec).deals.len(), 30);
+        let many = generate(SeedSpec {
+            deals: Some(90),
+            ..spec
+        });
+        assert_eq!(many.deals.len(), 90);
+        assert_eq!(many.people.len(), 300, "the people as before");
+    }
+
     #[test]
     fn the_same_seed_gives_the_same_world() {
         let a = generate(SeedSpec {
             seed: 7,
             records: 200,
             overlap: 0.5,
+            deals: None,
         });
         let b = generate(SeedSpec {
             seed: 7,
             records: 200,
             overlap: 0.5,
+            deals: None,
         });
         let c = generate(SeedSpec {
             seed: 8,
             records: 200,
             overlap: 0.5,
+            deals: None,
         });
         let emails = |w: &World| w.people.iter().map(|p| p.email.clone()).collect::<Vec<_>>();
         assert_eq!(emails(&a), emails(&b));
@@ -381,6 +407,7 @@ mod tests {
             seed: 1,
             records: 1000,
             overlap: 0.5,
+            deals: None,
         });
         let both = w
             .people

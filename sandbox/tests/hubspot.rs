@@ -225,6 +225,7 @@ async fn lists_page_with_after_and_hubspots_page_limit() {
             seed: 3,
             records: 500,
             overlap: 0.5,
+            deals: None,
         }),
     )
     .await;
@@ -524,6 +525,7 @@ async fn search_stops_at_ten_thousand_results() {
             seed: 5,
             records: 20_500,
             overlap: 0.6,
+            deals: None,
         }),
     )
     .await;
@@ -858,6 +860,7 @@ async fn the_seed_is_deterministic_and_custom_objects_answer_by_id_and_name() {
             seed: 9,
             records: 50,
             overlap: 0.5,
+            deals: None,
         }),
     )
     .await;
@@ -867,6 +870,7 @@ async fn the_seed_is_deterministic_and_custom_objects_answer_by_id_and_name() {
             seed: 9,
             records: 50,
             overlap: 0.5,
+            deals: None,
         }),
     )
     .await;

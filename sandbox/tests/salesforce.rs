@@ -184,6 +184,7 @@ async fn soql_pages_with_next_records_url_and_cursors_expire() {
         seed: 2,
         records: 1_500,
         overlap: 0.9,
+        deals: None,
     }))
     .await;
     let total = o.query("SELECT COUNT() FROM Contact").await.body["totalSize"]
@@ -1472,6 +1473,7 @@ async fn seeded_records_were_modified_before_the_org_started() {
         seed: 3,
         records: 200,
         overlap: 0.5,
+        deals: None,
     }))
     .await;
     let all = o.query("SELECT COUNT() FROM Contact").await.body["totalSize"]

@@ -173,6 +173,7 @@ async fn main() -> std::process::ExitCode {
         seed: args.seed,
         records: args.records,
         overlap: args.overlap,
+        deals: None,
     };
     // One clock for both sandboxes.
     let clock = Clock::running();

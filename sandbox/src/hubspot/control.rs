@@ -82,6 +82,7 @@ async fn seed(State(hs): State<Arc<HubSpot>>, bytes: Bytes) -> Reply {
         seed: v.get("seed").and_then(Value::as_u64).unwrap_or(1),
         records: v.get("records").and_then(Value::as_u64).unwrap_or(100) as usize,
         overlap: v.get("overlap").and_then(Value::as_f64).unwrap_or(0.5),
+        deals: v.get("deals").and_then(Value::as_u64).map(|d| d as usize),
     };
     let now = hs.clock.now_ms();
     let world = crate::seed::generate(spec);

@@ -74,6 +74,7 @@ async fn seed(State(sf): State<Arc<Salesforce>>, bytes: Bytes) -> Reply {
         seed: v.get("seed").and_then(Value::as_u64).unwrap_or(1),
         records: v.get("records").and_then(Value::as_u64).unwrap_or(100) as usize,
         overlap: v.get("overlap").and_then(Value::as_f64).unwrap_or(0.5),
+        deals: v.get("deals").and_then(Value::as_u64).map(|d| d as usize),
     };
     let now = sf.clock.now_ms();
     let counts = super::seed::seed(&mut lock(&sf.org), &crate::seed::generate(spec), now);

@@ -51,8 +51,8 @@ pub const SALESFORCE_TOKEN: &str = "salesforce-integration-token";
 /// What one run measures, from `SCALE_*` variables.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// People per side, half of them on both (`SCALE_PEOPLE`, 100,000); companies are a
-    /// fifth of that, deals a tenth of the people seeded.
+    /// People per side, half of them on both (`SCALE_PEOPLE`, 100,000); companies and
+    /// deals are a fifth of that per side.
     pub people: usize,
     /// Added to every CRM call (`SCALE_LATENCY_MS`, 50).
     pub latency_ms: u64,
@@ -120,12 +120,15 @@ impl Settings {
     }
 
     /// The seed giving `people` per side with half of them on both: of all people, a
-    /// third on both sides and a third on each side alone.
+    /// third on both sides and a third on each side alone; companies and deals a fifth
+    /// of `people` per side (the 100,000 contacts, 20,000 companies and 20,000
+    /// deals per side). A deal on both sides is two deals (deals have no key to match).
     pub fn seed(&self) -> SeedSpec {
         SeedSpec {
             seed: 11,
             records: self.people * 3 / 2,
             overlap: 1.0 / 3.0,
+            deals: Some(self.people * 3 / 10),
         }
     }
 

@@ -72,6 +72,7 @@ pub async fn measure(settings: &Settings) -> Result<Probe, String> {
         seed: 5,
         records: settings.probe_batch * 3 / 2,
         overlap: 1.0 / 3.0,
+        deals: None,
     };
     let s = Sandboxes::start(0, seed).await?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;

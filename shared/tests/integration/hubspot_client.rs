@@ -113,6 +113,7 @@ async fn lists_page_through_every_record() {
             seed: 3,
             records: 500,
             overlap: 0.5,
+            deals: None,
         }),
     )
     .await;
@@ -139,6 +140,7 @@ async fn changes_are_read_completely_past_the_10000_search_cap() {
             seed: 4,
             records: 14_000,
             overlap: 0.8,
+            deals: None,
         }),
     )
     .await;
@@ -443,6 +445,7 @@ async fn owners_lists_associations_properties_and_merges_page_and_work() {
             seed: 8,
             records: 400,
             overlap: 0.5,
+            deals: None,
         }),
     )
     .await;
@@ -573,6 +576,7 @@ async fn the_client_serves_the_hubspot_port() {
             seed: 9,
             records: 50,
             overlap: 0.5,
+            deals: None,
         }),
     )
     .await;
@@ -604,6 +608,7 @@ async fn saturated_contacts(seed: u64, n: usize) -> (HubSpotSandbox, HubSpotClie
             seed,
             records: 30,
             overlap: 0.0,
+            deals: None,
         }),
     )
     .await;
@@ -819,6 +824,7 @@ async fn searches_waiting_at_the_limiter_together_go_as_one_call() {
             seed: 9,
             records: 60,
             overlap: 0.0,
+            deals: None,
         }),
     )
     .await;
@@ -874,6 +880,7 @@ async fn a_change_feeds_search_yields_to_a_batchs() {
             seed: 13,
             records: 20,
             overlap: 0.0,
+            deals: None,
         }),
     )
     .await;
@@ -920,6 +927,7 @@ async fn a_search_for_many_values_fills_its_filter_groups_and_pages_through() {
             seed: 11,
             records: 600,
             overlap: 0.0,
+            deals: None,
         }),
     )
     .await;

@@ -54,6 +54,7 @@ async fn queries_page_through_every_batch() {
             seed: 5,
             records: 6_000,
             overlap: 0.9,
+            deals: None,
         }),
         None,
     )
@@ -213,6 +214,7 @@ async fn one_composite_call_polls_every_object_and_describe_reads_the_org_now() 
             seed: 6,
             records: 200,
             overlap: 0.9,
+            deals: None,
         }),
         None,
     )

@@ -112,6 +112,7 @@ impl World {
             seed: 1,
             records: 0,
             overlap: 0.0,
+            deals: None,
         });
         let hs = HubSpotSandbox::spawn(hs_settings, clock.clone(), owners)
             .await
