@@ -468,7 +468,7 @@ impl Pipeline {
             .as_ref()
             .filter(|_| first_link)
             .map(|k| spec.claim_key(k));
-        // Taken for the whole batch at once once every pair is planned
+        // Claimed with the batch's other keys in one call once every pair is planned
         // (`Pipeline::claim_planned`).
         if let Some(k) = &claim_key
             && !in_batch.insert(k.clone())
