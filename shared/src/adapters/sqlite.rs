@@ -929,14 +929,9 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-/// A record's status after `event`, and the event in its history, within `tx`.
-fn record_in(
-    tx: &rusqlite::Transaction<'_>,
-    event: &SyncEvent,
-    history_ttl_ms: i64,
-) -> Result<RecordStatus, StoreError> {
-    let r = &event.record;
-    let previous: Option<String> = tx
+/// A record's stored status.
+fn status_in(c: &Connection, r: &RecordRef) -> Result<Option<RecordStatus>, StoreError> {
+    let data: Option<String> = c
         .one(
             "SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3",
             params![r.side, r.object, r.id],
@@ -944,9 +939,18 @@ fn record_in(
         )
         .optional()
         .map_err(unavailable)?;
-    let previous = previous
-        .map(|d| serde_json::from_str(&d).map_err(corrupt))
-        .transpose()?;
+    data.map(|d| serde_json::from_str(&d).map_err(corrupt))
+        .transpose()
+}
+
+/// A record's status after `event`, and the event in its history, within `tx`.
+fn record_in(
+    tx: &rusqlite::Transaction<'_>,
+    event: &SyncEvent,
+    history_ttl_ms: i64,
+) -> Result<RecordStatus, StoreError> {
+    let r = &event.record;
+    let previous = status_in(tx, r)?;
     let status = RecordStatus::after(previous, event);
     let data = serde_json::to_string(&status).map_err(corrupt)?;
     tx.run(
@@ -1008,19 +1012,7 @@ impl StatusStore for SqliteStore {
 
     async fn status(&self, record: &RecordRef) -> Result<Option<RecordStatus>, StoreError> {
         let r = record.clone();
-        self.with(move |c| {
-            let data: Option<String> = c
-                .one(
-                    "SELECT data FROM status WHERE side = ?1 AND object = ?2 AND id = ?3",
-                    params![r.side, r.object, r.id],
-                    |row| row.get(0),
-                )
-                .optional()
-                .map_err(unavailable)?;
-            data.map(|d| serde_json::from_str(&d).map_err(corrupt))
-                .transpose()
-        })
-        .await
+        self.with(move |c| status_in(c, &r)).await
     }
 
     async fn history(&self, record: &RecordRef, now: i64) -> Result<Vec<SyncEvent>, StoreError> {

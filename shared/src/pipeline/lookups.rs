@@ -121,8 +121,8 @@ struct Missing {
     targets: Vec<(usize, WorkItem)>,
     /// (record index in `synced`, why the field stays empty).
     wrong_kind: Vec<(usize, String)>,
-    /// The records' associations a lookup pass read (or was given), for the pass
-    /// after it.
+    /// The records' associations a lookup's look read (or was given), for the pass
+    /// that applies after it.
     read: Option<Associated>,
 }
 
@@ -312,7 +312,8 @@ impl Pipeline {
             tracing::info!(message = "syncing related records first", pair = %run.spec.name, count = refs.len());
             self.sync_related(refs, depth + 1).await;
         }
-        // A junction's first pass associated the targets it found: read again.
+        // A lookup's look serves the pass that applies; a junction's first pass
+        // associated the targets it found, and the second reads again (no `read`).
         let known = Prefetch {
             associations: missing.read.into_iter().collect(),
             ..Prefetch::default()
@@ -468,8 +469,9 @@ impl Pipeline {
         let current = self
             .associations_of(run, &lookup.target_hubspot, synced, &to_read, prefetch)
             .await?;
+        // What this pass read, for the applying pass after a look.
         let mut missing = Missing {
-            read: Some(Associated {
+            read: (pass == Pass::Look).then(|| Associated {
                 to: lookup.target_hubspot.clone(),
                 asked: to_read
                     .iter()
@@ -756,12 +758,11 @@ impl Pipeline {
         }
     }
 
-    /// Records on a record's link that its lookup `field`, at `value`, is associated
-    /// with the HubSpot record `hubspot`. Best effort: a link another batch moved on
-    /// meanwhile keeps its own, and the next sync reads the associations.
-    /// Records on the links of `synced[n]` that `field` is in step at `(value, hubspot)`,
-    /// for each `(n, value, hubspot)`: the batch's links read in one store call and
-    /// written in another (an initial sync records a whole batch's).
+    /// Records on the links of `synced[n]` that `field` is in step at `(value, hubspot)`
+    /// (its value associated with the HubSpot record `hubspot`), for each
+    /// `(n, value, hubspot)`: the batch's links read in one store call and written in
+    /// another. Best effort: a link another batch moved on meanwhile keeps its own, and
+    /// the next sync reads the associations.
     async fn record_lookups(
         &self,
         run: &PairRun,

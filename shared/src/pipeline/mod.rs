@@ -563,10 +563,7 @@ impl Pipeline {
     }
 
     pub(crate) async fn record(&self, event: SyncEvent) {
-        self.tally.add(event.outcome);
-        if let Err(e) = self.status.record(&event, HISTORY_TTL_MS).await {
-            tracing::warn!(message = "could not record a sync outcome", error = %e);
-        }
+        self.record_all(std::slice::from_ref(&event)).await;
     }
 
     /// [`Pipeline::record`] of a batch's events, in one store call.
@@ -578,7 +575,7 @@ impl Pipeline {
             return;
         }
         if let Err(e) = self.status.record_all(events, HISTORY_TTL_MS).await {
-            tracing::warn!(message = "could not record a batch's sync outcomes", events = events.len(), error = %e);
+            tracing::warn!(message = "could not record sync outcomes", events = events.len(), error = %e);
         }
     }
 
